@@ -1,0 +1,40 @@
+# The two commands the README opens with: `make demo` and `make test`.
+# Each creates .venv and installs the project on first use, so a fresh machine needs only
+# Python 3.11, Java 17 and Maven (the tests fetch Kafka's jars with Maven once).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo test lint unit integration bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/flywheel demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+unit: install
+	$(BIN)/pytest -m "not integration"
+
+integration: install
+	$(BIN)/pytest -m integration
+
+bench: install
+	$(BIN)/python -m bench.api_ingest
+
+clean:
+	rm -rf $(VENV) .test-kafka .kafka-local .pytest_cache .mypy_cache .ruff_cache

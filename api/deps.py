@@ -1,0 +1,72 @@
+"""Dependencies the routes declare, as ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+
+from api.metrics import ApiMetrics
+from api.sink import EventSink
+from flywheel.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    """The settings the app was built with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_sink(request: Request) -> EventSink:
+    """The sink accepted events are handed to."""
+    sink: EventSink = request.app.state.sink
+    return sink
+
+
+def get_metrics(request: Request) -> ApiMetrics:
+    """The app's Prometheus metrics."""
+    metrics: ApiMetrics = request.app.state.metrics
+    return metrics
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SinkDep = Annotated[EventSink, Depends(get_sink)]
+MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if not header:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing Authorization header; send 'Authorization: Bearer <write key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "the Authorization header must be 'Bearer <write key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return token.strip()
+
+
+def _matches(token: str, keys: list[str]) -> bool:
+    # compare_digest against every key, so timing does not tell which key was close.
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(token.encode(), key.encode())
+    return found
+
+
+def require_write_key(request: Request, settings: SettingsDep) -> None:
+    """401 without a bearer token, 403 with one that is not a write key."""
+    token = _bearer(request)
+    keys = [key.get_secret_value() for key in settings.api.write_keys]
+    if not _matches(token, keys):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this key may not write events")
+
+
+WriteKeyDep = Annotated[None, Depends(require_write_key)]

@@ -1,0 +1,117 @@
+"""The FastAPI application: ``create_app`` wires settings, the event sink and the routers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import errors
+from api.metrics import ApiMetrics
+from api.routes import events, meta
+from api.sink import EventSink
+from flywheel.settings import Settings
+from ingest.contract import EVENT_ADAPTER
+
+KNOWN_ROUTES = frozenset({"/v1/events", "/v1/schema", "/healthz", "/readyz", "/metrics"})
+
+
+class RequestMetricsMiddleware:
+    """Counts answered requests by method, route and status (unknown paths are ``other``)."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = scope["path"] if scope["path"] in KNOWN_ROUTES else "other"
+            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+
+
+def _openapi_with_contract(app: FastAPI) -> dict[str, Any]:
+    """The generated OpenAPI document plus the event contract, so clients see the body schema."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    contract = EVENT_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update(contract.pop("$defs"))
+    components["EventCreate"] = contract
+    components["EventBatchCreate"] = {
+        "title": "EventBatchCreate",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["events"],
+        "properties": {
+            "events": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": app.state.settings.api.max_events_per_request,
+                "items": {"$ref": "#/components/schemas/EventCreate"},
+            }
+        },
+    }
+    schema["components"]["securitySchemes"] = {
+        "WriteKey": {"type": "http", "scheme": "bearer", "description": "A write key."}
+    }
+    schema["paths"]["/v1/events"]["post"]["security"] = [{"WriteKey": []}]
+    app.openapi_schema = schema
+    return schema
+
+
+def create_app(
+    settings: Settings, sink: EventSink, *, metrics: ApiMetrics | None = None
+) -> FastAPI:
+    """Build the API around an event sink (Kafka in production, in-process in embedded mode)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        sink.close()
+
+    app = FastAPI(
+        title="Feedback Flywheel ingest API",
+        version="1",
+        description="Post implicit feedback events from a chat frontend (contract v1).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.sink = sink
+    app.state.metrics = metrics or ApiMetrics()
+    errors.install(app)
+    app.include_router(events.router)
+    app.include_router(meta.router)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.api.cors_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type"],
+        # Bearer keys travel in a header, so cookies (credentials) are never needed.
+        allow_credentials=False,
+        max_age=600,
+    )
+    app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
+    app.openapi = lambda: _openapi_with_contract(app)  # type: ignore[method-assign]
+    return app

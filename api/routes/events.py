@@ -1,0 +1,172 @@
+"""``POST /v1/events``: validate a request's events and hand them to the sink, all or nothing."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Request, status
+from pydantic import BaseModel
+
+from api.deps import MetricsDep, SettingsDep, SinkDep, WriteKeyDep
+from api.errors import ApiError, ErrorPublic
+from api.sink import EncodedEvent
+from flywheel.errors import ContractError, SinkUnavailableError
+from ingest.contract import Event, encode_event, parse_events
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["events"])
+
+
+class EventsAcceptedPublic(BaseModel):
+    """The events of the request are durably stored."""
+
+    accepted: int
+    """How many events were accepted (all of the request's)."""
+    event_ids: list[UUID]
+    """Their ids, in request order."""
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorPublic, "description": description}
+
+
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _error("The body is not valid JSON."),
+    401: _error("No bearer token."),
+    403: _error("The bearer token is not a write key."),
+    413: _error("Too many events, the body or one event is too large."),
+    415: _error("The body is not ``application/json``."),
+    422: _error("One or more events break the contract; nothing was stored."),
+    503: _error("The events could not be stored now; resend later (see ``Retry-After``)."),
+}
+
+REQUEST_BODY = {
+    "required": True,
+    "description": 'One event, or ``{"events": [...]}`` with up to 500 events.',
+    "content": {
+        "application/json": {
+            "schema": {
+                "oneOf": [
+                    {"$ref": "#/components/schemas/EventCreate"},
+                    {"$ref": "#/components/schemas/EventBatchCreate"},
+                ]
+            }
+        }
+    },
+}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read the body, stopping with 413 as soon as it grows past ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"the body is {declared} bytes; the limit is {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"the body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_items(body: bytes, *, max_events: int) -> list[object]:
+    """The request's events as decoded JSON values: one object, or the ``events`` list."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        position = f" at position {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise ApiError(
+            400, f"the body is not valid JSON{position}", code="malformed_json"
+        ) from None
+    if isinstance(data, dict) and "events" in data and "type" not in data:
+        extra = sorted(set(data) - {"events"})
+        items = data["events"]
+        if extra or not isinstance(items, list) or not items:
+            raise ContractError(
+                "a batch is an object with one key, events: a non-empty list of events",
+                errors=[
+                    {
+                        "index": None,
+                        "path": "events" if not extra else extra[0],
+                        "type": "invalid_batch",
+                        "message": 'expected {"events": [event, ...]} with at least one event',
+                    }
+                ],
+            )
+        if len(items) > max_events:
+            raise ApiError(413, f"{len(items)} events in one request; the limit is {max_events}")
+        return items
+    if isinstance(data, dict):
+        return [data]
+    raise ContractError(
+        'the body must be an event object or {"events": [...]}',
+        errors=[
+            {
+                "index": None,
+                "path": "(body)",
+                "type": "invalid_body",
+                "message": "expected an object",
+            }
+        ],
+    )
+
+
+def encode_all(events: list[Event], *, max_event_bytes: int) -> list[EncodedEvent]:
+    """Encode each event for the sink, refusing any over the per-event size limit."""
+    encoded = []
+    for index, event in enumerate(events):
+        value = encode_event(event)
+        if len(value) > max_event_bytes:
+            raise ApiError(
+                413, f"event {index} is {len(value)} bytes; the limit is {max_event_bytes}"
+            )
+        key = event.conversation_id.encode()
+        encoded.append(EncodedEvent(event_id=event.event_id, key=key, value=value))
+    return encoded
+
+
+@router.post(
+    "/v1/events",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=RESPONSES,
+    openapi_extra={"requestBody": REQUEST_BODY},
+    summary="Post one event or a batch",
+)
+async def post_events(
+    request: Request,
+    _auth: WriteKeyDep,
+    settings: SettingsDep,
+    sink: SinkDep,
+    metrics: MetricsDep,
+) -> EventsAcceptedPublic:
+    """Accept events: 202 only once the sink (Kafka) acknowledged every one of them."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise ApiError(415, "send the events as application/json", code="unsupported_media_type")
+    limits = settings.api
+    body = await read_body(request, limits.max_request_bytes)
+    items = decode_items(body, max_events=limits.max_events_per_request)
+    try:
+        events = parse_events(items)
+    except ContractError as exc:
+        metrics.events.labels("rejected").inc(len(items))
+        log.info(
+            "rejected events", extra={"fields": {"events": len(items), "errors": len(exc.errors)}}
+        )
+        raise
+    encoded = encode_all(events, max_event_bytes=limits.max_event_bytes)
+    started = time.perf_counter()
+    try:
+        await sink.publish(encoded)
+    except SinkUnavailableError:
+        metrics.events.labels("unavailable").inc(len(encoded))
+        raise
+    metrics.produce_seconds.observe(time.perf_counter() - started)
+    metrics.events.labels("accepted").inc(len(encoded))
+    return EventsAcceptedPublic(accepted=len(encoded), event_ids=[e.event_id for e in encoded])

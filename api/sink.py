@@ -1,0 +1,68 @@
+"""Where accepted events go: the sink interface, and its in-memory twin.
+
+The API hands every accepted request to an ``EventSink`` and answers 202 only once ``publish``
+returned. In production the sink is ``api.producer.KafkaSink``; in embedded mode the composition
+root (``flywheel.cli``) passes a sink that runs the ingest pipeline in-process. ``MemorySink`` is
+the twin for unit tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+from uuid import UUID
+
+from flywheel.errors import SinkUnavailableError
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedEvent:
+    """One validated event, encoded the way it travels: keyed by conversation, JSON value."""
+
+    event_id: UUID
+    key: bytes
+    """The conversation id; Kafka partitions by it so a conversation's events stay in order."""
+    value: bytes
+    """The event as compact JSON (contract v1)."""
+
+
+class EventSink(Protocol):
+    """Durably accepts validated events; raises ``SinkUnavailableError`` when it cannot."""
+
+    async def publish(self, events: Sequence[EncodedEvent]) -> None:
+        """Return only once every event is durably stored (all or nothing for the client)."""
+        ...
+
+    async def ready(self) -> bool:
+        """True if ``publish`` is expected to succeed now."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release connections."""
+        ...
+
+
+@dataclass
+class MemorySink:
+    """Keeps published events in a list; can be told to fail, like a broker that is down."""
+
+    events: list[EncodedEvent] = field(default_factory=list)
+    available: bool = True
+    delay_s: float = 0.0
+
+    async def publish(self, events: Sequence[EncodedEvent]) -> None:
+        """Append the events, or raise as an unreachable broker would."""
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if not self.available:
+            raise SinkUnavailableError("the event sink is unavailable", retry_after_s=1)
+        self.events.extend(events)
+
+    async def ready(self) -> bool:
+        """Whether the sink accepts events."""
+        return self.available
+
+    def close(self) -> None:
+        """Nothing to release."""

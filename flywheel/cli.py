@@ -1,0 +1,248 @@
+"""The ``flywheel`` command: the composition root that wires settings, stages and services.
+
+Commands stay thin: they read settings, build the pieces and call a stage's service function.
+Every ``FlywheelError`` ends as one red line on stderr and exit code 1, never a traceback.
+Heavy libraries are imported inside the commands so ``flywheel --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+from flywheel.errors import ConfigError, FlywheelError
+from flywheel.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from api.sink import EventSink
+
+app = typer.Typer(
+    name="flywheel",
+    help="Feedback Flywheel: chat feedback events in, TRL-ready preference datasets out.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+kafka_app = typer.Typer(help="Kafka topics and a local development broker.", no_args_is_help=True)
+local_app = typer.Typer(
+    help="A real single-node Kafka broker on loopback, for development and tests.",
+    no_args_is_help=True,
+)
+app.add_typer(kafka_app, name="kafka")
+kafka_app.add_typer(local_app, name="local")
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+DEFAULT_KAFKA_HOME = Path(".kafka-local")
+
+
+def settings_and_logging() -> Settings:
+    """Load the settings and configure logging from them."""
+    from flywheel.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def build_sink(settings: Settings) -> EventSink:
+    """The event sink for this configuration: Kafka, or in-process in embedded mode."""
+    if settings.embedded:
+        from api.sink import MemorySink
+
+        err.print(
+            "[yellow]embedded mode[/] (FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS unset): "
+            "accepted events are handed to the in-process sink"
+        )
+        return MemorySink()
+    from api.producer import KafkaSink
+
+    return KafkaSink(settings.kafka)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8000,
+    access_log: Annotated[
+        bool, typer.Option(help="Log every request (method, path, status).")
+    ] = False,
+) -> None:
+    """Run the ingest API.
+
+    Example: FLYWHEEL_API__WRITE_KEYS='["a-long-random-key-1234"]' flywheel serve --port 8000
+    """
+    settings = settings_and_logging()
+    if not settings.api.write_keys:
+        raise ConfigError(
+            "no write keys: set FLYWHEEL_API__WRITE_KEYS to a JSON list of keys, "
+            "e.g. '[\"<at least 16 random characters>\"]'"
+        )
+    import uvicorn
+
+    from api.main import create_app
+
+    api = create_app(settings, build_sink(settings))
+    uvicorn.run(api, host=host, port=port, log_config=None, access_log=access_log)
+
+
+@kafka_app.command("init")
+def kafka_init() -> None:
+    """Create the events and dead-letter topics (idempotent).
+
+    Example: FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:9092 flywheel kafka init
+    """
+    from flywheel.kafka import create_topics
+
+    settings = settings_and_logging()
+    if settings.embedded:
+        raise ConfigError("FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS is unset; there is no Kafka to set up")
+    for topic, outcome in create_topics(settings.kafka).items():
+        partitions = settings.kafka.partitions if topic == settings.kafka.events_topic else 1
+        out.print(f"{topic}: {outcome} ({partitions} partitions)")
+
+
+HomeOption = Annotated[
+    Path, typer.Option(help="Folder of the broker: data, logs/server.log and state.json.")
+]
+
+
+@local_app.command("start")
+def local_start(home: HomeOption = DEFAULT_KAFKA_HOME) -> None:
+    """Start a local broker (resolving Kafka from Maven Central once) and print its address.
+
+    Example: export FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS=$(flywheel kafka local start)
+    """
+    from flywheel import localkafka
+
+    with err.status("starting a local Kafka broker (first run downloads it with Maven)"):
+        state = localkafka.start(home)
+    err.print(
+        f"Kafka {localkafka.KAFKA_VERSION} serves on {state.bootstrap_servers}; logs: "
+        f"{Path(state.home) / 'logs'}"
+    )
+    out.print(state.bootstrap_servers)
+
+
+@local_app.command("stop")
+def local_stop(home: HomeOption = DEFAULT_KAFKA_HOME) -> None:
+    """Stop the local broker; its data stays for the next start."""
+    from flywheel import localkafka
+
+    stopped = localkafka.stop(home)
+    err.print("stopped" if stopped else "no broker was running")
+
+
+@local_app.command("status")
+def local_status(home: HomeOption = DEFAULT_KAFKA_HOME) -> None:
+    """Say whether the local broker runs and answers; exit 1 if it does not."""
+    from flywheel import localkafka
+    from flywheel.kafka import ping
+    from flywheel.settings import KafkaSettings
+
+    state = localkafka.read_state(home.resolve())
+    if state is None or not localkafka.is_running(state):
+        err.print("[red]not running[/]")
+        raise typer.Exit(1)
+    answering = ping(KafkaSettings(bootstrap_servers=state.bootstrap_servers, max_block_ms=3000))
+    err.print(
+        f"pid {state.pid}, {state.bootstrap_servers}, "
+        + ("answering" if answering else "[red]not answering[/]")
+    )
+    out.print(state.bootstrap_servers)
+    if not answering:
+        raise typer.Exit(1)
+
+
+@app.command()
+def simulate(
+    events: Annotated[int, typer.Option(min=1, help="How many events to generate.")] = 1000,
+    seed: Annotated[
+        int, typer.Option(help="Random seed; the same seed gives the same events.")
+    ] = 0,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write the events to this JSONL file.")
+    ] = None,
+    truth: Annotated[
+        Path | None, typer.Option(help="Write the hidden ground truth (JSONL) to this file.")
+    ] = None,
+    post: Annotated[
+        str | None, typer.Option(help="POST the events to this URL (…/v1/events).")
+    ] = None,
+    key: Annotated[str | None, typer.Option(help="Write key for --post.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=500, help="Events per POST.")] = 100,
+) -> None:
+    """Generate realistic simulated chat feedback traffic.
+
+    Examples: flywheel simulate --events 10000 --seed 7 --out events.jsonl --truth truth.jsonl;
+    flywheel simulate --events 5000 --post http://127.0.0.1:8000/v1/events --key $KEY
+    """
+    from rich.progress import Progress
+
+    from flywheel import simulator
+
+    if (out_file is None) == (post is None):
+        raise ConfigError("give exactly one of --out FILE.jsonl or --post URL")
+    if post is not None and not key:
+        raise ConfigError("--post needs --key (a write key of the API)")
+    simulation = simulator.simulate(simulator.SimulationConfig(events=events, seed=seed))
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("simulating", total=events)
+        if out_file is not None:
+
+            def counted() -> simulator.Iterator[dict[str, object]]:
+                for event in simulation:
+                    progress.advance(task)
+                    yield event
+
+            written = simulator.write_jsonl(counted(), out_file)
+            summary = f"{written} events written to {out_file}"
+        else:
+            assert post is not None and key is not None
+            result = simulator.post_events(
+                simulation, url=post, key=key, batch_size=batch_size,
+                on_batch=lambda n: progress.advance(task, n),
+            )  # fmt: skip
+            summary = (
+                f"{result.accepted} events accepted by {post} in {result.seconds:.1f}s "
+                f"({result.accepted / max(result.seconds, 1e-9):,.0f}/s, {result.retries} retries)"
+            )
+    if truth is not None:
+        records = simulator.write_truth(simulation, truth)
+        summary += f"; {records} truth records written to {truth}"
+    out.print(summary)
+
+
+@app.command()
+def demo(
+    events: Annotated[int, typer.Option(min=1, help="How many simulated events to send.")] = 5000,
+    seed: Annotated[int, typer.Option(help="Random seed of the simulated traffic.")] = 0,
+) -> None:
+    """Run the main job on the embedded default: simulated traffic through the real HTTP API.
+
+    Example: flywheel demo --events 5000
+    """
+    from flywheel.demo import run_demo
+
+    settings_and_logging()
+    run_demo(events=events, seed=seed, console=out)
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning platform errors into one red line and exit code 1."""
+    try:
+        app()
+    except FlywheelError as exc:
+        first, _, rest = str(exc).partition("\n")
+        err.print(f"[bold red]error:[/] {first}", soft_wrap=True)
+        if rest:
+            err.print(rest, markup=False, style="dim")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("[red]interrupted[/]")
+        sys.exit(130)

@@ -1,0 +1,53 @@
+"""The one error hierarchy of Feedback Flywheel.
+
+Every error the platform raises on purpose derives from ``FlywheelError``. Errors carry identifiers
+(topic, partition, offset, event id, setting name), never raw event text, so they are safe to log.
+
+    FlywheelError
+    ├── ConfigError              a setting is missing or wrong; the user must fix the configuration
+    ├── ContractError            an event breaks the event contract (permanent: never retried)
+    ├── TransientError           worth retrying with backoff (never dead-lettered)
+    │   └── SinkUnavailableError the event sink (Kafka) did not acknowledge in time
+    ├── KafkaError               a Kafka call failed permanently (bad topic, auth, config)
+    └── LocalKafkaError          the local development broker could not be resolved or started
+
+Only ``api/`` maps these to HTTP status codes, and only ``flywheel.cli`` maps them to exit codes.
+"""
+
+from __future__ import annotations
+
+
+class FlywheelError(Exception):
+    """Root of every error the platform raises on purpose."""
+
+
+class ConfigError(FlywheelError):
+    """A setting is missing, malformed or a placeholder; the message names the setting."""
+
+
+class ContractError(FlywheelError):
+    """An event does not satisfy the event contract; permanent, never retried."""
+
+    def __init__(self, message: str, *, errors: list[dict[str, object]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
+
+
+class TransientError(FlywheelError):
+    """A failure that may go away on its own; callers retry with backoff."""
+
+
+class SinkUnavailableError(TransientError):
+    """The event sink could not acknowledge the events (broker down, timeout)."""
+
+    def __init__(self, message: str, *, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class KafkaError(FlywheelError):
+    """A Kafka operation failed for a reason retrying will not fix."""
+
+
+class LocalKafkaError(FlywheelError):
+    """The local development broker could not be resolved, formatted or started."""

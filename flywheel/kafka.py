@@ -1,0 +1,131 @@
+"""Kafka client settings, topic administration, and the one place Kafka errors are translated.
+
+kafka-python is imported inside the functions so that importing this module (and so the CLI)
+stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flywheel.errors import FlywheelError, KafkaError, SinkUnavailableError, TransientError
+from flywheel.settings import KafkaSettings
+
+# Pinned on purpose: kafka-python silently turns idempotence off when a conflicting setting is
+# passed, so these are always passed explicitly and checked after the producer is built.
+DURABLE_PRODUCER_SETTINGS: dict[str, Any] = {"acks": "all", "enable_idempotence": True}
+
+
+def producer_config(settings: KafkaSettings, *, client_suffix: str) -> dict[str, Any]:
+    """The keyword arguments of ``KafkaProducer`` for a durable, idempotent producer."""
+    if settings.bootstrap_servers is None:
+        raise KafkaError("no Kafka configured (FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS is unset)")
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers.split(","),
+        "client_id": f"{settings.client_id}-{client_suffix}",
+        "linger_ms": settings.linger_ms,
+        "max_block_ms": settings.max_block_ms,
+        "request_timeout_ms": settings.request_timeout_ms,
+        "bootstrap_timeout_ms": settings.max_block_ms,
+        "compression_type": settings.compression_type,
+        **DURABLE_PRODUCER_SETTINGS,
+    }
+    return config
+
+
+def check_durable(producer: Any) -> None:
+    """Raise if a built producer is not ``acks=all`` with idempotence on."""
+    config = producer.config
+    if config["acks"] != -1 or not config["enable_idempotence"]:
+        raise KafkaError(
+            "the Kafka producer is not durable "
+            f"(acks={config['acks']}, enable_idempotence={config['enable_idempotence']})"
+        )
+
+
+def translate(exc: Exception, *, action: str, topic: str | None = None) -> FlywheelError:
+    """Map a kafka-python exception to the platform's errors: retriable ones become transient."""
+    from kafka.errors import KafkaError as KafkaPythonError
+
+    where = f" on topic {topic}" if topic else ""
+    message = f"Kafka {action}{where} failed: {type(exc).__name__}"
+    detail = str(exc)
+    # kafka-python messages name brokers and topics, never record contents, so they are safe.
+    if detail and detail != type(exc).__name__:
+        message += f" ({detail[:300]})"
+    if isinstance(exc, KafkaPythonError) and exc.retriable:
+        return SinkUnavailableError(message) if action == "produce" else TransientError(message)
+    if isinstance(exc, (OSError, TimeoutError)):
+        return SinkUnavailableError(message) if action == "produce" else TransientError(message)
+    return KafkaError(message)
+
+
+def admin_client(settings: KafkaSettings) -> Any:
+    """A connected ``KafkaAdminClient``; raises a translated error if the broker is unreachable."""
+    from kafka import KafkaAdminClient
+
+    if settings.bootstrap_servers is None:
+        raise KafkaError("no Kafka configured (FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS is unset)")
+    try:
+        return KafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers.split(","),
+            client_id=f"{settings.client_id}-admin",
+            request_timeout_ms=settings.request_timeout_ms,
+            bootstrap_timeout_ms=settings.max_block_ms,
+        )
+    except Exception as exc:
+        raise translate(exc, action="connect") from None
+
+
+def create_topics(settings: KafkaSettings) -> dict[str, str]:
+    """Create the events and dead-letter topics if missing; returns ``{topic: created|exists}``."""
+    from kafka.errors import TopicAlreadyExistsError
+
+    wanted = {
+        settings.events_topic: settings.partitions,
+        # Poison messages are rare; one partition keeps their replay order simple.
+        settings.dead_letter_topic: 1,
+    }
+    outcome: dict[str, str] = {}
+    admin = admin_client(settings)
+    try:
+        existing = set(admin.list_topics())
+        for topic, partitions in wanted.items():
+            if topic in existing:
+                outcome[topic] = "exists"
+                continue
+            try:
+                admin.create_topics(
+                    {
+                        topic: {
+                            "num_partitions": partitions,
+                            "replication_factor": settings.replication_factor,
+                        }
+                    },
+                    wait_for_metadata=True,
+                )
+                outcome[topic] = "created"
+            except TopicAlreadyExistsError:
+                outcome[topic] = "exists"
+    except FlywheelError:
+        raise
+    except Exception as exc:
+        raise translate(exc, action="create topics") from None
+    finally:
+        admin.close()
+    return outcome
+
+
+def ping(settings: KafkaSettings) -> bool:
+    """True if the cluster answers a metadata request."""
+    try:
+        admin = admin_client(settings)
+    except FlywheelError:
+        return False
+    try:
+        admin.list_topics()
+        return True
+    except Exception:
+        return False
+    finally:
+        admin.close()

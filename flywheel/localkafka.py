@@ -1,0 +1,329 @@
+"""A real single-node Apache Kafka broker for development and tests, without Docker.
+
+Kafka's broker is published on Maven Central as ordinary jars. ``resolve_jars`` has Maven copy
+them (with a log4j2 binding, else the broker runs silent) into a cache folder shared by every
+checkout; ``start`` formats a KRaft storage folder and runs ``kafka.Kafka`` as a combined broker
+and controller on free loopback ports, then waits until an admin call succeeds.
+
+Everything of one broker lives in its home folder::
+
+    <home>/state.json        pid, ports, bootstrap address
+    <home>/server.properties
+    <home>/data/             the log dirs (kept across stop/start, so a restart keeps the topics)
+    <home>/logs/server.log   the broker's log; the last lines are shown when a start fails
+
+``stop`` then ``start`` on the same home restarts the broker on the same ports with its data,
+which is what the broker-restart tests need.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from flywheel.errors import LocalKafkaError
+
+KAFKA_VERSION = "4.1.1"
+LOG4J_VERSION = "2.24.3"
+DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+
+_POM = """<?xml version="1.0" encoding="UTF-8"?>
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.flywheel</groupId>
+  <artifactId>local-kafka</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
+      <version>{kafka}</version>
+    </dependency>
+    <!-- Kafka 4.1 logs through slf4j 1.7; without a binding a failed start is silent. -->
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId>
+      <version>{log4j}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId>
+      <version>{log4j}</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+_LOG4J2 = """<?xml version="1.0" encoding="UTF-8"?>
+<Configuration status="WARN">
+  <Appenders>
+    <File name="server" fileName="${sys:kafka.logs.dir}/server.log">
+      <PatternLayout pattern="[%d] %p %m (%c)%n"/>
+    </File>
+  </Appenders>
+  <Loggers>
+    <Logger name="kafka" level="INFO"/>
+    <Logger name="org.apache.kafka" level="INFO"/>
+    <Logger name="state.change.logger" level="WARN"/>
+    <Logger name="kafka.request.logger" level="WARN"/>
+    <Root level="WARN"><AppenderRef ref="server"/></Root>
+  </Loggers>
+</Configuration>
+"""
+
+_PROPERTIES = """\
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs={data_dir}
+num.partitions=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=4
+auto.create.topics.enable=false
+"""
+
+
+@dataclass(frozen=True)
+class BrokerState:
+    """What ``start`` wrote to ``state.json``: enough to reach, restart or stop the broker."""
+
+    pid: int
+    port: int
+    controller_port: int
+    home: str
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The ``host:port`` clients connect to."""
+        return f"127.0.0.1:{self.port}"
+
+
+def default_cache_dir() -> Path:
+    """Where resolved jars are kept, shared by every checkout on the machine."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "flywheel" / f"kafka-{KAFKA_VERSION}"
+
+
+def resolve_jars(cache_dir: Path | None = None) -> Path:
+    """Return a folder holding the broker's jars, resolving them with Maven on first use."""
+    cache_dir = cache_dir or default_cache_dir()
+    libs = cache_dir / "libs"
+    marker = cache_dir / "resolved"
+    if marker.exists():
+        return libs
+    if shutil.which("mvn") is None:
+        raise LocalKafkaError("Maven (mvn) is not on PATH; it is needed once to fetch Kafka's jars")
+    if shutil.which("java") is None:
+        raise LocalKafkaError("java is not on PATH; the local Kafka broker needs Java 17+")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    pom = cache_dir / "pom.xml"
+    pom.write_text(_POM.format(kafka=KAFKA_VERSION, log4j=LOG4J_VERSION))
+    staging = cache_dir / "libs.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    command = [
+        "mvn", "-B", "-q", "-f", str(pom), f"{DEPENDENCY_PLUGIN}:copy-dependencies",
+        "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
+        raise LocalKafkaError(f"Maven could not resolve Kafka {KAFKA_VERSION}:\n{tail}")
+    shutil.rmtree(libs, ignore_errors=True)
+    staging.rename(libs)
+    marker.write_text(KAFKA_VERSION + "\n")
+    return libs
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def read_state(home: Path) -> BrokerState | None:
+    """The broker state recorded in ``home``, or None if it was never started there."""
+    path = home / "state.json"
+    if not path.exists():
+        return None
+    return BrokerState(**json.loads(path.read_text()))
+
+
+def is_running(state: BrokerState | None) -> bool:
+    """True if the recorded broker process is alive (not a zombie)."""
+    if state is None:
+        return False
+    try:
+        os.kill(state.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{state.pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ", 1)[-1].startswith("Z"))
+
+
+def log_tail(home: Path, lines: int = 40) -> str:
+    """The last lines of the broker's logs, for error messages."""
+    out = []
+    for name in ("server.log", "stdout.log"):
+        path = home / "logs" / name
+        if path.exists():
+            text = path.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {path} (last {len(text)} lines) ---\n" + "\n".join(text))
+    return "\n".join(out) or f"(no log written under {home / 'logs'})"
+
+
+def _java(libs: Path, main: str, *args: str, heap: str, log_dir: Path) -> list[str]:
+    return [
+        "java", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        f"-Dkafka.logs.dir={log_dir}", f"-Dlog4j2.configurationFile={log_dir.parent / 'log4j2.xml'}",
+        "-cp", f"{libs}/*", main, *args,
+    ]  # fmt: skip
+
+
+def start(home: Path, *, timeout_s: float = 120.0, cache_dir: Path | None = None) -> BrokerState:
+    """Start (or restart, same ports and data) the broker in ``home`` and wait until it serves."""
+    home = home.resolve()
+    previous = read_state(home)
+    if is_running(previous):
+        assert previous is not None
+        wait_ready(previous.bootstrap_servers, timeout_s=timeout_s, home=home)
+        return previous
+    libs = resolve_jars(cache_dir)
+    log_dir = home / "logs"
+    data_dir = home / "data"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = previous.port if previous else free_port()
+    controller_port = previous.controller_port if previous else free_port()
+    properties = home / "server.properties"
+    properties.write_text(
+        _PROPERTIES.format(port=port, controller_port=controller_port, data_dir=data_dir)
+    )
+    (home / "log4j2.xml").write_text(_LOG4J2)
+
+    cluster_id_file = home / "cluster.id"
+    if not cluster_id_file.exists():
+        cluster_id = _run_tool(libs, log_dir, "random-uuid").strip().splitlines()[-1]
+        cluster_id_file.write_text(cluster_id)
+    cluster_id = cluster_id_file.read_text().strip()
+    # -g: a restart finds the folder already formatted, which is fine.
+    _run_tool(
+        libs, log_dir, "format", "--standalone", "-g", "-t", cluster_id, "-c", str(properties)
+    )
+
+    stdout = (log_dir / "stdout.log").open("ab")
+    command = _java(libs, "kafka.Kafka", str(properties), heap="1g", log_dir=log_dir)
+    command.insert(1, "-Xms512m")
+    process = subprocess.Popen(
+        command, stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True, cwd=home,
+    )  # fmt: skip
+    stdout.close()
+    state = BrokerState(pid=process.pid, port=port, controller_port=controller_port, home=str(home))
+    (home / "state.json").write_text(json.dumps(asdict(state), indent=2) + "\n")
+    try:
+        wait_ready(state.bootstrap_servers, timeout_s=timeout_s, home=home, process=process)
+    except LocalKafkaError:
+        stop(home)
+        raise
+    return state
+
+
+def _run_tool(libs: Path, log_dir: Path, *args: str) -> str:
+    command = _java(libs, "kafka.tools.StorageTool", *args, heap="256m", log_dir=log_dir)
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise LocalKafkaError(
+            f"kafka StorageTool {args[0]} failed (exit {result.returncode}):\n"
+            + (result.stdout + result.stderr)[-3000:]
+        )
+    return result.stdout
+
+
+def wait_ready(
+    bootstrap: str,
+    *,
+    timeout_s: float,
+    home: Path | None = None,
+    process: subprocess.Popen[bytes] | None = None,
+) -> None:
+    """Block until an admin call (list topics) succeeds; fail with the broker's last log lines."""
+    # Imported here: kafka-python is only needed once a broker is involved.
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError as KafkaPythonError
+
+    deadline = time.monotonic() + timeout_s
+    last_error = "no attempt yet"
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            tail = log_tail(home) if home else ""
+            raise LocalKafkaError(f"the Kafka broker exited with code {process.returncode}\n{tail}")
+        try:
+            admin = KafkaAdminClient(
+                bootstrap_servers=bootstrap, request_timeout_ms=5000,
+                client_id="flywheel-localkafka-probe",
+            )  # fmt: skip
+            try:
+                admin.list_topics()
+                return
+            finally:
+                admin.close()
+        except (KafkaPythonError, OSError) as exc:
+            last_error = f"{type(exc).__name__}: {exc}"
+        time.sleep(0.5)
+    tail = log_tail(home) if home else ""
+    raise LocalKafkaError(
+        f"the Kafka broker at {bootstrap} did not answer within {timeout_s:.0f}s "
+        f"({last_error})\n{tail}"
+    )
+
+
+def stop(home: Path, *, timeout_s: float = 30.0, kill: bool = False) -> bool:
+    """Stop the broker in ``home`` (SIGTERM, then SIGKILL); True if one was running."""
+    state = read_state(home.resolve())
+    if not is_running(state):
+        return False
+    assert state is not None
+    try:
+        os.killpg(state.pid, signal.SIGKILL if kill else signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not is_running(state):
+            _reap(state.pid)
+            return True
+        _reap(state.pid)
+        time.sleep(0.2)
+    os.killpg(state.pid, signal.SIGKILL)
+    _reap(state.pid)
+    return True
+
+
+def _reap(pid: int) -> None:
+    # A broker started by this very process stays a zombie until waited for.
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

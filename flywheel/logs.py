@@ -1,0 +1,72 @@
+"""Structured logging that never carries raw event text.
+
+Log calls pass identifiers and counts as ``extra={"fields": {...}}``; the formatters render them
+as JSON keys (``json``) or ``key=value`` pairs (``console``). Event text (prompts, responses,
+edits, user ids) is never passed to a logger: code logs event ids, conversation ids are not logged
+either since a frontend may derive them from user data. As a second guard, field values longer
+than ``MAX_FIELD_CHARS`` are cut, so a mistake cannot dump a whole event.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+MAX_FIELD_CHARS = 200
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    fields = getattr(record, "fields", None) or {}
+    safe: dict[str, Any] = {}
+    for key, value in fields.items():
+        if isinstance(value, (int, float, bool)) or value is None:
+            safe[key] = value
+        else:
+            text = str(value)
+            safe[key] = text if len(text) <= MAX_FIELD_CHARS else text[:MAX_FIELD_CHARS] + "..."
+    return safe
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the record's fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render the record as one JSON line."""
+        payload: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            **_fields(record),
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            # The type only: exception messages from libraries may quote their input.
+            payload["exception"] = record.exc_info[0].__name__
+        return json.dumps(payload, default=str)
+
+
+class ConsoleFormatter(logging.Formatter):
+    """``HH:MM:SS level logger: message key=value ...`` for people at a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render the record as one readable line."""
+        when = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        pairs = " ".join(f"{key}={value}" for key, value in _fields(record).items())
+        line = f"{when} {record.levelname.lower():7} {record.name}: {record.getMessage()}"
+        if record.exc_info and record.exc_info[0] is not None:
+            pairs += f" exception={record.exc_info[0].__name__}"
+        return f"{line} {pairs}".rstrip()
+
+
+def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
+    """Send the platform's logs to stderr in the chosen format; quiet chatty libraries."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else ConsoleFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # kafka-python logs every reconnect attempt at WARNING/ERROR; one line per problem is ours.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL if level != "DEBUG" else logging.DEBUG)

@@ -1,0 +1,168 @@
+"""Settings for every stage, read once from ``FLYWHEEL_*`` environment variables (and ``.env``).
+
+Nested sections use ``__``: ``FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS``, ``FLYWHEEL_API__WRITE_KEYS``.
+List settings take JSON: ``FLYWHEEL_API__WRITE_KEYS='["key-one-..."]'``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from flywheel.errors import ConfigError
+
+# Values people paste from templates; a deployment that still carries one is refused.
+PLACEHOLDER_SECRETS = frozenset(
+    {"changeme", "changethis", "change-me", "secret", "password", "example", "test", "xxx", "todo"}
+)
+MIN_KEY_LENGTH = 16
+
+
+def _check_keys(keys: list[SecretStr], setting: str) -> list[SecretStr]:
+    for key in keys:
+        value = key.get_secret_value()
+        if value.strip().lower() in PLACEHOLDER_SECRETS:
+            raise ValueError(f"{setting} contains a placeholder key; generate a real one")
+        if len(value) < MIN_KEY_LENGTH:
+            raise ValueError(f"{setting} keys must be at least {MIN_KEY_LENGTH} characters long")
+    return keys
+
+
+class KafkaSettings(BaseModel):
+    """Where events travel between the API and the ingest workers."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    bootstrap_servers: str | None = None
+    """Comma-separated ``host:port`` list. Unset: embedded mode, no Kafka at all."""
+    events_topic: str = "flywheel.events.v1"
+    """Topic the API produces accepted events to, keyed by conversation id."""
+    dead_letter_topic: str = "flywheel.events.v1.dlq"
+    """Topic the ingest workers send poison messages to, with the reason."""
+    partitions: int = Field(default=6, ge=1)
+    """Partitions of the events topic made by ``flywheel kafka init``; bounds ingest parallelism."""
+    replication_factor: int = Field(default=1, ge=1)
+    """Replication factor of the topics created by ``flywheel kafka init`` (3 in production)."""
+    client_id: str = "flywheel"
+    """Client id prefix reported to the broker."""
+    produce_timeout_s: float = Field(default=10.0, gt=0)
+    """How long the API waits for the broker's ack of a request's events before answering 503."""
+    max_block_ms: int = Field(default=5000, ge=0)
+    """How long a send may wait for metadata or buffer space (kafka-python ``max_block_ms``)."""
+    linger_ms: int = Field(default=5, ge=0)
+    """Producer batching delay; a few ms lets concurrent requests share a produce request."""
+    compression_type: Literal["none", "gzip"] | None = None
+    """Producer compression; ``None`` sends uncompressed (fastest on loopback)."""
+    request_timeout_ms: int = Field(default=10000, ge=1000)
+    """Timeout of a single request to the broker."""
+
+
+class ApiSettings(BaseModel):
+    """The HTTP ingest API."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    write_keys: list[SecretStr] = []
+    """Bearer keys allowed to post events (JSON list). Required by ``flywheel serve``."""
+    admin_keys: list[SecretStr] = []
+    """Bearer keys allowed to call the admin and privacy endpoints (JSON list)."""
+    cors_origins: list[str] = []
+    """Browser origins allowed to post events (exact origins; ``*`` is refused)."""
+    max_events_per_request: int = Field(default=500, ge=1)
+    """Most events one ``POST /v1/events`` may carry."""
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Largest request body, counted as it streams in."""
+    max_event_bytes: int = Field(default=64 * 1024, ge=256)
+    """Largest single event, measured as its compact JSON."""
+
+    @field_validator("write_keys")
+    @classmethod
+    def _write_keys_are_real(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        return _check_keys(keys, "FLYWHEEL_API__WRITE_KEYS")
+
+    @field_validator("admin_keys")
+    @classmethod
+    def _admin_keys_are_real(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        return _check_keys(keys, "FLYWHEEL_API__ADMIN_KEYS")
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcard_origin(cls, origins: list[str]) -> list[str]:
+        if "*" in origins:
+            raise ValueError("FLYWHEEL_API__CORS_ORIGINS must list exact origins, not '*'")
+        return origins
+
+
+class PrivacySettings(BaseModel):
+    """Pseudonymisation and scrubbing."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    hmac_key_file: Path | None = None
+    """File holding the HMAC key(s) for user pseudonyms; kept outside the lake and warehouse."""
+
+
+class Settings(BaseSettings):
+    """All settings of the platform; see docs/configuration.md."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FLYWHEEL_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        use_attribute_docstrings=True,
+    )
+
+    data_dir: Path = Path("data")
+    """Root folder of the lake, the warehouse and the published datasets."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Minimum level of log records written to stderr."""
+    log_format: Literal["json", "console"] = "console"
+    """``json`` writes one JSON object per line (for log shippers); ``console`` is for people."""
+    kafka: KafkaSettings = KafkaSettings()
+    """Kafka connection and topics."""
+    api: ApiSettings = ApiSettings()
+    """HTTP ingest API."""
+    privacy: PrivacySettings = PrivacySettings()
+    """Pseudonymisation and scrubbing."""
+
+    @model_validator(mode="after")
+    def _blank_bootstrap_means_embedded(self) -> Settings:
+        if self.kafka.bootstrap_servers is not None and not self.kafka.bootstrap_servers.strip():
+            self.kafka.bootstrap_servers = None
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        """True when no Kafka is configured and events are handled in-process."""
+        return self.kafka.bootstrap_servers is None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate the settings, turning validation failures into one ``ConfigError``."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or "settings"
+            problems.append(f"{where}: {error['msg']}")
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use."""
+    return load_settings()
