@@ -30,6 +30,8 @@ from pathlib import Path
 
 from flywheel.errors import LocalKafkaError
 
+__all__ = ["LocalKafkaError", "BrokerState", "start", "stop", "read_state", "is_running"]
+
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
@@ -99,6 +101,11 @@ num.network.threads=2
 num.io.threads=4
 auto.create.topics.enable=false
 """
+
+
+# Brokers started by this process, kept so their Popen objects are not collected while running
+# (and so stop() can reap them).
+_children: dict[int, subprocess.Popen[bytes]] = {}
 
 
 @dataclass(frozen=True)
@@ -240,6 +247,7 @@ def start(home: Path, *, timeout_s: float = 120.0, cache_dir: Path | None = None
         start_new_session=True, cwd=home,
     )  # fmt: skip
     stdout.close()
+    _children[process.pid] = process
     state = BrokerState(pid=process.pid, port=port, controller_port=controller_port, home=str(home))
     (home / "state.json").write_text(json.dumps(asdict(state), indent=2) + "\n")
     try:
@@ -279,6 +287,12 @@ def wait_ready(
         if process is not None and process.poll() is not None:
             tail = log_tail(home) if home else ""
             raise LocalKafkaError(f"the Kafka broker exited with code {process.returncode}\n{tail}")
+        if not _port_open(bootstrap):
+            # Until the listener is up, probe with a plain socket: kafka-python's failed bootstrap
+            # attempts are slow and leave sockets for the garbage collector.
+            last_error = "the broker's port is not open yet"
+            time.sleep(0.3)
+            continue
         try:
             admin = KafkaAdminClient(
                 bootstrap_servers=bootstrap, request_timeout_ms=5000,
@@ -297,6 +311,15 @@ def wait_ready(
         f"the Kafka broker at {bootstrap} did not answer within {timeout_s:.0f}s "
         f"({last_error})\n{tail}"
     )
+
+
+def _port_open(bootstrap: str) -> bool:
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def stop(home: Path, *, timeout_s: float = 30.0, kill: bool = False) -> bool:
@@ -323,6 +346,11 @@ def stop(home: Path, *, timeout_s: float = 30.0, kill: bool = False) -> bool:
 
 def _reap(pid: int) -> None:
     # A broker started by this very process stays a zombie until waited for.
+    child = _children.get(pid)
+    if child is not None:
+        if child.poll() is not None:
+            del _children[pid]
+        return
     try:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:

@@ -135,6 +135,16 @@ class GenerationEvent(EventBase):
 class CopyEvent(EventBase):
     """The user copied (part of) a response."""
 
+    # The JSON Schema twin of ``_text_or_span``: a non-null ``text`` or a non-null ``span``.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["text"], "properties": {"text": {"type": "string"}}},
+                {"required": ["span"], "properties": {"span": {"type": "object"}}},
+            ]
+        }
+    )
+
     type: Literal["copy"]
     response_id: Id
     """The response copied from."""

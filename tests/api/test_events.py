@@ -1,0 +1,255 @@
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from api.sink import MemorySink
+from tests.factories import make_event
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_single_event_is_accepted_and_handed_to_the_sink(
+    client: httpx.AsyncClient, sink: MemorySink
+) -> None:
+    event = make_event("generation", conversation_id="conv-42")
+    response = await client.post("/v1/events", json=event)
+    assert response.status_code == 202
+    assert response.json() == {"accepted": 1, "event_ids": [event["event_id"]]}
+    [stored] = sink.events
+    assert stored.key == b"conv-42"
+    assert json.loads(stored.value)["response"] == event["response"]
+
+
+async def test_batch_is_accepted_in_order(client: httpx.AsyncClient, sink: MemorySink) -> None:
+    events = [make_event(t) for t in ("generation", "copy", "edit", "rating")]
+    response = await client.post("/v1/events", json={"events": events})
+    assert response.status_code == 202
+    assert [str(e.event_id) for e in sink.events] == [e["event_id"] for e in events]
+
+
+async def test_missing_key_is_401(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/events", json=make_event(), headers={"Authorization": ""}
+    )
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json()["error"] == "unauthorized"
+
+
+@pytest.mark.parametrize("header", ["Basic abc", "Bearer", "Bearer "])
+async def test_malformed_authorization_is_401(client: httpx.AsyncClient, header: str) -> None:
+    response = await client.post("/v1/events", json=make_event(), headers={"Authorization": header})
+    assert response.status_code == 401
+
+
+async def test_wrong_key_is_403_and_stores_nothing(
+    client: httpx.AsyncClient, sink: MemorySink
+) -> None:
+    response = await client.post(
+        "/v1/events", json=make_event(), headers={"Authorization": "Bearer not-a-key-at-all-000"}
+    )
+    assert response.status_code == 403
+    assert sink.events == []
+
+
+async def test_one_invalid_event_rejects_the_whole_batch_with_index_and_path(
+    client: httpx.AsyncClient, sink: MemorySink
+) -> None:
+    good = make_event("generation")
+    bad = make_event("generation", prompt=[{"role": "narrator", "content": "x"}])
+    worse = make_event("rating", value="sideways")
+    response = await client.post("/v1/events", json={"events": [good, bad, good, worse]})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"] == "invalid_events"
+    assert [(e["index"], e["path"]) for e in body["errors"]] == [
+        (1, "prompt[0].role"),
+        (3, "value"),
+    ]
+    assert all(e["message"] for e in body["errors"])
+    assert sink.events == []
+
+
+async def test_malformed_json_is_400(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/events", content=b'{"events": [', headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "malformed_json"
+
+
+async def test_non_utf8_body_is_400(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/events", content=b"\xff\xfe{}", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+
+
+async def test_wrong_content_type_is_415(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/events",
+        content=json.dumps(make_event()).encode(),
+        headers={"Content-Type": "text/plain"},
+    )
+    assert response.status_code == 415
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ({"events": []}, "events"),
+        ({"events": {"a": 1}}, "events"),
+        ({"events": [], "extra": 1}, "extra"),
+    ],
+)
+async def test_bad_batch_shapes_are_422(
+    client: httpx.AsyncClient, body: object, path: str
+) -> None:
+    response = await client.post("/v1/events", json=body)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["path"] == path
+
+
+async def test_json_that_is_not_an_object_is_422(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/events", json=[make_event()])
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["path"] == "(body)"
+
+
+async def test_more_than_500_events_is_413(client: httpx.AsyncClient, sink: MemorySink) -> None:
+    event = make_event()
+    response = await client.post("/v1/events", json={"events": [event] * 501})
+    assert response.status_code == 413
+    assert "501 events" in response.json()["message"]
+    assert sink.events == []
+
+
+async def test_500_events_are_fine(client: httpx.AsyncClient, sink: MemorySink) -> None:
+    response = await client.post("/v1/events", json={"events": [make_event()] * 500})
+    assert response.status_code == 202
+    assert len(sink.events) == 500
+
+
+async def test_declared_oversize_body_is_413(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/events",
+        content=b"{}",
+        headers={"Content-Type": "application/json", "Content-Length": str(2 * 1024 * 1024)},
+    )
+    assert response.status_code == 413
+
+
+async def test_chunked_oversize_body_is_413_without_reading_it_whole(
+    client: httpx.AsyncClient, sink: MemorySink
+) -> None:
+    chunk = b" " * 64 * 1024
+    sent = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(160):  # 10 MiB if read whole
+            sent += 1
+            yield chunk
+
+    response = await client.post(
+        "/v1/events", content=body(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    # The limit is 1 MiB = 16 chunks; reading stops at the 17th.
+    assert sent == 17
+    assert sink.events == []
+
+
+async def test_event_over_64_kib_is_413(client: httpx.AsyncClient, sink: MemorySink) -> None:
+    big = make_event("edit", edited_text="x" * 60_000, user_id="u" * 200)
+    big["app"] = {"name": "n" * 100, "version": "v" * 50}
+    big["conversation_id"] = "c" * 200
+    huge = make_event("generation", response="y" * 65_400)
+    response = await client.post("/v1/events", json={"events": [big, huge]})
+    assert response.status_code == 413
+    assert response.json()["message"].startswith("event 1 is")
+    assert sink.events == []
+
+
+async def test_unavailable_sink_is_503_with_retry_after_and_a_resend_succeeds(
+    client: httpx.AsyncClient, sink: MemorySink
+) -> None:
+    events = [make_event(), make_event()]
+    sink.available = False
+    response = await client.post("/v1/events", json={"events": events})
+    assert response.status_code == 503
+    assert int(response.headers["retry-after"]) >= 1
+    sink.available = True
+    response = await client.post("/v1/events", json={"events": events})
+    assert response.status_code == 202
+    assert len(sink.events) == 2
+
+
+async def test_readyz_follows_the_sink(client: httpx.AsyncClient, sink: MemorySink) -> None:
+    assert (await client.get("/readyz")).status_code == 200
+    sink.available = False
+    assert (await client.get("/readyz")).status_code == 503
+    assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_schema_endpoint_serves_the_contract(client: httpx.AsyncClient) -> None:
+    schema = (await client.get("/v1/schema")).json()
+    assert schema["$schema"].endswith("2020-12/schema")
+    assert set(schema["discriminator"]["mapping"]) == {
+        "generation", "copy", "edit", "regenerate", "ab_choice", "rating",
+    }  # fmt: skip
+
+
+async def test_metrics_count_requests_events_and_latency(
+    client: httpx.AsyncClient, sink: MemorySink
+) -> None:
+    await client.post("/v1/events", json={"events": [make_event(), make_event()]})
+    await client.post("/v1/events", json={"events": [make_event(value="x")]})
+    sink.available = False
+    await client.post("/v1/events", json=make_event())
+    text = (await client.get("/metrics")).text
+    assert 'flywheel_api_events_total{outcome="accepted"} 2.0' in text
+    assert 'flywheel_api_events_total{outcome="rejected"} 1.0' in text
+    assert 'flywheel_api_events_total{outcome="unavailable"} 1.0' in text
+    assert 'flywheel_api_requests_total{method="POST",route="/v1/events",status="202"} 1.0' in text
+    assert 'flywheel_api_requests_total{method="POST",route="/v1/events",status="422"} 1.0' in text
+    assert "flywheel_api_produce_seconds_count 1.0" in text
+
+
+async def test_cors_allows_listed_origin_only(client: httpx.AsyncClient) -> None:
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type",
+    }
+    allowed = await client.options(
+        "/v1/events", headers={**preflight, "Origin": "https://chat.example.com"}
+    )
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://chat.example.com"
+    assert "access-control-allow-credentials" not in allowed.headers
+    denied = await client.options(
+        "/v1/events", headers={**preflight, "Origin": "https://evil.example.net"}
+    )
+    assert "access-control-allow-origin" not in denied.headers
+
+
+async def test_logs_never_carry_event_text(
+    client: httpx.AsyncClient, sink: MemorySink, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    planted = "call me at +44 20 7946 0958, jane.doe@example.com"
+    await client.post("/v1/events", json=make_event("generation", response=planted))
+    await client.post("/v1/events", json=make_event("rating", reason=planted, value="meh"))
+    sink.available = False
+    await client.post("/v1/events", json=make_event("edit", edited_text=planted))
+    assert caplog.records, "the API logged nothing, so this test checks nothing"
+    logged = "\n".join(
+        f"{r.getMessage()} {getattr(r, 'fields', '')}" for r in caplog.records
+    )
+    assert "jane.doe" not in logged
+    assert "7946" not in logged

@@ -1,0 +1,37 @@
+"""Builders of valid test data."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+WRITE_KEY = "test-write-key-0123456789"
+
+
+def make_event(type_: str = "rating", **fields: Any) -> dict[str, Any]:
+    """A valid event of the given type as JSON-ready dict; ``fields`` override or add fields."""
+    base: dict[str, Any] = {
+        "event_id": str(uuid.uuid4()),
+        "type": type_,
+        "occurred_at": "2026-01-05T09:00:00Z",
+        "user_id": "user-1",
+        "conversation_id": "conv-1",
+        "app": {"name": "web", "version": "3.2.0"},
+        "consent": {"training": True},
+        "schema_version": 1,
+    }
+    per_type: dict[str, dict[str, Any]] = {
+        "generation": {
+            "response_id": "resp-1",
+            "parent_id": "msg-1",
+            "prompt": [{"role": "user", "content": "How do I reverse a list in Python?"}],
+            "response": "Use `reversed(xs)` or `xs[::-1]`.",
+            "model": {"id": "chat-small", "version": "2026-09"},
+        },
+        "copy": {"response_id": "resp-1", "text": "xs[::-1]", "code_block": True},
+        "edit": {"response_id": "resp-1", "edited_text": "Use `xs.reverse()` in place."},
+        "regenerate": {"response_id": "resp-1", "new_response_id": "resp-2"},
+        "ab_choice": {"response_a_id": "resp-1", "response_b_id": "resp-2", "choice": "a"},
+        "rating": {"response_id": "resp-1", "value": "up"},
+    }
+    return {**base, **per_type[type_], **fields}

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from flywheel.errors import ContractError
+from ingest.contract import (
+    EVENT_TYPES,
+    encode_event,
+    event_json_schema,
+    format_path,
+    parse_event,
+    parse_events,
+)
+from tests.factories import make_event
+
+
+@pytest.mark.parametrize("type_", EVENT_TYPES)
+def test_every_type_validates_and_round_trips(type_: str) -> None:
+    raw = make_event(type_)
+    event = parse_event(raw)
+    assert event.type == type_
+    assert parse_event(json.loads(encode_event(event))) == event
+
+
+def errors_of(raw: Any) -> list[dict[str, Any]]:
+    with pytest.raises(ContractError) as caught:
+        parse_event(raw)
+    return caught.value.errors
+
+
+def test_error_names_nested_field_path_without_the_union_tag() -> None:
+    raw = make_event("generation", prompt=[{"role": "user", "content": "hi"}, {"role": "robot"}])
+    paths = {e["path"] for e in errors_of(raw)}
+    assert paths == {"prompt[1].role", "prompt[1].content"}
+
+
+def test_unknown_type_points_at_type() -> None:
+    [error] = errors_of(make_event("rating", type="thumbs"))
+    assert error["path"] == "type"
+    assert error["type"] == "union_tag_invalid"
+
+
+def test_unknown_fields_are_refused() -> None:
+    [error] = errors_of(make_event("rating", stars=5))
+    assert (error["path"], error["type"]) == ("stars", "extra_forbidden")
+
+
+def test_naive_timestamp_is_refused() -> None:
+    [error] = errors_of(make_event("rating", occurred_at="2026-01-05T09:00:00"))
+    assert error["path"] == "occurred_at"
+
+
+def test_schema_version_must_be_1() -> None:
+    [error] = errors_of(make_event("rating", schema_version=2))
+    assert error["path"] == "schema_version"
+
+
+def test_copy_needs_text_or_span() -> None:
+    raw = make_event("copy")
+    del raw["text"]
+    [error] = errors_of(raw)
+    assert "text or its span" in error["message"]
+    assert parse_event({**raw, "span": {"start": 3, "end": 9}}).type == "copy"
+
+
+def test_span_must_be_ordered() -> None:
+    [error] = errors_of(make_event("copy", span={"start": 9, "end": 3}))
+    assert error["path"] == "span"
+
+
+def test_ab_choice_needs_two_different_responses() -> None:
+    [error] = errors_of(make_event("ab_choice", response_b_id="resp-1"))
+    assert "must differ" in error["message"]
+
+
+def test_errors_never_echo_the_input_text() -> None:
+    secret = "my email is jane.doe@example.com"
+    errors = errors_of(make_event("rating", value=secret, reason=42))
+    assert secret not in json.dumps(errors)
+
+
+def test_batch_errors_carry_each_bad_events_index() -> None:
+    items: list[object] = [make_event(), make_event(value="meh"), make_event(), "not an event"]
+    with pytest.raises(ContractError) as caught:
+        parse_events(items)
+    assert [(e["index"], e["path"]) for e in caught.value.errors] == [(1, "value"), (3, "(event)")]
+
+
+def test_published_schema_accepts_valid_and_rejects_invalid_events() -> None:
+    validator = jsonschema.Draft202012Validator(event_json_schema())
+    for type_ in EVENT_TYPES:
+        validator.validate(make_event(type_))
+    assert not validator.is_valid(make_event("rating", value="sideways"))
+    assert not validator.is_valid(make_event("rating", type="nope"))
+
+
+@pytest.mark.parametrize(
+    ("loc", "path"),
+    [((), "(event)"), (("prompt", 0, "role"), "prompt[0].role"), (("app", "name"), "app.name")],
+)
+def test_format_path(loc: tuple[int | str, ...], path: str) -> None:
+    assert format_path(loc) == path
+
+
+texts = st.text(max_size=200)
+
+
+@given(
+    response=texts,
+    prompt=st.lists(texts, min_size=1, max_size=5),
+    user=st.text(min_size=1, max_size=50),
+)
+def test_any_text_survives_encoding(response: str, prompt: list[str], user: str) -> None:
+    raw = make_event(
+        "generation",
+        response=response,
+        user_id=user,
+        prompt=[{"role": "user", "content": text} for text in prompt],
+    )
+    event = parse_event(raw)
+    decoded = json.loads(encode_event(event))
+    assert decoded["response"] == response
+    assert [m["content"] for m in decoded["prompt"]] == prompt
+    assert decoded["user_id"] == user
