@@ -8,8 +8,9 @@ Heavy libraries are imported inside the commands so ``flywheel --help`` is insta
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -195,7 +196,7 @@ def simulate(
         task = progress.add_task("simulating", total=events)
         if out_file is not None:
 
-            def counted() -> simulator.Iterator[dict[str, object]]:
+            def counted() -> Iterator[dict[str, Any]]:
                 for event in simulation:
                     progress.advance(task)
                     yield event

@@ -19,7 +19,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from flywheel.errors import ConfigError
 
@@ -63,8 +63,8 @@ class KafkaSettings(BaseModel):
     """How long a send may wait for metadata or buffer space (kafka-python ``max_block_ms``)."""
     linger_ms: int = Field(default=5, ge=0)
     """Producer batching delay; a few ms lets concurrent requests share a produce request."""
-    compression_type: Literal["none", "gzip"] | None = None
-    """Producer compression; ``None`` sends uncompressed (fastest on loopback)."""
+    compression_type: Literal["gzip"] | None = None
+    """Producer compression; unset sends uncompressed (fastest on loopback)."""
     request_timeout_ms: int = Field(default=10000, ge=1000)
     """Timeout of a single request to the broker."""
 
@@ -160,9 +160,67 @@ def load_settings(**overrides: object) -> Settings:
             where = ".".join(str(part) for part in error["loc"]) or "settings"
             problems.append(f"{where}: {error['msg']}")
         raise ConfigError("invalid settings: " + "; ".join(problems)) from None
+    except SettingsError as exc:
+        raise ConfigError(
+            f"invalid settings: {exc} (list settings take JSON, e.g. '[\"value\"]')"
+        ) from None
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read on first use."""
     return load_settings()
+
+
+def setting_rows() -> list[tuple[str, str, str, str]]:
+    """``(environment variable, type, default, description)`` for every leaf setting."""
+    rows = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            env = f"{prefix}{name.upper()}"
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(annotation, env + "__")
+                continue
+            type_name = getattr(annotation, "__name__", None) or str(annotation)
+            type_name = str(annotation) if "[" in str(annotation) else type_name
+            default = "(unset)" if field.default is None else repr(field.default)
+            if isinstance(field.default, list) and not field.default:
+                default = "[]"
+            if isinstance(field.default, Path):
+                default = str(field.default)
+            for noise in ("typing.", "pydantic.types.", "pathlib."):
+                type_name = type_name.replace(noise, "")
+            type_name = type_name.replace(" | None", ", optional")
+            if type_name.startswith("Optional["):
+                type_name = type_name[len("Optional[") : -1] + ", optional"
+            description = (field.description or "").replace("``", "`")
+            rows.append((env, type_name, default, description))
+
+    walk(Settings, "FLYWHEEL_")
+    return rows
+
+
+def reference_markdown() -> str:
+    """The configuration reference page (docs/configuration.md) generated from the models."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "<!-- Generated from flywheel/settings.py: `python -m flywheel.settings`. Do not edit. -->",
+        "",
+        "Every setting is an environment variable (or a line in `.env`). Nested sections use `__`;",
+        'list settings take JSON, e.g. `FLYWHEEL_API__WRITE_KEYS=\'["key-1", "key-2"]\'`.',
+        "Invalid values stop every command with one line naming the setting.",
+        "",
+        "| variable | type | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for env, type_name, default, description in setting_rows():
+        meaning = " ".join(description.split()).replace("|", "\\|")
+        lines.append(f"| `{env}` | `{type_name}` | `{default}` | {meaning} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    Path("docs/configuration.md").write_text(reference_markdown())

@@ -33,9 +33,7 @@ async def test_batch_is_accepted_in_order(client: httpx.AsyncClient, sink: Memor
 
 
 async def test_missing_key_is_401(client: httpx.AsyncClient) -> None:
-    response = await client.post(
-        "/v1/events", json=make_event(), headers={"Authorization": ""}
-    )
+    response = await client.post("/v1/events", json=make_event(), headers={"Authorization": ""})
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
     assert response.json()["error"] == "unauthorized"
@@ -107,9 +105,7 @@ async def test_wrong_content_type_is_415(client: httpx.AsyncClient) -> None:
         ({"events": [], "extra": 1}, "extra"),
     ],
 )
-async def test_bad_batch_shapes_are_422(
-    client: httpx.AsyncClient, body: object, path: str
-) -> None:
+async def test_bad_batch_shapes_are_422(client: httpx.AsyncClient, body: object, path: str) -> None:
     response = await client.post("/v1/events", json=body)
     assert response.status_code == 422
     assert response.json()["errors"][0]["path"] == path
@@ -248,8 +244,6 @@ async def test_logs_never_carry_event_text(
     sink.available = False
     await client.post("/v1/events", json=make_event("edit", edited_text=planted))
     assert caplog.records, "the API logged nothing, so this test checks nothing"
-    logged = "\n".join(
-        f"{r.getMessage()} {getattr(r, 'fields', '')}" for r in caplog.records
-    )
+    logged = "\n".join(f"{r.getMessage()} {getattr(r, 'fields', '')}" for r in caplog.records)
     assert "jane.doe" not in logged
     assert "7946" not in logged

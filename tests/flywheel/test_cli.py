@@ -1,0 +1,100 @@
+"""The CLI as a user runs it: a real subprocess, exit codes, one red line for mistakes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def flywheel(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FLYWHEEL_")}
+    return subprocess.run(
+        [sys.executable, "-m", "flywheel", *args],
+        capture_output=True,
+        text=True,
+        env={**clean, "COLUMNS": "200", **(env or {})},
+        timeout=120,
+        check=False,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], fragment: str) -> None:
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert fragment in errors[0]
+
+
+def test_help_lists_the_commands() -> None:
+    result = flywheel("--help")
+    assert result.returncode == 0
+    for command in ("serve", "simulate", "kafka", "demo"):
+        assert command in result.stdout
+
+
+def test_serve_without_write_keys_says_which_setting() -> None:
+    assert_one_line_error(flywheel("serve"), "FLYWHEEL_API__WRITE_KEYS")
+
+
+def test_placeholder_write_key_is_refused() -> None:
+    result = flywheel("serve", env={"FLYWHEEL_API__WRITE_KEYS": '["changeme"]'})
+    assert_one_line_error(result, "placeholder")
+
+
+def test_write_keys_that_are_not_json() -> None:
+    result = flywheel("serve", env={"FLYWHEEL_API__WRITE_KEYS": "abc"})
+    assert_one_line_error(result, "JSON")
+
+
+def test_kafka_init_without_kafka() -> None:
+    assert_one_line_error(flywheel("kafka", "init"), "FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS")
+
+
+def test_kafka_init_with_unreachable_broker() -> None:
+    env = {
+        "FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        "FLYWHEEL_KAFKA__MAX_BLOCK_MS": "500",
+    }
+    assert_one_line_error(flywheel("kafka", "init", env=env), "Kafka")
+
+
+def test_simulate_needs_exactly_one_destination(tmp_path: Path) -> None:
+    assert_one_line_error(flywheel("simulate"), "--out")
+    both = flywheel("simulate", "--out", str(tmp_path / "e.jsonl"), "--post", "http://x/v1/events")
+    assert_one_line_error(both, "exactly one")
+
+
+def test_simulate_post_needs_a_key() -> None:
+    assert_one_line_error(flywheel("simulate", "--post", "http://x/v1/events"), "--key")
+
+
+def test_simulate_writes_events_and_truth(tmp_path: Path) -> None:
+    out, truth = tmp_path / "events.jsonl", tmp_path / "truth.jsonl"
+    result = flywheel("simulate", "--events", "300", "--seed", "3", "--out", str(out),
+                      "--truth", str(truth))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(events) == 300
+    assert truth.read_text().strip()
+    assert "300 events written" in result.stdout
+
+
+def test_local_kafka_status_without_a_broker(tmp_path: Path) -> None:
+    result = flywheel("kafka", "local", "status", "--home", str(tmp_path / "none"))
+    assert result.returncode == 1
+    assert "not running" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "simulate", "demo", "kafka"])
+def test_every_command_has_help_with_an_example(command: str) -> None:
+    result = flywheel(command, "--help")
+    assert result.returncode == 0
+    if command != "kafka":
+        assert "Example" in result.stdout
