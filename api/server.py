@@ -23,7 +23,7 @@ def running_api(settings: Settings, sink: EventSink) -> Iterator[str]:
     port = free_port()
     config = uvicorn.Config(
         create_app(settings, sink), host="127.0.0.1", port=port, log_config=None,
-        access_log=False, lifespan="on",
+        access_log=False, lifespan="on", log_level="warning",
     )  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="flywheel-api", daemon=True)

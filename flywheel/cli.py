@@ -8,7 +8,7 @@ Heavy libraries are imported inside the commands so ``flywheel --help`` is insta
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -20,6 +20,8 @@ from flywheel.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from api.sink import EventSink
+    from ingest.pipeline import Pipeline
+    from ingest.worker import WorkerStats
 
 app = typer.Typer(
     name="flywheel",
@@ -33,8 +35,14 @@ local_app = typer.Typer(
     help="A real single-node Kafka broker on loopback, for development and tests.",
     no_args_is_help=True,
 )
+keys_app = typer.Typer(help="Pseudonym keys (HMAC) kept outside the lake.", no_args_is_help=True)
+dead_letters_app = typer.Typer(
+    help="List and replay messages the ingest workers could not land.", no_args_is_help=True
+)
 app.add_typer(kafka_app, name="kafka")
 kafka_app.add_typer(local_app, name="local")
+app.add_typer(keys_app, name="keys")
+app.add_typer(dead_letters_app, name="dead-letters")
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -51,16 +59,34 @@ def settings_and_logging() -> Settings:
     return settings
 
 
+def build_pipeline(settings: Settings) -> Pipeline:
+    """The validate-dedupe-anonymise pipeline, with the configured pseudonym key."""
+    from ingest.anonymiser import PseudonymisingAnonymiser
+    from ingest.keys import load_keyring
+    from ingest.pipeline import Pipeline
+
+    keyring = load_keyring(settings.privacy.hmac_key_file)
+    return Pipeline(
+        PseudonymisingAnonymiser(keyring), max_event_bytes=settings.ingest.max_event_bytes
+    )
+
+
 def build_sink(settings: Settings) -> EventSink:
     """The event sink for this configuration: Kafka, or in-process in embedded mode."""
     if settings.embedded:
-        from api.sink import MemorySink
+        from ingest.embedded import EmbeddedSink
+        from warehouse.lake import Lake
 
-        err.print(
-            "[yellow]embedded mode[/] (FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS unset): "
-            "accepted events are handed to the in-process sink"
+        sink = EmbeddedSink(
+            lake=Lake.in_data_dir(settings.data_dir),
+            pipeline=build_pipeline(settings),
+            dedupe_window=settings.ingest.dedupe_window,
         )
-        return MemorySink()
+        err.print(
+            "[yellow]embedded mode[/] (FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS unset): accepted events "
+            f"land in {sink.lake.root} before the API answers"
+        )
+        return sink
     from api.producer import KafkaSink
 
     return KafkaSink(settings.kafka)
@@ -219,6 +245,156 @@ def simulate(
     out.print(summary)
 
 
+@keys_app.command("create")
+def keys_create(
+    path: Annotated[Path, typer.Argument(help="Where to write the new key file (mode 0600).")],
+) -> None:
+    """Create a pseudonym key file with one random key.
+
+    Example: flywheel keys create /run/secrets/flywheel-keys.json
+    """
+    from ingest.keys import create_keyring
+
+    create_keyring(path)
+    out.print(f"created {path}; set FLYWHEEL_PRIVACY__HMAC_KEY_FILE={path}")
+
+
+def _fault_hook() -> Callable[[str], None] | None:
+    """Crash-test aid: ``FLYWHEEL_FAULT_INJECTION=after_commit:0.2,after_rename:0.1`` makes the
+    worker SIGKILL itself at those landing points with those probabilities."""
+    import os
+    import random
+    import signal
+
+    spec = os.environ.get("FLYWHEEL_FAULT_INJECTION")
+    if not spec:
+        return None
+    chances = {}
+    for part in spec.split(","):
+        point, _, chance = part.partition(":")
+        chances[point.strip()] = float(chance or 1)
+
+    def hook(point: str) -> None:
+        if random.random() < chances.get(point, 0.0):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
+
+
+@app.command()
+def ingest(
+    idle_exit: Annotated[
+        float | None,
+        typer.Option(help="Exit once no message arrived for this many seconds (batch jobs)."),
+    ] = None,
+) -> None:
+    """Run an ingest worker: Kafka to the anonymised Parquet lake, exactly once.
+
+    Example: FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS=127.0.0.1:9092 flywheel ingest
+    """
+    import signal
+    import threading
+
+    from ingest.deadletters import KafkaDeadLetters
+    from ingest.metrics import IngestMetrics
+    from ingest.worker import IngestWorker
+    from warehouse.lake import Lake
+
+    settings = settings_and_logging()
+    if settings.embedded:
+        raise ConfigError(
+            "flywheel ingest reads Kafka: set FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS "
+            "(in embedded mode `flywheel serve` lands events itself)"
+        )
+    metrics = IngestMetrics()
+    if settings.ingest.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.ingest.metrics_port, registry=metrics.registry)
+    worker = IngestWorker(
+        settings=settings,
+        lake=Lake.in_data_dir(settings.data_dir),
+        pipeline=build_pipeline(settings),
+        dead_letters=KafkaDeadLetters(settings.kafka),
+        metrics=metrics,
+        fault=_fault_hook(),
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    with err.status("starting") as status:
+
+        def progress(stats: WorkerStats) -> None:
+            status.update(
+                f"landed {stats.landed:,} events in {stats.files:,} files; "
+                f"{stats.dead_letters:,} dead letters, {stats.duplicates:,} duplicates dropped; "
+                f"lag {stats.lag:,}"
+            )
+
+        stats = worker.run(stop, idle_exit_s=idle_exit, on_progress=progress)
+    out.print(
+        f"landed {stats.landed:,} events in {stats.files:,} files; "
+        f"{stats.dead_letters:,} dead letters; {stats.duplicates:,} duplicates dropped"
+    )
+
+
+@dead_letters_app.command("list")
+def dead_letters_list(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """List dead letters: source offset, error type and reason (never the message text).
+
+    Example: flywheel dead-letters list --json
+    """
+    import json
+
+    from rich.table import Table
+
+    from ingest.deadletters import list_dead_letters
+
+    settings = settings_and_logging()
+    if settings.embedded:
+        raise ConfigError("dead letters live in Kafka: set FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS")
+    records = list_dead_letters(settings.kafka)
+    if as_json:
+        for r in records:
+            out.print_json(json.dumps({
+                "source_topic": r.source_topic, "source_partition": r.source_partition,
+                "source_offset": r.source_offset, "error_type": r.error_type, "reason": r.reason,
+                "failed_at": r.failed_at, "bytes": len(r.value),
+            }))  # fmt: skip
+        return
+    table = Table(title=f"{len(records)} dead letters in {settings.kafka.dead_letter_topic}")
+    for column in ("source", "error", "reason", "failed at", "bytes"):
+        table.add_column(column)
+    for r in records:
+        table.add_row(
+            f"{r.source_topic}/{r.source_partition}@{r.source_offset}", r.error_type, r.reason,
+            r.failed_at, str(len(r.value)),
+        )  # fmt: skip
+    out.print(table)
+
+
+@dead_letters_app.command("replay")
+def dead_letters_replay(
+    error_type: Annotated[
+        str | None, typer.Option(help="Replay only this error type: not_json, contract, oversize.")
+    ] = None,
+) -> None:
+    """Send dead letters back to the events topic, after a fix, for the workers to retry.
+
+    Example: flywheel dead-letters replay --error-type oversize
+    """
+    from ingest.deadletters import replay
+
+    settings = settings_and_logging()
+    if settings.embedded:
+        raise ConfigError("dead letters live in Kafka: set FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS")
+    select = None if error_type is None else (lambda r: r.error_type == error_type)
+    sent = replay(settings.kafka, select=select)
+    out.print(f"replayed {sent} dead letters to {settings.kafka.events_topic}")
+
+
 @app.command()
 def demo(
     events: Annotated[int, typer.Option(min=1, help="How many simulated events to send.")] = 5000,
@@ -230,8 +406,7 @@ def demo(
     """
     from flywheel.demo import run_demo
 
-    settings_and_logging()
-    run_demo(events=events, seed=seed, console=out)
+    run_demo(settings=settings_and_logging(), events=events, seed=seed, console=out)
 
 
 def main() -> None:

@@ -1,32 +1,67 @@
 """``flywheel demo``: the main job end to end on the embedded default (no Kafka).
 
-It starts the real ingest API (uvicorn, real HTTP on a free loopback port) with an in-process
-sink, posts simulated chat traffic to it as a frontend would, and prints what arrived.
+It starts the real ingest API (uvicorn, real HTTP on a free loopback port) in embedded mode,
+posts simulated chat traffic to it as a frontend would, and the API's in-process sink
+validates, pseudonymises and lands every accepted event in the Parquet lake under the data dir.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections import Counter
+from pathlib import Path
 
+from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
 from api.server import running_api
-from flywheel.settings import load_settings
+from flywheel.settings import Settings
 
 
-def run_demo(*, events: int, seed: int, console: Console) -> None:
-    """Simulate ``events`` events, post them through the embedded API and summarise."""
-    import json
+def demo_keyring_path(settings: Settings, console: Console) -> Path:
+    """The configured pseudonym key file, or a local one the demo creates (and says so)."""
+    from ingest.keys import create_keyring
 
-    from api.sink import MemorySink
+    if settings.privacy.hmac_key_file is not None:
+        return settings.privacy.hmac_key_file
+    path = settings.data_dir / "keys" / "pseudonym-keys.json"
+    if not path.exists():
+        create_keyring(path)
+        console.print(
+            f"[yellow]created a local pseudonym key at {path}[/] (demo only: a deployment sets "
+            "FLYWHEEL_PRIVACY__HMAC_KEY_FILE to a key kept outside the data dir)"
+        )
+    return path
+
+
+def run_demo(*, settings: Settings, events: int, seed: int, console: Console) -> None:
+    """Simulate ``events`` events, post them through the embedded API and summarise the lake."""
+    import polars as pl
+
     from flywheel import simulator
+    from ingest.anonymiser import PseudonymisingAnonymiser
+    from ingest.embedded import EmbeddedSink
+    from ingest.keys import load_keyring
+    from ingest.pipeline import Pipeline
+    from warehouse.lake import Lake
 
     key = secrets.token_urlsafe(24)
-    settings = load_settings(api={"write_keys": [key]}, kafka={"bootstrap_servers": None})
-    sink = MemorySink()
+    settings = settings.model_copy(
+        update={
+            "api": settings.api.model_copy(update={"write_keys": [SecretStr(key)]}),
+            "kafka": settings.kafka.model_copy(update={"bootstrap_servers": None}),
+        }
+    )
+    keyring = load_keyring(demo_keyring_path(settings, console))
+    lake = Lake.in_data_dir(settings.data_dir)
+    sink = EmbeddedSink(
+        lake=lake,
+        pipeline=Pipeline(
+            PseudonymisingAnonymiser(keyring), max_event_bytes=settings.ingest.max_event_bytes
+        ),
+        dedupe_window=settings.ingest.dedupe_window,
+    )
     simulation = simulator.simulate(simulator.SimulationConfig(events=events, seed=seed))
     with running_api(settings, sink) as base_url, Progress(console=console, transient=True) as bar:
         task = bar.add_task("posting simulated traffic", total=events)
@@ -34,15 +69,20 @@ def run_demo(*, events: int, seed: int, console: Console) -> None:
             simulation, url=f"{base_url}/v1/events", key=key,
             on_batch=lambda n: bar.advance(task, n),
         )  # fmt: skip
-    types = Counter(json.loads(event.value)["type"] for event in sink.events)
-    table = Table(title="Events accepted by the embedded API", show_edge=False)
+
+    files = sorted(f.path for f in lake.files())
+    landed = pl.read_parquet(files) if files else pl.DataFrame()
+    table = Table(title=f"The lake: {lake.root}", show_edge=False)
     table.add_column("type")
     table.add_column("events", justify="right")
-    for name, count in sorted(types.items()):
-        table.add_row(name, f"{count:,}")
+    if len(landed):
+        counts = landed.group_by("type").len().sort("type")
+        for name, count in counts.iter_rows():
+            table.add_row(name, f"{count:,}")
     console.print(table)
     console.print(
-        f"{result.accepted:,} events in {result.batches} requests over real HTTP in "
-        f"{result.seconds:.1f}s ({result.accepted / max(result.seconds, 1e-9):,.0f} events/s); "
-        f"{len(sink.events):,} reached the in-process sink."
+        f"{result.accepted:,} events accepted over real HTTP in {result.batches} requests "
+        f"({result.accepted / max(result.seconds, 1e-9):,.0f} events/s); "
+        f"{sink.landed:,} landed now, {result.accepted - sink.landed:,} dropped as resends "
+        f"or already landed; the lake holds {len(landed):,} events in {len(files)} files."
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import traceback
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +31,18 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return safe
 
 
+def _exception(record: logging.LogRecord) -> str | None:
+    """The exception's type and stack (files, lines, functions) without its message.
+
+    Messages of library exceptions may quote the input they choked on, so they are left out;
+    the stack is enough to find the bug.
+    """
+    if not record.exc_info or record.exc_info[0] is None:
+        return None
+    stack = "".join(traceback.format_tb(record.exc_info[2])).rstrip()
+    return f"{record.exc_info[0].__name__}\n{stack}" if stack else record.exc_info[0].__name__
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message and the record's fields."""
 
@@ -42,9 +55,9 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             **_fields(record),
         }
-        if record.exc_info and record.exc_info[0] is not None:
-            # The type only: exception messages from libraries may quote their input.
-            payload["exception"] = record.exc_info[0].__name__
+        exception = _exception(record)
+        if exception:
+            payload["exception"] = exception
         return json.dumps(payload, default=str)
 
 
@@ -56,9 +69,9 @@ class ConsoleFormatter(logging.Formatter):
         when = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
         pairs = " ".join(f"{key}={value}" for key, value in _fields(record).items())
         line = f"{when} {record.levelname.lower():7} {record.name}: {record.getMessage()}"
-        if record.exc_info and record.exc_info[0] is not None:
-            pairs += f" exception={record.exc_info[0].__name__}"
-        return f"{line} {pairs}".rstrip()
+        line = f"{line} {pairs}".rstrip()
+        exception = _exception(record)
+        return f"{line}\n  exception: {exception}" if exception else line
 
 
 def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
@@ -70,3 +83,5 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     root.setLevel(level)
     # kafka-python logs every reconnect attempt at WARNING/ERROR; one line per problem is ours.
     logging.getLogger("kafka").setLevel(logging.CRITICAL if level != "DEBUG" else logging.DEBUG)
+    # httpx logs every request at INFO (the simulator posts thousands).
+    logging.getLogger("httpx").setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)

@@ -105,6 +105,36 @@ class ApiSettings(BaseModel):
         return origins
 
 
+class IngestSettings(BaseModel):
+    """The ingest workers: Kafka to the lake."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    group_id: str = "flywheel-ingest"
+    """Kafka consumer group of the workers; workers in one group share the partitions."""
+    instance_id: str | None = None
+    """Static group membership id (unique per worker); a restarted worker then gets its
+    partitions back at once instead of after the session timeout."""
+    batch_max_events: int = Field(default=5000, ge=1)
+    """A micro-batch lands once it holds this many messages..."""
+    batch_max_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    """...or this many bytes of message values..."""
+    batch_max_wait_ms: int = Field(default=1000, ge=1)
+    """...or once its first message waited this long."""
+    max_event_bytes: int = Field(default=64 * 1024, ge=256)
+    """Messages larger than this are dead-lettered as ``oversize``."""
+    dedupe_window: int = Field(default=100_000, ge=0)
+    """How many of a partition's newest landed event ids are remembered to drop client resends."""
+    session_timeout_ms: int = Field(default=10_000, ge=1000)
+    """How long the group waits for a silent worker before giving its partitions to others."""
+    max_poll_interval_ms: int = Field(default=120_000, ge=1000)
+    """Longest time between polls before a worker is considered stuck and fenced out."""
+    retry_max_s: float = Field(default=30.0, gt=0)
+    """Longest pause between retries of a transient failure (disk full, broker away)."""
+    metrics_port: int | None = None
+    """Port of the worker's Prometheus ``/metrics`` endpoint; unset: none."""
+
+
 class PrivacySettings(BaseModel):
     """Pseudonymisation and scrubbing."""
 
@@ -135,6 +165,8 @@ class Settings(BaseSettings):
     """Kafka connection and topics."""
     api: ApiSettings = ApiSettings()
     """HTTP ingest API."""
+    ingest: IngestSettings = IngestSettings()
+    """Ingest workers."""
     privacy: PrivacySettings = PrivacySettings()
     """Pseudonymisation and scrubbing."""
 

@@ -1,0 +1,87 @@
+"""HMAC keys for user pseudonyms, kept in a key file outside the lake and the warehouse.
+
+The key file is JSON, readable by its owner only::
+
+    {"current": 2, "keys": {"1": "<64 hex chars>", "2": "<64 hex chars>"}}
+
+New events are pseudonymised with the ``current`` version; older versions stay in the file so an
+erasure request can still find events pseudonymised with them. Each landed event records the key
+version beside its pseudonym.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from flywheel.errors import ConfigError
+
+KEY_BYTES = 32
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """The HMAC keys by version, and which one new pseudonyms use."""
+
+    current: int
+    keys: dict[int, bytes]
+
+    def pseudonym(self, raw_id: str, *, version: int | None = None) -> str:
+        """HMAC-SHA256 of the raw id under a key version (the current one by default), in hex."""
+        key = self.keys[self.current if version is None else version]
+        return hmac.new(key, raw_id.encode(), hashlib.sha256).hexdigest()
+
+    def all_pseudonyms(self, raw_id: str) -> dict[int, str]:
+        """The id's pseudonym under every key version held (what erasure searches for)."""
+        return {version: self.pseudonym(raw_id, version=version) for version in self.keys}
+
+
+def load_keyring(path: Path | None) -> Keyring:
+    """Read the key file; a missing or malformed file is a ``ConfigError`` saying what to do."""
+    if path is None:
+        raise ConfigError(
+            "no pseudonym key: set FLYWHEEL_PRIVACY__HMAC_KEY_FILE "
+            "(create one with `flywheel keys create FILE`)"
+        )
+    try:
+        data = json.loads(path.read_text())
+        keys = {int(version): bytes.fromhex(value) for version, value in data["keys"].items()}
+        current = int(data["current"])
+    except FileNotFoundError:
+        raise ConfigError(
+            f"the pseudonym key file {path} does not exist "
+            "(create one with `flywheel keys create FILE`)"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise ConfigError(f"the pseudonym key file {path} is not a valid key file") from None
+    if current not in keys:
+        raise ConfigError(f"the pseudonym key file {path} has no key for its current version")
+    if any(len(key) < 16 for key in keys.values()):
+        raise ConfigError(f"the pseudonym key file {path} holds a key shorter than 16 bytes")
+    return Keyring(current=current, keys=keys)
+
+
+def create_keyring(path: Path) -> Keyring:
+    """Write a new key file with one random key (version 1), readable by its owner only."""
+    if path.exists():
+        raise ConfigError(f"{path} exists already; not overwriting a key file")
+    keyring = Keyring(current=1, keys={1: secrets.token_bytes(KEY_BYTES)})
+    write_keyring(keyring, path)
+    return keyring
+
+
+def write_keyring(keyring: Keyring, path: Path) -> None:
+    """Write the key file atomically with mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"current": keyring.current, "keys": {str(v): k.hex() for v, k in keyring.keys.items()}}
+    temporary = path.with_name(path.name + ".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump(data, handle, indent=2)
+        handle.write("\n")
+    os.replace(temporary, path)

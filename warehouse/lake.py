@@ -1,0 +1,222 @@
+"""The lake: append-only Parquet files of anonymised events, one file per landed micro-batch.
+
+Layout under ``<data dir>/lake/events/``::
+
+    landed_date=2026-11-26/flywheel.events.v1+3+00000000000000000120+00000000000000000245.parquet
+                           <topic>          +<partition>+<first offset>  +<last offset>
+
+The file name is the commit: a batch is written to a hidden temporary name, flushed to disk and
+renamed, so a file either exists whole or not at all, and the highest ``last offset`` per
+(topic, partition) is exactly how far that partition has landed. A batch is never split over
+several files (a crash between two renames would lose the second); event time is the
+warehouse's concern, so files are partitioned by landing date only.
+
+A file may hold fewer rows than its offset range: poison messages went to the dead-letter topic
+and duplicates were dropped, but their offsets are covered all the same, so nothing is read twice.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import polars as pl
+
+OFFSET_DIGITS = 20
+_NAME = re.compile(
+    r"^(?P<topic>[A-Za-z0-9._-]+)\+(?P<partition>\d+)\+(?P<first>\d+)\+(?P<last>\d+)\.parquet$"
+)
+TEMPORARY_PREFIX = ".landing-"
+
+
+def lake_schema() -> dict[str, Any]:
+    """Column names and polars types of a lake file (contract v1 flattened, anonymised)."""
+    import polars as pl
+
+    message = pl.Struct({"role": pl.String, "content": pl.String, "response_id": pl.String})
+    return {
+        "event_id": pl.String,
+        "type": pl.String,
+        "occurred_at": pl.Datetime("us", "UTC"),
+        "user_pseudonym": pl.String,
+        "pseudonym_key_version": pl.Int32,
+        "conversation_id": pl.String,
+        "app_name": pl.String,
+        "app_version": pl.String,
+        "consent_training": pl.Boolean,
+        "consent_policy_version": pl.String,
+        "schema_version": pl.Int32,
+        "response_id": pl.String,
+        "parent_id": pl.String,
+        "prompt": pl.List(message),
+        "response": pl.String,
+        "model_id": pl.String,
+        "model_version": pl.String,
+        "copy_text": pl.String,
+        "copy_span_start": pl.Int64,
+        "copy_span_end": pl.Int64,
+        "code_block": pl.Boolean,
+        "edited_text": pl.String,
+        "new_response_id": pl.String,
+        "response_a_id": pl.String,
+        "response_b_id": pl.String,
+        "choice": pl.String,
+        "rating_value": pl.String,
+        "rating_reason": pl.String,
+        "scrubbed": pl.List(pl.Struct({"kind": pl.String, "count": pl.Int32})),
+        "source_topic": pl.String,
+        "source_partition": pl.Int32,
+        "source_offset": pl.Int64,
+        "landed_at": pl.Datetime("us", "UTC"),
+    }
+
+
+@dataclass(frozen=True, order=True)
+class LakeFile:
+    """One landed batch, as its file name describes it."""
+
+    topic: str
+    partition: int
+    first_offset: int
+    last_offset: int
+    path: Path
+
+
+def file_name(topic: str, partition: int, first_offset: int, last_offset: int) -> str:
+    """The name of the file holding offsets ``first_offset..last_offset`` of a partition."""
+    return (
+        f"{topic}+{partition}+{first_offset:0{OFFSET_DIGITS}d}+{last_offset:0{OFFSET_DIGITS}d}"
+        ".parquet"
+    )
+
+
+def parse_name(path: Path) -> LakeFile | None:
+    """The batch a lake file name describes, or None for anything else."""
+    match = _NAME.match(path.name)
+    if match is None:
+        return None
+    return LakeFile(
+        topic=match["topic"],
+        partition=int(match["partition"]),
+        first_offset=int(match["first"]),
+        last_offset=int(match["last"]),
+        path=path,
+    )
+
+
+class Lake:
+    """The events lake under ``root`` (``<data dir>/lake/events``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path) -> Lake:
+        """The lake of a data directory."""
+        return cls(data_dir / "lake" / "events")
+
+    def files(self, topic: str | None = None) -> Iterator[LakeFile]:
+        """Every landed file (of one topic), in no particular order."""
+        if not self.root.exists():
+            return
+        for day in os.scandir(self.root):
+            if not (day.is_dir() and day.name.startswith("landed_date=")):
+                continue
+            for entry in os.scandir(day.path):
+                landed = parse_name(Path(entry.path))
+                if landed is not None and (topic is None or landed.topic == topic):
+                    yield landed
+
+    def landed_offsets(self, topic: str) -> dict[int, int]:
+        """The highest landed offset of every partition of ``topic``."""
+        highest: dict[int, int] = {}
+        for landed in self.files(topic):
+            if landed.last_offset > highest.get(landed.partition, -1):
+                highest[landed.partition] = landed.last_offset
+        return highest
+
+    def partition_files(self, topic: str, partition: int) -> list[LakeFile]:
+        """The files of one partition, oldest offsets first."""
+        return sorted(f for f in self.files(topic) if f.partition == partition)
+
+    def remove_temporary_files(self, topic: str, partition: int) -> int:
+        """Delete the half-written batches of one partition a crash left behind; returns how many.
+
+        Only the partition's owner writes its temporary files, so the owner may remove them.
+        """
+        removed = 0
+        if not self.root.exists():
+            return 0
+        prefix = f"{TEMPORARY_PREFIX}{topic}+{partition}+"
+        for day in os.scandir(self.root):
+            if day.is_dir():
+                for entry in os.scandir(day.path):
+                    if entry.name.startswith(prefix):
+                        os.unlink(entry.path)
+                        removed += 1
+        return removed
+
+    def write_temporary(
+        self,
+        frame: pl.DataFrame,
+        *,
+        topic: str,
+        partition: int,
+        first_offset: int,
+        last_offset: int,
+        now: datetime | None = None,
+    ) -> tuple[Path, Path]:
+        """Write a batch under a temporary name, flushed to disk; returns (temporary, final)."""
+        day = (now or datetime.now(UTC)).strftime("%Y-%m-%d")
+        folder = self.root / f"landed_date={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        final = folder / file_name(topic, partition, first_offset, last_offset)
+        temporary = folder / f"{TEMPORARY_PREFIX}{final.name}"
+        with open(temporary, "wb") as handle:
+            frame.write_parquet(handle, compression="zstd", statistics=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return temporary, final
+
+    @staticmethod
+    def publish(temporary: Path, final: Path) -> None:
+        """Rename a written batch to its final name (the commit) and make the rename durable."""
+        os.replace(temporary, final)
+        directory = os.open(final.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    def land(
+        self, frame: pl.DataFrame, *, topic: str, partition: int, first_offset: int,
+        last_offset: int,
+    ) -> Path:  # fmt: skip
+        """Write and publish a batch in one step (for callers with nothing to do in between)."""
+        temporary, final = self.write_temporary(
+            frame, topic=topic, partition=partition, first_offset=first_offset,
+            last_offset=last_offset,
+        )  # fmt: skip
+        self.publish(temporary, final)
+        return final
+
+    def recent_event_ids(self, topic: str, partition: int, *, limit: int) -> list[str]:
+        """Event ids of the newest ``limit`` landed events of a partition, oldest first."""
+        import polars as pl
+
+        collected: list[list[str]] = []
+        count = 0
+        for landed in reversed(self.partition_files(topic, partition)):
+            ids = pl.read_parquet(landed.path, columns=["event_id"])["event_id"].to_list()
+            collected.append(ids)
+            count += len(ids)
+            if count >= limit:
+                break
+        flat = [event_id for ids in reversed(collected) for event_id in ids]
+        return flat[-limit:] if limit else []
