@@ -13,14 +13,18 @@ Rules that hold for every event:
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     TypeAdapter,
     ValidationError,
@@ -39,6 +43,44 @@ Text = Annotated[str, StringConstraints(max_length=64 * 1024)]
 
 EVENT_TYPES = ("generation", "copy", "edit", "regenerate", "ab_choice", "rating")
 
+# pydantic's lax mode would read 0 as a date, "1700000000" as a timestamp and "yes" as true; a
+# contract must refuse values of the wrong JSON type, so these fields take only their canonical
+# JSON form.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|z|[+-]\d{2}:\d{2})")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _rfc3339_string(value: object) -> object:
+    if isinstance(value, str) and _RFC3339.fullmatch(value):
+        return value
+    if isinstance(value, datetime):
+        return value
+    raise ValueError("expected an RFC 3339 date-time with a timezone, e.g. 2026-01-05T09:00:00Z")
+
+
+def _uuid_string(value: object) -> object:
+    if isinstance(value, UUID) or (isinstance(value, str) and _UUID.fullmatch(value)):
+        return value
+    raise ValueError("expected a UUID string like 0b7c6c1e-5d0b-4b8e-9d7e-3f9d2b1a6c11")
+
+
+def _json_integer(value: object) -> object:
+    # JSON Schema's "integer" is any number without a fraction (2.0 too), never a string or bool.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("expected an integer")
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+"""An integer written as a JSON number (``2`` or ``2.0``; not ``"2"``, not ``true``)."""
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_string)]
+"""An RFC 3339 date-time string with a timezone offset."""
+
+EventId = Annotated[UUID, BeforeValidator(_uuid_string)]
+"""A UUID in its canonical hyphenated form."""
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
@@ -56,7 +98,7 @@ class AppInfo(_Strict):
 class Consent(_Strict):
     """What the user agreed to; events without training consent never reach a dataset."""
 
-    training: bool
+    training: StrictBool
     """The user allowed their interactions to be used to train models."""
     policy_version: Annotated[str, StringConstraints(max_length=50)] | None = None
     """Version of the consent text the user agreed to."""
@@ -83,11 +125,11 @@ class Message(_Strict):
 
 
 class Span(_Strict):
-    """A character range of a response, end exclusive."""
+    """A character range of a response, end exclusive: ``end`` must be greater than ``start``."""
 
-    start: int = Field(ge=0)
+    start: JsonInt = Field(ge=0)
     """First character, counted from 0."""
-    end: int = Field(ge=0)
+    end: JsonInt = Field(ge=0)
     """One past the last character."""
 
     @model_validator(mode="after")
@@ -100,9 +142,9 @@ class Span(_Strict):
 class EventBase(_Strict):
     """The envelope every event carries."""
 
-    event_id: UUID
+    event_id: EventId
     """Client-generated UUID; the idempotency key (a resend with the same id is dropped)."""
-    occurred_at: AwareDatetime
+    occurred_at: Timestamp
     """When the user acted, with a timezone (RFC 3339)."""
     user_id: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     """The raw user id; replaced by a keyed pseudonym before anything is stored."""
@@ -112,7 +154,7 @@ class EventBase(_Strict):
     """The client application."""
     consent: Consent | None = None
     """The user's training consent, when the frontend knows it."""
-    schema_version: Literal[1]
+    schema_version: Annotated[Literal[1], BeforeValidator(_json_integer)]
     """Version of this contract; always 1 for now."""
 
 
@@ -152,7 +194,7 @@ class CopyEvent(EventBase):
     """The copied text."""
     span: Span | None = None
     """The copied character range, when the frontend sends a range instead of text."""
-    code_block: bool = False
+    code_block: StrictBool = False
     """The copy came from a fenced code block (a copy button on code)."""
 
     @model_validator(mode="after")
@@ -189,7 +231,7 @@ class AbChoiceEvent(EventBase):
     response_a_id: Id
     """The response shown on the left (or first)."""
     response_b_id: Id
-    """The response shown on the right (or second)."""
+    """The response shown on the right (or second); must differ from ``response_a_id``."""
     choice: Literal["a", "b", "tie", "both_bad"]
     """Which one the user preferred; ``tie`` and ``both_bad`` are answers too."""
 

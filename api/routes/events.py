@@ -75,8 +75,8 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def decode_items(body: bytes, *, max_events: int) -> list[object]:
-    """The request's events as decoded JSON values: one object, or the ``events`` list."""
+def decode_items(body: bytes, *, max_events: int) -> tuple[list[object], bool]:
+    """The request's events as decoded JSON values, and whether the body was a batch."""
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -101,9 +101,9 @@ def decode_items(body: bytes, *, max_events: int) -> list[object]:
             )
         if len(items) > max_events:
             raise ApiError(413, f"{len(items)} events in one request; the limit is {max_events}")
-        return items
+        return items, True
     if isinstance(data, dict):
-        return [data]
+        return [data], False
     raise ContractError(
         'the body must be an event object or {"events": [...]}',
         errors=[
@@ -151,10 +151,13 @@ async def post_events(
         raise ApiError(415, "send the events as application/json", code="unsupported_media_type")
     limits = settings.api
     body = await read_body(request, limits.max_request_bytes)
-    items = decode_items(body, max_events=limits.max_events_per_request)
+    items, is_batch = decode_items(body, max_events=limits.max_events_per_request)
     try:
         events = parse_events(items)
     except ContractError as exc:
+        if not is_batch:
+            for error in exc.errors:
+                error["index"] = None
         metrics.events.labels("rejected").inc(len(items))
         log.info(
             "rejected events", extra={"fields": {"events": len(items), "errors": len(exc.errors)}}

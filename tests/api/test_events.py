@@ -247,3 +247,29 @@ async def test_logs_never_carry_event_text(
     logged = "\n".join(f"{r.getMessage()} {getattr(r, 'fields', '')}" for r in caplog.records)
     assert "jane.doe" not in logged
     assert "7946" not in logged
+
+
+async def test_single_event_errors_have_no_index(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/events", json=make_event(value="sideways"))
+    assert response.status_code == 422
+    assert [(e["index"], e["path"]) for e in response.json()["errors"]] == [(None, "value")]
+
+
+@pytest.mark.parametrize(
+    ("override", "path"),
+    [
+        ({"consent": {"training": "yes"}}, "consent.training"),
+        ({"consent": {"training": 0}}, "consent.training"),
+        ({"occurred_at": 0}, "occurred_at"),
+        ({"occurred_at": "1700000000"}, "occurred_at"),
+        ({"occurred_at": "2026-01-05 09:00"}, "occurred_at"),
+        ({"event_id": "0b7c6c1e5d0b4b8e9d7e3f9d2b1a6c11"}, "event_id"),
+        ({"schema_version": True}, "schema_version"),
+    ],
+)
+async def test_values_of_the_wrong_json_type_are_refused(
+    client: httpx.AsyncClient, override: dict[str, object], path: str
+) -> None:
+    response = await client.post("/v1/events", json=make_event(**override))
+    assert response.status_code == 422
+    assert [e["path"] for e in response.json()["errors"]] == [path]
