@@ -333,14 +333,25 @@ def stop(home: Path, *, timeout_s: float = 30.0, kill: bool = False) -> bool:
     except ProcessLookupError:
         return False
     deadline = time.monotonic() + timeout_s
+    child = _children.get(state.pid)
     while time.monotonic() < deadline:
+        if child is not None:
+            try:
+                child.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                continue
+            del _children[state.pid]
+            return True
         if not is_running(state):
             _reap(state.pid)
             return True
-        _reap(state.pid)
         time.sleep(0.2)
     os.killpg(state.pid, signal.SIGKILL)
-    _reap(state.pid)
+    child = _children.pop(state.pid, None)
+    if child is not None:
+        child.wait(timeout=30)
+    else:
+        _reap(state.pid)
     return True
 
 

@@ -287,17 +287,30 @@ def error_details(
         if batch and loc and isinstance(loc[0], int):
             index, loc = loc[0], loc[1:]
         loc = [part for part in loc if part not in EVENT_TYPES]
+        message = error["msg"]
         if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
             loc.append("type")
+            # pydantic's message quotes the submitted tag; name the allowed ones instead.
+            message = "type must be one of: " + ", ".join(EVENT_TYPES)
         details.append(
             {
                 "index": index,
-                "path": format_path(loc),
+                "path": format_path([_safe_key(part) for part in loc]),
                 "type": error["type"],
-                "message": error["msg"],
+                "message": message,
             }
         )
     return details
+
+
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def _safe_key(part: int | str) -> int | str:
+    """A path element as is if it looks like a field name; an unknown key may be user data."""
+    if isinstance(part, int) or _FIELD_NAME.fullmatch(part):
+        return part
+    return "<unknown field>"
 
 
 def format_path(loc: list[int | str] | tuple[int | str, ...]) -> str:

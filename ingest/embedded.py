@@ -44,7 +44,12 @@ class EmbeddedSink:
     def land(self, events: Sequence[EncodedEvent]) -> int:
         """Validate, anonymise and land the events as one batch; returns how many landed."""
         with self._lock:
-            first = self._start()
+            try:
+                first = self._start()
+            except OSError as exc:
+                raise SinkUnavailableError(
+                    f"could not read the lake ({type(exc).__name__}, errno {exc.errno})"
+                ) from None
             messages = [
                 RawMessage(EMBEDDED_TOPIC, 0, first + i, event.key, event.value)
                 for i, event in enumerate(events)

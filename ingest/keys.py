@@ -80,7 +80,9 @@ def write_keyring(keyring: Keyring, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"current": keyring.current, "keys": {str(v): k.hex() for v, k in keyring.keys.items()}}
     temporary = path.with_name(path.name + ".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A stale temporary (or a link planted there) must not lend the key its mode or location.
+    temporary.unlink(missing_ok=True)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         json.dump(data, handle, indent=2)
         handle.write("\n")

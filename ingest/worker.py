@@ -86,6 +86,7 @@ class IngestWorker:
         self._buffers: dict[Any, _Buffer] = {}
         self._windows: dict[Any, DedupeWindow] = {}
         self._consumer: Any = None
+        self._last_activity = time.monotonic()
 
     # -- Kafka -------------------------------------------------------------------------------
 
@@ -127,6 +128,7 @@ class IngestWorker:
         return Listener()
 
     def _on_assigned(self, assigned: Any) -> None:
+        self._last_activity = time.monotonic()
         landed = self.lake.landed_offsets(self.topic)
         for tp in assigned:
             removed = self.lake.remove_temporary_files(self.topic, tp.partition)
@@ -169,10 +171,11 @@ class IngestWorker:
         idle_exit_s: float | None = None,
         on_progress: Callable[[WorkerStats], None] | None = None,
     ) -> WorkerStats:
-        """Consume and land until ``stop`` is set (or nothing arrived for ``idle_exit_s``)."""
+        """Consume and land until ``stop`` is set, or until nothing arrived for ``idle_exit_s``
+        since the last message or partition assignment."""
         self._consumer = self._make_consumer()
         self._consumer.subscribe([self.topic], listener=self._listener())
-        last_message = time.monotonic()
+        self._last_activity = time.monotonic()
         ingest = self.settings.ingest
         try:
             while not stop.is_set():
@@ -192,7 +195,7 @@ class IngestWorker:
                                        record.value)
                         )  # fmt: skip
                         buffer.size += len(record.value or b"")
-                    last_message = now
+                    self._last_activity = now
                 for tp in list(self._buffers):
                     buffer = self._buffers[tp]
                     if buffer.messages and (
@@ -205,7 +208,7 @@ class IngestWorker:
                 if on_progress is not None:
                     on_progress(self.stats)
                 if idle_exit_s is not None and not any(b.messages for b in self._buffers.values()):
-                    if time.monotonic() - last_message >= idle_exit_s:
+                    if time.monotonic() - self._last_activity >= idle_exit_s:
                         break
             # Finish what was read: SIGTERM lands the current batches, then leaves the group.
             for tp in list(self._buffers):

@@ -98,6 +98,8 @@ def file_name(topic: str, partition: int, first_offset: int, last_offset: int) -
 
 def parse_name(path: Path) -> LakeFile | None:
     """The batch a lake file name describes, or None for anything else."""
+    if path.name.startswith("."):
+        return None  # hidden: a batch still being written (TEMPORARY_PREFIX) or not ours
     match = _NAME.match(path.name)
     if match is None:
         return None

@@ -1,0 +1,76 @@
+"""Helpers for integration tests: produce raw messages, read the lake, run worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from kafka import KafkaProducer
+
+from flywheel.settings import KafkaSettings
+from warehouse.lake import Lake
+
+
+def produce(
+    bootstrap: str, topic: str, messages: Iterable[tuple[bytes | None, bytes | None]]
+) -> int:
+    """Produce (key, value) pairs and wait until the broker acknowledged all; returns the count."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=256 * 1024)
+    count = 0
+    try:
+        for key, value in messages:
+            producer.send(topic, key=key, value=value)
+            count += 1
+        producer.flush(timeout=120)
+    finally:
+        producer.close()
+    return count
+
+
+def encoded(events: Iterable[dict[str, Any]]) -> Iterable[tuple[bytes, bytes]]:
+    """Simulated events as a frontend's backend would produce them (compact JSON)."""
+    for event in events:
+        yield event["conversation_id"].encode(), json.dumps(event, separators=(",", ":")).encode()
+
+
+def lake_frame(data_dir: Path) -> pl.DataFrame:
+    """Every landed row of the lake (empty frame if nothing landed)."""
+    files = sorted(str(f.path) for f in Lake.in_data_dir(data_dir).files())
+    if not files:
+        return pl.DataFrame({"event_id": []}, schema={"event_id": pl.String})
+    return pl.read_parquet(files)
+
+
+def worker_env(
+    kafka: KafkaSettings, data_dir: Path, key_file: Path, **extra: str
+) -> dict[str, str]:
+    """Environment of a ``flywheel ingest`` subprocess."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLYWHEEL_")}
+    env.update(
+        FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS=kafka.bootstrap_servers or "",
+        FLYWHEEL_KAFKA__EVENTS_TOPIC=kafka.events_topic,
+        FLYWHEEL_KAFKA__DEAD_LETTER_TOPIC=kafka.dead_letter_topic,
+        FLYWHEEL_DATA_DIR=str(data_dir),
+        FLYWHEEL_PRIVACY__HMAC_KEY_FILE=str(key_file),
+        FLYWHEEL_LOG_FORMAT="json",
+        **extra,
+    )
+    return env
+
+
+def start_worker(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """Start ``flywheel ingest`` as its own process, appending its output to ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "flywheel", "ingest", *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )

@@ -1,0 +1,314 @@
+"""Ingest workers against the real broker: exactly once into the lake, dead letters, crashes."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flywheel import localkafka
+from flywheel.kafka import create_topics
+from flywheel.settings import IngestSettings, KafkaSettings, Settings
+from flywheel.simulator import SimulationConfig, simulate
+from ingest.anonymiser import PseudonymisingAnonymiser
+from ingest.deadletters import KafkaDeadLetters, list_dead_letters, replay
+from ingest.keys import Keyring, create_keyring
+from ingest.pipeline import Pipeline
+from ingest.worker import IngestWorker, WorkerStats
+from tests.factories import make_event
+from tests.integration.kafka_tools import (
+    encoded,
+    lake_frame,
+    produce,
+    start_worker,
+    worker_env,
+)
+from warehouse.lake import Lake
+
+
+@pytest.fixture
+def keyring(tmp_path: Path) -> Keyring:
+    return create_keyring(tmp_path / "keys.json")
+
+
+def worker_settings(kafka: KafkaSettings, data_dir: Path, **ingest: Any) -> Settings:
+    options: dict[str, Any] = {
+        "group_id": f"test-{uuid.uuid4().hex[:8]}",
+        "batch_max_events": 500,
+        "batch_max_wait_ms": 200,
+        **ingest,
+    }
+    return Settings(data_dir=data_dir, kafka=kafka, ingest=IngestSettings(**options))
+
+
+def run_worker(
+    settings: Settings,
+    keyring: Keyring,
+    *,
+    idle_exit_s: float = 4,
+    max_event_bytes: int | None = None,
+) -> WorkerStats:
+    pipeline = Pipeline(
+        PseudonymisingAnonymiser(keyring),
+        max_event_bytes=max_event_bytes or settings.ingest.max_event_bytes,
+    )
+    worker = IngestWorker(
+        settings=settings,
+        lake=Lake.in_data_dir(settings.data_dir),
+        pipeline=pipeline,
+        dead_letters=KafkaDeadLetters(settings.kafka),
+    )
+    return worker.run(threading.Event(), idle_exit_s=idle_exit_s)
+
+
+def simulated(n: int, seed: int) -> list[dict[str, Any]]:
+    return list(simulate(SimulationConfig(events=n, seed=seed)))
+
+
+def assert_exactly_once(data_dir: Path, events: list[dict[str, Any]]) -> None:
+    frame = lake_frame(data_dir)
+    expected = {e["event_id"] for e in events}
+    landed = frame["event_id"].to_list()
+    lost = expected - set(landed)
+    duplicated = len(landed) - len(set(landed))
+    assert (len(lost), duplicated) == (0, 0), f"{len(lost)} lost, {duplicated} duplicated"
+    assert set(landed) == expected
+
+
+def test_worker_lands_every_event_once_with_pseudonymous_users(
+    kafka_settings: KafkaSettings, tmp_path: Path, keyring: Keyring
+) -> None:
+    create_topics(kafka_settings)
+    events = simulated(3000, seed=11)
+    produce(kafka_settings.bootstrap_servers or "", kafka_settings.events_topic, encoded(events))
+    stats = run_worker(worker_settings(kafka_settings, tmp_path / "data"), keyring)
+
+    assert_exactly_once(tmp_path / "data", events)
+    unique = {e["event_id"] for e in events}
+    assert stats.duplicates == len(events) - len(unique) > 0  # the simulator's client resends
+    frame = lake_frame(tmp_path / "data")
+    raw_users = {e["user_id"] for e in events}
+    assert raw_users.isdisjoint(frame["user_pseudonym"].to_list())
+    expected = {keyring.pseudonym(e["user_id"]) for e in events}
+    assert set(frame["user_pseudonym"].to_list()) == expected
+    assert set(frame["pseudonym_key_version"].to_list()) == {keyring.current}
+    # Files are named by partition and offsets, and cover each partition without gaps.
+    lake = Lake.in_data_dir(tmp_path / "data")
+    for partition in range(kafka_settings.partitions):
+        files = lake.partition_files(kafka_settings.events_topic, partition)
+        assert files, f"partition {partition} landed nothing"
+        assert files[0].first_offset == 0
+        for before, after in zip(files, files[1:], strict=False):
+            assert after.first_offset == before.last_offset + 1
+
+
+def test_a_restarted_worker_resumes_from_the_lake_not_kafkas_offsets(
+    kafka_settings: KafkaSettings, tmp_path: Path, keyring: Keyring
+) -> None:
+    create_topics(kafka_settings)
+    first, second = simulated(1000, seed=1), simulated(1000, seed=2)
+    bootstrap, topic = kafka_settings.bootstrap_servers or "", kafka_settings.events_topic
+    settings = worker_settings(kafka_settings, tmp_path / "data")
+    produce(bootstrap, topic, encoded(first))
+    run_worker(settings, keyring)
+    # A new consumer group has no committed offsets at all: only the lake says where to resume.
+    settings = settings.model_copy(
+        update={"ingest": settings.ingest.model_copy(update={"group_id": "another-group"})}
+    )
+    produce(bootstrap, topic, encoded(second))
+    stats = run_worker(settings, keyring)
+    assert stats.landed == len({e["event_id"] for e in second} - {e["event_id"] for e in first})
+    assert_exactly_once(tmp_path / "data", first + second)
+
+
+def test_poison_messages_go_to_the_dead_letter_topic_and_nothing_stalls(
+    kafka_settings: KafkaSettings, tmp_path: Path, keyring: Keyring
+) -> None:
+    create_topics(kafka_settings)
+    bootstrap, topic = kafka_settings.bootstrap_servers or "", kafka_settings.events_topic
+    good = [make_event("rating", conversation_id=f"c{i % 7}") for i in range(300)]
+    oversized = make_event("edit", conversation_id="c1", edited_text="z" * 5000)
+    poison: list[tuple[bytes | None, bytes | None, str]] = [
+        (b"c1", b"this is not json {", "not_json"),
+        (b"c2", json.dumps({**make_event("rating"), "value": "meh"}).encode(), "contract"),
+        (b"c3", json.dumps({"type": "rating", "email": "jane@example.com"}).encode(), "contract"),
+        (b"c1", json.dumps(oversized).encode(), "oversize"),
+        (b"c4", None, "not_json"),
+    ]
+    messages: list[tuple[bytes | None, bytes | None]] = []
+    for i, event in enumerate(good):
+        messages.append((event["conversation_id"].encode(), json.dumps(event).encode()))
+        if i % 60 == 30:
+            key, value, _ = poison[i // 60]
+            messages.append((key, value))
+    produce(bootstrap, topic, messages)
+
+    settings = worker_settings(kafka_settings, tmp_path / "data")
+    stats = run_worker(settings, keyring, max_event_bytes=4096)
+    assert_exactly_once(tmp_path / "data", good)
+    assert stats.dead_letters == len(poison)
+
+    letters = list_dead_letters(kafka_settings)
+    assert sorted(r.error_type for r in letters) == sorted(p[2] for p in poison)
+    for record in letters:
+        assert record.source_topic == topic
+        assert record.source_offset >= 0
+        assert record.reason
+        assert "jane@example.com" not in record.reason
+    contract = [r for r in letters if r.error_type == "contract"]
+    assert any("value" in r.reason for r in contract)
+    by_type = {r.error_type: r for r in letters}
+    assert by_type["oversize"].value == json.dumps(oversized).encode()  # original bytes kept
+
+    # After the fix (a larger limit) a replay lands the oversized event; a second replay is a no-op.
+    assert replay(kafka_settings) == len(poison)
+    assert replay(kafka_settings) == 0
+    stats = run_worker(settings, keyring, max_event_bytes=64 * 1024)
+    assert stats.landed == 1
+    assert_exactly_once(tmp_path / "data", [*good, oversized])
+
+
+def test_events_produced_by_kcat_land_like_any_other(
+    kafka_settings: KafkaSettings, tmp_path: Path, keyring: Keyring
+) -> None:
+    kcat = shutil.which("kcat")
+    if kcat is None:
+        pytest.skip("kcat is not installed (apt-get install kcat); .ci/run installs it")
+    create_topics(kafka_settings)
+    types = ["generation", "copy", "edit", "regenerate", "ab_choice", "rating"] * 5
+    events = [make_event(t, conversation_id=f"conv-{i}") for i, t in enumerate(types)]
+    lines = "".join(f"{e['conversation_id']}\t{json.dumps(e)}\n" for e in events)
+    subprocess.run(
+        [kcat, "-P", "-b", kafka_settings.bootstrap_servers or "", "-t",
+         kafka_settings.events_topic, "-K", "\t"],
+        input=lines.encode(), check=True, timeout=60,
+    )  # fmt: skip
+    run_worker(worker_settings(kafka_settings, tmp_path / "data"), keyring)
+    assert_exactly_once(tmp_path / "data", events)
+    frame = lake_frame(tmp_path / "data")
+    assert sorted(frame["conversation_id"].to_list()) == sorted(
+        e["conversation_id"] for e in events
+    )
+
+
+@pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
+)
+def test_broker_restart_in_the_middle_of_a_stream(own_broker: Path, tmp_path: Path,
+                                                   keyring: Keyring) -> None:  # fmt: skip
+    state = localkafka.read_state(own_broker)
+    assert state is not None
+    kafka = KafkaSettings(
+        bootstrap_servers=state.bootstrap_servers, events_topic="restart.events",
+        dead_letter_topic="restart.dlq", partitions=3,
+    )  # fmt: skip
+    create_topics(kafka)
+    before, after = simulated(6000, seed=21), simulated(6000, seed=22)
+    produce(state.bootstrap_servers, kafka.events_topic, encoded(before))
+    settings = worker_settings(kafka, tmp_path / "data", batch_max_events=300, retry_max_s=2)
+    stop = threading.Event()
+    worker = IngestWorker(
+        settings=settings,
+        lake=Lake.in_data_dir(settings.data_dir),
+        pipeline=Pipeline(PseudonymisingAnonymiser(keyring), max_event_bytes=64 * 1024),
+        dead_letters=KafkaDeadLetters(kafka),
+    )
+    thread = threading.Thread(target=worker.run, args=(stop,))
+    thread.start()
+    try:
+        wait_for_rows(tmp_path / "data", 1500, timeout_s=60)
+        localkafka.stop(own_broker)
+        time.sleep(3)
+        localkafka.start(own_broker)
+        produce(state.bootstrap_servers, kafka.events_topic, encoded(after))
+        expected = len({e["event_id"] for e in before + after})
+        wait_for_rows(tmp_path / "data", expected, timeout_s=120)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert_exactly_once(tmp_path / "data", before + after)
+
+
+def wait_for_rows(data_dir: Path, rows: int, *, timeout_s: float) -> None:
+    """Wait until the lake holds at least ``rows`` rows (or the time is up)."""
+    deadline = time.monotonic() + timeout_s
+    while len(lake_frame(data_dir)) < rows and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def test_two_workers_share_a_4_partition_topic_and_one_stops_halfway(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    kafka = kafka_settings.model_copy(update={"partitions": 4})
+    create_topics(kafka)
+    key_file = tmp_path / "keys.json"
+    create_keyring(key_file)
+    events = simulated(30_000, seed=31)
+    produce(kafka.bootstrap_servers or "", kafka.events_topic, encoded(events))
+    env = worker_env(
+        kafka, tmp_path / "data", key_file,
+        FLYWHEEL_INGEST__GROUP_ID="two-workers", FLYWHEEL_INGEST__BATCH_MAX_EVENTS="500",
+        FLYWHEEL_INGEST__SESSION_TIMEOUT_MS="6000",
+    )  # fmt: skip
+    log = tmp_path / "workers.log"
+    stopping = start_worker(env, log)
+    staying = start_worker(env, log, "--idle-exit", "8")
+    wait_for_rows(tmp_path / "data", 8000, timeout_s=60)
+    stopping.send_signal(signal.SIGTERM)
+    assert stopping.wait(timeout=60) == 0, log.read_text()[-3000:]
+    assert staying.wait(timeout=180) == 0, log.read_text()[-3000:]
+    assert_exactly_once(tmp_path / "data", events)
+    landed = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert any(r.get("message") == "partition revoked" for r in landed)
+
+
+def test_crash_test_sigkill_at_random_moments_loses_and_duplicates_nothing(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    """100,000 events; the worker is SIGKILLed at each landing step and at random moments."""
+    create_topics(kafka_settings)
+    key_file = tmp_path / "keys.json"
+    create_keyring(key_file)
+    events = simulated(100_000, seed=41)
+    produce(kafka_settings.bootstrap_servers or "", kafka_settings.events_topic, encoded(events))
+    base = worker_env(
+        kafka_settings, tmp_path / "data", key_file,
+        FLYWHEEL_INGEST__GROUP_ID="crash-test", FLYWHEEL_INGEST__INSTANCE_ID="crash-worker-1",
+        FLYWHEEL_INGEST__BATCH_MAX_EVENTS="2000",
+    )  # fmt: skip
+    log = tmp_path / "worker.log"
+    rng = random.Random(41)
+    kills = {"after_write": 0, "after_commit": 0, "after_rename": 0, "random": 0}
+
+    # The exact moments first: after the file is written, after the Kafka commit (the moment
+    # between commit and rename), and right after the rename.
+    for point in ("after_write", "after_commit", "after_rename") * 2:
+        process = start_worker({**base, "FLYWHEEL_FAULT_INJECTION": f"{point}:1"}, log)
+        assert process.wait(timeout=120) == -signal.SIGKILL, log.read_text()[-3000:]
+        kills[point] += 1
+    # Then at random moments, mid-batch or not.
+    while kills["random"] < 10:
+        process = start_worker(base, log)
+        time.sleep(rng.uniform(1.0, 4.0))
+        if process.poll() is not None:
+            break
+        process.kill()
+        process.wait()
+        kills["random"] += 1
+    final = start_worker(base, log, "--idle-exit", "6")
+    assert final.wait(timeout=300) == 0, log.read_text()[-3000:]
+
+    assert kills["random"] >= 10, kills
+    assert_exactly_once(tmp_path / "data", events)
+    # Half-written files of the killed runs were cleaned up.
+    assert not list((tmp_path / "data" / "lake").rglob(".landing-*"))
