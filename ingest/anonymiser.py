@@ -1,37 +1,40 @@
-"""The anonymiser interface the ingest pipeline calls on every event before anything lands.
+"""The anonymiser interface the ingest pipeline calls on every batch before anything lands.
 
-``Anonymiser.anonymise`` returns the event with every text scrubbed, the user's pseudonym and its
-key version, and a report of what was removed (kinds and counts, never values).
-``PseudonymisingAnonymiser`` replaces user ids with keyed HMAC pseudonyms and scrubs nothing;
-the PII and secret detectors plug in behind the same interface.
+An anonymiser works on a whole micro-batch as a polars frame of lake columns that still holds
+the raw ``user_id``: it returns the frame with every text scrubbed, ``user_pseudonym`` and
+``pseudonym_key_version`` filled, ``scrubbed`` reporting what was removed (kinds and counts,
+never values), and ``user_id`` gone. Working on columns lets detectors pre-filter whole batches
+natively before any per-value Python work.
+
+``PseudonymisingAnonymiser`` pseudonymises user ids and scrubs nothing; the PII and secret
+detectors plug in behind the same interface.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ingest.contract import Event
 from ingest.keys import Keyring
 
+if TYPE_CHECKING:
+    import polars as pl
 
-@dataclass(frozen=True, slots=True)
-class Anonymised:
-    """An event made safe to land."""
+TEXT_COLUMNS = ("prompt", "response", "copy_text", "edited_text", "rating_reason")
+"""Lake columns holding free text (``prompt`` holds it in each message's ``content``)."""
 
-    event: Event
-    """The event with its texts scrubbed (its ``user_id`` is still raw: use ``user_pseudonym``)."""
-    user_pseudonym: str
-    key_version: int
-    scrubbed: dict[str, int] = field(default_factory=dict)
-    """How many values of each kind were replaced, e.g. ``{"email": 2}``."""
+
+def scrubbed_type() -> Any:
+    """Polars type of the ``scrubbed`` report column: a list of ``{kind, count}``."""
+    import polars as pl
+
+    return pl.List(pl.Struct({"kind": pl.String, "count": pl.Int32}))
 
 
 class Anonymiser(Protocol):
-    """Turns a validated event into one that identifies nobody and leaks no secret."""
+    """Turns a batch into one that identifies nobody and leaks no secret."""
 
-    def anonymise(self, event: Event) -> Anonymised:
-        """Scrub the event's texts and pseudonymise its identifiers."""
+    def anonymise(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Scrub the texts and replace ``user_id`` by its pseudonym."""
         ...
 
 
@@ -43,11 +46,23 @@ class PseudonymisingAnonymiser:
         # Users post many events; the HMAC of a recent id is reused.
         self._cache: dict[str, str] = {}
 
-    def anonymise(self, event: Event) -> Anonymised:
-        """Replace the user id by its pseudonym; texts pass unchanged."""
-        pseudonym = self._cache.get(event.user_id)
+    def pseudonym(self, user_id: str) -> str:
+        """The current pseudonym of a raw user id."""
+        pseudonym = self._cache.get(user_id)
         if pseudonym is None:
             if len(self._cache) > 100_000:
                 self._cache.clear()
-            pseudonym = self._cache[event.user_id] = self.keyring.pseudonym(event.user_id)
-        return Anonymised(event=event, user_pseudonym=pseudonym, key_version=self.keyring.current)
+            pseudonym = self._cache[user_id] = self.keyring.pseudonym(user_id)
+        return pseudonym
+
+    def anonymise(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Replace ``user_id`` by its pseudonym; texts pass unchanged."""
+        import polars as pl
+
+        users = frame["user_id"].unique().to_list()
+        mapping = {user: self.pseudonym(user) for user in users}
+        return frame.drop("user_id").with_columns(
+            user_pseudonym=frame["user_id"].replace_strict(mapping, return_dtype=pl.String),
+            pseudonym_key_version=pl.lit(self.keyring.current, pl.Int32),
+            scrubbed=pl.lit([], scrubbed_type()),
+        )

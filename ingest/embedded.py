@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from api.sink import EncodedEvent
 from flywheel.errors import FlywheelError, SinkUnavailableError
-from ingest.pipeline import DedupeWindow, Pipeline, RawMessage, to_frame
+from ingest.pipeline import DedupeWindow, Pipeline, RawMessage
 from warehouse.lake import Lake
 
 EMBEDDED_TOPIC = "embedded"
@@ -60,11 +60,11 @@ class EmbeddedSink:
                 raise FlywheelError(
                     f"{len(batch.dead_letters)} events passed the API but not the pipeline"
                 )
-            if not batch.rows:
+            if not batch.kept:
                 return 0  # all resends: the lake's own offsets need no file to move on
             try:
                 self.lake.land(
-                    to_frame(batch), topic=EMBEDDED_TOPIC, partition=0,
+                    self.pipeline.frame(batch), topic=EMBEDDED_TOPIC, partition=0,
                     first_offset=batch.first_offset, last_offset=batch.last_offset,
                 )  # fmt: skip
             except OSError as exc:
@@ -74,8 +74,8 @@ class EmbeddedSink:
             self._next_offset = batch.last_offset + 1
             for event_id in batch.event_ids:
                 self._window.add(event_id)
-            self.landed += len(batch.rows)
-            return len(batch.rows)
+            self.landed += len(batch.kept)
+            return len(batch.kept)
 
     async def publish(self, events: Sequence[EncodedEvent]) -> None:
         """Land the events before returning (in a thread: Parquet writing blocks)."""

@@ -7,6 +7,7 @@ the frame to land, the dead letters to send and how many duplicates it dropped.
 
 from __future__ import annotations
 
+import io
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from ingest.anonymiser import Anonymised, Anonymiser
+from ingest.anonymiser import Anonymiser, scrubbed_type
 from ingest.contract import EVENT_ADAPTER, Event, error_details
+from warehouse.lake import lake_columns
 
 if TYPE_CHECKING:
     import polars as pl
@@ -67,19 +69,16 @@ class DedupeWindow:
 
 @dataclass
 class ProcessedBatch:
-    """What one micro-batch becomes."""
+    """What one micro-batch becomes: the messages to land, the dead letters, the duplicates."""
 
     first_offset: int
     last_offset: int
-    rows: list[Anonymised] = field(default_factory=list)
-    sources: list[RawMessage] = field(default_factory=list)
+    kept: list[RawMessage] = field(default_factory=list)
+    """Valid, new messages, in offset order."""
+    event_ids: list[str] = field(default_factory=list)
+    """Their event ids (canonical lower-case UUIDs), in the same order."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
     duplicates: int = 0
-
-    @property
-    def event_ids(self) -> list[str]:
-        """Ids of the events that will land, in offset order."""
-        return [str(row.event.event_id) for row in self.rows]
 
 
 class Pipeline:
@@ -108,7 +107,7 @@ class Pipeline:
             return DeadLetter(message, "contract", reason)
 
     def process(self, messages: Sequence[RawMessage], window: DedupeWindow) -> ProcessedBatch:
-        """Validate, drop duplicates and anonymise a batch of one partition, in offset order."""
+        """Validate and drop duplicates in a batch of one partition, in offset order."""
         batch = ProcessedBatch(first_offset=messages[0].offset, last_offset=messages[-1].offset)
         in_batch: set[str] = set()
         for message in messages:
@@ -121,88 +120,100 @@ class Pipeline:
                 batch.duplicates += 1
                 continue
             in_batch.add(event_id)
-            if self.anonymiser is None:
-                row = Anonymised(event=decoded, user_pseudonym="", key_version=0)
-            else:
-                row = self.anonymiser.anonymise(decoded)
-            batch.rows.append(row)
-            batch.sources.append(message)
+            batch.kept.append(message)
+            batch.event_ids.append(event_id)
         return batch
 
+    def frame(self, batch: ProcessedBatch, *, landed_at: datetime | None = None) -> pl.DataFrame:
+        """The anonymised lake frame of a processed batch (one row per kept event)."""
+        import polars as pl
 
-def to_frame(batch: ProcessedBatch, *, landed_at: datetime | None = None) -> pl.DataFrame:
-    """The lake frame of a processed batch (one row per landed event, lake schema)."""
+        frame = flatten(batch.kept)
+        if self.anonymiser is not None:
+            frame = self.anonymiser.anonymise(frame)
+        else:
+            frame = frame.drop("user_id").with_columns(
+                user_pseudonym=pl.lit(None, pl.String),
+                pseudonym_key_version=pl.lit(None, pl.Int32),
+                scrubbed=pl.lit([], scrubbed_type()),
+            )
+        landed = landed_at or datetime.now(UTC)
+        frame = frame.with_columns(
+            source_topic=pl.lit(batch.kept[0].topic if batch.kept else "", pl.String),
+            source_partition=pl.lit(batch.kept[0].partition if batch.kept else 0, pl.Int32),
+            source_offset=pl.Series([m.offset for m in batch.kept], dtype=pl.Int64),
+            landed_at=pl.lit(landed, pl.Datetime("us", "UTC")),
+        )
+        return frame.select(lake_columns())
+
+
+def raw_schema() -> dict[str, Any]:
+    """Polars types of every field of every contract v1 event type (all nullable)."""
     import polars as pl
 
-    from warehouse.lake import lake_schema
-
-    schema = lake_schema()
-    columns: dict[str, list[Any]] = {name: [] for name in schema}
-    landed = landed_at or datetime.now(UTC)
-    for row, source in zip(batch.rows, batch.sources, strict=True):
-        for name, value in _flatten(row).items():
-            columns[name].append(value)
-        columns["source_topic"].append(source.topic)
-        columns["source_partition"].append(source.partition)
-        columns["source_offset"].append(source.offset)
-        columns["landed_at"].append(landed)
-    return pl.DataFrame(columns, schema=schema)
-
-
-_TYPE_FIELDS = (
-    "response_id", "parent_id", "prompt", "response", "model_id", "model_version", "copy_text",
-    "copy_span_start", "copy_span_end", "code_block", "edited_text", "new_response_id",
-    "response_a_id", "response_b_id", "choice", "rating_value", "rating_reason",
-)  # fmt: skip
+    message = pl.Struct({"role": pl.String, "content": pl.String, "response_id": pl.String})
+    return {
+        "event_id": pl.String, "type": pl.String, "occurred_at": pl.String, "user_id": pl.String,
+        "conversation_id": pl.String,
+        "app": pl.Struct({"name": pl.String, "version": pl.String}),
+        "consent": pl.Struct({"training": pl.Boolean, "policy_version": pl.String}),
+        "schema_version": pl.Int32, "response_id": pl.String, "parent_id": pl.String,
+        "prompt": pl.List(message), "response": pl.String,
+        "model": pl.Struct({"id": pl.String, "version": pl.String}),
+        "text": pl.String, "span": pl.Struct({"start": pl.Int64, "end": pl.Int64}),
+        "code_block": pl.Boolean, "edited_text": pl.String, "new_response_id": pl.String,
+        "response_a_id": pl.String, "response_b_id": pl.String, "choice": pl.String,
+        "value": pl.String, "reason": pl.String,
+    }  # fmt: skip
 
 
-def _flatten(row: Anonymised) -> dict[str, Any]:
-    """One event as a lake row (without the source columns)."""
-    event = row.event
-    flat: dict[str, Any] = dict.fromkeys(_TYPE_FIELDS)
-    flat.update(
-        event_id=str(event.event_id),
-        type=event.type,
-        occurred_at=event.occurred_at.astimezone(UTC),
-        user_pseudonym=row.user_pseudonym,
-        pseudonym_key_version=row.key_version,
-        conversation_id=event.conversation_id,
-        app_name=event.app.name,
-        app_version=event.app.version,
-        consent_training=event.consent.training if event.consent else None,
-        consent_policy_version=event.consent.policy_version if event.consent else None,
-        schema_version=event.schema_version,
-        scrubbed=[{"kind": kind, "count": count} for kind, count in sorted(row.scrubbed.items())],
+def flatten(messages: Sequence[RawMessage]) -> pl.DataFrame:
+    """Validated messages as lake columns, with the raw ``user_id`` still in (parsed natively).
+
+    The values were validated by the contract already; polars' JSON reader turns the batch into
+    columns in one call, which is several times faster than building rows in Python.
+    """
+    import polars as pl
+
+    body = b"\n".join(m.value or b"" for m in messages)
+    raw = (
+        pl.read_ndjson(io.BytesIO(body), schema=raw_schema())
+        if messages
+        else pl.DataFrame(schema=raw_schema())
     )
-    if event.type == "generation":
-        flat.update(
-            response_id=event.response_id,
-            parent_id=event.parent_id,
-            prompt=[m.model_dump() for m in event.prompt],
-            response=event.response,
-            model_id=event.model.id,
-            model_version=event.model.version,
-        )
-    elif event.type == "copy":
-        flat.update(
-            response_id=event.response_id,
-            copy_text=event.text,
-            copy_span_start=event.span.start if event.span else None,
-            copy_span_end=event.span.end if event.span else None,
-            code_block=event.code_block,
-        )
-    elif event.type == "edit":
-        flat.update(response_id=event.response_id, edited_text=event.edited_text)
-    elif event.type == "regenerate":
-        flat.update(response_id=event.response_id, new_response_id=event.new_response_id)
-    elif event.type == "ab_choice":
-        flat.update(
-            response_a_id=event.response_a_id,
-            response_b_id=event.response_b_id,
-            choice=event.choice,
-        )
-    else:
-        flat.update(
-            response_id=event.response_id, rating_value=event.value, rating_reason=event.reason
-        )
-    return flat
+    timestamp = (
+        pl.col("occurred_at")
+        .str.replace(r"[Zz]$", "+00:00")
+        .str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%:z", time_unit="us")
+        .dt.convert_time_zone("UTC")
+    )
+    is_copy = pl.col("type") == "copy"
+    return raw.select(
+        pl.col("event_id").str.to_lowercase(),
+        "type",
+        timestamp.alias("occurred_at"),
+        "user_id",
+        "conversation_id",
+        pl.col("app").struct.field("name").alias("app_name"),
+        pl.col("app").struct.field("version").alias("app_version"),
+        pl.col("consent").struct.field("training").alias("consent_training"),
+        pl.col("consent").struct.field("policy_version").alias("consent_policy_version"),
+        "schema_version",
+        "response_id",
+        "parent_id",
+        "prompt",
+        "response",
+        pl.col("model").struct.field("id").alias("model_id"),
+        pl.col("model").struct.field("version").alias("model_version"),
+        pl.col("text").alias("copy_text"),
+        pl.col("span").struct.field("start").alias("copy_span_start"),
+        pl.col("span").struct.field("end").alias("copy_span_end"),
+        pl.when(is_copy).then(pl.col("code_block").fill_null(False)).alias("code_block"),
+        "edited_text",
+        "new_response_id",
+        "response_a_id",
+        "response_b_id",
+        "choice",
+        pl.col("value").alias("rating_value"),
+        pl.col("reason").alias("rating_reason"),
+    )

@@ -34,7 +34,7 @@ from flywheel.errors import FlywheelError, TransientError
 from flywheel.settings import Settings
 from ingest.deadletters import DeadLetterSink
 from ingest.metrics import IngestMetrics
-from ingest.pipeline import DedupeWindow, Pipeline, RawMessage, to_frame
+from ingest.pipeline import DedupeWindow, Pipeline, RawMessage
 from warehouse.lake import Lake
 
 log = logging.getLogger(__name__)
@@ -258,7 +258,7 @@ class IngestWorker:
         window = self._windows.setdefault(tp, DedupeWindow(self.settings.ingest.dedupe_window))
         started = time.perf_counter()
         batch = self.pipeline.process(buffer.messages, window)
-        frame = to_frame(batch)
+        frame = self.pipeline.frame(batch)
         self._retrying("dead-letter", stop, lambda: self.dead_letters.send(batch.dead_letters))
         temporary, final = self._retrying(
             "write",
@@ -296,11 +296,11 @@ class IngestWorker:
 
         for event_id in batch.event_ids:
             window.add(event_id)
-        self.stats.landed += len(batch.rows)
+        self.stats.landed += len(batch.kept)
         self.stats.files += 1
         self.stats.dead_letters += len(batch.dead_letters)
         self.stats.duplicates += batch.duplicates
-        self.metrics.landed.inc(len(batch.rows))
+        self.metrics.landed.inc(len(batch.kept))
         self.metrics.duplicates.inc(batch.duplicates)
         for letter in batch.dead_letters:
             self.metrics.dead_letters.labels(letter.error_type).inc()
@@ -309,7 +309,7 @@ class IngestWorker:
             "landed batch",
             extra={"fields": {
                 "partition": tp.partition, "first": batch.first_offset, "last": batch.last_offset,
-                "events": len(batch.rows), "dead_letters": len(batch.dead_letters),
+                "events": len(batch.kept), "dead_letters": len(batch.dead_letters),
                 "duplicates": batch.duplicates, "file": final.name,
             }},
         )  # fmt: skip

@@ -77,6 +77,11 @@ def lake_schema() -> dict[str, Any]:
     }
 
 
+def lake_columns() -> list[str]:
+    """The lake's column names, in file order."""
+    return list(lake_schema())
+
+
 @dataclass(frozen=True, order=True)
 class LakeFile:
     """One landed batch, as its file name describes it."""

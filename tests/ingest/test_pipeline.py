@@ -21,7 +21,6 @@ from ingest.pipeline import (
     Pipeline,
     ProcessedBatch,
     RawMessage,
-    to_frame,
 )
 from tests.factories import make_event
 from warehouse.lake import lake_schema
@@ -147,7 +146,7 @@ def test_process_drops_events_already_in_the_window(pipeline: Pipeline) -> None:
 
     assert batch.event_ids == [new["event_id"]]
     assert batch.duplicates == 1
-    assert [m.offset for m in batch.sources] == [6]
+    assert [m.offset for m in batch.kept] == [6]
     assert (batch.first_offset, batch.last_offset) == (5, 6)
 
 
@@ -162,8 +161,8 @@ def test_process_drops_resends_within_the_batch_keeping_the_first(pipeline: Pipe
 
     assert batch.event_ids == [first["event_id"], second["event_id"]]
     assert batch.duplicates == 2
-    assert [m.offset for m in batch.sources] == [0, 1]
-    assert batch.rows[0].event.value == "up"  # type: ignore[union-attr]
+    assert [m.offset for m in batch.kept] == [0, 1]
+    assert json.loads(batch.kept[0].value or b"")["value"] == "up"
 
 
 def test_process_leaves_the_window_to_the_caller(pipeline: Pipeline) -> None:
@@ -183,14 +182,14 @@ def test_the_offset_range_covers_dead_letters_at_both_ends(pipeline: Pipeline) -
     assert [d.message.offset for d in batch.dead_letters] == [40, 41, 43]
     assert [d.error_type for d in batch.dead_letters] == ["not_json", "not_json", "contract"]
     assert batch.event_ids == [event["event_id"]]
-    assert [m.offset for m in batch.sources] == [42]
+    assert [m.offset for m in batch.kept] == [42]
     assert batch.duplicates == 0
 
 
 def test_a_batch_of_only_dead_letters_still_covers_its_offsets(pipeline: Pipeline) -> None:
     batch = pipeline.process(messages_of([None, None], 9), DedupeWindow(10))
-    assert (batch.first_offset, batch.last_offset, batch.rows) == (9, 10, [])
-    assert to_frame(batch).height == 0
+    assert (batch.first_offset, batch.last_offset, batch.kept) == (9, 10, [])
+    assert pipeline.frame(batch).height == 0
 
 
 # DedupeWindow
@@ -239,7 +238,7 @@ def test_pseudonymising_replaces_user_ids_and_records_the_key_version(
     events.append(make_event("rating", user_id="someone-else"))
     batch = pipeline.process(messages_of([encoded(e) for e in events]), DedupeWindow(10))
 
-    frame = to_frame(batch)
+    frame = pipeline.frame(batch)
 
     assert frame["user_pseudonym"].to_list() == [KEYRING.pseudonym(RAW_USER)] * 6 + [
         KEYRING.pseudonym("someone-else")
@@ -253,43 +252,45 @@ def test_pseudonymising_replaces_user_ids_and_records_the_key_version(
     assert not [s for s in strings if RAW_USER in s]
 
 
-def test_without_an_anonymiser_nothing_is_pseudonymised() -> None:
+def test_without_an_anonymiser_user_ids_are_dropped_not_pseudonymised() -> None:
     pipeline = Pipeline(None, max_event_bytes=LIMIT)
-    batch = pipeline.process(messages_of([encoded(make_event())]), DedupeWindow(1))
-    [row] = batch.rows
-    assert (row.user_pseudonym, row.key_version) == ("", 0)
+    batch = pipeline.process(messages_of([encoded(make_event(user_id=RAW_USER))]), DedupeWindow(1))
+    [row] = pipeline.frame(batch).to_dicts()
+    assert (row["user_pseudonym"], row["pseudonym_key_version"]) == (None, None)
+    assert RAW_USER not in all_strings(row)
 
 
-# to_frame
+# the lake frame
 
 
 def frame_of(*events: dict[str, Any], landed_at: datetime | None = None) -> pl.DataFrame:
     pipeline = Pipeline(PseudonymisingAnonymiser(KEYRING), max_event_bytes=LIMIT)
     batch = pipeline.process(messages_of([encoded(e) for e in events], 100), DedupeWindow(10))
-    return to_frame(batch, landed_at=landed_at)
+    return pipeline.frame(batch, landed_at=landed_at)
 
 
-def test_to_frame_has_exactly_the_lake_schema() -> None:
+def test_frame_has_exactly_the_lake_schema() -> None:
     frame = frame_of(*(make_event(type_) for type_ in EVENT_TYPES))
     assert list(frame.schema.items()) == list(lake_schema().items())
     assert frame.height == len(EVENT_TYPES)
     assert frame["type"].to_list() == list(EVENT_TYPES)
 
 
-def test_to_frame_of_no_rows_has_the_lake_schema() -> None:
-    frame = to_frame(ProcessedBatch(first_offset=0, last_offset=0))
+def test_frame_of_no_rows_has_the_lake_schema() -> None:
+    pipeline = Pipeline(PseudonymisingAnonymiser(KEYRING), max_event_bytes=LIMIT)
+    frame = pipeline.frame(ProcessedBatch(first_offset=0, last_offset=0))
     assert frame.height == 0
     assert list(frame.schema.items()) == list(lake_schema().items())
 
 
-def test_to_frame_has_one_row_per_landed_event_with_its_source(pipeline: Pipeline) -> None:
+def test_frame_has_one_row_per_landed_event_with_its_source(pipeline: Pipeline) -> None:
     a, b = make_event("rating"), make_event("edit")
     landed_at = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     batch = pipeline.process(
         messages_of([encoded(a), None, encoded(a), encoded(b)], 20), DedupeWindow(10)
     )
 
-    frame = to_frame(batch, landed_at=landed_at)
+    frame = pipeline.frame(batch, landed_at=landed_at)
 
     assert frame["event_id"].to_list() == [a["event_id"], b["event_id"]]
     assert frame["source_topic"].to_list() == [TOPIC, TOPIC]
@@ -298,7 +299,7 @@ def test_to_frame_has_one_row_per_landed_event_with_its_source(pipeline: Pipelin
     assert frame["landed_at"].to_list() == [landed_at, landed_at]
 
 
-def test_to_frame_flattens_the_envelope() -> None:
+def test_frame_flattens_the_envelope() -> None:
     raw = make_event("rating", consent={"training": False, "policy_version": "2026-01"})
     [row] = frame_of(raw).to_dicts()
     assert row["event_id"] == raw["event_id"]
@@ -309,7 +310,7 @@ def test_to_frame_flattens_the_envelope() -> None:
     assert row["scrubbed"] == []
 
 
-def test_to_frame_without_consent_leaves_consent_null() -> None:
+def test_frame_without_consent_leaves_consent_null() -> None:
     raw = make_event("rating")
     del raw["consent"]
     [row] = frame_of(raw).to_dicts()
@@ -355,14 +356,14 @@ ALL_TYPE_COLUMNS = sorted({name for columns in TYPE_COLUMNS.values() for name in
 
 
 @pytest.mark.parametrize("type_", EVENT_TYPES)
-def test_to_frame_fills_the_columns_of_each_type_and_leaves_the_others_null(type_: str) -> None:
+def test_frame_fills_the_columns_of_each_type_and_leaves_the_others_null(type_: str) -> None:
     [row] = frame_of(make_event(type_)).to_dicts()
     expected = {name: TYPE_COLUMNS[type_].get(name) for name in ALL_TYPE_COLUMNS}
     assert {name: row[name] for name in ALL_TYPE_COLUMNS} == expected
     assert row["type"] == type_
 
 
-def test_to_frame_keeps_a_copy_span_and_a_rating_reason() -> None:
+def test_frame_keeps_a_copy_span_and_a_rating_reason() -> None:
     copy = make_event("copy", text=None, span={"start": 3, "end": 9})
     rating = make_event("rating", value="down", reason="too long")
     generation = make_event(
@@ -430,7 +431,7 @@ def test_every_message_lands_is_a_duplicate_or_is_dead_lettered(
     messages = messages_of(values, start)
 
     batch = pipeline.process(messages, window)
-    frame = to_frame(batch)
+    frame = pipeline.frame(batch)
 
     assert frame.height + batch.duplicates + len(batch.dead_letters) == len(messages)
     assert len(batch.dead_letters) == sum(kind == "poison" for kind, _, _ in slots)
