@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import tempfile
 import threading
@@ -166,6 +167,7 @@ def main() -> None:
     finally:
         if home is not None:
             localkafka.stop(home)
+            shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -2,4 +2,6 @@
 
 from flywheel.cli import main
 
-main()
+# The guard matters: the ingest worker's helper process is spawned and imports this module.
+if __name__ == "__main__":
+    main()

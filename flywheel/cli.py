@@ -19,6 +19,8 @@ from flywheel.errors import ConfigError, FlywheelError
 from flywheel.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from api.sink import EventSink
     from ingest.pipeline import Pipeline
     from ingest.worker import WorkerStats
@@ -92,10 +94,21 @@ def build_sink(settings: Settings) -> EventSink:
     return KafkaSink(settings.kafka)
 
 
+def api_from_environment() -> FastAPI:
+    """The API built from the environment's settings: uvicorn's factory, once per process."""
+    from api.main import create_app
+
+    settings = settings_and_logging()
+    return create_app(settings, build_sink(settings))
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Server processes (Kafka mode); each has its own producer.")
+    ] = 1,
     access_log: Annotated[
         bool, typer.Option(help="Log every request (method, path, status).")
     ] = False,
@@ -112,6 +125,16 @@ def serve(
         )
     import uvicorn
 
+    if workers > 1:
+        if settings.embedded:
+            raise ConfigError(
+                "--workers needs Kafka: in embedded mode one process owns the lake's offsets"
+            )
+        uvicorn.run(
+            "flywheel.cli:api_from_environment", factory=True, host=host, port=port,
+            workers=workers, log_config=None, access_log=access_log,
+        )  # fmt: skip
+        return
     from api.main import create_app
 
     api = create_app(settings, build_sink(settings))

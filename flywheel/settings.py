@@ -133,6 +133,9 @@ class IngestSettings(BaseModel):
     """Longest pause between retries of a transient failure (disk full, broker away)."""
     metrics_port: int | None = None
     """Port of the worker's Prometheus ``/metrics`` endpoint; unset: none."""
+    prepare_in_subprocess: bool = True
+    """Validate, anonymise and write batches in a helper process while the main process reads
+    Kafka (two cores); false does both in one process."""
 
 
 class PrivacySettings(BaseModel):

@@ -74,7 +74,6 @@ def _json_integer(value: object) -> object:
     return value
 
 
-
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_string)]
 """An RFC 3339 date-time string with a timezone offset."""
 

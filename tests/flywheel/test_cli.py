@@ -98,3 +98,8 @@ def test_every_command_has_help_with_an_example(command: str) -> None:
     assert result.returncode == 0
     if command != "kafka":
         assert "Example" in result.stdout
+
+
+def test_serve_with_several_workers_needs_kafka() -> None:
+    env = {"FLYWHEEL_API__WRITE_KEYS": '["0123456789abcdef-key"]'}
+    assert_one_line_error(flywheel("serve", "--workers", "2", env=env), "--workers needs Kafka")

@@ -211,3 +211,46 @@ def test_a_failed_broker_start_shows_the_brokers_last_log_lines(
     assert "exited" in message or "did not answer" in message
     assert "server.log" in message
     assert "Address already in use" in message or "BindException" in message
+
+
+def test_serve_with_two_worker_processes_produces_to_kafka(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    create_topics(kafka_settings)
+    port = localkafka.free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLYWHEEL_")}
+    env.update(
+        FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS=kafka_settings.bootstrap_servers or "",
+        FLYWHEEL_KAFKA__EVENTS_TOPIC=kafka_settings.events_topic,
+        FLYWHEEL_API__WRITE_KEYS=json.dumps([WRITE_KEY]),
+    )
+    log = (tmp_path / "serve.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "flywheel", "serve", "--port", str(port), "--workers", "2"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        with httpx.Client() as client:
+            while time.monotonic() < deadline:
+                try:
+                    if client.get(f"{url}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.3)
+            events = conversation_events("conv-workers", 50)
+            for chunk in (events[:25], events[25:]):
+                response = client.post(f"{url}/v1/events", json={"events": chunk}, headers=AUTH)
+                assert response.status_code == 202, response.text
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+    records = read_topic(kafka_settings.bootstrap_servers or "", kafka_settings.events_topic,
+                         expect=50)  # fmt: skip
+    assert [json.loads(r.value)["event_id"] for r in records] == [e["event_id"] for e in events]

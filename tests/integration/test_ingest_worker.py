@@ -84,13 +84,17 @@ def assert_exactly_once(data_dir: Path, events: list[dict[str, Any]]) -> None:
     assert set(landed) == expected
 
 
+@pytest.mark.parametrize("in_subprocess", [True, False], ids=["helper-process", "inline"])
 def test_worker_lands_every_event_once_with_pseudonymous_users(
-    kafka_settings: KafkaSettings, tmp_path: Path, keyring: Keyring
+    kafka_settings: KafkaSettings, tmp_path: Path, keyring: Keyring, in_subprocess: bool
 ) -> None:
     create_topics(kafka_settings)
     events = simulated(3000, seed=11)
     produce(kafka_settings.bootstrap_servers or "", kafka_settings.events_topic, encoded(events))
-    stats = run_worker(worker_settings(kafka_settings, tmp_path / "data"), keyring)
+    settings = worker_settings(
+        kafka_settings, tmp_path / "data", prepare_in_subprocess=in_subprocess
+    )
+    stats = run_worker(settings, keyring)
 
     assert_exactly_once(tmp_path / "data", events)
     unique = {e["event_id"] for e in events}
