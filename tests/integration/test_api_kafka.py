@@ -21,12 +21,6 @@ from tests.factories import WRITE_KEY, make_event
 
 AUTH = {"Authorization": f"Bearer {WRITE_KEY}"}
 
-# kafka-python 3.0 leaves the socket of a refused reconnect to the garbage collector; only the
-# tests that take the broker away see it.
-leaks_refused_sockets = pytest.mark.filterwarnings(
-    "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
-)
-
 
 def api_settings(kafka: KafkaSettings) -> Settings:
     return load_settings(api={"write_keys": [WRITE_KEY]}, kafka=kafka.model_dump())
@@ -136,7 +130,6 @@ def test_kafka_init_creates_topics_with_the_configured_partitions(
         consumer.close()
 
 
-@leaks_refused_sockets
 def test_unreachable_kafka_is_503_and_not_ready(tmp_path: Path) -> None:
     dead = KafkaSettings(
         bootstrap_servers=f"127.0.0.1:{localkafka.free_port()}", max_block_ms=1000,
@@ -151,7 +144,6 @@ def test_unreachable_kafka_is_503_and_not_ready(tmp_path: Path) -> None:
         assert client.get(f"{url}/healthz").status_code == 200
 
 
-@leaks_refused_sockets
 def test_broker_outage_gives_503_and_a_resend_after_recovery_gives_202(own_broker: Path) -> None:
     state = localkafka.read_state(own_broker)
     assert state is not None

@@ -204,9 +204,6 @@ def test_events_produced_by_kcat_land_like_any_other(
     )
 
 
-@pytest.mark.filterwarnings(
-    "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
-)
 def test_broker_restart_in_the_middle_of_a_stream(own_broker: Path, tmp_path: Path,
                                                    keyring: Keyring) -> None:  # fmt: skip
     state = localkafka.read_state(own_broker)
