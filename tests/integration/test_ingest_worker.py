@@ -13,7 +13,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client import generate_latest
 
 from flywheel import localkafka
 from flywheel.kafka import create_topics
@@ -22,6 +24,7 @@ from flywheel.simulator import SimulationConfig, simulate
 from ingest.anonymiser import PseudonymisingAnonymiser
 from ingest.deadletters import KafkaDeadLetters, list_dead_letters, replay
 from ingest.keys import Keyring, create_keyring
+from ingest.metrics import IngestMetrics
 from ingest.pipeline import Pipeline
 from ingest.worker import IngestWorker, WorkerStats
 from tests.factories import make_event
@@ -56,6 +59,7 @@ def run_worker(
     *,
     idle_exit_s: float = 4,
     max_event_bytes: int | None = None,
+    metrics: IngestMetrics | None = None,
 ) -> WorkerStats:
     pipeline = Pipeline(
         PseudonymisingAnonymiser(keyring),
@@ -66,6 +70,7 @@ def run_worker(
         lake=Lake.in_data_dir(settings.data_dir),
         pipeline=pipeline,
         dead_letters=KafkaDeadLetters(settings.kafka),
+        metrics=metrics,
     )
     return worker.run(threading.Event(), idle_exit_s=idle_exit_s)
 
@@ -157,9 +162,17 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_nothing_stalls(
     produce(bootstrap, topic, messages)
 
     settings = worker_settings(kafka_settings, tmp_path / "data")
-    stats = run_worker(settings, keyring, max_event_bytes=4096)
+    metrics = IngestMetrics()
+    stats = run_worker(settings, keyring, max_event_bytes=4096, metrics=metrics)
     assert_exactly_once(tmp_path / "data", good)
     assert stats.dead_letters == len(poison)
+    exposed = generate_latest(metrics.registry).decode()
+    assert f"flywheel_ingest_events_landed_total {float(len(good))}" in exposed
+    assert 'flywheel_ingest_dead_letters_total{error_type="contract"} 2.0' in exposed
+    assert 'flywheel_ingest_dead_letters_total{error_type="not_json"} 2.0' in exposed
+    assert 'flywheel_ingest_dead_letters_total{error_type="oversize"} 1.0' in exposed
+    assert "flywheel_ingest_batch_seconds_count" in exposed
+    assert 'flywheel_ingest_consumer_lag{partition="0"} 0.0' in exposed
 
     letters = list_dead_letters(kafka_settings)
     assert sorted(r.error_type for r in letters) == sorted(p[2] for p in poison)
@@ -262,9 +275,15 @@ def test_two_workers_share_a_4_partition_topic_and_one_stops_halfway(
         FLYWHEEL_INGEST__SESSION_TIMEOUT_MS="6000",
     )  # fmt: skip
     log = tmp_path / "workers.log"
+    metrics_port = localkafka.free_port()
     stopping = start_worker(env, log)
-    staying = start_worker(env, log, "--idle-exit", "8")
+    staying = start_worker(
+        {**env, "FLYWHEEL_INGEST__METRICS_PORT": str(metrics_port)}, log, "--idle-exit", "8"
+    )
     wait_for_rows(tmp_path / "data", 8000, timeout_s=60)
+    scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+    assert "flywheel_ingest_events_landed_total" in scraped
+    assert "flywheel_ingest_consumer_lag" in scraped
     stopping.send_signal(signal.SIGTERM)
     assert stopping.wait(timeout=60) == 0, log.read_text()[-3000:]
     assert staying.wait(timeout=180) == 0, log.read_text()[-3000:]
