@@ -103,7 +103,7 @@ def worker_run(kafka: KafkaSettings, total: int, *, anonymise: bool) -> float:
         stop = threading.Event()
 
         def progress(stats: WorkerStats) -> None:
-            if stats.landed + stats.duplicates + stats.dead_letters >= total:
+            if stats.consumed >= total:
                 stop.set()
 
         started = time.perf_counter()

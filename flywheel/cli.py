@@ -69,7 +69,9 @@ def build_pipeline(settings: Settings) -> Pipeline:
 
     keyring = load_keyring(settings.privacy.hmac_key_file)
     return Pipeline(
-        PseudonymisingAnonymiser(keyring), max_event_bytes=settings.ingest.max_event_bytes
+        PseudonymisingAnonymiser(keyring),
+        max_event_bytes=settings.ingest.max_event_bytes,
+        drop_without_consent=settings.privacy.without_consent == "drop",
     )
 
 
@@ -350,14 +352,15 @@ def ingest(
         def progress(stats: WorkerStats) -> None:
             status.update(
                 f"landed {stats.landed:,} events in {stats.files:,} files; "
-                f"{stats.dead_letters:,} dead letters, {stats.duplicates:,} duplicates dropped; "
-                f"lag {stats.lag:,}"
+                f"{stats.dead_letters:,} dead letters, {stats.duplicates:,} duplicates and "
+                f"{stats.without_consent:,} without consent dropped; lag {stats.lag:,}"
             )
 
         stats = worker.run(stop, idle_exit_s=idle_exit, on_progress=progress)
     out.print(
         f"landed {stats.landed:,} events in {stats.files:,} files; "
-        f"{stats.dead_letters:,} dead letters; {stats.duplicates:,} duplicates dropped"
+        f"{stats.dead_letters:,} dead letters; {stats.duplicates:,} duplicates and "
+        f"{stats.without_consent:,} events without consent dropped"
     )
 
 

@@ -58,7 +58,9 @@ def run_demo(*, settings: Settings, events: int, seed: int, console: Console) ->
     sink = EmbeddedSink(
         lake=lake,
         pipeline=Pipeline(
-            PseudonymisingAnonymiser(keyring), max_event_bytes=settings.ingest.max_event_bytes
+            PseudonymisingAnonymiser(keyring),
+            max_event_bytes=settings.ingest.max_event_bytes,
+            drop_without_consent=settings.privacy.without_consent == "drop",
         ),
         dedupe_window=settings.ingest.dedupe_window,
     )
@@ -83,6 +85,7 @@ def run_demo(*, settings: Settings, events: int, seed: int, console: Console) ->
     console.print(
         f"{result.accepted:,} events accepted over real HTTP in {result.batches} requests "
         f"({result.accepted / max(result.seconds, 1e-9):,.0f} events/s); "
-        f"{sink.landed:,} landed now, {result.accepted - sink.landed:,} dropped as resends "
-        f"or already landed; the lake holds {len(landed):,} events in {len(files)} files."
+        f"{sink.landed:,} landed now, {sink.without_consent:,} dropped for lack of training "
+        f"consent, {sink.duplicates:,} dropped as resends or already landed; the lake holds "
+        f"{len(landed):,} events in {len(files)} files."
     )

@@ -145,6 +145,10 @@ class PrivacySettings(BaseModel):
 
     hmac_key_file: Path | None = None
     """File holding the HMAC key(s) for user pseudonyms; kept outside the lake and warehouse."""
+    without_consent: Literal["drop", "keep"] = "drop"
+    """Events whose user did not consent to training (``consent.training`` false or no consent
+    at all): ``drop`` them before landing, or ``keep`` them in the lake, flagged by
+    ``consent_training``; no dataset ever contains them either way."""
 
 
 class Settings(BaseSettings):

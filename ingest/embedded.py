@@ -32,6 +32,8 @@ class EmbeddedSink:
         self._next_offset: int | None = None
         self._window = DedupeWindow(dedupe_window)
         self.landed = 0
+        self.duplicates = 0
+        self.without_consent = 0
 
     def _start(self) -> int:
         if self._next_offset is None:
@@ -60,8 +62,10 @@ class EmbeddedSink:
                 raise FlywheelError(
                     f"{len(batch.dead_letters)} events passed the API but not the pipeline"
                 )
+            self.duplicates += batch.duplicates
+            self.without_consent += batch.without_consent
             if not batch.kept:
-                return 0  # all resends: the lake's own offsets need no file to move on
+                return 0  # nothing new: the lake's own offsets need no file to move on
             try:
                 self.lake.land(
                     self.pipeline.frame(batch), topic=EMBEDDED_TOPIC, partition=0,

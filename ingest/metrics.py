@@ -24,6 +24,11 @@ class IngestMetrics:
             "Events dropped because their id had already landed (client resends).",
             registry=self.registry,
         )
+        self.without_consent = Counter(
+            "flywheel_ingest_dropped_without_consent",
+            "Events dropped before landing because their user did not consent to training.",
+            registry=self.registry,
+        )
         self.retries = Counter(
             "flywheel_ingest_retries",
             "Transient failures retried, by action.",

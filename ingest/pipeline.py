@@ -79,14 +79,23 @@ class ProcessedBatch:
     """Their event ids (canonical lower-case UUIDs), in the same order."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
     duplicates: int = 0
+    without_consent: int = 0
+    """Events dropped because their user did not consent to training."""
 
 
 class Pipeline:
     """Validation, dedupe and anonymisation of raw messages (pure: no I/O)."""
 
-    def __init__(self, anonymiser: Anonymiser | None, *, max_event_bytes: int) -> None:
+    def __init__(
+        self,
+        anonymiser: Anonymiser | None,
+        *,
+        max_event_bytes: int,
+        drop_without_consent: bool = True,
+    ) -> None:
         self.anonymiser = anonymiser
         self.max_event_bytes = max_event_bytes
+        self.drop_without_consent = drop_without_consent
 
     def decode(self, message: RawMessage) -> Event | DeadLetter:
         """The message's event, or the dead letter saying why there is none."""
@@ -107,7 +116,7 @@ class Pipeline:
             return DeadLetter(message, "contract", reason)
 
     def process(self, messages: Sequence[RawMessage], window: DedupeWindow) -> ProcessedBatch:
-        """Validate and drop duplicates in a batch of one partition, in offset order."""
+        """Validate, drop duplicates (and events without consent) in a batch of one partition."""
         batch = ProcessedBatch(first_offset=messages[0].offset, last_offset=messages[-1].offset)
         in_batch: set[str] = set()
         for message in messages:
@@ -118,6 +127,10 @@ class Pipeline:
             event_id = str(decoded.event_id)
             if event_id in window or event_id in in_batch:
                 batch.duplicates += 1
+                continue
+            # No consent recorded counts as no consent: training use needs a yes.
+            if self.drop_without_consent and not (decoded.consent and decoded.consent["training"]):
+                batch.without_consent += 1
                 continue
             in_batch.add(event_id)
             batch.kept.append(message)

@@ -38,6 +38,7 @@ class Prepared:
     event_ids: list[str]
     dead_letters: list[DeadLetter]
     duplicates: int
+    without_consent: int
     seconds: float
 
 
@@ -82,6 +83,7 @@ class BatchPreparer:
             event_ids=batch.event_ids,
             dead_letters=batch.dead_letters,
             duplicates=batch.duplicates,
+            without_consent=batch.without_consent,
             seconds=time.perf_counter() - started,
         )
 

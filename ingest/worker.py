@@ -82,7 +82,13 @@ class WorkerStats:
     files: int = 0
     dead_letters: int = 0
     duplicates: int = 0
+    without_consent: int = 0
     lag: int = 0
+
+    @property
+    def consumed(self) -> int:
+        """Messages accounted for: landed, dead-lettered, or dropped."""
+        return self.landed + self.dead_letters + self.duplicates + self.without_consent
 
 
 class IngestWorker:
@@ -394,8 +400,10 @@ class IngestWorker:
         self.stats.files += 1
         self.stats.dead_letters += len(prepared.dead_letters)
         self.stats.duplicates += prepared.duplicates
+        self.stats.without_consent += prepared.without_consent
         self.metrics.landed.inc(landed)
         self.metrics.duplicates.inc(prepared.duplicates)
+        self.metrics.without_consent.inc(prepared.without_consent)
         for letter in prepared.dead_letters:
             self.metrics.dead_letters.labels(letter.error_type).inc()
         self.metrics.batch_seconds.observe(prepared.seconds)
@@ -405,7 +413,7 @@ class IngestWorker:
                 "partition": tp.partition, "first": prepared.first_offset,
                 "last": prepared.last_offset, "events": landed,
                 "dead_letters": len(prepared.dead_letters), "duplicates": prepared.duplicates,
-                "file": prepared.final.name,
+                "without_consent": prepared.without_consent, "file": prepared.final.name,
             }},
         )  # fmt: skip
 

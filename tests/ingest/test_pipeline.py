@@ -264,7 +264,10 @@ def test_without_an_anonymiser_user_ids_are_dropped_not_pseudonymised() -> None:
 
 
 def frame_of(*events: dict[str, Any], landed_at: datetime | None = None) -> pl.DataFrame:
-    pipeline = Pipeline(PseudonymisingAnonymiser(KEYRING), max_event_bytes=LIMIT)
+    # Keep events without consent too: these tests are about the columns.
+    pipeline = Pipeline(
+        PseudonymisingAnonymiser(KEYRING), max_event_bytes=LIMIT, drop_without_consent=False
+    )
     batch = pipeline.process(messages_of([encoded(e) for e in events], 100), DedupeWindow(10))
     return pipeline.frame(batch, landed_at=landed_at)
 
@@ -439,3 +442,33 @@ def test_every_message_lands_is_a_duplicate_or_is_dead_lettered(
     offsets = frame["source_offset"].to_list()
     assert offsets == sorted(set(offsets))
     assert (batch.first_offset, batch.last_offset) == (start, start + len(messages) - 1)
+
+
+# consent
+
+
+@pytest.mark.parametrize(
+    "consent", [{"training": False}, None], ids=["declined", "no consent recorded"]
+)
+def test_events_without_training_consent_are_dropped_before_landing(
+    pipeline: Pipeline, consent: dict[str, Any] | None
+) -> None:
+    without = make_event("rating", consent=consent)
+    if consent is None:
+        del without["consent"]
+    given = make_event("rating")
+    batch = pipeline.process(messages_of([encoded(without), encoded(given)], 7), DedupeWindow(10))
+    assert batch.event_ids == [given["event_id"]]
+    assert batch.without_consent == 1
+    assert (batch.first_offset, batch.last_offset) == (7, 8)  # the dropped offset is covered
+
+
+def test_keep_mode_lands_events_without_consent_flagged() -> None:
+    pipeline = Pipeline(
+        PseudonymisingAnonymiser(KEYRING), max_event_bytes=LIMIT, drop_without_consent=False
+    )
+    declined = make_event("rating", consent={"training": False})
+    batch = pipeline.process(messages_of([encoded(declined)]), DedupeWindow(10))
+    assert batch.without_consent == 0
+    [row] = pipeline.frame(batch).to_dicts()
+    assert row["consent_training"] is False

@@ -79,9 +79,15 @@ def simulated(n: int, seed: int) -> list[dict[str, Any]]:
     return list(simulate(SimulationConfig(events=n, seed=seed)))
 
 
+def consented(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events that may land: their user consented to training."""
+    return [e for e in events if (e.get("consent") or {}).get("training") is True]
+
+
 def assert_exactly_once(data_dir: Path, events: list[dict[str, Any]]) -> None:
+    """Every consented event of ``events`` is in the lake once, and nothing else is."""
     frame = lake_frame(data_dir)
-    expected = {e["event_id"] for e in events}
+    expected = {e["event_id"] for e in consented(events)}
     landed = frame["event_id"].to_list()
     lost = expected - set(landed)
     duplicated = len(landed) - len(set(landed))
@@ -102,14 +108,18 @@ def test_worker_lands_every_event_once_with_pseudonymous_users(
     stats = run_worker(settings, keyring)
 
     assert_exactly_once(tmp_path / "data", events)
-    unique = {e["event_id"] for e in events}
-    assert stats.duplicates == len(events) - len(unique) > 0  # the simulator's client resends
+    landable = {e["event_id"] for e in consented(events)}
+    assert stats.landed == len(landable)
+    assert stats.without_consent > 0 and stats.duplicates > 0  # the simulator's users and resends
+    assert stats.consumed == len(events)
     frame = lake_frame(tmp_path / "data")
     raw_users = {e["user_id"] for e in events}
-    assert raw_users.isdisjoint(frame["user_pseudonym"].to_list())
-    expected = {keyring.pseudonym(e["user_id"]) for e in events}
+    expected = {keyring.pseudonym(e["user_id"]) for e in consented(events)}
     assert set(frame["user_pseudonym"].to_list()) == expected
     assert set(frame["pseudonym_key_version"].to_list()) == {keyring.current}
+    # The raw ids appear nowhere in the lake: no column, no prompt message.
+    dump = json.dumps(frame.drop("occurred_at", "landed_at").to_dicts())
+    assert not [user for user in raw_users if user in dump]
     # Files are named by partition and offsets, and cover each partition without gaps.
     lake = Lake.in_data_dir(tmp_path / "data")
     for partition in range(kafka_settings.partitions):
@@ -135,7 +145,9 @@ def test_a_restarted_worker_resumes_from_the_lake_not_kafkas_offsets(
     )
     produce(bootstrap, topic, encoded(second))
     stats = run_worker(settings, keyring)
-    assert stats.landed == len({e["event_id"] for e in second} - {e["event_id"] for e in first})
+    assert stats.landed == len(
+        {e["event_id"] for e in consented(second)} - {e["event_id"] for e in first}
+    )
     assert_exactly_once(tmp_path / "data", first + second)
 
 
@@ -244,7 +256,7 @@ def test_broker_restart_in_the_middle_of_a_stream(own_broker: Path, tmp_path: Pa
         time.sleep(3)
         localkafka.start(own_broker)
         produce(state.bootstrap_servers, kafka.events_topic, encoded(after))
-        expected = len({e["event_id"] for e in before + after})
+        expected = len({e["event_id"] for e in consented(before + after)})
         wait_for_rows(tmp_path / "data", expected, timeout_s=120)
     finally:
         stop.set()
