@@ -145,6 +145,9 @@ class PrivacySettings(BaseModel):
 
     hmac_key_file: Path | None = None
     """File holding the HMAC key(s) for user pseudonyms; kept outside the lake and warehouse."""
+    names_model: str | None = None
+    """spaCy model (package name or folder) for detecting person names with Presidio; needs
+    ``pip install 'feedback-flywheel[names]'`` and the model. Unset: names are not detected."""
     without_consent: Literal["drop", "keep"] = "drop"
     """Events whose user did not consent to training (``consent.training`` false or no consent
     at all): ``drop`` them before landing, or ``keep`` them in the lake, flagged by
