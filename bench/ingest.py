@@ -9,7 +9,8 @@ times each:
   its value, nothing else (the limit: what the client library can read);
 - ``ingest worker, anonymisation off``: ``IngestWorker`` with no anonymiser (validate, dedupe,
   build the frame, write Parquet, commit, rename);
-- ``ingest worker, anonymisation on``: the same with the production anonymiser.
+- ``ingest worker, anonymisation on``: the same with the production anonymiser (pseudonyms,
+  PII and secret scrubbing).
 
 Each run uses a fresh consumer group (so it joins like the bare loop does) and a fresh lake, and
 stops when every message was consumed. The goal: anonymisation off reaches at least 0.6 of the
@@ -35,10 +36,10 @@ from flywheel import localkafka
 from flywheel.kafka import create_topics
 from flywheel.settings import IngestSettings, KafkaSettings, Settings
 from flywheel.simulator import SimulationConfig, simulate
-from ingest.anonymiser import PseudonymisingAnonymiser
 from ingest.deadletters import MemoryDeadLetters
 from ingest.keys import Keyring
 from ingest.pipeline import Pipeline
+from ingest.scrubber import ScrubbingAnonymiser
 from ingest.worker import IngestWorker, WorkerStats
 from warehouse.lake import Lake
 
@@ -91,9 +92,7 @@ def worker_run(kafka: KafkaSettings, total: int, *, anonymise: bool) -> float:
             kafka=kafka,
             ingest=IngestSettings(group_id=f"bench-{uuid.uuid4().hex[:8]}", batch_max_events=5000),
         )
-        anonymiser = (
-            PseudonymisingAnonymiser(Keyring(1, {1: os.urandom(32)})) if anonymise else None
-        )
+        anonymiser = ScrubbingAnonymiser(Keyring(1, {1: os.urandom(32)})) if anonymise else None
         worker = IngestWorker(
             settings=settings,
             lake=Lake.in_data_dir(settings.data_dir),

@@ -62,14 +62,14 @@ def settings_and_logging() -> Settings:
 
 
 def build_pipeline(settings: Settings) -> Pipeline:
-    """The validate-dedupe-anonymise pipeline, with the configured pseudonym key."""
-    from ingest.anonymiser import PseudonymisingAnonymiser
+    """The validate-dedupe-anonymise pipeline: pseudonyms with the configured key, scrubbing."""
     from ingest.keys import load_keyring
     from ingest.pipeline import Pipeline
+    from ingest.scrubber import ScrubbingAnonymiser
 
     keyring = load_keyring(settings.privacy.hmac_key_file)
     return Pipeline(
-        PseudonymisingAnonymiser(keyring),
+        ScrubbingAnonymiser(keyring, names_model=settings.privacy.names_model),
         max_event_bytes=settings.ingest.max_event_bytes,
         drop_without_consent=settings.privacy.without_consent == "drop",
     )

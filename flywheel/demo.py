@@ -40,10 +40,10 @@ def run_demo(*, settings: Settings, events: int, seed: int, console: Console) ->
     import polars as pl
 
     from flywheel import simulator
-    from ingest.anonymiser import PseudonymisingAnonymiser
     from ingest.embedded import EmbeddedSink
     from ingest.keys import load_keyring
     from ingest.pipeline import Pipeline
+    from ingest.scrubber import ScrubbingAnonymiser
     from warehouse.lake import Lake
 
     key = secrets.token_urlsafe(24)
@@ -58,7 +58,7 @@ def run_demo(*, settings: Settings, events: int, seed: int, console: Console) ->
     sink = EmbeddedSink(
         lake=lake,
         pipeline=Pipeline(
-            PseudonymisingAnonymiser(keyring),
+            ScrubbingAnonymiser(keyring, names_model=settings.privacy.names_model),
             max_event_bytes=settings.ingest.max_event_bytes,
             drop_without_consent=settings.privacy.without_consent == "drop",
         ),

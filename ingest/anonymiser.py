@@ -6,8 +6,9 @@ the raw ``user_id``: it returns the frame with every text scrubbed, ``user_pseud
 never values), and ``user_id`` gone. Working on columns lets detectors pre-filter whole batches
 natively before any per-value Python work.
 
-``PseudonymisingAnonymiser`` pseudonymises user ids and scrubs nothing; the PII and secret
-detectors plug in behind the same interface.
+``PseudonymisingAnonymiser`` pseudonymises user ids and scrubs nothing (a building block, and the
+benchmarks' baseline); ``ingest.scrubber.ScrubbingAnonymiser``, the one the platform runs, adds
+the PII and secret detectors (and person names when a model is configured, ``ingest.names``).
 """
 
 from __future__ import annotations

@@ -45,3 +45,23 @@ def test_a_model_that_is_not_installed_is_a_clear_config_error(tmp_path: Path) -
         NameDetector("xx_no_such_model_sm")
     with pytest.raises(ConfigError, match="not installed"):
         NameDetector(str(tmp_path / "missing-folder"))
+
+
+def test_the_scrubbing_anonymiser_removes_names_too(model: Path) -> None:
+    import json
+    import pickle
+
+    from ingest.keys import Keyring
+    from ingest.pipeline import DedupeWindow, Pipeline, RawMessage
+    from ingest.scrubber import ScrubbingAnonymiser
+    from tests.factories import make_event
+
+    anonymiser = ScrubbingAnonymiser(Keyring(1, {1: b"k" * 32}), names_model=str(model))
+    # It travels to the helper process by pickle; the spaCy pipeline is rebuilt there.
+    anonymiser = pickle.loads(pickle.dumps(anonymiser))
+    pipeline = Pipeline(anonymiser, max_event_bytes=65536)
+    event = make_event("edit", edited_text="Thanks Jane Doe, mail me at jane@example.com")
+    message = RawMessage("t", 0, 0, b"c", json.dumps(event).encode())
+    [row] = pipeline.frame(pipeline.process([message], DedupeWindow(1))).to_dicts()
+    assert row["edited_text"] == "Thanks <PERSON>, mail me at <EMAIL>"
+    assert row["scrubbed"] == [{"kind": "email", "count": 1}, {"kind": "person", "count": 1}]

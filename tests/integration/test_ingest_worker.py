@@ -26,6 +26,7 @@ from ingest.deadletters import KafkaDeadLetters, list_dead_letters, replay
 from ingest.keys import Keyring, create_keyring
 from ingest.metrics import IngestMetrics
 from ingest.pipeline import Pipeline
+from ingest.scrubber import ScrubbingAnonymiser
 from ingest.worker import IngestWorker, WorkerStats
 from tests.factories import make_event
 from tests.integration.kafka_tools import (
@@ -62,7 +63,7 @@ def run_worker(
     metrics: IngestMetrics | None = None,
 ) -> WorkerStats:
     pipeline = Pipeline(
-        PseudonymisingAnonymiser(keyring),
+        ScrubbingAnonymiser(keyring),
         max_event_bytes=max_event_bytes or settings.ingest.max_event_bytes,
     )
     worker = IngestWorker(
@@ -128,6 +129,25 @@ def test_worker_lands_every_event_once_with_pseudonymous_users(
         assert files[0].first_offset == 0
         for before, after in zip(files, files[1:], strict=False):
             assert after.first_offset == before.last_offset + 1
+
+
+def test_planted_pii_and_secrets_never_reach_the_lake(
+    kafka_settings: KafkaSettings, tmp_path: Path, keyring: Keyring
+) -> None:
+    create_topics(kafka_settings)
+    simulation = simulate(SimulationConfig(events=4000, seed=12, pii_rate=0.2))
+    events = list(simulation)
+    planted = {r["value"] for r in simulation.truth if r["record"] == "planted"}
+    assert len(planted) > 100
+    produce(kafka_settings.bootstrap_servers or "", kafka_settings.events_topic, encoded(events))
+    run_worker(worker_settings(kafka_settings, tmp_path / "data"), keyring)
+
+    frame = lake_frame(tmp_path / "data")
+    assert_exactly_once(tmp_path / "data", events)
+    dump = json.dumps(frame.drop("occurred_at", "landed_at").to_dicts())
+    assert [value for value in planted if value in dump] == []
+    reported = frame.explode("scrubbed")["scrubbed"].drop_nulls().struct.field("kind")
+    assert {"email", "phone"} <= set(reported.to_list())
 
 
 def test_a_restarted_worker_resumes_from_the_lake_not_kafkas_offsets(
