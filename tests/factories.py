@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
+
+import httpx
+from fastapi import FastAPI
 
 WRITE_KEY = "test-write-key-0123456789"
 
@@ -35,3 +40,17 @@ def make_event(type_: str = "rating", **fields: Any) -> dict[str, Any]:
         "rating": {"response_id": "resp-1", "value": "up"},
     }
     return {**base, **per_type[type_], **fields}
+
+
+@asynccontextmanager
+async def api_client(
+    app: FastAPI, *, raise_app_exceptions: bool = True
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process HTTP client of ``app`` that sends the test write key."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://testserver",
+        headers={"Authorization": f"Bearer {WRITE_KEY}"},
+    ) as client:
+        yield client

@@ -8,7 +8,7 @@ import pytest
 from api.main import create_app
 from api.sink import MemorySink
 from flywheel.settings import Settings, load_settings
-from tests.factories import WRITE_KEY
+from tests.factories import WRITE_KEY, api_client
 
 
 @pytest.fixture
@@ -30,11 +30,5 @@ def settings() -> Settings:
 
 @pytest.fixture
 async def client(settings: Settings, sink: MemorySink) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, sink)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://testserver",
-        headers={"Authorization": f"Bearer {WRITE_KEY}"},
-    ) as client:
+    async with api_client(create_app(settings, sink)) as client:
         yield client

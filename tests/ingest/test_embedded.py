@@ -19,7 +19,7 @@ from ingest.contract import encode_event, parse_event
 from ingest.embedded import EMBEDDED_TOPIC, EmbeddedSink
 from ingest.keys import Keyring
 from ingest.pipeline import Pipeline
-from tests.factories import WRITE_KEY, make_event
+from tests.factories import WRITE_KEY, api_client, make_event
 from warehouse.lake import Lake, LakeFile
 
 KEYRING = Keyring(current=1, keys={1: b"\x05" * 32})
@@ -166,17 +166,11 @@ def settings() -> Settings:
 
 
 @asynccontextmanager
-async def api_client(
+async def embedded_api(
     settings: Settings, sink: EmbeddedSink, *, raise_app_exceptions: bool = True
 ) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(
-        app=create_app(settings, sink), raise_app_exceptions=raise_app_exceptions
-    )
-    async with httpx.AsyncClient(
-        transport=transport,
-        base_url="http://testserver",
-        headers={"Authorization": f"Bearer {WRITE_KEY}"},
-    ) as client:
+    app = create_app(settings, sink)
+    async with api_client(app, raise_app_exceptions=raise_app_exceptions) as client:
         yield client
 
 
@@ -186,7 +180,7 @@ async def test_a_202_means_the_lake_already_holds_the_events(
 ) -> None:
     single = make_event("generation")
     batch = [make_event("copy"), make_event("rating")]
-    async with api_client(settings, new_sink(lake)) as client:
+    async with embedded_api(settings, new_sink(lake)) as client:
         response = await client.post("/v1/events", json=single)
         assert response.status_code == 202
         assert landed(lake)["event_id"].to_list() == [single["event_id"]]
@@ -202,7 +196,7 @@ async def test_a_202_means_the_lake_already_holds_the_events(
 @pytest.mark.anyio
 async def test_a_resent_request_is_accepted_and_lands_once(settings: Settings, lake: Lake) -> None:
     event = make_event()
-    async with api_client(settings, new_sink(lake)) as client:
+    async with embedded_api(settings, new_sink(lake)) as client:
         for _ in range(2):
             response = await client.post("/v1/events", json=event)
             assert response.status_code == 202
@@ -216,7 +210,7 @@ async def test_an_unwritable_lake_is_503_with_retry_after_and_lands_nothing(
 ) -> None:
     first, second = make_event(), make_event()
     sink = new_sink(lake)
-    async with api_client(settings, sink) as client:
+    async with embedded_api(settings, sink) as client:
         assert (await client.post("/v1/events", json=first)).status_code == 202
         aside = lake.root.with_name("events.aside")
         lake.root.rename(aside)
@@ -244,7 +238,7 @@ async def test_a_lake_root_that_is_a_file_from_the_start_is_503(
     lake.root.parent.mkdir(parents=True)
     lake.root.write_text("not a folder")
     sink = new_sink(lake)
-    async with api_client(settings, sink, raise_app_exceptions=False) as client:
+    async with embedded_api(settings, sink, raise_app_exceptions=False) as client:
         response = await client.post("/v1/events", json=make_event())
 
     assert sink.landed == 0

@@ -292,15 +292,23 @@ def wait_for_rows(data_dir: Path, rows: int, *, timeout_s: float) -> None:
         time.sleep(0.2)
 
 
+def topic_with_events(
+    kafka: KafkaSettings, tmp_path: Path, *, events: int, seed: int
+) -> tuple[list[dict[str, Any]], Path]:
+    """Create the topics, produce simulated events, and write a key file for worker processes."""
+    create_topics(kafka)
+    key_file = tmp_path / "keys.json"
+    create_keyring(key_file)
+    produced = simulated(events, seed=seed)
+    produce(kafka.bootstrap_servers or "", kafka.events_topic, encoded(produced))
+    return produced, key_file
+
+
 def test_two_workers_share_a_4_partition_topic_and_one_stops_halfway(
     kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
     kafka = kafka_settings.model_copy(update={"partitions": 4})
-    create_topics(kafka)
-    key_file = tmp_path / "keys.json"
-    create_keyring(key_file)
-    events = simulated(30_000, seed=31)
-    produce(kafka.bootstrap_servers or "", kafka.events_topic, encoded(events))
+    events, key_file = topic_with_events(kafka, tmp_path, events=30_000, seed=31)
     env = worker_env(
         kafka, tmp_path / "data", key_file,
         FLYWHEEL_INGEST__GROUP_ID="two-workers", FLYWHEEL_INGEST__BATCH_MAX_EVENTS="500",
@@ -328,11 +336,7 @@ def test_crash_test_sigkill_at_random_moments_loses_and_duplicates_nothing(
     kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
     """100,000 events; the worker is SIGKILLed at each landing step and at random moments."""
-    create_topics(kafka_settings)
-    key_file = tmp_path / "keys.json"
-    create_keyring(key_file)
-    events = simulated(100_000, seed=41)
-    produce(kafka_settings.bootstrap_servers or "", kafka_settings.events_topic, encoded(events))
+    events, key_file = topic_with_events(kafka_settings, tmp_path, events=100_000, seed=41)
     base = worker_env(
         kafka_settings, tmp_path / "data", key_file,
         FLYWHEEL_INGEST__GROUP_ID="crash-test", FLYWHEEL_INGEST__INSTANCE_ID="crash-worker-1",
