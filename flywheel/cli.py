@@ -44,6 +44,10 @@ dead_letters_app = typer.Typer(
 app.add_typer(kafka_app, name="kafka")
 kafka_app.add_typer(local_app, name="local")
 app.add_typer(keys_app, name="keys")
+db_app = typer.Typer(help="The DuckDB warehouse and its migrations.", no_args_is_help=True)
+transform_app = typer.Typer(help="Build the warehouse from the lake.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(transform_app, name="transform")
 app.add_typer(dead_letters_app, name="dead-letters")
 
 err = Console(stderr=True, highlight=False)
@@ -419,6 +423,56 @@ def dead_letters_replay(
     select = None if error_type is None else (lambda r: r.error_type == error_type)
     sent = replay(settings.kafka, select=select)
     out.print(f"replayed {sent} dead letters to {settings.kafka.events_topic}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create the warehouse or migrate it to this version's schema.
+
+    Example: FLYWHEEL_DATA_DIR=/srv/flywheel flywheel db upgrade
+    """
+    from warehouse.db import current_revision, open_warehouse, warehouse_path
+
+    settings = settings_and_logging()
+    engine = open_warehouse(settings.data_dir)
+    with engine.connect() as connection:
+        revision = current_revision(connection)
+    engine.dispose()
+    out.print(f"{warehouse_path(settings.data_dir)} is at revision {revision}")
+
+
+@transform_app.command("run")
+def transform_run(
+    full_refresh: Annotated[
+        bool, typer.Option(help="Rebuild everything from the lake instead of loading what is new.")
+    ] = False,
+) -> None:
+    """Load new lake files into the warehouse (and build the models).
+
+    Example: flywheel transform run; flywheel transform run --full-refresh
+    """
+    from rich.progress import Progress, TaskID
+    from rich.table import Table
+
+    from transforms.runner import run_transforms
+
+    settings = settings_and_logging()
+    with Progress(console=err, transient=True) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def advance(step: str, done: int, total: int) -> None:
+            if step not in tasks:
+                tasks[step] = progress.add_task(step, total=total)
+            progress.update(tasks[step], completed=done, total=total)
+
+        summary = run_transforms(settings.data_dir, full_refresh=full_refresh, on_progress=advance)
+    table = Table(title=f"transform run {summary.run_id[:8]}", show_edge=False)
+    for column in ("step", "rows", "seconds"):
+        table.add_column(column, justify="left" if column == "step" else "right")
+    for step in summary.steps:
+        table.add_row(step.name, f"{step.rows:,}", f"{step.seconds:.2f}")
+    out.print(table)
+    out.print(f"{summary.files_loaded:,} lake files loaded, {summary.events_loaded:,} new events")
 
 
 @app.command()

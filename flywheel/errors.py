@@ -9,7 +9,9 @@ Every error the platform raises on purpose derives from ``FlywheelError``. Error
     ├── TransientError           worth retrying with backoff (never dead-lettered)
     │   └── SinkUnavailableError the event sink (Kafka) did not acknowledge in time
     ├── KafkaError               a Kafka call failed permanently (bad topic, auth, config)
-    └── LocalKafkaError          the local development broker could not be resolved or started
+    ├── LocalKafkaError          the local development broker could not be resolved or started
+    └── WarehouseError           the DuckDB warehouse could not be opened, migrated or written
+        └── WarehouseBusyError   another process holds the warehouse (DuckDB has one writer)
 
 Only ``api/`` maps these to HTTP status codes, and only ``flywheel.cli`` maps them to exit codes.
 """
@@ -51,3 +53,11 @@ class KafkaError(FlywheelError):
 
 class LocalKafkaError(FlywheelError):
     """The local development broker could not be resolved, formatted or started."""
+
+
+class WarehouseError(FlywheelError):
+    """The warehouse could not be opened, migrated or written; the message names the file."""
+
+
+class WarehouseBusyError(WarehouseError):
+    """Another process holds the warehouse's write lock (another transform run, most likely)."""

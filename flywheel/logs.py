@@ -83,5 +83,7 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     root.setLevel(level)
     # kafka-python logs every reconnect attempt at WARNING/ERROR; one line per problem is ours.
     logging.getLogger("kafka").setLevel(logging.CRITICAL if level != "DEBUG" else logging.DEBUG)
+    # alembic announces its dialect on every command that opens the warehouse.
+    logging.getLogger("alembic").setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)
     # httpx logs every request at INFO (the simulator posts thousands).
     logging.getLogger("httpx").setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)

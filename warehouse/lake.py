@@ -17,6 +17,7 @@ and duplicates were dropped, but their offsets are covered all the same, so noth
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 from collections.abc import Iterator
@@ -132,11 +133,14 @@ class Lake:
         """Every landed file (of one topic), in no particular order."""
         if not self.root.exists():
             return
-        for day in os.scandir(self.root):
-            if not (day.is_dir() and day.name.startswith("landed_date=")):
-                continue
-            for entry in os.scandir(day.path):
-                landed = parse_name(Path(entry.path))
+        # Listed first, then yielded: a caller that stops early must not leave scandir open.
+        with os.scandir(self.root) as days:
+            folders = [d.path for d in days if d.is_dir() and d.name.startswith("landed_date=")]
+        for folder in folders:
+            with os.scandir(folder) as entries:
+                names = [entry.path for entry in entries]
+            for name in names:
+                landed = parse_name(Path(name))
                 if landed is not None and (topic is None or landed.topic == topic):
                     yield landed
 
@@ -161,12 +165,10 @@ class Lake:
         if not self.root.exists():
             return 0
         prefix = f"{TEMPORARY_PREFIX}{topic}+{partition}+"
-        for day in os.scandir(self.root):
-            if day.is_dir():
-                for entry in os.scandir(day.path):
-                    if entry.name.startswith(prefix):
-                        os.unlink(entry.path)
-                        removed += 1
+        for folder in self.root.glob("landed_date=*"):
+            for stale in folder.glob(f"{glob.escape(prefix)}*"):
+                stale.unlink()
+                removed += 1
         return removed
 
     def write_temporary(

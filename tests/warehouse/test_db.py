@@ -1,0 +1,124 @@
+"""The warehouse file: migrations to head, an old warehouse with data, one head, one writer."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine
+
+from flywheel.errors import WarehouseBusyError, WarehouseError
+from warehouse.db import (
+    alembic_config,
+    current_revision,
+    head_revision,
+    open_warehouse,
+    raw,
+    warehouse_path,
+    warehouse_url,
+)
+
+
+def tables(data_dir: Path) -> set[str]:
+    engine = open_warehouse(data_dir, migrate=False)
+    with engine.connect() as connection:
+        names = raw(connection).execute("SELECT table_name FROM information_schema.tables")
+        found = {row[0] for row in names.fetchall()}
+    engine.dispose()
+    return found
+
+
+def test_the_migrations_have_exactly_one_head() -> None:
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    assert heads == [head_revision()]
+
+
+def test_a_new_warehouse_is_migrated_to_head(tmp_path: Path) -> None:
+    engine = open_warehouse(tmp_path)
+    with engine.connect() as connection:
+        assert current_revision(connection) == head_revision()
+    engine.dispose()
+    assert {"events", "lake_files", "transform_runs"} <= tables(tmp_path)
+
+
+def test_without_migrating_an_old_warehouse_is_refused_with_what_to_run(tmp_path: Path) -> None:
+    command.upgrade(alembic_config(url=warehouse_url(tmp_path)), "0001")
+    with pytest.raises(WarehouseError, match="flywheel db upgrade"):
+        open_warehouse(tmp_path, migrate=False)
+
+
+def test_an_old_warehouse_with_data_is_upgraded_keeping_its_data(tmp_path: Path) -> None:
+    command.upgrade(alembic_config(url=warehouse_url(tmp_path)), "0001")
+    engine = create_engine(warehouse_url(tmp_path))
+    now = datetime(2026, 1, 5, tzinfo=UTC)
+    with engine.begin() as connection:
+        db = raw(connection)
+        db.execute(
+            "INSERT INTO lake_files VALUES ('landed_date=2026-01-05/t+0+1+2.parquet', 't', 0, 1, 2,"
+            " 2, 'old-run', $now)",
+            {"now": now},
+        )
+        db.execute(
+            "INSERT INTO events (event_id, type, occurred_at, conversation_id, schema_version, "
+            "source_topic, source_partition, source_offset, landed_at, lake_file, prompt) "
+            "VALUES ('e-1', 'generation', $now, 'c-1', 1, 't', 0, 1, $now, 'f', $prompt)",
+            {"now": now, "prompt": '[{"role": "user", "content": "hi"}]'},
+        )
+    engine.dispose()
+
+    engine = open_warehouse(tmp_path)
+    with engine.connect() as connection:
+        db = raw(connection)
+        assert current_revision(connection) == head_revision()
+        assert db.execute("SELECT event_id, prompt FROM events").fetchall() == [
+            ("e-1", '[{"role": "user", "content": "hi"}]')
+        ]
+        assert db.execute("SELECT path, rows, new_events FROM lake_files").fetchall() == [
+            ("landed_date=2026-01-05/t+0+1+2.parquet", 2, None)
+        ]
+        assert db.execute("SELECT count(*) FROM transform_runs").fetchall() == [(0,)]
+    engine.dispose()
+
+
+def test_downgrade_to_base_and_upgrade_again(tmp_path: Path) -> None:
+    config = alembic_config(url=warehouse_url(tmp_path))
+    command.upgrade(config, "head")
+    command.downgrade(config, "base")
+    assert "events" not in tables_without_migrating(tmp_path)
+    command.upgrade(config, "head")
+    assert {"events", "lake_files", "transform_runs"} <= tables(tmp_path)
+
+
+def tables_without_migrating(data_dir: Path) -> set[str]:
+    engine = create_engine(warehouse_url(data_dir))
+    with engine.connect() as connection:
+        rows = raw(connection).execute("SELECT table_name FROM information_schema.tables")
+        found = {row[0] for row in rows.fetchall()}
+    engine.dispose()
+    return found
+
+
+def test_a_warehouse_held_by_another_process_is_busy_not_a_crash(tmp_path: Path) -> None:
+    open_warehouse(tmp_path).dispose()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('ready', flush=True); time.sleep(60)", str(warehouse_path(tmp_path))],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        started = time.monotonic()
+        with pytest.raises(WarehouseBusyError, match="in use by another process"):
+            open_warehouse(tmp_path)
+        assert time.monotonic() - started < 10
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()

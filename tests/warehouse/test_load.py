@@ -1,0 +1,149 @@
+"""Incremental load of lake files into the warehouse: once per event, atomic per chunk."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flywheel.errors import WarehouseError
+from ingest.anonymiser import PseudonymisingAnonymiser
+from ingest.keys import Keyring
+from ingest.pipeline import DedupeWindow, Pipeline, RawMessage
+from tests.factories import make_event
+from transforms.runner import run_transforms
+from warehouse.db import open_warehouse, raw
+from warehouse.lake import Lake
+
+PIPELINE = Pipeline(PseudonymisingAnonymiser(Keyring(1, {1: b"k" * 32})), max_event_bytes=65536)
+
+
+def land(lake: Lake, events: list[dict[str, Any]], *, partition: int = 0, first: int = 0) -> None:
+    """Land events as one lake file, with no dedupe window (as if resent after it expired)."""
+    messages = [
+        RawMessage("t", partition, first + i, b"c", json.dumps(e).encode())
+        for i, e in enumerate(events)
+    ]
+    batch = PIPELINE.process(messages, DedupeWindow(0))
+    lake.land(PIPELINE.frame(batch), topic="t", partition=partition, first_offset=first,
+              last_offset=first + len(events) - 1)  # fmt: skip
+
+
+def query(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
+    engine = open_warehouse(data_dir)
+    with engine.connect() as connection:
+        rows: list[tuple[Any, ...]] = raw(connection).execute(sql).fetchall()
+    engine.dispose()
+    return rows
+
+
+EVENTS_SQL = "SELECT * EXCLUDE (lake_file) FROM events ORDER BY event_id"
+
+
+def test_incremental_runs_load_each_file_once(tmp_path: Path) -> None:
+    lake = Lake.in_data_dir(tmp_path)
+    land(lake, [make_event("generation"), make_event("copy")])
+    first = run_transforms(tmp_path)
+    assert (first.files_loaded, first.events_loaded) == (1, 2)
+    assert (run_transforms(tmp_path).files_loaded, run_transforms(tmp_path).events_loaded) == (0, 0)
+    land(lake, [make_event("rating")], first=2)
+    third = run_transforms(tmp_path)
+    assert (third.files_loaded, third.events_loaded) == (1, 1)
+    assert query(tmp_path, "SELECT count(*) FROM events") == [(3,)]
+    assert query(tmp_path, "SELECT status, count(*) FROM transform_runs GROUP BY ALL") == [
+        ("succeeded", 4)
+    ]
+
+
+def test_an_event_landed_twice_keeps_its_first_landing(tmp_path: Path) -> None:
+    lake = Lake.in_data_dir(tmp_path)
+    original = make_event("rating", value="up")
+    land(lake, [original, make_event("copy")])
+    land(lake, [{**original, "value": "down"}, make_event("edit")], first=2)  # same event id
+    run_transforms(tmp_path)
+    assert query(tmp_path, f"SELECT rating_value, source_offset FROM events "
+                           f"WHERE event_id = '{original['event_id']}'") == [("up", 0)]  # fmt: skip
+    assert query(tmp_path, "SELECT rows, new_events FROM lake_files ORDER BY path") == [
+        (2, 2),
+        (2, 1),
+    ]
+
+
+def test_incremental_and_full_refresh_give_the_same_events(tmp_path: Path) -> None:
+    lake = Lake.in_data_dir(tmp_path)
+    resent = make_event("edit")
+    batches = [
+        [make_event("generation"), resent],
+        [make_event("ab_choice"), {**resent, "edited_text": "changed"}],
+        [make_event("regenerate"), make_event("rating", reason="too long")],
+    ]
+    offset = 0
+    for events in batches:
+        land(lake, events, first=offset)
+        offset += len(events)
+        run_transforms(tmp_path)
+    incremental = query(tmp_path, EVENTS_SQL)
+    summary = run_transforms(tmp_path, full_refresh=True)
+    assert (summary.files_loaded, summary.events_loaded) == (3, 5)
+    assert query(tmp_path, EVENTS_SQL) == incremental
+    assert len(incremental) == 5
+
+
+def test_nested_values_are_stored_as_json(tmp_path: Path) -> None:
+    land(Lake.in_data_dir(tmp_path), [make_event("generation")])
+    run_transforms(tmp_path)
+    [(prompt, scrubbed)] = query(tmp_path, "SELECT prompt, scrubbed FROM events")
+    assert json.loads(prompt) == [
+        {"role": "user", "content": "How do I reverse a list in Python?", "response_id": None}
+    ]
+    assert json.loads(scrubbed) == []
+
+
+def test_a_file_that_cannot_be_read_loads_nothing_of_its_chunk(tmp_path: Path) -> None:
+    lake = Lake.in_data_dir(tmp_path)
+    land(lake, [make_event("rating")])
+    broken = next(lake.files()).path.with_name(
+        "t+0+00000000000000000001+00000000000000000001.parquet"
+    )
+    broken.write_bytes(b"not parquet")
+    with pytest.raises(WarehouseError, match="could not load into the warehouse"):
+        run_transforms(tmp_path)
+    assert query(tmp_path, "SELECT count(*) FROM events") == [(0,)]
+    assert query(tmp_path, "SELECT count(*) FROM lake_files") == [(0,)]
+    assert query(tmp_path, "SELECT status FROM transform_runs") == [("running",)]
+
+
+def test_cli_transform_run_prints_a_table_and_a_second_run_is_told_the_warehouse_is_busy(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    land(Lake.in_data_dir(tmp_path), [make_event("rating"), make_event("copy")])
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("FLYWHEEL_")},
+           "FLYWHEEL_DATA_DIR": str(tmp_path), "COLUMNS": "120"}  # fmt: skip
+    result = subprocess.run([sys.executable, "-m", "flywheel", "transform", "run"],
+                            env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "1 lake files loaded, 2 new events" in result.stdout
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('ready', flush=True); time.sleep(60)", str(tmp_path / "warehouse.duckdb")],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        busy = subprocess.run([sys.executable, "-m", "flywheel", "transform", "run"],
+                              env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+    assert busy.returncode == 1
+    assert "Traceback" not in busy.stderr
+    assert "in use by another process" in busy.stderr

@@ -1,0 +1,118 @@
+"""Opening the DuckDB warehouse: one file, migrated to the code's schema before anything else.
+
+``open_warehouse`` migrates to the alembic head first (or, with ``migrate=False``, refuses with a
+message saying what to run), and translates DuckDB's errors in one place: the single-writer
+lock becomes ``WarehouseBusyError``, the rest ``WarehouseError``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from alembic.ddl.impl import DefaultImpl
+
+from flywheel.errors import WarehouseBusyError, WarehouseError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy.engine import Connection, Engine
+
+
+class AlembicDuckDBImpl(DefaultImpl):
+    """Lets alembic talk to DuckDB (duckdb_engine's documented recipe); registered on import."""
+
+    __dialect__ = "duckdb"
+    # DuckDB runs DDL in transactions, so a failed migration leaves nothing half-done.
+    transactional_ddl = True
+
+
+WAREHOUSE_FILE = "warehouse.duckdb"
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
+
+
+def warehouse_path(data_dir: Path) -> Path:
+    """The warehouse file of a data directory."""
+    return data_dir / WAREHOUSE_FILE
+
+
+def warehouse_url(data_dir: Path) -> str:
+    """The SQLAlchemy URL of the warehouse."""
+    return f"duckdb:///{warehouse_path(data_dir)}"
+
+
+def alembic_config(*, url: str | None = None, connection: Connection | None = None) -> Config:
+    """alembic's configuration for the warehouse, bound to a URL or an open connection."""
+    from alembic.config import Config
+
+    config = Config(str(MIGRATIONS.parent / "alembic.ini"))
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if url is not None:
+        config.attributes["url"] = url
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The revision the code expects; refuses if the migrations have more than one head."""
+    from alembic.script import ScriptDirectory
+
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    if len(heads) != 1:
+        raise WarehouseError(f"the migrations have {len(heads)} heads ({', '.join(heads)})")
+    return str(heads[0])
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The revision the warehouse is at (None for a new, empty warehouse)."""
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def translate(exc: Exception, *, path: Path, action: str) -> WarehouseError:
+    """DuckDB's error as the platform's: the write lock held elsewhere means busy."""
+    message = str(exc)
+    if "lock" in message.lower() and ("conflicting" in message or "Could not set" in message):
+        return WarehouseBusyError(
+            f"the warehouse {path} is in use by another process (another transform run or a "
+            "shell holding it); wait for it to finish and run again"
+        )
+    first = message.splitlines()[0] if message else type(exc).__name__
+    return WarehouseError(f"could not {action} the warehouse {path}: {first[:300]}")
+
+
+def open_warehouse(data_dir: Path, *, migrate: bool = True) -> Engine:
+    """An engine on the warehouse, migrated to the head revision (or refusing if ``migrate`` is
+    off and it is not there)."""
+    from alembic import command
+    from sqlalchemy import create_engine, pool
+
+    path = warehouse_path(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # One connection, reused: DuckDB has one writer per file, and the pool would open more.
+    engine = create_engine(warehouse_url(data_dir), poolclass=pool.SingletonThreadPool)
+    head = head_revision()
+    try:
+        with engine.begin() as connection:
+            current = current_revision(connection)
+            if current != head:
+                if not migrate:
+                    raise WarehouseError(
+                        f"the warehouse {path} is at revision {current or 'none'} but this "
+                        f"version needs {head}: run `flywheel db upgrade`"
+                    )
+                command.upgrade(alembic_config(connection=connection), "head")
+    except WarehouseError:
+        engine.dispose()
+        raise
+    except Exception as exc:
+        engine.dispose()
+        raise translate(exc, path=path, action="open") from None
+    return engine
+
+
+def raw(connection: Connection) -> Any:
+    """The DuckDB connection under a SQLAlchemy connection (for DuckDB-only SQL and parameters)."""
+    return connection.connection.driver_connection

@@ -1,0 +1,140 @@
+"""Incremental load: new lake files into the warehouse's ``events`` table, each event once.
+
+A lake file is loaded in one transaction together with its row in ``lake_files``, so a crash
+leaves it either loaded or not, never half. Files are loaded in landing order (landing date, then
+topic, partition and offsets), and within a chunk of files the first copy of an event id wins:
+the same event landed twice (a resend older than the workers' dedupe window) keeps its first
+landing, whether it is loaded in one run or across several. ``full_refresh`` empties both tables
+and loads everything again, which gives the same ``events`` table.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from warehouse.db import raw
+from warehouse.lake import Lake, LakeFile
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+FILES_PER_TRANSACTION = 200
+
+_INSERT_EVENTS = """
+INSERT OR IGNORE INTO events
+SELECT
+    event_id, type, occurred_at, user_pseudonym, pseudonym_key_version, conversation_id,
+    app_name, app_version, consent_training, consent_policy_version, schema_version,
+    response_id, parent_id, to_json(prompt), response, model_id, model_version, copy_text,
+    copy_span_start, copy_span_end, code_block, edited_text, new_response_id, response_a_id,
+    response_b_id, choice, rating_value, rating_reason, to_json(scrubbed), source_topic,
+    source_partition, source_offset, landed_at, lake_file
+FROM (
+    SELECT *, parse_path(filename)[-2:] AS parts,
+           parts[1] || '/' || parts[2] AS lake_file,
+           list_position($order, lake_file) AS file_rank
+    FROM read_parquet($files, filename = true)
+)
+QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY file_rank, source_offset) = 1
+"""
+
+
+@dataclass
+class LoadResult:
+    """What one load did."""
+
+    files: int = 0
+    rows: int = 0
+    """Rows read from the new files."""
+    new_events: int = 0
+    """Events that were not in the warehouse yet."""
+    seconds: float = 0.0
+
+
+def relative(lake: Lake, landed: LakeFile) -> str:
+    """A lake file's path as recorded: ``landed_date=.../<name>``."""
+    return f"{landed.path.parent.name}/{landed.path.name}"
+
+
+def pending_files(connection: Connection, lake: Lake) -> list[LakeFile]:
+    """Lake files not loaded yet, in landing order."""
+    loaded = {row[0] for row in raw(connection).execute("SELECT path FROM lake_files").fetchall()}
+    pending = [f for f in lake.files() if relative(lake, f) not in loaded]
+    return sorted(pending, key=lambda f: (f.path.parent.name, f.topic, f.partition, f.first_offset))
+
+
+def load_lake(
+    connection: Connection,
+    lake: Lake,
+    *,
+    run_id: str,
+    full_refresh: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> LoadResult:
+    """Load every lake file not loaded yet (all of them with ``full_refresh``)."""
+    started = time.perf_counter()
+    db = raw(connection)
+    if full_refresh:
+        with connection.begin():
+            db.execute("DELETE FROM events")
+            db.execute("DELETE FROM lake_files")
+    files = pending_files(connection, lake)
+    result = LoadResult()
+    for start in range(0, len(files), FILES_PER_TRANSACTION):
+        chunk = files[start : start + FILES_PER_TRANSACTION]
+        with connection.begin():
+            rows, new = _load_chunk(db, lake, chunk, run_id=run_id)
+        result.files += len(chunk)
+        result.rows += rows
+        result.new_events += new
+        if on_progress is not None:
+            on_progress(result.files, len(files))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _load_chunk(
+    db: object, lake: Lake, chunk: Sequence[LakeFile], *, run_id: str
+) -> tuple[int, int]:
+    """Insert a chunk's new events and record its files; returns (rows read, new events)."""
+    names = [relative(lake, f) for f in chunk]
+    paths = [str(f.path) for f in chunk]
+    execute = db.execute  # type: ignore[attr-defined]
+    execute(_INSERT_EVENTS, {"files": paths, "order": names})
+    counts = dict(
+        execute(
+            "SELECT parse_path(filename)[-2] || '/' || parse_path(filename)[-1], count(*) "
+            "FROM read_parquet($files, filename = true) GROUP BY ALL",
+            {"files": paths},
+        ).fetchall()
+    )
+    new = dict(
+        execute(
+            "SELECT lake_file, count(*) FROM events WHERE list_contains($names, lake_file) "
+            "GROUP BY ALL",
+            {"names": names},
+        ).fetchall()
+    )
+    now = datetime.now(UTC)
+    execute(
+        "INSERT INTO lake_files (path, topic, partition, first_offset, last_offset, rows, "
+        "run_id, loaded_at, new_events) SELECT * FROM (SELECT UNNEST($path), UNNEST($topic), "
+        "UNNEST($partition), UNNEST($first), UNNEST($last), UNNEST($rows), $run, $now, "
+        "UNNEST($new))",
+        {
+            "path": names,
+            "topic": [f.topic for f in chunk],
+            "partition": [f.partition for f in chunk],
+            "first": [f.first_offset for f in chunk],
+            "last": [f.last_offset for f in chunk],
+            "rows": [counts.get(name, 0) for name in names],
+            "run": run_id,
+            "now": now,
+            "new": [new.get(name, 0) for name in names],
+        },
+    )
+    return sum(counts.values()), sum(new.values())

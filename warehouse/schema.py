@@ -1,0 +1,98 @@
+"""The warehouse schema as SQLAlchemy Core metadata; alembic migrations (migrations/) create it.
+
+Tables written by the loader (``warehouse.load``):
+
+- ``lake_files``: every lake file loaded, with its offsets and the run that loaded it; written in
+  the same transaction as the file's events, so a file is loaded entirely or not at all.
+- ``events``: every landed event once (primary key ``event_id``; the final dedupe guard after the
+  workers' window), in the lake's columns; nested values (``prompt``, ``scrubbed``) as JSON.
+- ``transform_runs``: one row per ``flywheel transform run``: when, what it loaded, the policy
+  hash, the outcome.
+
+Derived tables (responses, preference pairs, labels, rewards, calibration) are built by the SQL
+models in transforms/ and are not part of this metadata: they are rebuilt, not migrated.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
+
+metadata = MetaData()
+
+lake_files = Table(
+    "lake_files",
+    metadata,
+    Column("path", String, primary_key=True, comment="Relative to the lake root."),
+    Column("topic", String, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("first_offset", BigInteger, nullable=False),
+    Column("last_offset", BigInteger, nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column(
+        "new_events", BigInteger, comment="Events of the file not loaded before (added in 0002)."
+    ),
+    Column("run_id", String, nullable=False),
+    Column("loaded_at", DateTime(timezone=True), nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("event_id", String, primary_key=True),
+    Column("type", String, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("user_pseudonym", String),
+    Column("pseudonym_key_version", Integer),
+    Column("conversation_id", String, nullable=False),
+    Column("app_name", String),
+    Column("app_version", String),
+    Column("consent_training", Boolean),
+    Column("consent_policy_version", String),
+    Column("schema_version", Integer, nullable=False),
+    Column("response_id", String),
+    Column("parent_id", String),
+    Column("prompt", JSON),
+    Column("response", String),
+    Column("model_id", String),
+    Column("model_version", String),
+    Column("copy_text", String),
+    Column("copy_span_start", BigInteger),
+    Column("copy_span_end", BigInteger),
+    Column("code_block", Boolean),
+    Column("edited_text", String),
+    Column("new_response_id", String),
+    Column("response_a_id", String),
+    Column("response_b_id", String),
+    Column("choice", String),
+    Column("rating_value", String),
+    Column("rating_reason", String),
+    Column("scrubbed", JSON),
+    Column("source_topic", String, nullable=False),
+    Column("source_partition", Integer, nullable=False),
+    Column("source_offset", BigInteger, nullable=False),
+    Column("landed_at", DateTime(timezone=True), nullable=False),
+    Column("lake_file", String, nullable=False),
+)
+
+transform_runs = Table(
+    "transform_runs",
+    metadata,
+    Column("run_id", String, primary_key=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("full_refresh", Boolean, nullable=False),
+    Column("files_loaded", Integer, nullable=False, server_default="0"),
+    Column("events_loaded", BigInteger, nullable=False, server_default="0"),
+    Column("policy_hash", String),
+    Column("status", String, nullable=False),
+)
