@@ -2,7 +2,8 @@
 
 It starts the real ingest API (uvicorn, real HTTP on a free loopback port) in embedded mode,
 posts simulated chat traffic to it as a frontend would, and the API's in-process sink
-validates, pseudonymises and lands every accepted event in the Parquet lake under the data dir.
+validates, anonymises and lands every accepted event in the Parquet lake under the data dir;
+then a transform run loads the new lake files into the DuckDB warehouse.
 """
 
 from __future__ import annotations
@@ -88,4 +89,12 @@ def run_demo(*, settings: Settings, events: int, seed: int, console: Console) ->
         f"{sink.landed:,} landed now, {sink.without_consent:,} dropped for lack of training "
         f"consent, {sink.duplicates:,} dropped as resends or already landed; the lake holds "
         f"{len(landed):,} events in {len(files)} files."
+    )
+    from transforms.runner import run_transforms
+    from warehouse.db import warehouse_path
+
+    run = run_transforms(settings.data_dir)
+    console.print(
+        f"transform run: {run.files_loaded} new lake files, {run.events_loaded:,} new events "
+        f"loaded into {warehouse_path(settings.data_dir)}."
     )

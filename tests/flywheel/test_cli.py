@@ -103,3 +103,19 @@ def test_every_command_has_help_with_an_example(command: str) -> None:
 def test_serve_with_several_workers_needs_kafka() -> None:
     env = {"FLYWHEEL_API__WRITE_KEYS": '["0123456789abcdef-key"]'}
     assert_one_line_error(flywheel("serve", "--workers", "2", env=env), "--workers needs Kafka")
+
+
+def test_demo_lands_simulated_traffic_and_loads_the_warehouse(tmp_path: Path) -> None:
+    import duckdb
+
+    result = flywheel("demo", "--events", "600", env={"FLYWHEEL_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert "600 events accepted over real HTTP" in result.stdout
+    assert list((tmp_path / "lake" / "events").glob("landed_date=*/embedded+0+*.parquet"))
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as db:
+        [(events, pseudonymous)] = db.execute(
+            "SELECT count(*), count(user_pseudonym) FROM events"
+        ).fetchall()
+    assert 0 < events <= 600
+    assert pseudonymous == events
+    assert f"{events:,} new events loaded" in result.stdout.replace("\n", " ")
