@@ -446,6 +446,13 @@ def transform_run(
     full_refresh: Annotated[
         bool, typer.Option(help="Rebuild everything from the lake instead of loading what is new.")
     ] = False,
+    select: Annotated[
+        list[str] | None,
+        typer.Option(help="Build only this model (and what it needs); repeatable."),
+    ] = None,
+    policy: Annotated[
+        Path | None, typer.Option(help="Policy file (TOML); default: the shipped policy.")
+    ] = None,
 ) -> None:
     """Load new lake files into the warehouse (and build the models).
 

@@ -2,8 +2,8 @@
 
 Each run is recorded in ``transform_runs``. Only one run at a time: DuckDB allows one writer per
 file, and a second run fails at once with ``WarehouseBusyError`` (a clear message, exit 1)
-instead of waiting on a lock. The SQL models come with the transforms issue; for now a run is
-the incremental load.
+instead of waiting on a lock. A run is the incremental load, then the SQL models
+(transforms/models/*.sql) rebuilt in one transaction, so readers never see half a run.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flywheel.errors import FlywheelError
+from transforms.models import discover, ordered, run_models
+from transforms.policy import Policy, load_policy
 from warehouse.db import open_warehouse, raw, translate, warehouse_path
 from warehouse.lake import Lake
 from warehouse.load import load_lake
@@ -48,13 +50,18 @@ def run_transforms(
     data_dir: Path,
     *,
     full_refresh: bool = False,
+    select: list[str] | None = None,
+    policy_file: Path | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> RunSummary:
-    """Load the lake's new files (all of them with ``full_refresh``) and record the run."""
+    """Load the lake's new files (all of them with ``full_refresh``), build the models (those in
+    ``select`` and what they need), and record the run with the policy's hash."""
+    policy = load_policy(policy_file)
+    ordered(discover(), select)  # an unknown model or a cycle fails before anything runs
     engine = open_warehouse(data_dir)
     summary = RunSummary(run_id=uuid.uuid4().hex, full_refresh=full_refresh)
     try:
-        _run(engine, data_dir, summary, on_progress)
+        _run(engine, data_dir, summary, policy, select, on_progress)
     except FlywheelError:
         raise
     except Exception as exc:
@@ -68,6 +75,8 @@ def _run(
     engine: Engine,
     data_dir: Path,
     summary: RunSummary,
+    policy: Policy,
+    select: list[str] | None,
     on_progress: Callable[[str, int, int], None] | None,
 ) -> None:
     full_refresh = summary.full_refresh
@@ -75,9 +84,14 @@ def _run(
         db = raw(connection)
         with connection.begin():
             db.execute(
-                "INSERT INTO transform_runs (run_id, started_at, full_refresh, status) "
-                "VALUES ($run, $now, $full, 'running')",
-                {"run": summary.run_id, "now": datetime.now(UTC), "full": full_refresh},
+                "INSERT INTO transform_runs (run_id, started_at, full_refresh, policy_hash, "
+                "status) VALUES ($run, $now, $full, $policy, 'running')",
+                {
+                    "run": summary.run_id,
+                    "now": datetime.now(UTC),
+                    "full": full_refresh,
+                    "policy": policy.digest,
+                },
             )
         loaded = load_lake(
             connection,
@@ -91,6 +105,11 @@ def _run(
         summary.files_loaded = loaded.files
         summary.events_loaded = loaded.new_events
         summary.steps.append(StepResult("events (load)", loaded.new_events, loaded.seconds))
+        with connection.begin():
+            for name, rows, seconds in run_models(db, policy, select=select):
+                summary.steps.append(StepResult(name, rows, seconds))
+                if on_progress is not None:
+                    on_progress("models", len(summary.steps) - 1, len(summary.steps) - 1)
         with connection.begin():
             db.execute(
                 "UPDATE transform_runs SET finished_at = $now, files_loaded = $files, "

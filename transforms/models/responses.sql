@@ -1,0 +1,77 @@
+-- depends_on: events
+-- Every response shown (a generation event), with its siblings and every signal it received.
+-- Rebuilt in full on each run, so signals that arrived before their generation join as soon as
+-- the generation lands.
+WITH generations AS (
+    SELECT *
+    FROM events
+    WHERE type = 'generation'
+    -- A client that reported the same response twice under two event ids: keep the first.
+    QUALIFY row_number() OVER (PARTITION BY response_id ORDER BY occurred_at, event_id) = 1
+),
+signals AS (
+    SELECT
+        response_id,
+        count(*) FILTER (WHERE type = 'copy') AS copies,
+        count(*) FILTER (WHERE type = 'copy' AND code_block) AS code_copies,
+        count(*) FILTER (WHERE type = 'edit') AS edits,
+        count(*) FILTER (WHERE type = 'regenerate') AS regenerations,
+        count(*) FILTER (WHERE type = 'rating' AND rating_value = 'up') AS ratings_up,
+        count(*) FILTER (WHERE type = 'rating' AND rating_value = 'down') AS ratings_down
+    FROM events
+    WHERE type IN ('copy', 'edit', 'regenerate', 'rating')
+    GROUP BY response_id
+),
+ab_sides AS (
+    SELECT response_a_id AS response_id, choice = 'a' AS won, choice = 'b' AS lost, choice
+    FROM events
+    WHERE type = 'ab_choice'
+    UNION ALL
+    SELECT response_b_id, choice = 'b', choice = 'a', choice
+    FROM events
+    WHERE type = 'ab_choice'
+),
+ab AS (
+    SELECT
+        response_id,
+        count(*) FILTER (WHERE won) AS ab_wins,
+        count(*) FILTER (WHERE lost) AS ab_losses,
+        count(*) FILTER (WHERE choice = 'tie') AS ab_ties,
+        count(*) FILTER (WHERE choice = 'both_bad') AS ab_both_bad
+    FROM ab_sides
+    GROUP BY response_id
+),
+continued AS (
+    -- A later prompt that carries the response as an assistant message continued from it.
+    SELECT DISTINCT unnest(json_extract_string(prompt, '$[*].response_id')) AS response_id
+    FROM generations
+)
+SELECT
+    g.response_id,
+    g.event_id,
+    g.conversation_id,
+    g.parent_id,
+    g.user_pseudonym,
+    g.occurred_at,
+    g.model_id,
+    g.model_version,
+    g.consent_training,
+    g.prompt,
+    g.response,
+    count(*) OVER (PARTITION BY g.conversation_id, g.parent_id) AS siblings,
+    coalesce(s.copies, 0) AS copies,
+    coalesce(s.code_copies, 0) AS code_copies,
+    coalesce(s.edits, 0) AS edits,
+    coalesce(s.regenerations, 0) AS regenerations,
+    coalesce(s.ratings_up, 0) AS ratings_up,
+    coalesce(s.ratings_down, 0) AS ratings_down,
+    coalesce(ab.ab_wins, 0) AS ab_wins,
+    coalesce(ab.ab_losses, 0) AS ab_losses,
+    coalesce(ab.ab_ties, 0) AS ab_ties,
+    coalesce(ab.ab_both_bad, 0) AS ab_both_bad,
+    c.response_id IS NOT NULL AS continued
+FROM generations AS g
+LEFT JOIN signals AS s USING (response_id)
+LEFT JOIN ab USING (response_id)
+LEFT JOIN continued AS c USING (response_id)
+ORDER BY g.conversation_id, g.occurred_at, g.response_id

@@ -1,0 +1,74 @@
+"""The signal policy (TOML): weights and thresholds, validated on load, hashed for lineage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from flywheel.errors import ConfigError
+
+DEFAULT_POLICY = Path(__file__).with_name("policy.toml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Weights(_Section):
+    """How much each signal counts."""
+
+    ab_choice: float = Field(ge=0)
+    rating: float = Field(ge=0)
+    edit: float = Field(ge=0)
+    copy_: float = Field(ge=0, alias="copy")
+    regenerate: float = Field(ge=0)
+    continued: float = Field(ge=0)
+
+
+class EditRule(_Section):
+    """When an edit is a real preference."""
+
+    min_change: float = Field(ge=0, le=1)
+    max_change: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EditRule:
+        if self.min_change >= self.max_change:
+            raise ValueError("min_change must be below max_change")
+        return self
+
+
+class Policy(_Section):
+    """Every weight and threshold of the transforms."""
+
+    weights: Weights
+    edit: EditRule
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the policy's canonical JSON: the same policy, the same hash."""
+        canonical = json.dumps(self.model_dump(by_alias=True), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """Read and validate a policy file; any problem is one ``ConfigError`` naming the key."""
+    path = path or DEFAULT_POLICY
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"the policy file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"the policy file {path} is not valid TOML: {exc}") from None
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_input=False)
+        )
+        raise ConfigError(f"the policy file {path} is invalid: {problems}") from None
