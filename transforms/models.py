@@ -23,6 +23,14 @@ MODELS = Path(__file__).with_name("models")
 SOURCES = frozenset({"events", "lake_files"})
 _DEPENDS = re.compile(r"^--\s*depends_on:\s*(.*)$", re.MULTILINE)
 
+MACROS = (
+    # The distinct lower-case words of a text (for edit sizes).
+    "CREATE OR REPLACE TEMP MACRO words(text) AS "
+    "list_distinct(list_filter(regexp_split_to_array(lower(text), '[^[:alnum:]]+'), "
+    "lambda w: w <> ''))",
+)
+"""SQL helpers the models may call, created (as temporary macros) before they run."""
+
 
 @dataclass(frozen=True)
 class Model:
@@ -94,6 +102,8 @@ def run_models(
     """Build the models (each in its own statement); returns (name, rows, seconds) per model."""
     for name, value in policy_variables(policy).items():
         db.execute(f"SET VARIABLE {quote(name)} = $value", {"value": value})
+    for macro in MACROS:
+        db.execute(macro)
     results = []
     for model in ordered(discover(), select):
         started = time.perf_counter()

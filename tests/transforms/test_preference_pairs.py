@@ -1,0 +1,149 @@
+"""preference_pairs on hand-written event sequences: each rule alone, chains, conflicts, edits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.factories import make_event
+from tests.warehouse.test_load import land, query
+from transforms.runner import run_transforms
+from warehouse.lake import Lake
+
+
+def generation(response: str, parent: str = "m1", text: str | None = None, **extra: Any) -> Any:
+    return make_event("generation", response_id=response, parent_id=parent,
+                      response=text or f"answer {response}", **extra)  # fmt: skip
+
+
+def pairs(tmp_path: Path, events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    land(Lake.in_data_dir(tmp_path), events)
+    run_transforms(tmp_path)
+    return query(
+        tmp_path,
+        "SELECT chosen_response_id, rejected_response_id, chosen, rejected, confidence, "
+        "disagreement, signals FROM preference_pairs ORDER BY chosen, rejected",
+    )
+
+
+def test_ab_winner_over_loser(tmp_path: Path) -> None:
+    ab = make_event("ab_choice", response_a_id="ra", response_b_id="rb", choice="a")
+    assert pairs(tmp_path, [generation("ra"), generation("rb"), ab]) == [
+        ("ra", "rb", "answer ra", "answer rb", 1.0, 0.0, ["ab_choice"])
+    ]
+
+
+@pytest.mark.parametrize("choice", ["tie", "both_bad"])
+def test_tie_and_both_bad_give_no_pair(tmp_path: Path, choice: str) -> None:
+    ab = make_event("ab_choice", response_a_id="ra", response_b_id="rb", choice=choice)
+    assert pairs(tmp_path, [generation("ra"), generation("rb"), ab]) == []
+
+
+def test_a_regenerate_chain_loses_to_the_kept_sibling(tmp_path: Path) -> None:
+    events = [
+        generation("r1"),
+        make_event("regenerate", response_id="r1", new_response_id="r2"),
+        generation("r2"),
+        make_event("regenerate", response_id="r2", new_response_id="r3"),
+        generation("r3"),
+        make_event("copy", response_id="r3", text="answer"),
+    ]
+    found = pairs(tmp_path, events)
+    assert [(c, r, s) for c, r, *_, s in found] == [
+        ("r3", "r1", ["copy", "regenerate"]),
+        ("r3", "r2", ["copy", "regenerate"]),
+    ]
+    assert all(confidence == pytest.approx(0.9) for *_, confidence, _, _ in
+               [(row[0], row[4], row[5], row[6]) for row in found])  # fmt: skip
+
+
+def test_a_copied_sibling_beats_an_uncopied_one(tmp_path: Path) -> None:
+    events = [generation("ra"), generation("rb"), make_event("copy", response_id="rb", text="x")]
+    assert pairs(tmp_path, events) == [("rb", "ra", "answer rb", "answer ra", 0.5, 0.0, ["copy"])]
+
+
+def test_an_uprated_sibling_beats_a_downrated_one(tmp_path: Path) -> None:
+    events = [
+        generation("ra"),
+        generation("rb"),
+        make_event("rating", response_id="ra", value="up"),
+        make_event("rating", response_id="rb", value="down"),
+    ]
+    assert pairs(tmp_path, events) == [("ra", "rb", "answer ra", "answer rb", 0.8, 0.0, ["rating"])]
+
+
+def test_a_lone_response_makes_no_pair_from_copies_or_ratings(tmp_path: Path) -> None:
+    events = [generation("ra"), make_event("copy", response_id="ra", text="x"),
+              make_event("rating", response_id="ra", value="up")]  # fmt: skip
+    assert pairs(tmp_path, events) == []
+
+
+def test_conflicting_evidence_is_a_weighted_vote_with_the_disagreement_kept(tmp_path: Path) -> None:
+    events = [
+        generation("ra"),
+        generation("rb"),
+        make_event("ab_choice", response_a_id="ra", response_b_id="rb", choice="a"),
+        make_event("copy", response_id="rb", text="answer"),
+    ]
+    [(chosen, rejected, _, _, confidence, disagreement, signals)] = pairs(tmp_path, events)
+    assert (chosen, rejected, signals) == ("ra", "rb", ["ab_choice", "copy"])
+    assert disagreement == pytest.approx(0.5 / 1.5, abs=1e-6)
+    assert confidence == pytest.approx(0.5 / 1.5, abs=1e-6)
+
+
+def test_evenly_split_evidence_gives_no_pair(tmp_path: Path) -> None:
+    events = [
+        generation("ra"),
+        generation("rb"),
+        make_event("ab_choice", response_a_id="ra", response_b_id="rb", choice="a"),
+        make_event("ab_choice", response_a_id="ra", response_b_id="rb", choice="b"),
+    ]
+    assert pairs(tmp_path, events) == []
+
+
+def test_a_real_edit_beats_the_original_with_confidence_growing_with_its_size(
+    tmp_path: Path,
+) -> None:
+    original = "Use reversed(xs) to get the items backwards."
+    small = "Use reversed(xs) to get the items backwards, lazily."
+    large = "Use xs[::-1]: it copies the list, reversed. Or reversed(xs) for an iterator."
+    events = [
+        generation("r1", "m1", original),
+        make_event("edit", response_id="r1", edited_text=small),
+        generation("r2", "m2", original),
+        make_event("edit", response_id="r2", edited_text=large),
+    ]
+    found = {row[2]: row for row in pairs(tmp_path, events)}
+    assert set(found) == {small, large}
+    assert found[small][1] == "r1" and found[small][0] is None
+    assert found[small][3] == original
+    assert found[small][6] == ["edit"]
+    assert 0 < found[small][4] < found[large][4] <= 0.6
+
+
+@pytest.mark.parametrize(
+    "edited",
+    [
+        "Use reversed(xs)  to get the items backwards",  # whitespace and punctuation only
+        "Completely different words everywhere now, nothing of the first answer remains!!",
+    ],
+    ids=["trivial", "total rewrite"],
+)
+def test_trivial_edits_and_total_rewrites_give_no_pair(tmp_path: Path, edited: str) -> None:
+    events = [
+        generation("r1", text="Use reversed(xs) to get the items backwards."),
+        make_event("edit", response_id="r1", edited_text=edited),
+    ]
+    assert pairs(tmp_path, events) == []
+
+
+def test_lineage_names_the_events_behind_a_pair(tmp_path: Path) -> None:
+    ga, gb = generation("ra", model={"id": "small", "version": "2026-09"}), generation("rb")
+    ab = make_event("ab_choice", response_a_id="ra", response_b_id="rb", choice="a")
+    land(Lake.in_data_dir(tmp_path), [ga, gb, ab])
+    run_transforms(tmp_path)
+    [(event_ids, models)] = query(tmp_path, "SELECT event_ids, models FROM preference_pairs")
+    assert event_ids == sorted([ga["event_id"], gb["event_id"], ab["event_id"]])
+    assert sorted(models) == ["chat-small@2026-09", "small@2026-09"]

@@ -1,0 +1,152 @@
+-- depends_on: events, responses
+-- Preference pairs (chosen over rejected for the same prompt) with a confidence, the signals
+-- behind each pair, how much the evidence disagreed, and lineage.
+--
+-- Between two sibling responses (same conversation and parent message), every signal casts a
+-- vote for one side with its policy weight:
+--   ab_choice   the chosen side of an A/B comparison (tie and both_bad cast none);
+--   regenerate  the sibling the user finally kept (copied, rated up or continued from) over each
+--               sibling they regenerated away, whatever the length of the chain;
+--   copy        a copied sibling over an un-copied one;
+--   rating      an up-rated sibling over an un-rated or down-rated one.
+-- The side with more weight wins; equal weight gives no pair. Edits make pairs of their own:
+-- the edited text over the original, when the edit is real (policy thresholds).
+WITH sides AS (
+    SELECT
+        response_id, conversation_id, parent_id, event_id, model_id, model_version, prompt,
+        response, user_pseudonym, consent_training, occurred_at,
+        copies > 0 AS copied,
+        ratings_up > 0 AS rated_up,
+        ratings_down > 0 AS rated_down,
+        regenerations > 0 AS regenerated,
+        copies > 0 OR ratings_up > 0 OR continued AS kept
+    FROM responses
+),
+sibling_pairs AS (
+    -- Every unordered pair of siblings, once (a < b).
+    SELECT a.response_id AS a, b.response_id AS b, a.conversation_id, a.parent_id
+    FROM sides AS a
+    JOIN sides AS b
+        ON a.conversation_id = b.conversation_id
+        AND a.parent_id = b.parent_id
+        AND a.response_id < b.response_id
+),
+ab_votes AS (
+    SELECT
+        least(response_a_id, response_b_id) AS a,
+        greatest(response_a_id, response_b_id) AS b,
+        CASE WHEN choice = 'a' THEN response_a_id ELSE response_b_id END AS winner,
+        'ab_choice' AS signal,
+        getvariable('weights_ab_choice') AS weight,
+        event_id
+    FROM events
+    WHERE type = 'ab_choice' AND choice IN ('a', 'b')
+),
+state_votes AS (
+    -- Votes that follow from what happened to each sibling (copies, ratings, regenerations).
+    SELECT p.a, p.b, v.winner, v.signal, v.weight, NULL AS event_id
+    FROM sibling_pairs AS p
+    JOIN sides AS sa ON sa.response_id = p.a
+    JOIN sides AS sb ON sb.response_id = p.b
+    CROSS JOIN LATERAL (
+        SELECT * FROM (VALUES
+            (CASE WHEN sa.kept AND sb.regenerated AND NOT sb.kept THEN p.a
+                  WHEN sb.kept AND sa.regenerated AND NOT sa.kept THEN p.b END,
+             'regenerate', getvariable('weights_regenerate')),
+            (CASE WHEN sa.copied AND NOT sb.copied THEN p.a
+                  WHEN sb.copied AND NOT sa.copied THEN p.b END,
+             'copy', getvariable('weights_copy')),
+            (CASE WHEN sa.rated_up AND (sb.rated_down OR NOT sb.rated_up) THEN p.a
+                  WHEN sb.rated_up AND (sa.rated_down OR NOT sa.rated_up) THEN p.b END,
+             'rating', getvariable('weights_rating'))
+        ) AS t(winner, signal, weight)
+    ) AS v
+    WHERE v.winner IS NOT NULL
+),
+votes AS (
+    SELECT * FROM ab_votes
+    UNION ALL
+    SELECT * FROM state_votes
+),
+tallies AS (
+    SELECT
+        a, b,
+        sum(weight) FILTER (WHERE winner = a) AS for_a,
+        sum(weight) FILTER (WHERE winner = b) AS for_b,
+        list(DISTINCT signal ORDER BY signal) AS signals,
+        list(DISTINCT event_id ORDER BY event_id) FILTER (WHERE event_id IS NOT NULL) AS votes_from
+    FROM votes
+    GROUP BY a, b
+),
+response_pairs AS (
+    SELECT
+        CASE WHEN coalesce(for_a, 0) > coalesce(for_b, 0) THEN a ELSE b END AS chosen_id,
+        CASE WHEN coalesce(for_a, 0) > coalesce(for_b, 0) THEN b ELSE a END AS rejected_id,
+        greatest(coalesce(for_a, 0), coalesce(for_b, 0)) AS winning,
+        least(coalesce(for_a, 0), coalesce(for_b, 0)) AS losing,
+        signals,
+        coalesce(votes_from, []) AS votes_from
+    FROM tallies
+    WHERE coalesce(for_a, 0) <> coalesce(for_b, 0)
+),
+edits AS (
+    SELECT
+        e.event_id AS edit_event_id,
+        e.edited_text,
+        s.*,
+        -- Word-level change: 1 - Jaccard similarity of the two texts' word sets (0 = same words,
+        -- 1 = none in common). Characters would call two unrelated sentences "70% similar".
+        1 - len(list_intersect(words(s.response), words(e.edited_text)))
+            / greatest(len(list_distinct(list_concat(words(s.response), words(e.edited_text)))), 1)
+            AS change
+    FROM events AS e
+    JOIN sides AS s ON s.response_id = e.response_id
+    WHERE e.type = 'edit'
+        -- Whitespace and punctuation only is not a preference.
+        AND regexp_replace(e.edited_text, '[\s[:punct:]]', '', 'g')
+            <> regexp_replace(s.response, '[\s[:punct:]]', '', 'g')
+    QUALIFY row_number() OVER (PARTITION BY e.response_id ORDER BY e.occurred_at DESC,
+                               e.event_id) = 1
+)
+SELECT
+    md5(concat_ws('|', 'pair', p.chosen_id, p.rejected_id)) AS pair_id,
+    c.conversation_id,
+    c.parent_id,
+    c.user_pseudonym,
+    c.consent_training AND r.consent_training AS consent_training,
+    c.prompt,
+    c.response AS chosen,
+    r.response AS rejected,
+    p.chosen_id AS chosen_response_id,
+    p.rejected_id AS rejected_response_id,
+    round(least(1.0, p.winning) * (p.winning - p.losing) / (p.winning + p.losing), 6)
+        AS confidence,
+    round(p.losing / (p.winning + p.losing), 6) AS disagreement,
+    p.signals,
+    list_sort(list_distinct(list_concat([c.event_id, r.event_id], p.votes_from))) AS event_ids,
+    list_distinct([c.model_id || coalesce('@' || c.model_version, ''),
+                   r.model_id || coalesce('@' || r.model_version, '')]) AS models
+FROM response_pairs AS p
+JOIN sides AS c ON c.response_id = p.chosen_id
+JOIN sides AS r ON r.response_id = p.rejected_id
+UNION ALL
+SELECT
+    md5(concat_ws('|', 'edit', edit_event_id)) AS pair_id,
+    conversation_id,
+    parent_id,
+    user_pseudonym,
+    consent_training,
+    prompt,
+    edited_text AS chosen,
+    response AS rejected,
+    NULL AS chosen_response_id,
+    response_id AS rejected_response_id,
+    round(getvariable('weights_edit')
+          * least(1.0, 0.5 + 0.5 * change / getvariable('edit_max_change')), 6) AS confidence,
+    0.0 AS disagreement,
+    ['edit'] AS signals,
+    list_sort([event_id, edit_event_id]) AS event_ids,
+    [model_id || coalesce('@' || model_version, '')] AS models
+FROM edits
+WHERE change >= getvariable('edit_min_change') AND change <= getvariable('edit_max_change')
+ORDER BY conversation_id, parent_id, pair_id
