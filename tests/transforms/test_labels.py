@@ -1,0 +1,47 @@
+"""labels (KTO): desirable or undesirable per response, from its own signals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.factories import make_event
+from tests.transforms.test_preference_pairs import generation
+from tests.warehouse.test_load import land, query
+from transforms.runner import run_transforms
+from warehouse.lake import Lake
+
+
+def test_labels_follow_the_evidence(tmp_path: Path) -> None:
+    events = [
+        generation("copied"),
+        make_event("copy", response_id="copied", text="x"),
+        generation("downrated", "m2"),
+        make_event("rating", response_id="downrated", value="down"),
+        generation("regenerated", "m3"),
+        make_event("regenerate", response_id="regenerated"),
+        generation("bothbad-a", "m4"),
+        generation("bothbad-b", "m4"),
+        make_event(
+            "ab_choice", response_a_id="bothbad-a", response_b_id="bothbad-b", choice="both_bad"
+        ),  # fmt: skip
+        generation("mixed", "m5"),
+        make_event("copy", response_id="mixed", text="x"),
+        make_event("rating", response_id="mixed", value="down"),
+        generation("nothing", "m6"),
+    ]
+    land(Lake.in_data_dir(tmp_path), events)
+    run_transforms(tmp_path)
+    labels = dict(query(tmp_path, "SELECT response_id, label FROM labels"))
+    assert labels == {
+        "copied": True,
+        "downrated": False,
+        "regenerated": False,
+        "bothbad-a": False,
+        "bothbad-b": False,
+        "mixed": False,  # rating 0.8 against copy 0.5
+    }
+    confidence = dict(query(tmp_path, "SELECT response_id, confidence FROM labels"))
+    assert confidence["copied"] == pytest.approx(0.5)
+    assert confidence["mixed"] == pytest.approx(0.8 * 0.3 / 1.3, abs=1e-6)
