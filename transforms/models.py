@@ -34,11 +34,18 @@ MACROS = (
 
 @dataclass(frozen=True)
 class Model:
-    """One SQL model."""
+    """One model: a SQL ``SELECT``, or a Python step that creates its table itself."""
 
     name: str
     sql: str
     depends_on: tuple[str, ...]
+    build: Callable[[Any], None] | None = None
+
+
+def _python_models() -> dict[str, Model]:
+    from transforms.checks import build_code_checks
+
+    return {"code_checks": Model("code_checks", "", ("responses",), build_code_checks)}
 
 
 def quote(identifier: str) -> str:
@@ -47,8 +54,8 @@ def quote(identifier: str) -> str:
 
 
 def discover(folder: Path = MODELS) -> dict[str, Model]:
-    """Every model in ``folder``, by name."""
-    models = {}
+    """Every model: the ``.sql`` files in ``folder`` and the Python steps, by name."""
+    models = _python_models()
     for path in sorted(folder.glob("*.sql")):
         sql = path.read_text()
         found = _DEPENDS.search(sql)
@@ -107,7 +114,10 @@ def run_models(
     results = []
     for model in ordered(discover(), select):
         started = time.perf_counter()
-        db.execute(f"CREATE OR REPLACE TABLE {quote(model.name)} AS\n{model.sql}")
+        if model.build is not None:
+            model.build(db)
+        else:
+            db.execute(f"CREATE OR REPLACE TABLE {quote(model.name)} AS\n{model.sql}")
         [(rows,)] = db.execute(f"SELECT count(*) FROM {quote(model.name)}").fetchall()
         seconds = time.perf_counter() - started
         results.append((model.name, int(rows), seconds))

@@ -42,11 +42,21 @@ class EditRule(_Section):
         return self
 
 
+class RewardLevels(_Section):
+    """How much each level of a response's reward counts."""
+
+    explicit: float = Field(ge=0)
+    implicit: float = Field(ge=0)
+    process: float = Field(ge=0)
+    leaked_secret: float = Field(ge=0)
+
+
 class Policy(_Section):
     """Every weight and threshold of the transforms."""
 
     weights: Weights
     edit: EditRule
+    rewards: RewardLevels
 
     @property
     def digest(self) -> str:

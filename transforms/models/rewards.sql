@@ -1,0 +1,72 @@
+-- depends_on: responses, code_checks
+-- A multi-level reward per response. Each level is a score in [-1, 1] kept as its own column,
+-- and the total weighs them with the policy's [rewards] section:
+--   explicit  A/B outcome and ratings, each weighted, averaged over the evidence present;
+--   implicit  copied or continued from (+), regenerated away or edited (-), likewise;
+--   process   share of its Python and JSON code blocks that parse, mapped to [-1, 1]
+--             (0 without checkable code);
+--   penalty   -1 if the response still holds a scrubbed secret (it leaked one), else 0.
+WITH levels AS (
+    SELECT
+        r.response_id, r.event_id, r.conversation_id, r.user_pseudonym, r.consent_training,
+        r.model_id, r.model_version,
+        -- explicit
+        CASE WHEN r.ab_wins > r.ab_losses + r.ab_both_bad THEN 1
+             WHEN r.ab_wins < r.ab_losses + r.ab_both_bad THEN -1 END AS ab,
+        CASE WHEN r.ratings_up > r.ratings_down THEN 1
+             WHEN r.ratings_up < r.ratings_down THEN -1 END AS rated,
+        -- implicit
+        CASE WHEN r.copies > 0 THEN 1 END AS copied,
+        CASE WHEN r.continued THEN 1 END AS continued,
+        CASE WHEN r.regenerations > 0 AND r.copies = 0 AND r.ratings_up = 0 AND NOT r.continued
+             THEN -1 END AS regenerated,
+        CASE WHEN r.edits > 0 THEN -1 END AS edited,
+        coalesce(c.python_blocks, 0) + coalesce(c.json_blocks, 0) AS checkable,
+        coalesce(c.python_parsed, 0) + coalesce(c.json_parsed, 0) AS parsed,
+        coalesce(c.leaked_secret, false) AS leaked_secret
+    FROM responses AS r
+    LEFT JOIN code_checks AS c USING (response_id)
+),
+scored AS (
+    SELECT
+        *,
+        coalesce(
+            (coalesce(ab * getvariable('weights_ab_choice'), 0)
+             + coalesce(rated * getvariable('weights_rating'), 0))
+            / nullif(CASE WHEN ab IS NULL THEN 0 ELSE getvariable('weights_ab_choice') END
+                     + CASE WHEN rated IS NULL THEN 0 ELSE getvariable('weights_rating') END, 0),
+            0) AS explicit_score,
+        coalesce(
+            (coalesce(copied * getvariable('weights_copy'), 0)
+             + coalesce(continued * getvariable('weights_continued'), 0)
+             + coalesce(regenerated * getvariable('weights_regenerate'), 0)
+             + coalesce(edited * getvariable('weights_edit'), 0))
+            / nullif(CASE WHEN copied IS NULL THEN 0 ELSE getvariable('weights_copy') END
+                     + CASE WHEN continued IS NULL THEN 0 ELSE getvariable('weights_continued') END
+                     + CASE WHEN regenerated IS NULL THEN 0
+                            ELSE getvariable('weights_regenerate') END
+                     + CASE WHEN edited IS NULL THEN 0 ELSE getvariable('weights_edit') END, 0),
+            0) AS implicit_score,
+        CASE WHEN checkable > 0 THEN 2.0 * parsed / checkable - 1 ELSE 0 END AS process_score,
+        CASE WHEN leaked_secret THEN -1 ELSE 0 END AS penalty
+    FROM levels
+)
+SELECT
+    response_id,
+    event_id,
+    conversation_id,
+    user_pseudonym,
+    consent_training,
+    model_id || coalesce('@' || model_version, '') AS model,
+    round(explicit_score, 6) AS explicit_score,
+    round(implicit_score, 6) AS implicit_score,
+    round(process_score, 6) AS process_score,
+    penalty,
+    checkable AS code_blocks_checked,
+    leaked_secret,
+    round(getvariable('rewards_explicit') * explicit_score
+          + getvariable('rewards_implicit') * implicit_score
+          + getvariable('rewards_process') * process_score
+          + getvariable('rewards_leaked_secret') * penalty, 6) AS reward
+FROM scored
+ORDER BY conversation_id, response_id
