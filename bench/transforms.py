@@ -1,0 +1,333 @@
+"""Benchmark: a transform run (load and models) over 0.5M, 1M and 2M events, beside a floor.
+
+    .venv/bin/python -m bench.transforms [--sizes 500000,1000000,2000000] [--floor-repeats 3]
+
+For each size it builds a lake once in a temporary data directory (setup, not measured):
+simulated events (``--seed``), landed through the ingest ``Pipeline`` with the pseudonymising
+anonymiser, spread over ``--partitions`` partitions by a hash of the conversation id, in files
+of ``--file-events`` events, as the ingest workers would land them. Then it measures, each step
+in a fresh child process of its own (so that one step's memory does not count against another's):
+
+- ``floor``: DuckDB (in memory) scans the same lake files and groups by conversation
+  (``SELECT conversation_id, count(*), max(occurred_at) ... GROUP BY ALL``), fetching the result:
+  what reading the lake at all costs. Median of ``--floor-repeats`` runs;
+- ``full run``: ``run_transforms(data_dir, full_refresh=True)`` on a new, empty warehouse (the
+  migrations run before the clock starts), with the seconds of each step (load, each model);
+- ``incremental``: ``--increment`` (1%) more events, from another seed, landed after the full run,
+  then ``run_transforms(data_dir)``.
+
+Peak memory is each child's peak resident set (``ru_maxrss``), interpreter and libraries
+included. Goals: a full run at most 3 times the floor; cost growing linearly with the events
+(full-run seconds per million events at the largest size within 1.25 times the smallest's); an
+incremental run at most 10% of a full run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+TOPIC = "flywheel.events.v1"
+GOAL_FLOOR_RATIO = 3.0
+GOAL_INCREMENTAL_RATIO = 0.10
+GOAL_LINEARITY = 1.25
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set so far, in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+# --- Child steps: each runs in a process of its own and prints one JSON line ---------------------
+
+
+def build(
+    data_dir: Path, *, events: int, seed: int, partitions: int, file_events: int, later_days: int
+) -> dict:
+    """Simulate ``events`` (starting ``later_days`` after the simulator's default start) and land
+    them, streaming, after whatever the lake holds already."""
+    from flywheel.simulator import SimulationConfig, simulate
+    from ingest.anonymiser import PseudonymisingAnonymiser
+    from ingest.keys import Keyring
+    from ingest.pipeline import DedupeWindow, Pipeline, RawMessage
+    from warehouse.lake import Lake
+
+    started = time.perf_counter()
+    lake = Lake.in_data_dir(data_dir)
+    pipeline = Pipeline(
+        PseudonymisingAnonymiser(Keyring(1, {1: os.urandom(32)})),
+        max_event_bytes=65536,
+        drop_without_consent=False,
+    )
+    landed = lake.landed_offsets(TOPIC)
+    offsets = [landed.get(p, -1) + 1 for p in range(partitions)]
+    windows = [DedupeWindow(100_000) for _ in range(partitions)]
+    buffers: list[list[RawMessage]] = [[] for _ in range(partitions)]
+    totals = {"events": 0, "rows": 0, "files": 0}
+
+    def land(partition: int) -> None:
+        messages = buffers[partition]
+        batch = pipeline.process(messages, windows[partition])
+        for event_id in batch.event_ids:
+            windows[partition].add(event_id)
+        lake.land(pipeline.frame(batch), topic=TOPIC, partition=partition,
+                  first_offset=batch.first_offset, last_offset=batch.last_offset)  # fmt: skip
+        totals["rows"] += len(batch.kept)
+        totals["files"] += 1
+        buffers[partition] = []
+
+    start = SimulationConfig().start + timedelta(days=later_days)
+    for event in simulate(SimulationConfig(events=events, seed=seed, start=start)):
+        key = event["conversation_id"].encode()
+        partition = zlib.crc32(key) % partitions
+        value = json.dumps(event, separators=(",", ":")).encode()
+        buffers[partition].append(RawMessage(TOPIC, partition, offsets[partition], key, value))
+        offsets[partition] += 1
+        totals["events"] += 1
+        if len(buffers[partition]) >= file_events:
+            land(partition)
+    for partition in range(partitions):
+        if buffers[partition]:
+            land(partition)
+    size = sum(f.path.stat().st_size for f in lake.files())
+    return {**totals, "lake_mb": size / 2**20, "seconds": time.perf_counter() - started}
+
+
+def floor(data_dir: Path) -> dict:
+    """DuckDB scanning the lake's files and grouping by conversation: the least a run can cost."""
+    import duckdb
+
+    from warehouse.lake import Lake
+
+    files = sorted(str(f.path) for f in Lake.in_data_dir(data_dir).files())
+    connection = duckdb.connect()
+    rss_before = peak_rss_mb()
+    started = time.perf_counter()
+    rows = connection.execute(
+        "SELECT conversation_id, count(*), max(occurred_at) FROM read_parquet($files) GROUP BY ALL",
+        {"files": files},
+    ).fetchall()
+    seconds = time.perf_counter() - started
+    connection.close()
+    return {"seconds": seconds, "rows": len(rows), "files": len(files),
+            "rss_before_mb": rss_before, "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+
+
+def transform(data_dir: Path, *, full_refresh: bool) -> dict:
+    """One ``run_transforms``; a full run starts from a new, empty (migrated) warehouse."""
+    from transforms.runner import run_transforms
+    from warehouse.db import open_warehouse, warehouse_path
+
+    path = warehouse_path(data_dir)
+    if full_refresh:
+        for stale in (path, path.with_name(path.name + ".wal")):
+            stale.unlink(missing_ok=True)
+    open_warehouse(data_dir).dispose()  # migrations (a no-op after the full run): not timed
+    rss_before = peak_rss_mb()
+    started = time.perf_counter()
+    summary = run_transforms(data_dir, full_refresh=full_refresh)
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "files_loaded": summary.files_loaded,
+        "events_loaded": summary.events_loaded,
+        "steps": [{"name": s.name, "rows": s.rows, "seconds": s.seconds} for s in summary.steps],
+        "rss_before_mb": rss_before,
+        "peak_rss_mb": peak_rss_mb(),
+        "warehouse_mb": path.stat().st_size / 2**20,
+    }
+
+
+def child(args: argparse.Namespace) -> None:
+    """Run one step (``--child``) and print its result as one JSON line."""
+    data_dir: Path = args.data_dir
+    if args.child == "build":
+        result = build(data_dir, events=args.events, seed=args.seed, partitions=args.partitions,
+                       file_events=args.file_events, later_days=args.later_days)  # fmt: skip
+    elif args.child == "floor":
+        result = floor(data_dir)
+    else:
+        result = transform(data_dir, full_refresh=args.child == "full")
+    print(json.dumps(result))
+
+
+# --- Parent: set up, run the children, print the table -------------------------------------------
+
+
+def run_child(step: str, data_dir: Path, *extra: str) -> dict[str, Any]:
+    """Run one step in a fresh interpreter; its result (the last line it prints)."""
+    command = [sys.executable, "-m", "bench.transforms", "--child", step,
+               "--data-dir", str(data_dir), *extra]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def code_version() -> str:
+    """The commit measured, and whether the working tree differed from it (read-only git)."""
+
+    def git(*arguments: str) -> str:
+        done = subprocess.run(["git", *arguments], cwd=ROOT, capture_output=True, text=True)
+        done.check_returncode()
+        return done.stdout.strip()
+
+    try:
+        head, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"{head}{' with uncommitted changes' if dirty else ''}"
+
+
+def note(message: str) -> None:
+    """Progress, on stderr (the table goes to stdout)."""
+    print(f"[bench.transforms {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def measure(size: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Build a lake of ``size`` events, then the floor, a full run and an incremental run."""
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-transforms-"))
+    layout = ["--partitions", str(args.partitions), "--file-events", str(args.file_events)]
+    try:
+        note(f"{size:,} events: building the lake in {data_dir}")
+        lake = run_child("build", data_dir, "--events", str(size), "--seed", str(args.seed),
+                         *layout)  # fmt: skip
+        note(f"{size:,} events: {lake['rows']:,} rows in {lake['files']} files "
+             f"({lake['lake_mb']:,.0f} MiB) built in {lake['seconds']:.0f} s; floor")  # fmt: skip
+        floors = [run_child("floor", data_dir) for _ in range(args.floor_repeats)]
+        note(f"{size:,} events: full run")
+        full = run_child("full", data_dir)
+        increment = max(1, round(size * args.increment))
+        note(f"{size:,} events: landing {increment:,} more, incremental run")
+        added = run_child("build", data_dir, "--events", str(increment),
+                          "--seed", str(args.seed + 1), "--later-days", "30", *layout)  # fmt: skip
+        incremental = run_child("incremental", data_dir)
+        return {
+            "events": size,
+            "lake": lake,
+            "floor": floors,
+            "floor_seconds": statistics.median(f["seconds"] for f in floors),
+            "full": full,
+            "increment": added,
+            "incremental": incremental,
+        }
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def steps_line(run: dict[str, Any]) -> str:
+    """A run's seconds per step, and the rest (opening, recording the run, committing)."""
+    parts = [f"{s['name']} {s['seconds']:.2f}" for s in run["steps"]]
+    other = run["seconds"] - sum(s["seconds"] for s in run["steps"])
+    return ", ".join([*parts, f"other {other:.2f}"])
+
+
+def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    """Print the table, the per-step lines, linearity, the machine and the goals."""
+    import duckdb
+    import polars
+
+    print(
+        f"\ntransforms: full run vs floor (DuckDB scanning the lake, GROUP BY conversation_id), "
+        f"{args.partitions} partitions, ~{args.file_events:,} events a file, floor median of "
+        f"{args.floor_repeats}, incremental over {args.increment:.0%} new events"
+    )
+    header = (
+        f"{'events':>10} {'floor s':>8} {'full run s':>10} {'full/floor':>10} "
+        f"{'incr s':>8} {'incr/full':>9} {'peak RSS MB':>11} {'events/s':>9}"
+    )
+    print(header)
+    print(f"{'':>10} {'':>8} {'':>10} {'(<= 3)':>10} {'':>8} {'(<= 0.10)':>9} "
+          f"{'(full run)':>11} {'(full)':>9}")  # fmt: skip
+    for r in results:
+        full, incr = r["full"]["seconds"], r["incremental"]["seconds"]
+        print(
+            f"{r['events']:>10,} {r['floor_seconds']:>8.2f} {full:>10.2f} "
+            f"{full / r['floor_seconds']:>10.1f} {incr:>8.2f} {incr / full:>9.2f} "
+            f"{r['full']['peak_rss_mb']:>11,.0f} {r['events'] / full:>9,.0f}"
+        )
+    for r in results:
+        print(f"\n{r['events']:,} events: lake {r['lake']['rows']:,} rows in {r['lake']['files']} "
+              f"files ({r['lake']['lake_mb']:,.0f} MiB), {r['floor'][0]['rows']:,} conversations; "
+              f"warehouse {r['full']['warehouse_mb']:,.0f} MiB")  # fmt: skip
+        floor_runs = ", ".join(f"{f['seconds']:.2f}" for f in r["floor"])
+        print(f"  floor runs s: {floor_runs}")
+        print(f"  full run steps s: {steps_line(r['full'])}")
+        print(f"  incremental ({r['incremental']['events_loaded']:,} new events in "
+              f"{r['incremental']['files_loaded']} files) steps s: "
+              f"{steps_line(r['incremental'])}")  # fmt: skip
+        print(f"  peak RSS MB: floor {max(f['peak_rss_mb'] for f in r['floor']):,.0f}, "
+              f"full {r['full']['peak_rss_mb']:,.0f}, "
+              f"incremental {r['incremental']['peak_rss_mb']:,.0f} "
+              f"(interpreter and libraries before the run: "
+              f"{r['full']['rss_before_mb']:,.0f})")  # fmt: skip
+    per_million = {r["events"]: r["full"]["seconds"] / (r["events"] / 1e6) for r in results}
+    growth = per_million[max(per_million)] / per_million[min(per_million)]
+    print("\nlinearity: full-run s per million events: "
+          + ", ".join(f"{n:,}: {s:.1f}" for n, s in per_million.items())
+          + f" (largest / smallest {growth:.2f}; 1.00 is linear)")  # fmt: skip
+    print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"duckdb {duckdb.__version__}, polars {polars.__version__}")  # fmt: skip
+    models = ", ".join(s["name"] for s in results[0]["full"]["steps"][1:])
+    print(f"code: {code_version()}; models: {models}")
+    worst_floor = max(r["full"]["seconds"] / r["floor_seconds"] for r in results)
+    worst_incr = max(r["incremental"]["seconds"] / r["full"]["seconds"] for r in results)
+    print(
+        f"goal: full run <= {GOAL_FLOOR_RATIO:.0f}x floor: "
+        f"{'met' if worst_floor <= GOAL_FLOOR_RATIO else 'NOT met'} (worst {worst_floor:.1f})"
+    )
+    if len(per_million) > 1:
+        print(
+            f"goal: linear (per-million growth <= {GOAL_LINEARITY:.2f}): "
+            f"{'met' if growth <= GOAL_LINEARITY else 'NOT met'} ({growth:.2f})"
+        )
+    else:
+        print("goal: linear: not judged (one size)")
+    print(f"goal: incremental <= {GOAL_INCREMENTAL_RATIO:.2f} of full: "
+          f"{'met' if worst_incr <= GOAL_INCREMENTAL_RATIO else 'NOT met'} "
+          f"(worst {worst_incr:.2f})")  # fmt: skip
+
+
+def main() -> None:
+    """Run the benchmark (or, with ``--child``, one of its steps)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="500000,1000000,2000000",
+                        help="comma-separated event counts")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--file-events", type=int, default=5000)
+    parser.add_argument("--floor-repeats", type=int, default=3)
+    parser.add_argument("--increment", type=float, default=0.01, help="share of new events")
+    parser.add_argument("--json-out", type=Path)
+    parser.add_argument("--child", choices=["build", "floor", "full", "incremental"],
+                        help=argparse.SUPPRESS)  # fmt: skip
+    parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--events", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--later-days", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+
+    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
+    results = [measure(size, args) for size in sizes]
+    report(results, args)
+    if args.json_out:
+        args.json_out.write_text(json.dumps({"sizes": sizes, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
