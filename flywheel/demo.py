@@ -94,7 +94,8 @@ def run_demo(*, settings: Settings, events: int, seed: int, console: Console) ->
     from warehouse.db import warehouse_path
 
     run = run_transforms(settings.data_dir)
+    built = ", ".join(f"{step.name} {step.rows:,}" for step in run.steps[1:])
     console.print(
         f"transform run: {run.files_loaded} new lake files, {run.events_loaded:,} new events "
-        f"loaded into {warehouse_path(settings.data_dir)}."
+        f"loaded into {warehouse_path(settings.data_dir)}; tables: {built}."
     )
