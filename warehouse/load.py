@@ -34,9 +34,8 @@ SELECT
     response_b_id, choice, rating_value, rating_reason, to_json(scrubbed), source_topic,
     source_partition, source_offset, landed_at, lake_file
 FROM (
-    SELECT *, parse_path(filename)[-2:] AS parts,
-           parts[1] || '/' || parts[2] AS lake_file,
-           list_position($order, lake_file) AS file_rank
+    -- $files are in landing order; $names are the same files as recorded in lake_files.
+    SELECT *, list_position($files, filename) AS file_rank, $names[file_rank] AS lake_file
     FROM read_parquet($files, filename = true)
 )
 QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY file_rank, source_offset) = 1
@@ -55,7 +54,7 @@ class LoadResult:
     seconds: float = 0.0
 
 
-def relative(lake: Lake, landed: LakeFile) -> str:
+def relative(landed: LakeFile) -> str:
     """A lake file's path as recorded: ``landed_date=.../<name>``."""
     return f"{landed.path.parent.name}/{landed.path.name}"
 
@@ -63,7 +62,7 @@ def relative(lake: Lake, landed: LakeFile) -> str:
 def pending_files(connection: Connection, lake: Lake) -> list[LakeFile]:
     """Lake files not loaded yet, in landing order."""
     loaded = {row[0] for row in raw(connection).execute("SELECT path FROM lake_files").fetchall()}
-    pending = [f for f in lake.files() if relative(lake, f) not in loaded]
+    pending = [f for f in lake.files() if relative(f) not in loaded]
     return sorted(pending, key=lambda f: (f.path.parent.name, f.topic, f.partition, f.first_offset))
 
 
@@ -87,7 +86,7 @@ def load_lake(
     for start in range(0, len(files), FILES_PER_TRANSACTION):
         chunk = files[start : start + FILES_PER_TRANSACTION]
         with connection.begin():
-            rows, new = _load_chunk(db, lake, chunk, run_id=run_id)
+            rows, new = _load_chunk(db, chunk, run_id=run_id)
         result.files += len(chunk)
         result.rows += rows
         result.new_events += new
@@ -97,21 +96,19 @@ def load_lake(
     return result
 
 
-def _load_chunk(
-    db: object, lake: Lake, chunk: Sequence[LakeFile], *, run_id: str
-) -> tuple[int, int]:
+def _load_chunk(db: object, chunk: Sequence[LakeFile], *, run_id: str) -> tuple[int, int]:
     """Insert a chunk's new events and record its files; returns (rows read, new events)."""
-    names = [relative(lake, f) for f in chunk]
+    names = [relative(f) for f in chunk]
     paths = [str(f.path) for f in chunk]
     execute = db.execute  # type: ignore[attr-defined]
-    execute(_INSERT_EVENTS, {"files": paths, "order": names})
-    counts = dict(
+    execute(_INSERT_EVENTS, {"files": paths, "names": names})
+    # Row counts from the files' footers: no second scan of the data.
+    rows_by_path = dict(
         execute(
-            "SELECT parse_path(filename)[-2] || '/' || parse_path(filename)[-1], count(*) "
-            "FROM read_parquet($files, filename = true) GROUP BY ALL",
-            {"files": paths},
+            "SELECT file_name, num_rows FROM parquet_file_metadata($files)", {"files": paths}
         ).fetchall()
     )
+    counts = {name: rows_by_path.get(path, 0) for name, path in zip(names, paths, strict=True)}
     new = dict(
         execute(
             "SELECT lake_file, count(*) FROM events WHERE list_contains($names, lake_file) "
