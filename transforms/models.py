@@ -104,7 +104,7 @@ def run_models(
     policy: Policy,
     *,
     select: list[str] | None = None,
-    on_model: Callable[[str, int, float], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> list[tuple[str, int, float]]:
     """Build the models (each in its own statement); returns (name, rows, seconds) per model."""
     for name, value in policy_variables(policy).items():
@@ -112,7 +112,8 @@ def run_models(
     for macro in MACROS:
         db.execute(macro)
     results = []
-    for model in ordered(discover(), select):
+    models = ordered(discover(), select)
+    for model in models:
         started = time.perf_counter()
         if model.build is not None:
             model.build(db)
@@ -121,6 +122,6 @@ def run_models(
         [(rows,)] = db.execute(f"SELECT count(*) FROM {quote(model.name)}").fetchall()
         seconds = time.perf_counter() - started
         results.append((model.name, int(rows), seconds))
-        if on_model is not None:
-            on_model(model.name, int(rows), seconds)
+        if on_progress is not None:
+            on_progress(len(results), len(models))
     return results

@@ -106,10 +106,15 @@ def _run(
         summary.events_loaded = loaded.new_events
         summary.steps.append(StepResult("events (load)", loaded.new_events, loaded.seconds))
         with connection.begin():
-            for name, rows, seconds in run_models(db, policy, select=select):
-                summary.steps.append(StepResult(name, rows, seconds))
-                if on_progress is not None:
-                    on_progress("models", len(summary.steps) - 1, len(summary.steps) - 1)
+            built = run_models(
+                db,
+                policy,
+                select=select,
+                on_progress=(lambda done, total: on_progress("models", done, total))
+                if on_progress
+                else None,
+            )
+        summary.steps += [StepResult(name, rows, seconds) for name, rows, seconds in built]
         with connection.begin():
             db.execute(
                 "UPDATE transform_runs SET finished_at = $now, files_loaded = $files, "
