@@ -66,30 +66,20 @@ def settings_and_logging() -> Settings:
 
 
 def build_pipeline(settings: Settings) -> Pipeline:
-    """The validate-dedupe-anonymise pipeline: pseudonyms with the configured key, scrubbing."""
+    """The validate-dedupe-anonymise pipeline with the configured pseudonym key."""
     from ingest.keys import load_keyring
-    from ingest.pipeline import Pipeline
-    from ingest.scrubber import ScrubbingAnonymiser
+    from ingest.pipeline import build_pipeline as pipeline_for
 
-    keyring = load_keyring(settings.privacy.hmac_key_file)
-    return Pipeline(
-        ScrubbingAnonymiser(keyring, names_model=settings.privacy.names_model),
-        max_event_bytes=settings.ingest.max_event_bytes,
-        drop_without_consent=settings.privacy.without_consent == "drop",
-    )
+    return pipeline_for(settings, load_keyring(settings.privacy.hmac_key_file))
 
 
 def build_sink(settings: Settings) -> EventSink:
     """The event sink for this configuration: Kafka, or in-process in embedded mode."""
     if settings.embedded:
-        from ingest.embedded import EmbeddedSink
-        from warehouse.lake import Lake
+        from ingest.embedded import embedded_sink
+        from ingest.keys import load_keyring
 
-        sink = EmbeddedSink(
-            lake=Lake.in_data_dir(settings.data_dir),
-            pipeline=build_pipeline(settings),
-            dedupe_window=settings.ingest.dedupe_window,
-        )
+        sink = embedded_sink(settings, load_keyring(settings.privacy.hmac_key_file))
         err.print(
             "[yellow]embedded mode[/] (FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS unset): accepted events "
             f"land in {sink.lake.root} before the API answers"

@@ -41,11 +41,8 @@ def run_demo(*, settings: Settings, events: int, seed: int, console: Console) ->
     import polars as pl
 
     from flywheel import simulator
-    from ingest.embedded import EmbeddedSink
+    from ingest.embedded import embedded_sink
     from ingest.keys import load_keyring
-    from ingest.pipeline import Pipeline
-    from ingest.scrubber import ScrubbingAnonymiser
-    from warehouse.lake import Lake
 
     key = secrets.token_urlsafe(24)
     settings = settings.model_copy(
@@ -54,17 +51,8 @@ def run_demo(*, settings: Settings, events: int, seed: int, console: Console) ->
             "kafka": settings.kafka.model_copy(update={"bootstrap_servers": None}),
         }
     )
-    keyring = load_keyring(demo_keyring_path(settings, console))
-    lake = Lake.in_data_dir(settings.data_dir)
-    sink = EmbeddedSink(
-        lake=lake,
-        pipeline=Pipeline(
-            ScrubbingAnonymiser(keyring, names_model=settings.privacy.names_model),
-            max_event_bytes=settings.ingest.max_event_bytes,
-            drop_without_consent=settings.privacy.without_consent == "drop",
-        ),
-        dedupe_window=settings.ingest.dedupe_window,
-    )
+    sink = embedded_sink(settings, load_keyring(demo_keyring_path(settings, console)))
+    lake = sink.lake
     simulation = simulator.simulate(simulator.SimulationConfig(events=events, seed=seed))
     with running_api(settings, sink) as base_url, Progress(console=console, transient=True) as bar:
         task = bar.add_task("posting simulated traffic", total=events)

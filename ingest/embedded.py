@@ -15,7 +15,9 @@ from collections.abc import Sequence
 
 from api.sink import EncodedEvent
 from flywheel.errors import FlywheelError, SinkUnavailableError
-from ingest.pipeline import DedupeWindow, Pipeline, RawMessage
+from flywheel.settings import Settings
+from ingest.keys import Keyring
+from ingest.pipeline import DedupeWindow, Pipeline, RawMessage, build_pipeline
 from warehouse.lake import Lake
 
 EMBEDDED_TOPIC = "embedded"
@@ -95,3 +97,12 @@ class EmbeddedSink:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def embedded_sink(settings: Settings, keyring: Keyring) -> EmbeddedSink:
+    """The embedded sink of a configuration: the data dir's lake, the configured pipeline."""
+    return EmbeddedSink(
+        lake=Lake.in_data_dir(settings.data_dir),
+        pipeline=build_pipeline(settings, keyring),
+        dedupe_window=settings.ingest.dedupe_window,
+    )

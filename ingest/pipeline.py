@@ -16,12 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from flywheel.settings import Settings
 from ingest.anonymiser import Anonymiser, scrubbed_type
 from ingest.contract import EVENT_ADAPTER, Event, error_details
 from warehouse.lake import lake_columns
 
 if TYPE_CHECKING:
     import polars as pl
+
+    from ingest.keys import Keyring
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +161,17 @@ class Pipeline:
             landed_at=pl.lit(landed, pl.Datetime("us", "UTC")),
         )
         return frame.select(lake_columns())
+
+
+def build_pipeline(settings: Settings, keyring: Keyring) -> Pipeline:
+    """The pipeline a configuration asks for: scrubbing with pseudonyms under ``keyring``."""
+    from ingest.scrubber import ScrubbingAnonymiser
+
+    return Pipeline(
+        ScrubbingAnonymiser(keyring, names_model=settings.privacy.names_model),
+        max_event_bytes=settings.ingest.max_event_bytes,
+        drop_without_consent=settings.privacy.without_consent == "drop",
+    )
 
 
 def raw_schema() -> dict[str, Any]:
