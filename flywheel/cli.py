@@ -49,6 +49,10 @@ transform_app = typer.Typer(help="Build the warehouse from the lake.", no_args_i
 app.add_typer(db_app, name="db")
 app.add_typer(transform_app, name="transform")
 app.add_typer(dead_letters_app, name="dead-letters")
+export_app = typer.Typer(
+    help="Publish versioned, TRL-ready datasets behind a quality gate.", no_args_is_help=True
+)
+app.add_typer(export_app, name="export")
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -462,7 +466,13 @@ def transform_run(
                 tasks[step] = progress.add_task(step, total=total)
             progress.update(tasks[step], completed=done, total=total)
 
-        summary = run_transforms(settings.data_dir, full_refresh=full_refresh, on_progress=advance)
+        summary = run_transforms(
+            settings.data_dir,
+            full_refresh=full_refresh,
+            select=select,
+            policy_file=policy,
+            on_progress=advance,
+        )
     table = Table(title=f"transform run {summary.run_id[:8]}", show_edge=False)
     for column in ("step", "rows", "seconds"):
         table.add_column(column, justify="left" if column == "step" else "right")
@@ -470,6 +480,84 @@ def transform_run(
         table.add_row(step.name, f"{step.rows:,}", f"{step.seconds:.2f}")
     out.print(table)
     out.print(f"{summary.files_loaded:,} lake files loaded, {summary.events_loaded:,} new events")
+
+
+DatasetOption = Annotated[
+    str, typer.Option("--dataset", "-d", help="Dataset policy name (see the datasets file).")
+]
+
+
+@export_app.command("run")
+def export_run(dataset: DatasetOption = "default") -> None:
+    """Publish the next version of a dataset from the warehouse, if anything is new.
+
+    Exit code 0 when a version was published or nothing was new (it says which), 1 when the
+    quality gate failed (nothing published; the report's path is printed) or on any other error.
+
+    Example: flywheel export run --dataset default
+    """
+    from export.policy import load_datasets
+    from export.publish import export_dataset
+    from ingest.keys import load_keyring
+
+    settings = settings_and_logging()
+    datasets = load_datasets(settings.export.datasets_file)
+    datasets.dataset(dataset)  # an unknown name fails before the key or warehouse is read
+    keyring = load_keyring(settings.privacy.hmac_key_file)
+    with err.status("exporting") as status:
+        result = export_dataset(
+            settings.data_dir,
+            dataset,
+            keyring,
+            datasets=datasets,
+            keep_failed=settings.export.keep_failed_attempts,
+            on_progress=lambda step: status.update(f"export {dataset}: {step}"),
+        )
+    for warning in result.gate.failed("warning"):
+        err.print(f"[yellow]quality warning:[/] {warning.line()}", soft_wrap=True)
+    if not result.published:
+        out.print(
+            f"nothing new for dataset {dataset!r} since {result.manifest['version']}; "
+            "no version published"
+        )
+        return
+    counts = ", ".join(f"{kind} {c['rows']:,}" for kind, c in result.manifest["counts"].items())
+    out.print(
+        f"published {dataset} {result.version} ({counts} rows) at {result.path}", soft_wrap=True
+    )
+
+
+@export_app.command("list")
+def export_list() -> None:
+    """List the published datasets and their versions.
+
+    Example: flywheel export list
+    """
+    from rich.table import Table
+
+    from export.publish import DATASETS_DIR, read_manifest, versions
+
+    settings = settings_and_logging()
+    root = settings.data_dir / DATASETS_DIR
+    table = Table(show_edge=False)
+    for column in ("dataset", "version", "created", "dpo", "kto", "reward", "quality"):
+        table.add_column(column)
+    names = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    for name in names:
+        for version in versions(settings.data_dir, name):
+            manifest = read_manifest(settings.data_dir, name, version)
+            counts = manifest["counts"]
+            table.add_row(
+                name,
+                version + (" (superseded)" if manifest.get("superseded_by") else ""),
+                manifest["created_at"],
+                *(
+                    f"{counts[k]['rows']:,}" if k in counts else "-"
+                    for k in ("dpo", "kto", "reward")
+                ),
+                "passed" if manifest["quality"]["success"] else "failed",
+            )
+    out.print(table if table.row_count else "no published datasets")
 
 
 @app.command()

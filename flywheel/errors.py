@@ -61,3 +61,19 @@ class WarehouseError(FlywheelError):
 
 class WarehouseBusyError(WarehouseError):
     """Another process holds the warehouse's write lock (another transform run, most likely)."""
+
+
+class ExportError(FlywheelError):
+    """A dataset could not be published (nothing was published)."""
+
+
+class ExportBusyError(ExportError):
+    """Another export of the same dataset is running."""
+
+
+class QualityGateError(ExportError):
+    """The quality gate failed a critical expectation; the report is kept beside the attempt."""
+
+    def __init__(self, message: str, *, report: str) -> None:
+        super().__init__(message)
+        self.report = report

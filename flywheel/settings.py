@@ -154,6 +154,19 @@ class PrivacySettings(BaseModel):
     ``consent_training``; no dataset ever contains them either way."""
 
 
+class ExportSettings(BaseModel):
+    """Published datasets and the schedule."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    datasets_file: Path | None = None
+    """Dataset policies and schedules (TOML); unset: the shipped ``export/datasets.toml``, which
+    defines the ``default`` dataset."""
+    keep_failed_attempts: int = Field(default=5, ge=0)
+    """How many failed export attempts (data and quality report, ``failed-*`` folders) to keep
+    per dataset; older ones are deleted when a new attempt fails."""
+
+
 class Settings(BaseSettings):
     """All settings of the platform; see docs/configuration.md."""
 
@@ -179,6 +192,8 @@ class Settings(BaseSettings):
     """Ingest workers."""
     privacy: PrivacySettings = PrivacySettings()
     """Pseudonymisation and scrubbing."""
+    export: ExportSettings = ExportSettings()
+    """Published datasets and the schedule."""
 
     @model_validator(mode="after")
     def _blank_bootstrap_means_embedded(self) -> Settings:

@@ -1,0 +1,240 @@
+"""Selecting a dataset's rows from the warehouse and shaping them the way TRL reads them.
+
+One query per config (dpo, kto, reward) over the model tables: consented rows only, confidence
+at or above the policy's minimum, at least one of the policy's signals, at most
+``max_rows_per_prompt`` rows per normalised prompt and ``max_rows_per_user`` per user (the
+highest-confidence ones, ties broken by id, so the choice is deterministic), and a split per
+conversation from a hash of the seed and the conversation id. Rows are ordered by split, then
+conversation hash, then id, so the same warehouse and policy always give the same rows in the same
+order.
+
+TRL's formats (https://huggingface.co/docs/trl/dataset_formats):
+
+- ``standard``: texts. A one-message prompt is its text; a longer conversation is flattened into
+  ``User: ...`` / ``Assistant: ...`` paragraphs (use ``conversational`` to keep the turns).
+- ``conversational``: lists of ``{role, content}`` messages; a completion is one assistant message.
+- dpo ``{prompt, chosen, rejected}``; kto ``{prompt, completion, label}``; reward ``{chosen,
+  rejected, margin}`` with the prompt implicit (both texts or message lists start with it; as
+  text, the whole exchange is in labelled turns) and the margin the pair's confidence.
+
+Lineage columns trainers ignore: ``id`` (the pair or response id), ``confidence``, ``signals``,
+``event_ids``, ``models``, and ``user`` and ``conversation`` re-keyed for this dataset (an HMAC
+under a key derived from the pseudonym key and the dataset's name), so two datasets cannot be
+joined on users or conversations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import TYPE_CHECKING, Any
+
+from export.policy import DatasetPolicy, Kind
+
+if TYPE_CHECKING:
+    import polars as pl
+
+# The signals a response received, from its counts in ``responses``.
+_RESPONSE_SIGNALS = """list_filter([
+    CASE WHEN r.ab_wins + r.ab_losses + r.ab_both_bad > 0 THEN 'ab_choice' END,
+    CASE WHEN r.ratings_up + r.ratings_down > 0 THEN 'rating' END,
+    CASE WHEN r.copies > 0 THEN 'copy' END,
+    CASE WHEN r.edits > 0 THEN 'edit' END,
+    CASE WHEN r.regenerations > 0 THEN 'regenerate' END,
+    CASE WHEN r.continued THEN 'continued' END], lambda s: s IS NOT NULL)"""
+
+_SOURCES: dict[str, str] = {
+    "pairs": """
+        SELECT pair_id AS id, conversation_id, user_pseudonym, prompt, chosen, rejected,
+               NULL::VARCHAR AS completion, NULL::BOOLEAN AS label, confidence, signals,
+               event_ids, models,
+               list_filter([chosen_response_id, rejected_response_id], lambda x: x IS NOT NULL)
+                   AS response_ids,
+               -- For the gate's position-bias warning: was the A/B winner the side shown first?
+               CASE WHEN list_contains(signals, 'ab_choice') THEN (
+                   SELECT bool_or(e.response_a_id = p.chosen_response_id)
+                   FROM events AS e
+                   WHERE e.type = 'ab_choice' AND e.choice IN ('a', 'b')
+                       AND list_sort([e.response_a_id, e.response_b_id])
+                           = list_sort([p.chosen_response_id, p.rejected_response_id]))
+               END AS chosen_shown_first
+        FROM preference_pairs AS p
+        WHERE consent_training""",
+    "labels": f"""
+        SELECT l.response_id AS id, l.conversation_id, l.user_pseudonym, l.prompt,
+               NULL::VARCHAR AS chosen, NULL::VARCHAR AS rejected, l.completion, l.label,
+               l.confidence, {_RESPONSE_SIGNALS} AS signals, [l.event_id] AS event_ids,
+               [l.model] AS models, [l.response_id] AS response_ids,
+               NULL::BOOLEAN AS chosen_shown_first
+        FROM labels AS l
+        JOIN responses AS r USING (response_id)
+        WHERE l.consent_training""",
+}
+SOURCE_OF_KIND: dict[str, str] = {"dpo": "pairs", "reward": "pairs", "kto": "labels"}
+
+_SELECT = """
+WITH source AS ({source}),
+eligible AS (
+    SELECT
+        *,
+        regexp_replace(
+            lower(regexp_replace(array_to_string(
+                json_extract_string(prompt, '$[*].content'), chr(10)), '\\s+', ' ', 'g')),
+            '^[[:punct:] ]+|[[:punct:] ]+$', '', 'g') AS prompt_key,
+        ('0x' || left(sha256($seed || ':' || conversation_id), 8))::UBIGINT / 4294967296.0
+            AS split_draw
+    FROM source
+    WHERE confidence >= $min_confidence AND list_has_any(signals, $signals)
+),
+per_prompt AS (
+    SELECT * FROM eligible
+    QUALIFY $max_per_prompt = 0 OR row_number() OVER (
+        PARTITION BY prompt_key ORDER BY confidence DESC, id) <= $max_per_prompt
+),
+per_user AS (
+    SELECT * FROM per_prompt
+    QUALIFY row_number() OVER (
+        PARTITION BY user_pseudonym ORDER BY confidence DESC, id) <= $max_per_user
+)
+SELECT
+    id, conversation_id, user_pseudonym, prompt, chosen, rejected, completion, label,
+    confidence, signals, event_ids, models, response_ids, chosen_shown_first, split_draw
+FROM per_user
+ORDER BY split_draw, id
+"""
+
+
+def select_rows(db: Any, policy: DatasetPolicy, kind: Kind) -> pl.DataFrame:
+    """The warehouse rows a config of this dataset takes, with a ``split`` column."""
+    import polars as pl
+
+    query = _SELECT.format(source=_SOURCES[SOURCE_OF_KIND[kind]])
+    table = db.sql(
+        query,
+        params={
+            "seed": str(policy.seed),
+            "min_confidence": policy.min_confidence,
+            "signals": list(policy.signals),
+            "max_per_prompt": policy.max_rows_per_prompt,
+            "max_per_user": policy.max_rows_per_user,
+        },
+    ).to_arrow_table()
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame.with_columns(split=_split_column(frame["split_draw"], policy.splits)).drop(
+        "split_draw"
+    )
+
+
+def _split_column(draws: pl.Series, splits: dict[str, float]) -> pl.Expr:
+    """Each draw in [0, 1) to the split whose cumulative ratio range holds it."""
+    import polars as pl
+
+    expression: Any = None
+    upper = 0.0
+    names = list(splits)
+    for index, name in enumerate(names):
+        upper += splits[name]
+        if index == len(names) - 1:
+            expression = pl.lit(name) if expression is None else expression.otherwise(pl.lit(name))
+        elif expression is None:
+            expression = pl.when(pl.col("split_draw") < upper).then(pl.lit(name))
+        else:
+            expression = expression.when(pl.col("split_draw") < upper).then(pl.lit(name))
+    return expression  # type: ignore[no-any-return]
+
+
+class Rekeyer:
+    """Pseudonyms and conversation ids re-keyed for one dataset (HMAC-SHA256, 32 hex chars)."""
+
+    def __init__(self, key: bytes, dataset: str) -> None:
+        self._key = hmac.new(key, f"flywheel-dataset:{dataset}".encode(), hashlib.sha256).digest()
+        self._cache: dict[str, str] = {}
+
+    def __call__(self, value: str) -> str:
+        found = self._cache.get(value)
+        if found is None:
+            found = hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:32]
+            self._cache[value] = found
+        return found
+
+
+def _messages(prompt_json: str) -> list[dict[str, str]]:
+    return [{"role": m["role"], "content": m["content"]} for m in json.loads(prompt_json)]
+
+
+def _transcript(messages: list[dict[str, str]]) -> str:
+    """Messages as ``Role: text`` paragraphs."""
+    return "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
+
+
+def _flatten(messages: list[dict[str, str]]) -> str:
+    """Standard format's text for a prompt: one user message as is, else labelled turns."""
+    if len(messages) == 1 and messages[0]["role"] == "user":
+        return messages[0]["content"]
+    return _transcript(messages)
+
+
+def shape(frame: pl.DataFrame, kind: Kind, *, conversational: bool, rekey: Rekeyer) -> pl.DataFrame:
+    """The selected rows in TRL's columns for ``kind``, lineage columns after them."""
+    import polars as pl
+
+    rows: dict[str, list[Any]] = {}
+    columns = {
+        "dpo": ["prompt", "chosen", "rejected"],
+        "kto": ["prompt", "completion", "label"],
+        "reward": ["chosen", "rejected", "margin"],
+    }[kind]
+    for name in columns:
+        rows[name] = []
+    for record in frame.iter_rows(named=True):
+        messages = _messages(record["prompt"])
+        if kind == "dpo":
+            if conversational:
+                rows["prompt"].append(messages)
+                rows["chosen"].append([{"role": "assistant", "content": record["chosen"]}])
+                rows["rejected"].append([{"role": "assistant", "content": record["rejected"]}])
+            else:
+                rows["prompt"].append(_flatten(messages))
+                rows["chosen"].append(record["chosen"])
+                rows["rejected"].append(record["rejected"])
+        elif kind == "kto":
+            if conversational:
+                rows["prompt"].append(messages)
+                rows["completion"].append([{"role": "assistant", "content": record["completion"]}])
+            else:
+                rows["prompt"].append(_flatten(messages))
+                rows["completion"].append(record["completion"])
+            rows["label"].append(record["label"])
+        else:
+            if conversational:
+                rows["chosen"].append(
+                    [*messages, {"role": "assistant", "content": record["chosen"]}]
+                )
+                rows["rejected"].append(
+                    [*messages, {"role": "assistant", "content": record["rejected"]}]
+                )
+            else:
+                for side in ("chosen", "rejected"):
+                    turn = {"role": "assistant", "content": record[side]}
+                    rows[side].append(_transcript([*messages, turn]))
+            rows["margin"].append(record["confidence"])
+    message = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
+    text_type = message if conversational else pl.String
+    schema: dict[str, Any] = dict.fromkeys(columns, text_type)
+    if kind == "kto":
+        schema["label"] = pl.Boolean
+    if kind == "reward":
+        schema["margin"] = pl.Float64
+    shaped = pl.DataFrame(rows, schema=schema)
+    lineage = frame.select(
+        "id",
+        "confidence",
+        "signals",
+        "event_ids",
+        "models",
+        pl.col("user_pseudonym").map_elements(rekey, return_dtype=pl.String).alias("user"),
+        pl.col("conversation_id").map_elements(rekey, return_dtype=pl.String).alias("conversation"),
+    )
+    return pl.concat([shaped, lineage], how="horizontal")

@@ -1,0 +1,151 @@
+"""The dataset card (README.md) of a published version.
+
+Its YAML header's ``configs`` tell ``datasets.load_dataset(path, "dpo")`` which files make each
+config and split. The body states the signal mix, each signal's calibrated agreement with explicit
+choices, the quality results, the time window and the policy. It is made from the manifest's
+deterministic parts only (no creation time), so a re-run writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+_TRAINERS = {"dpo": "DPOTrainer", "kto": "KTOTrainer", "reward": "RewardTrainer"}
+_COLUMNS = {
+    "dpo": "`prompt`, `chosen`, `rejected`",
+    "kto": "`prompt`, `completion`, `label`",
+    "reward": "`chosen`, `rejected`, `margin` (the prompt is implicit: both start with it)",
+}
+
+
+def _yaml_string(value: str) -> str:
+    return json.dumps(value)  # a JSON string is a valid YAML scalar
+
+
+def _front_matter(manifest: dict[str, Any]) -> list[str]:
+    lines = ["---", f"pretty_name: {_yaml_string(manifest['dataset'] + ' ' + manifest['version'])}"]
+    lines += ["license: other", "tags:", "- trl", "- preference", "- feedback-flywheel", "configs:"]
+    for kind, counts in manifest["counts"].items():
+        lines += [f"- config_name: {kind}", "  data_files:"]
+        for split in counts["splits"]:
+            lines += [
+                f"  - split: {split}",
+                f"    path: {_yaml_string(f'data/{kind}/{split}-*.parquet')}",
+            ]
+    lines.append("---")
+    return lines
+
+
+def render_card(manifest: dict[str, Any]) -> str:
+    """The card's Markdown for a manifest (before its file hashes are added)."""
+    policy = manifest["policy"]
+    quality = manifest["quality"]
+    window = manifest["time_window"]
+    name, version = manifest["dataset"], manifest["version"]
+    lines = _front_matter(manifest)
+    lines += [
+        "",
+        f"# {name} {version}",
+        "",
+        policy.get("description") or "Preference data derived from chat users' actions.",
+        "",
+        "Derived from what users did with a chat model's answers (A/B choices, ratings, copies, "
+        "edits, regenerations, continued conversations), anonymised before it was stored: user ids "
+        "are pseudonyms re-keyed for this dataset (the `user` column cannot be joined with another "
+        "dataset's), and e-mail addresses, phone numbers, card numbers, IBANs, IP addresses, "
+        "national ids and secrets are replaced by typed placeholders such as `<EMAIL>`.",
+        "",
+        "## Configs",
+        "",
+        "| config | columns | split | rows | trainer |",
+        "|---|---|---|---:|---|",
+    ]
+    for kind, counts in manifest["counts"].items():
+        for split, split_counts in counts["splits"].items():
+            lines.append(
+                f"| {kind} | {_COLUMNS[kind]} | {split} | {split_counts['rows']:,} "
+                f"| TRL `{_TRAINERS[kind]}` |"
+            )
+    lines += [
+        "",
+        f"Message format: **{policy['message_format']}**. Lineage columns, ignored by the "
+        "trainers: `id` (pair or response id in the warehouse), `confidence` (0 to 1), "
+        "`signals`, `event_ids`, `models`, `user` and `conversation` (re-keyed).",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        "",
+        'dpo = load_dataset("path/to/this/folder", "dpo")  # or "kto", "reward"',
+        "```",
+        "",
+        "## Signal mix",
+        "",
+        "Rows carrying each signal (a row can carry several):",
+        "",
+        "| config | split | " + " | ".join(_signals(manifest)) + " |",
+        "|---|---|" + "---:|" * len(_signals(manifest)),
+    ]
+    for kind, counts in manifest["counts"].items():
+        for split, split_counts in counts["splits"].items():
+            cells = [f"{split_counts['signals'].get(s, 0):,}" for s in _signals(manifest)]
+            lines.append(f"| {kind} | {split} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Calibration",
+        "",
+        "How often each implicit signal agrees with an explicit choice (A/B or rating) on the "
+        "same responses, over the whole warehouse, with a 95% Wilson interval:",
+        "",
+        "| signal | against | agree | n | agreement | interval |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for row in manifest["calibration"]:
+        agreement = "n/a" if row["agreement"] is None else f"{row['agreement']:.3f}"
+        interval = (
+            "n/a"
+            if row["wilson_low"] is None
+            else f"{row['wilson_low']:.3f} to {row['wilson_high']:.3f}"
+        )
+        lines.append(
+            f"| {row['signal']} | {row['explicit']} | {row['agree']:,} | {row['n']:,} "
+            f"| {agreement} | {interval} |"
+        )
+    lines += [
+        "",
+        "## Quality",
+        "",
+        f"Great Expectations gate: **{'passed' if quality['success'] else 'failed'}**, "
+        f"{quality['expectations']} expectations; the report is in `quality/index.html`.",
+        "",
+    ]
+    warnings = quality["warnings"]
+    lines += [f"- warning: {w}" for w in warnings] or ["- no warnings"]
+    lines += [
+        "",
+        "## Time window",
+        "",
+        f"Responses shown from {window['first_event']} to {window['last_event']}.",
+        "",
+        "## Policy",
+        "",
+        f"Policy hash `{manifest['policy_hash']}`; transforms policy hash "
+        f"`{manifest['source']['transforms_policy_hash']}`; code version "
+        f"{manifest['code_version']}.",
+        "",
+        "```json",
+        json.dumps(policy, indent=2, sort_keys=True),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _signals(manifest: dict[str, Any]) -> list[str]:
+    found = {
+        signal
+        for counts in manifest["counts"].values()
+        for split_counts in counts["splits"].values()
+        for signal in split_counts["signals"]
+    }
+    return sorted(found)

@@ -1,0 +1,138 @@
+"""Dataset policies (TOML): what each published dataset holds, validated on load, hashed.
+
+The shipped file (export/datasets.toml) defines a dataset called ``default`` and the schedules;
+``FLYWHEEL_EXPORT__DATASETS_FILE`` points at another one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from flywheel.errors import ConfigError
+from flywheel.tomlfile import load_toml_model
+
+DEFAULT_DATASETS_FILE = Path(__file__).with_name("datasets.toml")
+
+Kind = Literal["dpo", "kto", "reward"]
+Signal = Literal["ab_choice", "edit", "regenerate", "copy", "rating", "continued"]
+SPLIT_NAME = r"^[a-z][a-z0-9_]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_cron(expression: str | None) -> str | None:
+    if expression is None:
+        return None
+    from croniter import croniter
+
+    if not croniter.is_valid(expression):
+        raise ValueError(f"{expression!r} is not a cron expression (minute hour day month weekday)")
+    return expression
+
+
+class DatasetPolicy(_Strict):
+    """One dataset: which rows, how many per user and prompt, which splits and formats."""
+
+    description: str = ""
+    kinds: list[Kind] = Field(default=["dpo", "kto", "reward"], min_length=1)
+    min_confidence: float = Field(default=0.2, ge=0, le=1)
+    signals: list[Signal] = Field(
+        default=["ab_choice", "edit", "regenerate", "copy", "rating", "continued"], min_length=1
+    )
+    max_rows_per_user: int = Field(default=200, ge=1)
+    max_rows_per_prompt: int = Field(default=5, ge=0)
+    splits: dict[str, float] = {"train": 0.9, "test": 0.1}
+    seed: int = 1
+    formats: list[Literal["parquet", "jsonl"]] = ["parquet"]
+    message_format: Literal["standard", "conversational"] = "standard"
+    min_rows: int = Field(default=10, ge=0)
+    schedule: str | None = None
+
+    @field_validator("kinds", "signals", "formats")
+    @classmethod
+    def _unique(cls, values: list[str]) -> list[str]:
+        if len(set(values)) != len(values):
+            raise ValueError("lists a value twice")
+        return values
+
+    @field_validator("splits")
+    @classmethod
+    def _ratios(cls, splits: dict[str, float]) -> dict[str, float]:
+        import re
+
+        if not splits:
+            raise ValueError("needs at least one split")
+        for name, ratio in splits.items():
+            if not re.match(SPLIT_NAME, name):
+                raise ValueError(f"split name {name!r} must be lower-case letters, digits and _")
+            if not 0 < ratio <= 1:
+                raise ValueError(f"split {name!r} has ratio {ratio}; ratios are in (0, 1]")
+        if abs(sum(splits.values()) - 1) > 1e-9:
+            raise ValueError(f"ratios add up to {sum(splits.values()):g}, not 1")
+        return splits
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, expression: str | None) -> str | None:
+        return _check_cron(expression)
+
+    @model_validator(mode="after")
+    def _parquet_always(self) -> DatasetPolicy:
+        if "parquet" not in self.formats:
+            raise ValueError("formats must include parquet (JSON Lines is an extra copy)")
+        return self
+
+    def digest(self, name: str) -> str:
+        """sha256 of the dataset's name and policy as canonical JSON."""
+        canonical = json.dumps({"name": name, **self.model_dump()}, sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Schedule(_Strict):
+    """When `flywheel schedule` runs the transforms (each dataset has its own schedule)."""
+
+    transforms: str | None = "*/15 * * * *"
+
+    @field_validator("transforms")
+    @classmethod
+    def _cron(cls, expression: str | None) -> str | None:
+        return _check_cron(expression)
+
+
+class DatasetsFile(_Strict):
+    """The whole file: the schedule and the datasets by name."""
+
+    schedule: Schedule = Schedule()
+    datasets: dict[str, DatasetPolicy] = Field(min_length=1)
+
+    @field_validator("datasets")
+    @classmethod
+    def _names(cls, datasets: dict[str, DatasetPolicy]) -> dict[str, DatasetPolicy]:
+        import re
+
+        for name in datasets:
+            if not re.match(r"^[a-z0-9][a-z0-9_.-]{0,63}$", name):
+                raise ValueError(
+                    f"dataset name {name!r} must be lower-case letters, digits, '.', '_' or '-'"
+                )
+        return datasets
+
+    def dataset(self, name: str) -> DatasetPolicy:
+        """The named dataset's policy; an unknown name is a ``ConfigError`` listing the known."""
+        try:
+            return self.datasets[name]
+        except KeyError:
+            known = ", ".join(sorted(self.datasets))
+            raise ConfigError(f"no dataset called {name!r} (the policy defines: {known})") from None
+
+
+def load_datasets(path: Path | None = None) -> DatasetsFile:
+    """Read and validate a datasets file; any problem is one ``ConfigError`` naming the key."""
+    return load_toml_model(path or DEFAULT_DATASETS_FILE, DatasetsFile, "datasets file")

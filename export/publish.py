@@ -1,0 +1,361 @@
+"""``flywheel export run``: build a dataset version, gate it, publish it (or say nothing is new).
+
+A version is built in an attempt folder beside the versions (``<data dir>/datasets/<name>/
+.attempt-<id>/``): the data files, the quality gate with its Data Docs report, the dataset card
+and the manifest. Then:
+
+- the gate failed a critical expectation: the attempt is renamed ``failed-<id>/`` (its report and
+  data stay there for inspection), nothing is published, ``QualityGateError``;
+- its data files and policy are those of the latest version: nothing is new, the attempt is
+  deleted and no version is made;
+- otherwise the attempt is renamed to the next version, ``v<N>`` (a rename on one file system:
+  a version appears whole or not at all) and is never written again.
+
+One export per dataset at a time (a lock file; a second one fails at once). The files are
+deterministic: rows in a fixed order, Parquet written with fixed settings and no timestamps, so the
+same warehouse and policy give byte-identical data files and card; only the manifest records when
+it was made.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from export.build import Rekeyer, select_rows, shape
+from export.card import render_card
+from export.policy import DatasetPolicy, DatasetsFile, Kind, load_datasets
+from export.quality import GateResult, run_gate
+from flywheel.errors import ExportBusyError, ExportError, FlywheelError, QualityGateError
+from ingest.keys import Keyring
+from warehouse.db import open_warehouse, raw, translate, warehouse_path
+
+if TYPE_CHECKING:
+    import polars as pl
+
+ROWS_PER_SHARD = 100_000
+MODEL_TABLES = ("preference_pairs", "labels", "responses", "signal_calibration")
+DATASETS_DIR = "datasets"
+LAKE_FILE_COLUMNS = ("path", "topic", "partition", "first_offset", "last_offset", "rows")
+CALIBRATION_COLUMNS = ("signal", "explicit", "agree", "disagree", "n", "agreement", "wilson_low",
+                       "wilson_high")  # fmt: skip
+
+
+@dataclass
+class ExportResult:
+    """What an export did: the version published (None when nothing was new) and its manifest."""
+
+    dataset: str
+    version: str | None
+    path: Path | None
+    manifest: dict[str, Any]
+    gate: GateResult
+
+    @property
+    def published(self) -> bool:
+        return self.version is not None
+
+
+def dataset_dir(data_dir: Path, name: str) -> Path:
+    """Where a dataset's versions live."""
+    return data_dir / DATASETS_DIR / name
+
+
+def versions(data_dir: Path, name: str) -> list[str]:
+    """The published versions of a dataset, oldest first."""
+    folder = dataset_dir(data_dir, name)
+    if not folder.is_dir():
+        return []
+    found = [
+        p.name
+        for p in folder.iterdir()
+        if p.name.startswith("v") and p.name[1:].isdigit() and (p / "manifest.json").is_file()
+    ]
+    return sorted(found, key=lambda v: int(v[1:]))
+
+
+def read_manifest(data_dir: Path, name: str, version: str) -> dict[str, Any]:
+    """A published version's manifest."""
+    path = dataset_dir(data_dir, name) / version / "manifest.json"
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ExportError(f"dataset {name!r} has no version {version!r}") from None
+    return manifest
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ExportBusyError(
+                f"another export of the dataset {folder.name!r} is running; wait for it to finish"
+            ) from None
+        yield
+
+
+def export_dataset(
+    data_dir: Path,
+    name: str,
+    keyring: Keyring,
+    *,
+    datasets: DatasetsFile | None = None,
+    keep_failed: int = 5,
+    on_progress: Callable[[str], None] | None = None,
+) -> ExportResult:
+    """Publish the next version of dataset ``name`` (see the module's docstring); keep the
+    ``keep_failed`` latest failed attempts."""
+    policy = (datasets or load_datasets()).dataset(name)
+    step = on_progress or (lambda _: None)
+    folder = dataset_dir(data_dir, name)
+    with _locked(folder):
+        attempt_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+        attempt = folder / f".attempt-{attempt_id}"
+        attempt.mkdir()
+        try:
+            return _export(data_dir, name, policy, keyring, attempt, step)
+        except QualityGateError:
+            attempt.rename(folder / f"failed-{attempt_id}")
+            failed = sorted(p for p in folder.iterdir() if p.name.startswith("failed-"))
+            for old in failed[: max(0, len(failed) - keep_failed)]:
+                shutil.rmtree(old, ignore_errors=True)
+            raise
+        finally:
+            shutil.rmtree(attempt, ignore_errors=True)
+
+
+def _export(
+    data_dir: Path,
+    name: str,
+    policy: DatasetPolicy,
+    keyring: Keyring,
+    attempt: Path,
+    step: Callable[[str], None],
+) -> ExportResult:
+    step("reading the warehouse")
+    frames, source = _read_warehouse(data_dir, name, policy, keyring)
+    step("writing files")
+    files = _write_files(frames, policy, attempt)
+    step("quality gate")
+    gate = run_gate(frames, policy, attempt / "quality")
+    counts = _counts(frames, list(policy.splits))
+    if not gate.success:
+        failures = gate.failed("critical")
+        listed = "; ".join(o.line() for o in failures[:5])
+        raise QualityGateError(
+            f"the quality gate failed {len(failures)} critical expectation(s) of dataset "
+            f"{name!r}: {listed}. Nothing was published; report: "
+            f"{attempt.parent / attempt.name.replace('.attempt-', 'failed-')}/quality/index.html",
+            report=str(attempt.parent / attempt.name.replace(".attempt-", "failed-")),
+        )
+    existing = versions(data_dir, name)
+    latest = read_manifest(data_dir, name, existing[-1]) if existing else None
+    fingerprint = {"policy_hash": policy.digest(name), "files": files}
+    if latest is not None and latest.get("fingerprint") == fingerprint:
+        return ExportResult(name, None, None, latest, gate)
+    version = f"v{int(existing[-1][1:]) + 1 if existing else 1}"
+    manifest: dict[str, Any] = {
+        "dataset": name,
+        "version": version,
+        "previous_version": existing[-1] if existing else None,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "code_version": metadata.version("feedback-flywheel"),
+        "policy": {"name": name, **policy.model_dump()},
+        "policy_hash": policy.digest(name),
+        "pseudonym_key_version": keyring.current,
+        "counts": counts,
+        "quality": gate.summary(),
+        "fingerprint": fingerprint,
+        **source,
+        "superseded_by": None,
+    }
+    (attempt / "README.md").write_text(render_card(manifest))
+    manifest["files"] = _hash_files(attempt)
+    (attempt / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    final = attempt.parent / version
+    attempt.rename(final)
+    return ExportResult(name, version, final, manifest, gate)
+
+
+def _read_warehouse(
+    data_dir: Path, name: str, policy: DatasetPolicy, keyring: Keyring
+) -> tuple[dict[Kind, pl.DataFrame], dict[str, Any]]:
+    """Each config's shaped rows (with ``split`` and the gate's inputs) and the lineage of the
+    whole version: lake files, the transform run, the time window, the calibration."""
+    path = warehouse_path(data_dir)
+    if not path.exists():
+        raise ExportError(
+            f"there is no warehouse at {path}: run `flywheel transform run` before exporting"
+        )
+    engine = open_warehouse(data_dir)
+    try:
+        with engine.connect() as connection:
+            db = raw(connection)
+            tables = {
+                row[0] for row in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+            }
+            missing = [t for t in MODEL_TABLES if t not in tables]
+            if missing:
+                raise ExportError(
+                    f"the warehouse has no {', '.join(missing)} table: run "
+                    "`flywheel transform run` before exporting"
+                )
+            rekey = Rekeyer(keyring.keys[keyring.current], name)
+            frames: dict[Kind, pl.DataFrame] = {}
+            response_ids: set[str] = set()
+            for kind in policy.kinds:
+                rows = select_rows(db, policy, kind)
+                shaped = shape(
+                    rows,
+                    kind,
+                    conversational=policy.message_format == "conversational",
+                    rekey=rekey,
+                )
+                frames[kind] = shaped.with_columns(
+                    split=rows["split"], chosen_shown_first=rows["chosen_shown_first"]
+                )
+                response_ids.update(rows["response_ids"].explode().drop_nulls().to_list())
+            source = _lineage(db, sorted(response_ids))
+    except FlywheelError:
+        raise
+    except Exception as exc:
+        raise translate(exc, path=path, action="export from") from None
+    finally:
+        engine.dispose()
+    return frames, source
+
+
+def _lineage(db: Any, response_ids: list[str]) -> dict[str, Any]:
+    lake_files = [
+        dict(zip(LAKE_FILE_COLUMNS, row, strict=True))
+        for row in db.execute(
+            f"SELECT {', '.join(LAKE_FILE_COLUMNS)} FROM lake_files "
+            "ORDER BY topic, partition, first_offset"
+        ).fetchall()
+    ]
+    run = db.execute(
+        "SELECT run_id, policy_hash, finished_at FROM transform_runs WHERE status = 'succeeded' "
+        "ORDER BY finished_at DESC LIMIT 1"
+    ).fetchone()
+    first, last = db.execute(
+        "SELECT min(occurred_at), max(occurred_at) FROM responses "
+        "WHERE response_id IN (SELECT unnest($ids))",
+        {"ids": response_ids},
+    ).fetchone()
+    calibration = [
+        dict(zip(CALIBRATION_COLUMNS, row, strict=True))
+        for row in db.execute(
+            f"SELECT {', '.join(CALIBRATION_COLUMNS)} FROM signal_calibration "
+            "ORDER BY signal, explicit"
+        ).fetchall()
+    ]
+    return {
+        "source": {
+            "lake_files": lake_files,
+            "transform_run": run[0] if run else None,
+            "transforms_policy_hash": run[1] if run else None,
+        },
+        "time_window": {
+            "first_event": first.isoformat() if first else None,
+            "last_event": last.isoformat() if last else None,
+        },
+        "calibration": calibration,
+    }
+
+
+def _arrow_table(frame: pl.DataFrame) -> Any:
+    """The frame as Arrow with plain (not large) strings and lists: what most readers expect."""
+    import pyarrow as pa
+
+    table = frame.to_arrow()
+
+    def plain(kind: pa.DataType) -> pa.DataType:
+        if pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+            return pa.string()
+        if pa.types.is_large_list(kind) or pa.types.is_list(kind):
+            return pa.list_(plain(kind.value_type))
+        if pa.types.is_struct(kind):
+            return pa.struct([pa.field(f.name, plain(f.type)) for f in kind])
+        return kind
+
+    schema = pa.schema([pa.field(f.name, plain(f.type)) for f in table.schema])
+    return table.cast(schema)
+
+
+def _write_files(
+    frames: dict[Kind, pl.DataFrame], policy: DatasetPolicy, folder: Path
+) -> dict[str, str]:
+    """``data/<config>/<split>-NNNNN-of-NNNNN.parquet`` (and ``.jsonl``); their sha256 by path."""
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    written: dict[str, str] = {}
+    for kind, frame in frames.items():
+        for split in policy.splits:
+            rows = frame.filter(pl.col("split") == split).drop("split", "chosen_shown_first")
+            shards = max(1, -(-rows.height // ROWS_PER_SHARD))
+            for shard in range(shards):
+                part = rows.slice(shard * ROWS_PER_SHARD, ROWS_PER_SHARD)
+                stem = f"data/{kind}/{split}-{shard:05d}-of-{shards:05d}"
+                target = folder / f"{stem}.parquet"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                pq.write_table(
+                    _arrow_table(part),
+                    target,
+                    compression="zstd",
+                    row_group_size=ROWS_PER_SHARD,
+                    store_schema=False,
+                )
+                if "jsonl" in policy.formats:
+                    part.write_ndjson(folder / f"{stem}.jsonl")
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            written[path.relative_to(folder).as_posix()] = _sha256(path)
+    return written
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _hash_files(folder: Path) -> list[dict[str, Any]]:
+    return [
+        {"path": p.relative_to(folder).as_posix(), "sha256": _sha256(p), "bytes": p.stat().st_size}
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "manifest.json"
+    ]
+
+
+def _counts(frames: dict[Kind, pl.DataFrame], splits: list[str]) -> dict[str, Any]:
+    """Rows per config and split, and per signal within each."""
+    import polars as pl
+
+    counts: dict[str, Any] = {}
+    for kind, frame in frames.items():
+        per_split: dict[str, Any] = {}
+        for split in splits:
+            rows = frame.filter(pl.col("split") == split)
+            signals = rows["signals"].explode().drop_nulls().value_counts()
+            per_split[split] = {
+                "rows": rows.height,
+                "signals": {str(s): int(n) for s, n in sorted(signals.iter_rows())},
+            }
+        counts[kind] = {"rows": frame.height, "splits": per_split}
+    return counts
