@@ -6,7 +6,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint unit integration bench clean
+.PHONY: install trl-env demo test lint unit integration bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# TRL and torch (several GB) in a virtual environment of their own under ~/.cache/flywheel, built
+# once and reused by every checkout; the test that trains TRL on an exported dataset runs there.
+trl-env:
+	$(PYTHON) scripts/trl_env.py
+
 demo: install
 	$(BIN)/flywheel demo
 
@@ -24,10 +29,10 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint trl-env
 	$(BIN)/pytest
 
-unit: install
+unit: install trl-env
 	$(BIN)/pytest -m "not integration"
 
 integration: install
