@@ -1,0 +1,109 @@
+"""The quality gate on small hand-made frames: each critical expectation catches its case."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from export.policy import DatasetPolicy
+from export.quality import run_gate
+
+POLICY = DatasetPolicy(min_rows=4, min_confidence=0.2)
+
+
+def dpo_rows(n: int = 8) -> list[dict[str, Any]]:
+    return [
+        {
+            "prompt": f"How do I sort list number {i}?",
+            "chosen": f"Use sorted(items) for list {i}; it returns a new list.",
+            "rejected": f"Lists cannot be sorted ({i}).",
+            "id": f"pair-{i}",
+            "confidence": 0.8,
+            "signals": ["ab_choice"],
+            "event_ids": [f"e{i}"],
+            "models": ["m@1"],
+            "user": f"user-{i % 4}",
+            "conversation": f"conv-{i}",
+            "split": "train" if i % 2 else "test",
+            "chosen_shown_first": i % 2 == 0,
+        }
+        for i in range(n)
+    ]
+
+
+def gate(rows: list[dict[str, Any]], tmp_path: Path, policy: DatasetPolicy = POLICY) -> Any:
+    return run_gate({"dpo": pl.DataFrame(rows)}, policy, tmp_path / "quality")
+
+
+def failed(result: Any) -> set[tuple[str, str | None]]:
+    return {(o.expectation, o.column) for o in result.failed("critical")}
+
+
+def test_clean_rows_pass_and_write_the_report(tmp_path: Path) -> None:
+    result = gate(dpo_rows(), tmp_path)
+    assert result.success, result.summary()["critical_failed"]
+    assert result.report.is_file() and result.report.name == "index.html"
+    assert len(result.outcomes) > 10
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"chosen": None}, ("expect_column_values_to_not_be_null", "chosen")),
+        ({"id": "pair-0"}, ("expect_column_values_to_be_unique", "id")),
+        ({"confidence": 1.5}, ("expect_column_values_to_be_between", "confidence")),
+        ({"confidence": 0.1}, ("expect_column_values_to_be_between", "confidence")),
+        ({"rejected": "Use sorted(items) for list 3; it returns a new list."},
+         ("expect_column_values_to_be_in_set", "_same")),
+        ({"chosen": "<EMAIL> <SECRET:github_token>"},
+         ("expect_column_values_to_not_match_regex", "_text_chosen")),
+        ({"prompt": "mail me at jane.doe@example.org"},
+         ("expect_column_values_to_not_match_regex_list", "_text_prompt")),
+        ({"rejected": "key = 'AKIAIOSFODNN7EXAMPLE'"},
+         ("expect_column_values_to_not_match_regex_list", "_text_rejected")),
+        ({"chosen": "token ghp_abcdefghijklmnopqrstuvwxyz0123456789"},
+         ("expect_column_values_to_not_match_regex_list", "_text_chosen")),
+        ({"chosen": "-----BEGIN RSA PRIVATE KEY-----\nMIIE"},
+         ("expect_column_values_to_not_match_regex_list", "_text_chosen")),
+        ({"conversation": "conv-0"},  # conv-0 is in test, row 3 in train
+         ("expect_column_values_to_be_between", "_conversation_splits")),
+    ],
+)  # fmt: skip
+def test_each_critical_expectation_catches_its_case(
+    tmp_path: Path, change: dict[str, Any], expected: tuple[str, str]
+) -> None:
+    rows = dpo_rows()
+    rows[3].update(change)
+    result = gate(rows, tmp_path)
+    assert not result.success
+    assert expected in failed(result)
+
+
+def test_too_few_rows_fail(tmp_path: Path) -> None:
+    result = gate(dpo_rows(3), tmp_path)
+    assert ("expect_table_row_count_to_be_between", None) in failed(result)
+
+
+def test_biases_are_warnings_not_failures(tmp_path: Path) -> None:
+    rows = dpo_rows()
+    for row in rows:
+        row["user"] = "one-user"
+        row["chosen_shown_first"] = True
+    result = gate(rows, tmp_path)
+    assert result.success
+    warned = {o.column for o in result.failed("warning")}
+    assert {"_user_share", "_chosen_shown_first", "_chosen_longer"} <= warned
+
+
+def test_conversational_messages_are_checked_as_text(tmp_path: Path) -> None:
+    rows = dpo_rows()
+    for row in rows:
+        row["prompt"] = [{"role": "user", "content": row["prompt"]}]
+        row["chosen"] = [{"role": "assistant", "content": row["chosen"]}]
+        row["rejected"] = [{"role": "assistant", "content": row["rejected"]}]
+    rows[2]["chosen"] = [{"role": "assistant", "content": "write to bob@example.com"}]
+    result = gate(rows, tmp_path)
+    assert ("expect_column_values_to_not_match_regex_list", "_text_chosen") in failed(result)
