@@ -37,19 +37,19 @@ SinkDep = Annotated[EventSink, Depends(get_sink)]
 MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
 
 
-def _bearer(request: Request) -> str:
+def _bearer(request: Request, kind: str) -> str:
     header = request.headers.get("authorization")
     if not header:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            "missing Authorization header; send 'Authorization: Bearer <write key>'",
+            f"missing Authorization header; send 'Authorization: Bearer <{kind} key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            "the Authorization header must be 'Bearer <write key>'",
+            f"the Authorization header must be 'Bearer <{kind} key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
     return token.strip()
@@ -65,10 +65,19 @@ def _matches(token: str, keys: list[str]) -> bool:
 
 async def require_write_key(request: Request, settings: SettingsDep) -> None:
     """401 without a bearer token, 403 with one that is not a write key."""
-    token = _bearer(request)
+    token = _bearer(request, "write")
     keys = [key.get_secret_value() for key in settings.api.write_keys]
     if not _matches(token, keys):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this key may not write events")
 
 
+async def require_admin_key(request: Request, settings: SettingsDep) -> None:
+    """401 without a bearer token, 403 with one that is not an admin key."""
+    token = _bearer(request, "admin")
+    keys = [key.get_secret_value() for key in settings.api.admin_keys]
+    if not _matches(token, keys):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this key is not an admin key")
+
+
 WriteKeyDep = Annotated[None, Depends(require_write_key)]
+AdminKeyDep = Annotated[None, Depends(require_admin_key)]

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from export.build import Rekeyer, select_rows, shape
 from export.card import render_card
+from export.catalog import dataset_dir, read_manifest, versions
 from export.policy import DatasetPolicy, DatasetsFile, Kind, load_datasets
 from export.quality import GateResult, run_gate
 from flywheel.errors import ExportBusyError, ExportError, FlywheelError, QualityGateError
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
 
 ROWS_PER_SHARD = 100_000
 MODEL_TABLES = ("preference_pairs", "labels", "responses", "signal_calibration")
-DATASETS_DIR = "datasets"
 LAKE_FILE_COLUMNS = ("path", "topic", "partition", "first_offset", "last_offset", "rows")
 CALIBRATION_COLUMNS = ("signal", "explicit", "agree", "disagree", "n", "agreement", "wilson_low",
                        "wilson_high")  # fmt: skip
@@ -64,34 +64,6 @@ class ExportResult:
     @property
     def published(self) -> bool:
         return self.version is not None
-
-
-def dataset_dir(data_dir: Path, name: str) -> Path:
-    """Where a dataset's versions live."""
-    return data_dir / DATASETS_DIR / name
-
-
-def versions(data_dir: Path, name: str) -> list[str]:
-    """The published versions of a dataset, oldest first."""
-    folder = dataset_dir(data_dir, name)
-    if not folder.is_dir():
-        return []
-    found = [
-        p.name
-        for p in folder.iterdir()
-        if p.name.startswith("v") and p.name[1:].isdigit() and (p / "manifest.json").is_file()
-    ]
-    return sorted(found, key=lambda v: int(v[1:]))
-
-
-def read_manifest(data_dir: Path, name: str, version: str) -> dict[str, Any]:
-    """A published version's manifest."""
-    path = dataset_dir(data_dir, name) / version / "manifest.json"
-    try:
-        manifest: dict[str, Any] = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ExportError(f"dataset {name!r} has no version {version!r}") from None
-    return manifest
 
 
 @contextmanager

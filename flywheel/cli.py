@@ -535,15 +535,13 @@ def export_list() -> None:
     """
     from rich.table import Table
 
-    from export.publish import DATASETS_DIR, read_manifest, versions
+    from export.catalog import dataset_names, read_manifest, versions
 
     settings = settings_and_logging()
-    root = settings.data_dir / DATASETS_DIR
     table = Table(show_edge=False)
     for column in ("dataset", "version", "created", "dpo", "kto", "reward", "quality"):
         table.add_column(column)
-    names = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    for name in names:
+    for name in dataset_names(settings.data_dir):
         for version in versions(settings.data_dir, name):
             manifest = read_manifest(settings.data_dir, name, version)
             counts = manifest["counts"]

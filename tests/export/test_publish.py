@@ -12,8 +12,9 @@ import duckdb
 import polars as pl
 import pytest
 
+from export.catalog import read_manifest, versions
 from export.policy import DatasetPolicy, DatasetsFile, load_datasets
-from export.publish import export_dataset, read_manifest, versions
+from export.publish import export_dataset
 from flywheel.errors import ConfigError, ExportBusyError, ExportError, QualityGateError
 from flywheel.simulator import SimulationConfig, simulate
 from tests.export.conftest import KEYRING, land

@@ -1,0 +1,106 @@
+"""Published datasets for ML engineers and schedulers (admin key): list, manifest, files."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from fastapi.responses import FileResponse
+from pydantic import BaseModel
+
+from api.deps import AdminKeyDep, SettingsDep
+from api.errors import ApiError, ErrorPublic
+from export.catalog import dataset_names, read_manifest, version_file, versions
+from flywheel.errors import ExportError
+
+router = APIRouter(tags=["datasets"])
+
+NameParam = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="Dataset.")]
+VersionParam = Annotated[str, Path(pattern=r"^v[0-9]{1,9}$", description="Version, e.g. v3.")]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorPublic, "description": "No such dataset, version or file."}
+}
+AUTH: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorPublic, "description": "No bearer key."},
+    403: {"model": ErrorPublic, "description": "Not an admin key."},
+}
+
+
+class VersionSummaryPublic(BaseModel):
+    """One published version."""
+
+    version: str
+    created_at: str
+    rows: dict[str, int]
+    """Rows per config (dpo, kto, reward)."""
+    quality_passed: bool
+    superseded_by: str | None = None
+    """The version that replaced this one (after an erasure), if any."""
+
+
+class DatasetPublic(BaseModel):
+    """A dataset and its versions, oldest first."""
+
+    name: str
+    latest: str
+    versions: list[VersionSummaryPublic]
+
+
+class DatasetListPublic(BaseModel):
+    """Every dataset with a published version."""
+
+    datasets: list[DatasetPublic]
+
+
+@router.get("/v1/datasets", summary="List published datasets", responses=AUTH)
+async def list_datasets(_: AdminKeyDep, settings: SettingsDep) -> DatasetListPublic:
+    """Every dataset with at least one published version, and its versions."""
+    found = []
+    for name in dataset_names(settings.data_dir):
+        summaries = []
+        for version in versions(settings.data_dir, name):
+            manifest = read_manifest(settings.data_dir, name, version)
+            summaries.append(
+                VersionSummaryPublic(
+                    version=version,
+                    created_at=manifest["created_at"],
+                    rows={kind: c["rows"] for kind, c in manifest["counts"].items()},
+                    quality_passed=manifest["quality"]["success"],
+                    superseded_by=manifest.get("superseded_by"),
+                )
+            )
+        found.append(DatasetPublic(name=name, latest=summaries[-1].version, versions=summaries))
+    return DatasetListPublic(datasets=found)
+
+
+@router.get(
+    "/v1/datasets/{name}/versions/{version}",
+    summary="A version's manifest",
+    responses={**AUTH, **NOT_FOUND},
+)
+async def get_manifest(
+    _: AdminKeyDep, settings: SettingsDep, name: NameParam, version: VersionParam
+) -> dict[str, Any]:
+    """The manifest: counts per config, split and signal, file hashes, lineage, quality."""
+    try:
+        return read_manifest(settings.data_dir, name, version)
+    except ExportError as exc:
+        raise ApiError(404, str(exc), code="not_found") from None
+
+
+@router.get(
+    "/v1/datasets/{name}/versions/{version}/files/{path:path}",
+    summary="Download a file of a version",
+    response_class=FileResponse,
+    responses={**AUTH, **NOT_FOUND, 200: {"description": "The file's bytes."}},
+)
+async def get_file(
+    _: AdminKeyDep, settings: SettingsDep, name: NameParam, version: VersionParam, path: str
+) -> FileResponse:
+    """A file the manifest lists (``README.md``, ``data/dpo/train-00000-of-00001.parquet``...);
+    nothing outside the version is reachable."""
+    try:
+        target = version_file(settings.data_dir, name, version, path)
+    except ExportError as exc:
+        raise ApiError(404, str(exc), code="not_found") from None
+    return FileResponse(target, filename=target.name)
