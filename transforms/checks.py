@@ -46,12 +46,13 @@ def check_response(text: str) -> dict[str, Any]:
     return {**counts, "leaked_secret": "<SECRET:" in text}
 
 
-def build_code_checks(db: Any) -> None:
-    """Create ``code_checks`` from ``responses`` (only responses with code or a secret)."""
+def code_checks(db: Any, responses: str = "responses") -> Any:
+    """The checks (a pyarrow table) of the responses in ``responses`` (a table name or a
+    parenthesised ``SELECT``) that hold a fence or a secret placeholder."""
     import pyarrow as pa
 
     rows = db.execute(
-        "SELECT response_id, response FROM responses "
+        f"SELECT response_id, response FROM {responses} AS r "
         "WHERE contains(response, '```') OR contains(response, '<SECRET:')"
     ).fetchall()
     schema = pa.schema(
@@ -59,11 +60,6 @@ def build_code_checks(db: Any) -> None:
         + [(name, pa.int32()) for name in COUNTS]
         + [("leaked_secret", pa.bool_())]
     )
-    checked = pa.Table.from_pylist(
+    return pa.Table.from_pylist(
         [{"response_id": rid, **check_response(text or "")} for rid, text in rows], schema=schema
     )
-    db.register("code_checks_input", checked)
-    try:
-        db.execute("CREATE OR REPLACE TABLE code_checks AS SELECT * FROM code_checks_input")
-    finally:
-        db.unregister("code_checks_input")

@@ -1,27 +1,40 @@
 """The SQL models: one ``.sql`` file per table under transforms/models/, run in dependency order.
 
-A model file is a ``SELECT``; its first lines name what it reads (``-- depends_on: events, x``).
-The runner builds ``CREATE OR REPLACE TABLE <name> AS <select>`` with the name quoted by one
-helper, and binds the policy's values as DuckDB variables (``getvariable('edit_min_change')``):
-SQL never has data formatted into it.
+A model file is a ``SELECT``; its first lines name what it reads (``-- depends_on: events, x``)
+and, for a model built incrementally, the keys its rows are replaced by
+(``-- refresh_by: conversation_id``; see transforms/incremental.py). A full build is
+``CREATE OR REPLACE TABLE <name> AS <select>``, with the name quoted by one helper; an
+incremental one deletes the rows of the touched keys and inserts them recomputed. The policy's
+values are bound as DuckDB variables (``getvariable('edit_min_change')``): SQL never has data
+formatted into it.
+
+A model is built in full when its table or its recorded state is missing, when its fingerprint
+(its SQL, the policy, the SQL helpers and its upstream models' fingerprints) changed, when a
+model it reads was built in full in the same run, on ``--full-refresh``, and always when it names
+no keys. Otherwise it is built incrementally from the events of the lake files loaded since its
+last build (``model_state.through_seq``), or left as it is when there are none.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
 from flywheel.errors import ConfigError
+from transforms import incremental
 from transforms.policy import Policy
 
 MODELS = Path(__file__).with_name("models")
 SOURCES = frozenset({"events", "lake_files"})
 _DEPENDS = re.compile(r"^--\s*depends_on:\s*(.*)$", re.MULTILINE)
+_REFRESH_BY = re.compile(r"^--\s*refresh_by:\s*(.*)$", re.MULTILINE)
 
 MACROS = (
     # The distinct lower-case words of a text (for edit sizes).
@@ -34,18 +47,36 @@ MACROS = (
 
 @dataclass(frozen=True)
 class Model:
-    """One model: a SQL ``SELECT``, or a Python step that creates its table itself."""
+    """One model: a SQL ``SELECT``, or a Python step that returns its rows (a pyarrow table) from
+    the ``responses`` it is given (a table name or a parenthesised ``SELECT``)."""
 
     name: str
     sql: str
     depends_on: tuple[str, ...]
-    build: Callable[[Any], None] | None = None
+    build: Callable[[Any, str], Any] | None = None
+    refresh_by: tuple[str, ...] = ()
+    """Key columns whose touched values an incremental build replaces; none: always in full."""
+    source: str = ""
+    """What the fingerprint hashes besides the SQL (a Python step's code)."""
 
 
 def _python_models() -> dict[str, Model]:
-    from transforms.checks import build_code_checks
+    from transforms import checks
 
-    return {"code_checks": Model("code_checks", "", ("responses",), build_code_checks)}
+    return {
+        "code_checks": Model(
+            "code_checks",
+            "",
+            ("responses",),
+            build=checks.code_checks,
+            refresh_by=("response_id",),
+            source=Path(checks.__file__).read_text(),
+        )
+    }
+
+
+def _names(found: re.Match[str] | None) -> tuple[str, ...]:
+    return tuple(d.strip() for d in found.group(1).split(",") if d.strip()) if found else ()
 
 
 def quote(identifier: str) -> str:
@@ -58,9 +89,8 @@ def discover(folder: Path = MODELS) -> dict[str, Model]:
     models = _python_models()
     for path in sorted(folder.glob("*.sql")):
         sql = path.read_text()
-        found = _DEPENDS.search(sql)
-        depends = tuple(d.strip() for d in found.group(1).split(",") if d.strip()) if found else ()
-        models[path.stem] = Model(path.stem, sql, depends)
+        depends, keys = _names(_DEPENDS.search(sql)), _names(_REFRESH_BY.search(sql))
+        models[path.stem] = Model(path.stem, sql, depends, refresh_by=keys)
     return models
 
 
@@ -99,29 +129,132 @@ def policy_variables(policy: Policy) -> dict[str, float]:
     return flat
 
 
+def fingerprints(models: dict[str, Model], policy: Policy) -> dict[str, str]:
+    """Per model, a hash of what its rows follow from: its SQL or code, the policy, the SQL
+    helpers, and its upstream models' fingerprints."""
+    found: dict[str, str] = {}
+    for model in ordered(models):
+        digest = hashlib.sha256()
+        for part in (policy.digest, *MACROS, model.sql, model.source, ",".join(model.refresh_by)):
+            digest.update(part.encode() + b"\0")
+        for upstream in sorted(model.depends_on):
+            digest.update(found.get(upstream, upstream).encode() + b"\0")
+        found[model.name] = digest.hexdigest()
+    return found
+
+
+@dataclass
+class Built:
+    """One model built: its rows afterwards, its time, and how it was built."""
+
+    name: str
+    rows: int
+    seconds: float
+    mode: str
+    """``full``, ``incremental`` or ``unchanged`` (incremental with no new events)."""
+
+
+def _plan(
+    db: Any, models: list[Model], prints: dict[str, str], *, full_refresh: bool
+) -> tuple[set[str], int | None]:
+    """Which models are built in full, and from which ``seq`` on the others are (None: none)."""
+    tables = {row[0] for row in db.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+        "AND table_catalog = current_database()").fetchall()}  # fmt: skip
+    state = {
+        name: (fingerprint, seq)
+        for name, fingerprint, seq in db.execute(
+            "SELECT model, fingerprint, through_seq FROM model_state"
+        ).fetchall()
+    }
+    full: set[str] = set()
+    for model in models:
+        if (
+            full_refresh
+            or not model.refresh_by
+            or model.name not in tables
+            or state.get(model.name, ("", 0))[0] != prints[model.name]
+            or any(upstream in full for upstream in model.depends_on)
+        ):
+            full.add(model.name)
+    seqs = [state[m.name][1] for m in models if m.name not in full]
+    return full, (min(seqs) if seqs else None)
+
+
+def _build_full(db: Any, model: Model) -> None:
+    if model.build is None:
+        db.execute(f"CREATE OR REPLACE TABLE {quote(model.name)} AS\n{model.sql}")
+        return
+    db.register("model_rows", model.build(db, "responses"))
+    try:
+        db.execute(f"CREATE OR REPLACE TABLE {quote(model.name)} AS SELECT * FROM model_rows")
+    finally:
+        db.unregister("model_rows")
+
+
+def _build_incremental(db: Any, model: Model) -> None:
+    touched = incremental.key_filter(model.refresh_by, quote)
+    db.execute(f"DELETE FROM {quote(model.name)} WHERE {touched}")
+    if model.build is None:
+        db.execute(
+            f"INSERT INTO {quote(model.name)} BY NAME SELECT * FROM ("
+            f"{incremental.shadowing(model.depends_on)}SELECT * FROM (\n{model.sql}\n)) "
+            f"WHERE {touched}"
+        )
+        return
+    db.register("model_rows", model.build(db, f"({incremental.SHADOWS['responses']})"))
+    try:
+        db.execute(
+            f"INSERT INTO {quote(model.name)} BY NAME SELECT * FROM model_rows WHERE {touched}"
+        )
+    finally:
+        db.unregister("model_rows")
+
+
 def run_models(
     db: Any,
     policy: Policy,
     *,
     select: list[str] | None = None,
+    full_refresh: bool = False,
+    run_id: str = "",
     on_progress: Callable[[int, int], None] | None = None,
-) -> list[tuple[str, int, float]]:
-    """Build the models (each in its own statement); returns (name, rows, seconds) per model."""
+) -> list[Built]:
+    """Build the models (each in its own statement), in full or incrementally; returns what was
+    built."""
     for name, value in policy_variables(policy).items():
         db.execute(f"SET VARIABLE {quote(name)} = $value", {"value": value})
     for macro in MACROS:
         db.execute(macro)
+    every = discover()
+    models = ordered(every, select)
+    prints = fingerprints(every, policy)
+    full, since = _plan(db, models, prints, full_refresh=full_refresh)
+    [(head,)] = db.execute("SELECT coalesce(max(seq), 0) FROM lake_files").fetchall()
+    changed = since is not None and since < head
+    if since is not None and changed:
+        incremental.prepare(db, since=since)
     results = []
-    models = ordered(discover(), select)
     for model in models:
         started = time.perf_counter()
-        if model.build is not None:
-            model.build(db)
+        if model.name in full:
+            _build_full(db, model)
+            mode = "full"
+        elif changed:
+            _build_incremental(db, model)
+            if model.name == "responses":
+                incremental.responses_rebuilt(db)
+            mode = "incremental"
         else:
-            db.execute(f"CREATE OR REPLACE TABLE {quote(model.name)} AS\n{model.sql}")
+            mode = "unchanged"
+        db.execute(
+            "INSERT OR REPLACE INTO model_state (model, fingerprint, through_seq, run_id, "
+            "built_at, full_build) VALUES ($model, $fingerprint, $seq, $run, $now, $full)",
+            {"model": model.name, "fingerprint": prints[model.name], "seq": head, "run": run_id,
+             "now": datetime.now(UTC), "full": mode == "full"},
+        )  # fmt: skip
         [(rows,)] = db.execute(f"SELECT count(*) FROM {quote(model.name)}").fetchall()
-        seconds = time.perf_counter() - started
-        results.append((model.name, int(rows), seconds))
+        results.append(Built(model.name, int(rows), time.perf_counter() - started, mode))
         if on_progress is not None:
             on_progress(len(results), len(models))
     return results

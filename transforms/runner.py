@@ -3,7 +3,8 @@
 Each run is recorded in ``transform_runs``. Only one run at a time: DuckDB allows one writer per
 file, and a second run fails at once with ``WarehouseBusyError`` (a clear message, exit 1)
 instead of waiting on a lock. A run is the incremental load, then the SQL models
-(transforms/models/*.sql) rebuilt in one transaction, so readers never see half a run.
+(transforms/models/*.sql) built in one transaction, so readers never see half a run: in full, or
+incrementally for what the newly loaded events touch (transforms/incremental.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class StepResult:
     name: str
     rows: int
     seconds: float
+    mode: str = ""
+    """For a model: ``full``, ``incremental`` or ``unchanged``."""
 
 
 @dataclass
@@ -110,11 +113,13 @@ def _run(
                 db,
                 policy,
                 select=select,
+                full_refresh=full_refresh,
+                run_id=summary.run_id,
                 on_progress=(lambda done, total: on_progress("models", done, total))
                 if on_progress
                 else None,
             )
-        summary.steps += [StepResult(name, rows, seconds) for name, rows, seconds in built]
+        summary.steps += [StepResult(b.name, b.rows, b.seconds, b.mode) for b in built]
         with connection.begin():
             db.execute(
                 "UPDATE transform_runs SET finished_at = $now, files_loaded = $files, "

@@ -6,6 +6,10 @@ topic, partition and offsets), and within a chunk of files the first copy of an 
 the same event landed twice (a resend older than the workers' dedupe window) keeps its first
 landing, whether it is loaded in one run or across several. ``full_refresh`` empties both tables
 and loads everything again, which gives the same ``events`` table.
+
+Each file gets the next number of the ``lake_file_seq`` sequence (``lake_files.seq``), which never
+restarts: the models remember the highest number they have seen, and treat the events of files
+numbered above it as new (transforms/incremental.py).
 """
 
 from __future__ import annotations
@@ -32,7 +36,10 @@ SELECT
     response_id, parent_id, to_json(prompt), response, model_id, model_version, copy_text,
     copy_span_start, copy_span_end, code_block, edited_text, new_response_id, response_a_id,
     response_b_id, choice, rating_value, rating_reason, to_json(scrubbed), source_topic,
-    source_partition, source_offset, landed_at, lake_file
+    source_partition, source_offset, landed_at, lake_file,
+    -- The answers a prompt continues from, read from the nested column (no JSON parsing later).
+    list_transform(list_filter(prompt, lambda m: m.response_id IS NOT NULL),
+                   lambda m: m.response_id) AS prompt_response_ids
 FROM (
     -- $files are in landing order; $names are the same files as recorded in lake_files.
     SELECT *, list_position($files, filename) AS file_rank, $names[file_rank] AS lake_file
@@ -119,9 +126,9 @@ def _load_chunk(db: object, chunk: Sequence[LakeFile], *, run_id: str) -> tuple[
     now = datetime.now(UTC)
     execute(
         "INSERT INTO lake_files (path, topic, partition, first_offset, last_offset, rows, "
-        "run_id, loaded_at, new_events) SELECT * FROM (SELECT UNNEST($path), UNNEST($topic), "
-        "UNNEST($partition), UNNEST($first), UNNEST($last), UNNEST($rows), $run, $now, "
-        "UNNEST($new))",
+        "run_id, loaded_at, new_events, seq) SELECT *, nextval('lake_file_seq') FROM ("
+        "SELECT UNNEST($path), UNNEST($topic), UNNEST($partition), UNNEST($first), "
+        "UNNEST($last), UNNEST($rows), $run, $now, UNNEST($new))",
         {
             "path": names,
             "topic": [f.topic for f in chunk],

@@ -8,14 +8,18 @@ Tables written by the loader (``warehouse.load``):
   workers' window), in the lake's columns; nested values (``prompt``, ``scrubbed``) as JSON.
 - ``transform_runs``: one row per ``flywheel transform run``: when, what it loaded, the policy
   hash, the outcome.
+- ``model_state``: per model, the fingerprint it was built with and the highest ``lake_files.seq``
+  it has seen (written by transforms/, read to decide what the next run rebuilds).
 
 Derived tables (responses, preference pairs, labels, rewards, calibration) are built by the SQL
-models in transforms/ and are not part of this metadata: they are rebuilt, not migrated.
+models in transforms/ and are not part of this metadata: a model whose SQL or policy changed is
+rebuilt, not migrated.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import (
+    ARRAY,
     JSON,
     BigInteger,
     Boolean,
@@ -43,6 +47,11 @@ lake_files = Table(
     ),
     Column("run_id", String, nullable=False),
     Column("loaded_at", DateTime(timezone=True), nullable=False),
+    Column(
+        "seq",
+        BigInteger,
+        comment="Load order, from the lake_file_seq sequence, never reused (added in 0003).",
+    ),
 )
 
 events = Table(
@@ -82,6 +91,11 @@ events = Table(
     Column("source_offset", BigInteger, nullable=False),
     Column("landed_at", DateTime(timezone=True), nullable=False),
     Column("lake_file", String, nullable=False),
+    Column(
+        "prompt_response_ids",
+        ARRAY(String),
+        comment="Response ids named by a generation's prompt (added in 0003).",
+    ),
 )
 
 transform_runs = Table(
@@ -95,4 +109,15 @@ transform_runs = Table(
     Column("events_loaded", BigInteger, nullable=False, server_default="0"),
     Column("policy_hash", String),
     Column("status", String, nullable=False),
+)
+
+model_state = Table(
+    "model_state",
+    metadata,
+    Column("model", String, primary_key=True),
+    Column("fingerprint", String, nullable=False, comment="SQL, policy and upstream models."),
+    Column("through_seq", BigInteger, nullable=False, comment="Highest lake_files.seq seen."),
+    Column("run_id", String, nullable=False),
+    Column("built_at", DateTime(timezone=True), nullable=False),
+    Column("full_build", Boolean, nullable=False, comment="Rebuilt in full, not incrementally."),
 )

@@ -122,3 +122,42 @@ def test_a_warehouse_held_by_another_process_is_busy_not_a_crash(tmp_path: Path)
         holder.wait()
         if holder.stdout is not None:
             holder.stdout.close()
+
+
+def test_upgrading_from_0002_numbers_the_loaded_files_and_reads_prompt_references(
+    tmp_path: Path,
+) -> None:
+    command.upgrade(alembic_config(url=warehouse_url(tmp_path)), "0002")
+    engine = create_engine(warehouse_url(tmp_path))
+    with engine.begin() as connection:
+        db = raw(connection)
+        for i, day in enumerate(["2026-01-06", "2026-01-05"]):
+            db.execute(
+                "INSERT INTO lake_files VALUES ($path, 't', 0, $i, $i, 1, 'old-run', $now, 1)",
+                {"path": f"landed_date={day}/f{i}", "i": i,
+                 "now": datetime(2026, 1, 5 + i, tzinfo=UTC)},
+            )  # fmt: skip
+        prompt = '[{"role": "user", "content": "hi", "response_id": null}, ' \
+                 '{"role": "assistant", "content": "yo", "response_id": "r-7"}]'  # fmt: skip
+        db.execute(
+            "INSERT INTO events (event_id, type, occurred_at, conversation_id, schema_version, "
+            "source_topic, source_partition, source_offset, landed_at, lake_file, prompt) "
+            "VALUES ('e-1', 'generation', $now, 'c-1', 1, 't', 0, 1, $now, 'f', $prompt), "
+            "('e-2', 'copy', $now, 'c-1', 1, 't', 0, 2, $now, 'f', NULL)",
+            {"now": datetime(2026, 1, 5, tzinfo=UTC), "prompt": prompt},
+        )
+    engine.dispose()
+
+    engine = open_warehouse(tmp_path)
+    with engine.begin() as connection:
+        db = raw(connection)
+        assert db.execute("SELECT path, seq FROM lake_files ORDER BY seq").fetchall() == [
+            ("landed_date=2026-01-06/f0", 1),
+            ("landed_date=2026-01-05/f1", 2),
+        ]
+        assert db.execute("SELECT nextval('lake_file_seq')").fetchall() == [(3,)]
+        assert db.execute(
+            "SELECT event_id, prompt_response_ids FROM events ORDER BY event_id"
+        ).fetchall() == [("e-1", ["r-7"]), ("e-2", None)]
+        assert db.execute("SELECT count(*) FROM model_state").fetchall() == [(0,)]
+    engine.dispose()

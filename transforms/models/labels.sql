@@ -1,4 +1,5 @@
 -- depends_on: responses
+-- refresh_by: response_id
 -- Unpaired labels (for KTO): each response with evidence is desirable or undesirable.
 -- Evidence for: copied, rated up, won an A/B choice, continued from. Evidence against: rated
 -- down, regenerated away without being kept, lost an A/B choice, both answers judged bad, edited

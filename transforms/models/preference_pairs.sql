@@ -1,4 +1,5 @@
 -- depends_on: events, responses
+-- refresh_by: chosen_response_id, rejected_response_id
 -- Preference pairs (chosen over rejected for the same prompt) with a confidence, the signals
 -- behind each pair, how much the evidence disagreed, and lineage.
 --

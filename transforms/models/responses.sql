@@ -1,7 +1,8 @@
 -- depends_on: events
+-- refresh_by: conversation_id
 -- Every response shown (a generation event), with its siblings and every signal it received.
--- Rebuilt in full on each run, so signals that arrived before their generation join as soon as
--- the generation lands.
+-- Signals that arrived before their generation join as soon as the generation lands: a run
+-- recomputes every conversation a new event touches (transforms/incremental.py).
 WITH generations AS (
     SELECT *
     FROM events
@@ -43,7 +44,7 @@ ab AS (
 ),
 continued AS (
     -- A later prompt that carries the response as an assistant message continued from it.
-    SELECT DISTINCT unnest(json_extract_string(prompt, '$[*].response_id')) AS response_id
+    SELECT DISTINCT unnest(prompt_response_ids) AS response_id
     FROM generations
 )
 SELECT

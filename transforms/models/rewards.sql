@@ -1,4 +1,5 @@
 -- depends_on: responses, code_checks
+-- refresh_by: response_id
 -- A multi-level reward per response. Each level is a score in [-1, 1] kept as its own column,
 -- and the total weighs them with the policy's [rewards] section:
 --   explicit  A/B outcome and ratings, each weighted, averaged over the evidence present;

@@ -1,4 +1,5 @@
 -- depends_on: responses, events
+-- (no refresh_by: an aggregate over every response, rebuilt in full on each run)
 -- How often each implicit signal agrees with the explicit ones on the same responses, with a
 -- 95% Wilson interval. Positive signals (copy, continued) should point at the A/B winner and at
 -- up-rated responses; negative ones (regenerate, edit) at the A/B loser and at down-rated ones.

@@ -1,0 +1,196 @@
+"""Incremental builds give the same tables as a full refresh, whatever order the events land in."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flywheel.simulator import SimulationConfig, simulate
+from tests.factories import make_event
+from tests.transforms.test_preference_pairs import generation
+from tests.warehouse.test_load import land, query
+from transforms.models import discover
+from transforms.runner import RunSummary, run_transforms
+from warehouse.lake import Lake
+
+MODEL_TABLES = sorted(discover())
+CODE = "Here:\n```python\ndef f(xs):\n    return xs[::-1]\n```\n"
+
+
+def tables(data_dir: Path) -> dict[str, list[str]]:
+    """Every model table, every column, as sorted rows (order-insensitive)."""
+    return {
+        name: sorted(
+            json.dumps(row, default=str) for row in query(data_dir, f"SELECT * FROM {name}")
+        )
+        for name in MODEL_TABLES
+    }
+
+
+class Rounds:
+    """Lands rounds of events in one lake; after each, an incremental run in ``incremental/``
+    and a full refresh of a copy of the lake in ``full/``, whose tables must be equal."""
+
+    def __init__(self, root: Path) -> None:
+        self.incremental, self.full = root / "incremental", root / "full"
+        self.offset = 0
+
+    def land(self, events: list[dict[str, Any]]) -> RunSummary:
+        land(Lake.in_data_dir(self.incremental), events, first=self.offset)
+        self.offset += len(events)
+        summary = run_transforms(self.incremental)
+        shutil.copytree(self.incremental / "lake", self.full / "lake", dirs_exist_ok=True)
+        run_transforms(self.full, full_refresh=True)
+        assert tables(self.incremental) == tables(self.full)
+        return summary
+
+
+def modes(summary: RunSummary) -> dict[str, str]:
+    return {step.name: step.mode for step in summary.steps[1:]}
+
+
+def test_late_duplicated_and_cross_conversation_events_over_rounds(tmp_path: Path) -> None:
+    rounds = Rounds(tmp_path)
+    duplicated = make_event("rating", response_id="r1", value="up", conversation_id="c1")
+    first = rounds.land(
+        [
+            # Signals before their generations: a copy, and an A/B whose sides come later.
+            make_event("copy", response_id="r1", text="def", code_block=True, conversation_id="c1"),
+            make_event("ab_choice", response_a_id="r2", response_b_id="r3", choice="b",
+                       conversation_id="c2"),
+            generation("r2", "m1", conversation_id="c2"),
+            duplicated,
+            generation("r9", "m1", conversation_id="c9"),
+        ]
+    )  # fmt: skip
+    assert set(modes(first).values()) == {"full"}
+    second = rounds.land(
+        [
+            generation("r1", "m1", text=CODE, conversation_id="c1"),
+            generation("r3", "m1", conversation_id="c2"),  # the A/B now has both sides
+            {**duplicated, "value": "down"},  # the same event again: its first landing counts
+            make_event("edit", response_id="r2", edited_text="answer r2, with a fix",
+                       conversation_id="c2"),
+            make_event("regenerate", response_id="r2", new_response_id="r3", conversation_id="c2"),
+        ]
+    )  # fmt: skip
+    assert modes(second)["responses"] == "incremental"
+    assert modes(second)["signal_calibration"] == "full"
+    rounds.land(
+        [
+            # A follow-up that continued from r3, in another conversation than r3's.
+            generation("r4", "m2", conversation_id="c3", prompt=[
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": "answer r3", "response_id": "r3"},
+                {"role": "user", "content": "more"},
+            ]),
+            # A signal naming a response of another conversation.
+            make_event("copy", response_id="r9", text="x", conversation_id="c1"),
+            # An earlier duplicate of r2's generation, elsewhere: the response moves there.
+            generation("r2", "m7", conversation_id="c4", occurred_at="2026-01-04T09:00:00Z"),
+            make_event("ab_choice", response_a_id="r1", response_b_id="r9", choice="a",
+                       conversation_id="c1"),
+        ]
+    )  # fmt: skip
+    [(conversation,)] = query(rounds.full, "SELECT conversation_id FROM responses "
+                              "WHERE response_id = 'r2'")  # fmt: skip
+    assert conversation == "c4"
+    # Only r1's conversation is touched; its A/B pair with r9 (in c9) still needs r9's row.
+    rounds.land([make_event("rating", response_id="r1", value="up", conversation_id="c1")])
+    assert query(rounds.incremental, "SELECT count(*) FROM preference_pairs "
+                 "WHERE rejected_response_id = 'r9'") == [(1,)]  # fmt: skip
+    again = run_transforms(rounds.incremental)
+    assert set(modes(again).values()) == {"unchanged", "full"}  # calibration is always rebuilt
+    assert tables(rounds.incremental) == tables(rounds.full)
+
+
+def test_a_changed_policy_rebuilds_in_full(tmp_path: Path) -> None:
+    from transforms.policy import DEFAULT_POLICY
+
+    land(Lake.in_data_dir(tmp_path), [generation("ra"), generation("rb")])
+    run_transforms(tmp_path)
+    policy = tmp_path / "policy.toml"
+    policy.write_text(DEFAULT_POLICY.read_text().replace("copy = 0.5", "copy = 0.55"))
+    land(Lake.in_data_dir(tmp_path), [make_event("copy", response_id="ra")], first=2)
+    summary = run_transforms(tmp_path, policy_file=policy)
+    assert set(modes(summary).values()) == {"full"}
+    assert set(modes(run_transforms(tmp_path, policy_file=policy)).values()) == {
+        "unchanged",
+        "full",
+    }
+
+
+def test_a_selected_run_leaves_the_other_models_to_catch_up(tmp_path: Path) -> None:
+    rounds = Rounds(tmp_path)
+    rounds.land([generation("ra"), generation("rb")])
+    land(Lake.in_data_dir(rounds.incremental), [make_event("copy", response_id="ra")], first=2)
+    rounds.offset = 3
+    selected = run_transforms(rounds.incremental, select=["labels"])
+    assert [s.name for s in selected.steps[1:]] == ["responses", "labels"]
+    summary = rounds.land([make_event("rating", response_id="rb", value="up")])
+    assert modes(summary)["preference_pairs"] == "incremental"
+
+
+def test_simulated_traffic_landed_in_rounds(tmp_path: Path) -> None:
+    events = list(simulate(SimulationConfig(events=4000, seed=3, ab_rate=0.3)))
+    rounds = Rounds(tmp_path)
+    # Most of it first, then small slices: conversations continue across rounds.
+    for start, end in [(0, 3400), (3400, 3600), (3600, 3610), (3610, 4000)]:
+        rounds.land(events[start:end])
+    [(pairs,)] = query(rounds.full, "SELECT count(*) FROM preference_pairs")
+    assert pairs > 50
+
+
+# A small world, so that ids collide and events name each other across conversations.
+_CONVERSATIONS = st.sampled_from(["c1", "c2", "c3"])
+_RESPONSES = st.sampled_from(["r1", "r2", "r3", "r4", "r5"])
+_DAYS = st.sampled_from(["2026-01-03", "2026-01-04", "2026-01-05"])
+
+
+@st.composite
+def _event(draw: st.DrawFn) -> dict[str, Any]:
+    kind = draw(st.sampled_from(["generation", "generation", "copy", "edit", "regenerate",
+                                 "ab_choice", "rating"]))  # fmt: skip
+    common = {"conversation_id": draw(_CONVERSATIONS),
+              "occurred_at": f"{draw(_DAYS)}T09:00:00Z"}  # fmt: skip
+    response = draw(_RESPONSES)
+    if kind == "generation":
+        named = draw(st.lists(_RESPONSES, max_size=2))
+        prompt = [{"role": "user", "content": "q"}] + [
+            {"role": "assistant", "content": "a", "response_id": r} for r in named
+        ]
+        text = draw(st.sampled_from([None, CODE, "key <SECRET:aws_access_key>"]))
+        parent = draw(st.sampled_from(["m1", "m2"]))
+        return generation(response, parent, text=text, prompt=prompt, **common)
+    if kind == "ab_choice":
+        other = draw(_RESPONSES.filter(lambda r: r != response))
+        choice = draw(st.sampled_from(["a", "b", "tie", "both_bad"]))
+        return make_event(kind, response_a_id=response, response_b_id=other, choice=choice,
+                          **common)  # fmt: skip
+    if kind == "edit":
+        edited = draw(st.sampled_from([f"answer {response} but better", "something else"]))
+        return make_event(kind, response_id=response, edited_text=edited, **common)
+    if kind == "rating":
+        return make_event(kind, response_id=response, value=draw(st.sampled_from(["up", "down"])),
+                          **common)  # fmt: skip
+    return make_event(kind, response_id=response, **common)
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(rounds=st.lists(st.lists(_event(), min_size=1, max_size=6), min_size=2, max_size=4),
+       resend=st.booleans())  # fmt: skip
+def test_any_events_in_any_rounds_give_the_full_refresh_tables(
+    tmp_path_factory: Any, rounds: list[list[dict[str, Any]]], resend: bool
+) -> None:
+    landed = Rounds(tmp_path_factory.mktemp("rounds"))
+    for i, events in enumerate(rounds):
+        if resend and i:
+            events = [*events, {**rounds[i - 1][0], "conversation_id": "c1"}]  # a duplicate id
+        landed.land(events)
