@@ -559,6 +559,53 @@ def export_list() -> None:
 
 
 @app.command()
+def schedule(
+    once: Annotated[
+        bool, typer.Option(help="Run every job once now (transforms first), then exit.")
+    ] = False,
+    max_runs: Annotated[
+        int | None, typer.Option(help="Exit after this many job runs (default: run until stopped).")
+    ] = None,
+) -> None:
+    """Run the transforms and the exports on the cron expressions of the datasets file.
+
+    Jobs that find nothing new are skipped; every run is logged; a failed run is logged and
+    retried at its next time. SIGTERM or Ctrl-C stops it between runs. With --once, the exit code
+    is 1 if any job failed (for cron).
+
+    Example: flywheel schedule; flywheel schedule --once
+    """
+    import signal
+    import threading
+
+    from export.policy import load_datasets
+    from export.schedule import Scheduler, build_jobs, next_time
+    from ingest.keys import load_keyring
+
+    settings = settings_and_logging()
+    datasets = load_datasets(settings.export.datasets_file)
+    jobs = build_jobs(settings.data_dir, datasets, load_keyring(settings.privacy.hmac_key_file))
+    if not jobs:
+        raise ConfigError("the datasets file schedules nothing (no transforms or dataset schedule)")
+    scheduler = Scheduler(jobs, stop=threading.Event())
+    if once:
+        failed = [job.name for job in jobs if not scheduler.run_job(job)]
+        if failed:
+            raise FlywheelError(f"scheduled job(s) failed: {', '.join(failed)} (see the log above)")
+        return
+    signal.signal(signal.SIGTERM, lambda *_: scheduler.stop.set())
+    now = scheduler.clock()
+    for job in jobs:
+        err.print(
+            f"{job.name}: '{job.cron}', next at {next_time(job.cron, now):%Y-%m-%d %H:%M} UTC"
+        )
+    try:
+        scheduler.run_forever(max_runs=max_runs)
+    except KeyboardInterrupt:
+        scheduler.stop.set()
+
+
+@app.command()
 def demo(
     events: Annotated[int, typer.Option(min=1, help="How many simulated events to send.")] = 5000,
     seed: Annotated[int, typer.Option(help="Random seed of the simulated traffic.")] = 0,

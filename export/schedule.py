@@ -1,0 +1,146 @@
+"""``flywheel schedule``: run the transforms and the exports on the cron expressions of the
+datasets file, skipping what has nothing new, logging every run.
+
+Jobs: ``transforms`` (the ``[schedule] transforms`` expression) and ``export:<dataset>`` for each
+dataset with a ``schedule``. Each fires at the times its expression gives (UTC); when several are
+due at once they run in that order, so an export sees the transform run of the same minute. A run
+that fails is logged with its error and retried at the next time; the scheduler keeps going.
+
+The same work runs from cron or Airflow without this process, through the commands' exit codes:
+``flywheel transform run`` and ``flywheel export run --dataset NAME`` exit 0 when they did their
+work or found nothing new, 1 on any error (the quality gate included).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from export.policy import DatasetsFile
+from flywheel.errors import FlywheelError
+from ingest.keys import Keyring
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    """Something to run on a cron expression; ``run`` returns what it did, in a few words."""
+
+    name: str
+    cron: str
+    run: Callable[[], str]
+    next_at: datetime | None = None
+    runs: int = 0
+    failures: int = 0
+
+
+def next_time(cron: str, after: datetime) -> datetime:
+    """The first time after ``after`` that the expression fires."""
+    from croniter import croniter
+
+    found: datetime = croniter(cron, after).get_next(datetime)
+    return found
+
+
+@dataclass
+class Scheduler:
+    """Runs due jobs, then waits for the next due time (or for ``stop``)."""
+
+    jobs: list[Job]
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run_due(self, now: datetime) -> int:
+        """Run every job whose time has come, in order; return how many ran."""
+        ran = 0
+        for job in self.jobs:
+            if job.next_at is None:
+                job.next_at = next_time(job.cron, now)
+            if job.next_at <= now:
+                self.run_job(job)
+                job.next_at = next_time(job.cron, now)
+                ran += 1
+        return ran
+
+    def run_job(self, job: Job) -> bool:
+        """Run one job now and log the outcome; False when it failed."""
+        started = self.clock()
+        job.runs += 1
+        try:
+            outcome = job.run()
+        except FlywheelError as exc:
+            job.failures += 1
+            log.error(
+                "scheduled run failed",
+                extra={"fields": {"job": job.name, "error": str(exc).splitlines()[0]}},
+            )
+            return False
+        seconds = (self.clock() - started).total_seconds()
+        log.info(
+            "scheduled run",
+            extra={"fields": {"job": job.name, "outcome": outcome, "seconds": round(seconds, 2)}},
+        )
+        return True
+
+    def run_forever(self, *, max_runs: int | None = None) -> None:
+        """Run due jobs until ``stop`` is set (or ``max_runs`` job runs happened)."""
+        total = 0
+        while not self.stop.is_set():
+            now = self.clock()
+            total += self.run_due(now)
+            if max_runs is not None and total >= max_runs:
+                return
+            upcoming = min(job.next_at for job in self.jobs if job.next_at is not None)
+            # Wake at the due time, or within a second to notice a stop request.
+            self.stop.wait(min(max((upcoming - self.clock()).total_seconds(), 0.05), 1.0))
+
+
+def transforms_job(data_dir: Path) -> str:
+    """Run the transforms if the lake has files the warehouse has not loaded."""
+    from transforms.runner import run_transforms
+    from warehouse.db import open_warehouse
+    from warehouse.lake import Lake
+    from warehouse.load import pending_files
+
+    engine = open_warehouse(data_dir)
+    try:
+        with engine.connect() as connection:
+            pending = len(pending_files(connection, Lake.in_data_dir(data_dir)))
+    finally:
+        engine.dispose()
+    if not pending:
+        return "skipped: no new lake files"
+    summary = run_transforms(data_dir)
+    return f"loaded {summary.files_loaded} lake files, {summary.events_loaded} new events"
+
+
+def export_job(data_dir: Path, name: str, keyring: Keyring, datasets: DatasetsFile) -> str:
+    """Export a dataset; nothing new is a skip."""
+    from export.publish import export_dataset
+
+    result = export_dataset(data_dir, name, keyring, datasets=datasets)
+    if not result.published:
+        return f"skipped: nothing new since {result.manifest['version']}"
+    return f"published {result.version}"
+
+
+def build_jobs(data_dir: Path, datasets: DatasetsFile, keyring: Keyring) -> list[Job]:
+    """The transforms job and one export job per scheduled dataset."""
+    jobs = []
+    if datasets.schedule.transforms:
+        jobs.append(
+            Job("transforms", datasets.schedule.transforms, lambda: transforms_job(data_dir))
+        )
+    for name, policy in datasets.datasets.items():
+        if policy.schedule:
+
+            def run(name: str = name) -> str:
+                return export_job(data_dir, name, keyring, datasets)
+
+            jobs.append(Job(f"export:{name}", policy.schedule, run))
+    return jobs

@@ -1,0 +1,64 @@
+"""`flywheel export` and `flywheel schedule` as a user runs them: exit codes and one red line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from tests.flywheel.test_cli import assert_one_line_error, flywheel
+
+
+def env(data_dir: Path, **more: str) -> dict[str, str]:
+    return {
+        "FLYWHEEL_DATA_DIR": str(data_dir),
+        "FLYWHEEL_PRIVACY__HMAC_KEY_FILE": str(data_dir.parent / "keys.json"),
+        **more,
+    }
+
+
+def test_export_run_then_nothing_new_then_list(data_dir: Path) -> None:
+    first = flywheel("export", "run", "--dataset", "default", env=env(data_dir))
+    assert first.returncode == 0, first.stderr
+    assert "published default v1" in first.stdout
+    again = flywheel("export", "run", env=env(data_dir))
+    assert again.returncode == 0 and "nothing new for dataset 'default' since v1" in again.stdout
+    listing = flywheel("export", "list", env=env(data_dir))
+    assert listing.returncode == 0 and "default" in listing.stdout and "v1" in listing.stdout
+
+
+def test_user_mistakes_are_one_red_line(data_dir: Path, tmp_path: Path) -> None:
+    assert_one_line_error(
+        flywheel("export", "run", "--dataset", "nope", env=env(data_dir)), "no dataset called"
+    )
+    no_key = env(data_dir)
+    del no_key["FLYWHEEL_PRIVACY__HMAC_KEY_FILE"]
+    assert_one_line_error(flywheel("export", "run", env=no_key), "FLYWHEEL_PRIVACY__HMAC_KEY_FILE")
+    empty = env(
+        tmp_path / "empty", FLYWHEEL_PRIVACY__HMAC_KEY_FILE=str(data_dir.parent / "keys.json")
+    )
+    assert_one_line_error(flywheel("export", "run", env=empty), "flywheel transform run")
+    bad_file = tmp_path / "datasets.toml"
+    bad_file.write_text("[datasets.default]\nsplits = { train = 0.5 }\n")
+    result = flywheel(
+        "export", "run", env=env(data_dir, FLYWHEEL_EXPORT__DATASETS_FILE=str(bad_file))
+    )
+    assert_one_line_error(result, "datasets.default.splits")
+
+
+def test_a_failed_gate_exits_1_and_names_the_report(data_dir: Path) -> None:
+    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as connection:
+        connection.execute("UPDATE preference_pairs SET chosen = rejected")
+    result = flywheel("export", "run", env=env(data_dir))
+    assert_one_line_error(result, "quality gate failed")
+    assert "quality/index.html" in result.stderr
+    assert not list((data_dir / "datasets" / "default").glob("v*"))
+
+
+def test_schedule_once(data_dir: Path) -> None:
+    first = flywheel("schedule", "--once", env=env(data_dir, FLYWHEEL_LOG_FORMAT="json"))
+    assert first.returncode == 0, first.stderr
+    assert '"outcome": "skipped: no new lake files"' in first.stderr
+    assert '"outcome": "published v1"' in first.stderr
+    second = flywheel("schedule", "--once", env=env(data_dir, FLYWHEEL_LOG_FORMAT="json"))
+    assert '"outcome": "skipped: nothing new since v1"' in second.stderr

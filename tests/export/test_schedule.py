@@ -1,0 +1,73 @@
+"""The scheduler: cron timing with a hand-driven clock, and `flywheel schedule --once` for real."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from export.policy import DatasetPolicy, DatasetsFile, Schedule
+from export.schedule import Job, Scheduler, build_jobs
+from flywheel.errors import ExportError
+from flywheel.simulator import SimulationConfig, simulate
+from tests.export.conftest import KEYRING, land
+
+T0 = datetime(2026, 3, 2, 10, 0, 30, tzinfo=UTC)
+
+
+def recorder(ran: list[str], name: str, fail: bool = False) -> Job:
+    def run() -> str:
+        ran.append(name)
+        if fail:
+            raise ExportError("the quality gate failed")
+        return "done"
+
+    return Job(name, "*/15 * * * *" if name == "every-15" else "0 * * * *", run)
+
+
+def test_jobs_fire_at_their_cron_times_in_order() -> None:
+    ran: list[str] = []
+    scheduler = Scheduler([recorder(ran, "every-15"), recorder(ran, "hourly")], clock=lambda: T0)
+
+    assert scheduler.run_due(T0) == 0  # first call only schedules: 10:15 and 11:00
+    assert scheduler.run_due(T0 + timedelta(minutes=10)) == 0
+    assert scheduler.run_due(T0 + timedelta(minutes=15)) == 1
+    assert ran == ["every-15"]
+    scheduler.run_due(T0 + timedelta(minutes=60))
+    assert ran == ["every-15", "every-15", "hourly"]  # both due: declared order
+
+
+def test_a_failed_job_is_logged_and_the_scheduler_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    ran: list[str] = []
+    scheduler = Scheduler(
+        [recorder(ran, "every-15", fail=True), recorder(ran, "hourly")], clock=lambda: T0
+    )
+    scheduler.run_due(T0)
+    with caplog.at_level(logging.INFO, logger="export.schedule"):
+        scheduler.run_due(T0 + timedelta(hours=1))
+    assert ran == ["every-15", "hourly"]
+    assert scheduler.jobs[0].failures == 1
+    messages = [(r.getMessage(), getattr(r, "fields", {})) for r in caplog.records]
+    assert ("scheduled run failed", {"job": "every-15", "error": "the quality gate failed"}) in [
+        (m, f) for m, f in messages
+    ]
+    assert any(m == "scheduled run" and f["job"] == "hourly" for m, f in messages)
+
+
+def test_build_jobs_skips_and_publishes(data_dir: Path) -> None:
+    datasets = DatasetsFile(
+        schedule=Schedule(transforms="*/5 * * * *"),
+        datasets={"default": DatasetPolicy(schedule="0 * * * *"), "manual": DatasetPolicy()},
+    )
+    jobs = build_jobs(data_dir, datasets, KEYRING)
+    assert [job.name for job in jobs] == ["transforms", "export:default"]
+
+    assert jobs[0].run() == "skipped: no new lake files"
+    assert jobs[1].run() == "published v1"
+    assert jobs[1].run() == "skipped: nothing new since v1"
+
+    land(data_dir, list(simulate(SimulationConfig(events=2000, seed=3))), partition=2)
+    assert jobs[0].run().startswith("loaded 1 lake files")
+    assert jobs[1].run() == "published v2"
