@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     import polars as pl
 
 # The signals a response received, from its counts in ``responses``.
-_RESPONSE_SIGNALS = """list_filter([
+RESPONSE_SIGNALS = """list_filter([
     CASE WHEN r.ab_wins + r.ab_losses + r.ab_both_bad > 0 THEN 'ab_choice' END,
     CASE WHEN r.ratings_up + r.ratings_down > 0 THEN 'rating' END,
     CASE WHEN r.copies > 0 THEN 'copy' END,
@@ -64,7 +64,7 @@ _SOURCES: dict[str, str] = {
     "labels": f"""
         SELECT l.response_id AS id, l.conversation_id, l.user_pseudonym, l.prompt,
                NULL::VARCHAR AS chosen, NULL::VARCHAR AS rejected, l.completion, l.label,
-               l.confidence, {_RESPONSE_SIGNALS} AS signals, [l.event_id] AS event_ids,
+               l.confidence, {RESPONSE_SIGNALS} AS signals, [l.event_id] AS event_ids,
                [l.model] AS models, [l.response_id] AS response_ids,
                NULL::BOOLEAN AS chosen_shown_first
         FROM labels AS l

@@ -181,7 +181,10 @@ def local_start(home: HomeOption = DEFAULT_KAFKA_HOME) -> None:
 
 @local_app.command("stop")
 def local_stop(home: HomeOption = DEFAULT_KAFKA_HOME) -> None:
-    """Stop the local broker; its data stays for the next start."""
+    """Stop the local broker; its data stays for the next start.
+
+    Example: flywheel kafka local stop --home .kafka-local
+    """
     from flywheel import localkafka
 
     stopped = localkafka.stop(home)
@@ -190,7 +193,10 @@ def local_stop(home: HomeOption = DEFAULT_KAFKA_HOME) -> None:
 
 @local_app.command("status")
 def local_status(home: HomeOption = DEFAULT_KAFKA_HOME) -> None:
-    """Say whether the local broker runs and answers; exit 1 if it does not."""
+    """Say whether the local broker runs and answers; exit 1 if it does not.
+
+    Example: flywheel kafka local status && echo up
+    """
     from flywheel import localkafka
     from flywheel.kafka import ping
     from flywheel.settings import KafkaSettings
@@ -607,16 +613,37 @@ def schedule(
 
 @app.command()
 def demo(
-    events: Annotated[int, typer.Option(min=1, help="How many simulated events to send.")] = 5000,
-    seed: Annotated[int, typer.Option(help="Random seed of the simulated traffic.")] = 0,
+    events: Annotated[int, typer.Option(min=1, help="How many simulated events to send.")] = 20_000,
+    seed: Annotated[
+        int, typer.Option(help="Random seed of the traffic (a new seed adds new traffic).")
+    ] = 0,
+    fresh: Annotated[
+        bool,
+        typer.Option(help="Remove the data dir's lake, warehouse and datasets first (keys stay)."),
+    ] = False,
+    kafka: Annotated[
+        bool,
+        typer.Option(help="Go through a local Kafka broker and an ingest worker (needs Java)."),
+    ] = False,
 ) -> None:
-    """Run the main job on the embedded default: simulated traffic through the real HTTP API.
+    """Run the main job end to end: simulated chat traffic through the real HTTP API, landed,
+    transformed, checked by the quality gate and published as a TRL-ready dataset.
 
-    Example: flywheel demo --events 5000
+    Re-running continues on the same data dir (the same seed sends the same events: nothing new);
+    --fresh starts over. Published versions are never modified.
+
+    Example: flywheel demo; flywheel demo --seed 1; flywheel demo --fresh --kafka
     """
     from flywheel.demo import run_demo
 
-    run_demo(settings=settings_and_logging(), events=events, seed=seed, console=out)
+    run_demo(
+        settings=settings_and_logging(),
+        events=events,
+        seed=seed,
+        fresh=fresh,
+        kafka=kafka,
+        console=out,
+    )
 
 
 def main() -> None:

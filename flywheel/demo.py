@@ -1,15 +1,33 @@
-"""``flywheel demo``: the main job end to end on the embedded default (no Kafka).
+"""``flywheel demo``: the main job end to end, from simulated chat traffic to a published dataset.
 
-It starts the real ingest API (uvicorn, real HTTP on a free loopback port) in embedded mode,
-posts simulated chat traffic to it as a frontend would, and the API's in-process sink
-validates, anonymises and lands every accepted event in the Parquet lake under the data dir;
-then a transform run loads the new lake files into the DuckDB warehouse.
+1. Simulated traffic (``flywheel.simulator``, with its hidden ground truth) is posted over real
+   HTTP to the ingest API, served in this process on a free loopback port.
+2. Embedded mode (the default): the API's in-process sink validates, anonymises and lands every
+   accepted event in the lake before answering. With ``kafka=True`` a local broker is started
+   (or reused), the API produces to it, and an ingest worker (``flywheel ingest`` as a child
+   process) lands the topic in the lake.
+3. A transform run loads the new lake files and builds the models; an export runs the quality
+   gate and publishes the next version of the ``default`` dataset (or says nothing is new).
+4. A summary: events by type, pairs and labels by signal with each signal's precision against
+   the simulator's ground truth beside its calibrated agreement, the gate's result, and where the
+   dataset and the Data Docs report are.
+
+Re-running continues on the same data dir: the lake is append-only and versions are immutable, so
+an earlier version is never touched (the same seed sends the same events, which are dropped as
+already landed: nothing new). ``fresh=True`` removes the demo's lake, warehouse and datasets first.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 from rich.console import Console
@@ -17,7 +35,47 @@ from rich.progress import Progress
 from rich.table import Table
 
 from api.server import running_api
+from flywheel.errors import FlywheelError
 from flywheel.settings import Settings
+
+DATASET = "default"
+
+
+@dataclass
+class SignalRow:
+    """One signal's line of the summary."""
+
+    signal: str
+    pairs: int = 0
+    judged: int = 0
+    """Pairs whose two responses the ground truth covers (edit pairs have no second response)."""
+    right: int = 0
+    labels: int = 0
+    agreement: dict[str, tuple[float | None, int]] = field(default_factory=dict)
+    """Calibrated agreement with each explicit signal: (share, count)."""
+
+    @property
+    def precision(self) -> float | None:
+        return self.right / self.judged if self.judged else None
+
+
+@dataclass
+class DemoSummary:
+    """What the demo did and found."""
+
+    posted: int
+    accepted: int
+    events_by_type: dict[str, int]
+    files_loaded: int
+    events_loaded: int
+    signals: list[SignalRow]
+    version: str
+    published: bool
+    dataset_path: Path
+    report_path: Path
+    quality_passed: bool
+    warnings: list[str]
+    counts: dict[str, Any]
 
 
 def demo_keyring_path(settings: Settings, console: Console) -> Path:
@@ -36,54 +94,267 @@ def demo_keyring_path(settings: Settings, console: Console) -> Path:
     return path
 
 
-def run_demo(*, settings: Settings, events: int, seed: int, console: Console) -> None:
-    """Simulate ``events`` events, post them through the embedded API and summarise the lake."""
-    import polars as pl
+def clear_data(data_dir: Path, console: Console) -> None:
+    """Remove the lake, the warehouse and the datasets of a data dir (not its keys)."""
+    from export.catalog import DATASETS_DIR
+    from warehouse.db import WAREHOUSE_FILE
 
+    removed = []
+    for name in ("lake", DATASETS_DIR, WAREHOUSE_FILE, WAREHOUSE_FILE + ".wal"):
+        path = data_dir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+            removed.append(name)
+        elif path.exists():
+            path.unlink()
+            removed.append(name)
+    if removed:
+        console.print(f"--fresh: removed {', '.join(removed)} from {data_dir}")
+
+
+def run_demo(
+    *,
+    settings: Settings,
+    events: int,
+    seed: int,
+    console: Console,
+    fresh: bool = False,
+    kafka: bool = False,
+) -> DemoSummary:
+    """Simulate, post, land, transform, gate and publish; print and return the summary."""
     from flywheel import simulator
-    from ingest.embedded import embedded_sink
     from ingest.keys import load_keyring
 
-    key = secrets.token_urlsafe(24)
+    if fresh:
+        clear_data(settings.data_dir, console)
+    key_file = demo_keyring_path(settings, console)
+    keyring = load_keyring(key_file)
+    write_key = secrets.token_urlsafe(24)
     settings = settings.model_copy(
         update={
-            "api": settings.api.model_copy(update={"write_keys": [SecretStr(key)]}),
-            "kafka": settings.kafka.model_copy(update={"bootstrap_servers": None}),
+            "api": settings.api.model_copy(update={"write_keys": [SecretStr(write_key)]}),
+            "privacy": settings.privacy.model_copy(update={"hmac_key_file": key_file}),
         }
     )
-    sink = embedded_sink(settings, load_keyring(demo_keyring_path(settings, console)))
-    lake = sink.lake
     simulation = simulator.simulate(simulator.SimulationConfig(events=events, seed=seed))
+    traffic = list(simulation)  # the ground truth is complete once every event was generated
+    posted = (
+        _through_kafka(settings, traffic, write_key, console)
+        if kafka
+        else _embedded(settings, traffic, write_key, keyring, console)
+    )
+    by_type = Counter(event["type"] for event in traffic)
+
+    from transforms.runner import run_transforms
+
+    with console.status("transform run"):
+        run = run_transforms(settings.data_dir)
+    with console.status("quality gate and export"):
+        exported = _export(settings, keyring)
+    summary = DemoSummary(
+        posted=posted.events,
+        accepted=posted.accepted,
+        events_by_type=dict(sorted(by_type.items())),
+        files_loaded=run.files_loaded,
+        events_loaded=run.events_loaded,
+        signals=signal_rows(settings.data_dir, simulation.truth),
+        **exported,
+    )
+    print_summary(summary, settings, console)
+    return summary
+
+
+def _embedded(
+    settings: Settings, traffic: list[dict[str, Any]], write_key: str, keyring: Any,
+    console: Console,
+) -> Any:  # fmt: skip
+    from ingest.embedded import embedded_sink
+
+    settings = settings.model_copy(
+        update={"kafka": settings.kafka.model_copy(update={"bootstrap_servers": None})}
+    )
+    sink = embedded_sink(settings, keyring)
+    result = _post(settings, sink, traffic, write_key, console)
+    console.print(
+        f"embedded mode: {result.accepted:,} events accepted over real HTTP "
+        f"({result.accepted / max(result.seconds, 1e-9):,.0f} events/s); {sink.landed:,} landed, "
+        f"{sink.without_consent:,} dropped for lack of training consent, {sink.duplicates:,} "
+        f"dropped as resends or already landed"
+    )
+    return result
+
+
+def _post(
+    settings: Settings, sink: Any, traffic: list[dict[str, Any]], write_key: str,
+    console: Console,
+) -> Any:  # fmt: skip
+    from flywheel import simulator
+
     with running_api(settings, sink) as base_url, Progress(console=console, transient=True) as bar:
-        task = bar.add_task("posting simulated traffic", total=events)
-        result = simulator.post_events(
-            simulation, url=f"{base_url}/v1/events", key=key,
+        task = bar.add_task("posting simulated traffic", total=len(traffic))
+        return simulator.post_events(
+            traffic, url=f"{base_url}/v1/events", key=write_key,
             on_batch=lambda n: bar.advance(task, n),
         )  # fmt: skip
 
-    files = sorted(f.path for f in lake.files())
-    landed = pl.read_parquet(files) if files else pl.DataFrame()
-    table = Table(title=f"The lake: {lake.root}", show_edge=False)
-    table.add_column("type")
-    table.add_column("events", justify="right")
-    if len(landed):
-        counts = landed.group_by("type").len().sort("type")
-        for name, count in counts.iter_rows():
-            table.add_row(name, f"{count:,}")
-    console.print(table)
-    console.print(
-        f"{result.accepted:,} events accepted over real HTTP in {result.batches} requests "
-        f"({result.accepted / max(result.seconds, 1e-9):,.0f} events/s); "
-        f"{sink.landed:,} landed now, {sink.without_consent:,} dropped for lack of training "
-        f"consent, {sink.duplicates:,} dropped as resends or already landed; the lake holds "
-        f"{len(landed):,} events in {len(files)} files."
+
+def _through_kafka(
+    settings: Settings, traffic: list[dict[str, Any]], write_key: str, console: Console
+) -> Any:
+    """Start (or reuse) a local broker, post through the Kafka-backed API, run a worker."""
+    from api.producer import KafkaSink
+    from flywheel import localkafka
+    from flywheel.kafka import create_topics
+
+    home = settings.data_dir / "kafka-local"
+    state = localkafka.read_state(home)
+    started = not localkafka.is_running(state)
+    if started:
+        with console.status("starting a local Kafka broker"):
+            state = localkafka.start(home)
+    assert state is not None
+    kafka_settings = settings.kafka.model_copy(
+        update={"bootstrap_servers": state.bootstrap_servers}
     )
-    from transforms.runner import run_transforms
+    settings = settings.model_copy(update={"kafka": kafka_settings})
+    try:
+        create_topics(kafka_settings)
+        result = _post(settings, KafkaSink(kafka_settings), traffic, write_key, console)
+        console.print(f"{result.accepted:,} events accepted over real HTTP into Kafka")
+        environment = {
+            **os.environ,
+            "FLYWHEEL_DATA_DIR": str(settings.data_dir),
+            "FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS": state.bootstrap_servers,
+            "FLYWHEEL_PRIVACY__HMAC_KEY_FILE": str(settings.privacy.hmac_key_file),
+        }
+        with console.status("ingest worker: Kafka to the lake"):
+            worker = subprocess.run(
+                [sys.executable, "-m", "flywheel", "ingest", "--idle-exit", "5"],
+                env=environment, capture_output=True, text=True, check=False,
+            )  # fmt: skip
+        if worker.returncode != 0:
+            raise FlywheelError(f"the ingest worker failed: {worker.stderr.strip()[-500:]}")
+        console.print(f"ingest worker: {worker.stdout.strip()}")
+    finally:
+        if started:
+            localkafka.stop(home)
+    return result
+
+
+def _export(settings: Settings, keyring: Any) -> dict[str, Any]:
+    from export.catalog import read_manifest
+    from export.policy import load_datasets
+    from export.publish import export_dataset
+
+    result = export_dataset(
+        settings.data_dir,
+        DATASET,
+        keyring,
+        datasets=load_datasets(settings.export.datasets_file),
+        keep_failed=settings.export.keep_failed_attempts,
+    )
+    manifest = result.manifest
+    version = manifest["version"]
+    path = settings.data_dir / "datasets" / DATASET / version
+    manifest = read_manifest(settings.data_dir, DATASET, version)
+    return {
+        "version": version,
+        "published": result.published,
+        "dataset_path": path,
+        "report_path": path / "quality" / "index.html",
+        "quality_passed": manifest["quality"]["success"],
+        "warnings": manifest["quality"]["warnings"],
+        "counts": manifest["counts"],
+    }
+
+
+def signal_rows(data_dir: Path, truth: list[dict[str, Any]]) -> list[SignalRow]:
+    """Pairs and labels per signal in the warehouse, each pair judged against the ground truth
+    where the simulator recorded both responses' quality, and the calibration beside them."""
+    import duckdb
+
+    from export.build import RESPONSE_SIGNALS
     from warehouse.db import warehouse_path
 
-    run = run_transforms(settings.data_dir)
-    built = ", ".join(f"{step.name} {step.rows:,}" for step in run.steps[1:])
+    quality = {
+        response["response_id"]: response["quality"]
+        for record in truth
+        if record["record"] == "sibling_set"
+        for response in record["responses"]
+    }
+    rows: dict[str, SignalRow] = {}
+    with duckdb.connect(str(warehouse_path(data_dir)), read_only=True) as db:
+        pairs = db.execute(
+            "SELECT chosen_response_id, rejected_response_id, signals FROM preference_pairs"
+        ).fetchall()
+        labels = db.execute(
+            f"SELECT {RESPONSE_SIGNALS} FROM labels AS l JOIN responses AS r USING (response_id)"
+        ).fetchall()
+        calibration = db.execute(
+            "SELECT signal, explicit, agreement, n FROM signal_calibration"
+        ).fetchall()
+    for chosen, rejected, signals in pairs:
+        judged = chosen in quality and rejected in quality
+        for signal in signals:
+            row = rows.setdefault(signal, SignalRow(signal))
+            row.pairs += 1
+            if judged:
+                row.judged += 1
+                row.right += quality[chosen] > quality[rejected]
+    for (signals,) in labels:
+        for signal in signals:
+            rows.setdefault(signal, SignalRow(signal)).labels += 1
+    for signal, explicit, agreement, n in calibration:
+        rows.setdefault(signal, SignalRow(signal)).agreement[explicit] = (agreement, n)
+    return [rows[name] for name in sorted(rows)]
+
+
+def _share(value: float | None, n: int) -> str:
+    return "n/a" if value is None or n == 0 else f"{value:.2f} ({n:,})"
+
+
+def print_summary(summary: DemoSummary, settings: Settings, console: Console) -> None:
+    """The demo's closing report."""
+    events = Table(title="Events posted, by type", show_edge=False)
+    events.add_column("type")
+    events.add_column("events", justify="right")
+    for name, count in summary.events_by_type.items():
+        events.add_row(name, f"{count:,}")
+    console.print(events)
     console.print(
-        f"transform run: {run.files_loaded} new lake files, {run.events_loaded:,} new events "
-        f"loaded into {warehouse_path(settings.data_dir)}; tables: {built}."
+        f"transform run: {summary.files_loaded} new lake files, {summary.events_loaded:,} new "
+        "events loaded"
+    )
+    signals = Table(title="Training signal, by user action (whole warehouse)", show_edge=False)
+    for column in ("signal", "pairs", "precision vs ground truth", "labels",
+                   "agrees with A/B", "agrees with ratings"):  # fmt: skip
+        signals.add_column(column, justify="left" if column == "signal" else "right")
+    for row in summary.signals:
+        signals.add_row(
+            row.signal,
+            f"{row.pairs:,}",
+            _share(row.precision, row.judged),
+            f"{row.labels:,}",
+            _share(*row.agreement.get("ab_choice", (None, 0))),
+            _share(*row.agreement.get("rating", (None, 0))),
+        )
+    console.print(signals)
+    console.print(
+        "precision: share of pairs whose chosen response the simulator made better (pairs "
+        "judged); agreement: how often the signal agrees with explicit choices on the same "
+        "responses (calibration, responses compared)"
+    )
+    verdict = "[green]passed[/]" if summary.quality_passed else "[red]failed[/]"
+    rows = ", ".join(f"{kind} {c['rows']:,}" for kind, c in summary.counts.items())
+    status = "published" if summary.published else "unchanged (nothing new to publish)"
+    console.print(f"quality gate: {verdict}, {len(summary.warnings)} warning(s)")
+    for warning in summary.warnings:
+        console.print(f"  [yellow]warning[/] {warning}", soft_wrap=True)
+    console.print(
+        f"dataset {DATASET} {summary.version} {status} ({rows} rows): {summary.dataset_path}",
+        soft_wrap=True,
+    )
+    console.print(f"quality report (Data Docs): {summary.report_path}", soft_wrap=True)
+    console.print(
+        f'load it: datasets.load_dataset("{summary.dataset_path}", "dpo")', soft_wrap=True
     )

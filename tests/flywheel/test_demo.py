@@ -1,0 +1,55 @@
+"""The README's first command (`make demo` runs `flywheel demo`) end to end in a fresh folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+
+from tests.flywheel.test_cli import flywheel
+
+
+def check_published(version_dir: Path) -> dict:
+    manifest = json.loads((version_dir / "manifest.json").read_text())
+    assert manifest["quality"]["success"] is True
+    for kind, counts in manifest["counts"].items():
+        for split, split_counts in counts["splits"].items():
+            files = sorted((version_dir / "data" / kind).glob(f"{split}-*.parquet"))
+            assert sum(pl.read_parquet(f).height for f in files) == split_counts["rows"]
+        assert counts["rows"] > 0
+    card = (version_dir / "README.md").read_text()
+    assert "config_name: dpo" in card and "## Calibration" in card
+    assert (version_dir / "quality" / "index.html").is_file()
+    return manifest
+
+
+def test_demo_publishes_a_dataset_and_reruns_safely(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {"FLYWHEEL_DATA_DIR": str(data)}
+    first = flywheel("demo", "--events", "4000", env=env)
+    assert first.returncode == 0, first.stderr
+    out = first.stdout
+    for expected in ("generation", "precision vs ground truth", "quality gate: passed",
+                     "dataset default v1 published", "quality report (Data Docs)"):  # fmt: skip
+        assert expected in out, out
+    version = data / "datasets" / "default" / "v1"
+    manifest = check_published(version)
+    before = {p: p.read_bytes() for p in version.rglob("*") if p.is_file()}
+
+    again = flywheel("demo", "--events", "4000", env=env)  # same seed: nothing new
+    assert again.returncode == 0, again.stderr
+    assert "v1 unchanged (nothing new to publish)" in again.stdout
+    assert {p: p.read_bytes() for p in version.rglob("*") if p.is_file()} == before
+
+    more = flywheel("demo", "--events", "4000", "--seed", "1", env=env)  # continue: new traffic
+    assert more.returncode == 0 and "dataset default v2 published" in more.stdout
+    assert (
+        check_published(data / "datasets" / "default" / "v2")["counts"]["dpo"]["rows"]
+        > (manifest["counts"]["dpo"]["rows"])
+    )
+
+    fresh = flywheel("demo", "--events", "4000", "--fresh", env=env)
+    assert fresh.returncode == 0 and "dataset default v1 published" in fresh.stdout
+    assert not (data / "datasets" / "default" / "v2").exists()
+    assert (data / "keys" / "pseudonym-keys.json").is_file()  # keys survive --fresh
