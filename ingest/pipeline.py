@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from flywheel.settings import Settings
 from ingest.anonymiser import Anonymiser, scrubbed_type
 from ingest.contract import EVENT_ADAPTER, Event, error_details
+from ingest.fastcheck import check
 from warehouse.lake import lake_columns
 
 if TYPE_CHECKING:
@@ -122,17 +123,25 @@ class Pipeline:
         """Validate, drop duplicates (and events without consent) in a batch of one partition."""
         batch = ProcessedBatch(first_offset=messages[0].offset, last_offset=messages[-1].offset)
         in_batch: set[str] = set()
+        limit = self.max_event_bytes
         for message in messages:
-            decoded = self.decode(message)
-            if isinstance(decoded, DeadLetter):
-                batch.dead_letters.append(decoded)
-                continue
-            event_id = str(decoded.event_id)
+            value = message.value
+            # The native pass settles the common case; the contract decides everything else.
+            checked = check(value) if value is not None and len(value) <= limit else None
+            if checked is not None:
+                event_id, consent = checked
+            else:
+                decoded = self.decode(message)
+                if isinstance(decoded, DeadLetter):
+                    batch.dead_letters.append(decoded)
+                    continue
+                event_id = str(decoded.event_id)
+                consent = bool(decoded.consent and decoded.consent["training"])
             if event_id in window or event_id in in_batch:
                 batch.duplicates += 1
                 continue
             # No consent recorded counts as no consent: training use needs a yes.
-            if self.drop_without_consent and not (decoded.consent and decoded.consent["training"]):
+            if self.drop_without_consent and not consent:
                 batch.without_consent += 1
                 continue
             in_batch.add(event_id)

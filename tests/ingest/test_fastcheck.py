@@ -1,0 +1,519 @@
+"""The native first pass never accepts what the contract refuses, and accepts everyday events.
+
+``check`` may pass any message on to the pydantic contract, but whatever it accepts must be
+valid under the contract, with the same event id and consent. The property tests generate
+events field by field from the contract's rules, near its limits, and then break them: wrong
+JSON types, unknown and missing fields, lengths one past a limit, malformed timestamps and
+UUIDs, duplicated keys, damaged bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flywheel.simulator import SimulationConfig, simulate
+from ingest.contract import EVENT_ADAPTER, EVENT_TYPES
+from ingest.fastcheck import check
+from tests.factories import make_event
+
+CHARS = st.sampled_from(["a", "Z", "0", " ", "é", "ß", "中", "😀", "\n", '"', "\\", "\u2028"])
+
+
+def sized(max_size: int, *, min_size: int = 0) -> st.SearchStrategy[str]:
+    """Strings mostly short, sometimes of a length at or right around the limits."""
+    near = [min_size, max_size - 1, max_size, max_size + 1]
+    if min_size:
+        near.append(min_size - 1)
+    lengths = st.sampled_from([n for n in near if n >= 0])
+    return st.one_of(
+        st.text(max_size=12),
+        st.text(CHARS, max_size=12),
+        st.builds(lambda char, n: char * n, CHARS, lengths),
+    )
+
+
+def text_within(max_size: int, *, min_size: int = 0) -> st.SearchStrategy[str]:
+    return sized(max_size, min_size=min_size).filter(lambda s: min_size <= len(s) <= max_size)
+
+
+def canonical_uuids() -> st.SearchStrategy[str]:
+    """Hyphenated UUIDs in any letter case (the contract's form)."""
+    return st.tuples(
+        st.uuids().map(str), st.sampled_from([str.lower, str.upper, str.swapcase])
+    ).map(lambda pair: pair[1](pair[0]))
+
+
+def uuid_strings() -> st.SearchStrategy[str]:
+    """Canonical UUIDs and near misses."""
+    canonical = st.uuids().map(str)
+    cased = canonical_uuids()
+    broken = st.one_of(
+        canonical.map(lambda u: u.replace("-", "")),
+        canonical.map(lambda u: "{" + u + "}"),
+        canonical.map(lambda u: "urn:uuid:" + u),
+        canonical.map(lambda u: u + "\n"),
+        canonical.map(lambda u: u[:-1] + "g"),
+        canonical.map(lambda u: u[:-1]),
+        canonical.map(lambda u: " " + u),
+    )
+    return st.one_of(cased, cased, broken)
+
+
+@st.composite
+def timestamps(draw: st.DrawFn) -> str:
+    """RFC 3339-like strings: mostly valid, often just outside a field's range or form."""
+    year = draw(st.one_of(st.integers(1990, 2030), st.integers(0, 9999)))
+    month = draw(st.integers(0, 13))
+    day = draw(st.sampled_from([0, 1, 9, 10, 27, 28, 29, 30, 31, 32]))
+    hour, minute = draw(st.integers(0, 24)), draw(st.integers(0, 60))
+    second = draw(st.integers(0, 61))
+    digits = draw(st.integers(0, 10))
+    fraction = (
+        "."
+        + "".join(draw(st.lists(st.sampled_from("0123456789"), min_size=digits, max_size=digits)))
+        if digits
+        else ""
+    )
+    zone = draw(
+        st.one_of(
+            st.sampled_from(["Z", "z", "", "+00:00", "-00:00", "+0100", "+01", " Z"]),
+            st.builds(
+                lambda sign, h, m: f"{sign}{h:02d}:{m:02d}",
+                st.sampled_from("+-"),
+                st.integers(0, 25),
+                st.integers(0, 60),
+            ),
+        )
+    )
+    separator = draw(st.sampled_from(["T", "T", "T", "t", " "]))
+    width = draw(st.sampled_from([2, 2, 2, 1]))
+    return (
+        f"{year:04d}-{month:0{width}d}-{day:02d}{separator}{hour:02d}:{minute:02d}:{second:02d}"
+        f"{fraction}{zone}"
+    )
+
+
+def maybe(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """A value, null, or the field left out (``ABSENT``)."""
+    return st.one_of(strategy, st.none(), st.just(ABSENT))
+
+
+ABSENT = object()
+
+IDS = text_within(200, min_size=1)
+OFFSETS = st.integers(-23 * 60 - 59, 23 * 60 + 59).map(lambda m: timezone(timedelta(minutes=m)))
+# Free texts are mostly short; a 64 KiB one now and then (the limit is checked in examples too).
+TEXTS = st.one_of(
+    st.text(max_size=40),
+    st.text(CHARS, max_size=40),
+    st.text(max_size=40),
+    text_within(64 * 1024),
+)
+
+
+@st.composite
+def valid_events(draw: st.DrawFn) -> dict[str, Any]:
+    """Events the contract accepts, each field drawn from its rule (timestamps kept valid)."""
+    type_ = draw(st.sampled_from(EVENT_TYPES))
+    event: dict[str, Any] = {
+        "event_id": draw(canonical_uuids()),
+        "type": type_,
+        "occurred_at": draw(
+            st.builds(
+                lambda moment, spec: moment.isoformat(timespec=spec),
+                st.datetimes(datetime(1990, 1, 1), datetime(2030, 12, 31), timezones=OFFSETS),
+                st.sampled_from(["seconds", "milliseconds", "microseconds"]),
+            )
+        ),
+        "user_id": draw(text_within(256, min_size=1)),
+        "conversation_id": draw(IDS),
+        "app": {
+            "name": draw(text_within(100, min_size=1)),
+            "version": draw(text_within(50, min_size=1)),
+        },
+        "consent": draw(
+            maybe(
+                st.fixed_dictionaries(
+                    {"training": st.booleans()},
+                    optional={"policy_version": st.one_of(st.none(), text_within(50))},
+                )
+            )
+        ),
+        "schema_version": 1,
+    }
+    if type_ == "generation":
+        message = st.fixed_dictionaries(
+            {"role": st.sampled_from(["system", "user", "assistant", "tool"]), "content": TEXTS},
+            optional={"response_id": st.one_of(st.none(), IDS)},
+        )
+        event |= {
+            "response_id": draw(IDS),
+            "parent_id": draw(IDS),
+            "prompt": draw(st.lists(message, min_size=1, max_size=4)),
+            "response": draw(TEXTS),
+            "model": draw(
+                st.fixed_dictionaries(
+                    {"id": text_within(200, min_size=1)},
+                    optional={"version": st.one_of(st.none(), text_within(100))},
+                )
+            ),
+        }
+    elif type_ == "copy":
+        text, span = (
+            draw(maybe(TEXTS)),
+            draw(
+                maybe(
+                    st.integers(0, 2**70).flatmap(
+                        lambda start: st.fixed_dictionaries(
+                            {"start": st.just(start), "end": st.integers(start + 1, start + 2**65)}
+                        )
+                    )
+                )
+            ),
+        )
+        if text in (None, ABSENT) and span in (None, ABSENT):
+            text = "copied"
+        event |= {
+            "response_id": draw(IDS),
+            "text": text,
+            "span": span,
+            "code_block": draw(maybe(st.booleans()).filter(lambda v: v is not None)),
+        }
+    elif type_ == "edit":
+        event |= {"response_id": draw(IDS), "edited_text": draw(TEXTS)}
+    elif type_ == "regenerate":
+        event |= {"response_id": draw(IDS), "new_response_id": draw(maybe(IDS))}
+    elif type_ == "ab_choice":
+        a = draw(IDS)
+        event |= {
+            "response_a_id": a,
+            "response_b_id": draw(IDS.filter(lambda b: b != a)),
+            "choice": draw(st.sampled_from(["a", "b", "tie", "both_bad"])),
+        }
+    else:
+        event |= {
+            "response_id": draw(IDS),
+            "value": draw(st.sampled_from(["up", "down"])),
+            "reason": draw(maybe(text_within(4096))),
+        }
+    return without_absent(event)
+
+
+def without_absent(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: without_absent(v) for k, v in value.items() if v is not ABSENT}
+    if isinstance(value, list):
+        return [without_absent(v) for v in value]
+    return value
+
+
+JSON_VALUES = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**70), 2**70),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.sampled_from([0.0, 1.0, 2.0, -1.0]),
+        st.text(max_size=8),
+        st.sampled_from(list(EVENT_TYPES) + ["up", "a", "user", "1"]),
+        uuid_strings(),
+        timestamps(),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every location inside a JSON value, the value itself first."""
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += paths(item, (*prefix, index))
+    return found
+
+
+def container(event: Any, path: tuple[Any, ...]) -> Any:
+    for part in path[:-1]:
+        event = event[part]
+    return event
+
+
+@st.composite
+def broken_events(draw: st.DrawFn) -> bytes:
+    """A valid event with one to three changes, most of which break it."""
+    event = draw(valid_events())
+    for _ in range(draw(st.integers(1, 3))):
+        located = [p for p in paths(event) if p]
+        path = draw(st.sampled_from(located))
+        parent = container(event, path)
+        action = draw(st.sampled_from(["replace", "replace", "delete", "add", "nudge"]))
+        if action == "replace":
+            parent[path[-1]] = draw(JSON_VALUES)
+        elif action == "delete":
+            del parent[path[-1]]
+        elif action == "add":
+            objects = [p for p in paths(event) if isinstance(container(event, (*p, None)), dict)]
+            target = container(event, (*draw(st.sampled_from(objects)), None))
+            target[draw(st.text(string.ascii_lowercase + "_", min_size=1, max_size=12))] = draw(
+                JSON_VALUES
+            )
+        else:  # a string one character past (or below) its limit, or an int off by one
+            current = parent[path[-1]]
+            if isinstance(current, str):
+                parent[path[-1]] = current + draw(CHARS) if draw(st.booleans()) else current[:-1]
+            elif isinstance(current, int) and not isinstance(current, bool):
+                parent[path[-1]] = current + draw(st.sampled_from([-1, 1]))
+    raw = json.dumps(event, ensure_ascii=draw(st.booleans())).encode()
+    damage = draw(st.sampled_from(["none", "none", "duplicate", "byte", "surrogate"]))
+    if damage == "duplicate" and isinstance(event, dict) and event:
+        # The same key again at the end: the contract reads the last copy.
+        key = draw(st.sampled_from(sorted(event)))
+        raw = (
+            raw[:-1]
+            + b", "
+            + json.dumps(key).encode()
+            + b": "
+            + json.dumps(draw(JSON_VALUES)).encode()
+            + b"}"
+        )
+    elif damage == "byte" and raw:
+        at = draw(st.integers(0, len(raw) - 1))
+        raw = raw[:at] + bytes([draw(st.integers(0, 255))]) + raw[at + 1 :]
+    elif damage == "surrogate":
+        escape = draw(st.sampled_from([b"\\ud800", b"\\udc00", b"\\ud83d\\ude00", b"\\u0000"]))
+        raw = (
+            raw.replace(b'"', b'"' + escape, 1)
+            if draw(st.booleans())
+            else raw.replace(b'": "', b'": "' + escape, 1)
+        )
+    return raw
+
+
+def assert_agrees_with_the_contract(raw: bytes) -> bool:
+    """If ``check`` accepts, the contract accepts with the same id and consent; True if it did."""
+    checked = check(raw)
+    if checked is None:
+        return False
+    event = EVENT_ADAPTER.validate_json(raw)  # raises if the fast path accepted a broken event
+    assert checked.event_id == str(event.event_id)
+    assert checked.training_consent == bool(event.consent and event.consent["training"])
+    return True
+
+
+QUICK = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@QUICK
+@given(valid_events(), st.booleans())
+def test_valid_events_pass_both_ways(event: dict[str, Any], ascii_only: bool) -> None:
+    raw = json.dumps(event, ensure_ascii=ascii_only).encode()
+    EVENT_ADAPTER.validate_json(raw)  # the generator makes valid events
+    if event["occurred_at"][4:10] == "-02-29" or abs(int(event["occurred_at"][-6:-3])) > 13:
+        return  # valid, but left to the contract
+    assert assert_agrees_with_the_contract(raw), "the fast path refused a plain valid event"
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(broken_events())
+def test_the_fast_path_never_accepts_what_the_contract_refuses(raw: bytes) -> None:
+    assert_agrees_with_the_contract(raw)
+
+
+@QUICK
+@given(timestamps())
+def test_timestamps_it_accepts_are_valid(timestamp: str) -> None:
+    assert_agrees_with_the_contract(
+        json.dumps(make_event("rating", occurred_at=timestamp)).encode()
+    )
+
+
+@QUICK
+@given(uuid_strings())
+def test_event_ids_it_accepts_are_valid_and_canonical(event_id: str) -> None:
+    assert_agrees_with_the_contract(json.dumps(make_event("edit", event_id=event_id)).encode())
+
+
+@QUICK
+@given(st.binary(max_size=64))
+def test_arbitrary_bytes(raw: bytes) -> None:
+    assert_agrees_with_the_contract(raw)
+
+
+def test_every_simulated_event_takes_the_fast_path() -> None:
+    events = list(simulate(SimulationConfig(events=2000, seed=3)))
+    for event in events:
+        assert assert_agrees_with_the_contract(json.dumps(event).encode())
+
+
+@pytest.mark.parametrize(
+    ("change", "accepted"),
+    [
+        ({}, True),
+        ({"occurred_at": "2024-02-29T09:00:00Z"}, False),  # valid, but left to the contract
+        ({"occurred_at": "2023-02-29T09:00:00Z"}, False),
+        ({"occurred_at": "2026-01-05T09:00:00"}, False),
+        ({"occurred_at": "2026-01-05T09:00:00.123456789Z"}, False),
+        ({"schema_version": 1.0}, False),  # valid: JSON Schema's integer
+        ({"schema_version": True}, False),
+        ({"span": {"start": 3, "end": 3}, "text": None}, False),
+        ({"span": {"start": 0, "end": 2.0}, "text": None}, False),
+        ({"span": {"start": 0, "end": 10**30}, "text": None}, True),
+        ({"text": None}, False),
+        ({"code_block": None}, False),
+        ({"event_id": "6F9619FF-8B86-D011-B42D-00C04FC964FF"}, True),
+        ({"extra": 1}, False),
+        ({"app": {"name": "web", "version": "1", "build": 7}}, False),
+        ({"consent": None}, True),
+        ({"consent": {"training": "true"}}, False),
+        ({"text": "\U0001f600" * 64 * 1024}, True),  # the limit counts characters
+        ({"text": "\U0001f600" * (64 * 1024 + 1)}, False),
+        ({"response_id": ""}, False),
+        ({"response_id": "r" * 200}, True),
+        ({"response_id": "r" * 201}, False),
+    ],
+)
+def test_examples(change: dict[str, Any], accepted: bool) -> None:
+    raw = json.dumps(make_event("copy", **change)).encode()
+    assert assert_agrees_with_the_contract(raw) is accepted
+
+
+def test_a_duplicated_key_is_read_like_the_contract_reads_it() -> None:
+    event = make_event("rating")
+    other = "00000000-0000-4000-8000-000000000000"
+    raw = json.dumps(event).encode()[:-1] + f', "event_id": "{other}"}}'.encode()
+    assert assert_agrees_with_the_contract(raw)
+    assert check(raw) == (other, True)
+    # A wrong first copy is refused here, though the contract reads only the last one.
+    raw = json.dumps({**event, "value": "meh"}).encode()[:-1] + b', "value": "up"}'
+    assert check(raw) is None
+    EVENT_ADAPTER.validate_json(raw)
+
+
+# Every rule the contract's JSON Schema states, tried at and just past its boundary: the fast
+# path must agree with the contract on each side (and accept the valid side, so it is not idle).
+
+FULL_EVENTS: dict[str, dict[str, Any]] = {
+    "generation": make_event(
+        "generation",
+        consent={"training": True, "policy_version": "v1"},
+        prompt=[{"role": "assistant", "content": "hello", "response_id": "resp-0"}],
+        model={"id": "chat-small", "version": "2026-09"},
+    ),
+    "copy": make_event("copy", span={"start": 0, "end": 4}),
+    "edit": make_event("edit"),
+    "regenerate": make_event("regenerate"),
+    "ab_choice": make_event("ab_choice"),
+    "rating": make_event("rating", reason="too long"),
+}
+
+
+def schema_rules() -> list[tuple[str, tuple[Any, ...], dict[str, Any]]]:
+    """(event type, path, schema of the value) for every leaf value of every event type."""
+    schema = EVENT_ADAPTER.json_schema()
+    defs = schema["$defs"]
+    found: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def walk(type_: str, path: tuple[Any, ...], node: dict[str, Any]) -> None:
+        # CopyEvent's own anyOf (text or span) sits beside its properties: not a union.
+        union = node.get("anyOf", [node]) if "properties" not in node else [node]
+        options = [o for o in union if o.get("type") != "null"]
+        for option in options:
+            if "$ref" in option:
+                option = defs[option["$ref"].rsplit("/", 1)[1]]
+            if option.get("type") == "object" and "properties" in option:
+                found.append((type_, path, option))
+                for name, child in option["properties"].items():
+                    walk(type_, (*path, name), child)
+            elif option.get("type") == "array":
+                found.append((type_, path, option))
+                walk(type_, (*path, 0), option["items"])
+            else:
+                found.append((type_, path, option))
+
+    for member in schema["oneOf"]:
+        definition = defs[member["$ref"].rsplit("/", 1)[1]]
+        walk(definition["properties"]["type"]["const"], (), definition)
+    return found
+
+
+RULES = schema_rules()
+
+
+def with_value(type_: str, path: tuple[Any, ...], value: Any) -> bytes:
+    event = json.loads(json.dumps(FULL_EVENTS[type_]))
+    container(event, path)[path[-1]] = value
+    return json.dumps(event, ensure_ascii=False).encode()
+
+
+def boundary_cases() -> list[tuple[str, tuple[Any, ...], Any, bool]]:
+    """(type, path, value, valid) around every length, minimum, enum and constant rule."""
+    cases: list[tuple[str, tuple[Any, ...], Any, bool]] = []
+    for type_, path, rule in RULES:
+        if not path or path == ("type",):
+            continue
+        if rule.get("type") == "string" and ("maxLength" in rule or "minLength" in rule):
+            low, high = rule.get("minLength", 0), rule.get("maxLength", 10**6)
+            for char in ("a", "é", "\U0001f600"):
+                for length in {low - 1, low, high, high + 1} - {-1}:
+                    cases.append((type_, path, char * length, low <= length <= high))
+        if rule.get("type") == "integer" and "minimum" in rule:
+            minimum = rule["minimum"]
+            cases += [(type_, path, minimum - 1, False), (type_, path, minimum + 10**20, None)]
+        if "enum" in rule or "const" in rule:
+            allowed = rule.get("enum", [rule.get("const")])
+            cases += [(type_, path, value, True) for value in allowed]
+            cases += [(type_, path, str(allowed[0]).upper() + "x", False)]
+        if rule.get("type") == "array":
+            lengths = (rule.get("minItems", 0) - 1, rule.get("maxItems", 0), rule["maxItems"] + 1)
+            item = container(FULL_EVENTS[type_], (*path, 0))[0]
+            cases += [(type_, path, [item] * n, None) for n in lengths if n >= 0]
+        if rule.get("type") == "object":
+            cases.append((type_, (*path, "unknown_field"), 1, False))
+        # A value of every other JSON type.
+        for other in (None, True, 1, 1.5, "x", [], {}):
+            cases.append((type_, path, other, None))
+    return cases
+
+
+@pytest.mark.parametrize(("type_", "path", "value", "valid"), boundary_cases())
+def test_every_schema_rule_at_its_boundary(
+    type_: str, path: tuple[Any, ...], value: Any, valid: bool | None
+) -> None:
+    raw = with_value(type_, path, value)
+    accepted = assert_agrees_with_the_contract(raw)
+    if valid is not None:
+        assert accepted is valid
+
+
+@pytest.mark.parametrize("type_", EVENT_TYPES)
+def test_every_missing_field(type_: str) -> None:
+    for path in paths(FULL_EVENTS[type_]):
+        if path:
+            event = json.loads(json.dumps(FULL_EVENTS[type_]))
+            del container(event, path)[path[-1]]
+            assert_agrees_with_the_contract(json.dumps(event).encode())
+
+
+def test_every_calendar_day_and_clock_boundary() -> None:
+    for year in (1999, 2000, 2023, 2024, 2100):
+        for month in range(0, 14):
+            for day in (0, 1, 28, 29, 30, 31, 32):
+                stamp = f"{year}-{month:02d}-{day:02d}T12:00:00Z"
+                assert_agrees_with_the_contract(with_value("rating", ("occurred_at",), stamp))
+    for clock in ("23:59:59", "24:00:00", "00:60:00", "00:00:60", "09:00:00.", "9:00:00"):
+        for zone in ("Z", "+13:59", "-13:59", "+14:00", "+24:00", "+01:60", "+01"):
+            stamp = f"2026-01-05T{clock}{zone}"
+            assert_agrees_with_the_contract(with_value("rating", ("occurred_at",), stamp))
