@@ -4,7 +4,8 @@ The one transform step in Python (parsing needs Python's parsers). polars finds 
 with a fence natively; only those are parsed. A block tagged ``python``/``py`` must pass
 ``ast.parse``, one tagged ``json`` must pass ``json.loads``; other languages are counted, not
 checked. A response that still holds a ``<SECRET:...>`` placeholder had a secret in it (the
-scrubber replaced it before landing): the model leaked one.
+scrubber replaced it before landing): the model leaked one. Each distinct block is parsed once
+per run (answers repeat their code often); the results reach DuckDB as bound lists.
 """
 
 from __future__ import annotations
@@ -21,45 +22,67 @@ PYTHON_TAGS = frozenset({"python", "py", "python3"})
 COUNTS = ("code_blocks", "python_blocks", "python_parsed", "json_blocks", "json_parsed")
 
 
-def check_response(text: str) -> dict[str, Any]:
-    """The checks of one response's text."""
+def _parses(tag: str, body: str) -> bool | None:
+    """Whether a block parses (None: a language that is not checked)."""
+    if tag in PYTHON_TAGS:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # SyntaxWarning for odd escapes is not a fail
+                ast.parse(body)
+            return True
+        except (SyntaxError, ValueError):
+            return False
+    if tag == "json":
+        try:
+            json.loads(body)
+            return True
+        except ValueError:
+            return False
+    return None
+
+
+def check_response(
+    text: str, parsed: dict[tuple[str, str], bool | None] | None = None
+) -> dict[str, Any]:
+    """The checks of one response's text (``parsed``: results of blocks seen before, by tag and
+    body, filled as it goes: the same block is parsed once)."""
+    parsed = {} if parsed is None else parsed
     counts = dict.fromkeys(COUNTS, 0)
     for tag, body in FENCE.findall(text):
         counts["code_blocks"] += 1
         tag = tag.lower()
+        key = (tag, body)
+        if key not in parsed:
+            parsed[key] = _parses(tag, body)
+        ok = parsed[key]
         if tag in PYTHON_TAGS:
             counts["python_blocks"] += 1
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # SyntaxWarning for odd escapes is not a fail
-                    ast.parse(body)
-                counts["python_parsed"] += 1
-            except (SyntaxError, ValueError):
-                pass
+            counts["python_parsed"] += bool(ok)
         elif tag == "json":
             counts["json_blocks"] += 1
-            try:
-                json.loads(body)
-                counts["json_parsed"] += 1
-            except ValueError:
-                pass
+            counts["json_parsed"] += bool(ok)
     return {**counts, "leaked_secret": "<SECRET:" in text}
 
 
-def code_checks(db: Any, responses: str = "responses") -> Any:
-    """The checks (a pyarrow table) of the responses in ``responses`` (a table name or a
-    parenthesised ``SELECT``) that hold a fence or a secret placeholder."""
-    import pyarrow as pa
+CHECKS_SELECT = (
+    "SELECT UNNEST($response_id)::VARCHAR AS response_id, "
+    + ", ".join(f"UNNEST(${name})::INTEGER AS {name}" for name in COUNTS)
+    + ", UNNEST($leaked_secret)::BOOLEAN AS leaked_secret"
+)
+"""The checks as rows, from the lists ``code_checks`` returns (bound, never formatted in)."""
 
+
+def code_checks(db: Any, responses: str = "responses") -> tuple[str, dict[str, list[Any]]]:
+    """The checks of the responses in ``responses`` (a table name or a parenthesised
+    ``SELECT``) that hold a fence or a secret placeholder: a ``SELECT`` and its parameters."""
     rows = db.execute(
         f"SELECT response_id, response FROM {responses} AS r "
         "WHERE contains(response, '```') OR contains(response, '<SECRET:')"
     ).fetchall()
-    schema = pa.schema(
-        [("response_id", pa.string())]
-        + [(name, pa.int32()) for name in COUNTS]
-        + [("leaked_secret", pa.bool_())]
-    )
-    return pa.Table.from_pylist(
-        [{"response_id": rid, **check_response(text or "")} for rid, text in rows], schema=schema
-    )
+    columns: dict[str, list[Any]] = {name: [] for name in ("response_id", *COUNTS, "leaked_secret")}
+    parsed: dict[tuple[str, str], bool | None] = {}
+    for response_id, text in rows:
+        columns["response_id"].append(response_id)
+        for name, value in check_response(text or "", parsed).items():
+            columns[name].append(value)
+    return CHECKS_SELECT, columns

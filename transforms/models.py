@@ -47,8 +47,9 @@ MACROS = (
 
 @dataclass(frozen=True)
 class Model:
-    """One model: a SQL ``SELECT``, or a Python step that returns its rows (a pyarrow table) from
-    the ``responses`` it is given (a table name or a parenthesised ``SELECT``)."""
+    """One model: a SQL ``SELECT``, or a Python step that computes its rows from the ``responses``
+    it is given (a table name or a parenthesised ``SELECT``) and returns them as a ``SELECT``
+    with its parameters."""
 
     name: str
     sql: str
@@ -185,11 +186,8 @@ def _build_full(db: Any, model: Model) -> None:
     if model.build is None:
         db.execute(f"CREATE OR REPLACE TABLE {quote(model.name)} AS\n{model.sql}")
         return
-    db.register("model_rows", model.build(db, "responses"))
-    try:
-        db.execute(f"CREATE OR REPLACE TABLE {quote(model.name)} AS SELECT * FROM model_rows")
-    finally:
-        db.unregister("model_rows")
+    select, parameters = model.build(db, "responses")
+    db.execute(f"CREATE OR REPLACE TABLE {quote(model.name)} AS {select}", parameters)
 
 
 def _build_incremental(db: Any, model: Model) -> None:
@@ -202,13 +200,11 @@ def _build_incremental(db: Any, model: Model) -> None:
             f"WHERE {touched}"
         )
         return
-    db.register("model_rows", model.build(db, f"({incremental.SHADOWS['responses']})"))
-    try:
-        db.execute(
-            f"INSERT INTO {quote(model.name)} BY NAME SELECT * FROM model_rows WHERE {touched}"
-        )
-    finally:
-        db.unregister("model_rows")
+    select, parameters = model.build(db, f"({incremental.SHADOWS['responses']})")
+    db.execute(
+        f"INSERT INTO {quote(model.name)} BY NAME SELECT * FROM ({select}) WHERE {touched}",
+        parameters,
+    )
 
 
 def run_models(

@@ -35,4 +35,3 @@ SELECT
     model_id || coalesce('@' || model_version, '') AS model
 FROM evidence
 WHERE for_it <> against_it
-ORDER BY conversation_id, occurred_at, response_id

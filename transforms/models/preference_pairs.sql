@@ -13,9 +13,9 @@
 -- The side with more weight wins; equal weight gives no pair. Edits make pairs of their own:
 -- the edited text over the original, when the edit is real (policy thresholds).
 WITH sides AS (
+    -- What happened to each response, without its texts (they join at the end).
     SELECT
-        response_id, conversation_id, parent_id, event_id, model_id, model_version, prompt,
-        response, user_pseudonym, consent_training, occurred_at,
+        response_id, conversation_id, parent_id,
         copies > 0 AS copied,
         ratings_up > 0 AS rated_up,
         ratings_down > 0 AS rated_down,
@@ -90,24 +90,36 @@ response_pairs AS (
     FROM tallies
     WHERE coalesce(for_a, 0) <> coalesce(for_b, 0)
 ),
-edits AS (
-    SELECT
-        e.event_id AS edit_event_id,
-        e.edited_text,
-        s.*,
-        -- Word-level change: 1 - Jaccard similarity of the two texts' word sets (0 = same words,
-        -- 1 = none in common). Characters would call two unrelated sentences "70% similar".
-        1 - len(list_intersect(words(s.response), words(e.edited_text)))
-            / greatest(len(list_distinct(list_concat(words(s.response), words(e.edited_text)))), 1)
-            AS change
+edit_candidates AS MATERIALIZED (
+    -- Materialized so that the text comparison below runs once per edit after the join, not
+    -- inside it.
+    SELECT e.event_id AS edit_event_id, e.response_id, e.edited_text, e.occurred_at, r.response
     FROM events AS e
-    JOIN sides AS s ON s.response_id = e.response_id
+    JOIN responses AS r ON r.response_id = e.response_id
     WHERE e.type = 'edit'
-        -- Whitespace and punctuation only is not a preference.
-        AND regexp_replace(e.edited_text, '[\s[:punct:]]', '', 'g')
-            <> regexp_replace(s.response, '[\s[:punct:]]', '', 'g')
-    QUALIFY row_number() OVER (PARTITION BY e.response_id ORDER BY e.occurred_at DESC,
-                               e.event_id) = 1
+),
+edited AS (
+    -- The latest real edit of each response: not whitespace or punctuation only.
+    SELECT edit_event_id, response_id, edited_text, response
+    FROM edit_candidates
+    WHERE regexp_replace(edited_text, '[\s[:punct:]]', '', 'g')
+        <> regexp_replace(response, '[\s[:punct:]]', '', 'g')
+    QUALIFY row_number() OVER (PARTITION BY response_id ORDER BY occurred_at DESC,
+                               edit_event_id) = 1
+),
+edit_words AS (
+    SELECT edit_event_id, response_id, edited_text, words(response) AS before,
+           words(edited_text) AS after
+    FROM edited
+),
+edits AS (
+    -- Word-level change: 1 - Jaccard similarity of the two texts' word sets (0 = same words,
+    -- 1 = none in common). Characters would call two unrelated sentences "70% similar". Both
+    -- sets are distinct, so the union has len(before) + len(after) - common words.
+    SELECT
+        edit_event_id, response_id, edited_text,
+        1 - common / greatest(len(before) + len(after) - common, 1) AS change
+    FROM (SELECT *, len(list_intersect(before, after)) AS common FROM edit_words)
 )
 SELECT
     md5(concat_ws('|', 'pair', p.chosen_id, p.rejected_id)) AS pair_id,
@@ -128,26 +140,26 @@ SELECT
     list_distinct([c.model_id || coalesce('@' || c.model_version, ''),
                    r.model_id || coalesce('@' || r.model_version, '')]) AS models
 FROM response_pairs AS p
-JOIN sides AS c ON c.response_id = p.chosen_id
-JOIN sides AS r ON r.response_id = p.rejected_id
+JOIN responses AS c ON c.response_id = p.chosen_id
+JOIN responses AS r ON r.response_id = p.rejected_id
 UNION ALL
 SELECT
-    md5(concat_ws('|', 'edit', edit_event_id)) AS pair_id,
-    conversation_id,
-    parent_id,
-    user_pseudonym,
-    consent_training,
-    prompt,
-    edited_text AS chosen,
-    response AS rejected,
+    md5(concat_ws('|', 'edit', d.edit_event_id)) AS pair_id,
+    s.conversation_id,
+    s.parent_id,
+    s.user_pseudonym,
+    s.consent_training,
+    s.prompt,
+    d.edited_text AS chosen,
+    s.response AS rejected,
     NULL AS chosen_response_id,
-    response_id AS rejected_response_id,
+    s.response_id AS rejected_response_id,
     round(getvariable('weights_edit')
-          * least(1.0, 0.5 + 0.5 * change / getvariable('edit_max_change')), 6) AS confidence,
+          * least(1.0, 0.5 + 0.5 * d.change / getvariable('edit_max_change')), 6) AS confidence,
     0.0 AS disagreement,
     ['edit'] AS signals,
-    list_sort([event_id, edit_event_id]) AS event_ids,
-    [model_id || coalesce('@' || model_version, '')] AS models
-FROM edits
-WHERE change >= getvariable('edit_min_change') AND change <= getvariable('edit_max_change')
-ORDER BY conversation_id, parent_id, pair_id
+    list_sort([s.event_id, d.edit_event_id]) AS event_ids,
+    [s.model_id || coalesce('@' || s.model_version, '')] AS models
+FROM edits AS d
+JOIN responses AS s ON s.response_id = d.response_id
+WHERE d.change >= getvariable('edit_min_change') AND d.change <= getvariable('edit_max_change')

@@ -3,12 +3,23 @@
 -- Every response shown (a generation event), with its siblings and every signal it received.
 -- Signals that arrived before their generation join as soon as the generation lands: a run
 -- recomputes every conversation a new event touches (transforms/incremental.py).
-WITH generations AS (
-    SELECT *
+WITH first_generations AS (
+    -- A client that reported the same response twice under two event ids: keep the first. Found
+    -- on narrow columns; the texts join once, at the end.
+    SELECT arg_min(event_id, (occurred_at, event_id)) AS event_id
     FROM events
     WHERE type = 'generation'
-    -- A client that reported the same response twice under two event ids: keep the first.
-    QUALIFY row_number() OVER (PARTITION BY response_id ORDER BY occurred_at, event_id) = 1
+    GROUP BY response_id
+),
+generations AS (
+    SELECT event_id, response_id, conversation_id, parent_id, prompt_response_ids
+    FROM events
+    WHERE type = 'generation' AND event_id IN (SELECT event_id FROM first_generations)
+),
+sibling_counts AS (
+    SELECT conversation_id, parent_id, count(*) AS siblings
+    FROM generations
+    GROUP BY ALL
 ),
 signals AS (
     SELECT
@@ -52,14 +63,14 @@ SELECT
     g.event_id,
     g.conversation_id,
     g.parent_id,
-    g.user_pseudonym,
-    g.occurred_at,
-    g.model_id,
-    g.model_version,
-    g.consent_training,
-    g.prompt,
-    g.response,
-    count(*) OVER (PARTITION BY g.conversation_id, g.parent_id) AS siblings,
+    e.user_pseudonym,
+    e.occurred_at,
+    e.model_id,
+    e.model_version,
+    e.consent_training,
+    e.prompt,
+    e.response,
+    n.siblings,
     coalesce(s.copies, 0) AS copies,
     coalesce(s.code_copies, 0) AS code_copies,
     coalesce(s.edits, 0) AS edits,
@@ -72,7 +83,9 @@ SELECT
     coalesce(ab.ab_both_bad, 0) AS ab_both_bad,
     c.response_id IS NOT NULL AS continued
 FROM generations AS g
-LEFT JOIN signals AS s USING (response_id)
-LEFT JOIN ab USING (response_id)
-LEFT JOIN continued AS c USING (response_id)
-ORDER BY g.conversation_id, g.occurred_at, g.response_id
+JOIN events AS e ON e.event_id = g.event_id
+JOIN sibling_counts AS n
+    ON n.conversation_id = g.conversation_id AND n.parent_id IS NOT DISTINCT FROM g.parent_id
+LEFT JOIN signals AS s ON s.response_id = g.response_id
+LEFT JOIN ab ON ab.response_id = g.response_id
+LEFT JOIN continued AS c ON c.response_id = g.response_id

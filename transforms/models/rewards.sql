@@ -70,4 +70,3 @@ SELECT
           + getvariable('rewards_process') * process_score
           + getvariable('rewards_leaked_secret') * penalty, 6) AS reward
 FROM scored
-ORDER BY conversation_id, response_id
