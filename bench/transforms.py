@@ -8,9 +8,12 @@ anonymiser, spread over ``--partitions`` partitions by a hash of the conversatio
 of ``--file-events`` events, as the ingest workers would land them. Then it measures, each step
 in a fresh child process of its own (so that one step's memory does not count against another's):
 
-- ``floor``: DuckDB (in memory) scans the same lake files and groups by conversation
-  (``SELECT conversation_id, count(*), max(occurred_at) ... GROUP BY ALL``), fetching the result:
-  what reading the lake at all costs. Median of ``--floor-repeats`` runs;
+- ``floor``: DuckDB (in memory) scans the same lake files and groups by conversation, fetching
+  the result: what reading the lake at all costs. Two readings, both printed: the narrow floor
+  reads two columns (``SELECT conversation_id, count(*), max(occurred_at) ... GROUP BY ALL``, the
+  first version of this benchmark); the floor the goal is judged against reads every column the
+  transforms read (prompts and texts included) into per-conversation aggregates. Median of
+  ``--floor-repeats`` runs;
 - ``full run``: ``run_transforms(data_dir, full_refresh=True)`` on a new, empty warehouse (the
   migrations run before the clock starts), with the seconds of each step (load, each model);
 - ``incremental``: ``--increment`` (1%) more events, from another seed, landed after the full run,
@@ -108,8 +111,26 @@ def build(
     return {**totals, "lake_mb": size / 2**20, "seconds": time.perf_counter() - started}
 
 
+FLOOR_NARROW = (
+    "SELECT conversation_id, count(*), max(occurred_at) FROM read_parquet($files) GROUP BY ALL"
+)
+"""The first floor: two narrow columns grouped by conversation."""
+FLOOR_COLUMNS = """
+SELECT conversation_id, count(*), max(occurred_at), max(event_id), max(type), max(response_id),
+    max(parent_id), max(user_pseudonym), bool_and(consent_training), sum(len(prompt)),
+    sum(length(response)), max(model_id), max(model_version), count(code_block),
+    sum(length(edited_text)), max(response_a_id), max(response_b_id), max(choice),
+    max(rating_value)
+FROM read_parquet($files)
+GROUP BY ALL
+"""
+"""The floor the goal is judged against: every column the transforms read (texts and prompts
+included), grouped by conversation."""
+
+
 def floor(data_dir: Path) -> dict:
-    """DuckDB scanning the lake's files and grouping by conversation: the least a run can cost."""
+    """DuckDB scanning the lake's files and grouping by conversation: the least a run can cost.
+    Both floors, each timed on its own."""
     import duckdb
 
     from warehouse.lake import Lake
@@ -117,15 +138,15 @@ def floor(data_dir: Path) -> dict:
     files = sorted(str(f.path) for f in Lake.in_data_dir(data_dir).files())
     connection = duckdb.connect()
     rss_before = peak_rss_mb()
-    started = time.perf_counter()
-    rows = connection.execute(
-        "SELECT conversation_id, count(*), max(occurred_at) FROM read_parquet($files) GROUP BY ALL",
-        {"files": files},
-    ).fetchall()
-    seconds = time.perf_counter() - started
+    seconds = {}
+    for name, sql in (("narrow", FLOOR_NARROW), ("columns", FLOOR_COLUMNS)):
+        started = time.perf_counter()
+        rows = connection.execute(sql, {"files": files}).fetchall()
+        seconds[name] = time.perf_counter() - started
     connection.close()
-    return {"seconds": seconds, "rows": len(rows), "files": len(files),
-            "rss_before_mb": rss_before, "peak_rss_mb": peak_rss_mb()}  # fmt: skip
+    return {"seconds": seconds["columns"], "narrow_seconds": seconds["narrow"],
+            "rows": len(rows), "files": len(files), "rss_before_mb": rss_before,
+            "peak_rss_mb": peak_rss_mb()}  # fmt: skip
 
 
 def transform(data_dir: Path, *, full_refresh: bool) -> dict:
@@ -220,6 +241,7 @@ def measure(size: int, args: argparse.Namespace) -> dict[str, Any]:
             "lake": lake,
             "floor": floors,
             "floor_seconds": statistics.median(f["seconds"] for f in floors),
+            "narrow_floor_seconds": statistics.median(f["narrow_seconds"] for f in floors),
             "full": full,
             "increment": added,
             "incremental": incremental,
@@ -245,17 +267,19 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
         f"{args.partitions} partitions, ~{args.file_events:,} events a file, floor median of "
         f"{args.floor_repeats}, incremental over {args.increment:.0%} new events"
     )
+    print("floor: every column the transforms read; narrow floor: conversation_id and occurred_at")
     header = (
-        f"{'events':>10} {'floor s':>8} {'full run s':>10} {'full/floor':>10} "
-        f"{'incr s':>8} {'incr/full':>9} {'peak RSS MB':>11} {'events/s':>9}"
+        f"{'events':>10} {'narrow s':>8} {'floor s':>8} {'full run s':>10} {'full/narrow':>11} "
+        f"{'full/floor':>10} {'incr s':>8} {'incr/full':>9} {'peak RSS MB':>11} {'events/s':>9}"
     )
     print(header)
-    print(f"{'':>10} {'':>8} {'':>10} {'(<= 3)':>10} {'':>8} {'(<= 0.10)':>9} "
+    print(f"{'':>10} {'':>8} {'':>8} {'':>10} {'':>11} {'(<= 3)':>10} {'':>8} {'(<= 0.10)':>9} "
           f"{'(full run)':>11} {'(full)':>9}")  # fmt: skip
     for r in results:
         full, incr = r["full"]["seconds"], r["incremental"]["seconds"]
         print(
-            f"{r['events']:>10,} {r['floor_seconds']:>8.2f} {full:>10.2f} "
+            f"{r['events']:>10,} {r['narrow_floor_seconds']:>8.2f} {r['floor_seconds']:>8.2f} "
+            f"{full:>10.2f} {full / r['narrow_floor_seconds']:>11.1f} "
             f"{full / r['floor_seconds']:>10.1f} {incr:>8.2f} {incr / full:>9.2f} "
             f"{r['full']['peak_rss_mb']:>11,.0f} {r['events'] / full:>9,.0f}"
         )
@@ -264,7 +288,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
               f"files ({r['lake']['lake_mb']:,.0f} MiB), {r['floor'][0]['rows']:,} conversations; "
               f"warehouse {r['full']['warehouse_mb']:,.0f} MiB")  # fmt: skip
         floor_runs = ", ".join(f"{f['seconds']:.2f}" for f in r["floor"])
-        print(f"  floor runs s: {floor_runs}")
+        narrow_runs = ", ".join(f"{f['narrow_seconds']:.2f}" for f in r["floor"])
+        print(f"  floor runs s: {floor_runs}; narrow floor runs s: {narrow_runs}")
         print(f"  full run steps s: {steps_line(r['full'])}")
         print(f"  incremental ({r['incremental']['events_loaded']:,} new events in "
               f"{r['incremental']['files_loaded']} files) steps s: "
@@ -284,10 +309,12 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     models = ", ".join(s["name"] for s in results[0]["full"]["steps"][1:])
     print(f"code: {code_version()}; models: {models}")
     worst_floor = max(r["full"]["seconds"] / r["floor_seconds"] for r in results)
+    worst_narrow = max(r["full"]["seconds"] / r["narrow_floor_seconds"] for r in results)
     worst_incr = max(r["incremental"]["seconds"] / r["full"]["seconds"] for r in results)
     print(
         f"goal: full run <= {GOAL_FLOOR_RATIO:.0f}x floor: "
-        f"{'met' if worst_floor <= GOAL_FLOOR_RATIO else 'NOT met'} (worst {worst_floor:.1f})"
+        f"{'met' if worst_floor <= GOAL_FLOOR_RATIO else 'NOT met'} (worst {worst_floor:.1f}; "
+        f"against the narrow floor {worst_narrow:.1f})"
     )
     if len(per_million) > 1:
         print(
