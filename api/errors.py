@@ -12,7 +12,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from flywheel.errors import ContractError, FlywheelError, SinkUnavailableError
+from flywheel.errors import (
+    ConfigError,
+    ContractError,
+    ExportBusyError,
+    FlywheelError,
+    SinkUnavailableError,
+    WarehouseBusyError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +119,16 @@ def install(app: FastAPI) -> None:
             code="unavailable",
             headers={"Retry-After": str(exc.retry_after_s)},
         )
+
+    @app.exception_handler(WarehouseBusyError)
+    @app.exception_handler(ExportBusyError)
+    async def _busy(request: Request, exc: FlywheelError) -> JSONResponse:
+        return error_response(409, str(exc), code="busy", headers={"Retry-After": "30"})
+
+    @app.exception_handler(ConfigError)
+    async def _not_configured(request: Request, exc: ConfigError) -> JSONResponse:
+        log.error("not configured", extra={"fields": {"error": str(exc)}})
+        return error_response(503, str(exc), code="not_configured")
 
     @app.exception_handler(FlywheelError)
     async def _platform_error(request: Request, exc: FlywheelError) -> JSONResponse:

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
 from api.metrics import ApiMetrics
-from api.routes import datasets, events, meta
+from api.routes import datasets, events, meta, privacy
 from api.sink import EventSink
 from flywheel.settings import Settings
 from ingest.contract import EVENT_ADAPTER
@@ -104,6 +104,7 @@ def create_app(
     app.include_router(events.router)
     app.include_router(meta.router)
     app.include_router(datasets.router)
+    app.include_router(privacy.router)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.api.cors_origins,

@@ -54,6 +54,8 @@ def read_manifest(data_dir: Path, name: str, version: str) -> dict[str, Any]:
 def version_file(data_dir: Path, name: str, version: str, relative: str) -> Path:
     """A file of a published version, if its manifest lists it (nothing else is served)."""
     manifest = read_manifest(data_dir, name, version)
-    if relative not in {entry["path"] for entry in manifest["files"]} | {"manifest.json"}:
+    listed = {e["path"] for e in manifest["files"] if not e.get("deleted")} | {"manifest.json"}
+    path = dataset_dir(data_dir, name) / version / relative
+    if relative not in listed or not path.is_file():
         raise ExportError(f"version {version} of dataset {name!r} has no file {relative!r}")
-    return dataset_dir(data_dir, name) / version / relative
+    return path

@@ -22,6 +22,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -67,7 +68,7 @@ class ExportResult:
 
 
 @contextmanager
-def _locked(folder: Path) -> Iterator[None]:
+def locked(folder: Path) -> Iterator[None]:
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / ".lock").open("w") as handle:
         try:
@@ -93,7 +94,7 @@ def export_dataset(
     policy = (datasets or load_datasets()).dataset(name)
     step = on_progress or (lambda _: None)
     folder = dataset_dir(data_dir, name)
-    with _locked(folder):
+    with locked(folder):
         attempt_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
         attempt = folder / f".attempt-{attempt_id}"
         attempt.mkdir()
@@ -120,10 +121,10 @@ def _export(
     step("reading the warehouse")
     frames, source = _read_warehouse(data_dir, name, policy, keyring)
     step("writing files")
-    files = _write_files(frames, policy, attempt)
+    files = write_files(frames, policy, attempt)
     step("quality gate")
     gate = run_gate(frames, policy, attempt / "quality")
-    counts = _counts(frames, list(policy.splits))
+    counts = count_rows(frames, list(policy.splits))
     if not gate.success:
         failures = gate.failed("critical")
         listed = "; ".join(o.line() for o in failures[:5])
@@ -155,8 +156,8 @@ def _export(
         "superseded_by": None,
     }
     (attempt / "README.md").write_text(render_card(manifest))
-    manifest["files"] = _hash_files(attempt)
-    (attempt / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    manifest["files"] = hash_files(attempt)
+    write_manifest(attempt, manifest)
     final = attempt.parent / version
     attempt.rename(final)
     return ExportResult(name, version, final, manifest, gate)
@@ -267,7 +268,7 @@ def _arrow_table(frame: pl.DataFrame) -> Any:
     return table.cast(schema)
 
 
-def _write_files(
+def write_files(
     frames: dict[Kind, pl.DataFrame], policy: DatasetPolicy, folder: Path
 ) -> dict[str, str]:
     """``data/<config>/<split>-NNNNN-of-NNNNN.parquet`` (and ``.jsonl``); their sha256 by path."""
@@ -295,11 +296,18 @@ def _write_files(
                     part.write_ndjson(folder / f"{stem}.jsonl")
     for path in sorted(folder.rglob("*")):
         if path.is_file():
-            written[path.relative_to(folder).as_posix()] = _sha256(path)
+            written[path.relative_to(folder).as_posix()] = sha256_file(path)
     return written
 
 
-def _sha256(path: Path) -> str:
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    """Write ``manifest.json`` atomically (a temporary file renamed over it)."""
+    temporary = folder / ".manifest.json.tmp"
+    temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    os.replace(temporary, folder / "manifest.json")
+
+
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -307,15 +315,19 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _hash_files(folder: Path) -> list[dict[str, Any]]:
+def hash_files(folder: Path) -> list[dict[str, Any]]:
     return [
-        {"path": p.relative_to(folder).as_posix(), "sha256": _sha256(p), "bytes": p.stat().st_size}
+        {
+            "path": p.relative_to(folder).as_posix(),
+            "sha256": sha256_file(p),
+            "bytes": p.stat().st_size,
+        }
         for p in sorted(folder.rglob("*"))
         if p.is_file() and p.name != "manifest.json"
     ]
 
 
-def _counts(frames: dict[Kind, pl.DataFrame], splits: list[str]) -> dict[str, Any]:
+def count_rows(frames: dict[Kind, pl.DataFrame], splits: list[str]) -> dict[str, Any]:
     """Rows per config and split, and per signal within each."""
     import polars as pl
 

@@ -612,6 +612,53 @@ def schedule(
 
 
 @app.command()
+def erase(
+    user: Annotated[
+        list[str] | None, typer.Option("--user", "-u", help="Raw user id to erase; repeatable.")
+    ] = None,
+    users_file: Annotated[
+        Path | None, typer.Option(help="File with one raw user id per line.")
+    ] = None,
+) -> None:
+    """Erase users from the lake, the warehouse and the published datasets, and suppress their
+    future events. Safe to run again; every request is recorded in the erasure log (pseudonyms
+    only, never a raw id).
+
+    Example: flywheel erase --user u-123 --user u-456; flywheel erase --users-file ids.txt
+    """
+    from flywheel.privacy import erase_users
+    from ingest.keys import load_keyring
+
+    ids = list(user or [])
+    if users_file is not None:
+        try:
+            ids += users_file.read_text().split()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {users_file}: {exc.strerror}") from None
+    if not ids:
+        raise ConfigError("name the users to erase: --user ID (repeatable) or --users-file FILE")
+    settings = settings_and_logging()
+    keyring = load_keyring(settings.privacy.hmac_key_file)
+    with err.status("erasing") as status:
+        record = erase_users(
+            settings, ids, keyring, fault=_fault_hook(),
+            on_step=lambda step: status.update(f"erasing: {step}"),
+        )  # fmt: skip
+    datasets = "; ".join(
+        f"{d['dataset']}: {', '.join(d['superseded'])} superseded"
+        + (f" by {d['published']}" if d["published"] else "")
+        for d in record.datasets
+    )
+    deleted = sum(record.warehouse_rows_deleted.values())
+    out.print(
+        f"erasure {record.request}: {len(set(ids))} user(s); {record.lake_events_removed:,} events "
+        f"removed from {len(record.lake_files_rewritten)} lake files; warehouse rows deleted: "
+        f"{deleted:,}; datasets: {datasets or 'none held them'}",
+        soft_wrap=True,
+    )
+
+
+@app.command()
 def demo(
     events: Annotated[int, typer.Option(min=1, help="How many simulated events to send.")] = 20_000,
     seed: Annotated[

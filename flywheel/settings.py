@@ -148,6 +148,9 @@ class PrivacySettings(BaseModel):
     names_model: str | None = None
     """spaCy model (package name or folder) for detecting person names with Presidio; needs
     ``pip install 'feedback-flywheel[names]'`` and the model. Unset: names are not detected."""
+    delete_superseded_files: bool = True
+    """When an erasure supersedes a dataset version, delete its data files (its manifest, card
+    and quality report stay as a record); false keeps them, marked superseded."""
     without_consent: Literal["drop", "keep"] = "drop"
     """Events whose user did not consent to training (``consent.training`` false or no consent
     at all): ``drop`` them before landing, or ``keep`` them in the lake, flagged by

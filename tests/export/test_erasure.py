@@ -1,0 +1,267 @@
+"""Erasure across lake, warehouse and published datasets (files and DuckDB for real, no Kafka)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+import polars as pl
+import pytest
+
+from api.main import create_app
+from api.sink import MemorySink
+from export.catalog import read_manifest, versions
+from export.publish import export_dataset
+from flywheel.privacy import erase_users, erasure_log
+from flywheel.settings import Settings
+from flywheel.simulator import SimulationConfig, simulate
+from ingest.suppression import SuppressionList, suppression_file
+from tests.export.conftest import KEYRING
+from tests.export.test_api import ADMIN, ADMIN_KEY
+from tests.factories import WRITE_KEY, api_client
+from tests.flywheel.test_cli import flywheel
+from warehouse.lake import Lake
+
+
+def heavy_users(count: int = 3) -> list[str]:
+    """Raw ids of the simulated users with the most events (the fixture's traffic)."""
+    events = simulate(SimulationConfig(events=12_000, seed=11, ab_rate=0.2))
+    return [user for user, _ in Counter(e["user_id"] for e in events).most_common(count)]
+
+
+def pseudonyms(raw_ids: list[str]) -> set[str]:
+    return {KEYRING.pseudonym(raw_id) for raw_id in raw_ids}
+
+
+def lake_users(data_dir: Path) -> Counter[str]:
+    files = [f.path for f in Lake.in_data_dir(data_dir).files()]
+    return Counter(pl.concat([pl.read_parquet(f, columns=["user_pseudonym"]) for f in files])
+                   ["user_pseudonym"].to_list())  # fmt: skip
+
+
+def warehouse_hits(data_dir: Path, users: set[str]) -> dict[str, int]:
+    """Rows per table that name the users (or a conversation of theirs, or a response of it)."""
+    hits = {}
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as db:
+        tables = [t for (t,) in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+        for table in tables:
+            columns = {c for (c,) in db.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = $t", {"t": table}
+            ).fetchall()}  # fmt: skip
+            if "user_pseudonym" in columns:
+                [(n,)] = db.execute(
+                    f"SELECT count(*) FROM {table} WHERE user_pseudonym IN (SELECT unnest($u))",
+                    {"u": sorted(users)},
+                ).fetchall()
+                hits[table] = n
+    return hits
+
+
+def dataset_users(version_dir: Path) -> set[str]:
+    files = sorted((version_dir / "data").rglob("*.parquet"))
+    return set(pl.concat([pl.read_parquet(f, columns=["user"]) for f in files])["user"])
+
+
+def settings_for(data_dir: Path, **more: Any) -> Settings:
+    return Settings(
+        data_dir=data_dir, privacy={"hmac_key_file": data_dir.parent / "keys.json"}, **more
+    )
+
+
+def state(data_dir: Path) -> dict[str, Any]:
+    """What an erasure leaves, to compare two end states (times and request ids left out)."""
+    lake = {
+        f.path.name: sorted(pl.read_parquet(f.path)["event_id"].to_list())
+        for f in Lake.in_data_dir(data_dir).files()
+    }
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as db:
+        tables = {
+            table: db.execute(f"SELECT count(*) FROM {table}").fetchone()
+            for (table,) in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+            if table not in ("transform_runs", "model_state")
+        }
+        lake_rows = db.execute("SELECT path, rows FROM lake_files ORDER BY path").fetchall()
+    datasets = {}
+    for version in versions(data_dir, "default"):
+        manifest = read_manifest(data_dir, "default", version)
+        folder = data_dir / "datasets" / "default" / version
+        datasets[version] = {
+            "superseded_by": manifest["superseded_by"],
+            "counts": manifest["counts"],
+            "data": {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                     for p in sorted((folder / "data").rglob("*")) if p.is_file()},
+        }  # fmt: skip
+    suppressed = sorted(SuppressionList(suppression_file(data_dir)).current())
+    return {"lake": lake, "tables": tables, "lake_rows": lake_rows, "datasets": datasets,
+            "suppressed": suppressed}  # fmt: skip
+
+
+@pytest.fixture
+def published(data_dir: Path) -> Path:
+    export_dataset(data_dir, "default", KEYRING)
+    return data_dir
+
+
+def test_erasure_removes_users_everywhere(published: Path) -> None:
+    data_dir = published
+    raw_ids = heavy_users()
+    users = pseudonyms(raw_ids)
+    assert all(lake_users(data_dir)[u] > 0 for u in users)
+    before = read_manifest(data_dir, "default", "v1")
+
+    record = erase_users(settings_for(data_dir), raw_ids, KEYRING)
+
+    assert not users & set(lake_users(data_dir))
+    assert record.lake_events_removed > 0
+    assert set(warehouse_hits(data_dir, users).values()) == {0}
+    assert record.warehouse_rows_deleted["events"] > 0
+    assert versions(data_dir, "default") == ["v1", "v2"]
+    old, new = read_manifest(data_dir, "default", "v1"), read_manifest(data_dir, "default", "v2")
+    assert old["superseded_by"] == "v2" and new["superseded_by"] is None
+    assert not (data_dir / "datasets" / "default" / "v1" / "data").exists()
+    assert (
+        "Superseded by v2" in (data_dir / "datasets" / "default" / "v1" / "README.md").read_text()
+    )
+    v2 = data_dir / "datasets" / "default" / "v2"
+    # The counts add up: the new version's files, and the old counts minus what was removed.
+    removed = 0
+    for kind, counts in new["counts"].items():
+        for split, split_counts in counts["splits"].items():
+            files = sorted((v2 / "data" / kind).glob(f"{split}-*.parquet"))
+            assert sum(pl.read_parquet(f).height for f in files) == split_counts["rows"]
+        removed += before["counts"][kind]["rows"] - counts["rows"]
+    assert removed == new["erasure"]["rows_removed"] > 0
+    assert new["quality"]["success"]
+    # Their future events are suppressed, by pseudonym.
+    assert users <= SuppressionList(suppression_file(data_dir)).current()
+    # Every log line names pseudonyms, never a raw id.
+    log = erasure_log(data_dir).read_text()
+    assert all(raw_id not in log for raw_id in raw_ids)
+    assert [json.loads(line)["event"] for line in log.splitlines()] == ["started", "completed"]
+
+
+def test_erasure_finds_the_users_in_the_exported_pseudonyms(published: Path) -> None:
+    """The dataset's re-keyed ``user`` column is searched the way the exporter re-keyed it."""
+    from export.build import Rekeyer
+
+    raw_ids = heavy_users(1)
+    rekey = Rekeyer(KEYRING.keys[1], "default")
+    exported = {rekey(p) for p in pseudonyms(raw_ids)}
+    assert exported <= dataset_users(published / "datasets" / "default" / "v1")
+
+    erase_users(settings_for(published), raw_ids, KEYRING)
+
+    assert not exported & dataset_users(published / "datasets" / "default" / "v2")
+
+
+def test_erasure_is_idempotent(published: Path) -> None:
+    raw_ids = heavy_users()
+    erase_users(settings_for(published), raw_ids, KEYRING)
+    after_first = state(published)
+
+    again = erase_users(settings_for(published), raw_ids, KEYRING)
+
+    assert again.lake_events_removed == 0 and not again.warehouse_rows_deleted
+    assert again.datasets == [] and again.newly_suppressed == 0
+    assert state(published) == after_first
+
+
+def test_a_crash_after_the_lake_rewrite_then_a_rerun_ends_the_same(
+    published: Path, tmp_path: Path
+) -> None:
+    raw_ids = heavy_users()
+    clean = tmp_path / "clean" / "data"
+    shutil.copytree(published, clean)
+    shutil.copy(published.parent / "keys.json", clean.parent / "keys.json")
+    erase_users(settings_for(clean), raw_ids, KEYRING)
+
+    env = {"FLYWHEEL_DATA_DIR": str(published),
+           "FLYWHEEL_PRIVACY__HMAC_KEY_FILE": str(published.parent / "keys.json")}  # fmt: skip
+    args = ["erase", *(a for raw_id in raw_ids for a in ("--user", raw_id))]
+    crashed = flywheel(*args, env={**env, "FLYWHEEL_FAULT_INJECTION": "erase_after_lake:1"})
+    assert crashed.returncode == -9, crashed.stderr  # SIGKILL between the lake and the warehouse
+    assert not pseudonyms(raw_ids) & set(lake_users(published))
+    assert any(warehouse_hits(published, pseudonyms(raw_ids)).values())  # not reached yet
+
+    rerun = flywheel(*args, env={**env, "FLYWHEEL_LOG_LEVEL": "DEBUG"})
+
+    assert rerun.returncode == 0, rerun.stderr
+    assert state(published) == state(clean)
+    for raw_id in raw_ids:  # nothing printed or logged names a user
+        assert raw_id not in rerun.stdout + rerun.stderr + crashed.stdout + crashed.stderr
+        assert raw_id not in erasure_log(published).read_text()
+    events = [json.loads(line)["event"] for line in erasure_log(published).read_text().splitlines()]
+    assert events == ["started", "started", "completed"]
+
+
+def test_a_latest_version_without_the_users_supersedes_older_ones(published: Path) -> None:
+    """A crash after publishing the replacement, before marking the old version: the re-run
+    marks it, without publishing again."""
+    raw_ids = heavy_users()
+    v1 = published / "datasets" / "default" / "v1"
+    original = {p: p.read_bytes() for p in [v1 / "manifest.json", v1 / "README.md"]}
+    shutil.copytree(v1 / "data", published.parent / "v1-data")
+    erase_users(settings_for(published), raw_ids, KEYRING)
+    for path, content in original.items():  # as if the crash came before the marking
+        path.write_bytes(content)
+    shutil.copytree(published.parent / "v1-data", v1 / "data")
+
+    record = erase_users(settings_for(published), raw_ids, KEYRING)
+
+    assert [(d["superseded"], d["published"]) for d in record.datasets] == [(["v1"], None)]
+    assert versions(published, "default") == ["v1", "v2"]
+    assert read_manifest(published, "default", "v1")["superseded_by"] == "v2"
+    assert not (v1 / "data").exists()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_erasure_api(published: Path) -> None:
+    settings = settings_for(published, api={"write_keys": [WRITE_KEY], "admin_keys": [ADMIN_KEY]})
+    raw_ids = heavy_users(2)
+    async with api_client(create_app(settings, MemorySink())) as client:
+        assert (
+            await client.post("/v1/privacy/erasure", json={"user_ids": raw_ids})
+        ).status_code == 403
+        empty = await client.post("/v1/privacy/erasure", json={"user_ids": []}, headers=ADMIN)
+        assert empty.status_code == 422 and empty.json()["errors"][0]["path"] == "body.user_ids"
+        many = {"user_ids": [f"u{i}" for i in range(1001)]}
+        assert (
+            await client.post("/v1/privacy/erasure", json=many, headers=ADMIN)
+        ).status_code == 422
+
+        done = await client.post("/v1/privacy/erasure", json={"user_ids": raw_ids}, headers=ADMIN)
+
+    assert done.status_code == 200, done.text
+    body = done.json()
+    assert body["lake_events_removed"] > 0 and body["datasets"][0]["published"] == "v2"
+    assert all(raw_id not in done.text for raw_id in raw_ids)
+    assert not pseudonyms(raw_ids) & set(lake_users(published))
+
+
+def test_erasure_api_without_a_key_is_503(published: Path) -> None:
+    settings = Settings(
+        data_dir=published, api={"write_keys": [WRITE_KEY], "admin_keys": [ADMIN_KEY]}
+    )
+    transport = httpx.ASGITransport(app=create_app(settings, MemorySink()))
+    import anyio
+
+    async def call() -> httpx.Response:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return await client.post("/v1/privacy/erasure", json={"user_ids": ["x"]}, headers=ADMIN)
+
+    response = anyio.run(call)
+    assert (
+        response.status_code == 503
+        and "FLYWHEEL_PRIVACY__HMAC_KEY_FILE" in response.json()["message"]
+    )

@@ -1,0 +1,147 @@
+"""Removing users' events from the lake and every warehouse table (the erasure's first steps).
+
+Both steps are idempotent: a user's events that are already gone are simply not found again,
+so an erasure interrupted anywhere can be run again from the start.
+
+The lake: the files holding any of the pseudonyms are found with one DuckDB scan of the
+``user_pseudonym`` column, and each is rewritten without those rows under a temporary name
+beside it, flushed, and renamed over the original (``os.replace``: readers see the old file or
+the new one, never half of one). The file keeps its name, so the offsets it covers, and with
+them the ingest workers' resume points, stay the same. A file left with no rows is kept, empty,
+for the same reason.
+
+The warehouse: rows are deleted from every table that holds the users' events or what was
+derived from them: by pseudonym, by the conversations those events belong to, and (for tables
+keyed by response only, such as ``code_checks``) by response id; ``lake_files`` row counts are
+updated to match the rewritten files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from warehouse.lake import Lake
+
+ERASE_PREFIX = ".erasing-"
+
+
+@dataclass
+class LakeRewrite:
+    """One lake file rewritten without some rows."""
+
+    path: str
+    """Relative to the lake root."""
+    removed: int
+    kept: int
+
+
+def erase_from_lake(lake: Lake, pseudonyms: list[str]) -> list[LakeRewrite]:
+    """Rewrite every lake file that holds one of ``pseudonyms`` without those rows."""
+    import duckdb
+    import polars as pl
+
+    files = sorted(str(f.path) for f in lake.files())
+    if not files or not pseudonyms:
+        return []
+    with duckdb.connect() as db:
+        hits = db.execute(
+            "SELECT filename, count(*) FROM read_parquet($files, filename = true, "
+            "union_by_name = true) WHERE user_pseudonym IN (SELECT unnest($users)) "
+            "GROUP BY filename ORDER BY filename",
+            {"files": files, "users": pseudonyms},
+        ).fetchall()
+    rewrites = []
+    wanted = set(pseudonyms)
+    for filename, _ in hits:
+        path = Path(filename)
+        frame = pl.read_parquet(path)
+        keep = frame.filter(
+            ~pl.col("user_pseudonym").is_in(wanted) | pl.col("user_pseudonym").is_null()
+        )
+        temporary = path.with_name(ERASE_PREFIX + path.name)
+        with open(temporary, "wb") as handle:
+            keep.write_parquet(handle, compression="zstd", statistics=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Lake.publish(temporary, path)
+        rewrites.append(
+            LakeRewrite(
+                path=path.relative_to(lake.root).as_posix(),
+                removed=frame.height - keep.height,
+                kept=keep.height,
+            )
+        )
+    return rewrites
+
+
+def erase_from_warehouse(db: Any, pseudonyms: list[str]) -> dict[str, int]:
+    """Delete the users' rows from every table (in one transaction); rows deleted per table."""
+    tables = {
+        name: {column for (column,) in db.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = $t", {"t": name}
+        ).fetchall()}
+        for (name,) in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+    }  # fmt: skip
+    db.execute("BEGIN TRANSACTION")
+    try:
+        db.execute(
+            "CREATE OR REPLACE TEMP TABLE erased_users AS SELECT unnest($users) AS user_pseudonym",
+            {"users": pseudonyms},
+        )
+        db.execute(
+            "CREATE OR REPLACE TEMP TABLE erased_conversations AS SELECT DISTINCT conversation_id "
+            "FROM events WHERE user_pseudonym IN (SELECT user_pseudonym FROM erased_users)"
+        )
+        db.execute(
+            "CREATE OR REPLACE TEMP TABLE erased_responses AS SELECT DISTINCT response_id "
+            "FROM events WHERE response_id IS NOT NULL AND conversation_id IN "
+            "(SELECT conversation_id FROM erased_conversations)"
+        )
+        deleted: dict[str, int] = {}
+        for table, columns in sorted(tables.items()):
+            conditions = []
+            if "user_pseudonym" in columns:
+                conditions.append("user_pseudonym IN (SELECT user_pseudonym FROM erased_users)")
+            if "conversation_id" in columns:
+                conditions.append(
+                    "conversation_id IN (SELECT conversation_id FROM erased_conversations)"
+                )
+            elif "response_id" in columns:
+                conditions.append("response_id IN (SELECT response_id FROM erased_responses)")
+            if not conditions:
+                continue
+            [(count,)] = db.execute(
+                f"DELETE FROM {table} WHERE {' OR '.join(conditions)}"  # noqa: S608
+            ).fetchall()
+            if count:
+                deleted[table] = int(count)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return deleted
+
+
+def refresh_lake_file_rows(db: Any, lake: Lake) -> int:
+    """Set ``lake_files.rows`` to each file's row count (from its Parquet footer) where they
+    differ, as after a rewrite; returns how many rows were corrected. Reading every footer
+    (not only this run's rewrites) lets a re-run after a crash correct what the first run did."""
+    import pyarrow.parquet as pq
+
+    recorded = dict(db.execute("SELECT path, rows FROM lake_files").fetchall())
+    corrected = 0
+    for landed in lake.files():
+        relative = landed.path.relative_to(lake.root).as_posix()
+        if relative not in recorded:
+            continue
+        rows = pq.read_metadata(landed.path).num_rows
+        if rows != recorded[relative]:
+            db.execute(
+                "UPDATE lake_files SET rows = $rows WHERE path = $path",
+                {"rows": rows, "path": relative},
+            )
+            corrected += 1
+    return corrected
