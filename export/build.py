@@ -4,9 +4,9 @@ One query per config (dpo, kto, reward) over the model tables: consented rows on
 at or above the policy's minimum, at least one of the policy's signals, at most
 ``max_rows_per_prompt`` rows per normalised prompt and ``max_rows_per_user`` per user (the
 highest-confidence ones, ties broken by id, so the choice is deterministic), and a split per
-conversation from a hash of the seed and the conversation id. Rows are ordered by split, then
-conversation hash, then id, so the same warehouse and policy always give the same rows in the same
-order.
+conversation from a hash of the seed and the conversation id. Rows are ordered by that hash
+(which decides the split), then id, so the same warehouse and policy always give the same rows in
+the same order.
 
 TRL's formats (https://huggingface.co/docs/trl/dataset_formats):
 

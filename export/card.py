@@ -52,9 +52,11 @@ def render_card(manifest: dict[str, Any]) -> str:
         "",
         "Derived from what users did with a chat model's answers (A/B choices, ratings, copies, "
         "edits, regenerations, continued conversations), anonymised before it was stored: user ids "
-        "are pseudonyms re-keyed for this dataset (the `user` column cannot be joined with another "
-        "dataset's), and e-mail addresses, phone numbers, card numbers, IBANs, IP addresses, "
-        "national ids and secrets are replaced by typed placeholders such as `<EMAIL>`.",
+        "are pseudonyms, re-keyed for this dataset along with conversation ids (the `user` and "
+        "`conversation` columns differ from one dataset to another; the `id` and `event_ids` "
+        "lineage columns do not, so rows of two datasets from the same warehouse can be matched), "
+        "and e-mail addresses, phone numbers, card numbers, IBANs, IP addresses, US social "
+        "security numbers and secrets are replaced by typed placeholders such as `<EMAIL>`.",
         "",
         "## Configs",
         "",
@@ -105,7 +107,7 @@ def render_card(manifest: dict[str, Any]) -> str:
         interval = (
             "n/a"
             if row["wilson_low"] is None
-            else f"{row['wilson_low']:.3f} to {row['wilson_high']:.3f}"
+            else f"{max(row['wilson_low'], 0.0):.3f} to {row['wilson_high']:.3f}"
         )
         lines.append(
             f"| {row['signal']} | {row['explicit']} | {row['agree']:,} | {row['n']:,} "

@@ -99,11 +99,12 @@ class Schedule(_Strict):
     """When `flywheel schedule` runs the transforms (each dataset has its own schedule)."""
 
     transforms: str | None = "*/15 * * * *"
+    """Cron expression; ``""`` turns the scheduled transform runs off."""
 
     @field_validator("transforms")
     @classmethod
     def _cron(cls, expression: str | None) -> str | None:
-        return _check_cron(expression)
+        return _check_cron(expression or None)
 
 
 class DatasetsFile(_Strict):

@@ -13,8 +13,8 @@ and the manifest. Then:
 
 One export per dataset at a time (a lock file; a second one fails at once). The files are
 deterministic: rows in a fixed order, Parquet written with fixed settings and no timestamps, so the
-same warehouse and policy give byte-identical data files and card; only the manifest records when
-it was made.
+same warehouse and policy give byte-identical data files and card; the manifest (its creation time)
+and the quality report (Great Expectations stamps its pages) differ from run to run.
 """
 
 from __future__ import annotations
@@ -95,6 +95,9 @@ def export_dataset(
     step = on_progress or (lambda _: None)
     folder = dataset_dir(data_dir, name)
     with locked(folder):
+        # Attempts a killed export left behind (the lock says none is running now).
+        for stale in folder.glob(".attempt-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         attempt_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
         attempt = folder / f".attempt-{attempt_id}"
         attempt.mkdir()

@@ -61,6 +61,8 @@ class Scheduler:
         for job in self.jobs:
             if job.next_at is None:
                 job.next_at = next_time(job.cron, now)
+            if self.stop.is_set():
+                break  # a stop request lets the running job finish, not the rest of the round
             if job.next_at <= now:
                 self.run_job(job)
                 job.next_at = next_time(job.cron, now)
@@ -73,12 +75,12 @@ class Scheduler:
         job.runs += 1
         try:
             outcome = job.run()
-        except FlywheelError as exc:
+        except Exception as exc:  # noqa: BLE001 - a scheduler outlives any one failed run
             job.failures += 1
-            log.error(
-                "scheduled run failed",
-                extra={"fields": {"job": job.name, "error": str(exc).splitlines()[0]}},
-            )
+            message = str(exc).splitlines()[0] if str(exc) else ""
+            if not isinstance(exc, FlywheelError):  # an unexpected error: name its type
+                message = f"{type(exc).__name__}: {message}"
+            log.error("scheduled run failed", extra={"fields": {"job": job.name, "error": message}})
             return False
         seconds = (self.clock() - started).total_seconds()
         log.info(

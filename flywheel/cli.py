@@ -576,8 +576,8 @@ def schedule(
     """Run the transforms and the exports on the cron expressions of the datasets file.
 
     Jobs that find nothing new are skipped; every run is logged; a failed run is logged and
-    retried at its next time. SIGTERM or Ctrl-C stops it between runs. With --once, the exit code
-    is 1 if any job failed (for cron).
+    retried at its next time. SIGTERM stops it once the running job is done (Ctrl-C at once).
+    With --once, the exit code is 1 if any job failed (for cron).
 
     Example: flywheel schedule; flywheel schedule --once
     """

@@ -10,8 +10,11 @@ Every error the platform raises on purpose derives from ``FlywheelError``. Error
     │   └── SinkUnavailableError the event sink (Kafka) did not acknowledge in time
     ├── KafkaError               a Kafka call failed permanently (bad topic, auth, config)
     ├── LocalKafkaError          the local development broker could not be resolved or started
-    └── WarehouseError           the DuckDB warehouse could not be opened, migrated or written
-        └── WarehouseBusyError   another process holds the warehouse (DuckDB has one writer)
+    ├── WarehouseError           the DuckDB warehouse could not be opened, migrated or written
+    │   └── WarehouseBusyError   another process holds the warehouse (DuckDB has one writer)
+    └── ExportError              a dataset could not be published (nothing was)
+        ├── ExportBusyError      another export of the same dataset is running
+        └── QualityGateError     the quality gate failed a critical expectation
 
 Only ``api/`` maps these to HTTP status codes, and only ``flywheel.cli`` maps them to exit codes.
 """

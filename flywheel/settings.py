@@ -165,7 +165,7 @@ class ExportSettings(BaseModel):
     datasets_file: Path | None = None
     """Dataset policies and schedules (TOML); unset: the shipped ``export/datasets.toml``, which
     defines the ``default`` dataset."""
-    keep_failed_attempts: int = Field(default=5, ge=0)
+    keep_failed_attempts: int = Field(default=5, ge=1)
     """How many failed export attempts (data and quality report, ``failed-*`` folders) to keep
     per dataset; older ones are deleted when a new attempt fails."""
 

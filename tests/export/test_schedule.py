@@ -71,3 +71,33 @@ def test_build_jobs_skips_and_publishes(data_dir: Path) -> None:
     land(data_dir, list(simulate(SimulationConfig(events=2000, seed=3))), partition=2)
     assert jobs[0].run().startswith("loaded 1 lake files")
     assert jobs[1].run() == "published v2"
+
+
+def test_an_unexpected_error_is_logged_and_a_stop_ends_the_round(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ran: list[str] = []
+
+    def broken() -> str:
+        ran.append("broken")
+        raise OSError(28, "No space left on device")
+
+    scheduler = Scheduler(
+        [Job("broken", "0 * * * *", broken), recorder(ran, "hourly")], clock=lambda: T0
+    )
+    scheduler.run_due(T0)
+    with caplog.at_level(logging.ERROR, logger="export.schedule"):
+        scheduler.run_due(T0 + timedelta(hours=1))
+    assert ran == ["broken", "hourly"]
+    assert "OSError" in caplog.records[0].fields["error"]  # type: ignore[attr-defined]
+
+    scheduler.stop.set()
+    scheduler.run_due(T0 + timedelta(hours=2))
+    assert ran == ["broken", "hourly"]  # nothing more runs once a stop was asked for
+
+
+def test_an_empty_transforms_schedule_turns_it_off(data_dir: Path) -> None:
+    datasets = DatasetsFile(
+        schedule=Schedule(transforms=""), datasets={"default": DatasetPolicy(schedule="0 * * * *")}
+    )
+    assert [job.name for job in build_jobs(data_dir, datasets, KEYRING)] == ["export:default"]
