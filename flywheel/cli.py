@@ -288,6 +288,53 @@ def keys_create(
     out.print(f"created {path}; set FLYWHEEL_PRIVACY__HMAC_KEY_FILE={path}")
 
 
+KeyFileOption = Annotated[
+    Path | None,
+    typer.Option("--key-file", help="The key file (default: FLYWHEEL_PRIVACY__HMAC_KEY_FILE)."),
+]
+
+
+def _key_file(key_file: Path | None) -> Path:
+    path = key_file or settings_and_logging().privacy.hmac_key_file
+    if path is None:
+        raise ConfigError("name the key file: --key-file PATH or FLYWHEEL_PRIVACY__HMAC_KEY_FILE")
+    return path
+
+
+@keys_app.command("rotate")
+def keys_rotate(key_file: KeyFileOption = None) -> None:
+    """Add a new key version and make it current; new events get pseudonyms under it.
+
+    Older versions stay in the file, so erasure still finds events pseudonymised with them,
+    until they are retired. Restart the API and ingest workers to pick up the new key.
+
+    Example: flywheel keys rotate --key-file /run/secrets/flywheel-keys.json
+    """
+    from ingest.keys import rotate_keyring
+
+    path = _key_file(key_file)
+    keyring = rotate_keyring(path)
+    out.print(f"{path}: current key version {keyring.current} (held: {sorted(keyring.keys)})")
+
+
+@keys_app.command("retire")
+def keys_retire(
+    version: Annotated[int, typer.Argument(help="The key version to remove.")],
+    key_file: KeyFileOption = None,
+) -> None:
+    """Remove an old key version. Erasure can then no longer find events or dataset versions
+    pseudonymised with it: retire a version only once nothing under it is kept (see the
+    retention settings).
+
+    Example: flywheel keys retire 1
+    """
+    from ingest.keys import retire_key
+
+    path = _key_file(key_file)
+    keyring = retire_key(path, version)
+    out.print(f"{path}: retired version {version}; held: {sorted(keyring.keys)}")
+
+
 def _fault_hook() -> Callable[[str], None] | None:
     """Crash-test aid: ``FLYWHEEL_FAULT_INJECTION=after_commit:0.2,after_rename:0.1`` makes the
     worker SIGKILL itself at those landing points with those probabilities."""

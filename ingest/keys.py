@@ -87,3 +87,31 @@ def write_keyring(keyring: Keyring, path: Path) -> None:
         json.dump(data, handle, indent=2)
         handle.write("\n")
     os.replace(temporary, path)
+
+
+def rotate_keyring(path: Path) -> Keyring:
+    """Add a new random key version to the key file and make it current (older ones stay, so
+    erasure still finds events pseudonymised with them)."""
+    keyring = load_keyring(path)
+    version = max(keyring.keys) + 1
+    rotated = Keyring(
+        current=version, keys={**keyring.keys, version: secrets.token_bytes(KEY_BYTES)}
+    )
+    write_keyring(rotated, path)
+    return rotated
+
+
+def retire_key(path: Path, version: int) -> Keyring:
+    """Remove an old key version from the key file. Events pseudonymised with it can then no
+    longer be found by raw id (erasure), and datasets exported under it no longer be searched."""
+    keyring = load_keyring(path)
+    if version not in keyring.keys:
+        raise ConfigError(f"the key file {path} has no key version {version}")
+    if version == keyring.current:
+        raise ConfigError(
+            f"key version {version} is the current one; rotate (`flywheel keys rotate`) first"
+        )
+    kept = {v: k for v, k in keyring.keys.items() if v != version}
+    retired = Keyring(current=keyring.current, keys=kept)
+    write_keyring(retired, path)
+    return retired

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -265,3 +266,28 @@ def test_erasure_api_without_a_key_is_503(published: Path) -> None:
         response.status_code == 503
         and "FLYWHEEL_PRIVACY__HMAC_KEY_FILE" in response.json()["message"]
     )
+
+
+def test_erasure_after_a_key_rotation_finds_both_pseudonyms(published: Path) -> None:
+    from ingest.keys import load_keyring, rotate_keyring
+    from tests.export.conftest import land
+    from transforms.runner import run_transforms
+
+    key_file = published.parent / "keys.json"
+    rotated = rotate_keyring(key_file)
+    [raw_id] = heavy_users(1)
+    later = [
+        {**event, "event_id": str(uuid.uuid4())}
+        for event in simulate(SimulationConfig(events=12_000, seed=11, ab_rate=0.2))
+        if event["user_id"] == raw_id
+    ]
+    land(published, later, partition=5, keyring=rotated)
+    run_transforms(published)
+    old, new = rotated.all_pseudonyms(raw_id)[1], rotated.all_pseudonyms(raw_id)[2]
+    assert lake_users(published)[old] > 0 and lake_users(published)[new] > 0
+
+    record = erase_users(settings_for(published), [raw_id], load_keyring(key_file))
+
+    assert record.pseudonyms == {"1": [old], "2": [new]}
+    assert not {old, new} & set(lake_users(published))
+    assert set(warehouse_hits(published, {old, new}).values()) == {0}

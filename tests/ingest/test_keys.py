@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from flywheel.errors import ConfigError
-from ingest.keys import KEY_BYTES, Keyring, create_keyring, load_keyring, write_keyring
+from ingest.keys import (
+    KEY_BYTES,
+    Keyring,
+    create_keyring,
+    load_keyring,
+    retire_key,
+    rotate_keyring,
+    write_keyring,
+)
 
 KEY_1 = bytes(range(32))
 KEY_2 = bytes(range(100, 132))
@@ -183,3 +191,30 @@ def test_all_pseudonyms_covers_every_version() -> None:
     for version, pseudonym in pseudonyms.items():
         assert pseudonym == keyring.pseudonym("user-1", version=version)
     assert pseudonyms[3] == keyring.pseudonym("user-1")
+
+
+def test_rotate_adds_a_current_version_and_keeps_the_old(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    first = create_keyring(path)
+
+    rotated = rotate_keyring(path)
+
+    assert rotated.current == 2 and set(rotated.keys) == {1, 2}
+    assert rotated.keys[1] == first.keys[1] and rotated.keys[2] != first.keys[1]
+    assert load_keyring(path) == rotated
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert rotated.pseudonym("user-1") != first.pseudonym("user-1")
+    assert rotated.all_pseudonyms("user-1")[1] == first.pseudonym("user-1")
+
+
+def test_retire_removes_an_old_version_but_never_the_current(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    create_keyring(path)
+    rotate_keyring(path)
+
+    with pytest.raises(ConfigError, match="current one; rotate"):
+        retire_key(path, 2)
+    with pytest.raises(ConfigError, match="no key version 7"):
+        retire_key(path, 7)
+    assert set(retire_key(path, 1).keys) == {2}
+    assert set(load_keyring(path).keys) == {2}
