@@ -100,8 +100,10 @@ class Schedule(_Strict):
 
     transforms: str | None = "*/15 * * * *"
     """Cron expression; ``""`` turns the scheduled transform runs off."""
+    retention: str | None = "30 3 * * *"
+    """When the retention job runs (only if a retention period is set)."""
 
-    @field_validator("transforms")
+    @field_validator("transforms", "retention")
     @classmethod
     def _cron(cls, expression: str | None) -> str | None:
         return _check_cron(expression or None)

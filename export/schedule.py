@@ -1,8 +1,9 @@
 """``flywheel schedule``: run the transforms and the exports on the cron expressions of the
 datasets file, skipping what has nothing new, logging every run.
 
-Jobs: ``transforms`` (the ``[schedule] transforms`` expression) and ``export:<dataset>`` for each
-dataset with a ``schedule``. Each fires at the times its expression gives (UTC); when several are
+Jobs: ``transforms`` (the ``[schedule] transforms`` expression), ``export:<dataset>`` for each
+dataset with a ``schedule``, and ``retention`` (``[schedule] retention``) when a lake retention
+period is set. Each fires at the times its expression gives (UTC); when several are
 due at once they run in that order, so an export sees the transform run of the same minute. A run
 that fails is logged with its error and retried at the next time; the scheduler keeps going.
 
@@ -131,8 +132,27 @@ def export_job(data_dir: Path, name: str, keyring: Keyring, datasets: DatasetsFi
     return f"published {result.version}"
 
 
-def build_jobs(data_dir: Path, datasets: DatasetsFile, keyring: Keyring) -> list[Job]:
-    """The transforms job and one export job per scheduled dataset."""
+def retention_job(data_dir: Path, keep_days: int) -> str:
+    """Delete lake files older than the retention period."""
+    from warehouse.lake import Lake
+    from warehouse.retention import expire_lake_files
+
+    expired = expire_lake_files(
+        Lake.in_data_dir(data_dir), keep_days=keep_days, today=datetime.now(UTC).date()
+    )
+    if not expired.files:
+        return "skipped: no lake file past retention"
+    return f"deleted {expired.files} lake files ({expired.bytes / 2**20:,.1f} MiB)"
+
+
+def build_jobs(
+    data_dir: Path,
+    datasets: DatasetsFile,
+    keyring: Keyring,
+    *,
+    lake_retention_days: int | None = None,
+) -> list[Job]:
+    """The transforms job, one export job per scheduled dataset, and the retention job."""
     jobs = []
     if datasets.schedule.transforms:
         jobs.append(
@@ -145,4 +165,9 @@ def build_jobs(data_dir: Path, datasets: DatasetsFile, keyring: Keyring) -> list
                 return export_job(data_dir, name, keyring, datasets)
 
             jobs.append(Job(f"export:{name}", policy.schedule, run))
+    if lake_retention_days is not None and datasets.schedule.retention:
+        days = lake_retention_days
+        jobs.append(
+            Job("retention", datasets.schedule.retention, lambda: retention_job(data_dir, days))
+        )
     return jobs

@@ -637,7 +637,12 @@ def schedule(
 
     settings = settings_and_logging()
     datasets = load_datasets(settings.export.datasets_file)
-    jobs = build_jobs(settings.data_dir, datasets, load_keyring(settings.privacy.hmac_key_file))
+    jobs = build_jobs(
+        settings.data_dir,
+        datasets,
+        load_keyring(settings.privacy.hmac_key_file),
+        lake_retention_days=settings.privacy.lake_retention_days,
+    )
     if not jobs:
         raise ConfigError("the datasets file schedules nothing (no transforms or dataset schedule)")
     scheduler = Scheduler(jobs, stop=threading.Event())

@@ -148,6 +148,10 @@ class PrivacySettings(BaseModel):
     names_model: str | None = None
     """spaCy model (package name or folder) for detecting person names with Presidio; needs
     ``pip install 'feedback-flywheel[names]'`` and the model. Unset: names are not detected."""
+    lake_retention_days: int | None = Field(default=None, ge=1)
+    """Delete lake files landed more than this many days ago (``flywheel schedule`` runs the
+    retention job daily; the newest file of each partition is kept as the workers' resume
+    point). Unset: keep the lake forever."""
     delete_superseded_files: bool = True
     """When an erasure supersedes a dataset version, delete its data files (its manifest, card
     and quality report stay as a record); false keeps them, marked superseded."""

@@ -101,3 +101,12 @@ def test_an_empty_transforms_schedule_turns_it_off(data_dir: Path) -> None:
         schedule=Schedule(transforms=""), datasets={"default": DatasetPolicy(schedule="0 * * * *")}
     )
     assert [job.name for job in build_jobs(data_dir, datasets, KEYRING)] == ["export:default"]
+
+
+def test_retention_job_only_with_a_period(data_dir: Path) -> None:
+    datasets = DatasetsFile(datasets={"default": DatasetPolicy()})
+    assert "retention" not in [job.name for job in build_jobs(data_dir, datasets, KEYRING)]
+    jobs = build_jobs(data_dir, datasets, KEYRING, lake_retention_days=30)
+    [retention] = [job for job in jobs if job.name == "retention"]
+    assert retention.cron == "30 3 * * *"
+    assert retention.run() == "skipped: no lake file past retention"  # landed today
