@@ -4,8 +4,9 @@ The one transform step in Python (parsing needs Python's parsers). polars finds 
 with a fence natively; only those are parsed. A block tagged ``python``/``py`` must pass
 ``ast.parse``, one tagged ``json`` must pass ``json.loads``; other languages are counted, not
 checked. A response that still holds a ``<SECRET:...>`` placeholder had a secret in it (the
-scrubber replaced it before landing): the model leaked one. Each distinct block is parsed once
-per run (answers repeat their code often); the results reach DuckDB as bound lists.
+scrubber replaced it before landing): the model leaked one. Each distinct text is checked and each
+distinct block parsed once per run (answers repeat themselves often); the results reach DuckDB as
+bound lists.
 """
 
 from __future__ import annotations
@@ -75,14 +76,15 @@ CHECKS_SELECT = (
 def code_checks(db: Any, responses: str = "responses") -> tuple[str, dict[str, list[Any]]]:
     """The checks of the responses in ``responses`` (a table name or a parenthesised
     ``SELECT``) that hold a fence or a secret placeholder: a ``SELECT`` and its parameters."""
-    rows = db.execute(
-        f"SELECT response_id, response FROM {responses} AS r "
-        "WHERE contains(response, '```') OR contains(response, '<SECRET:')"
+    # One check per distinct text: answers repeat themselves (templates, cached completions).
+    texts = db.execute(
+        f"SELECT response, list(response_id) FROM {responses} AS r "
+        "WHERE contains(response, '```') OR contains(response, '<SECRET:') GROUP BY response"
     ).fetchall()
     columns: dict[str, list[Any]] = {name: [] for name in ("response_id", *COUNTS, "leaked_secret")}
     parsed: dict[tuple[str, str], bool | None] = {}
-    for response_id, text in rows:
-        columns["response_id"].append(response_id)
+    for text, response_ids in texts:
+        columns["response_id"] += response_ids
         for name, value in check_response(text or "", parsed).items():
-            columns[name].append(value)
+            columns[name] += [value] * len(response_ids)
     return CHECKS_SELECT, columns
