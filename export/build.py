@@ -60,7 +60,8 @@ _SOURCES: dict[str, str] = {
                            = list_sort([p.chosen_response_id, p.rejected_response_id]))
                END AS chosen_shown_first
         FROM preference_pairs AS p
-        WHERE consent_training""",
+        -- Two siblings can carry the same text; such a pair teaches nothing.
+        WHERE consent_training AND chosen IS DISTINCT FROM rejected""",
     "labels": f"""
         SELECT l.response_id AS id, l.conversation_id, l.user_pseudonym, l.prompt,
                NULL::VARCHAR AS chosen, NULL::VARCHAR AS rejected, l.completion, l.label,

@@ -39,6 +39,7 @@ from flywheel.errors import FlywheelError
 from flywheel.settings import Settings
 
 DATASET = "default"
+KAFKA_HOME = "kafka-local"
 
 
 @dataclass
@@ -95,12 +96,18 @@ def demo_keyring_path(settings: Settings, console: Console) -> Path:
 
 
 def clear_data(data_dir: Path, console: Console) -> None:
-    """Remove the lake, the warehouse and the datasets of a data dir (not its keys)."""
+    """Remove the lake, the warehouse, the datasets and the demo's local broker of a data dir
+    (not its keys)."""
     from export.catalog import DATASETS_DIR
     from warehouse.db import WAREHOUSE_FILE
 
+    from flywheel import localkafka
+
     removed = []
-    for name in ("lake", DATASETS_DIR, WAREHOUSE_FILE, WAREHOUSE_FILE + ".wal"):
+    kafka_home = data_dir / KAFKA_HOME
+    if kafka_home.exists():  # the demo's own broker: its topics hold earlier runs' events
+        localkafka.stop(kafka_home)
+    for name in ("lake", DATASETS_DIR, WAREHOUSE_FILE, WAREHOUSE_FILE + ".wal", KAFKA_HOME):
         path = data_dir / name
         if path.is_dir():
             shutil.rmtree(path)
@@ -206,7 +213,7 @@ def _through_kafka(
     from flywheel import localkafka
     from flywheel.kafka import create_topics
 
-    home = settings.data_dir / "kafka-local"
+    home = settings.data_dir / KAFKA_HOME
     state = localkafka.read_state(home)
     started = not localkafka.is_running(state)
     if started:

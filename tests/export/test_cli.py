@@ -48,7 +48,7 @@ def test_user_mistakes_are_one_red_line(data_dir: Path, tmp_path: Path) -> None:
 
 def test_a_failed_gate_exits_1_and_names_the_report(data_dir: Path) -> None:
     with duckdb.connect(str(data_dir / "warehouse.duckdb")) as connection:
-        connection.execute("UPDATE preference_pairs SET chosen = rejected")
+        connection.execute("UPDATE labels SET completion = 'mail jane.doe@example.com'")
     result = flywheel("export", "run", env=env(data_dir))
     assert_one_line_error(result, "quality gate failed")
     assert "quality/index.html" in result.stderr

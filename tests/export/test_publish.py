@@ -231,8 +231,19 @@ def test_no_planted_value_reaches_a_dataset(
     assert not leaked
 
 
-def test_a_broken_dataset_is_stopped_by_the_gate(data_dir: Path) -> None:
+def test_pairs_with_identical_texts_are_not_exported(data_dir: Path) -> None:
+    same = [row[0] for row in sql(data_dir, "SELECT pair_id FROM preference_pairs LIMIT 5")]
     sql(data_dir, "UPDATE preference_pairs SET chosen = rejected "
+                  f"WHERE pair_id IN ({', '.join(repr(p) for p in same)})")  # fmt: skip
+
+    result = export_dataset(data_dir, "default", KEYRING)
+
+    assert result.path is not None and result.manifest["quality"]["success"]
+    assert not set(read(result.path, "dpo")["id"]) & set(same)
+
+
+def test_a_broken_dataset_is_stopped_by_the_gate(data_dir: Path) -> None:
+    sql(data_dir, "UPDATE preference_pairs SET confidence = 1.5 "
                   "WHERE pair_id IN (SELECT pair_id FROM preference_pairs LIMIT 5)")  # fmt: skip
     sql(data_dir, "UPDATE labels SET completion = 'write to jane.doe@example.com' "
                   "WHERE response_id IN (SELECT response_id FROM labels LIMIT 3)")  # fmt: skip
@@ -241,7 +252,7 @@ def test_a_broken_dataset_is_stopped_by_the_gate(data_dir: Path) -> None:
         export_dataset(data_dir, "default", KEYRING)
 
     message = str(raised.value)
-    assert "_same" in message and "regex_list" in message
+    assert "confidence" in message and "regex_list" in message
     assert versions(data_dir, "default") == []
     failed = [p for p in (data_dir / "datasets" / "default").iterdir() if p.name.startswith("f")]
     assert len(failed) == 1

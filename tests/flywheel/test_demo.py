@@ -53,3 +53,19 @@ def test_demo_publishes_a_dataset_and_reruns_safely(tmp_path: Path) -> None:
     assert fresh.returncode == 0 and "dataset default v1 published" in fresh.stdout
     assert not (data / "datasets" / "default" / "v2").exists()
     assert (data / "keys" / "pseudonym-keys.json").is_file()  # keys survive --fresh
+
+
+def test_fresh_clears_the_demo_broker_too(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from flywheel.demo import clear_data
+
+    data = tmp_path / "data"
+    for folder in ("lake/events", "datasets/default/v1", "kafka-local/data", "keys"):
+        (data / folder).mkdir(parents=True)
+    (data / "warehouse.duckdb").write_bytes(b"")
+    (data / "keys" / "pseudonym-keys.json").write_text("{}")
+
+    clear_data(data, Console(file=None, quiet=True))
+
+    assert sorted(p.name for p in data.iterdir()) == ["keys"]
