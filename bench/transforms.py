@@ -20,7 +20,9 @@ in a fresh child process of its own (so that one step's memory does not count ag
   then ``run_transforms(data_dir)``.
 
 Peak memory is each child's peak resident set (``ru_maxrss``), interpreter and libraries
-included. Goals: a full run at most 3 times the floor; cost growing linearly with the events
+included; CPU seconds (user and system, all threads) are printed beside the wall-clock seconds,
+as they move less when other processes share the machine. Goals: a full run at most 3 times the
+floor (the floor reading every column the transforms read); cost growing linearly with the events
 (full-run seconds per million events at the largest size within 1.25 times the smallest's); an
 incremental run at most 10% of a full run.
 """
@@ -48,6 +50,12 @@ TOPIC = "flywheel.events.v1"
 GOAL_FLOOR_RATIO = 3.0
 GOAL_INCREMENTAL_RATIO = 0.10
 GOAL_LINEARITY = 1.25
+
+
+def cpu_seconds() -> float:
+    """CPU time (user and system) this process has used so far, on all its threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def peak_rss_mb() -> float:
@@ -160,11 +168,13 @@ def transform(data_dir: Path, *, full_refresh: bool) -> dict:
             stale.unlink(missing_ok=True)
     open_warehouse(data_dir).dispose()  # migrations (a no-op after the full run): not timed
     rss_before = peak_rss_mb()
+    cpu_before = cpu_seconds()
     started = time.perf_counter()
     summary = run_transforms(data_dir, full_refresh=full_refresh)
     seconds = time.perf_counter() - started
     return {
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds() - cpu_before,
         "files_loaded": summary.files_loaded,
         "events_loaded": summary.events_loaded,
         "steps": [{"name": s.name, "rows": s.rows, "seconds": s.seconds} for s in summary.steps],
@@ -294,6 +304,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
         print(f"  incremental ({r['incremental']['events_loaded']:,} new events in "
               f"{r['incremental']['files_loaded']} files) steps s: "
               f"{steps_line(r['incremental'])}")  # fmt: skip
+        print(f"  CPU s (user + system, all threads): full run {r['full']['cpu_seconds']:.1f}, "
+              f"incremental {r['incremental']['cpu_seconds']:.1f}")  # fmt: skip
         print(f"  peak RSS MB: floor {max(f['peak_rss_mb'] for f in r['floor']):,.0f}, "
               f"full {r['full']['peak_rss_mb']:,.0f}, "
               f"incremental {r['incremental']['peak_rss_mb']:,.0f} "
