@@ -55,9 +55,37 @@ def translate(exc: Exception, *, action: str, topic: str | None = None) -> Flywh
         message += f" ({detail[:300]})"
     if isinstance(exc, KafkaPythonError) and exc.retriable:
         return SinkUnavailableError(message) if action == "produce" else TransientError(message)
+    if _confluent_retriable(exc):
+        return SinkUnavailableError(message) if action == "produce" else TransientError(message)
     if isinstance(exc, (OSError, TimeoutError)):
         return SinkUnavailableError(message) if action == "produce" else TransientError(message)
     return KafkaError(message)
+
+
+# confluent-kafka (the ingest workers' consumer) marks few errors retriable itself; these
+# mean a broker or the group coordinator is away or busy, and go away on their own.
+_CONFLUENT_TRANSIENT = frozenset(
+    {
+        "_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_TIMED_OUT_QUEUE", "_WAIT_COORD",
+        "_RESOLVE", "_MSG_TIMED_OUT", "REQUEST_TIMED_OUT", "NETWORK_EXCEPTION",
+        "COORDINATOR_NOT_AVAILABLE", "NOT_COORDINATOR", "COORDINATOR_LOAD_IN_PROGRESS",
+        "LEADER_NOT_AVAILABLE", "NOT_LEADER_FOR_PARTITION", "BROKER_NOT_AVAILABLE",
+        "NOT_ENOUGH_REPLICAS", "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+    }
+)  # fmt: skip
+
+
+def _confluent_retriable(exc: Exception) -> bool:
+    """True for a confluent-kafka exception whose error is worth retrying."""
+    import sys
+
+    confluent = sys.modules.get("confluent_kafka")
+    if confluent is None or not isinstance(exc, confluent.KafkaException) or not exc.args:
+        return False
+    error = exc.args[0]
+    if not isinstance(error, confluent.KafkaError):
+        return False
+    return bool(error.retriable()) or error.name() in _CONFLUENT_TRANSIENT
 
 
 def admin_client(settings: KafkaSettings) -> Any:

@@ -21,6 +21,10 @@ Kafka's committed offsets are also what lag monitoring reads.
 
 While the helper prepares batch N, the main process keeps polling; batches finish (steps 2-4)
 in the order they were read, at most ``MAX_IN_FLIGHT`` at a time.
+
+The consumer is confluent-kafka (librdkafka): it fetches in its own native threads and hands
+over messages for about a third of kafka-python's CPU per message, which was most of a worker's
+own cost of reading. The producers (the API's, dead letters, replay) stay kafka-python.
 """
 
 from __future__ import annotations
@@ -59,6 +63,25 @@ crash tests can kill the process exactly there."""
 MAX_IN_FLIGHT = 2
 """Batches handed to the preparer and not finished yet: one being prepared, one queued."""
 
+# Commit errors that mean "this member no longer owns the partition": the group moved on
+# (a rebalance, a newer generation, a static member fenced) or the assignment was lost.
+_FENCED_CODES = frozenset(
+    {
+        "ILLEGAL_GENERATION",
+        "UNKNOWN_MEMBER_ID",
+        "REBALANCE_IN_PROGRESS",
+        "FENCED_INSTANCE_ID",
+        "STALE_MEMBER_EPOCH",
+        "FENCED_MEMBER_EPOCH",
+        "_ASSIGNMENT_LOST",
+        "_STATE",
+    }
+)
+
+
+class CommitFencedError(Exception):
+    """The commit was refused because the partition belongs to another member now."""
+
 
 @dataclass
 class _Buffer:
@@ -69,7 +92,7 @@ class _Buffer:
 
 @dataclass
 class _InFlight:
-    tp: Any
+    partition: int
     records: list[Record]
     future: Future[Prepared]
 
@@ -112,51 +135,54 @@ class IngestWorker:
         self.metrics = metrics or IngestMetrics()
         self.fault = fault or (lambda point: None)
         self.stats = WorkerStats()
-        self._buffers: dict[Any, _Buffer] = {}
+        self._buffers: dict[int, _Buffer] = {}
         self._in_flight: deque[_InFlight] = deque()
+        self._owned: set[int] = set()
         self._consumer: Any = None
         self._preparer: Preparer | None = None
         self._stop = threading.Event()
+        self._closing = False
         self._last_activity = time.monotonic()
 
     # -- Kafka -------------------------------------------------------------------------------
 
     def _make_consumer(self) -> Any:
-        from kafka import KafkaConsumer
+        from confluent_kafka import Consumer
 
         kafka_settings, ingest = self.settings.kafka, self.settings.ingest
+        config: dict[str, Any] = {
+            "bootstrap.servers": kafka_settings.bootstrap_servers or "",
+            "client.id": f"{kafka_settings.client_id}-ingest",
+            "group.id": ingest.group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": ingest.session_timeout_ms,
+            "max.poll.interval.ms": ingest.max_poll_interval_ms,
+            "socket.timeout.ms": max(kafka_settings.request_timeout_ms, 30_000),
+            # librdkafka logs through this logger instead of printing to stderr.
+            "logger": logging.getLogger("ingest.kafka"),
+            "error_cb": self._on_client_error,
+        }
+        if ingest.instance_id is not None:
+            config["group.instance.id"] = ingest.instance_id
         try:
-            return KafkaConsumer(
-                bootstrap_servers=(kafka_settings.bootstrap_servers or "").split(","),
-                client_id=f"{kafka_settings.client_id}-ingest",
-                group_id=ingest.group_id,
-                group_instance_id=ingest.instance_id,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                max_poll_records=ingest.batch_max_events,
-                session_timeout_ms=ingest.session_timeout_ms,
-                max_poll_interval_ms=ingest.max_poll_interval_ms,
-                request_timeout_ms=max(kafka_settings.request_timeout_ms, 30_000),
-            )
+            return Consumer(config)
         except Exception as exc:
             raise kafka.translate(exc, action="connect") from None
 
-    def _listener(self) -> Any:
-        from kafka import ConsumerRebalanceListener
+    def _on_client_error(self, error: Any) -> None:
+        # librdkafka reconnects by itself; these are reports (a broker away), not failures.
+        log.warning(
+            "Kafka client error", extra={"fields": {"error": error.name(), "detail": error.str()}}
+        )
 
-        worker = self
+    def _tp(self, partition: int, offset: int | None = None) -> Any:
+        from confluent_kafka import TopicPartition
 
-        class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-            def on_partitions_revoked(self, revoked: Any) -> None:
-                worker._on_revoked(revoked)
-
-            def on_partitions_assigned(self, assigned: Any) -> None:
-                worker._on_assigned(assigned)
-
-            def on_partitions_lost(self, lost: Any) -> None:
-                worker._on_lost(lost)
-
-        return Listener()
+        if offset is None:
+            return TopicPartition(self.topic, partition)
+        return TopicPartition(self.topic, partition, offset)
 
     @property
     def preparer(self) -> Preparer:
@@ -164,19 +190,20 @@ class IngestWorker:
         assert self._preparer is not None, "run() starts the preparer"
         return self._preparer
 
-    def _on_assigned(self, assigned: Any) -> None:
+    def _on_assigned(self, consumer: Any, assigned: list[Any]) -> None:
+        from confluent_kafka import OFFSET_BEGINNING
+
         self._last_activity = time.monotonic()
         landed = self.lake.landed_offsets(self.topic)
         for tp in assigned:
             removed = self.lake.remove_temporary_files(self.topic, tp.partition)
-            if tp.partition in landed:
-                self._consumer.seek(tp, landed[tp.partition] + 1)
-            else:
-                self._consumer.seek_to_beginning(tp)
+            tp.offset = landed[tp.partition] + 1 if tp.partition in landed else OFFSET_BEGINNING
             recent = self.lake.recent_event_ids(
                 self.topic, tp.partition, limit=self.settings.ingest.dedupe_window
             )
             self.preparer.reset(tp.partition, recent)
+            self._buffers.pop(tp.partition, None)
+            self._owned.add(tp.partition)
             log.info(
                 "partition assigned",
                 extra={"fields": {
@@ -185,26 +212,35 @@ class IngestWorker:
                     "dedupe_ids": len(recent), "stale_temp_files": removed,
                 }},
             )  # fmt: skip
+        # Starting positions come from the lake, never from Kafka's committed offsets.
+        consumer.assign(assigned)
 
-    def _on_revoked(self, revoked: Any) -> None:
-        # Still a member of the old generation: batches already read can land (commit works).
-        self._finish_in_flight(until_empty=True)
-        self._drop(revoked, reason="partition revoked")
+    def _on_revoked(self, consumer: Any, revoked: list[Any]) -> None:
+        partitions = [tp.partition for tp in revoked]
+        if self._closing:
+            # Leaving after a failure: nothing more lands; the next owner re-reads.
+            self._discard_in_flight(partitions)
+        else:
+            # Still a member of the old generation: batches already read can land (commit works).
+            self._finish_in_flight(until_empty=True)
+        self._drop(partitions, reason="partition revoked")
 
-    def _on_lost(self, lost: Any) -> None:
+    def _on_lost(self, consumer: Any, lost: list[Any]) -> None:
         # No longer a member: nothing of these partitions may land (the commit would fail).
-        self._discard_in_flight(lost)
-        self._drop(lost, reason="partition lost")
+        partitions = [tp.partition for tp in lost]
+        self._discard_in_flight(partitions)
+        self._drop(partitions, reason="partition lost")
 
-    def _drop(self, partitions: Any, *, reason: str) -> None:
+    def _drop(self, partitions: list[int], *, reason: str) -> None:
         """Forget unlanded buffers: the next owner re-reads them from the landed offset."""
-        for tp in partitions:
-            dropped = self._buffers.pop(tp, None)
-            self.preparer.forget(tp.partition)
+        for partition in partitions:
+            dropped = self._buffers.pop(partition, None)
+            self._owned.discard(partition)
+            self.preparer.forget(partition)
             log.info(
                 reason,
                 extra={"fields": {
-                    "topic": self.topic, "partition": tp.partition,
+                    "topic": self.topic, "partition": partition,
                     "dropped_unlanded": len(dropped.records) if dropped else 0,
                 }},
             )  # fmt: skip
@@ -221,6 +257,7 @@ class IngestWorker:
         """Consume and land until ``stop`` is set, or until nothing arrived for ``idle_exit_s``
         since the last message or partition assignment."""
         self._stop = stop
+        self._closing = False
         preparer = BatchPreparer(
             self.pipeline, self.lake, self.topic, self.settings.ingest.dedupe_window
         )
@@ -229,33 +266,38 @@ class IngestWorker:
         else:
             self._preparer = InlinePreparer(preparer)
         self._consumer = self._make_consumer()
-        self._consumer.subscribe([self.topic], listener=self._listener())
+        self._consumer.subscribe(
+            [self.topic], on_assign=self._on_assigned, on_revoke=self._on_revoked,
+            on_lost=self._on_lost,
+        )  # fmt: skip
         self._last_activity = time.monotonic()
         ingest = self.settings.ingest
         try:
             while not stop.is_set():
                 try:
-                    polled = self._consumer.poll(timeout_ms=self._poll_timeout_ms())
+                    polled = self._consumer.consume(
+                        num_messages=ingest.batch_max_events, timeout=self._poll_timeout_ms() / 1000
+                    )
+                except FlywheelError:
+                    raise
                 except Exception as exc:
                     self._retry_pause("poll", kafka.translate(exc, action="poll", topic=self.topic))
                     continue
                 now = time.monotonic()
-                for tp, records in polled.items():
-                    buffer = self._buffers.setdefault(tp, _Buffer(since=now))
-                    if not buffer.records:
-                        buffer.since = now
-                    for record in records:
-                        buffer.records.append((record.offset, record.key, record.value))
-                        buffer.size += len(record.value or b"")
-                    self._last_activity = now
-                for tp in list(self._buffers):
-                    buffer = self._buffers[tp]
-                    if buffer.records and (
-                        len(buffer.records) >= ingest.batch_max_events
-                        or buffer.size >= ingest.batch_max_bytes
-                        or (now - buffer.since) * 1000 >= ingest.batch_max_wait_ms
+                self._buffer(polled, now)
+                for partition in list(self._buffers):
+                    # Landing one batch can drop others (a fenced commit forgets its partition).
+                    buffer = self._buffers.get(partition)
+                    if (
+                        buffer is not None
+                        and buffer.records
+                        and (
+                            len(buffer.records) >= ingest.batch_max_events
+                            or buffer.size >= ingest.batch_max_bytes
+                            or (now - buffer.since) * 1000 >= ingest.batch_max_wait_ms
+                        )
                     ):
-                        self._submit(tp)
+                        self._submit(partition)
                 self._finish_in_flight(until_empty=False)
                 self._update_lag()
                 if on_progress is not None:
@@ -266,17 +308,55 @@ class IngestWorker:
                         break
             # Finish what was read: SIGTERM lands the current batches, then leaves the group.
             self._stop = threading.Event()
-            for tp in list(self._buffers):
-                if self._buffers[tp].records:
-                    self._submit(tp)
+            for partition in list(self._buffers):
+                if partition in self._buffers and self._buffers[partition].records:
+                    self._submit(partition)
             self._finish_in_flight(until_empty=True)
             if on_progress is not None:
                 on_progress(self.stats)
         finally:
-            self._consumer.close(autocommit=False)
-            self.preparer.close()
-            self.dead_letters.close()
+            self._closing = True
+            try:
+                self._consumer.close()
+            finally:
+                self.preparer.close()
+                self.dead_letters.close()
         return self.stats
+
+    def _buffer(self, messages: list[Any], now: float) -> None:
+        """Append consumed messages to their partition's buffer."""
+        buffers, owned = self._buffers, self._owned
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                self._message_error(error)
+                continue
+            partition = message.partition()
+            if partition not in owned:
+                continue  # fenced out; the partition is re-read from the lake once reassigned
+            buffer = buffers.get(partition)
+            if buffer is None:
+                buffer = buffers[partition] = _Buffer(since=now)
+            elif not buffer.records:
+                buffer.since = now
+            value = message.value()
+            buffer.records.append((message.offset(), message.key(), value))
+            buffer.size += len(value) if value is not None else 0
+        if messages:
+            self._last_activity = now
+
+    def _message_error(self, error: Any) -> None:
+        from confluent_kafka import KafkaError as ClientError
+        from confluent_kafka import KafkaException
+
+        if error.code() == ClientError._PARTITION_EOF:
+            return
+        if error.fatal():
+            raise kafka.translate(KafkaException(error), action="poll", topic=self.topic)
+        log.warning(
+            "Kafka consumer error; continuing",
+            extra={"fields": {"error": error.name(), "detail": error.str()}},
+        )
 
     def _poll_timeout_ms(self) -> int:
         if self._in_flight:
@@ -313,10 +393,10 @@ class IngestWorker:
 
     # -- landing -----------------------------------------------------------------------------
 
-    def _submit(self, tp: Any) -> None:
-        buffer = self._buffers.pop(tp)
-        future = self.preparer.submit(tp.partition, buffer.records)
-        self._in_flight.append(_InFlight(tp, buffer.records, future))
+    def _submit(self, partition: int) -> None:
+        buffer = self._buffers.pop(partition)
+        future = self.preparer.submit(partition, buffer.records)
+        self._in_flight.append(_InFlight(partition, buffer.records, future))
         if len(self._in_flight) > MAX_IN_FLIGHT:
             self._finish_in_flight(until_empty=False, at_least_one=True)
 
@@ -329,7 +409,7 @@ class IngestWorker:
             at_least_one = False
             prepared = self._await(head)
             self._in_flight.popleft()
-            self._finish(head.tp, prepared)
+            self._finish(head.partition, prepared)
 
     def _await(self, job: _InFlight) -> Prepared:
         """The prepared batch; a transient failure (disk full) is retried by preparing again."""
@@ -347,14 +427,14 @@ class IngestWorker:
                 if self._stop.is_set():
                     raise error from None
                 self._retry_pause("write", error, attempt)
-                job.future = self.preparer.submit(job.tp.partition, job.records)
+                job.future = self.preparer.submit(job.partition, job.records)
 
-    def _discard_in_flight(self, partitions: Any) -> None:
+    def _discard_in_flight(self, partitions: list[int]) -> None:
         """Throw away prepared batches of partitions this worker no longer owns."""
-        lost = {tp.partition for tp in partitions}
+        lost = set(partitions)
         keep: deque[_InFlight] = deque()
         for job in self._in_flight:
-            if job.tp.partition not in lost:
+            if job.partition not in lost:
                 keep.append(job)
                 continue
             try:
@@ -364,32 +444,39 @@ class IngestWorker:
             self.metrics.fenced.inc()
         self._in_flight = keep
 
-    def _finish(self, tp: Any, prepared: Prepared) -> None:
-        from kafka.errors import CommitFailedError
-        from kafka.structs import OffsetAndMetadata
-
-        self.fault("after_write")
-        self._retrying("dead-letter", lambda: self.dead_letters.send(prepared.dead_letters))
-
-        def commit() -> None:
-            try:
-                self._consumer.commit({tp: OffsetAndMetadata(prepared.last_offset + 1, "", -1)})
-            except CommitFailedError:
-                raise
-            except Exception as exc:
-                raise kafka.translate(exc, action="commit", topic=self.topic) from None
+    def _commit(self, partition: int, next_offset: int) -> None:
+        """Commit one partition's next offset, synchronously; ``CommitFencedError`` if fenced."""
+        from confluent_kafka import KafkaException
 
         try:
-            self._retrying("commit", commit)
-        except CommitFailedError:
-            # Fenced: the partition belongs to another worker now, which re-reads this range.
+            results = self._consumer.commit(
+                offsets=[self._tp(partition, next_offset)], asynchronous=False
+            )
+            errors = [tp.error for tp in results or () if tp.error is not None]
+            if errors:
+                raise KafkaException(errors[0])
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if error is not None and hasattr(error, "name") and error.name() in _FENCED_CODES:
+                raise CommitFencedError(error.name()) from None
+            raise kafka.translate(exc, action="commit", topic=self.topic) from None
+
+    def _finish(self, partition: int, prepared: Prepared) -> None:
+        self.fault("after_write")
+        self._retrying("dead-letter", lambda: self.dead_letters.send(prepared.dead_letters))
+        try:
+            self._retrying("commit", lambda: self._commit(partition, prepared.last_offset + 1))
+        except CommitFencedError as fenced:
+            # The partition belongs to another worker now, which re-reads this range.
             prepared.temporary.unlink(missing_ok=True)
             self.metrics.fenced.inc()
-            self._on_lost([tp])
+            self._on_lost(self._consumer, [self._tp(partition)])
             log.warning(
                 "lost the partition before landing; batch discarded",
-                extra={"fields": {"partition": tp.partition, "first": prepared.first_offset}},
-            )
+                extra={"fields": {
+                    "partition": partition, "first": prepared.first_offset, "error": str(fenced),
+                }},
+            )  # fmt: skip
             return
         self.fault("after_commit")
         self._retrying("rename", lambda: self.lake.publish(prepared.temporary, prepared.final))
@@ -410,7 +497,7 @@ class IngestWorker:
         log.info(
             "landed batch",
             extra={"fields": {
-                "partition": tp.partition, "first": prepared.first_offset,
+                "partition": partition, "first": prepared.first_offset,
                 "last": prepared.last_offset, "events": landed,
                 "dead_letters": len(prepared.dead_letters), "duplicates": prepared.duplicates,
                 "without_consent": prepared.without_consent, "file": prepared.final.name,
@@ -418,19 +505,26 @@ class IngestWorker:
         )  # fmt: skip
 
     def _update_lag(self) -> None:
+        owned = sorted(self._owned)
+        if not owned:
+            self.stats.lag = 0
+            return
+        try:
+            positions = self._consumer.position([self._tp(p) for p in owned])
+        except Exception:
+            return
         total = 0
-        for tp in self._consumer.assignment():
-            highwater = self._consumer.highwater(tp)
-            if highwater is None:
-                continue
+        for tp in positions:
+            if tp.offset < 0:
+                continue  # nothing consumed since the assignment yet
             try:
-                position = self._consumer.position(tp, timeout_ms=0)
+                _, highwater = self._consumer.get_watermark_offsets(tp, cached=True)
             except Exception:
                 continue
-            if position is None:
+            if highwater is None or highwater < 0:
                 continue
-            buffered = len(self._buffers[tp].records) if tp in self._buffers else 0
-            lag = max(0, highwater - position + buffered)
+            buffer = self._buffers.get(tp.partition)
+            lag = max(0, highwater - tp.offset + (len(buffer.records) if buffer else 0))
             self.metrics.lag.labels(str(tp.partition)).set(lag)
             total += lag
         self.stats.lag = total
