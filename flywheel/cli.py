@@ -410,8 +410,9 @@ def ingest(
         stats = worker.run(stop, idle_exit_s=idle_exit, on_progress=progress)
     out.print(
         f"landed {stats.landed:,} events in {stats.files:,} files; "
-        f"{stats.dead_letters:,} dead letters; {stats.duplicates:,} duplicates and "
-        f"{stats.without_consent:,} events without consent dropped"
+        f"{stats.dead_letters:,} dead letters; {stats.duplicates:,} duplicates, "
+        f"{stats.without_consent:,} events without consent and {stats.suppressed:,} of erased "
+        "users dropped"
     )
 
 
@@ -530,7 +531,8 @@ def transform_run(
     for column in ("step", "rows", "seconds"):
         table.add_column(column, justify="left" if column == "step" else "right")
     for step in summary.steps:
-        table.add_row(step.name, f"{step.rows:,}", f"{step.seconds:.2f}")
+        name = f"{step.name} ({step.mode})" if step.mode else step.name
+        table.add_row(name, f"{step.rows:,}", f"{step.seconds:.2f}")
     out.print(table)
     out.print(f"{summary.files_loaded:,} lake files loaded, {summary.events_loaded:,} new events")
 

@@ -36,6 +36,7 @@ class EmbeddedSink:
         self.landed = 0
         self.duplicates = 0
         self.without_consent = 0
+        self.suppressed = 0
 
     def _start(self) -> int:
         if self._next_offset is None:
@@ -80,8 +81,9 @@ class EmbeddedSink:
             self._next_offset = batch.last_offset + 1
             for event_id in batch.event_ids:
                 self._window.add(event_id)
-            self.landed += len(batch.kept)
-            return len(batch.kept)
+            self.suppressed += batch.suppressed
+            self.landed += len(batch.kept) - batch.suppressed
+            return len(batch.kept) - batch.suppressed
 
     async def publish(self, events: Sequence[EncodedEvent]) -> None:
         """Land the events before returning (in a thread: Parquet writing blocks)."""

@@ -29,6 +29,11 @@ class IngestMetrics:
             "Events dropped before landing because their user did not consent to training.",
             registry=self.registry,
         )
+        self.suppressed = Counter(
+            "flywheel_ingest_suppressed",
+            "Events dropped before landing because their user was erased (the suppression list).",
+            registry=self.registry,
+        )
         self.retries = Counter(
             "flywheel_ingest_retries",
             "Transient failures retried, by action.",

@@ -20,6 +20,7 @@ from flywheel.settings import Settings
 from ingest.anonymiser import Anonymiser, scrubbed_type
 from ingest.contract import EVENT_ADAPTER, Event, error_details
 from ingest.fastcheck import check
+from ingest.suppression import SuppressionList, suppression_file
 from warehouse.lake import lake_columns
 
 if TYPE_CHECKING:
@@ -85,6 +86,8 @@ class ProcessedBatch:
     duplicates: int = 0
     without_consent: int = 0
     """Events dropped because their user did not consent to training."""
+    suppressed: int = 0
+    """Events dropped because their user was erased (set by ``Pipeline.frame``)."""
 
 
 class Pipeline:
@@ -96,10 +99,12 @@ class Pipeline:
         *,
         max_event_bytes: int,
         drop_without_consent: bool = True,
+        suppression: SuppressionList | None = None,
     ) -> None:
         self.anonymiser = anonymiser
         self.max_event_bytes = max_event_bytes
         self.drop_without_consent = drop_without_consent
+        self.suppression = suppression
 
     def decode(self, message: RawMessage) -> Event | DeadLetter:
         """The message's event, or the dead letter saying why there is none."""
@@ -169,6 +174,13 @@ class Pipeline:
             source_offset=pl.Series([m.offset for m in batch.kept], dtype=pl.Int64),
             landed_at=pl.lit(landed, pl.Datetime("us", "UTC")),
         )
+        suppressed = self.suppression.current() if self.suppression is not None else frozenset()
+        if suppressed:
+            # Erased users' pseudonyms: their events never land again.
+            erased = pl.col("user_pseudonym").is_in(suppressed).fill_null(False)
+            batch.suppressed = int(frame.select(erased.sum()).item())
+            if batch.suppressed:
+                frame = frame.filter(~erased)
         return frame.select(lake_columns())
 
 
@@ -180,6 +192,7 @@ def build_pipeline(settings: Settings, keyring: Keyring) -> Pipeline:
         ScrubbingAnonymiser(keyring, names_model=settings.privacy.names_model),
         max_event_bytes=settings.ingest.max_event_bytes,
         drop_without_consent=settings.privacy.without_consent == "drop",
+        suppression=SuppressionList(suppression_file(settings.data_dir)),
     )
 
 

@@ -1,10 +1,12 @@
 """Preparing a batch for landing: validate, dedupe, anonymise, write the temporary file.
 
 This is the CPU-heavy half of landing, and it needs neither the Kafka consumer nor the commit.
-``ProcessPreparer`` runs it in a helper process, so the worker's main process keeps reading
-Kafka (itself CPU-bound in kafka-python) while the previous batch is validated and written: the
-two halves use two cores instead of taking turns on one. ``InlinePreparer`` runs it in the
-calling thread (one core, simpler to debug; ``FLYWHEEL_INGEST__PREPARE_IN_SUBPROCESS=false``).
+``InlinePreparer`` (the default) runs it in the calling thread. ``ProcessPreparer``
+(``FLYWHEEL_INGEST__PREPARE_IN_SUBPROCESS=true``) runs it in a helper process, so the main
+process keeps reading while the previous batch is validated and written. That paid while the
+worker read with kafka-python (reading was CPU-bound Python); with the native client, reading
+costs little, and on two cores shared with the broker the records' trip to the helper and its
+start-up cost more than the overlap gains (docs/benchmarks.md).
 
 The preparer keeps each partition's dedupe window; the worker resets it on every assignment
 (rebuilt from the lake) and drops it on revocation. Jobs run in submission order.
@@ -39,6 +41,7 @@ class Prepared:
     dead_letters: list[DeadLetter]
     duplicates: int
     without_consent: int
+    suppressed: int
     seconds: float
 
 
@@ -84,6 +87,7 @@ class BatchPreparer:
             dead_letters=batch.dead_letters,
             duplicates=batch.duplicates,
             without_consent=batch.without_consent,
+            suppressed=batch.suppressed,
             seconds=time.perf_counter() - started,
         )
 

@@ -106,12 +106,19 @@ class WorkerStats:
     dead_letters: int = 0
     duplicates: int = 0
     without_consent: int = 0
+    suppressed: int = 0
+    """Events of erased users dropped before landing."""
     lag: int = 0
+    read: int = 0
+    """Messages read from Kafka so far (a range read again after a rebalance counts again)."""
 
     @property
     def consumed(self) -> int:
         """Messages accounted for: landed, dead-lettered, or dropped."""
-        return self.landed + self.dead_letters + self.duplicates + self.without_consent
+        return (
+            self.landed + self.dead_letters + self.duplicates + self.without_consent
+            + self.suppressed
+        )  # fmt: skip
 
 
 class IngestWorker:
@@ -344,6 +351,7 @@ class IngestWorker:
             buffer.size += len(value) if value is not None else 0
         if messages:
             self._last_activity = now
+            self.stats.read += len(messages)
 
     def _message_error(self, error: Any) -> None:
         from confluent_kafka import KafkaError as ClientError
@@ -482,15 +490,17 @@ class IngestWorker:
         self._retrying("rename", lambda: self.lake.publish(prepared.temporary, prepared.final))
         self.fault("after_rename")
 
-        landed = len(prepared.event_ids)
+        landed = len(prepared.event_ids) - prepared.suppressed
         self.stats.landed += landed
         self.stats.files += 1
         self.stats.dead_letters += len(prepared.dead_letters)
         self.stats.duplicates += prepared.duplicates
         self.stats.without_consent += prepared.without_consent
+        self.stats.suppressed += prepared.suppressed
         self.metrics.landed.inc(landed)
         self.metrics.duplicates.inc(prepared.duplicates)
         self.metrics.without_consent.inc(prepared.without_consent)
+        self.metrics.suppressed.inc(prepared.suppressed)
         for letter in prepared.dead_letters:
             self.metrics.dead_letters.labels(letter.error_type).inc()
         self.metrics.batch_seconds.observe(prepared.seconds)
@@ -500,7 +510,8 @@ class IngestWorker:
                 "partition": partition, "first": prepared.first_offset,
                 "last": prepared.last_offset, "events": landed,
                 "dead_letters": len(prepared.dead_letters), "duplicates": prepared.duplicates,
-                "without_consent": prepared.without_consent, "file": prepared.final.name,
+                "without_consent": prepared.without_consent, "suppressed": prepared.suppressed,
+                "file": prepared.final.name,
             }},
         )  # fmt: skip
 
