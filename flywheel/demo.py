@@ -99,9 +99,8 @@ def clear_data(data_dir: Path, console: Console) -> None:
     """Remove the lake, the warehouse, the datasets and the demo's local broker of a data dir
     (not its keys)."""
     from export.catalog import DATASETS_DIR
-    from warehouse.db import WAREHOUSE_FILE
-
     from flywheel import localkafka
+    from warehouse.db import WAREHOUSE_FILE
 
     removed = []
     kafka_home = data_dir / KAFKA_HOME

@@ -106,35 +106,43 @@ def admin_client(settings: KafkaSettings) -> Any:
 
 
 def create_topics(settings: KafkaSettings) -> dict[str, str]:
-    """Create the events and dead-letter topics if missing; returns ``{topic: created|exists}``."""
+    """Create the events and dead-letter topics if missing, and set their retention (also on
+    topics that exist); returns ``{topic: created|exists}``."""
+    from kafka.admin import ConfigResource, ConfigResourceType
     from kafka.errors import TopicAlreadyExistsError
 
     wanted = {
-        settings.events_topic: settings.partitions,
+        # topic: (partitions, retention.ms)
+        settings.events_topic: (settings.partitions, settings.events_retention_ms),
         # Poison messages are rare; one partition keeps their replay order simple.
-        settings.dead_letter_topic: 1,
+        settings.dead_letter_topic: (1, settings.dead_letter_retention_ms),
     }
     outcome: dict[str, str] = {}
     admin = admin_client(settings)
     try:
         existing = set(admin.list_topics())
-        for topic, partitions in wanted.items():
+        for topic, (partitions, retention_ms) in wanted.items():
+            configs = {"retention.ms": str(retention_ms)}
             if topic in existing:
                 outcome[topic] = "exists"
-                continue
-            try:
-                admin.create_topics(
-                    {
-                        topic: {
-                            "num_partitions": partitions,
-                            "replication_factor": settings.replication_factor,
-                        }
-                    },
-                    wait_for_metadata=True,
-                )
-                outcome[topic] = "created"
-            except TopicAlreadyExistsError:
-                outcome[topic] = "exists"
+            else:
+                try:
+                    admin.create_topics(
+                        {
+                            topic: {
+                                "num_partitions": partitions,
+                                "replication_factor": settings.replication_factor,
+                                "configs": configs,
+                            }
+                        },
+                        wait_for_metadata=True,
+                    )
+                    outcome[topic] = "created"
+                    continue
+                except TopicAlreadyExistsError:
+                    outcome[topic] = "exists"
+            # An existing topic keeps its partitions; its retention follows the settings.
+            admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs=configs)])
     except FlywheelError:
         raise
     except Exception as exc:
@@ -142,6 +150,21 @@ def create_topics(settings: KafkaSettings) -> dict[str, str]:
     finally:
         admin.close()
     return outcome
+
+
+def topic_retention_ms(settings: KafkaSettings, topic: str) -> int | None:
+    """A topic's ``retention.ms`` as the broker reports it."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    admin = admin_client(settings)
+    try:
+        described = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic)], config_filter="all"
+        )
+    finally:
+        admin.close()
+    value = described.get("topic", {}).get(topic, {}).get("retention.ms", {}).get("value")
+    return int(value) if value is not None else None
 
 
 def ping(settings: KafkaSettings) -> bool:
