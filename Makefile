@@ -38,8 +38,10 @@ unit: install trl-env
 integration: install
 	$(BIN)/pytest -m integration
 
+# Every benchmark and one table of figures beside their limits (bench/results/latest.md);
+# `make bench QUICK=1` runs smaller sizes.
 bench: install
-	$(BIN)/python -m bench.api_ingest
+	$(BIN)/python -m bench.all $(if $(QUICK),--quick,)
 
 clean:
 	rm -rf $(VENV) .test-kafka .kafka-local .pytest_cache .mypy_cache .ruff_cache
