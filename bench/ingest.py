@@ -131,12 +131,16 @@ def worker_run(kafka: KafkaSettings, total: int, *, anonymise: bool) -> float:
         stop = threading.Event()
 
         def progress(stats: WorkerStats) -> None:
-            if stats.consumed >= total:
+            # Everything read: stop as SIGTERM would, so the worker lands what it holds at once
+            # instead of waiting batch_max_wait_ms for each partition's last, partial batch.
+            if stats.read >= total:
                 stop.set()
 
         started = time.perf_counter()
-        worker.run(stop, on_progress=progress)
-        return time.perf_counter() - started
+        stats = worker.run(stop, on_progress=progress)
+        elapsed = time.perf_counter() - started
+        assert stats.consumed == total, f"{stats.consumed} of {total} messages landed"
+        return elapsed
 
 
 def main() -> None:
