@@ -55,6 +55,12 @@ class KafkaSettings(BaseModel):
     """Partitions of the events topic made by ``flywheel kafka init``; bounds ingest parallelism."""
     replication_factor: int = Field(default=1, ge=1)
     """Replication factor of the topics created by ``flywheel kafka init`` (3 in production)."""
+    events_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1)
+    """How long the events topic keeps records (its ``retention.ms``, set by ``flywheel kafka
+    init``); long enough for ingest workers to catch up after an outage. -1: forever."""
+    dead_letter_retention_ms: int = Field(default=14 * 24 * 3600 * 1000, ge=-1)
+    """How long the dead-letter topic keeps records (``retention.ms``, set by ``flywheel kafka
+    init``). Dead letters hold raw, unscrubbed events: keep this short."""
     client_id: str = "flywheel"
     """Client id prefix reported to the broker."""
     produce_timeout_s: float = Field(default=10.0, gt=0)
