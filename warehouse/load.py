@@ -44,8 +44,15 @@ FROM (
     -- $files are in landing order; $names are the same files as recorded in lake_files.
     SELECT *, list_position($files, filename) AS file_rank, $names[file_rank] AS lake_file
     FROM read_parquet($files, filename = true)
-)
-QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY file_rank, source_offset) = 1
+) AS landed
+-- The first landing of each event id, found on two narrow columns: a window over whole rows
+-- would sort every prompt and text along with them.
+SEMI JOIN (
+    SELECT event_id, min((list_position($files, filename), source_offset)) AS first
+    FROM read_parquet($files, filename = true)
+    GROUP BY event_id
+) AS firsts
+    ON firsts.event_id = landed.event_id AND firsts.first = (landed.file_rank, landed.source_offset)
 """
 
 
