@@ -46,7 +46,7 @@ class DeadLetter:
 
     message: RawMessage
     error_type: str
-    """``not_json``, ``contract`` or ``oversize``."""
+    """``not_json``, ``contract``, ``oversize`` or ``unstorable``."""
     reason: str
 
 
@@ -153,6 +153,33 @@ class Pipeline:
             batch.kept.append(message)
             batch.event_ids.append(event_id)
         return batch
+
+    def frame_or_dead_letter(
+        self, batch: ProcessedBatch, *, landed_at: datetime | None = None
+    ) -> pl.DataFrame:
+        """``frame``, but an event the contract accepts and the lake's columns cannot hold
+        (``schema_version: 1.0``, an integer beyond 64 bits) does not fail the whole batch for
+        ever: the batch is framed event by event and those events become dead letters
+        (``unstorable``), removed from ``batch``; the rest land."""
+        try:
+            return self.frame(batch, landed_at=landed_at)
+        except Exception:  # noqa: BLE001 - any reader error: find the events that cause it
+            pass
+        kept, ids = [], []
+        for message, event_id in zip(batch.kept, batch.event_ids, strict=True):
+            single = ProcessedBatch(message.offset, message.offset, [message], [event_id])
+            try:
+                self.frame(single, landed_at=landed_at)
+            except Exception as exc:  # noqa: BLE001
+                # The reader's message may quote the value; the reason names only the error.
+                reason = ("the event passed the contract but a value does not fit the lake's "
+                          f"column types ({type(exc).__name__})")  # fmt: skip
+                batch.dead_letters.append(DeadLetter(message, "unstorable", reason))
+                continue
+            kept.append(message)
+            ids.append(event_id)
+        batch.kept, batch.event_ids = kept, ids
+        return self.frame(batch, landed_at=landed_at)
 
     def frame(self, batch: ProcessedBatch, *, landed_at: datetime | None = None) -> pl.DataFrame:
         """The anonymised lake frame of a processed batch (one row per kept event)."""

@@ -70,7 +70,7 @@ class BatchPreparer:
         window = self.windows.setdefault(partition, DedupeWindow(self.window_size))
         batch = self.pipeline.process(messages, window)
         temporary, final = self.lake.write_temporary(
-            self.pipeline.frame(batch), topic=self.topic, partition=partition,
+            self.pipeline.frame_or_dead_letter(batch), topic=self.topic, partition=partition,
             first_offset=batch.first_offset, last_offset=batch.last_offset,
         )  # fmt: skip
         # Remembered once written; if the worker then loses the partition, the window is

@@ -472,3 +472,24 @@ def test_keep_mode_lands_events_without_consent_flagged() -> None:
     assert batch.without_consent == 0
     [row] = pipeline.frame(batch).to_dicts()
     assert row["consent_training"] is False
+
+
+def test_an_event_the_lake_cannot_hold_is_dead_lettered_not_the_batch() -> None:
+    from ingest.anonymiser import PseudonymisingAnonymiser
+    from ingest.keys import Keyring
+    from ingest.pipeline import DedupeWindow, Pipeline, RawMessage
+    from tests.factories import make_event
+
+    flow = Pipeline(PseudonymisingAnonymiser(Keyring(1, {1: b"k" * 32})), max_event_bytes=65536)
+    events = [make_event(), make_event(schema_version=1.0), make_event()]  # 1.0: a valid int
+    messages = [RawMessage("t", 0, i, None, json.dumps(e).encode()) for i, e in enumerate(events)]
+    batch = flow.process(messages, DedupeWindow(10))
+    assert len(batch.kept) == 3  # the contract accepts all three
+
+    frame = flow.frame_or_dead_letter(batch)
+
+    assert frame["source_offset"].to_list() == [0, 2]
+    [letter] = batch.dead_letters
+    assert letter.error_type == "unstorable" and letter.message.offset == 1
+    assert "1.0" not in letter.reason and "'1'" not in letter.reason
+    assert batch.event_ids == [events[0]["event_id"], events[2]["event_id"]]
