@@ -38,9 +38,9 @@ from export.card import render_card
 from export.catalog import dataset_dir, read_manifest, versions
 from export.policy import DatasetPolicy, DatasetsFile, Kind, load_datasets
 from export.quality import GateResult, run_gate
-from flywheel.errors import ExportBusyError, ExportError, FlywheelError, QualityGateError
+from flywheel.errors import ExportBusyError, ExportError, QualityGateError
 from ingest.keys import Keyring
-from warehouse.db import open_warehouse, raw, translate, warehouse_path
+from warehouse.db import connected, warehouse_path
 
 if TYPE_CHECKING:
     import polars as pl
@@ -176,52 +176,41 @@ def _read_warehouse(
         raise ExportError(
             f"there is no warehouse at {path}: run `flywheel transform run` before exporting"
         )
-    engine = open_warehouse(data_dir)
-    try:
-        with engine.connect() as connection:
-            db = raw(connection)
-            tables = {
-                row[0] for row in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()
-            }
-            missing = [t for t in MODEL_TABLES if t not in tables]
-            if missing:
-                raise ExportError(
-                    f"the warehouse has no {', '.join(missing)} table: run "
-                    "`flywheel transform run` before exporting"
-                )
-            rekey = Rekeyer(keyring.keys[keyring.current], name)
-            frames: dict[Kind, pl.DataFrame] = {}
-            response_ids: set[str] = set()
-            for kind in policy.kinds:
-                rows = select_rows(db, policy, kind)
-                shaped = shape(
-                    rows,
-                    kind,
-                    conversational=policy.message_format == "conversational",
-                    rekey=rekey,
-                )
-                frames[kind] = shaped.with_columns(
-                    split=rows["split"], chosen_shown_first=rows["chosen_shown_first"]
-                )
-                response_ids.update(rows["response_ids"].explode().drop_nulls().to_list())
-            source = _lineage(db, sorted(response_ids))
-    except FlywheelError:
-        raise
-    except Exception as exc:
-        raise translate(exc, path=path, action="export from") from None
-    finally:
-        engine.dispose()
+    with connected(data_dir, action="export from") as db:
+        tables = {row[0] for row in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        missing = [t for t in MODEL_TABLES if t not in tables]
+        if missing:
+            raise ExportError(
+                f"the warehouse has no {', '.join(missing)} table: run "
+                "`flywheel transform run` before exporting"
+            )
+        rekey = Rekeyer(keyring.keys[keyring.current], name)
+        frames: dict[Kind, pl.DataFrame] = {}
+        response_ids: set[str] = set()
+        for kind in policy.kinds:
+            rows = select_rows(db, policy, kind)
+            shaped = shape(
+                rows,
+                kind,
+                conversational=policy.message_format == "conversational",
+                rekey=rekey,
+            )
+            frames[kind] = shaped.with_columns(
+                split=rows["split"], chosen_shown_first=rows["chosen_shown_first"]
+            )
+            response_ids.update(rows["response_ids"].explode().drop_nulls().to_list())
+        source = _lineage(db, sorted(response_ids))
     return frames, source
 
 
+def _records(db: Any, table: str, columns: tuple[str, ...], order: str) -> list[dict[str, Any]]:
+    """A whole table's rows as dicts of the given columns."""
+    query = f"SELECT {', '.join(columns)} FROM {table} ORDER BY {order}"  # noqa: S608
+    return [dict(zip(columns, row, strict=True)) for row in db.execute(query).fetchall()]
+
+
 def _lineage(db: Any, response_ids: list[str]) -> dict[str, Any]:
-    lake_files = [
-        dict(zip(LAKE_FILE_COLUMNS, row, strict=True))
-        for row in db.execute(
-            f"SELECT {', '.join(LAKE_FILE_COLUMNS)} FROM lake_files "
-            "ORDER BY topic, partition, first_offset"
-        ).fetchall()
-    ]
+    lake_files = _records(db, "lake_files", LAKE_FILE_COLUMNS, "topic, partition, first_offset")
     run = db.execute(
         "SELECT run_id, policy_hash, finished_at FROM transform_runs WHERE status = 'succeeded' "
         "ORDER BY finished_at DESC LIMIT 1"
@@ -231,13 +220,7 @@ def _lineage(db: Any, response_ids: list[str]) -> dict[str, Any]:
         "WHERE response_id IN (SELECT unnest($ids))",
         {"ids": response_ids},
     ).fetchone()
-    calibration = [
-        dict(zip(CALIBRATION_COLUMNS, row, strict=True))
-        for row in db.execute(
-            f"SELECT {', '.join(CALIBRATION_COLUMNS)} FROM signal_calibration "
-            "ORDER BY signal, explicit"
-        ).fetchall()
-    ]
+    calibration = _records(db, "signal_calibration", CALIBRATION_COLUMNS, "signal, explicit")
     return {
         "source": {
             "lake_files": lake_files,

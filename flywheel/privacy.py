@@ -80,7 +80,7 @@ def erase_users(
     """Erase the users ``raw_ids`` from lake, warehouse and datasets; suppress their future
     events; log it. Raises ``FlywheelError`` for a bad request (no ids, too many)."""
     from export.erasure import erase_from_datasets
-    from warehouse.db import open_warehouse, raw, translate, warehouse_path
+    from warehouse.db import connected, warehouse_path
     from warehouse.erase import erase_from_lake, erase_from_warehouse, refresh_lake_file_rows
     from warehouse.lake import Lake
 
@@ -118,18 +118,9 @@ def erase_users(
         crash("erase_after_lake")
         if warehouse_path(data_dir).exists():
             step("deleting warehouse rows")
-            engine = open_warehouse(data_dir)
-            try:
-                with engine.connect() as connection:
-                    db = raw(connection)
-                    record.warehouse_rows_deleted = erase_from_warehouse(db, pseudonyms)
-                    refresh_lake_file_rows(db, lake)
-            except FlywheelError:
-                raise
-            except Exception as exc:
-                raise translate(exc, path=warehouse_path(data_dir), action="erase from") from None
-            finally:
-                engine.dispose()
+            with connected(data_dir, action="erase from") as db:
+                record.warehouse_rows_deleted = erase_from_warehouse(db, pseudonyms)
+                refresh_lake_file_rows(db, lake)
         crash("erase_after_warehouse")
         step("replacing dataset versions")
         record.datasets = [

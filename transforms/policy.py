@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from flywheel.errors import ConfigError
+from flywheel.tomlfile import load_toml_model
 
 DEFAULT_POLICY = Path(__file__).with_name("policy.toml")
 
@@ -67,18 +66,4 @@ class Policy(_Section):
 
 def load_policy(path: Path | None = None) -> Policy:
     """Read and validate a policy file; any problem is one ``ConfigError`` naming the key."""
-    path = path or DEFAULT_POLICY
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"the policy file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"the policy file {path} is not valid TOML: {exc}") from None
-    try:
-        return Policy.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            for e in exc.errors(include_input=False)
-        )
-        raise ConfigError(f"the policy file {path} is invalid: {problems}") from None
+    return load_toml_model(path or DEFAULT_POLICY, Policy, "policy file")

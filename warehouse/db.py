@@ -7,12 +7,14 @@ lock becomes ``WarehouseBusyError``, the rest ``WarehouseError``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alembic.ddl.impl import DefaultImpl
 
-from flywheel.errors import WarehouseBusyError, WarehouseError
+from flywheel.errors import FlywheelError, WarehouseBusyError, WarehouseError
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -116,3 +118,19 @@ def open_warehouse(data_dir: Path, *, migrate: bool = True) -> Engine:
 def raw(connection: Connection) -> Any:
     """The DuckDB connection under a SQLAlchemy connection (for DuckDB-only SQL and parameters)."""
     return connection.connection.driver_connection
+
+
+@contextmanager
+def connected(data_dir: Path, *, action: str) -> Iterator[Any]:
+    """The raw DuckDB connection of the (migrated) warehouse for one piece of work; DuckDB's
+    errors come out as ``WarehouseError`` saying what could not be done (``action``)."""
+    engine = open_warehouse(data_dir)
+    try:
+        with engine.connect() as connection:
+            yield raw(connection)
+    except FlywheelError:
+        raise
+    except Exception as exc:
+        raise translate(exc, path=warehouse_path(data_dir), action=action) from None
+    finally:
+        engine.dispose()

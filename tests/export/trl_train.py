@@ -101,29 +101,20 @@ def common(out: Path, name: str) -> dict[str, object]:
 def main(dataset_dir: Path, out: Path) -> None:
     tokenizer = build_tokenizer(texts(dataset_dir), out / "tokenizer")
     build_models(tokenizer, out)
-    policy, reward = str(out / "policy"), str(out / "reward")
-    runs = []
-    dpo = DPOTrainer(
-        model=policy,
-        args=DPOConfig(**common(out, "dpo"), max_length=256),
-        train_dataset=load_dataset(str(dataset_dir), "dpo", split="train"),
-        processing_class=tokenizer,
-    )
-    runs.append(("dpo", dpo))
-    kto = KTOTrainer(
-        model=policy,
-        args=KTOConfig(**common(out, "kto"), max_length=256),
-        train_dataset=load_dataset(str(dataset_dir), "kto", split="train"),
-        processing_class=tokenizer,
-    )
-    runs.append(("kto", kto))
-    reward_trainer = RewardTrainer(
-        model=reward,
-        args=RewardConfig(**common(out, "reward"), max_length=256),
-        train_dataset=load_dataset(str(dataset_dir), "reward", split="train"),
-        processing_class=tokenizer,
-    )
-    runs.append(("reward", reward_trainer))
+    trainers = {
+        "dpo": (DPOTrainer, DPOConfig, out / "policy"),
+        "kto": (KTOTrainer, KTOConfig, out / "policy"),
+        "reward": (RewardTrainer, RewardConfig, out / "reward"),
+    }
+    runs = [
+        (name, trainer(
+            model=str(model),
+            args=config(**common(out, name), max_length=256),
+            train_dataset=load_dataset(str(dataset_dir), name, split="train"),
+            processing_class=tokenizer,
+        ))
+        for name, (trainer, config, model) in trainers.items()
+    ]  # fmt: skip
     for name, trainer in runs:
         result = trainer.train()
         losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
