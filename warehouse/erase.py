@@ -13,7 +13,8 @@ for the same reason.
 The warehouse: rows are deleted from every table that holds the users' events or what was
 derived from them: by pseudonym, by the conversations those events belong to, and (for tables
 keyed by response only, such as ``code_checks``) by response id; ``lake_files`` row counts are
-updated to match the rewritten files.
+updated to match the rewritten files, and the models' incremental state is cleared, so the next
+transform run rebuilds them in full from what is left.
 """
 
 from __future__ import annotations
@@ -118,6 +119,10 @@ def erase_from_warehouse(db: Any, pseudonyms: list[str]) -> dict[str, int]:
             ).fetchall()
             if count:
                 deleted[table] = int(count)
+        if "model_state" in tables:
+            # Rows elsewhere may have counted the erased events (a copy or an A/B choice that
+            # named another conversation's response): the next run rebuilds every model.
+            db.execute("DELETE FROM model_state")
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")

@@ -291,3 +291,22 @@ def test_erasure_after_a_key_rotation_finds_both_pseudonyms(published: Path) -> 
     assert record.pseudonyms == {"1": [old], "2": [new]}
     assert not {old, new} & set(lake_users(published))
     assert set(warehouse_hits(published, {old, new}).values()) == {0}
+
+
+def test_after_an_erasure_the_next_run_equals_a_full_refresh(published: Path) -> None:
+    from transforms.runner import run_transforms
+
+    models = ("responses", "preference_pairs", "labels", "rewards", "code_checks",
+              "signal_calibration")  # fmt: skip
+
+    def contents() -> dict[str, list[tuple[Any, ...]]]:
+        with duckdb.connect(str(published / "warehouse.duckdb"), read_only=True) as db:
+            return {m: db.execute(f"SELECT * FROM {m} ORDER BY ALL").fetchall() for m in models}
+
+    erase_users(settings_for(published), heavy_users(), KEYRING)
+    run_transforms(published)  # the models' state was cleared: they are rebuilt in full
+    after_erasure = contents()
+    run_transforms(published, full_refresh=True)
+
+    assert contents() == after_erasure
+    assert all(after_erasure[m] for m in models)
