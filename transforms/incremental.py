@@ -37,8 +37,10 @@ RESPONSE_KEYS = ("touched_responses", "response_id")
 
 SHADOWS = {
     "events": "SELECT * FROM scope_events",
-    "responses": "SELECT * FROM responses "
-    "WHERE response_id IN (SELECT response_id FROM scope_response_ids)",
+    # Found on the id column, then fetched whole by row id (the prompts and texts of the other
+    # rows are not read).
+    "responses": "SELECT * FROM responses WHERE rowid IN (SELECT rowid FROM responses "
+    "WHERE response_id IN (SELECT response_id FROM scope_response_ids))",
     "code_checks": "SELECT * FROM code_checks "
     "WHERE response_id IN (SELECT response_id FROM scope_response_ids)",
 }
@@ -90,13 +92,19 @@ _PREPARE = (
           FROM events WHERE type = 'generation')
     WHERE named IN (SELECT response_id FROM scope_generations)
     """,
+    # The rows are found on the three id columns first, then fetched whole by row id: with the
+    # condition on the whole rows, DuckDB read every prompt and text of the table to test it.
     """
     CREATE OR REPLACE TEMP TABLE scope_events AS
     SELECT *
     FROM events
-    WHERE response_id IN (SELECT response_id FROM scope_ids)
-        OR response_a_id IN (SELECT response_id FROM scope_generations)
-        OR response_b_id IN (SELECT response_id FROM scope_generations)
+    WHERE rowid IN (
+        SELECT rowid
+        FROM events
+        WHERE response_id IN (SELECT response_id FROM scope_ids)
+            OR response_a_id IN (SELECT response_id FROM scope_generations)
+            OR response_b_id IN (SELECT response_id FROM scope_generations)
+    )
     """,
     """
     CREATE OR REPLACE TEMP TABLE touched_responses AS
