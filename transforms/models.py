@@ -215,9 +215,12 @@ def run_models(
     full_refresh: bool = False,
     run_id: str = "",
     on_progress: Callable[[int, int], None] | None = None,
+    overhead: dict[str, float] | None = None,
 ) -> list[Built]:
     """Build the models (each in its own statement), in full or incrementally; returns what was
-    built."""
+    built. ``overhead``, if given, receives the seconds spent outside the models: ``plan``
+    (variables, fingerprints, state) and ``scope`` (what the new events touch)."""
+    started = time.perf_counter()
     for name, value in policy_variables(policy).items():
         db.execute(f"SET VARIABLE {quote(name)} = $value", {"value": value})
     for macro in MACROS:
@@ -228,8 +231,12 @@ def run_models(
     full, since = _plan(db, models, prints, full_refresh=full_refresh)
     [(head,)] = db.execute("SELECT coalesce(max(seq), 0) FROM lake_files").fetchall()
     changed = since is not None and since < head
+    planned = time.perf_counter()
     if since is not None and changed:
         incremental.prepare(db, since=since)
+    if overhead is not None:
+        overhead["plan"] = planned - started
+        overhead["scope"] = time.perf_counter() - planned
     results = []
     for model in models:
         started = time.perf_counter()

@@ -9,6 +9,7 @@ incrementally for what the newly loaded events touch (transforms/incremental.py)
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,6 +48,11 @@ class RunSummary:
     files_loaded: int = 0
     events_loaded: int = 0
     steps: list[StepResult] = field(default_factory=list)
+    overhead: dict[str, float] = field(default_factory=dict)
+    """Seconds spent outside the steps, by part: ``open`` (the engine and the migration check),
+    ``record`` (the run's row in ``transform_runs``, written at the start and the end),
+    ``plan`` and ``scope`` (see ``run_models``), ``commit`` (the models' transaction) and
+    ``close`` (closing the warehouse, where DuckDB checkpoints what the run wrote)."""
 
 
 def run_transforms(
@@ -61,8 +67,10 @@ def run_transforms(
     ``select`` and what they need), and record the run with the policy's hash."""
     policy = load_policy(policy_file)
     ordered(discover(), select)  # an unknown model or a cycle fails before anything runs
+    started = time.perf_counter()
     engine = open_warehouse(data_dir)
     summary = RunSummary(run_id=uuid.uuid4().hex, full_refresh=full_refresh)
+    summary.overhead["open"] = time.perf_counter() - started
     try:
         _run(engine, data_dir, summary, policy, select, on_progress)
     except FlywheelError:
@@ -70,7 +78,9 @@ def run_transforms(
     except Exception as exc:
         raise translate(exc, path=warehouse_path(data_dir), action="load into") from None
     finally:
+        closing = time.perf_counter()
         engine.dispose()
+        summary.overhead["close"] = time.perf_counter() - closing
     return summary
 
 
@@ -83,8 +93,10 @@ def _run(
     on_progress: Callable[[str, int, int], None] | None,
 ) -> None:
     full_refresh = summary.full_refresh
+    overhead = summary.overhead
     with engine.connect() as connection:
         db = raw(connection)
+        started = time.perf_counter()
         with connection.begin():
             db.execute(
                 "INSERT INTO transform_runs (run_id, started_at, full_refresh, policy_hash, "
@@ -96,6 +108,7 @@ def _run(
                     "policy": policy.digest,
                 },
             )
+        overhead["record"] = time.perf_counter() - started
         loaded = load_lake(
             connection,
             Lake.in_data_dir(data_dir),
@@ -118,8 +131,12 @@ def _run(
                 on_progress=(lambda done, total: on_progress("models", done, total))
                 if on_progress
                 else None,
+                overhead=overhead,
             )
+            committing = time.perf_counter()
+        overhead["commit"] = time.perf_counter() - committing
         summary.steps += [StepResult(b.name, b.rows, b.seconds, b.mode) for b in built]
+        started = time.perf_counter()
         with connection.begin():
             db.execute(
                 "UPDATE transform_runs SET finished_at = $now, files_loaded = $files, "
@@ -131,3 +148,4 @@ def _run(
                     "run": summary.run_id,
                 },
             )
+        overhead["record"] += time.perf_counter() - started
