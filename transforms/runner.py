@@ -52,7 +52,8 @@ class RunSummary:
     """Seconds spent outside the steps, by part: ``open`` (the engine and the migration check),
     ``record`` (the run's row in ``transform_runs``, written at the start and the end),
     ``plan`` and ``scope`` (see ``run_models``), ``commit`` (the models' transaction) and
-    ``close`` (closing the warehouse, where DuckDB checkpoints what the run wrote)."""
+    ``close`` (closing the warehouse). DuckDB checkpoints (writes the run's changes into the
+    database file) at the first commit after its write-ahead log passes 16 MiB, else at close."""
 
 
 def run_transforms(
