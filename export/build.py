@@ -123,27 +123,21 @@ def select_rows(db: Any, policy: DatasetPolicy, kind: Kind) -> pl.DataFrame:
     ).to_arrow_table()
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
-    return frame.with_columns(split=_split_column(frame["split_draw"], policy.splits)).drop(
-        "split_draw"
-    )
+    return frame.with_columns(split=_split_column(policy.splits)).drop("split_draw")
 
 
-def _split_column(draws: pl.Series, splits: dict[str, float]) -> pl.Expr:
-    """Each draw in [0, 1) to the split whose cumulative ratio range holds it."""
+def _split_column(splits: dict[str, float]) -> pl.Expr:
+    """``split_draw`` (in [0, 1)) to the split whose cumulative ratio range holds it; the last
+    split takes the rest."""
     import polars as pl
 
-    expression: Any = None
+    *firsts, last = splits
+    expression: Any = pl
     upper = 0.0
-    names = list(splits)
-    for index, name in enumerate(names):
+    for name in firsts:
         upper += splits[name]
-        if index == len(names) - 1:
-            expression = pl.lit(name) if expression is None else expression.otherwise(pl.lit(name))
-        elif expression is None:
-            expression = pl.when(pl.col("split_draw") < upper).then(pl.lit(name))
-        else:
-            expression = expression.when(pl.col("split_draw") < upper).then(pl.lit(name))
-    return expression  # type: ignore[no-any-return]
+        expression = expression.when(pl.col("split_draw") < upper).then(pl.lit(name))
+    return pl.lit(last) if expression is pl else expression.otherwise(pl.lit(last))
 
 
 class Rekeyer:

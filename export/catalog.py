@@ -44,9 +44,9 @@ def versions(data_dir: Path, name: str) -> list[str]:
 
 def read_manifest(data_dir: Path, name: str, version: str) -> dict[str, Any]:
     """A published version's manifest; an unknown dataset or version is an ``ExportError``."""
-    if version not in versions(data_dir, name):
-        raise ExportError(f"dataset {name!r} has no version {version!r}")
     path = dataset_dir(data_dir, name) / version / "manifest.json"
+    if not (version.startswith("v") and version[1:].isdigit() and path.is_file()):
+        raise ExportError(f"dataset {name!r} has no version {version!r}")
     manifest: dict[str, Any] = json.loads(path.read_text())
     return manifest
 

@@ -20,6 +20,7 @@ marking, so the step is idempotent.
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from dataclasses import dataclass, field
@@ -31,7 +32,14 @@ from export.build import Rekeyer
 from export.card import render_card
 from export.catalog import dataset_dir, dataset_names, read_manifest, versions
 from export.policy import DatasetPolicy, Kind
-from export.publish import count_rows, hash_files, locked, write_files, write_manifest
+from export.publish import (
+    count_rows,
+    hash_files,
+    locked,
+    sha256_file,
+    write_files,
+    write_manifest,
+)
 from export.quality import run_gate
 from ingest.keys import Keyring
 
@@ -187,8 +195,6 @@ def _republish_without(
 
 
 def _mark_superseded(folder: Path, by: str, request_id: str, delete_files: bool) -> None:
-    import json
-
     manifest = json.loads((folder / "manifest.json").read_text())
     when = datetime.now(UTC).isoformat(timespec="seconds")
     card = folder / "README.md"
@@ -203,8 +209,6 @@ def _mark_superseded(folder: Path, by: str, request_id: str, delete_files: bool)
     if delete_files:
         shutil.rmtree(folder / "data", ignore_errors=True)
     present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
-    from export.publish import sha256_file
-
     manifest["files"] = [
         {**entry, "sha256": sha256_file(folder / entry["path"])} if entry["path"] == "README.md"
         else {**entry, "deleted": entry["path"] not in present}

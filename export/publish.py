@@ -103,12 +103,15 @@ def export_dataset(
         attempt.mkdir()
         try:
             return _export(data_dir, name, policy, keyring, attempt, step)
-        except QualityGateError:
-            attempt.rename(folder / f"failed-{attempt_id}")
+        except QualityGateError as failure:
+            kept = folder / f"failed-{attempt_id}"
+            attempt.rename(kept)
             failed = sorted(p for p in folder.iterdir() if p.name.startswith("failed-"))
             for old in failed[: max(0, len(failed) - keep_failed)]:
                 shutil.rmtree(old, ignore_errors=True)
-            raise
+            raise QualityGateError(
+                f"{failure}; report: {kept}/quality/index.html", report=str(kept)
+            ) from None
         finally:
             shutil.rmtree(attempt, ignore_errors=True)
 
@@ -133,9 +136,8 @@ def _export(
         listed = "; ".join(o.line() for o in failures[:5])
         raise QualityGateError(
             f"the quality gate failed {len(failures)} critical expectation(s) of dataset "
-            f"{name!r}: {listed}. Nothing was published; report: "
-            f"{attempt.parent / attempt.name.replace('.attempt-', 'failed-')}/quality/index.html",
-            report=str(attempt.parent / attempt.name.replace(".attempt-", "failed-")),
+            f"{name!r}: {listed}. Nothing was published",
+            report=str(attempt / "quality"),
         )
     existing = versions(data_dir, name)
     latest = read_manifest(data_dir, name, existing[-1]) if existing else None

@@ -248,7 +248,6 @@ def _through_kafka(
 
 
 def _export(settings: Settings, keyring: Any) -> dict[str, Any]:
-    from export.catalog import read_manifest
     from export.policy import load_datasets
     from export.publish import export_dataset
 
@@ -259,10 +258,9 @@ def _export(settings: Settings, keyring: Any) -> dict[str, Any]:
         datasets=load_datasets(settings.export.datasets_file),
         keep_failed=settings.export.keep_failed_attempts,
     )
-    manifest = result.manifest
+    manifest = result.manifest  # the new version's, or the latest's when nothing was new
     version = manifest["version"]
     path = settings.data_dir / "datasets" / DATASET / version
-    manifest = read_manifest(settings.data_dir, DATASET, version)
     return {
         "version": version,
         "published": result.published,
