@@ -266,6 +266,7 @@ OVERHEAD = {
     "record": "run row",
     "plan": "plan",
     "scope": "scope",
+    "texts": "lake texts",
     "commit": "commit",
     "close": "close",
 }

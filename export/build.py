@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from export.policy import DatasetPolicy, Kind
@@ -46,9 +47,9 @@ RESPONSE_SIGNALS = """list_filter([
 
 _SOURCES: dict[str, str] = {
     "pairs": """
-        SELECT pair_id AS id, conversation_id, user_pseudonym, prompt, chosen, rejected,
-               NULL::VARCHAR AS completion, NULL::BOOLEAN AS label, confidence, signals,
-               event_ids, models,
+        SELECT pair_id AS id, conversation_id, user_pseudonym, prompt_event_id, chosen_event_id,
+               rejected_event_id, NULL::VARCHAR AS completion_event_id, NULL::BOOLEAN AS label,
+               confidence, signals, event_ids, models,
                list_filter([chosen_response_id, rejected_response_id], lambda x: x IS NOT NULL)
                    AS response_ids,
                -- For the gate's position-bias warning: was the A/B winner the side shown first?
@@ -60,11 +61,11 @@ _SOURCES: dict[str, str] = {
                            = list_sort([p.chosen_response_id, p.rejected_response_id]))
                END AS chosen_shown_first
         FROM preference_pairs AS p
-        -- Two siblings can carry the same text; such a pair teaches nothing.
-        WHERE consent_training AND chosen IS DISTINCT FROM rejected""",
+        WHERE consent_training""",
     "labels": f"""
-        SELECT l.response_id AS id, l.conversation_id, l.user_pseudonym, l.prompt,
-               NULL::VARCHAR AS chosen, NULL::VARCHAR AS rejected, l.completion, l.label,
+        SELECT l.response_id AS id, l.conversation_id, l.user_pseudonym,
+               l.event_id AS prompt_event_id, NULL::VARCHAR AS chosen_event_id,
+               NULL::VARCHAR AS rejected_event_id, l.event_id AS completion_event_id, l.label,
                l.confidence, {RESPONSE_SIGNALS} AS signals, [l.event_id] AS event_ids,
                [l.model] AS models, [l.response_id] AS response_ids,
                NULL::BOOLEAN AS chosen_shown_first
@@ -74,8 +75,39 @@ _SOURCES: dict[str, str] = {
 }
 SOURCE_OF_KIND: dict[str, str] = {"dpo": "pairs", "reward": "pairs", "kto": "labels"}
 
+_CANDIDATES = """
+CREATE OR REPLACE TEMP TABLE export_candidates AS
+SELECT * FROM ({source})
+WHERE confidence >= $min_confidence AND list_has_any(signals, $signals)
+"""
+
+_CANDIDATE_TEXTS = """
+SELECT event_id, lake_file
+FROM events
+WHERE event_id IN (
+    SELECT unnest([prompt_event_id, chosen_event_id, rejected_event_id, completion_event_id])
+    FROM export_candidates)
+"""
+"""The events whose prompts and texts the candidates need (``warehouse.texts``)."""
+
 _SELECT = """
-WITH source AS ({source}),
+WITH source AS (
+    -- The candidates with their texts, read from the lake. A row whose texts are gone (its lake
+    -- file expired) is left out.
+    SELECT
+        c.* EXCLUDE (prompt_event_id, chosen_event_id, rejected_event_id, completion_event_id),
+        p.prompt, chosen.text AS chosen, rejected.text AS rejected, completion.text AS completion
+    FROM export_candidates AS c
+    JOIN lake_texts AS p ON p.event_id = c.prompt_event_id
+    LEFT JOIN lake_texts AS chosen ON chosen.event_id = c.chosen_event_id
+    LEFT JOIN lake_texts AS rejected ON rejected.event_id = c.rejected_event_id
+    LEFT JOIN lake_texts AS completion ON completion.event_id = c.completion_event_id
+    WHERE (c.chosen_event_id IS NULL) = (chosen.text IS NULL)
+        AND (c.rejected_event_id IS NULL) = (rejected.text IS NULL)
+        AND (c.completion_event_id IS NULL) = (completion.text IS NULL)
+        -- Two siblings can carry the same text; such a pair teaches nothing.
+        AND (c.chosen_event_id IS NULL OR chosen.text <> rejected.text)
+),
 eligible AS (
     SELECT
         *,
@@ -86,7 +118,6 @@ eligible AS (
         ('0x' || left(sha256($seed || ':' || conversation_id), 8))::UBIGINT / 4294967296.0
             AS split_draw
     FROM source
-    WHERE confidence >= $min_confidence AND list_has_any(signals, $signals)
 ),
 per_prompt AS (
     SELECT * FROM eligible
@@ -106,17 +137,22 @@ ORDER BY split_draw, id
 """
 
 
-def select_rows(db: Any, policy: DatasetPolicy, kind: Kind) -> pl.DataFrame:
-    """The warehouse rows a config of this dataset takes, with a ``split`` column."""
+def select_rows(db: Any, policy: DatasetPolicy, kind: Kind, lake_root: Path) -> pl.DataFrame:
+    """The warehouse rows a config of this dataset takes, with their texts from the lake under
+    ``lake_root`` and a ``split`` column."""
     import polars as pl
 
-    query = _SELECT.format(source=_SOURCES[SOURCE_OF_KIND[kind]])
+    from warehouse.texts import fetch_texts
+
+    db.execute(
+        _CANDIDATES.format(source=_SOURCES[SOURCE_OF_KIND[kind]]),
+        {"min_confidence": policy.min_confidence, "signals": list(policy.signals)},
+    )
+    fetch_texts(db, lake_root, _CANDIDATE_TEXTS)
     table = db.sql(
-        query,
+        _SELECT,
         params={
             "seed": str(policy.seed),
-            "min_confidence": policy.min_confidence,
-            "signals": list(policy.signals),
             "max_per_prompt": policy.max_rows_per_prompt,
             "max_per_user": policy.max_rows_per_user,
         },

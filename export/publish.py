@@ -41,6 +41,7 @@ from export.quality import GateResult, run_gate
 from flywheel.errors import ExportBusyError, ExportError, QualityGateError
 from ingest.keys import Keyring
 from warehouse.db import connected, warehouse_path
+from warehouse.lake import Lake
 
 if TYPE_CHECKING:
     import polars as pl
@@ -190,7 +191,7 @@ def _read_warehouse(
         frames: dict[Kind, pl.DataFrame] = {}
         response_ids: set[str] = set()
         for kind in policy.kinds:
-            rows = select_rows(db, policy, kind)
+            rows = select_rows(db, policy, kind, Lake.in_data_dir(data_dir).root)
             shaped = shape(
                 rows,
                 kind,

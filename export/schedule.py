@@ -133,16 +133,24 @@ def export_job(data_dir: Path, name: str, keyring: Keyring, datasets: DatasetsFi
 
 
 def retention_job(data_dir: Path, keep_days: int) -> str:
-    """Delete lake files older than the retention period."""
+    """Delete lake files older than the retention period, then their events in the warehouse
+    (texts are read from the lake: the warehouse follows it)."""
+    from warehouse.db import connected, warehouse_path
     from warehouse.lake import Lake
-    from warehouse.retention import expire_lake_files
+    from warehouse.retention import expire_lake_files, forget_missing_files
 
-    expired = expire_lake_files(
-        Lake.in_data_dir(data_dir), keep_days=keep_days, today=datetime.now(UTC).date()
-    )
-    if not expired.files:
+    lake = Lake.in_data_dir(data_dir)
+    expired = expire_lake_files(lake, keep_days=keep_days, today=datetime.now(UTC).date())
+    forgotten = 0
+    if warehouse_path(data_dir).exists():
+        with connected(data_dir, action="apply lake retention to") as db:
+            _, forgotten = forget_missing_files(db, lake)
+    if not expired.files and not forgotten:
         return "skipped: no lake file past retention"
-    return f"deleted {expired.files} lake files ({expired.bytes / 2**20:,.1f} MiB)"
+    return (
+        f"deleted {expired.files} lake files ({expired.bytes / 2**20:,.1f} MiB) and "
+        f"{forgotten:,} of their events from the warehouse"
+    )
 
 
 def build_jobs(

@@ -1,30 +1,90 @@
 """Process checks on the code in responses: does each fenced block parse, did a secret leak.
 
-The one transform step in Python (parsing needs Python's parsers). polars finds the responses
-with a fence natively; only those are parsed. A block tagged ``python``/``py`` must pass
-``ast.parse``, one tagged ``json`` must pass ``json.loads``; other languages are counted, not
-checked. A response that still holds a ``<SECRET:...>`` placeholder had a secret in it (the
-scrubber replaced it before landing): the model leaked one. Each distinct text is checked and each
-distinct block parsed once per run (answers repeat themselves often); the results reach DuckDB as
-bound lists.
+The one transform step with Python in it (parsing needs Python's parsers). DuckDB finds the
+fenced blocks (```` ```tag ... ``` ````) of each distinct response text with a fence or a secret
+placeholder; Python parses each distinct Python or JSON block once (answers repeat themselves,
+and so does their code); DuckDB counts per text and hands each response its text's counts. A
+block tagged ``python``/``py``/``python3`` must pass ``ast.parse``, one tagged ``json`` must
+pass ``json.loads``; other languages are counted, not checked. A response that still holds a
+``<SECRET:...>`` placeholder had a secret in it (the scrubber replaced it before landing): the
+model leaked one. The texts come from ``lake_texts``, read from the lake before the models run
+(the warehouse keeps none).
 """
 
 from __future__ import annotations
 
 import ast
 import json
-import re
 import warnings
 from typing import Any
 
-FENCE = re.compile(r"```([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
-PYTHON_TAGS = frozenset({"python", "py", "python3"})
+PYTHON_TAGS = ("python", "py", "python3")
+
+FENCE = r"(?s)```[A-Za-z0-9_+-]*[^\n]*\n.*?```"
+"""A fenced block: three backticks, a tag, the rest of the line, the body up to the next three
+backticks (RE2 syntax, as DuckDB's regexp functions take it)."""
+PARTS = r"(?s)^```([A-Za-z0-9_+-]*)[^\n]*\n(.*)```$"
+"""A block's tag and body."""
 
 COUNTS = ("code_blocks", "python_blocks", "python_parsed", "json_blocks", "json_parsed")
 
+_BLOCKS = """
+CREATE OR REPLACE TEMP TABLE code_texts AS
+WITH texts AS (
+    SELECT t.text, list(r.response_id) AS response_ids
+    FROM {responses} AS r
+    JOIN lake_texts AS t ON t.event_id = r.event_id
+    WHERE contains(t.text, '```') OR contains(t.text, '<SECRET:')
+    GROUP BY t.text
+)
+SELECT
+    row_number() OVER () AS text_id,
+    response_ids,
+    contains(text, '<SECRET:') AS leaked_secret,
+    list_transform(regexp_extract_all(text, $fence),
+                   lambda b: regexp_extract(b, $parts, ['tag', 'body'])) AS blocks
+FROM texts
+"""
 
-def _parses(tag: str, body: str) -> bool | None:
-    """Whether a block parses (None: a language that is not checked)."""
+_CHECKABLE = """
+SELECT DISTINCT lower(b.tag) AS tag, b.body
+FROM (SELECT unnest(blocks) AS b FROM code_texts)
+WHERE lower(b.tag) IN ('json', {python})
+"""
+
+CHECKS_SELECT = """
+WITH parsed AS (
+    SELECT unnest($tag) AS tag, unnest($body) AS body, unnest($ok) AS ok
+),
+blocks AS (
+    SELECT text_id, lower(b.tag) AS tag, b.body
+    FROM (SELECT text_id, unnest(blocks) AS b FROM code_texts)
+),
+counts AS (
+    SELECT
+        text_id,
+        count(*) AS code_blocks,
+        count(*) FILTER (WHERE b.tag IN ({python})) AS python_blocks,
+        count(*) FILTER (WHERE b.tag IN ({python}) AND p.ok) AS python_parsed,
+        count(*) FILTER (WHERE b.tag = 'json') AS json_blocks,
+        count(*) FILTER (WHERE b.tag = 'json' AND p.ok) AS json_parsed
+    FROM blocks AS b
+    LEFT JOIN parsed AS p ON p.tag = b.tag AND p.body = b.body
+    GROUP BY text_id
+)
+SELECT
+    unnest(t.response_ids)::VARCHAR AS response_id,
+    {counts},
+    t.leaked_secret
+FROM code_texts AS t
+LEFT JOIN counts AS c USING (text_id)
+"""
+
+_PYTHON = ", ".join(f"'{tag}'" for tag in PYTHON_TAGS)
+
+
+def parses(tag: str, body: str) -> bool:
+    """Whether a Python or JSON block parses."""
     if tag in PYTHON_TAGS:
         try:
             with warnings.catch_warnings():
@@ -33,58 +93,23 @@ def _parses(tag: str, body: str) -> bool | None:
             return True
         except (SyntaxError, ValueError):
             return False
-    if tag == "json":
-        try:
-            json.loads(body)
-            return True
-        except ValueError:
-            return False
-    return None
-
-
-def check_response(
-    text: str, parsed: dict[tuple[str, str], bool | None] | None = None
-) -> dict[str, Any]:
-    """The checks of one response's text (``parsed``: results of blocks seen before, by tag and
-    body, filled as it goes: the same block is parsed once)."""
-    parsed = {} if parsed is None else parsed
-    counts = dict.fromkeys(COUNTS, 0)
-    for tag, body in FENCE.findall(text):
-        counts["code_blocks"] += 1
-        tag = tag.lower()
-        key = (tag, body)
-        if key not in parsed:
-            parsed[key] = _parses(tag, body)
-        ok = parsed[key]
-        if tag in PYTHON_TAGS:
-            counts["python_blocks"] += 1
-            counts["python_parsed"] += bool(ok)
-        elif tag == "json":
-            counts["json_blocks"] += 1
-            counts["json_parsed"] += bool(ok)
-    return {**counts, "leaked_secret": "<SECRET:" in text}
-
-
-CHECKS_SELECT = (
-    "SELECT UNNEST($response_id)::VARCHAR AS response_id, "
-    + ", ".join(f"UNNEST(${name})::INTEGER AS {name}" for name in COUNTS)
-    + ", UNNEST($leaked_secret)::BOOLEAN AS leaked_secret"
-)
-"""The checks as rows, from the lists ``code_checks`` returns (bound, never formatted in)."""
+    try:
+        json.loads(body)
+        return True
+    except ValueError:
+        return False
 
 
 def code_checks(db: Any, responses: str = "responses") -> tuple[str, dict[str, list[Any]]]:
     """The checks of the responses in ``responses`` (a table name or a parenthesised
-    ``SELECT``) that hold a fence or a secret placeholder: a ``SELECT`` and its parameters."""
-    # One check per distinct text: answers repeat themselves (templates, cached completions).
-    texts = db.execute(
-        f"SELECT response, list(response_id) FROM {responses} AS r "
-        "WHERE contains(response, '```') OR contains(response, '<SECRET:') GROUP BY response"
-    ).fetchall()
-    columns: dict[str, list[Any]] = {name: [] for name in ("response_id", *COUNTS, "leaked_secret")}
-    parsed: dict[tuple[str, str], bool | None] = {}
-    for text, response_ids in texts:
-        columns["response_id"] += response_ids
-        for name, value in check_response(text or "", parsed).items():
-            columns[name] += [value] * len(response_ids)
-    return CHECKS_SELECT, columns
+    ``SELECT``) whose text holds a fence or a secret placeholder: a ``SELECT`` and its
+    parameters (the parse results, bound, never formatted in)."""
+    db.execute(_BLOCKS.format(responses=responses), {"fence": FENCE, "parts": PARTS})
+    checkable = db.execute(_CHECKABLE.format(python=_PYTHON)).fetchall()
+    parameters: dict[str, list[Any]] = {
+        "tag": [tag for tag, _ in checkable],
+        "body": [body for _, body in checkable],
+        "ok": [parses(tag, body) for tag, body in checkable],
+    }
+    counts = ", ".join(f"coalesce(c.{name}, 0)::INTEGER AS {name}" for name in COUNTS)
+    return CHECKS_SELECT.format(python=_PYTHON, counts=counts), parameters

@@ -32,7 +32,9 @@ from transforms import incremental
 from transforms.policy import Policy
 
 MODELS = Path(__file__).with_name("models")
-SOURCES = frozenset({"events", "lake_files"})
+SOURCES = frozenset({"events", "lake_files", "lake_texts"})
+"""What models read besides each other: the warehouse's tables, and ``lake_texts`` (texts read
+from the lake for the run: see ``read_texts``)."""
 _DEPENDS = re.compile(r"^--\s*depends_on:\s*(.*)$", re.MULTILINE)
 _REFRESH_BY = re.compile(r"^--\s*refresh_by:\s*(.*)$", re.MULTILINE)
 
@@ -68,7 +70,7 @@ def _python_models() -> dict[str, Model]:
         "code_checks": Model(
             "code_checks",
             "",
-            ("responses",),
+            ("responses", "lake_texts"),
             build=checks.code_checks,
             refresh_by=("response_id",),
             source=Path(checks.__file__).read_text(),
@@ -207,10 +209,35 @@ def _build_incremental(db: Any, model: Model) -> None:
     )
 
 
+TEXTS_KEPT = (
+    "landed.type = 'edit' OR contains(landed.response, '```') "
+    "OR contains(landed.response, '<SECRET:') "
+    "OR landed.response_id IN (SELECT response_id FROM events WHERE type = 'edit')"
+)
+"""Which lake texts the models need: edits, the responses they edit, and responses with a code
+fence or a secret placeholder (the code checks). Other texts are not kept."""
+
+
+def read_texts(db: Any, lake_root: Path, *, scoped: bool) -> int:
+    """Read the texts the models need from the lake into ``lake_texts``: of every generation and
+    edit, or (``scoped``, an incremental build) of those in the scope's events."""
+    from warehouse.texts import fetch_texts
+
+    events = "scope_events" if scoped else "events"
+    return fetch_texts(
+        db,
+        lake_root,
+        f"SELECT event_id, lake_file FROM {events} WHERE type IN ('generation', 'edit')",
+        prompts=False,
+        keep=TEXTS_KEPT,
+    )
+
+
 def run_models(
     db: Any,
     policy: Policy,
     *,
+    lake_root: Path,
     select: list[str] | None = None,
     full_refresh: bool = False,
     run_id: str = "",
@@ -219,7 +246,8 @@ def run_models(
 ) -> list[Built]:
     """Build the models (each in its own statement), in full or incrementally; returns what was
     built. ``overhead``, if given, receives the seconds spent outside the models: ``plan``
-    (variables, fingerprints, state) and ``scope`` (what the new events touch)."""
+    (variables, fingerprints, state), ``scope`` (what the new events touch) and ``texts``
+    (reading the texts the models compare from the lake, ``lake_root``)."""
     started = time.perf_counter()
     for name, value in policy_variables(policy).items():
         db.execute(f"SET VARIABLE {quote(name)} = $value", {"value": value})
@@ -234,9 +262,15 @@ def run_models(
     planned = time.perf_counter()
     if since is not None and changed:
         incremental.prepare(db, since=since)
+    scoped = time.perf_counter()
+    # A model built in full needs every text; incremental builds only the scope's.
+    readers = [m for m in models if "lake_texts" in m.depends_on and (m.name in full or changed)]
+    if readers:
+        read_texts(db, lake_root, scoped=all(m.name not in full for m in readers))
     if overhead is not None:
         overhead["plan"] = planned - started
-        overhead["scope"] = time.perf_counter() - planned
+        overhead["scope"] = scoped - planned
+        overhead["texts"] = time.perf_counter() - scoped
     results = []
     for model in models:
         started = time.perf_counter()

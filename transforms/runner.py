@@ -126,6 +126,7 @@ def _run(
             built = run_models(
                 db,
                 policy,
+                lake_root=Lake.in_data_dir(data_dir).root,
                 select=select,
                 full_refresh=full_refresh,
                 run_id=summary.run_id,

@@ -7,6 +7,10 @@ the same event landed twice (a resend older than the workers' dedupe window) kee
 landing, whether it is loaded in one run or across several. ``full_refresh`` empties both tables
 and loads everything again, which gives the same ``events`` table.
 
+Only the columns the models, erasure and export select on are copied (``COLUMNS``); prompts and
+texts stay in the lake, and ``events.lake_file`` says which file to read them from
+(``warehouse.texts``).
+
 Each file gets the next number of the ``lake_file_seq`` sequence (``lake_files.seq``), which never
 restarts: the models remember the highest number they have seen, and treat the events of files
 numbered above it as new (transforms/incremental.py).
@@ -28,31 +32,43 @@ if TYPE_CHECKING:
 
 FILES_PER_TRANSACTION = 200
 
-_INSERT_EVENTS = """
-INSERT OR IGNORE INTO events
+COLUMNS = (
+    "event_id, type, occurred_at, user_pseudonym, pseudonym_key_version, conversation_id, "
+    "consent_training, schema_version, response_id, parent_id, model_id, model_version, "
+    "code_block, new_response_id, response_a_id, response_b_id, choice, rating_value, "
+    "source_topic, source_partition, source_offset, landed_at"
+)
+"""The lake columns ``events`` keeps (no texts: they are read from the lake when needed)."""
+
+_INSERT_EVENTS = f"""
+INSERT INTO events BY NAME
 SELECT
-    event_id, type, occurred_at, user_pseudonym, pseudonym_key_version, conversation_id,
-    app_name, app_version, consent_training, consent_policy_version, schema_version,
-    response_id, parent_id, to_json(prompt), response, model_id, model_version, copy_text,
-    copy_span_start, copy_span_end, code_block, edited_text, new_response_id, response_a_id,
-    response_b_id, choice, rating_value, rating_reason, to_json(scrubbed), source_topic,
-    source_partition, source_offset, landed_at, lake_file,
-    -- The answers a prompt continues from, read from the nested column (no JSON parsing later).
-    list_transform(list_filter(prompt, lambda m: m.response_id IS NOT NULL),
-                   lambda m: m.response_id) AS prompt_response_ids
-FROM (
+    {COLUMNS},
     -- $files are in landing order; $names are the same files as recorded in lake_files.
-    SELECT *, list_position($files, filename) AS file_rank, $names[file_rank] AS lake_file
-    FROM read_parquet($files, filename = true)
-) AS landed
--- The first landing of each event id, found on two narrow columns: a window over whole rows
--- would sort every prompt and text along with them.
-SEMI JOIN (
-    SELECT event_id, min((list_position($files, filename), source_offset)) AS first
-    FROM read_parquet($files, filename = true)
-    GROUP BY event_id
-) AS firsts
-    ON firsts.event_id = landed.event_id AND firsts.first = (landed.file_rank, landed.source_offset)
+    $names[list_position($files, filename)] AS lake_file,
+    -- The answers a prompt continues from, read from the nested column (the prompt itself
+    -- stays in the lake).
+    [m.response_id FOR m IN prompt IF m.response_id IS NOT NULL] AS prompt_response_ids
+FROM read_parquet($files, filename = true)
+-- Events loaded before (by an earlier chunk or run) keep that landing.
+WHERE event_id NOT IN (SELECT event_id FROM events)
+"""
+
+_DROP_LATER_LANDINGS = """
+-- The same event landed twice within these files (a resend older than the workers' dedupe
+-- window): keep its first landing. Found on narrow columns of the rows just inserted; usually
+-- there are none.
+DELETE FROM events
+WHERE rowid IN (
+    SELECT rowid
+    FROM events
+    WHERE list_contains($names, lake_file)
+        AND event_id IN (
+            SELECT event_id FROM events WHERE list_contains($names, lake_file)
+            GROUP BY event_id HAVING count(*) > 1)
+    QUALIFY row_number() OVER (
+        PARTITION BY event_id ORDER BY list_position($names, lake_file), source_offset) > 1
+)
 """
 
 
@@ -116,6 +132,7 @@ def _load_chunk(db: object, chunk: Sequence[LakeFile], *, run_id: str) -> tuple[
     paths = [str(f.path) for f in chunk]
     execute = db.execute  # type: ignore[attr-defined]
     execute(_INSERT_EVENTS, {"files": paths, "names": names})
+    execute(_DROP_LATER_LANDINGS, {"names": names})
     # Row counts from the files' footers: no second scan of the data.
     rows_by_path = dict(
         execute(

@@ -3,13 +3,19 @@
 Files are dated by their ``landed_date=`` folder (UTC). The newest file of each partition is
 always kept, whatever its age: ingest workers resume after the highest offset they find in the
 lake, and a partition with no file left would make them read the topic from its start again.
-The warehouse keeps what it already loaded (a full refresh after expiry no longer has it).
+
+The warehouse keeps no texts (they are read from the lake), so it follows the lake:
+``forget_missing_files`` deletes the events of every loaded file that is no longer in the lake,
+and their ``lake_files`` rows, and clears the models' state so the next transform run rebuilds
+them from what is left. That is what a full refresh would give, and it finds the files by
+looking, so a pass interrupted between the two steps is finished by the next one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 from warehouse.lake import Lake, LakeFile
 
@@ -47,3 +53,24 @@ def expire_lake_files(lake: Lake, *, keep_days: int, today: date) -> Expired:
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
     return result
+
+
+def forget_missing_files(db: Any, lake: Lake) -> tuple[int, int]:
+    """Delete, in one transaction, the events of loaded files that are no longer in the lake
+    and those files' rows; clear the model state if any went. Returns (files, events)."""
+    recorded = [path for (path,) in db.execute("SELECT path FROM lake_files").fetchall()]
+    missing = [path for path in recorded if not (lake.root / path).is_file()]
+    if not missing:
+        return 0, 0
+    db.execute("BEGIN TRANSACTION")
+    try:
+        [(events,)] = db.execute(
+            "DELETE FROM events WHERE list_contains($paths, lake_file)", {"paths": missing}
+        ).fetchall()
+        db.execute("DELETE FROM lake_files WHERE list_contains($paths, path)", {"paths": missing})
+        db.execute("DELETE FROM model_state")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return len(missing), int(events)

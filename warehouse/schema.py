@@ -4,8 +4,10 @@ Tables written by the loader (``warehouse.load``):
 
 - ``lake_files``: every lake file loaded, with its offsets and the run that loaded it; written in
   the same transaction as the file's events, so a file is loaded entirely or not at all.
-- ``events``: every landed event once (primary key ``event_id``; the final dedupe guard after the
-  workers' window), in the lake's columns; nested values (``prompt``, ``scrubbed``) as JSON.
+- ``events``: every landed event once (the loader's dedupe on ``event_id`` is the final guard
+  after the workers' window), without its texts: ids, type, times, user, consent, the signal's
+  fields and the lake file it came from. Prompts and texts stay in the lake and are read from
+  there when needed (``warehouse.texts``; migration 0004 says why).
 - ``transform_runs``: one row per ``flywheel transform run``: when, what it loaded, the policy
   hash, the outcome.
 - ``model_state``: per model, the fingerprint it was built with and the highest ``lake_files.seq``
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 from sqlalchemy import (
     ARRAY,
-    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -57,40 +58,29 @@ lake_files = Table(
 events = Table(
     "events",
     metadata,
-    Column("event_id", String, primary_key=True),
+    Column("event_id", String, nullable=False, comment="Unique: the loader keeps each once."),
     Column("type", String, nullable=False),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
     Column("user_pseudonym", String),
     Column("pseudonym_key_version", Integer),
     Column("conversation_id", String, nullable=False),
-    Column("app_name", String),
-    Column("app_version", String),
     Column("consent_training", Boolean),
-    Column("consent_policy_version", String),
     Column("schema_version", Integer, nullable=False),
     Column("response_id", String),
     Column("parent_id", String),
-    Column("prompt", JSON),
-    Column("response", String),
     Column("model_id", String),
     Column("model_version", String),
-    Column("copy_text", String),
-    Column("copy_span_start", BigInteger),
-    Column("copy_span_end", BigInteger),
     Column("code_block", Boolean),
-    Column("edited_text", String),
     Column("new_response_id", String),
     Column("response_a_id", String),
     Column("response_b_id", String),
     Column("choice", String),
     Column("rating_value", String),
-    Column("rating_reason", String),
-    Column("scrubbed", JSON),
     Column("source_topic", String, nullable=False),
     Column("source_partition", Integer, nullable=False),
     Column("source_offset", BigInteger, nullable=False),
     Column("landed_at", DateTime(timezone=True), nullable=False),
-    Column("lake_file", String, nullable=False),
+    Column("lake_file", String, nullable=False, comment="Where the event's texts are read."),
     Column(
         "prompt_response_ids",
         ARRAY(String),

@@ -61,3 +61,23 @@ def data_dir(simulated: tuple[Path, list[dict[str, Any]]], tmp_path: Path) -> Pa
 @pytest.fixture
 def settings(data_dir: Path) -> Settings:
     return Settings(data_dir=data_dir, privacy={"hmac_key_file": data_dir.parent / "keys.json"})
+
+
+def rewrite_texts(data_dir: Path, where: str, text: str) -> list[str]:
+    """Set the text (a generation's response) of the events the warehouse query ``where``
+    selects (``SELECT event_id ...``) in the lake files they were loaded from, as a client might
+    have sent it; returns the event ids. Texts are read from the lake, never the warehouse."""
+    import duckdb
+    import polars as pl
+
+    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as connection:
+        event_ids = [row[0] for row in connection.execute(where).fetchall()]
+    lake = Lake.in_data_dir(data_dir)
+    for landed in lake.files():
+        frame = pl.read_parquet(landed.path)
+        hit = pl.col("event_id").is_in(event_ids)
+        if frame.filter(hit).height:
+            frame.with_columns(
+                response=pl.when(hit).then(pl.lit(text)).otherwise(pl.col("response"))
+            ).write_parquet(landed.path, compression="zstd")
+    return event_ids

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
-
+from tests.export.conftest import rewrite_texts
 from tests.flywheel.test_cli import assert_one_line_error, flywheel
 
 
@@ -47,8 +46,7 @@ def test_user_mistakes_are_one_red_line(data_dir: Path, tmp_path: Path) -> None:
 
 
 def test_a_failed_gate_exits_1_and_names_the_report(data_dir: Path) -> None:
-    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as connection:
-        connection.execute("UPDATE labels SET completion = 'mail jane.doe@example.com'")
+    rewrite_texts(data_dir, "SELECT event_id FROM labels", "mail jane.doe@example.com")
     result = flywheel("export", "run", env=env(data_dir))
     assert_one_line_error(result, "quality gate failed")
     assert "quality/index.html" in result.stderr

@@ -17,7 +17,7 @@ from export.policy import DatasetPolicy, DatasetsFile, load_datasets
 from export.publish import export_dataset
 from flywheel.errors import ConfigError, ExportBusyError, ExportError, QualityGateError
 from flywheel.simulator import SimulationConfig, simulate
-from tests.export.conftest import KEYRING, land
+from tests.export.conftest import KEYRING, land, rewrite_texts
 from transforms.runner import run_transforms
 
 TRL_COLUMNS = {
@@ -233,7 +233,8 @@ def test_no_planted_value_reaches_a_dataset(
 
 def test_pairs_with_identical_texts_are_not_exported(data_dir: Path) -> None:
     same = [row[0] for row in sql(data_dir, "SELECT pair_id FROM preference_pairs LIMIT 5")]
-    sql(data_dir, "UPDATE preference_pairs SET chosen = rejected "
+    # The chosen side's text read from the rejected side's event: the same text.
+    sql(data_dir, "UPDATE preference_pairs SET chosen_event_id = rejected_event_id "
                   f"WHERE pair_id IN ({', '.join(repr(p) for p in same)})")  # fmt: skip
 
     result = export_dataset(data_dir, "default", KEYRING)
@@ -245,8 +246,8 @@ def test_pairs_with_identical_texts_are_not_exported(data_dir: Path) -> None:
 def test_a_broken_dataset_is_stopped_by_the_gate(data_dir: Path) -> None:
     sql(data_dir, "UPDATE preference_pairs SET confidence = 1.5 "
                   "WHERE pair_id IN (SELECT pair_id FROM preference_pairs LIMIT 5)")  # fmt: skip
-    sql(data_dir, "UPDATE labels SET completion = 'write to jane.doe@example.com' "
-                  "WHERE response_id IN (SELECT response_id FROM labels LIMIT 3)")  # fmt: skip
+    rewrite_texts(data_dir, "SELECT event_id FROM labels WHERE consent_training LIMIT 3",
+                  "write to jane.doe@example.com")  # fmt: skip
 
     with pytest.raises(QualityGateError) as raised:
         export_dataset(data_dir, "default", KEYRING)

@@ -10,7 +10,7 @@ import pytest
 
 from flywheel.errors import ConfigError
 from tests.factories import make_event
-from tests.warehouse.test_load import land, query
+from tests.warehouse.test_load import ALL_TEXTS, land, query
 from transforms.models import Model, ordered, policy_variables, quote
 from transforms.policy import DEFAULT_POLICY, load_policy
 from transforms.runner import run_transforms
@@ -115,7 +115,12 @@ def test_responses_gather_every_signal_including_late_ones(tmp_path: Path) -> No
         ("r3", 2, 0, 0, 1, 0, 0, 0, 1, 0, True),
         ("r4", 1, 0, 0, 0, 0, 0, 0, 0, 0, False),
     ]
-    [(prompt,)] = query(tmp_path, "SELECT prompt FROM responses WHERE response_id = 'r4'")
+    [(prompt,)] = query(
+        tmp_path,
+        "SELECT t.prompt FROM responses JOIN lake_texts AS t USING (event_id) "
+        "WHERE response_id = 'r4'",
+        texts=ALL_TEXTS,
+    )
     assert [m["role"] for m in json.loads(prompt)] == ["user", "assistant", "user"]
     [(policy_hash,)] = query(tmp_path, "SELECT policy_hash FROM transform_runs")
     assert policy_hash == load_policy().digest

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.factories import make_event
-from tests.warehouse.test_load import land, query
+from tests.warehouse.test_load import ALL_TEXTS, land, query
 from transforms.runner import run_transforms
 from warehouse.lake import Lake
 
@@ -23,8 +23,11 @@ def pairs(tmp_path: Path, events: list[dict[str, Any]]) -> list[tuple[Any, ...]]
     run_transforms(tmp_path)
     return query(
         tmp_path,
-        "SELECT chosen_response_id, rejected_response_id, chosen, rejected, confidence, "
-        "disagreement, signals FROM preference_pairs ORDER BY chosen, rejected",
+        "SELECT chosen_response_id, rejected_response_id, c.text AS chosen, r.text AS rejected, "
+        "confidence, disagreement, signals FROM preference_pairs "
+        "JOIN lake_texts AS c ON c.event_id = chosen_event_id "
+        "JOIN lake_texts AS r ON r.event_id = rejected_event_id ORDER BY chosen, rejected",
+        texts=ALL_TEXTS,
     )
 
 

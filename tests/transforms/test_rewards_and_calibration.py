@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from tests.factories import make_event
 from tests.transforms.test_preference_pairs import generation
 from tests.warehouse.test_load import land, query
-from transforms.checks import check_response
+from transforms import checks
 from transforms.runner import run_transforms
 from warehouse.lake import Lake
 
@@ -17,14 +18,58 @@ GOOD_PY = "Try this:\n```python\ndef f(xs):\n    return xs[::-1]\n```\n"
 BAD_PY = "```python\ndef f(xs:\n    return xs[::-1]\n```"
 
 
-def test_code_checks_parse_python_and_json_and_spot_leaked_secrets() -> None:
+CHECKS_SQL = (
+    "SELECT response_id, code_blocks, python_blocks, python_parsed, json_blocks, json_parsed, "
+    "leaked_secret FROM code_checks ORDER BY response_id"
+)
+
+
+def test_code_checks_parse_python_and_json_and_spot_leaked_secrets(tmp_path: Path) -> None:
     text = GOOD_PY + BAD_PY + '\n```json\n{"a": 1}\n```\n```json\n{"a": }\n```\n```go\nx := 1\n```'
-    assert check_response(text) == {
-        "code_blocks": 5, "python_blocks": 2, "python_parsed": 1, "json_blocks": 2,
-        "json_parsed": 1, "leaked_secret": False,
-    }  # fmt: skip
-    assert check_response('key = "<SECRET:aws_access_key>"')["leaked_secret"] is True
-    assert check_response("no code at all")["code_blocks"] == 0
+    events = [
+        generation("mixed", text=text),
+        generation("same", "m2", text=text),  # the same text: checked once, counted for both
+        generation("leak", "m3", text='key = "<SECRET:aws_access_key>"'),
+        generation("prose", "m4", text="no code at all"),
+    ]
+    land(Lake.in_data_dir(tmp_path), events)
+    run_transforms(tmp_path)
+    assert query(tmp_path, CHECKS_SQL) == [
+        ("leak", 0, 0, 0, 0, 0, True),
+        ("mixed", 5, 2, 1, 2, 1, False),
+        ("same", 5, 2, 1, 2, 1, False),
+    ]
+
+
+TRICKY = [
+    "```PY\nx = 1\n```",  # tags are case-insensitive
+    "```python title=x.py\nprint(1)\n```",  # the rest of the tag line is not code
+    "```python\nunclosed = (",  # no closing fence: no block
+    "``` \n{}\n```\n```json\n[1,\n2]\n```",  # an untagged block, then a multi-line one
+    "a```json\n1```b```python\n)```",  # fences inside a line
+    "```python3\r\nx = 1\r\n```",  # Windows line ends
+    "```json\n```",  # an empty body
+    "```c++\nint x;\n```\n```python\nif True:\n  pass\n```",
+]
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_duckdb_finds_the_same_blocks_as_python(tmp_path: Path, text: str) -> None:
+    """The blocks DuckDB's RE2 finds are the ones Python's ``re`` finds with the same pattern,
+    and each counts as its own parser says."""
+    fence = re.compile(r"```([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
+    expected = dict.fromkeys(checks.COUNTS, 0)
+    for tag, body in fence.findall(text):
+        tag = tag.lower()
+        expected["code_blocks"] += 1
+        if tag in checks.PYTHON_TAGS or tag == "json":
+            kind = "python" if tag in checks.PYTHON_TAGS else "json"
+            expected[f"{kind}_blocks"] += 1
+            expected[f"{kind}_parsed"] += checks.parses(tag, body)
+    land(Lake.in_data_dir(tmp_path), [generation("r", text=text)])
+    run_transforms(tmp_path)
+    [row] = query(tmp_path, CHECKS_SQL)
+    assert dict(zip(checks.COUNTS, row[1:6], strict=True)) == expected
 
 
 def test_rewards_keep_each_level_beside_the_total(tmp_path: Path) -> None:

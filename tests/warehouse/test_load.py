@@ -18,6 +18,7 @@ from tests.factories import make_event
 from transforms.runner import run_transforms
 from warehouse.db import open_warehouse, raw
 from warehouse.lake import Lake
+from warehouse.texts import fetch_texts
 
 PIPELINE = Pipeline(PseudonymisingAnonymiser(Keyring(1, {1: b"k" * 32})), max_event_bytes=65536)
 
@@ -33,10 +34,18 @@ def land(lake: Lake, events: list[dict[str, Any]], *, partition: int = 0, first:
               last_offset=first + len(events) - 1)  # fmt: skip
 
 
-def query(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
+ALL_TEXTS = "SELECT event_id, lake_file FROM events"
+
+
+def query(data_dir: Path, sql: str, *, texts: str | None = None) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` on the warehouse; with ``texts`` (a ``SELECT`` of events), their prompts
+    and texts read from the lake into ``lake_texts`` first."""
     engine = open_warehouse(data_dir)
     with engine.connect() as connection:
-        rows: list[tuple[Any, ...]] = raw(connection).execute(sql).fetchall()
+        db = raw(connection)
+        if texts is not None:
+            fetch_texts(db, Lake.in_data_dir(data_dir).root, texts)
+        rows: list[tuple[Any, ...]] = db.execute(sql).fetchall()
     engine.dispose()
     return rows
 
@@ -93,14 +102,37 @@ def test_incremental_and_full_refresh_give_the_same_events(tmp_path: Path) -> No
     assert len(incremental) == 5
 
 
-def test_nested_values_are_stored_as_json(tmp_path: Path) -> None:
-    land(Lake.in_data_dir(tmp_path), [make_event("generation")])
+def test_texts_stay_in_the_lake_and_are_read_from_the_file_each_event_was_loaded_from(
+    tmp_path: Path,
+) -> None:
+    lake = Lake.in_data_dir(tmp_path)
+    first = make_event("generation", response="the first landing")
+    edit = make_event("edit", edited_text="an edited text")
+    land(lake, [first, edit])
+    # The same event landed again later, with other bytes: the warehouse keeps the first.
+    land(lake, [{**first, "response": "a later copy"}], first=2)
     run_transforms(tmp_path)
-    [(prompt, scrubbed)] = query(tmp_path, "SELECT prompt, scrubbed FROM events")
-    assert json.loads(prompt) == [
+    columns = {c for (c,) in query(tmp_path, "SELECT column_name FROM duckdb_columns() "
+                                             "WHERE table_name = 'events'")}  # fmt: skip
+    assert not columns & {"prompt", "response", "edited_text", "copy_text", "rating_reason"}
+    rows = query(tmp_path, "SELECT event_id, prompt, text FROM lake_texts ORDER BY text",
+                 texts=ALL_TEXTS)  # fmt: skip
+    assert [(e, t) for e, _, t in rows] == [
+        (edit["event_id"], "an edited text"),
+        (first["event_id"], "the first landing"),
+    ]
+    assert json.loads(rows[1][1]) == [
         {"role": "user", "content": "How do I reverse a list in Python?", "response_id": None}
     ]
-    assert json.loads(scrubbed) == []
+
+
+def test_an_event_whose_lake_file_is_gone_has_no_texts(tmp_path: Path) -> None:
+    lake = Lake.in_data_dir(tmp_path)
+    land(lake, [make_event("generation")])
+    land(lake, [make_event("generation", response="kept")], first=1)
+    run_transforms(tmp_path)
+    next(f for f in lake.files() if f.first_offset == 0).path.unlink()
+    assert query(tmp_path, "SELECT text FROM lake_texts", texts=ALL_TEXTS) == [("kept",)]
 
 
 def test_a_file_that_cannot_be_read_loads_nothing_of_its_chunk(tmp_path: Path) -> None:

@@ -42,3 +42,34 @@ def test_nothing_is_due_inside_the_period(tmp_path: Path) -> None:
     land(lake, "2026-03-01", 0, 0)
     land(lake, "2026-03-02", 0, 1)
     assert expire_lake_files(lake, keep_days=30, today=date(2026, 3, 10)).files == 0
+
+
+def test_the_warehouse_forgets_expired_files_and_then_equals_a_full_refresh(
+    tmp_path: Path,
+) -> None:
+    from tests.factories import make_event
+    from tests.warehouse.test_load import land as land_events
+    from tests.warehouse.test_load import query
+    from transforms.runner import run_transforms
+    from warehouse.db import connected
+    from warehouse.retention import forget_missing_files
+
+    lake = Lake.in_data_dir(tmp_path)
+    old = [make_event("generation", response_id="r-old", parent_id="m1"),
+           make_event("copy", response_id="r-old", text="x")]  # fmt: skip
+    land_events(lake, old)
+    land_events(lake, [make_event("generation", response_id="r-new", parent_id="m2")], first=2)
+    run_transforms(tmp_path)
+    expired = next(f for f in lake.files() if f.first_offset == 0)
+    expired.path.unlink()  # as expire_lake_files would
+
+    with connected(tmp_path, action="test") as db:
+        assert forget_missing_files(db, lake) == (1, 2)
+        assert forget_missing_files(db, lake) == (0, 0)  # nothing left to do
+    run_transforms(tmp_path)
+    tables = ["events", "responses", "labels", "preference_pairs", "rewards"]
+    after = {t: query(tmp_path, f"SELECT * FROM {t} ORDER BY ALL") for t in tables}
+    assert [r[0] for r in query(tmp_path, "SELECT response_id FROM responses")] == ["r-new"]
+    assert query(tmp_path, "SELECT count(*) FROM lake_files") == [(1,)]
+    run_transforms(tmp_path, full_refresh=True)
+    assert {t: query(tmp_path, f"SELECT * FROM {t} ORDER BY ALL") for t in tables} == after

@@ -4,7 +4,8 @@
 -- Evidence for: copied, rated up, won an A/B choice, continued from. Evidence against: rated
 -- down, regenerated away without being kept, lost an A/B choice, both answers judged bad, edited
 -- (what the user wanted was the edited text). Each counts once, with its policy weight; the net
--- decides the label, and responses whose evidence cancels out get none.
+-- decides the label, and responses whose evidence cancels out get none. The prompt and the
+-- completion are the generation event_id's, read from the lake at export.
 WITH evidence AS (
     SELECT
         *,
@@ -27,8 +28,6 @@ SELECT
     parent_id,
     user_pseudonym,
     consent_training,
-    prompt,
-    response AS completion,
     for_it > against_it AS label,
     round(least(1.0, greatest(for_it, against_it)) * abs(for_it - against_it)
           / (for_it + against_it), 6) AS confidence,

@@ -1,4 +1,4 @@
--- depends_on: events, responses
+-- depends_on: events, responses, lake_texts
 -- refresh_by: chosen_response_id, rejected_response_id
 -- Preference pairs (chosen over rejected for the same prompt) with a confidence, the signals
 -- behind each pair, how much the evidence disagreed, and lineage.
@@ -12,6 +12,10 @@
 --   rating      an up-rated sibling over an un-rated or down-rated one.
 -- The side with more weight wins; equal weight gives no pair. Edits make pairs of their own:
 -- the edited text over the original, when the edit is real (policy thresholds).
+--
+-- Texts stay in the lake: a pair names the events its prompt, chosen and rejected texts are read
+-- from (a generation's prompt and response, an edit's edited text). The edit rule compares
+-- texts, read for the edits and the responses they edit into lake_texts before the models run.
 WITH sides AS (
     -- What happened to each response, without its texts (they join at the end).
     SELECT
@@ -93,9 +97,12 @@ response_pairs AS (
 edit_candidates AS MATERIALIZED (
     -- Materialized so that the text comparison below runs once per edit after the join, not
     -- inside it.
-    SELECT e.event_id AS edit_event_id, e.response_id, e.edited_text, e.occurred_at, r.response
+    SELECT e.event_id AS edit_event_id, e.response_id, et.text AS edited_text, e.occurred_at,
+           rt.text AS response
     FROM events AS e
+    JOIN lake_texts AS et ON et.event_id = e.event_id
     JOIN responses AS r ON r.response_id = e.response_id
+    JOIN lake_texts AS rt ON rt.event_id = r.event_id
     WHERE e.type = 'edit'
 ),
 edited AS (
@@ -117,7 +124,7 @@ edits AS (
     -- 1 = none in common). Characters would call two unrelated sentences "70% similar". Both
     -- sets are distinct, so the union has len(before) + len(after) - common words.
     SELECT
-        edit_event_id, response_id, edited_text,
+        edit_event_id, response_id,
         1 - common / greatest(len(before) + len(after) - common, 1) AS change
     FROM (SELECT *, len(list_intersect(before, after)) AS common FROM edit_words)
 )
@@ -127,9 +134,9 @@ SELECT
     c.parent_id,
     c.user_pseudonym,
     c.consent_training AND r.consent_training AS consent_training,
-    c.prompt,
-    c.response AS chosen,
-    r.response AS rejected,
+    c.event_id AS prompt_event_id,
+    c.event_id AS chosen_event_id,
+    r.event_id AS rejected_event_id,
     p.chosen_id AS chosen_response_id,
     p.rejected_id AS rejected_response_id,
     round(least(1.0, p.winning) * (p.winning - p.losing) / (p.winning + p.losing), 6)
@@ -149,9 +156,9 @@ SELECT
     s.parent_id,
     s.user_pseudonym,
     s.consent_training,
-    s.prompt,
-    d.edited_text AS chosen,
-    s.response AS rejected,
+    s.event_id AS prompt_event_id,
+    d.edit_event_id AS chosen_event_id,
+    s.event_id AS rejected_event_id,
     NULL AS chosen_response_id,
     s.response_id AS rejected_response_id,
     round(getvariable('weights_edit')

@@ -1,6 +1,7 @@
 -- depends_on: events
 -- refresh_by: conversation_id
 -- Every response shown (a generation event), with its siblings and every signal it received.
+-- Its prompt and text stay in the lake: event_id is the generation they are read from.
 -- Signals that arrived before their generation join as soon as the generation lands: a run
 -- recomputes every conversation a new event touches (transforms/incremental.py).
 WITH first_generations AS (
@@ -68,8 +69,6 @@ SELECT
     e.model_id,
     e.model_version,
     e.consent_training,
-    e.prompt,
-    e.response,
     n.siblings,
     coalesce(s.copies, 0) AS copies,
     coalesce(s.code_copies, 0) AS code_copies,

@@ -1,0 +1,64 @@
+"""Prompts and texts, read from the lake file each event was loaded from.
+
+The warehouse keeps no texts (migration 0004): ``events.lake_file`` names the file an event's
+row was loaded from, and that file holds its prompt, response and edited text. ``fetch_texts``
+reads them for a set of events into a temporary table of the connection, reading only the files
+those events came from and only the text columns. An event whose file is gone (expired by lake
+retention) gets no row.
+
+Two copies of an event can sit in two files (a resend older than the workers' dedupe window);
+the row is the one from the file the warehouse loaded, matched on the event id and the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+TEXTS_TABLE = "lake_texts"
+
+_FETCH = """
+CREATE OR REPLACE TEMP TABLE {table} AS
+SELECT
+    landed.event_id,
+    {prompt} AS prompt,
+    coalesce(landed.response, landed.edited_text) AS text
+FROM read_parquet($files, filename = true) AS landed
+SEMI JOIN wanted_texts AS wanted
+    ON wanted.event_id = landed.event_id
+    AND wanted.lake_file = $names[list_position($files, landed.filename)]
+WHERE {keep}
+"""
+
+
+def fetch_texts(
+    db: Any,
+    lake_root: Path,
+    events: str,
+    *,
+    parameters: dict[str, Any] | None = None,
+    prompts: bool = True,
+    keep: str = "true",
+    table: str = TEXTS_TABLE,
+) -> int:
+    """Read the texts of ``events`` (a ``SELECT`` of ``event_id, lake_file`` rows) into the
+    temporary table ``table`` (``event_id``, ``prompt`` as JSON, ``text``: the response of a
+    generation, the edited text of an edit). ``prompts=False`` leaves ``prompt`` NULL (and
+    unread); ``keep`` is a condition on the lake row (``landed``) a text must meet. Returns the
+    rows read."""
+    db.execute(f"CREATE OR REPLACE TEMP TABLE wanted_texts AS {events}", parameters or {})
+    names = [name for (name,) in db.execute(
+        "SELECT DISTINCT lake_file FROM wanted_texts ORDER BY lake_file").fetchall()]  # fmt: skip
+    present = [name for name in names if (lake_root / name).is_file()]
+    prompt = "to_json(landed.prompt)" if prompts else "NULL::JSON"
+    if not present:
+        db.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} (event_id VARCHAR, prompt JSON, text VARCHAR)"
+        )
+        return 0
+    db.execute(
+        _FETCH.format(table=table, prompt=prompt, keep=keep),
+        {"files": [str(lake_root / name) for name in present], "names": present},
+    )
+    [(rows,)] = db.execute(f"SELECT count(*) FROM {table}").fetchall()
+    return int(rows)
