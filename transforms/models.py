@@ -38,11 +38,17 @@ from the lake for the run: see ``read_texts``)."""
 _DEPENDS = re.compile(r"^--\s*depends_on:\s*(.*)$", re.MULTILINE)
 _REFRESH_BY = re.compile(r"^--\s*refresh_by:\s*(.*)$", re.MULTILINE)
 
+SPACE_AND_PUNCTUATION = "\t\n\f\r !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+"""The characters of the regular expression class ``[\\s[:punct:]]`` in RE2 (DuckDB's
+engine): ASCII whitespace as RE2 defines ``\\s`` (no vertical tab) and ASCII punctuation."""
+
 MACROS = (
-    # The distinct lower-case words of a text (for edit sizes).
-    "CREATE OR REPLACE TEMP MACRO words(text) AS "
-    "list_distinct(list_filter(regexp_split_to_array(lower(text), '[^[:alnum:]]+'), "
-    "lambda w: w <> ''))",
+    # A text without whitespace and punctuation (is an edit more than that?). ``translate``
+    # deletes the characters; it is twice as fast as regexp_replace with the class above.
+    "CREATE OR REPLACE TEMP MACRO without_space_or_punct(text) AS translate(text, "
+    + "'"
+    + SPACE_AND_PUNCTUATION.replace("'", "''")
+    + "', '')",
 )
 """SQL helpers the models may call, created (as temporary macros) before they run."""
 

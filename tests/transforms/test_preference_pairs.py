@@ -5,10 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.factories import make_event
 from tests.warehouse.test_load import ALL_TEXTS, land, query
+from transforms.models import MACROS
 from transforms.runner import run_transforms
 from warehouse.lake import Lake
 
@@ -150,3 +154,17 @@ def test_lineage_names_the_events_behind_a_pair(tmp_path: Path) -> None:
     [(event_ids, models)] = query(tmp_path, "SELECT event_ids, models FROM preference_pairs")
     assert event_ids == sorted([ga["event_id"], gb["event_id"], ab["event_id"]])
     assert sorted(models) == ["chat-small@2026-09", "small@2026-09"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=40))
+def test_the_trivial_edit_test_deletes_exactly_the_regex_class(text: str) -> None:
+    """``without_space_or_punct`` (``translate``) removes what ``[\\s[:punct:]]`` matches in
+    DuckDB's regular expressions, no more and no less, on any text."""
+    with duckdb.connect() as db:
+        db.execute(MACROS[0])
+        [(fast, regex)] = db.execute(
+            "SELECT without_space_or_punct($t), regexp_replace($t, '[\\s[:punct:]]', '', 'g')",
+            {"t": text},
+        ).fetchall()
+    assert fast == regex

@@ -109,24 +109,38 @@ edited AS (
     -- The latest real edit of each response: not whitespace or punctuation only.
     SELECT edit_event_id, response_id, edited_text, response
     FROM edit_candidates
-    WHERE regexp_replace(edited_text, '[\s[:punct:]]', '', 'g')
-        <> regexp_replace(response, '[\s[:punct:]]', '', 'g')
+    WHERE without_space_or_punct(edited_text) <> without_space_or_punct(response)
     QUALIFY row_number() OVER (PARTITION BY response_id ORDER BY occurred_at DESC,
                                edit_event_id) = 1
 ),
 edit_words AS (
-    SELECT edit_event_id, response_id, edited_text, words(response) AS before,
-           words(edited_text) AS after
-    FROM edited
+    -- Each distinct lower-case word of either text once per edit, with the texts it is in
+    -- (1: the original, 2: the edit, 3: both). Rows, not lists: DuckDB's list functions were
+    -- twice as slow on the same words.
+    SELECT edit_event_id, word, bit_or(side) AS sides
+    FROM (
+        SELECT edit_event_id, 1 AS side,
+               unnest(regexp_split_to_array(lower(response), '[^[:alnum:]]+')) AS word
+        FROM edited
+        UNION ALL
+        SELECT edit_event_id, 2, unnest(regexp_split_to_array(lower(edited_text), '[^[:alnum:]]+'))
+        FROM edited
+    )
+    WHERE word <> ''
+    GROUP BY edit_event_id, word
 ),
 edits AS (
     -- Word-level change: 1 - Jaccard similarity of the two texts' word sets (0 = same words,
-    -- 1 = none in common). Characters would call two unrelated sentences "70% similar". Both
-    -- sets are distinct, so the union has len(before) + len(after) - common words.
+    -- 1 = none in common). Characters would call two unrelated sentences "70% similar".
     SELECT
-        edit_event_id, response_id,
-        1 - common / greatest(len(before) + len(after) - common, 1) AS change
-    FROM (SELECT *, len(list_intersect(before, after)) AS common FROM edit_words)
+        d.edit_event_id, d.response_id,
+        1 - coalesce(w.common, 0) / greatest(coalesce(w.words, 0), 1) AS change
+    FROM edited AS d
+    LEFT JOIN (
+        SELECT edit_event_id, count(*) FILTER (WHERE sides = 3) AS common, count(*) AS words
+        FROM edit_words
+        GROUP BY edit_event_id
+    ) AS w USING (edit_event_id)
 )
 SELECT
     md5(concat_ws('|', 'pair', p.chosen_id, p.rejected_id)) AS pair_id,
