@@ -40,6 +40,13 @@ COLUMNS = (
 )
 """The lake columns ``events`` keeps (no texts: they are read from the lake when needed)."""
 
+_LOADED_BEFORE = """
+CREATE OR REPLACE TEMP TABLE loaded_before AS
+-- Events of these files loaded before (by an earlier chunk or run): they keep that landing.
+-- Found from the new files' ids (a small hash table), not from every id in the warehouse.
+SELECT event_id FROM events WHERE event_id IN (SELECT event_id FROM read_parquet($files))
+"""
+
 _INSERT_EVENTS = f"""
 INSERT INTO events BY NAME
 SELECT
@@ -50,22 +57,24 @@ SELECT
     -- stays in the lake).
     [m.response_id FOR m IN prompt IF m.response_id IS NOT NULL] AS prompt_response_ids
 FROM read_parquet($files, filename = true)
--- Events loaded before (by an earlier chunk or run) keep that landing.
-WHERE event_id NOT IN (SELECT event_id FROM events)
+WHERE event_id NOT IN (SELECT event_id FROM loaded_before)
 """
 
+_LANDED_TWICE = """
+SELECT event_id FROM read_parquet($files)
+WHERE event_id NOT IN (SELECT event_id FROM loaded_before)
+GROUP BY event_id HAVING count(*) > 1
+"""
+"""Ids landed more than once within these files (a resend older than the workers' dedupe
+window); usually none."""
+
 _DROP_LATER_LANDINGS = """
--- The same event landed twice within these files (a resend older than the workers' dedupe
--- window): keep its first landing. Found on narrow columns of the rows just inserted; usually
--- there are none.
+-- Keep the first landing of each id landed twice within these files.
 DELETE FROM events
 WHERE rowid IN (
     SELECT rowid
     FROM events
-    WHERE list_contains($names, lake_file)
-        AND event_id IN (
-            SELECT event_id FROM events WHERE list_contains($names, lake_file)
-            GROUP BY event_id HAVING count(*) > 1)
+    WHERE event_id IN (SELECT unnest($twice)) AND list_contains($names, lake_file)
     QUALIFY row_number() OVER (
         PARTITION BY event_id ORDER BY list_position($names, lake_file), source_offset) > 1
 )
@@ -131,8 +140,11 @@ def _load_chunk(db: object, chunk: Sequence[LakeFile], *, run_id: str) -> tuple[
     names = [relative(f) for f in chunk]
     paths = [str(f.path) for f in chunk]
     execute = db.execute  # type: ignore[attr-defined]
+    execute(_LOADED_BEFORE, {"files": paths})
     execute(_INSERT_EVENTS, {"files": paths, "names": names})
-    execute(_DROP_LATER_LANDINGS, {"names": names})
+    twice = [event_id for (event_id,) in execute(_LANDED_TWICE, {"files": paths}).fetchall()]
+    if twice:
+        execute(_DROP_LATER_LANDINGS, {"names": names, "twice": twice})
     # Row counts from the files' footers: no second scan of the data.
     rows_by_path = dict(
         execute(

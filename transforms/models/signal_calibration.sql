@@ -14,6 +14,9 @@ WITH flags AS (
         CASE WHEN ratings_up > ratings_down THEN 1 WHEN ratings_up < ratings_down THEN -1 END
             AS rating
     FROM responses
+    -- Only responses with an explicit signal can be compared: a side of a decided A/B choice,
+    -- or rated more up than down or the reverse.
+    WHERE ab_wins > 0 OR ab_losses > 0 OR ratings_up <> ratings_down
 ),
 signals AS (
     SELECT * FROM (VALUES ('copy', 1), ('continued', 1), ('regenerate', -1), ('edit', -1))
