@@ -85,16 +85,22 @@ def translate(exc: Exception, *, path: Path, action: str) -> WarehouseError:
     return WarehouseError(f"could not {action} the warehouse {path}: {first[:300]}")
 
 
+def _quiet(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute("SET enable_progress_bar = false")
+
+
 def open_warehouse(data_dir: Path, *, migrate: bool = True) -> Engine:
     """An engine on the warehouse, migrated to the head revision (or refusing if ``migrate`` is
     off and it is not there)."""
     from alembic import command
-    from sqlalchemy import create_engine, pool
+    from sqlalchemy import create_engine, event, pool
 
     path = warehouse_path(data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     # One connection, reused: DuckDB has one writer per file, and the pool would open more.
     engine = create_engine(warehouse_url(data_dir), poolclass=pool.SingletonThreadPool)
+    # DuckDB draws a progress bar on the terminal for long queries: not in our output.
+    event.listen(engine, "connect", _quiet)
     head = head_revision()
     try:
         with engine.begin() as connection:

@@ -33,10 +33,9 @@ if TYPE_CHECKING:
 FILES_PER_TRANSACTION = 200
 
 COLUMNS = (
-    "event_id, type, occurred_at, user_pseudonym, pseudonym_key_version, conversation_id, "
-    "consent_training, schema_version, response_id, parent_id, model_id, model_version, "
-    "code_block, new_response_id, response_a_id, response_b_id, choice, rating_value, "
-    "source_topic, source_partition, source_offset, landed_at"
+    "event_id, type, occurred_at, user_pseudonym, conversation_id, consent_training, "
+    "response_id, parent_id, model_id, model_version, code_block, response_a_id, "
+    "response_b_id, choice, rating_value, source_offset"
 )
 """The lake columns ``events`` keeps (no texts: they are read from the lake when needed)."""
 

@@ -5,8 +5,10 @@ texts included, and copy them again into the model tables: 16 times the lake's b
 a transform run's time. From this revision ``events`` holds what the models, the incremental
 scope, erasure and export select on; the texts (``prompt``, ``response``, ``edited_text``,
 ``copy_text``, ``rating_reason``) and the fields nothing reads (``app_name``, ``app_version``,
-``consent_policy_version``, ``copy_span_start``, ``copy_span_end``, ``scrubbed``) are read from
-the lake file named in ``lake_file`` when needed (``warehouse.texts``).
+``consent_policy_version``, ``schema_version``, ``pseudonym_key_version``, ``copy_span_start``,
+``copy_span_end``, ``new_response_id``, ``scrubbed``, ``source_topic``, ``source_partition``,
+``landed_at``) stay in the lake file named in ``lake_file``, which ``warehouse.texts`` reads when
+needed.
 
 The primary key on ``event_id`` goes too: DuckDB rewrote its index whole at every checkpoint,
 whatever the run changed. The loader keeps each event once by itself (an anti join against what
@@ -31,10 +33,9 @@ branch_labels = None
 depends_on = None
 
 KEPT = (
-    "event_id, type, occurred_at, user_pseudonym, pseudonym_key_version, conversation_id, "
-    "consent_training, schema_version, response_id, parent_id, model_id, model_version, "
-    "code_block, new_response_id, response_a_id, response_b_id, choice, rating_value, "
-    "source_topic, source_partition, source_offset, landed_at, lake_file, prompt_response_ids"
+    "event_id, type, occurred_at, user_pseudonym, conversation_id, consent_training, "
+    "response_id, parent_id, model_id, model_version, code_block, response_a_id, "
+    "response_b_id, choice, rating_value, source_offset, lake_file, prompt_response_ids"
 )
 MODEL_TABLES = (
     "responses",
@@ -52,29 +53,29 @@ def _events(name: str, *, texts: bool) -> None:
         sa.Column("type", sa.String, nullable=False),
         sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("user_pseudonym", sa.String),
-        sa.Column("pseudonym_key_version", sa.Integer),
         sa.Column("conversation_id", sa.String, nullable=False),
         sa.Column("consent_training", sa.Boolean),
-        sa.Column("schema_version", sa.Integer, nullable=False),
         sa.Column("response_id", sa.String),
         sa.Column("parent_id", sa.String),
         sa.Column("model_id", sa.String),
         sa.Column("model_version", sa.String),
         sa.Column("code_block", sa.Boolean),
-        sa.Column("new_response_id", sa.String),
         sa.Column("response_a_id", sa.String),
         sa.Column("response_b_id", sa.String),
         sa.Column("choice", sa.String),
         sa.Column("rating_value", sa.String),
-        sa.Column("source_topic", sa.String, nullable=False),
-        sa.Column("source_partition", sa.Integer, nullable=False),
         sa.Column("source_offset", sa.BigInteger, nullable=False),
-        sa.Column("landed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("lake_file", sa.String, nullable=False),
         sa.Column("prompt_response_ids", sa.ARRAY(sa.String)),
     ]
     if texts:
         columns += [
+            sa.Column("pseudonym_key_version", sa.Integer),
+            sa.Column("schema_version", sa.Integer),
+            sa.Column("new_response_id", sa.String),
+            sa.Column("source_topic", sa.String),
+            sa.Column("source_partition", sa.Integer),
+            sa.Column("landed_at", sa.DateTime(timezone=True)),
             sa.Column("app_name", sa.String),
             sa.Column("app_version", sa.String),
             sa.Column("consent_policy_version", sa.String),

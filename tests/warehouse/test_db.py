@@ -165,3 +165,10 @@ def test_upgrading_from_0002_numbers_the_loaded_files_and_reads_prompt_reference
         ).fetchall() == [("e-1", ["r-7"]), ("e-2", None)]
         assert db.execute("SELECT count(*) FROM model_state").fetchall() == [(0,)]
     engine.dispose()
+
+
+def test_duckdb_draws_no_progress_bar_into_the_commands_output(tmp_path: Path) -> None:
+    from warehouse.db import connected
+
+    with connected(tmp_path, action="test") as db:
+        assert db.execute("SELECT current_setting('enable_progress_bar')").fetchall() == [(False,)]

@@ -113,21 +113,27 @@ edited AS (
     QUALIFY row_number() OVER (PARTITION BY response_id ORDER BY occurred_at DESC,
                                edit_event_id) = 1
 ),
+numbered_edits AS (
+    SELECT *, row_number() OVER () AS edit_no FROM edited
+),
 edit_words AS (
     -- Each distinct lower-case word of either text once per edit, with the texts it is in
-    -- (1: the original, 2: the edit, 3: both). Rows, not lists: DuckDB's list functions were
-    -- twice as slow on the same words.
-    SELECT edit_event_id, word, bit_or(side) AS sides
+    -- (1: the original, 2: the edit, 3: both). Rows, not lists (DuckDB's list functions were
+    -- twice as slow), keyed by numbers: the edit's, and the word's 64-bit hash (a collision
+    -- between two words of the same edit is the only way to miscount, about one chance in
+    -- 10^15 per edit).
+    SELECT edit_no, word, bit_or(side) AS sides
     FROM (
-        SELECT edit_event_id, 1 AS side,
-               unnest(regexp_split_to_array(lower(response), '[^[:alnum:]]+')) AS word
-        FROM edited
+        SELECT edit_no, 1 AS side, unnest(list_transform(
+            regexp_split_to_array(lower(response), '[^[:alnum:]]+'), lambda w: hash(w))) AS word
+        FROM numbered_edits
         UNION ALL
-        SELECT edit_event_id, 2, unnest(regexp_split_to_array(lower(edited_text), '[^[:alnum:]]+'))
-        FROM edited
+        SELECT edit_no, 2, unnest(list_transform(
+            regexp_split_to_array(lower(edited_text), '[^[:alnum:]]+'), lambda w: hash(w)))
+        FROM numbered_edits
     )
-    WHERE word <> ''
-    GROUP BY edit_event_id, word
+    WHERE word <> hash('')
+    GROUP BY edit_no, word
 ),
 edits AS (
     -- Word-level change: 1 - Jaccard similarity of the two texts' word sets (0 = same words,
@@ -135,12 +141,12 @@ edits AS (
     SELECT
         d.edit_event_id, d.response_id,
         1 - coalesce(w.common, 0) / greatest(coalesce(w.words, 0), 1) AS change
-    FROM edited AS d
+    FROM numbered_edits AS d
     LEFT JOIN (
-        SELECT edit_event_id, count(*) FILTER (WHERE sides = 3) AS common, count(*) AS words
+        SELECT edit_no, count(*) FILTER (WHERE sides = 3) AS common, count(*) AS words
         FROM edit_words
-        GROUP BY edit_event_id
-    ) AS w USING (edit_event_id)
+        GROUP BY edit_no
+    ) AS w USING (edit_no)
 )
 SELECT
     md5(concat_ws('|', 'pair', p.chosen_id, p.rejected_id)) AS pair_id,

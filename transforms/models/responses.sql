@@ -4,18 +4,16 @@
 -- Its prompt and text stay in the lake: event_id is the generation they are read from.
 -- Signals that arrived before their generation join as soon as the generation lands: a run
 -- recomputes every conversation a new event touches (transforms/incremental.py).
-WITH first_generations AS (
-    -- A client that reported the same response twice under two event ids: keep the first. Found
-    -- on narrow columns; the texts join once, at the end.
-    SELECT arg_min(event_id, (occurred_at, event_id)) AS event_id
+WITH generations AS (
+    -- A client that reported the same response twice under two event ids: keep the first
+    -- (earliest, then lowest event id), whole, in one aggregation.
+    SELECT unnest(arg_min(
+        struct_pack(event_id, response_id, conversation_id, parent_id, prompt_response_ids,
+                    user_pseudonym, occurred_at, model_id, model_version, consent_training),
+        (occurred_at, event_id)))
     FROM events
     WHERE type = 'generation'
     GROUP BY response_id
-),
-generations AS (
-    SELECT event_id, response_id, conversation_id, parent_id, prompt_response_ids
-    FROM events
-    WHERE type = 'generation' AND event_id IN (SELECT event_id FROM first_generations)
 ),
 sibling_counts AS (
     SELECT conversation_id, parent_id, count(*) AS siblings
@@ -64,11 +62,11 @@ SELECT
     g.event_id,
     g.conversation_id,
     g.parent_id,
-    e.user_pseudonym,
-    e.occurred_at,
-    e.model_id,
-    e.model_version,
-    e.consent_training,
+    g.user_pseudonym,
+    g.occurred_at,
+    g.model_id,
+    g.model_version,
+    g.consent_training,
     n.siblings,
     coalesce(s.copies, 0) AS copies,
     coalesce(s.code_copies, 0) AS code_copies,
@@ -82,7 +80,6 @@ SELECT
     coalesce(ab.ab_both_bad, 0) AS ab_both_bad,
     c.response_id IS NOT NULL AS continued
 FROM generations AS g
-JOIN events AS e ON e.event_id = g.event_id
 JOIN sibling_counts AS n
     ON n.conversation_id = g.conversation_id AND n.parent_id IS NOT DISTINCT FROM g.parent_id
 LEFT JOIN signals AS s ON s.response_id = g.response_id
