@@ -63,15 +63,15 @@ _SOURCES: dict[str, str] = {
         FROM preference_pairs AS p
         WHERE consent_training""",
     "labels": f"""
-        SELECT l.response_id AS id, l.conversation_id, l.user_pseudonym,
-               l.event_id AS prompt_event_id, NULL::VARCHAR AS chosen_event_id,
-               NULL::VARCHAR AS rejected_event_id, l.event_id AS completion_event_id, l.label,
-               l.confidence, {RESPONSE_SIGNALS} AS signals, [l.event_id] AS event_ids,
-               [l.model] AS models, [l.response_id] AS response_ids,
-               NULL::BOOLEAN AS chosen_shown_first
+        SELECT l.response_id AS id, r.conversation_id, r.user_pseudonym,
+               r.event_id AS prompt_event_id, NULL::VARCHAR AS chosen_event_id,
+               NULL::VARCHAR AS rejected_event_id, r.event_id AS completion_event_id, l.label,
+               l.confidence, {RESPONSE_SIGNALS} AS signals, [r.event_id] AS event_ids,
+               [r.model_id || coalesce('@' || r.model_version, '')] AS models,
+               [l.response_id] AS response_ids, NULL::BOOLEAN AS chosen_shown_first
         FROM labels AS l
         JOIN responses AS r USING (response_id)
-        WHERE l.consent_training""",
+        WHERE r.consent_training""",
 }
 SOURCE_OF_KIND: dict[str, str] = {"dpo": "pairs", "reward": "pairs", "kto": "labels"}
 

@@ -46,7 +46,11 @@ def test_user_mistakes_are_one_red_line(data_dir: Path, tmp_path: Path) -> None:
 
 
 def test_a_failed_gate_exits_1_and_names_the_report(data_dir: Path) -> None:
-    rewrite_texts(data_dir, "SELECT event_id FROM labels", "mail jane.doe@example.com")
+    rewrite_texts(
+        data_dir,
+        "SELECT event_id FROM labels JOIN responses USING (response_id)",
+        "mail jane.doe@example.com",
+    )
     result = flywheel("export", "run", env=env(data_dir))
     assert_one_line_error(result, "quality gate failed")
     assert "quality/index.html" in result.stderr

@@ -246,8 +246,10 @@ def test_pairs_with_identical_texts_are_not_exported(data_dir: Path) -> None:
 def test_a_broken_dataset_is_stopped_by_the_gate(data_dir: Path) -> None:
     sql(data_dir, "UPDATE preference_pairs SET confidence = 1.5 "
                   "WHERE pair_id IN (SELECT pair_id FROM preference_pairs LIMIT 5)")  # fmt: skip
-    rewrite_texts(data_dir, "SELECT event_id FROM labels WHERE consent_training LIMIT 3",
-                  "write to jane.doe@example.com")  # fmt: skip
+    labelled = (
+        "SELECT event_id FROM labels JOIN responses USING (response_id) WHERE consent_training"
+    )
+    rewrite_texts(data_dir, f"{labelled} LIMIT 3", "write to jane.doe@example.com")
 
     with pytest.raises(QualityGateError) as raised:
         export_dataset(data_dir, "default", KEYRING)

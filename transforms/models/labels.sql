@@ -4,8 +4,7 @@
 -- Evidence for: copied, rated up, won an A/B choice, continued from. Evidence against: rated
 -- down, regenerated away without being kept, lost an A/B choice, both answers judged bad, edited
 -- (what the user wanted was the edited text). Each counts once, with its policy weight; the net
--- decides the label, and responses whose evidence cancels out get none. The prompt and the
--- completion are the generation event_id's, read from the lake at export.
+-- decides the label, and responses whose evidence cancels out get none.
 WITH evidence AS (
     SELECT
         *,
@@ -22,15 +21,11 @@ WITH evidence AS (
     FROM responses
 )
 SELECT
+    -- Keyed by response: its conversation, user, consent, model and the generation its prompt
+    -- and text are read from are in responses (written once, not again here).
     response_id,
-    event_id,
-    conversation_id,
-    parent_id,
-    user_pseudonym,
-    consent_training,
     for_it > against_it AS label,
     round(least(1.0, greatest(for_it, against_it)) * abs(for_it - against_it)
-          / (for_it + against_it), 6) AS confidence,
-    model_id || coalesce('@' || model_version, '') AS model
+          / (for_it + against_it), 6) AS confidence
 FROM evidence
 WHERE for_it <> against_it

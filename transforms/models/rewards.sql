@@ -9,8 +9,7 @@
 --   penalty   -1 if the response still holds a scrubbed secret (it leaked one), else 0.
 WITH levels AS (
     SELECT
-        r.response_id, r.event_id, r.conversation_id, r.user_pseudonym, r.consent_training,
-        r.model_id, r.model_version,
+        r.response_id,
         -- explicit
         CASE WHEN r.ab_wins > r.ab_losses + r.ab_both_bad THEN 1
              WHEN r.ab_wins < r.ab_losses + r.ab_both_bad THEN -1 END AS ab,
@@ -53,12 +52,8 @@ scored AS (
     FROM levels
 )
 SELECT
+    -- Keyed by response (its conversation, user, consent and model are in responses).
     response_id,
-    event_id,
-    conversation_id,
-    user_pseudonym,
-    consent_training,
-    model_id || coalesce('@' || model_version, '') AS model,
     round(explicit_score, 6) AS explicit_score,
     round(implicit_score, 6) AS implicit_score,
     round(process_score, 6) AS process_score,
