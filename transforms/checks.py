@@ -23,8 +23,10 @@ PYTHON_TAGS = ("python", "py", "python3")
 FENCE = r"(?s)```[A-Za-z0-9_+-]*[^\n]*\n.*?```"
 """A fenced block: three backticks, a tag, the rest of the line, the body up to the next three
 backticks (RE2 syntax, as DuckDB's regexp functions take it)."""
-PARTS = r"(?s)^```([A-Za-z0-9_+-]*)[^\n]*\n(.*)```$"
-"""A block's tag and body."""
+TAG = r"^```([A-Za-z0-9_+-]*)"
+"""A block's tag, at the start of its first line (the body is what follows that line, without the
+closing backticks: cut with string functions, a second regular expression over every block cost
+as much as finding them)."""
 
 COUNTS = ("code_blocks", "python_blocks", "python_parsed", "json_blocks", "json_parsed")
 
@@ -41,8 +43,9 @@ SELECT
     row_number() OVER () AS text_id,
     response_ids,
     contains(text, '<SECRET:') AS leaked_secret,
-    list_transform(regexp_extract_all(text, $fence),
-                   lambda b: regexp_extract(b, $parts, ['tag', 'body'])) AS blocks
+    list_transform(regexp_extract_all(text, $fence), lambda b: struct_pack(
+        tag := regexp_extract(split_part(b, chr(10), 1), $tag, 1),
+        body := b[strpos(b, chr(10)) + 1 : length(b) - 3])) AS blocks
 FROM texts
 """
 
@@ -104,7 +107,7 @@ def code_checks(db: Any, responses: str = "responses") -> tuple[str, dict[str, l
     """The checks of the responses in ``responses`` (a table name or a parenthesised
     ``SELECT``) whose text holds a fence or a secret placeholder: a ``SELECT`` and its
     parameters (the parse results, bound, never formatted in)."""
-    db.execute(_BLOCKS.format(responses=responses), {"fence": FENCE, "parts": PARTS})
+    db.execute(_BLOCKS.format(responses=responses), {"fence": FENCE, "tag": TAG})
     checkable = db.execute(_CHECKABLE.format(python=_PYTHON)).fetchall()
     parameters: dict[str, list[Any]] = {
         "tag": [tag for tag, _ in checkable],
