@@ -52,6 +52,14 @@ MACROS = (
 )
 """SQL helpers the models may call, created (as temporary macros) before they run."""
 
+TEXTS_KEPT = (
+    "landed.type = 'edit' OR contains(landed.response, '```') "
+    "OR contains(landed.response, '<SECRET:') "
+    "OR landed.response_id IN (SELECT response_id FROM events WHERE type = 'edit')"
+)
+"""Which lake texts the models need: edits, the responses they edit, and responses with a code
+fence or a secret placeholder (the code checks). Other texts are not kept."""
+
 
 @dataclass(frozen=True)
 class Model:
@@ -144,7 +152,10 @@ def fingerprints(models: dict[str, Model], policy: Policy) -> dict[str, str]:
     found: dict[str, str] = {}
     for model in ordered(models):
         digest = hashlib.sha256()
-        for part in (policy.digest, *MACROS, model.sql, model.source, ",".join(model.refresh_by)):
+        # What lake_texts holds is an input too.
+        texts = TEXTS_KEPT if "lake_texts" in model.depends_on else ""
+        parts = (policy.digest, *MACROS, model.sql, model.source, ",".join(model.refresh_by), texts)
+        for part in parts:
             digest.update(part.encode() + b"\0")
         for upstream in sorted(model.depends_on):
             digest.update(found.get(upstream, upstream).encode() + b"\0")
@@ -215,15 +226,6 @@ def _build_incremental(db: Any, model: Model) -> None:
     )
 
 
-TEXTS_KEPT = (
-    "landed.type = 'edit' OR contains(landed.response, '```') "
-    "OR contains(landed.response, '<SECRET:') "
-    "OR landed.response_id IN (SELECT response_id FROM events WHERE type = 'edit')"
-)
-"""Which lake texts the models need: edits, the responses they edit, and responses with a code
-fence or a secret placeholder (the code checks). Other texts are not kept."""
-
-
 def read_texts(db: Any, lake_root: Path, *, scoped: bool) -> int:
     """Read the texts the models need from the lake into ``lake_texts``: of every generation and
     edit, or (``scoped``, an incremental build) of those in the scope's events."""
@@ -233,7 +235,8 @@ def read_texts(db: Any, lake_root: Path, *, scoped: bool) -> int:
     return fetch_texts(
         db,
         lake_root,
-        f"SELECT event_id, lake_file FROM {events} WHERE type IN ('generation', 'edit')",
+        f"SELECT event_id, lake_file, source_offset FROM {events} "
+        "WHERE type IN ('generation', 'edit')",
         prompts=False,
         keep=TEXTS_KEPT,
     )

@@ -19,10 +19,10 @@ numbered above it as new (transforms/incremental.py).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from warehouse.db import raw
 from warehouse.lake import Lake, LakeFile
@@ -100,8 +100,12 @@ def relative(landed: LakeFile) -> str:
 def pending_files(connection: Connection, lake: Lake) -> list[LakeFile]:
     """Lake files not loaded yet, in landing order."""
     loaded = {row[0] for row in raw(connection).execute("SELECT path FROM lake_files").fetchall()}
-    pending = [f for f in lake.files() if relative(f) not in loaded]
-    return sorted(pending, key=lambda f: (f.path.parent.name, f.topic, f.partition, f.first_offset))
+    return landing_order(f for f in lake.files() if relative(f) not in loaded)
+
+
+def landing_order(files: Iterable[LakeFile]) -> list[LakeFile]:
+    """Files in the order they landed: landing date, then topic, partition and offsets."""
+    return sorted(files, key=lambda f: (f.path.parent.name, f.topic, f.partition, f.first_offset))
 
 
 def load_lake(
@@ -134,16 +138,24 @@ def load_lake(
     return result
 
 
+def insert_events(db: Any, files: Sequence[LakeFile]) -> None:
+    """Insert the events of ``files`` (in landing order) whose ids ``events`` does not hold
+    yet, each id once: its first landing among them."""
+    names = [relative(f) for f in files]
+    paths = [str(f.path) for f in files]
+    db.execute(_LOADED_BEFORE, {"files": paths})
+    db.execute(_INSERT_EVENTS, {"files": paths, "names": names})
+    twice = [event_id for (event_id,) in db.execute(_LANDED_TWICE, {"files": paths}).fetchall()]
+    if twice:
+        db.execute(_DROP_LATER_LANDINGS, {"names": names, "twice": twice})
+
+
 def _load_chunk(db: object, chunk: Sequence[LakeFile], *, run_id: str) -> tuple[int, int]:
     """Insert a chunk's new events and record its files; returns (rows read, new events)."""
     names = [relative(f) for f in chunk]
     paths = [str(f.path) for f in chunk]
     execute = db.execute  # type: ignore[attr-defined]
-    execute(_LOADED_BEFORE, {"files": paths})
-    execute(_INSERT_EVENTS, {"files": paths, "names": names})
-    twice = [event_id for (event_id,) in execute(_LANDED_TWICE, {"files": paths}).fetchall()]
-    if twice:
-        execute(_DROP_LATER_LANDINGS, {"names": names, "twice": twice})
+    insert_events(db, chunk)
     # Row counts from the files' footers: no second scan of the data.
     rows_by_path = dict(
         execute(

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from flywheel.errors import WarehouseError
 from warehouse.lake import Lake, LakeFile
+from warehouse.load import insert_events, landing_order, relative
 
 
 @dataclass
@@ -57,17 +59,42 @@ def expire_lake_files(lake: Lake, *, keep_days: int, today: date) -> Expired:
 
 def forget_missing_files(db: Any, lake: Lake) -> tuple[int, int]:
     """Delete, in one transaction, the events of loaded files that are no longer in the lake
-    and those files' rows; clear the model state if any went. Returns (files, events)."""
+    and those files' rows, and clear the model state if any went; returns (files, events).
+
+    An event landed again in a file still loaded (a resend older than the workers' dedupe
+    window) is not lost: its next landing becomes the loaded one, as a full refresh would have
+    it. A lake that holds none of the loaded files is refused (a wrong data dir, a lake not
+    mounted), not taken as everything expired: retention always keeps each partition's newest
+    file."""
     recorded = [path for (path,) in db.execute("SELECT path FROM lake_files").fetchall()]
     missing = [path for path in recorded if not (lake.root / path).is_file()]
     if not missing:
         return 0, 0
+    if len(missing) == len(recorded):
+        raise WarehouseError(
+            f"the lake at {lake.root} holds none of the {len(recorded):,} files the warehouse "
+            "loaded: is the data dir right? Nothing was deleted"
+        )
+    present = [f for f in lake.files() if relative(f) in set(recorded) - set(missing)]
     db.execute("BEGIN TRANSACTION")
     try:
+        db.execute(
+            "CREATE OR REPLACE TEMP TABLE forgotten AS SELECT DISTINCT event_id FROM events "
+            "WHERE list_contains($paths, lake_file)",
+            {"paths": missing},
+        )
         [(events,)] = db.execute(
             "DELETE FROM events WHERE list_contains($paths, lake_file)", {"paths": missing}
         ).fetchall()
         db.execute("DELETE FROM lake_files WHERE list_contains($paths, path)", {"paths": missing})
+        holding = {filename for (filename,) in db.execute(
+            "SELECT DISTINCT filename FROM read_parquet($files, filename = true) "
+            "WHERE event_id IN (SELECT event_id FROM forgotten)",
+            {"files": [str(f.path) for f in present]},
+        ).fetchall()} if present else set()  # fmt: skip
+        if holding:
+            # Every other id of these files is in events: only the forgotten ones go in.
+            insert_events(db, landing_order(f for f in present if str(f.path) in holding))
         db.execute("DELETE FROM model_state")
         db.execute("COMMIT")
     except BaseException:

@@ -6,8 +6,9 @@ reads them for a set of events into a temporary table of the connection, reading
 those events came from and only the text columns. An event whose file is gone (expired by lake
 retention) gets no row.
 
-Two copies of an event can sit in two files (a resend older than the workers' dedupe window);
-the row is the one from the file the warehouse loaded, matched on the event id and the file.
+Two copies of an event can sit in two files, or twice in one (a resend older than the workers'
+dedupe window); the row is the one the warehouse loaded, matched on the event id, the file and
+the offset.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ FROM read_parquet($files, filename = true) AS landed
 SEMI JOIN wanted_texts AS wanted
     ON wanted.event_id = landed.event_id
     AND wanted.lake_file = $names[list_position($files, landed.filename)]
+    AND wanted.source_offset = landed.source_offset
 WHERE {keep}
 """
 
@@ -41,7 +43,8 @@ def fetch_texts(
     keep: str = "true",
     table: str = TEXTS_TABLE,
 ) -> int:
-    """Read the texts of ``events`` (a ``SELECT`` of ``event_id, lake_file`` rows) into the
+    """Read the texts of ``events`` (a ``SELECT`` of ``event_id, lake_file, source_offset`` rows
+    of ``events``) into the
     temporary table ``table`` (``event_id``, ``prompt`` as JSON, ``text``: the response of a
     generation, the edited text of an edit). ``prompts=False`` leaves ``prompt`` NULL (and
     unread); ``keep`` is a condition on the lake row (``landed``) a text must meet. Returns the

@@ -15,7 +15,12 @@ whatever the run changed. The loader keeps each event once by itself (an anti jo
 is loaded, then the first landing within the new files).
 
 DuckDB cannot drop a primary key in place, so the table is rebuilt. Model tables are dropped and
-their state cleared: their columns change, and the next run builds them in full.
+their state cleared: their columns change, and the next run builds them in full. Events whose
+lake file was deleted by lake retention before this revision (0003 kept them, texts included)
+lose their texts here: exports leave them out, and the next retention pass removes them.
+
+Downgrading restores 0003's ``events`` empty and forgets which lake files were loaded, so the
+next run of that version loads the whole lake again (texts included).
 
 Revision ID: 0004
 Revises: 0003
@@ -47,9 +52,10 @@ MODEL_TABLES = (
 )
 
 
-def _events(name: str, *, texts: bool) -> None:
-    columns = [
-        sa.Column("event_id", sa.String, primary_key=texts, nullable=False),
+def _narrow_events(name: str) -> None:
+    op.create_table(
+        name,
+        sa.Column("event_id", sa.String, nullable=False),
         sa.Column("type", sa.String, nullable=False),
         sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("user_pseudonym", sa.String),
@@ -67,44 +73,69 @@ def _events(name: str, *, texts: bool) -> None:
         sa.Column("source_offset", sa.BigInteger, nullable=False),
         sa.Column("lake_file", sa.String, nullable=False),
         sa.Column("prompt_response_ids", sa.ARRAY(sa.String)),
-    ]
-    if texts:
-        columns += [
-            sa.Column("pseudonym_key_version", sa.Integer),
-            sa.Column("schema_version", sa.Integer),
-            sa.Column("new_response_id", sa.String),
-            sa.Column("source_topic", sa.String),
-            sa.Column("source_partition", sa.Integer),
-            sa.Column("landed_at", sa.DateTime(timezone=True)),
-            sa.Column("app_name", sa.String),
-            sa.Column("app_version", sa.String),
-            sa.Column("consent_policy_version", sa.String),
-            sa.Column("prompt", sa.JSON),
-            sa.Column("response", sa.String),
-            sa.Column("copy_text", sa.String),
-            sa.Column("copy_span_start", sa.BigInteger),
-            sa.Column("copy_span_end", sa.BigInteger),
-            sa.Column("edited_text", sa.String),
-            sa.Column("rating_reason", sa.String),
-            sa.Column("scrubbed", sa.JSON),
-        ]
-    op.create_table(name, *columns)
+    )
 
 
-def _rebuild(*, texts: bool) -> None:
+def _whole_events(name: str) -> None:
+    """``events`` as revision 0003 had it: every lake column, in the lake's order."""
+    op.create_table(
+        name,
+        sa.Column("event_id", sa.String, primary_key=True),
+        sa.Column("type", sa.String, nullable=False),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("user_pseudonym", sa.String),
+        sa.Column("pseudonym_key_version", sa.Integer),
+        sa.Column("conversation_id", sa.String, nullable=False),
+        sa.Column("app_name", sa.String),
+        sa.Column("app_version", sa.String),
+        sa.Column("consent_training", sa.Boolean),
+        sa.Column("consent_policy_version", sa.String),
+        sa.Column("schema_version", sa.Integer, nullable=False),
+        sa.Column("response_id", sa.String),
+        sa.Column("parent_id", sa.String),
+        sa.Column("prompt", sa.JSON),
+        sa.Column("response", sa.String),
+        sa.Column("model_id", sa.String),
+        sa.Column("model_version", sa.String),
+        sa.Column("copy_text", sa.String),
+        sa.Column("copy_span_start", sa.BigInteger),
+        sa.Column("copy_span_end", sa.BigInteger),
+        sa.Column("code_block", sa.Boolean),
+        sa.Column("edited_text", sa.String),
+        sa.Column("new_response_id", sa.String),
+        sa.Column("response_a_id", sa.String),
+        sa.Column("response_b_id", sa.String),
+        sa.Column("choice", sa.String),
+        sa.Column("rating_value", sa.String),
+        sa.Column("rating_reason", sa.String),
+        sa.Column("scrubbed", sa.JSON),
+        sa.Column("source_topic", sa.String, nullable=False),
+        sa.Column("source_partition", sa.Integer, nullable=False),
+        sa.Column("source_offset", sa.BigInteger, nullable=False),
+        sa.Column("landed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("lake_file", sa.String, nullable=False),
+        sa.Column("prompt_response_ids", sa.ARRAY(sa.String)),
+    )
+
+
+def _drop_models() -> None:
     for table in MODEL_TABLES:
         op.execute(f"DROP TABLE IF EXISTS {table}")
     op.execute("DELETE FROM model_state")
-    _events("events_rebuilt", texts=texts)
+
+
+def upgrade() -> None:
+    _drop_models()
+    _narrow_events("events_rebuilt")
     op.execute(f"INSERT INTO events_rebuilt ({KEPT}) SELECT {KEPT} FROM events")
     op.drop_table("events")
     op.rename_table("events_rebuilt", "events")
 
 
-def upgrade() -> None:
-    _rebuild(texts=False)
-
-
 def downgrade() -> None:
-    # The texts are not copied back: a run with --full-refresh reads them from the lake again.
-    _rebuild(texts=True)
+    # The texts are not in the warehouse to copy back: 0003's table comes back empty and no lake
+    # file is recorded as loaded, so the next run of that version loads the lake again.
+    _drop_models()
+    op.drop_table("events")
+    _whole_events("events")
+    op.execute("DELETE FROM lake_files")

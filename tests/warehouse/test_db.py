@@ -172,3 +172,30 @@ def test_duckdb_draws_no_progress_bar_into_the_commands_output(tmp_path: Path) -
 
     with connected(tmp_path, action="test") as db:
         assert db.execute("SELECT current_setting('enable_progress_bar')").fetchall() == [(False,)]
+
+
+def test_downgrading_0004_restores_the_whole_events_table_to_be_loaded_again(
+    tmp_path: Path,
+) -> None:
+    from tests.factories import make_event
+    from tests.warehouse.test_load import land
+    from transforms.runner import run_transforms
+    from warehouse.lake import Lake
+
+    land(Lake.in_data_dir(tmp_path), [make_event("generation"), make_event("copy")])
+    run_transforms(tmp_path)
+    command.downgrade(alembic_config(url=warehouse_url(tmp_path)), "0003")
+    engine = create_engine(warehouse_url(tmp_path))
+    with engine.connect() as connection:
+        db = raw(connection)
+        columns = [c for (c,) in db.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = 'events' "
+            "ORDER BY column_index").fetchall()]  # fmt: skip
+        # 0003's loader inserts by position: the lake's columns, in the lake's order.
+        assert columns[:4] == ["event_id", "type", "occurred_at", "user_pseudonym"]
+        assert {"prompt", "response", "edited_text", "scrubbed", "landed_at"} <= set(columns)
+        assert columns[-2:] == ["lake_file", "prompt_response_ids"]
+        assert db.execute("SELECT count(*) FROM events").fetchall() == [(0,)]
+        assert db.execute("SELECT count(*) FROM lake_files").fetchall() == [(0,)]
+    engine.dispose()
+    assert run_transforms(tmp_path).events_loaded == 2  # upgraded again, loaded again

@@ -34,7 +34,7 @@ def land(lake: Lake, events: list[dict[str, Any]], *, partition: int = 0, first:
               last_offset=first + len(events) - 1)  # fmt: skip
 
 
-ALL_TEXTS = "SELECT event_id, lake_file FROM events"
+ALL_TEXTS = "SELECT event_id, lake_file, source_offset FROM events"
 
 
 def query(data_dir: Path, sql: str, *, texts: str | None = None) -> list[tuple[Any, ...]]:
@@ -80,6 +80,26 @@ def test_an_event_landed_twice_keeps_its_first_landing(tmp_path: Path) -> None:
         (2, 2),
         (2, 1),
     ]
+
+
+def test_an_event_landed_twice_in_one_file_has_one_text_the_first(tmp_path: Path) -> None:
+    import polars as pl
+
+    generation = make_event("generation", response_id="r1", response="```python\nok = 1\n```")
+    resent = make_event("generation", response_id="r1", response="```python\nbroken = (\n```")
+    messages = [RawMessage("t", 0, i, b"c", json.dumps(e).encode())
+                for i, e in enumerate([generation, resent])]  # fmt: skip
+    frame = PIPELINE.frame(PIPELINE.process(messages, DedupeWindow(0)))
+    # The resend carries the same event id (a client retry after the dedupe window).
+    frame = frame.with_columns(event_id=pl.lit(generation["event_id"]))
+    Lake.in_data_dir(tmp_path).land(frame, topic="t", partition=0, first_offset=0, last_offset=1)
+    run_transforms(tmp_path)
+    assert query(tmp_path, "SELECT count(*) FROM events") == [(1,)]
+    assert query(tmp_path, "SELECT text FROM lake_texts", texts=ALL_TEXTS) == [
+        (generation["response"],)
+    ]
+    assert query(tmp_path, "SELECT python_blocks, python_parsed FROM code_checks") == [(1, 1)]
+    assert query(tmp_path, "SELECT process_score FROM rewards") == [(1.0,)]
 
 
 def test_incremental_and_full_refresh_give_the_same_events(tmp_path: Path) -> None:

@@ -73,3 +73,53 @@ def test_the_warehouse_forgets_expired_files_and_then_equals_a_full_refresh(
     assert query(tmp_path, "SELECT count(*) FROM lake_files") == [(1,)]
     run_transforms(tmp_path, full_refresh=True)
     assert {t: query(tmp_path, f"SELECT * FROM {t} ORDER BY ALL") for t in tables} == after
+
+
+def test_an_event_landed_again_in_a_file_still_there_is_kept_as_a_full_refresh_would(
+    tmp_path: Path,
+) -> None:
+    from tests.factories import make_event
+    from tests.warehouse.test_load import land as land_events
+    from tests.warehouse.test_load import query
+    from transforms.runner import run_transforms
+    from warehouse.db import connected
+    from warehouse.retention import forget_missing_files
+
+    lake = Lake.in_data_dir(tmp_path)
+    generation = make_event("generation", response_id="r1", parent_id="m1")
+    land_events(lake, [generation])
+    # The same event resent after the workers' dedupe window, in a later file.
+    land_events(lake, [generation, make_event("generation", response_id="r2")], first=1)
+    run_transforms(tmp_path)
+    next(f for f in lake.files() if f.first_offset == 0).path.unlink()
+
+    with connected(tmp_path, action="test") as db:
+        assert forget_missing_files(db, lake) == (1, 1)
+    run_transforms(tmp_path)
+    after = {t: query(tmp_path, f"SELECT * FROM {t} ORDER BY ALL") for t in ("events", "responses")}
+    assert sorted(r[0] for r in query(tmp_path, "SELECT response_id FROM responses")) == [
+        "r1",
+        "r2",
+    ]
+    run_transforms(tmp_path, full_refresh=True)
+    assert {t: query(tmp_path, f"SELECT * FROM {t} ORDER BY ALL") for t in after} == after
+
+
+def test_a_lake_holding_none_of_the_loaded_files_is_refused_and_nothing_is_deleted(
+    tmp_path: Path,
+) -> None:
+    import pytest
+
+    from flywheel.errors import WarehouseError
+    from tests.factories import make_event
+    from tests.warehouse.test_load import land as land_events
+    from tests.warehouse.test_load import query
+    from transforms.runner import run_transforms
+    from warehouse.db import connected
+    from warehouse.retention import forget_missing_files
+
+    land_events(Lake.in_data_dir(tmp_path), [make_event("generation")])
+    run_transforms(tmp_path)
+    with connected(tmp_path, action="test") as db, pytest.raises(WarehouseError, match="data dir"):
+        forget_missing_files(db, Lake(tmp_path / "elsewhere"))
+    assert query(tmp_path, "SELECT count(*) FROM events") == [(1,)]

@@ -113,8 +113,9 @@ edited AS (
     QUALIFY row_number() OVER (PARTITION BY response_id ORDER BY occurred_at DESC,
                                edit_event_id) = 1
 ),
-numbered_edits AS (
-    SELECT *, row_number() OVER () AS edit_no FROM edited
+numbered_edits AS MATERIALIZED (
+    -- Numbered in a fixed order, once (read three times below).
+    SELECT *, row_number() OVER (ORDER BY edit_event_id) AS edit_no FROM edited
 ),
 edit_words AS (
     -- Each distinct lower-case word of either text once per edit, with the texts it is in
