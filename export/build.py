@@ -82,7 +82,7 @@ WHERE confidence >= $min_confidence AND list_has_any(signals, $signals)
 """
 
 _CANDIDATE_TEXTS = """
-SELECT event_id, lake_file
+SELECT event_id, lake_file, source_offset
 FROM events
 WHERE event_id IN (
     SELECT unnest([prompt_event_id, chosen_event_id, rejected_event_id, completion_event_id])
