@@ -44,15 +44,15 @@ SELECT
     response_ids,
     contains(text, '<SECRET:') AS leaked_secret,
     list_transform(regexp_extract_all(text, $fence), lambda b: struct_pack(
-        tag := regexp_extract(split_part(b, chr(10), 1), $tag, 1),
+        tag := lower(regexp_extract(split_part(b, chr(10), 1), $tag, 1)),
         body := b[strpos(b, chr(10)) + 1 : length(b) - 3])) AS blocks
 FROM texts
 """
 
 _CHECKABLE = """
-SELECT DISTINCT lower(b.tag) AS tag, b.body
+SELECT DISTINCT b.tag, b.body
 FROM (SELECT unnest(blocks) AS b FROM code_texts)
-WHERE lower(b.tag) IN ('json', {python})
+WHERE b.tag IN ('json', {python})
 """
 
 CHECKS_SELECT = """
@@ -60,7 +60,7 @@ WITH parsed AS (
     SELECT unnest($tag) AS tag, unnest($body) AS body, unnest($ok) AS ok
 ),
 blocks AS (
-    SELECT text_id, lower(b.tag) AS tag, b.body
+    SELECT text_id, b.tag, b.body
     FROM (SELECT text_id, unnest(blocks) AS b FROM code_texts)
 ),
 counts AS (

@@ -226,13 +226,13 @@ def _build_incremental(db: Any, model: Model) -> None:
     )
 
 
-def read_texts(db: Any, lake_root: Path, *, scoped: bool) -> int:
+def read_texts(db: Any, lake_root: Path, *, scoped: bool) -> None:
     """Read the texts the models need from the lake into ``lake_texts``: of every generation and
     edit, or (``scoped``, an incremental build) of those in the scope's events."""
     from warehouse.texts import fetch_texts
 
     events = "scope_events" if scoped else "events"
-    return fetch_texts(
+    fetch_texts(
         db,
         lake_root,
         f"SELECT event_id, lake_file, source_offset FROM {events} "

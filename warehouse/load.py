@@ -26,18 +26,20 @@ from typing import TYPE_CHECKING, Any
 
 from warehouse.db import raw
 from warehouse.lake import Lake, LakeFile
+from warehouse.schema import events
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 FILES_PER_TRANSACTION = 200
 
-COLUMNS = (
-    "event_id, type, occurred_at, user_pseudonym, conversation_id, consent_training, "
-    "response_id, parent_id, model_id, model_version, code_block, response_a_id, "
-    "response_b_id, choice, rating_value, source_offset"
+COLUMNS = ", ".join(
+    column.name
+    for column in events.columns
+    if column.name not in ("lake_file", "prompt_response_ids")
 )
-"""The lake columns ``events`` keeps (no texts: they are read from the lake when needed)."""
+"""The lake columns ``events`` keeps, as the schema has them (no texts: they are read from the
+lake when needed); the loader adds ``lake_file`` and ``prompt_response_ids``."""
 
 _LOADED_BEFORE = """
 CREATE OR REPLACE TEMP TABLE loaded_before AS

@@ -75,7 +75,8 @@ def forget_missing_files(db: Any, lake: Lake) -> tuple[int, int]:
             f"the lake at {lake.root} holds none of the {len(recorded):,} files the warehouse "
             "loaded: is the data dir right? Nothing was deleted"
         )
-    present = [f for f in lake.files() if relative(f) in set(recorded) - set(missing)]
+    kept = set(recorded) - set(missing)
+    present = [f for f in lake.files() if relative(f) in kept]
     db.execute("BEGIN TRANSACTION")
     try:
         db.execute(

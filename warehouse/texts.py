@@ -16,10 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-TEXTS_TABLE = "lake_texts"
-
 _FETCH = """
-CREATE OR REPLACE TEMP TABLE {table} AS
+CREATE OR REPLACE TEMP TABLE lake_texts AS
 SELECT
     landed.event_id,
     {prompt} AS prompt,
@@ -34,34 +32,24 @@ WHERE {keep}
 
 
 def fetch_texts(
-    db: Any,
-    lake_root: Path,
-    events: str,
-    *,
-    parameters: dict[str, Any] | None = None,
-    prompts: bool = True,
-    keep: str = "true",
-    table: str = TEXTS_TABLE,
-) -> int:
+    db: Any, lake_root: Path, events: str, *, prompts: bool = True, keep: str = "true"
+) -> None:
     """Read the texts of ``events`` (a ``SELECT`` of ``event_id, lake_file, source_offset`` rows
-    of ``events``) into the
-    temporary table ``table`` (``event_id``, ``prompt`` as JSON, ``text``: the response of a
-    generation, the edited text of an edit). ``prompts=False`` leaves ``prompt`` NULL (and
-    unread); ``keep`` is a condition on the lake row (``landed``) a text must meet. Returns the
-    rows read."""
-    db.execute(f"CREATE OR REPLACE TEMP TABLE wanted_texts AS {events}", parameters or {})
+    of ``events``) into the temporary table ``lake_texts`` (``event_id``, ``prompt`` as JSON,
+    ``text``: the response of a generation, the edited text of an edit). ``prompts=False``
+    leaves ``prompt`` NULL (and unread); ``keep`` is a condition on the lake row (``landed``) a
+    text must meet."""
+    db.execute(f"CREATE OR REPLACE TEMP TABLE wanted_texts AS {events}")
     names = [name for (name,) in db.execute(
         "SELECT DISTINCT lake_file FROM wanted_texts ORDER BY lake_file").fetchall()]  # fmt: skip
     present = [name for name in names if (lake_root / name).is_file()]
-    prompt = "to_json(landed.prompt)" if prompts else "NULL::JSON"
     if not present:
         db.execute(
-            f"CREATE OR REPLACE TEMP TABLE {table} (event_id VARCHAR, prompt JSON, text VARCHAR)"
+            "CREATE OR REPLACE TEMP TABLE lake_texts (event_id VARCHAR, prompt JSON, text VARCHAR)"
         )
-        return 0
+        return
+    prompt = "to_json(landed.prompt)" if prompts else "NULL::JSON"
     db.execute(
-        _FETCH.format(table=table, prompt=prompt, keep=keep),
+        _FETCH.format(prompt=prompt, keep=keep),
         {"files": [str(lake_root / name) for name in present], "names": present},
     )
-    [(rows,)] = db.execute(f"SELECT count(*) FROM {table}").fetchall()
-    return int(rows)

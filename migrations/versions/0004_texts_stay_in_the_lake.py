@@ -37,11 +37,6 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-KEPT = (
-    "event_id, type, occurred_at, user_pseudonym, conversation_id, consent_training, "
-    "response_id, parent_id, model_id, model_version, code_block, response_a_id, "
-    "response_b_id, choice, rating_value, source_offset, lake_file, prompt_response_ids"
-)
 MODEL_TABLES = (
     "responses",
     "code_checks",
@@ -52,9 +47,9 @@ MODEL_TABLES = (
 )
 
 
-def _narrow_events(name: str) -> None:
-    op.create_table(
-        name,
+def _narrow_columns() -> list[sa.Column[object]]:
+    """The columns ``events`` keeps (a new list each call: a column belongs to one table)."""
+    return [
         sa.Column("event_id", sa.String, nullable=False),
         sa.Column("type", sa.String, nullable=False),
         sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
@@ -73,7 +68,14 @@ def _narrow_events(name: str) -> None:
         sa.Column("source_offset", sa.BigInteger, nullable=False),
         sa.Column("lake_file", sa.String, nullable=False),
         sa.Column("prompt_response_ids", sa.ARRAY(sa.String)),
-    )
+    ]
+
+
+KEPT = ", ".join(column.name for column in _narrow_columns())
+
+
+def _narrow_events(name: str) -> None:
+    op.create_table(name, *_narrow_columns())
 
 
 def _whole_events(name: str) -> None:
