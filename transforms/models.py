@@ -202,11 +202,20 @@ def _plan(
 
 
 def _build_full(db: Any, model: Model) -> None:
+    # Sorted by its keys: the table's rows of a key sit together, and its row groups are full
+    # but the last. A parallel build left partly filled row groups in the middle, and DuckDB's
+    # checkpoint after the next incremental run merged them, rewriting most of the table.
+    order = f" ORDER BY {', '.join(map(quote, model.refresh_by))}" if model.refresh_by else ""
     if model.build is None:
-        db.execute(f"CREATE OR REPLACE TABLE {quote(model.name)} AS\n{model.sql}")
+        db.execute(
+            f"CREATE OR REPLACE TABLE {quote(model.name)} AS SELECT * FROM (\n{model.sql}\n){order}"
+        )
         return
     select, parameters = model.build(db, "responses")
-    db.execute(f"CREATE OR REPLACE TABLE {quote(model.name)} AS {select}", parameters)
+    db.execute(
+        f"CREATE OR REPLACE TABLE {quote(model.name)} AS SELECT * FROM ({select}){order}",
+        parameters,
+    )
 
 
 def _build_incremental(db: Any, model: Model) -> None:

@@ -59,6 +59,10 @@ SELECT
     [m.response_id FOR m IN prompt IF m.response_id IS NOT NULL] AS prompt_response_ids
 FROM read_parquet($files, filename = true)
 WHERE event_id NOT IN (SELECT event_id FROM loaded_before)
+-- In landing order: the table's row groups are full but the last. Unsorted, the parallel insert
+-- left partly filled row groups in the middle, which DuckDB's checkpoint merged at the next
+-- run's first append, rewriting most of the table (and the sort costs less than that merge).
+ORDER BY list_position($files, filename), source_offset
 """
 
 _LANDED_TWICE = """
