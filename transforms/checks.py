@@ -1,14 +1,14 @@
 """Process checks on the code in responses: does each fenced block parse, did a secret leak.
 
-The one transform step with Python in it (parsing needs Python's parsers). DuckDB finds the
-fenced blocks (```` ```tag ... ``` ````) of each distinct response text with a fence or a secret
-placeholder; Python parses each distinct Python or JSON block once (answers repeat themselves,
-and so does their code); DuckDB counts per text and hands each response its text's counts. A
-block tagged ``python``/``py``/``python3`` must pass ``ast.parse``, one tagged ``json`` must
-pass ``json.loads``; other languages are counted, not checked. A response that still holds a
-``<SECRET:...>`` placeholder had a secret in it (the scrubber replaced it before landing): the
-model leaked one. The texts come from ``lake_texts``, read from the lake before the models run
-(the warehouse keeps none).
+One of the two transform steps with Python in it (parsing needs Python's parsers; the other is
+transforms/edits.py). DuckDB finds the fenced blocks (```` ```tag ... ``` ````) of each distinct
+response text with a fence or a secret placeholder; Python parses each distinct Python or JSON
+block once (answers repeat themselves, and so does their code); DuckDB counts per text and hands
+each response its text's counts. A block tagged ``python``/``py``/``python3`` must pass
+``ast.parse``, one tagged ``json`` must pass ``json.loads``; other languages are counted, not
+checked. A response that still holds a ``<SECRET:...>`` placeholder had a secret in it (the
+scrubber replaced it before landing): the model leaked one. The texts come from ``lake_texts``,
+read from the lake before the models run (the warehouse keeps none).
 """
 
 from __future__ import annotations

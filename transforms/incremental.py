@@ -22,7 +22,7 @@ conversation):
 - ``scope_response_ids``: those, and the other sides of their A/B comparisons (a pair needs both
   sides' rows).
 
-Models other than ``responses`` read ``responses`` and ``code_checks`` limited to
+Models other than ``responses`` read ``responses``, ``code_checks`` and ``edit_changes`` limited to
 ``scope_response_ids`` and ``events`` limited to ``scope_events``; only rows whose key is touched
 are kept. Everything lives in temporary tables of the run's connection.
 """
@@ -42,6 +42,8 @@ SHADOWS = {
     "responses": "SELECT * FROM responses WHERE rowid IN (SELECT rowid FROM responses "
     "WHERE response_id IN (SELECT response_id FROM scope_response_ids))",
     "code_checks": "SELECT * FROM code_checks "
+    "WHERE response_id IN (SELECT response_id FROM scope_response_ids)",
+    "edit_changes": "SELECT * FROM edit_changes "
     "WHERE response_id IN (SELECT response_id FROM scope_response_ids)",
 }
 """What a model reads instead of each relation on an incremental build (a CTE of that name

@@ -9,7 +9,7 @@ values are bound as DuckDB variables (``getvariable('edit_min_change')``): SQL n
 formatted into it.
 
 A model is built in full when its table or its recorded state is missing, when its fingerprint
-(its SQL, the policy, the SQL helpers and its upstream models' fingerprints) changed, when a
+(its SQL or code, the policy and its upstream models' fingerprints) changed, when a
 model it reads was built in full in the same run, on ``--full-refresh``, and always when it names
 no keys. Otherwise it is built incrementally from the events of the lake files loaded since its
 last build (``model_state.through_seq``), or left as it is when there are none.
@@ -38,20 +38,6 @@ from the lake for the run: see ``read_texts``)."""
 _DEPENDS = re.compile(r"^--\s*depends_on:\s*(.*)$", re.MULTILINE)
 _REFRESH_BY = re.compile(r"^--\s*refresh_by:\s*(.*)$", re.MULTILINE)
 
-SPACE_AND_PUNCTUATION = "\t\n\f\r !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
-"""The characters of the regular expression class ``[\\s[:punct:]]`` in RE2 (DuckDB's
-engine): ASCII whitespace as RE2 defines ``\\s`` (no vertical tab) and ASCII punctuation."""
-
-MACROS = (
-    # A text without whitespace and punctuation (is an edit more than that?). ``translate``
-    # deletes the characters; it is twice as fast as regexp_replace with the class above.
-    "CREATE OR REPLACE TEMP MACRO without_space_or_punct(text) AS translate(text, "
-    + "'"
-    + SPACE_AND_PUNCTUATION.replace("'", "''")
-    + "', '')",
-)
-"""SQL helpers the models may call, created (as temporary macros) before they run."""
-
 TEXTS_KEPT = (
     "landed.type = 'edit' OR contains(landed.response, '```') "
     "OR contains(landed.response, '<SECRET:') "
@@ -78,7 +64,7 @@ class Model:
 
 
 def _python_models() -> dict[str, Model]:
-    from transforms import checks
+    from transforms import checks, edits
 
     return {
         "code_checks": Model(
@@ -88,7 +74,15 @@ def _python_models() -> dict[str, Model]:
             build=checks.code_checks,
             refresh_by=("response_id",),
             source=Path(checks.__file__).read_text(),
-        )
+        ),
+        "edit_changes": Model(
+            "edit_changes",
+            "",
+            ("events", "responses", "lake_texts"),
+            build=edits.edit_changes,
+            refresh_by=("response_id",),
+            source=Path(edits.__file__).read_text(),
+        ),
     }
 
 
@@ -147,14 +141,14 @@ def policy_variables(policy: Policy) -> dict[str, float]:
 
 
 def fingerprints(models: dict[str, Model], policy: Policy) -> dict[str, str]:
-    """Per model, a hash of what its rows follow from: its SQL or code, the policy, the SQL
-    helpers, and its upstream models' fingerprints."""
+    """Per model, a hash of what its rows follow from: its SQL or code, the policy, and its
+    upstream models' fingerprints."""
     found: dict[str, str] = {}
     for model in ordered(models):
         digest = hashlib.sha256()
         # What lake_texts holds is an input too.
         texts = TEXTS_KEPT if "lake_texts" in model.depends_on else ""
-        parts = (policy.digest, *MACROS, model.sql, model.source, ",".join(model.refresh_by), texts)
+        parts = (policy.digest, model.sql, model.source, ",".join(model.refresh_by), texts)
         for part in parts:
             digest.update(part.encode() + b"\0")
         for upstream in sorted(model.depends_on):
@@ -269,8 +263,6 @@ def run_models(
     started = time.perf_counter()
     for name, value in policy_variables(policy).items():
         db.execute(f"SET VARIABLE {quote(name)} = $value", {"value": value})
-    for macro in MACROS:
-        db.execute(macro)
     every = discover()
     models = ordered(every, select)
     prints = fingerprints(every, policy)

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tests.factories import make_event
 from tests.warehouse.test_load import ALL_TEXTS, land, query
-from transforms.models import MACROS
+from transforms.edits import change, without_space_or_punct, words
 from transforms.runner import run_transforms
 from warehouse.lake import Lake
 
@@ -156,15 +156,45 @@ def test_lineage_names_the_events_behind_a_pair(tmp_path: Path) -> None:
     assert sorted(models) == ["chat-small@2026-09", "small@2026-09"]
 
 
+UTF8_TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=40))
+@given(UTF8_TEXT)
 def test_the_trivial_edit_test_deletes_exactly_the_regex_class(text: str) -> None:
-    """``without_space_or_punct`` (``translate``) removes what ``[\\s[:punct:]]`` matches in
-    DuckDB's regular expressions, no more and no less, on any text."""
+    """``without_space_or_punct`` (bytes) removes what ``[\\s[:punct:]]`` matches in DuckDB's
+    regular expressions, no more and no less, on any text."""
     with duckdb.connect() as db:
-        db.execute(MACROS[0])
-        [(fast, regex)] = db.execute(
-            "SELECT without_space_or_punct($t), regexp_replace($t, '[\\s[:punct:]]', '', 'g')",
-            {"t": text},
+        [(regex,)] = db.execute(
+            "SELECT regexp_replace($t, '[\\s[:punct:]]', '', 'g')", {"t": text}
         ).fetchall()
-    assert fast == regex
+    assert without_space_or_punct(text.encode()) == regex.encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(UTF8_TEXT)
+def test_words_are_the_runs_of_ascii_letters_and_digits_without_case(text: str) -> None:
+    """``words`` (bytes) finds what ``[[:alnum:]]+`` matches in DuckDB's regular expressions,
+    lower-cased, on any text: a multi-byte character never leaves part of itself in a word."""
+    with duckdb.connect() as db:
+        [(found,)] = db.execute(
+            "SELECT regexp_extract_all($t, '[[:alnum:]]+')", {"t": text}
+        ).fetchall()
+    assert words(text.encode()) == {word.lower().encode() for word in found}
+
+
+@pytest.mark.parametrize(
+    ("original", "edited", "expected"),
+    [
+        ("a b c", "a b c", 0.0),
+        ("a b c", "a b d", 0.5),  # 2 words in common of 4
+        ("A, b!", "a b", 0.0),  # case and punctuation are not words
+        ("a a a b", "a b", 0.0),  # sets: repeats count once
+        ("a b", "c d", 1.0),
+        ("", "...", 1.0),  # no words at all: nothing in common
+    ],
+)
+def test_change_is_one_minus_the_jaccard_similarity_of_the_word_sets(
+    original: str, edited: str, expected: float
+) -> None:
+    assert change(original.encode(), edited.encode()) == pytest.approx(expected)

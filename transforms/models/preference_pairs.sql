@@ -1,4 +1,4 @@
--- depends_on: events, responses, lake_texts
+-- depends_on: events, responses, edit_changes
 -- refresh_by: chosen_response_id, rejected_response_id
 -- Preference pairs (chosen over rejected for the same prompt) with a confidence, the signals
 -- behind each pair, how much the evidence disagreed, and lineage.
@@ -14,8 +14,8 @@
 -- the edited text over the original, when the edit is real (policy thresholds).
 --
 -- Texts stay in the lake: a pair names the events its prompt, chosen and rejected texts are read
--- from (a generation's prompt and response, an edit's edited text). The edit rule compares
--- texts, read for the edits and the responses they edit into lake_texts before the models run.
+-- from (a generation's prompt and response, an edit's edited text). The edit rule's comparison
+-- of the texts is the edit_changes model (transforms/edits.py).
 WITH sides AS (
     -- What happened to each response, without its texts (they join at the end).
     SELECT
@@ -94,60 +94,13 @@ response_pairs AS (
     FROM tallies
     WHERE coalesce(for_a, 0) <> coalesce(for_b, 0)
 ),
-edit_candidates AS MATERIALIZED (
-    -- Materialized so that the text comparison below runs once per edit after the join, not
-    -- inside it.
-    SELECT e.event_id AS edit_event_id, e.response_id, et.text AS edited_text, e.occurred_at,
-           rt.text AS response
-    FROM events AS e
-    JOIN lake_texts AS et ON et.event_id = e.event_id
-    JOIN responses AS r ON r.response_id = e.response_id
-    JOIN lake_texts AS rt ON rt.event_id = r.event_id
-    WHERE e.type = 'edit'
-),
-edited AS (
-    -- The latest real edit of each response: not whitespace or punctuation only.
-    SELECT edit_event_id, response_id, edited_text, response
-    FROM edit_candidates
-    WHERE without_space_or_punct(edited_text) <> without_space_or_punct(response)
+edits AS (
+    -- The latest real edit of each response, and how much it changed (edit_changes).
+    SELECT edit_event_id, response_id, change
+    FROM edit_changes
+    WHERE real_edit
     QUALIFY row_number() OVER (PARTITION BY response_id ORDER BY occurred_at DESC,
                                edit_event_id) = 1
-),
-numbered_edits AS MATERIALIZED (
-    -- Numbered in a fixed order, once (read three times below).
-    SELECT *, row_number() OVER (ORDER BY edit_event_id) AS edit_no FROM edited
-),
-edit_words AS (
-    -- Each distinct lower-case word of either text once per edit, with the texts it is in
-    -- (1: the original, 2: the edit, 3: both). Rows, not lists (DuckDB's list functions were
-    -- twice as slow), keyed by numbers: the edit's, and the word's 64-bit hash (a collision
-    -- between two words of the same edit is the only way to miscount, about one chance in
-    -- 10^15 per edit).
-    SELECT edit_no, word, bit_or(side) AS sides
-    FROM (
-        SELECT edit_no, 1 AS side, unnest(list_transform(
-            regexp_split_to_array(lower(response), '[^[:alnum:]]+'), lambda w: hash(w))) AS word
-        FROM numbered_edits
-        UNION ALL
-        SELECT edit_no, 2, unnest(list_transform(
-            regexp_split_to_array(lower(edited_text), '[^[:alnum:]]+'), lambda w: hash(w)))
-        FROM numbered_edits
-    )
-    WHERE word <> hash('')
-    GROUP BY edit_no, word
-),
-edits AS (
-    -- Word-level change: 1 - Jaccard similarity of the two texts' word sets (0 = same words,
-    -- 1 = none in common). Characters would call two unrelated sentences "70% similar".
-    SELECT
-        d.edit_event_id, d.response_id,
-        1 - coalesce(w.common, 0) / greatest(coalesce(w.words, 0), 1) AS change
-    FROM numbered_edits AS d
-    LEFT JOIN (
-        SELECT edit_no, count(*) FILTER (WHERE sides = 3) AS common, count(*) AS words
-        FROM edit_words
-        GROUP BY edit_no
-    ) AS w USING (edit_no)
 )
 SELECT
     md5(concat_ws('|', 'pair', p.chosen_id, p.rejected_id)) AS pair_id,
