@@ -294,14 +294,16 @@ def run_models(
             mode = "incremental"
         else:
             mode = "unchanged"
-        db.execute(
-            "INSERT OR REPLACE INTO model_state (model, fingerprint, through_seq, run_id, "
-            "built_at, full_build) VALUES ($model, $fingerprint, $seq, $run, $now, $full)",
-            {"model": model.name, "fingerprint": prints[model.name], "seq": head, "run": run_id,
-             "now": datetime.now(UTC), "full": mode == "full"},
-        )  # fmt: skip
         [(rows,)] = db.execute(f"SELECT count(*) FROM {quote(model.name)}").fetchall()
         results.append(Built(model.name, int(rows), time.perf_counter() - started, mode))
         if on_progress is not None:
             on_progress(len(results), len(models))
+    # Every model's state in one statement (in the run's transaction, like the tables).
+    db.execute(
+        "INSERT OR REPLACE INTO model_state (model, fingerprint, through_seq, run_id, built_at, "
+        "full_build) SELECT unnest($models), unnest($prints), $seq, $run, $now, unnest($full)",
+        {"models": [b.name for b in results], "prints": [prints[b.name] for b in results],
+         "seq": head, "run": run_id, "now": datetime.now(UTC),
+         "full": [b.mode == "full" for b in results]},
+    )  # fmt: skip
     return results
