@@ -22,8 +22,9 @@ conversation):
 - ``scope_response_ids``: those, and the other sides of their A/B comparisons (a pair needs both
   sides' rows).
 
-Models other than ``responses`` read ``responses``, ``code_checks`` and ``edit_changes`` limited to
-``scope_response_ids`` and ``events`` limited to ``scope_events``; only rows whose key is touched
+Models other than ``responses`` read ``responses``, ``code_checks`` and ``edit_changes`` limited
+to ``scope_response_ids`` and ``events`` limited to ``scope_events`` (the Python steps read
+``events`` whole, joined to the scope's responses and texts); only rows whose key is touched
 are kept. Everything lives in temporary tables of the run's connection.
 """
 

@@ -1,10 +1,12 @@
-"""The SQL models: one ``.sql`` file per table under transforms/models/, run in dependency order.
+"""The models: one ``.sql`` file per table under transforms/models/ and two Python steps
+(transforms/checks.py, transforms/edits.py), run in dependency order.
 
 A model file is a ``SELECT``; its first lines name what it reads (``-- depends_on: events, x``)
 and, for a model built incrementally, the keys its rows are replaced by
 (``-- refresh_by: conversation_id``; see transforms/incremental.py). A full build is
-``CREATE OR REPLACE TABLE <name> AS <select>``, with the name quoted by one helper; an
-incremental one deletes the rows of the touched keys and inserts them recomputed. The policy's
+``CREATE OR REPLACE TABLE <name> AS SELECT * FROM (<select>) ORDER BY <keys>``, with names
+quoted by one helper; an incremental one deletes the rows of the touched keys and inserts them
+recomputed. The policy's
 values are bound as DuckDB variables (``getvariable('edit_min_change')``): SQL never has data
 formatted into it.
 

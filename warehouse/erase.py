@@ -12,9 +12,9 @@ for the same reason.
 
 The warehouse: rows are deleted from every table that holds the users' events or what was
 derived from them: by pseudonym, by the conversations those events belong to, and (for tables
-keyed by response only, such as ``code_checks``) by response id; ``lake_files`` row counts are
-updated to match the rewritten files, and the models' incremental state is cleared, so the next
-transform run rebuilds them in full from what is left.
+keyed by response only, such as ``code_checks`` and ``edit_changes``) by response id;
+``lake_files`` row counts are updated to match the rewritten files, and the models' incremental
+state is cleared, so the next transform run rebuilds them in full from what is left.
 """
 
 from __future__ import annotations
