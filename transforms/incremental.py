@@ -38,10 +38,8 @@ RESPONSE_KEYS = ("touched_responses", "response_id")
 
 SHADOWS = {
     "events": "SELECT * FROM scope_events",
-    # Found on the id column, then fetched whole by row id (the prompts and texts of the other
-    # rows are not read).
-    "responses": "SELECT * FROM responses WHERE rowid IN (SELECT rowid FROM responses "
-    "WHERE response_id IN (SELECT response_id FROM scope_response_ids))",
+    # Fetched once, after responses is rebuilt (``responses_rebuilt``).
+    "responses": "SELECT * FROM scope_responses",
     "code_checks": "SELECT * FROM code_checks "
     "WHERE response_id IN (SELECT response_id FROM scope_response_ids)",
     "edit_changes": "SELECT * FROM edit_changes "
@@ -132,6 +130,14 @@ _AFTER_RESPONSES = (
     WHERE type = 'ab_choice'
         AND (response_a_id IN (SELECT response_id FROM touched_responses)
              OR response_b_id IN (SELECT response_id FROM touched_responses))
+    """,
+    # The rows of those responses, found on the id column and then fetched whole by row id, once
+    # for every model that reads them.
+    """
+    CREATE OR REPLACE TEMP TABLE scope_responses AS
+    SELECT * FROM responses
+    WHERE rowid IN (SELECT rowid FROM responses
+                    WHERE response_id IN (SELECT response_id FROM scope_response_ids))
     """,
 )
 
