@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,7 +95,8 @@ WITH source AS (
     -- file expired) is left out.
     SELECT
         c.* EXCLUDE (prompt_event_id, chosen_event_id, rejected_event_id, completion_event_id),
-        p.prompt, chosen.text AS chosen, rejected.text AS rejected, completion.text AS completion
+        from_json(p.prompt, '[{"role": "VARCHAR", "content": "VARCHAR"}]') AS prompt,
+        chosen.text AS chosen, rejected.text AS rejected, completion.text AS completion
     FROM export_candidates AS c
     JOIN lake_texts AS p ON p.event_id = c.prompt_event_id
     LEFT JOIN lake_texts AS chosen ON chosen.event_id = c.chosen_event_id
@@ -113,7 +113,7 @@ eligible AS (
         *,
         regexp_replace(
             lower(regexp_replace(array_to_string(
-                json_extract_string(prompt, '$[*].content'), chr(10)), '\\s+', ' ', 'g')),
+                list_transform(prompt, lambda m: m.content), chr(10)), '\\s+', ' ', 'g')),
             '^[[:punct:] ]+|[[:punct:] ]+$', '', 'g') AS prompt_key,
         ('0x' || left(sha256($seed || ':' || conversation_id), 8))::UBIGINT / 4294967296.0
             AS split_draw
@@ -139,7 +139,8 @@ ORDER BY split_draw, id
 
 def select_rows(db: Any, policy: DatasetPolicy, kind: Kind, lake_root: Path) -> pl.DataFrame:
     """The warehouse rows a config of this dataset takes, with their texts from the lake under
-    ``lake_root`` and a ``split`` column."""
+    ``lake_root`` (the prompt as a list of ``{role, content}``) and a ``split`` column. dpo and
+    reward take the same rows (``SOURCE_OF_KIND``)."""
     import polars as pl
 
     from warehouse.texts import fetch_texts
@@ -191,74 +192,51 @@ class Rekeyer:
         return found
 
 
-def _messages(prompt_json: str) -> list[dict[str, str]]:
-    return [{"role": m["role"], "content": m["content"]} for m in json.loads(prompt_json)]
-
-
-def _transcript(messages: list[dict[str, str]]) -> str:
-    """Messages as ``Role: text`` paragraphs."""
-    return "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
-
-
-def _flatten(messages: list[dict[str, str]]) -> str:
-    """Standard format's text for a prompt: one user message as is, else labelled turns."""
-    if len(messages) == 1 and messages[0]["role"] == "user":
-        return messages[0]["content"]
-    return _transcript(messages)
-
-
 def shape(frame: pl.DataFrame, kind: Kind, *, conversational: bool, rekey: Rekeyer) -> pl.DataFrame:
-    """The selected rows in TRL's columns for ``kind``, lineage columns after them."""
+    """The selected rows in TRL's columns for ``kind``, lineage columns after them: polars
+    expressions over the whole frame, no Python per row."""
     import polars as pl
 
-    rows: dict[str, list[Any]] = {}
-    columns = {
-        "dpo": ["prompt", "chosen", "rejected"],
-        "kto": ["prompt", "completion", "label"],
-        "reward": ["chosen", "rejected", "margin"],
-    }[kind]
-    for name in columns:
-        rows[name] = []
-    for record in frame.iter_rows(named=True):
-        messages = _messages(record["prompt"])
-        if kind == "dpo":
-            if conversational:
-                rows["prompt"].append(messages)
-                rows["chosen"].append([{"role": "assistant", "content": record["chosen"]}])
-                rows["rejected"].append([{"role": "assistant", "content": record["rejected"]}])
-            else:
-                rows["prompt"].append(_flatten(messages))
-                rows["chosen"].append(record["chosen"])
-                rows["rejected"].append(record["rejected"])
-        elif kind == "kto":
-            if conversational:
-                rows["prompt"].append(messages)
-                rows["completion"].append([{"role": "assistant", "content": record["completion"]}])
-            else:
-                rows["prompt"].append(_flatten(messages))
-                rows["completion"].append(record["completion"])
-            rows["label"].append(record["label"])
+    messages = pl.col("prompt")  # a list of {role, content} (``select_rows``)
+    # Standard format: ``Role: text`` paragraphs; a one-message user prompt is its text alone.
+    transcript = messages.list.eval(
+        pl.element().struct.field("role").str.to_titlecase()
+        + ": "
+        + pl.element().struct.field("content")
+    ).list.join("\n\n")
+    first = messages.list.first().struct
+    flat = (
+        pl.when((messages.list.len() == 1) & (first.field("role") == "user"))
+        .then(first.field("content"))
+        .otherwise(transcript)
+    )
+
+    def answer(column: str) -> pl.Expr:
+        """A text as one assistant message (conversational) or its labelled turn (standard)."""
+        if conversational:
+            return pl.concat_list(pl.struct(role=pl.lit("assistant"), content=pl.col(column)))
+        return pl.lit("Assistant: ") + pl.col(column)
+
+    prompt = messages if conversational else flat
+    if kind == "dpo":
+        chosen = answer("chosen") if conversational else pl.col("chosen")
+        rejected = answer("rejected") if conversational else pl.col("rejected")
+        columns = [prompt.alias("prompt"), chosen.alias("chosen"), rejected.alias("rejected")]
+    elif kind == "kto":
+        completion = answer("completion") if conversational else pl.col("completion")
+        columns = [prompt.alias("prompt"), completion.alias("completion"), pl.col("label")]
+    else:
+        # The prompt is implicit: both sides start with it.
+        if conversational:
+            sides = [
+                messages.list.concat(answer(side)).alias(side) for side in ("chosen", "rejected")
+            ]
         else:
-            if conversational:
-                rows["chosen"].append(
-                    [*messages, {"role": "assistant", "content": record["chosen"]}]
-                )
-                rows["rejected"].append(
-                    [*messages, {"role": "assistant", "content": record["rejected"]}]
-                )
-            else:
-                for side in ("chosen", "rejected"):
-                    turn = {"role": "assistant", "content": record[side]}
-                    rows[side].append(_transcript([*messages, turn]))
-            rows["margin"].append(record["confidence"])
-    message = pl.List(pl.Struct({"role": pl.String, "content": pl.String}))
-    text_type = message if conversational else pl.String
-    schema: dict[str, Any] = dict.fromkeys(columns, text_type)
-    if kind == "kto":
-        schema["label"] = pl.Boolean
-    if kind == "reward":
-        schema["margin"] = pl.Float64
-    shaped = pl.DataFrame(rows, schema=schema)
+            sides = [
+                (transcript + "\n\n" + answer(side)).alias(side) for side in ("chosen", "rejected")
+            ]
+        columns = [*sides, pl.col("confidence").alias("margin")]
+    shaped = frame.select(columns)
     lineage = frame.select(
         "id",
         "confidence",

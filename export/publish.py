@@ -33,7 +33,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from export.build import Rekeyer, select_rows, shape
+from export.build import SOURCE_OF_KIND, Rekeyer, select_rows, shape
 from export.card import render_card
 from export.catalog import dataset_dir, read_manifest, versions
 from export.policy import DatasetPolicy, DatasetsFile, Kind, load_datasets
@@ -190,8 +190,12 @@ def _read_warehouse(
         rekey = Rekeyer(keyring.keys[keyring.current], name)
         frames: dict[Kind, pl.DataFrame] = {}
         response_ids: set[str] = set()
+        selected: dict[str, pl.DataFrame] = {}  # dpo and reward take the same rows
         for kind in policy.kinds:
-            rows = select_rows(db, policy, kind, Lake.in_data_dir(data_dir).root)
+            table = SOURCE_OF_KIND[kind]
+            if table not in selected:
+                selected[table] = select_rows(db, policy, kind, Lake.in_data_dir(data_dir).root)
+            rows = selected[table]
             shaped = shape(
                 rows,
                 kind,
