@@ -297,7 +297,7 @@ def test_after_an_erasure_the_next_run_equals_a_full_refresh(published: Path) ->
     from transforms.runner import run_transforms
 
     models = ("responses", "preference_pairs", "labels", "rewards", "code_checks",
-              "edit_changes", "signal_calibration")  # fmt: skip
+              "edit_changes", "calibration_votes", "signal_calibration")  # fmt: skip
 
     def contents() -> dict[str, list[tuple[Any, ...]]]:
         with duckdb.connect(str(published / "warehouse.duckdb"), read_only=True) as db:
