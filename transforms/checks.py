@@ -103,11 +103,11 @@ def parses(tag: str, body: str) -> bool:
         return False
 
 
-def code_checks(db: Any, responses: str = "responses") -> tuple[str, dict[str, list[Any]]]:
-    """The checks of the responses in ``responses`` (a table name or a parenthesised
+def code_checks(db: Any, inputs: dict[str, str]) -> tuple[str, dict[str, list[Any]]]:
+    """The checks of the responses in ``inputs["responses"]`` (a table name or a parenthesised
     ``SELECT``) whose text holds a fence or a secret placeholder: a ``SELECT`` and its
     parameters (the parse results, bound, never formatted in)."""
-    db.execute(_BLOCKS.format(responses=responses), {"fence": FENCE, "tag": TAG})
+    db.execute(_BLOCKS.format(responses=inputs["responses"]), {"fence": FENCE, "tag": TAG})
     checkable = db.execute(_CHECKABLE.format(python=_PYTHON)).fetchall()
     parameters: dict[str, list[Any]] = {
         "tag": [tag for tag, _ in checkable],

@@ -45,7 +45,7 @@ texts before splitting them into words."""
 
 _CANDIDATES = """
 SELECT e.event_id, encode(original.text), encode(edited.text)
-FROM events AS e
+FROM {events} AS e
 JOIN {responses} AS r ON r.response_id = e.response_id
 JOIN lake_texts AS edited ON edited.event_id = e.event_id
 JOIN lake_texts AS original ON original.event_id = r.event_id
@@ -61,7 +61,7 @@ FROM (
         unnest($real_edit::BOOLEAN[]) AS real_edit,
         unnest($change::DOUBLE[]) AS change
 ) AS c
-JOIN events AS e ON e.event_id = c.edit_event_id
+JOIN {events} AS e ON e.event_id = c.edit_event_id
 """
 """The computed values (bound), with the rest of each edit's row from ``events`` (whose ids are
 unique). Timestamps stay in DuckDB: DuckDB 1.x needs pytz to hand them to Python."""
@@ -86,11 +86,12 @@ def change(original: bytes, edited: bytes) -> float:
     return 1.0 - common / max(len(before) + len(after) - common, 1)
 
 
-def edit_changes(db: Any, responses: str = "responses") -> tuple[str, dict[str, list[Any]]]:
-    """The rows of the edits of the responses in ``responses`` (a table name or a parenthesised
-    ``SELECT``): a ``SELECT`` and its parameters (the computed values, bound)."""
-    rows = db.execute(_CANDIDATES.format(responses=responses)).fetchall()
-    return _ROWS, {
+def edit_changes(db: Any, inputs: dict[str, str]) -> tuple[str, dict[str, list[Any]]]:
+    """The rows of the edits in ``inputs["events"]`` of the responses in ``inputs["responses"]``
+    (each a table name or a parenthesised ``SELECT``): a ``SELECT`` and its parameters (the
+    computed values, bound)."""
+    rows = db.execute(_CANDIDATES.format(**inputs)).fetchall()
+    return _ROWS.format(**inputs), {
         "edit_event_id": [edit for edit, _, _ in rows],
         "real_edit": [
             without_space_or_punct(original) != without_space_or_punct(edited)

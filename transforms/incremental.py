@@ -23,9 +23,8 @@ conversation):
   sides' rows).
 
 Models other than ``responses`` read ``responses``, ``code_checks`` and ``edit_changes`` limited
-to ``scope_response_ids`` and ``events`` limited to ``scope_events`` (the Python steps read
-``events`` whole, joined to the scope's responses and texts); only rows whose key is touched
-are kept. Everything lives in temporary tables of the run's connection.
+to ``scope_response_ids`` and ``events`` limited to ``scope_events``; only rows whose key is
+touched are kept. Everything lives in temporary tables of the run's connection.
 """
 
 from __future__ import annotations

@@ -51,14 +51,14 @@ fence or a secret placeholder (the code checks). Other texts are not kept."""
 
 @dataclass(frozen=True)
 class Model:
-    """One model: a SQL ``SELECT``, or a Python step that computes its rows from the ``responses``
-    it is given (a table name or a parenthesised ``SELECT``) and returns them as a ``SELECT``
-    with its parameters."""
+    """One model: a SQL ``SELECT``, or a Python step that computes its rows from the relations it
+    is given (by the name of what it depends on: a table name, or a parenthesised ``SELECT`` of
+    the scope on an incremental build) and returns them as a ``SELECT`` with its parameters."""
 
     name: str
     sql: str
     depends_on: tuple[str, ...]
-    build: Callable[[Any, str], Any] | None = None
+    build: Callable[[Any, dict[str, str]], Any] | None = None
     refresh_by: tuple[str, ...] = ()
     """Key columns whose touched values an incremental build replaces; none: always in full."""
     source: str = ""
@@ -207,7 +207,7 @@ def _build_full(db: Any, model: Model) -> None:
             f"CREATE OR REPLACE TABLE {quote(model.name)} AS SELECT * FROM (\n{model.sql}\n){order}"
         )
         return
-    select, parameters = model.build(db, "responses")
+    select, parameters = model.build(db, {name: name for name in model.depends_on})
     db.execute(
         f"CREATE OR REPLACE TABLE {quote(model.name)} AS SELECT * FROM ({select}){order}",
         parameters,
@@ -224,7 +224,11 @@ def _build_incremental(db: Any, model: Model) -> None:
             f"WHERE {touched}"
         )
         return
-    select, parameters = model.build(db, f"({incremental.SHADOWS['responses']})")
+    scoped = {
+        name: f"({incremental.SHADOWS[name]})" if name in incremental.SHADOWS else name
+        for name in model.depends_on
+    }
+    select, parameters = model.build(db, scoped)
     db.execute(
         f"INSERT INTO {quote(model.name)} BY NAME SELECT * FROM ({select}) WHERE {touched}",
         parameters,
