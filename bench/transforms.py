@@ -43,7 +43,10 @@ import time
 import zlib
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ingest.anonymiser import Anonymiser
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPIC = "flywheel.events.v1"
@@ -68,10 +71,18 @@ def peak_rss_mb() -> float:
 
 
 def build(
-    data_dir: Path, *, events: int, seed: int, partitions: int, file_events: int, later_days: int
+    data_dir: Path,
+    *,
+    events: int,
+    seed: int,
+    partitions: int,
+    file_events: int,
+    later_days: int,
+    anonymiser: Anonymiser | None = None,
 ) -> dict:
     """Simulate ``events`` (starting ``later_days`` after the simulator's default start) and land
-    them, streaming, after whatever the lake holds already."""
+    them, streaming, after whatever the lake holds already, through ``anonymiser`` (by default
+    the pseudonymising one under a random key: pseudonyms, no scrubbing)."""
     from flywheel.simulator import SimulationConfig, simulate
     from ingest.anonymiser import PseudonymisingAnonymiser
     from ingest.keys import Keyring
@@ -81,7 +92,9 @@ def build(
     started = time.perf_counter()
     lake = Lake.in_data_dir(data_dir)
     pipeline = Pipeline(
-        PseudonymisingAnonymiser(Keyring(1, {1: os.urandom(32)})),
+        anonymiser
+        if anonymiser is not None
+        else PseudonymisingAnonymiser(Keyring(1, {1: os.urandom(32)})),
         max_event_bytes=65536,
         drop_without_consent=False,
     )
@@ -201,9 +214,12 @@ def child(args: argparse.Namespace) -> None:
 # --- Parent: set up, run the children, print the table -------------------------------------------
 
 
-def run_child(step: str, data_dir: Path, *extra: str) -> dict[str, Any]:
-    """Run one step in a fresh interpreter; its result (the last line it prints)."""
-    command = [sys.executable, "-m", "bench.transforms", "--child", step,
+def run_child(
+    step: str, data_dir: Path, *extra: str, module: str = "bench.transforms"
+) -> dict[str, Any]:
+    """Run one step of ``module`` in a fresh interpreter; its result (the last line it
+    prints)."""
+    command = [sys.executable, "-m", module, "--child", step,
                "--data-dir", str(data_dir), *extra]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True)
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -224,9 +240,9 @@ def code_version() -> str:
     return f"{head}{' with uncommitted changes' if dirty else ''}"
 
 
-def note(message: str) -> None:
+def note(message: str, *, module: str = "bench.transforms") -> None:
     """Progress, on stderr (the table goes to stdout)."""
-    print(f"[bench.transforms {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    print(f"[{module} {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def measure(size: int, args: argparse.Namespace) -> dict[str, Any]:
