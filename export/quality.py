@@ -237,7 +237,7 @@ def run_gate(
             gx.Checkpoint(
                 name=f"gate-{kind}",
                 validation_definitions=[definition],
-                actions=[gx.checkpoint.UpdateDataDocsAction(name="docs", site_names=["quality"])],
+                actions=[],
                 result_format="SUMMARY",
             )
         )
@@ -259,6 +259,9 @@ def run_gate(
                         unexpected=details.get("unexpected_count"),
                     )
                 )
+    # The site is built once, from every config's stored validation (an update action on each
+    # checkpoint rebuilt it each time).
+    context.build_data_docs(site_names=["quality"])
     return result
 
 

@@ -49,6 +49,24 @@ def test_clean_rows_pass_and_write_the_report(tmp_path: Path) -> None:
     assert len(result.outcomes) > 10
 
 
+def test_the_report_shows_every_config_validated(tmp_path: Path) -> None:
+    rows = dpo_rows()
+    reward = [
+        {**{k: v for k, v in row.items() if k != "prompt"}, "margin": row["confidence"],
+         "chosen": f"User: {row['prompt']}\n\nAssistant: {row['chosen']}",
+         "rejected": f"User: {row['prompt']}\n\nAssistant: {row['rejected']}"}
+        for row in rows
+    ]  # fmt: skip
+    frames = {"dpo": pl.DataFrame(rows), "reward": pl.DataFrame(reward)}
+    result = run_gate(frames, POLICY, tmp_path / "quality")
+    assert result.success, result.summary()["critical_failed"]
+    index = result.report.read_text()
+    for kind in frames:
+        pages = list((tmp_path / "quality" / "validations" / kind).rglob("*.html"))
+        assert len(pages) == 1
+        assert pages[0].relative_to(tmp_path / "quality").as_posix() in index
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
