@@ -11,10 +11,12 @@ them the ingest workers' resume points, stay the same. A file left with no rows 
 for the same reason.
 
 The warehouse: rows are deleted from every table that holds the users' events or what was
-derived from them: by pseudonym, by the conversations those events belong to, and (for tables
-keyed by response only, such as ``code_checks`` and ``edit_changes``) by response id;
-``lake_files`` row counts are updated to match the rewritten files, and the models' incremental
-state is cleared, so the next transform run rebuilds them in full from what is left.
+derived from them: by pseudonym, by the conversations those events belong to, and, in the
+model tables, by any column naming one of those events or one of the responses generated in
+those conversations (a pair's rejected side, an A/B comparison's loser, an edit, whatever the
+row's own conversation); ``lake_files`` row counts are updated to match the rewritten files, and
+the models' incremental state is cleared, so the next transform run rebuilds them in full from
+what is left (``signal_calibration``, counts only, waits for that run).
 """
 
 from __future__ import annotations
@@ -101,6 +103,11 @@ def erase_from_warehouse(db: Any, pseudonyms: list[str]) -> dict[str, int]:
             "FROM events WHERE response_id IS NOT NULL AND conversation_id IN "
             "(SELECT conversation_id FROM erased_conversations)"
         )
+        db.execute(
+            "CREATE OR REPLACE TEMP TABLE erased_events AS SELECT event_id FROM events "
+            "WHERE user_pseudonym IN (SELECT user_pseudonym FROM erased_users) "
+            "OR conversation_id IN (SELECT conversation_id FROM erased_conversations)"
+        )
         deleted: dict[str, int] = {}
         for table, columns in sorted(tables.items()):
             conditions = []
@@ -110,8 +117,14 @@ def erase_from_warehouse(db: Any, pseudonyms: list[str]) -> dict[str, int]:
                 conditions.append(
                     "conversation_id IN (SELECT conversation_id FROM erased_conversations)"
                 )
-            elif "response_id" in columns:
-                conditions.append("response_id IN (SELECT response_id FROM erased_responses)")
+            if table != "events":
+                # Model rows naming an erased event or response, from any conversation. (Other
+                # users' events naming a response of theirs stay: they are not the users' data.)
+                for column in sorted(columns):
+                    if column.endswith("response_id"):
+                        conditions.append(f"{column} IN (SELECT response_id FROM erased_responses)")
+                    elif column.endswith("event_id"):
+                        conditions.append(f"{column} IN (SELECT event_id FROM erased_events)")
             if not conditions:
                 continue
             [(count,)] = db.execute(

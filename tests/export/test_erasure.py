@@ -310,3 +310,37 @@ def test_after_an_erasure_the_next_run_equals_a_full_refresh(published: Path) ->
 
     assert contents() == after_erasure
     assert all(after_erasure[m] for m in models)
+
+
+def test_model_rows_naming_an_erased_response_from_another_conversation_go(
+    tmp_path: Path,
+) -> None:
+    """A user compared their own answer with an erased user's answer (another conversation): the
+    pair and the calibration vote naming the erased response go with the erasure, before any
+    transform run; the other user's own events stay."""
+    from tests.factories import make_event
+    from tests.transforms.test_preference_pairs import generation
+    from tests.warehouse.test_load import land, query
+    from transforms.runner import run_transforms
+    from warehouse.db import open_warehouse, raw
+    from warehouse.erase import erase_from_warehouse
+
+    ab = make_event("ab_choice", response_a_id="r1", response_b_id="r9", choice="a",
+                    conversation_id="c1", user_id="keep")  # fmt: skip
+    land(Lake.in_data_dir(tmp_path), [
+        generation("r1", conversation_id="c1", user_id="keep"),
+        generation("r9", conversation_id="c9", user_id="erase-me"),
+        make_event("copy", response_id="r1", conversation_id="c1", user_id="keep"),
+        ab,
+    ])  # fmt: skip
+    run_transforms(tmp_path)
+    named = ("SELECT count(*) FROM preference_pairs WHERE rejected_response_id = 'r9'",
+             "SELECT count(*) FROM calibration_votes WHERE other_response_id = 'r9'")  # fmt: skip
+    assert [query(tmp_path, sql) for sql in named] == [[(1,)], [(1,)]]
+    engine = open_warehouse(tmp_path)
+    with engine.connect() as connection:
+        erase_from_warehouse(raw(connection), [KEYRING.pseudonym("erase-me")])
+    engine.dispose()
+    assert [query(tmp_path, sql) for sql in named] == [[(0,)], [(0,)]]
+    kept = query(tmp_path, "SELECT event_id FROM events WHERE type = 'ab_choice'")
+    assert kept == [(ab["event_id"],)]
