@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tests.factories import make_event
 from tests.warehouse.test_load import ALL_TEXTS, land, query
-from transforms.edits import change, without_space_or_punct, words
+from transforms.edits import change, edit_changes, without_space_or_punct, words
 from transforms.runner import run_transforms
 from warehouse.lake import Lake
 
@@ -201,3 +201,25 @@ def test_change_is_one_minus_the_jaccard_similarity_of_the_word_sets(
     original: str, edited: str, expected: float
 ) -> None:
     assert change(original.encode(), edited.encode()) == pytest.approx(expected)
+
+
+def test_an_edit_whose_text_is_missing_is_left_out_not_a_crash() -> None:
+    """Texts come from lake files, which only the ingest workers write; a text missing anyway
+    (NULL) leaves its edit out of ``edit_changes`` instead of failing the run."""
+    with duckdb.connect() as db:
+        db.execute(
+            "CREATE TABLE events AS SELECT * FROM (VALUES "
+            "('g1', 'generation', 'r1', TIMESTAMPTZ '2026-01-01 10:00:00+00'), "
+            "('e1', 'edit', 'r1', TIMESTAMPTZ '2026-01-01 10:01:00+00'), "
+            "('e2', 'edit', 'r1', TIMESTAMPTZ '2026-01-01 10:02:00+00')) "
+            "AS t(event_id, type, response_id, occurred_at)"
+        )
+        db.execute("CREATE TABLE responses AS SELECT 'r1' AS response_id, 'g1' AS event_id")
+        db.execute(
+            "CREATE TABLE lake_texts AS SELECT * FROM (VALUES ('g1', 'Use sorted(xs).'), "
+            "('e1', NULL), ('e2', 'Use sorted(xs), a copy.')) AS t(event_id, text)"
+        )
+        inputs = {name: name for name in ("events", "responses", "lake_texts")}
+        select, parameters = edit_changes(db, inputs)
+        rows = db.execute(f"SELECT edit_event_id, real_edit FROM ({select})", parameters)
+        assert rows.fetchall() == [("e2", True)]
