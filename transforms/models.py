@@ -6,9 +6,8 @@ and, for a model built incrementally, the keys its rows are replaced by
 (``-- refresh_by: conversation_id``; see transforms/incremental.py). A full build is
 ``CREATE OR REPLACE TABLE <name> AS SELECT * FROM (<select>) ORDER BY <keys>``, with names
 quoted by one helper; an incremental one deletes the rows of the touched keys and inserts them
-recomputed. The policy's
-values are bound as DuckDB variables (``getvariable('edit_min_change')``): SQL never has data
-formatted into it.
+recomputed. The policy's values are bound as DuckDB variables
+(``getvariable('edit_min_change')``): SQL never has data formatted into it.
 
 A model is built in full when its table or its recorded state is missing, when its fingerprint
 (its SQL or code, the policy and its upstream models' fingerprints) changed, when a
@@ -197,6 +196,15 @@ def _plan(
     return full, (min(seqs) if seqs else None)
 
 
+def _relations(model: Model, *, scoped: bool) -> dict[str, str]:
+    """What a Python step reads, by name: the tables, or (``scoped``, an incremental build) the
+    scope's rows where ``incremental.SHADOWS`` limits them."""
+    return {
+        name: f"({incremental.SHADOWS[name]})" if scoped and name in incremental.SHADOWS else name
+        for name in model.depends_on
+    }
+
+
 def _build_full(db: Any, model: Model) -> None:
     # Sorted by its keys: the table's rows of a key sit together, and its row groups are full
     # but the last. A parallel build left partly filled row groups in the middle, and DuckDB's
@@ -207,7 +215,7 @@ def _build_full(db: Any, model: Model) -> None:
             f"CREATE OR REPLACE TABLE {quote(model.name)} AS SELECT * FROM (\n{model.sql}\n){order}"
         )
         return
-    select, parameters = model.build(db, {name: name for name in model.depends_on})
+    select, parameters = model.build(db, _relations(model, scoped=False))
     db.execute(
         f"CREATE OR REPLACE TABLE {quote(model.name)} AS SELECT * FROM ({select}){order}",
         parameters,
@@ -224,11 +232,7 @@ def _build_incremental(db: Any, model: Model) -> None:
             f"WHERE {touched}"
         )
         return
-    scoped = {
-        name: f"({incremental.SHADOWS[name]})" if name in incremental.SHADOWS else name
-        for name in model.depends_on
-    }
-    select, parameters = model.build(db, scoped)
+    select, parameters = model.build(db, _relations(model, scoped=True))
     db.execute(
         f"INSERT INTO {quote(model.name)} BY NAME SELECT * FROM ({select}) WHERE {touched}",
         parameters,
