@@ -1,8 +1,27 @@
-"""Prometheus metrics of the API, in a registry of their own per app (tests build many apps)."""
+"""Prometheus metrics of the API, in a registry of their own per app (tests build many apps).
+
+Under ``flywheel serve --workers N`` every server process counts what it answered, and a scrape
+reaches whichever process accepts the connection. So that each scrape shows the whole server,
+``serve`` runs its processes in prometheus_client's multiprocess mode: each writes its values to
+files in the directory ``PROMETHEUS_MULTIPROC_DIR`` names, and ``/metrics`` sums every process's
+files (``exposition``). The variable must be set before prometheus_client is first imported,
+which is why ``serve`` sets it before its processes start. Counters of a process that exited stay
+in the sum: counters never go down.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+"""The environment variable that puts prometheus_client in multiprocess mode (its own name)."""
 
 
 class ApiMetrics:
@@ -10,6 +29,9 @@ class ApiMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        directory = os.environ.get(MULTIPROCESS_DIR)
+        self.multiprocess_dir = Path(directory) if directory else None
+        """Where every server process writes its values (multiprocess mode), or None."""
         self.requests = Counter(
             "flywheel_api_requests",
             "HTTP requests answered, by route and status code.",
@@ -28,3 +50,32 @@ class ApiMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+
+    def exposition(self) -> bytes:
+        """The Prometheus text of the metrics: this process's, or in multiprocess mode the sum
+        over every process of the server."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        summed = CollectorRegistry()
+        MultiProcessCollector(summed, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
+        return generate_latest(summed)
+
+
+@contextmanager
+def multiprocess_mode() -> Iterator[Path]:
+    """Multiprocess mode for the server processes started inside: ``PROMETHEUS_MULTIPROC_DIR``
+    names a new, empty directory, removed afterwards. A directory the operator named already
+    is used as it is (prometheus_client asks that it be emptied before the server starts)."""
+    given = os.environ.get(MULTIPROCESS_DIR)
+    if given:
+        yield Path(given)
+        return
+    directory = tempfile.mkdtemp(prefix="flywheel-api-metrics-")
+    os.environ[MULTIPROCESS_DIR] = directory
+    try:
+        yield Path(directory)
+    finally:
+        del os.environ[MULTIPROCESS_DIR]
+        shutil.rmtree(directory, ignore_errors=True)

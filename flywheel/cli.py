@@ -107,7 +107,11 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8000,
     workers: Annotated[
-        int, typer.Option(min=1, help="Server processes (Kafka mode); each has its own producer.")
+        int,
+        typer.Option(
+            min=1,
+            help="Server processes (Kafka mode); each has its own producer, /metrics sums them.",
+        ),
     ] = 1,
     access_log: Annotated[
         bool, typer.Option(help="Log every request (method, path, status).")
@@ -130,10 +134,14 @@ def serve(
             raise ConfigError(
                 "--workers needs Kafka: in embedded mode one process owns the lake's offsets"
             )
-        uvicorn.run(
-            "flywheel.cli:api_from_environment", factory=True, host=host, port=port,
-            workers=workers, log_config=None, access_log=access_log,
-        )  # fmt: skip
+        from api.metrics import multiprocess_mode
+
+        # Each scrape of /metrics sums every process's counters (api/metrics.py).
+        with multiprocess_mode():
+            uvicorn.run(
+                "flywheel.cli:api_from_environment", factory=True, host=host, port=port,
+                workers=workers, log_config=None, access_log=access_log,
+            )  # fmt: skip
         return
     from api.main import create_app
 

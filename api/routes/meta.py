@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
 from api.deps import MetricsDep, SinkDep
@@ -54,4 +54,4 @@ async def readyz(sink: SinkDep) -> StatusPublic:
 )
 async def metrics(api_metrics: MetricsDep) -> Response:
     """Prometheus text exposition of the API's metrics."""
-    return Response(generate_latest(api_metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(api_metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

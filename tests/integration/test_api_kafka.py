@@ -205,16 +205,20 @@ def test_a_failed_broker_start_shows_the_brokers_last_log_lines(
     assert "Address already in use" in message or "BindException" in message
 
 
-def test_serve_with_two_worker_processes_produces_to_kafka(
+def test_serve_with_two_worker_processes_produces_to_kafka_and_every_scrape_counts_both(
     kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
     import os
     import subprocess
     import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.api.test_metrics import samples
 
     create_topics(kafka_settings)
     port = localkafka.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLYWHEEL_")}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env.update(
         FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS=kafka_settings.bootstrap_servers or "",
         FLYWHEEL_KAFKA__EVENTS_TOPIC=kafka_settings.events_topic,
@@ -225,24 +229,52 @@ def test_serve_with_two_worker_processes_produces_to_kafka(
         [sys.executable, "-m", "flywheel", "serve", "--port", str(port), "--workers", "2"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
+    url = f"http://127.0.0.1:{port}"
+    accepted = ("flywheel_api_events_total", (("outcome", "accepted"),))
+    posts = ("flywheel_api_requests_total",
+             (("method", "POST"), ("route", "/v1/events"), ("status", "202")))  # fmt: skip
+    # Ten conversations posted at once, each on a connection of its own, so that both
+    # processes answer some.
+    batches = [conversation_events(f"conv-workers-{i}", 5) for i in range(10)]
+
+    def post(batch: list[dict[str, Any]]) -> int:
         with httpx.Client() as client:
-            while time.monotonic() < deadline:
-                try:
-                    if client.get(f"{url}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.3)
-            events = conversation_events("conv-workers", 50)
-            for chunk in (events[:25], events[25:]):
-                response = client.post(f"{url}/v1/events", json={"events": chunk}, headers=AUTH)
-                assert response.status_code == 202, response.text
+            return client.post(f"{url}/v1/events", json={"events": batch}, headers=AUTH).status_code
+
+    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        with httpx.Client() as client:  # a new connection: any process may answer
+            return samples(client.get(f"{url}/metrics").text)
+
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        with ThreadPoolExecutor(len(batches)) as pool:
+            assert list(pool.map(post, batches)) == [202] * len(batches)
+        # A request is counted just after its answer is sent: wait for the last ones.
+        deadline = time.monotonic() + 10
+        while scrape().get(posts) != len(batches) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with ThreadPoolExecutor(4) as pool:
+            scrapes = list(pool.map(lambda _: scrape(), range(8)))
     finally:
         server.terminate()
         server.wait(timeout=30)
         log.close()
+    assert [s[accepted] for s in scrapes] == [50] * len(scrapes)
+    assert [s[posts] for s in scrapes] == [len(batches)] * len(scrapes)
+    produced = ("flywheel_api_produce_seconds_count", ())
+    assert [s[produced] for s in scrapes] == [len(batches)] * len(scrapes)
     records = read_topic(kafka_settings.bootstrap_servers or "", kafka_settings.events_topic,
                          expect=50)  # fmt: skip
-    assert [json.loads(r.value)["event_id"] for r in records] == [e["event_id"] for e in events]
+    by_conversation: dict[str, list[str]] = {}
+    for record in records:
+        event = json.loads(record.value)
+        by_conversation.setdefault(event["conversation_id"], []).append(event["event_id"])
+    assert by_conversation == {
+        batch[0]["conversation_id"]: [e["event_id"] for e in batch] for batch in batches
+    }
