@@ -3,8 +3,9 @@
     .venv/bin/python -m bench.transforms [--sizes 500000,1000000,2000000] [--floor-repeats 3]
 
 For each size it builds a lake once in a temporary data directory (setup, not measured):
-simulated events (``--seed``), landed through the ingest ``Pipeline`` with the pseudonymising
-anonymiser, spread over ``--partitions`` partitions by a hash of the conversation id, in files
+simulated events (``--seed``), landed through the ingest ``Pipeline`` with the scrubbing
+anonymiser the platform runs (pseudonyms, and PII and secrets replaced by placeholders, under a
+random key), spread over ``--partitions`` partitions by a hash of the conversation id, in files
 of ``--file-events`` events, as the ingest workers would land them. Then it measures, each step
 in a fresh child process of its own (so that one step's memory does not count against another's):
 
@@ -82,11 +83,11 @@ def build(
 ) -> dict:
     """Simulate ``events`` (starting ``later_days`` after the simulator's default start) and land
     them, streaming, after whatever the lake holds already, through ``anonymiser`` (by default
-    the pseudonymising one under a random key: pseudonyms, no scrubbing)."""
+    the scrubbing one under a random key, as the ingest workers land them)."""
     from flywheel.simulator import SimulationConfig, simulate
-    from ingest.anonymiser import PseudonymisingAnonymiser
     from ingest.keys import Keyring
     from ingest.pipeline import DedupeWindow, Pipeline, RawMessage
+    from ingest.scrubber import ScrubbingAnonymiser
     from warehouse.lake import Lake
 
     started = time.perf_counter()
@@ -94,7 +95,7 @@ def build(
     pipeline = Pipeline(
         anonymiser
         if anonymiser is not None
-        else PseudonymisingAnonymiser(Keyring(1, {1: os.urandom(32)})),
+        else ScrubbingAnonymiser(Keyring(1, {1: os.urandom(32)})),
         max_event_bytes=65536,
         drop_without_consent=False,
     )
