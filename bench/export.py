@@ -205,7 +205,7 @@ def run_export(data_dir: Path) -> dict:
         "rows": {kind: entry["rows"] for kind, entry in result.manifest["counts"].items()},
         "data_files": len(data),
         "data_mb": sum(p.stat().st_size for p in data) / 2**20,
-        "gate_success": result.gate.success,
+        "gate_success": result.gate is not None and result.gate.success,
         "version": result.version,
         "rss_before_mb": rss_before,
         "peak_rss_mb": peak_rss_mb(),

@@ -4,10 +4,10 @@ A version is built in an attempt folder beside the versions (``<data dir>/datase
 .attempt-<id>/``): the data files, the quality gate with its Data Docs report, the dataset card
 and the manifest. Then:
 
+- its data files and policy are those of the latest version: nothing is new, the attempt is
+  deleted and no version is made (checked before the gate, which that version passed);
 - the gate failed a critical expectation: the attempt is renamed ``failed-<id>/`` (its report and
   data stay there for inspection), nothing is published, ``QualityGateError``;
-- its data files and policy are those of the latest version: nothing is new, the attempt is
-  deleted and no version is made;
 - otherwise the attempt is renamed to the next version, ``v<N>`` (a rename on one file system:
   a version appears whole or not at all) and is never written again.
 
@@ -61,7 +61,9 @@ class ExportResult:
     version: str | None
     path: Path | None
     manifest: dict[str, Any]
-    gate: GateResult
+    gate: GateResult | None
+    """The quality gate's outcome; None when nothing was new (the gate is not run: the latest
+    version passed it with the same data files and policy)."""
 
     @property
     def published(self) -> bool:
@@ -129,6 +131,14 @@ def _export(
     frames, source = _read_warehouse(data_dir, name, policy, keyring)
     step("writing files")
     files = write_files(frames, policy, attempt)
+    # Nothing new is decided before the gate: the latest version passed it with these very
+    # files and policy, and an unchanged warehouse exported every hour should not pay the gate
+    # (Great Expectations' import alone is about 2 s) every hour.
+    existing = versions(data_dir, name)
+    latest = read_manifest(data_dir, name, existing[-1]) if existing else None
+    fingerprint = {"policy_hash": policy.digest(name), "files": files}
+    if latest is not None and latest.get("fingerprint") == fingerprint:
+        return ExportResult(name, None, None, latest, None)
     step("quality gate")
     gate = run_gate(frames, policy, attempt / "quality")
     counts = count_rows(frames, list(policy.splits))
@@ -140,11 +150,6 @@ def _export(
             f"{name!r}: {listed}. Nothing was published",
             report=str(attempt / "quality"),
         )
-    existing = versions(data_dir, name)
-    latest = read_manifest(data_dir, name, existing[-1]) if existing else None
-    fingerprint = {"policy_hash": policy.digest(name), "files": files}
-    if latest is not None and latest.get("fingerprint") == fingerprint:
-        return ExportResult(name, None, None, latest, gate)
     version = f"v{int(existing[-1][1:]) + 1 if existing else 1}"
     manifest: dict[str, Any] = {
         "dataset": name,

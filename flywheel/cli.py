@@ -576,7 +576,7 @@ def export_run(dataset: DatasetOption = "default") -> None:
             keep_failed=settings.export.keep_failed_attempts,
             on_progress=lambda step: status.update(f"export {dataset}: {step}"),
         )
-    for warning in result.gate.failed("warning"):
+    for warning in result.gate.failed("warning") if result.gate else []:
         err.print(f"[yellow]quality warning:[/] {warning.line()}", soft_wrap=True)
     if not result.published:
         out.print(

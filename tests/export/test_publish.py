@@ -83,11 +83,19 @@ def test_load_dataset_reads_every_config_and_split(data_dir: Path, tmp_path: Pat
             assert table.column_names[:3] == columns
 
 
-def test_nothing_new_publishes_nothing(data_dir: Path) -> None:
+def test_nothing_new_publishes_nothing_and_skips_the_gate(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = export_dataset(data_dir, "default", KEYRING)
+
+    def gate_not_expected(*_: object) -> None:
+        raise AssertionError("the gate ran with nothing new")
+
+    monkeypatch.setattr("export.publish.run_gate", gate_not_expected)
     again = export_dataset(data_dir, "default", KEYRING)
 
-    assert first.published and not again.published
+    assert first.published and first.gate is not None and first.gate.success
+    assert not again.published and again.gate is None
     assert again.manifest["version"] == "v1"
     assert versions(data_dir, "default") == ["v1"]
     assert not [p for p in (data_dir / "datasets" / "default").iterdir() if "attempt" in p.name]
