@@ -18,15 +18,19 @@ TRL's formats (https://huggingface.co/docs/trl/dataset_formats):
   text, the whole exchange is in labelled turns) and the margin the pair's confidence.
 
 Lineage columns trainers ignore: ``id`` (the pair or response id), ``confidence``, ``signals``,
-``event_ids``, ``models``, and ``user`` and ``conversation`` re-keyed for this dataset (an HMAC
-under a key derived from the pseudonym key and the dataset's name), so two datasets cannot be
-joined on users or conversations.
+``event_ids``, ``models``, ``user`` and ``conversation``. Every id among them is re-keyed for the
+dataset (an HMAC under a key derived from the pseudonym key and the dataset's name; row and
+event ids under a second such key): two datasets cannot be joined on users, conversations, rows
+or events, and an event id in a dataset is not the one the client sent (which the client's own
+logs could tie to a person). Within a dataset the mapping is one to one, and the warehouse's
+owner can map rows back (``export.trace``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -178,18 +182,51 @@ def _split_column(splits: dict[str, float]) -> pl.Expr:
 
 
 class Rekeyer:
-    """Pseudonyms and conversation ids re-keyed for one dataset (HMAC-SHA256, 32 hex chars)."""
+    """Values re-keyed for one dataset (HMAC-SHA256, 32 hex chars), under a key derived from the
+    pseudonym key and the dataset's name: pseudonyms and conversation ids (calling it), and,
+    under a second key of their own, row and event ids (``lineage``)."""
 
     def __init__(self, key: bytes, dataset: str) -> None:
-        self._key = hmac.new(key, f"flywheel-dataset:{dataset}".encode(), hashlib.sha256).digest()
+        label = f"flywheel-dataset:{dataset}"
+        derived = hmac.new(key, label.encode(), hashlib.sha256).digest()
+        lineage = hmac.new(key, f"{label}:lineage".encode(), hashlib.sha256).digest()
+        # Keyed once; each value continues a copy (a third faster than a new HMAC per value).
+        self._hmac = hmac.new(derived, digestmod=hashlib.sha256)
+        self._lineage_hmac = hmac.new(lineage, digestmod=hashlib.sha256)
         self._cache: dict[str, str] = {}
+        self._lineage_cache: dict[str, str] = {}
+
+    @staticmethod
+    def _keyed(keyed: hmac.HMAC, cache: dict[str, str], value: str) -> str:
+        found = cache.get(value)
+        if found is None:
+            mac = keyed.copy()
+            mac.update(value.encode())
+            found = cache[value] = mac.hexdigest()[:32]
+        return found
 
     def __call__(self, value: str) -> str:
-        found = self._cache.get(value)
-        if found is None:
-            found = hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()[:32]
-            self._cache[value] = found
-        return found
+        """A pseudonym or conversation id as this dataset shows it."""
+        return self._keyed(self._hmac, self._cache, value)
+
+    def lineage(self, value: str) -> str:
+        """A row id (pair or response id) or event id as this dataset shows it."""
+        return self._keyed(self._lineage_hmac, self._lineage_cache, value)
+
+
+def rekeyed(values: pl.Series, rekey: Callable[[str], str]) -> pl.Expr:
+    """An expression mapping ``values``' column (strings, or lists of strings) through
+    ``rekey``, called once per distinct value."""
+    import polars as pl
+
+    flat = values.explode() if isinstance(values.dtype, pl.List) else values
+    distinct = flat.drop_nulls().unique().to_list()
+    mapped = [rekey(value) for value in distinct]
+    if isinstance(values.dtype, pl.List):
+        return pl.col(values.name).list.eval(
+            pl.element().replace_strict(distinct, mapped, return_dtype=pl.String)
+        )
+    return pl.col(values.name).replace_strict(distinct, mapped, return_dtype=pl.String)
 
 
 def shape(frame: pl.DataFrame, kind: Kind, *, conversational: bool, rekey: Rekeyer) -> pl.DataFrame:
@@ -238,12 +275,12 @@ def shape(frame: pl.DataFrame, kind: Kind, *, conversational: bool, rekey: Rekey
         columns = [*sides, pl.col("confidence").alias("margin")]
     shaped = frame.select(columns)
     lineage = frame.select(
-        "id",
+        rekeyed(frame["id"], rekey.lineage).alias("id"),
         "confidence",
         "signals",
-        "event_ids",
+        rekeyed(frame["event_ids"], rekey.lineage).alias("event_ids"),
         "models",
-        pl.col("user_pseudonym").map_elements(rekey, return_dtype=pl.String).alias("user"),
-        pl.col("conversation_id").map_elements(rekey, return_dtype=pl.String).alias("conversation"),
+        rekeyed(frame["user_pseudonym"], rekey).alias("user"),
+        rekeyed(frame["conversation_id"], rekey).alias("conversation"),
     )
     return pl.concat([shaped, lineage], how="horizontal")

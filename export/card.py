@@ -52,9 +52,9 @@ def render_card(manifest: dict[str, Any]) -> str:
         "",
         "Derived from what users did with a chat model's answers (A/B choices, ratings, copies, "
         "edits, regenerations, continued conversations), anonymised before it was stored: user ids "
-        "are pseudonyms, re-keyed for this dataset along with conversation ids (the `user` and "
-        "`conversation` columns differ from one dataset to another; the `id` and `event_ids` "
-        "lineage columns do not, so rows of two datasets from the same warehouse can be matched), "
+        "are pseudonyms, re-keyed for this dataset along with conversation, row and event ids (the "
+        "`user`, `conversation`, `id` and `event_ids` columns differ from one dataset to another, "
+        "so rows of two datasets cannot be matched on them), "
         "and e-mail addresses, phone numbers, card numbers, IBANs, IP addresses, US social "
         "security numbers and secrets are replaced by typed placeholders such as `<EMAIL>`.",
         "",
@@ -72,8 +72,9 @@ def render_card(manifest: dict[str, Any]) -> str:
     lines += [
         "",
         f"Message format: **{policy['message_format']}**. Lineage columns, ignored by the "
-        "trainers: `id` (pair or response id in the warehouse), `confidence` (0 to 1), "
-        "`signals`, `event_ids`, `models`, `user` and `conversation` (re-keyed).",
+        "trainers: `id` (the pair or response), `confidence` (0 to 1), `signals`, `event_ids`, "
+        "`models`, `user` and `conversation` (every id re-keyed; the publisher can trace a row "
+        "back with `flywheel export trace`).",
         "",
         "```python",
         "from datasets import load_dataset",

@@ -621,6 +621,51 @@ def export_list() -> None:
     out.print(table if table.row_count else "no published datasets")
 
 
+@export_app.command("trace")
+def export_trace(
+    ids: Annotated[list[str], typer.Argument(help="Row ids (the dataset's `id` column).")],
+    dataset: DatasetOption = "default",
+    version: Annotated[
+        str | None, typer.Option(help="The version the ids come from (default: the latest).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Find the warehouse rows and events behind rows of a published dataset.
+
+    A dataset's `id` and `event_ids` are re-keyed for it; this maps them back with the pseudonym
+    key. Ids the warehouse no longer holds (erased users, say) are reported as not found.
+
+    Example: flywheel export trace --dataset default 4a7ee971dff45a724d6000725c835d0b
+    """
+    import json
+
+    from rich.table import Table
+
+    from export.trace import trace_rows
+    from ingest.keys import load_keyring
+
+    settings = settings_and_logging()
+    keyring = load_keyring(settings.privacy.hmac_key_file)
+    traced_version, rows = trace_rows(settings.data_dir, dataset, ids, keyring, version=version)
+    if as_json:
+        for row in rows:
+            line = json.dumps({
+                "dataset": dataset, "version": traced_version, "id": row.id, "table": row.table,
+                "warehouse_id": row.warehouse_id, "event_ids": row.event_ids,
+            })  # fmt: skip
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
+        return
+    table = Table(title=f"{dataset} {traced_version}: {len(rows)} row id(s)", show_edge=False)
+    for column in ("id", "warehouse table", "warehouse id", "event ids"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            row.id, row.table or "[yellow]not in the warehouse[/]", row.warehouse_id or "",
+            "\n".join(row.event_ids),
+        )  # fmt: skip
+    out.print(table)
+
+
 @app.command()
 def schedule(
     once: Annotated[

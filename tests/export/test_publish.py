@@ -12,6 +12,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from export.build import Rekeyer
 from export.catalog import read_manifest, versions
 from export.policy import DatasetPolicy, DatasetsFile, load_datasets
 from export.publish import export_dataset
@@ -35,6 +36,12 @@ def read(version_dir: Path, kind: str, split: str | None = None) -> pl.DataFrame
     pattern = f"{split}-*.parquet" if split else "*.parquet"
     files = sorted((version_dir / "data" / kind).glob(pattern))
     return pl.concat([pl.read_parquet(f) for f in files])
+
+
+def shown(warehouse_ids: list[str], dataset: str) -> set[str]:
+    """Warehouse pair or response ids as dataset ``dataset`` shows them (re-keyed)."""
+    rekey = Rekeyer(KEYRING.keys[KEYRING.current], dataset)
+    return {rekey.lineage(i) for i in warehouse_ids}
 
 
 def sql(data_dir: Path, statement: str) -> list[tuple[Any, ...]]:
@@ -180,25 +187,41 @@ def test_rows_without_consent_are_never_exported(data_dir: Path) -> None:
     assert result.path is not None
 
     exported = set(read(result.path, "dpo")["id"]) | set(read(result.path, "reward")["id"])
-    assert exported and not exported & set(withdrawn)
+    assert exported and not exported & shown(withdrawn, "default")
 
 
-def test_pseudonyms_are_rekeyed_per_dataset(data_dir: Path) -> None:
+def test_users_conversations_rows_and_events_are_rekeyed_per_dataset(data_dir: Path) -> None:
     both = policies(one=DatasetPolicy(), two=DatasetPolicy())
     first = export_dataset(data_dir, "one", KEYRING, datasets=both)
     second = export_dataset(data_dir, "two", KEYRING, datasets=both)
     assert first.path is not None and second.path is not None
 
-    one = read(first.path, "dpo").select("id", "user", "conversation")
-    two = read(second.path, "dpo").select("id", "user", "conversation")
-    joined = one.join(two, on="id", suffix="_two")
-    assert joined.height == one.height > 0
-    assert not set(one["user"]) & set(two["user"])
-    assert not set(one["conversation"]) & set(two["conversation"])
-    warehouse_users = {row[0] for row in sql(data_dir, "SELECT user_pseudonym FROM events")}
-    assert not set(one["user"]) & warehouse_users
-    # Re-keying keeps identity within a dataset: one user, one exported pseudonym.
+    columns = ("id", "event_ids", "user", "conversation")
+    one = pl.concat([read(first.path, kind).select(columns) for kind in ("dpo", "kto")])
+    two = pl.concat([read(second.path, kind).select(columns) for kind in ("dpo", "kto")])
+    # Nothing to join the two datasets on, nor the client's or the warehouse's ids.
+    for column in ("id", "user", "conversation"):
+        assert not set(one[column]) & set(two[column]), column
+    assert not set(one["event_ids"].explode()) & set(two["event_ids"].explode())
+    warehouse = {row[0] for row in sql(data_dir, "SELECT user_pseudonym FROM events UNION "
+                                       "SELECT event_id FROM events UNION "
+                                       "SELECT pair_id FROM preference_pairs UNION "
+                                       "SELECT response_id FROM responses")}  # fmt: skip
+    assert not (set(one["id"]) | set(one["user"]) | set(one["event_ids"].explode())) & warehouse
+    # The same rows, one to one: each dataset's ids map back to the same warehouse rows.
+    rows = [r[0] for r in sql(data_dir, "SELECT pair_id FROM preference_pairs UNION ALL "
+                                        "SELECT response_id FROM labels")]  # fmt: skip
+    back_one = {Rekeyer(KEYRING.keys[1], "one").lineage(i): i for i in rows}
+    back_two = {Rekeyer(KEYRING.keys[1], "two").lineage(i): i for i in rows}
+    assert sorted(back_one[i] for i in one["id"]) == sorted(back_two[i] for i in two["id"])
+    assert one["id"].n_unique() == one.height
+    # Within a dataset, one user and one event, one re-keyed value.
+    joined = one.with_columns(id=pl.col("id").replace_strict(back_one)).join(
+        two.with_columns(id=pl.col("id").replace_strict(back_two)), on="id", suffix="_two"
+    )
+    assert joined.height == one.height
     assert joined.group_by("user").agg(pl.col("user_two").n_unique())["user_two"].max() == 1
+    assert (joined["event_ids"].list.len() == joined["event_ids_two"].list.len()).all()
 
 
 def test_conversational_format_and_jsonl(data_dir: Path) -> None:
@@ -248,7 +271,7 @@ def test_pairs_with_identical_texts_are_not_exported(data_dir: Path) -> None:
     result = export_dataset(data_dir, "default", KEYRING)
 
     assert result.path is not None and result.manifest["quality"]["success"]
-    assert not set(read(result.path, "dpo")["id"]) & set(same)
+    assert not set(read(result.path, "dpo")["id"]) & shown(same, "default")
 
 
 def test_a_broken_dataset_is_stopped_by_the_gate(data_dir: Path) -> None:

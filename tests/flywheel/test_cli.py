@@ -93,6 +93,7 @@ def test_local_kafka_status_without_a_broker(tmp_path: Path) -> None:
 
 
 COMMANDS = ["serve", "simulate", "demo", "ingest", "schedule", "export run", "export list",
+            "export trace",
             "transform run", "db upgrade", "keys create", "dead-letters list",
             "dead-letters replay", "kafka init", "kafka local start", "kafka local stop",
             "kafka local status"]  # fmt: skip

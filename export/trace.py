@@ -1,0 +1,76 @@
+"""``flywheel export trace``: from rows of a published dataset back to the warehouse's evidence.
+
+A dataset shows its row ids (``id``: a pair id for dpo and reward, a response id for kto) and
+event ids re-keyed for itself (``Rekeyer.lineage`` in export/build.py), so that whoever holds it
+cannot join it to another dataset or to the client's logs. The warehouse's owner, who holds the
+pseudonym key, maps them back: every pair and labelled response id in the warehouse is re-keyed
+as the version's manifest says (the dataset's name and the key version) and matched. The row's
+warehouse event ids come with it, in the order of the dataset's ``event_ids``.
+
+A row whose evidence is gone (erased users, a rebuilt warehouse that no longer makes the pair)
+is reported as not found.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from export.build import Rekeyer
+from export.catalog import read_manifest, versions
+from flywheel.errors import ExportError
+from ingest.keys import Keyring
+from warehouse.db import connected
+
+_ROWS = {
+    "preference_pairs": "SELECT pair_id, event_ids FROM preference_pairs",
+    "labels": "SELECT l.response_id, [r.event_id] FROM labels AS l "
+    "JOIN responses AS r USING (response_id)",
+}
+"""Every warehouse row a dataset row can come from, with the event ids the export gives it."""
+
+
+@dataclass
+class TracedRow:
+    """One row id of the dataset and where it came from in the warehouse."""
+
+    id: str
+    """As the dataset shows it."""
+    table: str | None = None
+    """``preference_pairs`` or ``labels``; None when the warehouse holds no such row."""
+    warehouse_id: str | None = None
+    """The pair id or response id in the warehouse."""
+    event_ids: list[str] = field(default_factory=list)
+    """The warehouse's (the clients') event ids behind the row."""
+
+    @property
+    def found(self) -> bool:
+        return self.table is not None
+
+
+def trace_rows(
+    data_dir: Path, name: str, ids: list[str], keyring: Keyring, *, version: str | None = None
+) -> tuple[str, list[TracedRow]]:
+    """The warehouse rows behind ``ids`` of dataset ``name``'s ``version`` (the latest by
+    default); returns the version traced and one ``TracedRow`` per id, in the order given."""
+    published = versions(data_dir, name)
+    if not published:
+        raise ExportError(f"dataset {name!r} has no published version")
+    version = version or published[-1]
+    manifest = read_manifest(data_dir, name, version)
+    key_version = manifest.get("pseudonym_key_version")
+    if key_version not in keyring.keys:
+        raise ExportError(
+            f"{name} {version} was published under pseudonym key version {key_version}, which "
+            f"the key file no longer holds (it has {', '.join(map(str, sorted(keyring.keys)))})"
+        )
+    rekey = Rekeyer(keyring.keys[key_version], name)
+    wanted = set(ids)
+    found: dict[str, TracedRow] = {}
+    with connected(data_dir, action="trace rows in") as db:
+        for table, query in _ROWS.items():
+            for warehouse_id, event_ids in db.execute(query).fetchall():
+                shown = rekey.lineage(warehouse_id)
+                if shown in wanted and shown not in found:
+                    found[shown] = TracedRow(shown, table, warehouse_id, list(event_ids))
+    return version, [found.get(i, TracedRow(i)) for i in ids]
