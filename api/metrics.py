@@ -20,6 +20,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
+from flywheel.errors import ConfigError
+
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 """The environment variable that puts prometheus_client in multiprocess mode (its own name)."""
 
@@ -67,15 +69,24 @@ class ApiMetrics:
 def multiprocess_mode() -> Iterator[Path]:
     """Multiprocess mode for the server processes started inside: ``PROMETHEUS_MULTIPROC_DIR``
     names a new, empty directory, removed afterwards. A directory the operator named already
-    is used as it is (prometheus_client asks that it be emptied before the server starts)."""
+    must exist and hold no metric files (an earlier server's would be summed in); it is used and
+    left as it is."""
     given = os.environ.get(MULTIPROCESS_DIR)
     if given:
-        yield Path(given)
+        directory = Path(given)
+        if not directory.is_dir():
+            raise ConfigError(f"{MULTIPROCESS_DIR} names {directory}, which is not a directory")
+        if any(directory.glob("*.db")):
+            raise ConfigError(
+                f"{MULTIPROCESS_DIR} ({directory}) holds metric files of an earlier server: "
+                "empty it before starting (or unset it to use a new directory)"
+            )
+        yield directory
         return
-    directory = tempfile.mkdtemp(prefix="flywheel-api-metrics-")
-    os.environ[MULTIPROCESS_DIR] = directory
+    created = tempfile.mkdtemp(prefix="flywheel-api-metrics-")
+    os.environ[MULTIPROCESS_DIR] = created
     try:
-        yield Path(directory)
+        yield Path(created)
     finally:
         del os.environ[MULTIPROCESS_DIR]
-        shutil.rmtree(directory, ignore_errors=True)
+        shutil.rmtree(created, ignore_errors=True)

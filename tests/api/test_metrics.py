@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.metrics import MULTIPROCESS_DIR, ApiMetrics, multiprocess_mode
+from flywheel.errors import ConfigError
 
 COUNT_IN_A_SERVER_PROCESS = """
 import sys
@@ -74,8 +75,20 @@ def test_multiprocess_mode_keeps_a_directory_the_operator_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(MULTIPROCESS_DIR, str(tmp_path))
-    (tmp_path / "counter_1.db").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("not a metric file")
     with multiprocess_mode() as directory:
         assert directory == tmp_path
     assert os.environ[MULTIPROCESS_DIR] == str(tmp_path)
-    assert (tmp_path / "counter_1.db").exists()
+    assert (tmp_path / "notes.txt").exists()
+
+
+def test_an_operator_named_directory_that_is_missing_or_holds_metric_files_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MULTIPROCESS_DIR, str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match="not a directory"), multiprocess_mode():
+        pass
+    monkeypatch.setenv(MULTIPROCESS_DIR, str(tmp_path))
+    (tmp_path / "counter_123.db").write_bytes(b"")
+    with pytest.raises(ConfigError, match="metric files of an earlier server"), multiprocess_mode():
+        pass
