@@ -214,19 +214,23 @@ class Rekeyer:
         return self._keyed(self._lineage_hmac, self._lineage_cache, value)
 
 
-def rekeyed(values: pl.Series, rekey: Callable[[str], str]) -> pl.Expr:
-    """An expression mapping ``values``' column (strings, or lists of strings) through
-    ``rekey``, called once per distinct value."""
+def rekeyed(values: pl.Series, rekey: Callable[[str], str]) -> pl.Series | pl.Expr:
+    """``values`` (strings, or lists of strings) mapped through ``rekey`` (which caches): strings
+    one by one, lists by an expression over their distinct values (building lists back from
+    Python is several times slower)."""
     import polars as pl
 
-    flat = values.explode() if isinstance(values.dtype, pl.List) else values
-    distinct = flat.drop_nulls().unique().to_list()
-    mapped = [rekey(value) for value in distinct]
-    if isinstance(values.dtype, pl.List):
-        return pl.col(values.name).list.eval(
-            pl.element().replace_strict(distinct, mapped, return_dtype=pl.String)
+    if not isinstance(values.dtype, pl.List):
+        return pl.Series(
+            values.name,
+            [None if v is None else rekey(v) for v in values.to_list()],
+            dtype=pl.String,
         )
-    return pl.col(values.name).replace_strict(distinct, mapped, return_dtype=pl.String)
+    distinct = values.explode().drop_nulls().unique().to_list()
+    mapped = [rekey(value) for value in distinct]
+    return pl.col(values.name).list.eval(
+        pl.element().replace_strict(distinct, mapped, return_dtype=pl.String)
+    )
 
 
 def shape(frame: pl.DataFrame, kind: Kind, *, conversational: bool, rekey: Rekeyer) -> pl.DataFrame:

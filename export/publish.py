@@ -48,6 +48,10 @@ if TYPE_CHECKING:
 
 ROWS_PER_SHARD = 100_000
 MODEL_TABLES = ("preference_pairs", "labels", "responses", "signal_calibration")
+LINEAGE_IDS = "rekeyed"
+"""The manifest's ``lineage_ids``: the version's ``id`` and ``event_ids`` are re-keyed for the
+dataset (``Rekeyer.lineage``). Versions published before ids were re-keyed have no such field
+and show the warehouse's own ids."""
 LAKE_FILE_COLUMNS = ("path", "topic", "partition", "first_offset", "last_offset", "rows")
 CALIBRATION_COLUMNS = ("signal", "explicit", "agree", "disagree", "n", "agreement", "wilson_low",
                        "wilson_high")  # fmt: skip
@@ -160,6 +164,7 @@ def _export(
         "policy": {"name": name, **policy.model_dump()},
         "policy_hash": policy.digest(name),
         "pseudonym_key_version": keyring.current,
+        "lineage_ids": LINEAGE_IDS,
         "counts": counts,
         "quality": gate.summary(),
         "fingerprint": fingerprint,
@@ -179,19 +184,7 @@ def _read_warehouse(
 ) -> tuple[dict[Kind, pl.DataFrame], dict[str, Any]]:
     """Each config's shaped rows (with ``split`` and the gate's inputs) and the lineage of the
     whole version: lake files, the transform run, the time window, the calibration."""
-    path = warehouse_path(data_dir)
-    if not path.exists():
-        raise ExportError(
-            f"there is no warehouse at {path}: run `flywheel transform run` before exporting"
-        )
-    with connected(data_dir, action="export from") as db:
-        tables = {row[0] for row in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-        missing = [t for t in MODEL_TABLES if t not in tables]
-        if missing:
-            raise ExportError(
-                f"the warehouse has no {', '.join(missing)} table: run "
-                "`flywheel transform run` before exporting"
-            )
+    with models_connection(data_dir, action="export from") as db:
         rekey = Rekeyer(keyring.keys[keyring.current], name)
         frames: dict[Kind, pl.DataFrame] = {}
         response_ids: set[str] = set()
@@ -213,6 +206,24 @@ def _read_warehouse(
             response_ids.update(rows["response_ids"].explode().drop_nulls().to_list())
         source = _lineage(db, sorted(response_ids))
     return frames, source
+
+
+@contextmanager
+def models_connection(data_dir: Path, *, action: str) -> Iterator[Any]:
+    """The warehouse's DuckDB connection, once it is known to hold the model tables (a missing
+    warehouse or a missing run is an ``ExportError`` saying what to run)."""
+    path = warehouse_path(data_dir)
+    if not path.exists():
+        raise ExportError(f"there is no warehouse at {path}: run `flywheel transform run` first")
+    with connected(data_dir, action=action) as db:
+        tables = {row[0] for row in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        missing = [t for t in MODEL_TABLES if t not in tables]
+        if missing:
+            raise ExportError(
+                f"the warehouse has no {', '.join(missing)} table: run `flywheel transform run` "
+                "first"
+            )
+        yield db
 
 
 def _records(db: Any, table: str, columns: tuple[str, ...], order: str) -> list[dict[str, Any]]:

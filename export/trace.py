@@ -8,19 +8,21 @@ as the version's manifest says (the dataset's name and the key version) and matc
 warehouse event ids come with it, in the order of the dataset's ``event_ids``.
 
 A row whose evidence is gone (erased users, a rebuilt warehouse that no longer makes the pair)
-is reported as not found.
+is reported as not found. A version published before ids were re-keyed (its manifest has no
+``lineage_ids``) shows the warehouse's ids as they are, and is matched on them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from export.build import Rekeyer
 from export.catalog import read_manifest, versions
+from export.publish import LINEAGE_IDS, models_connection
 from flywheel.errors import ExportError
 from ingest.keys import Keyring
-from warehouse.db import connected
 
 _ROWS = {
     "preference_pairs": "SELECT pair_id, event_ids FROM preference_pairs",
@@ -58,19 +60,22 @@ def trace_rows(
         raise ExportError(f"dataset {name!r} has no published version")
     version = version or published[-1]
     manifest = read_manifest(data_dir, name, version)
-    key_version = manifest.get("pseudonym_key_version")
-    if key_version not in keyring.keys:
-        raise ExportError(
-            f"{name} {version} was published under pseudonym key version {key_version}, which "
-            f"the key file no longer holds (it has {', '.join(map(str, sorted(keyring.keys)))})"
-        )
-    rekey = Rekeyer(keyring.keys[key_version], name)
+    show: Callable[[str], str] = str  # a version from before ids were re-keyed shows them as is
+    if manifest.get("lineage_ids") == LINEAGE_IDS:
+        key_version = manifest.get("pseudonym_key_version")
+        if key_version not in keyring.keys:
+            raise ExportError(
+                f"{name} {version} was published under pseudonym key version {key_version}, "
+                "which the key file no longer holds "
+                f"(it has {', '.join(map(str, sorted(keyring.keys)))})"
+            )
+        show = Rekeyer(keyring.keys[key_version], name).lineage
     wanted = set(ids)
     found: dict[str, TracedRow] = {}
-    with connected(data_dir, action="trace rows in") as db:
+    with models_connection(data_dir, action="trace rows in") as db:
         for table, query in _ROWS.items():
             for warehouse_id, event_ids in db.execute(query).fetchall():
-                shown = rekey.lineage(warehouse_id)
+                shown = show(warehouse_id)
                 if shown in wanted and shown not in found:
                     found[shown] = TracedRow(shown, table, warehouse_id, list(event_ids))
     return version, [found.get(i, TracedRow(i)) for i in ids]

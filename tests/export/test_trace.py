@@ -99,3 +99,34 @@ def test_cli_traces_rows_as_json_and_refuses_an_unknown_version(data_dir: Path) 
         flywheel("export", "trace", "--version", "v7", row["id"], env=env(data_dir)),
         "has no version 'v7'",
     )
+
+
+def test_a_version_from_before_ids_were_rekeyed_is_matched_on_the_warehouse_ids(
+    data_dir: Path,
+) -> None:
+    published(data_dir, "dpo")
+    manifest_path = data_dir / "datasets" / "default" / "v1" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest.pop("lineage_ids") == "rekeyed"
+    manifest_path.write_text(json.dumps(manifest))
+    pairs = warehouse(data_dir, "SELECT pair_id, event_ids FROM preference_pairs")
+    raw = sorted(pairs)[0]
+
+    # No key is needed: the ids are the warehouse's own.
+    _, [traced] = trace_rows(data_dir, "default", [raw], Keyring(2, {2: b"n" * 32}))
+
+    assert traced.table == "preference_pairs" and traced.warehouse_id == raw
+    assert traced.event_ids == pairs[raw]
+
+
+def test_without_a_warehouse_trace_says_what_to_run_and_creates_nothing(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    published(data_dir, "dpo")
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "datasets").mkdir(parents=True)
+    (data_dir / "datasets" / "default").rename(elsewhere / "datasets" / "default")
+
+    with pytest.raises(ExportError, match="run `flywheel transform run` first"):
+        trace_rows(elsewhere, "default", ["x"], KEYRING)
+    assert not (elsewhere / "warehouse.duckdb").exists()
