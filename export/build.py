@@ -112,16 +112,25 @@ WITH source AS (
         -- Two siblings can carry the same text; such a pair teaches nothing.
         AND (c.chosen_event_id IS NULL OR chosen.text <> rejected.text)
 ),
-eligible AS (
+prompt_keys AS (
+    -- The per-prompt cap's key, once per distinct prompt (siblings share theirs): the whole
+    -- conversation's text, whitespace runs collapsed, lower-cased, punctuation trimmed.
     SELECT
-        *,
+        prompt,
         regexp_replace(
             lower(regexp_replace(array_to_string(
                 list_transform(prompt, lambda m: m.content), chr(10)), '\\s+', ' ', 'g')),
-            '^[[:punct:] ]+|[[:punct:] ]+$', '', 'g') AS prompt_key,
+            '^[[:punct:] ]+|[[:punct:] ]+$', '', 'g') AS prompt_key
+    FROM (SELECT DISTINCT prompt FROM source)
+),
+eligible AS (
+    SELECT
+        source.*,
+        k.prompt_key,
         ('0x' || left(sha256($seed || ':' || conversation_id), 8))::UBIGINT / 4294967296.0
             AS split_draw
     FROM source
+    JOIN prompt_keys AS k ON k.prompt IS NOT DISTINCT FROM source.prompt
 ),
 per_prompt AS (
     SELECT * FROM eligible
