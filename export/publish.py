@@ -232,8 +232,35 @@ def _records(db: Any, table: str, columns: tuple[str, ...], order: str) -> list[
     return [dict(zip(columns, row, strict=True)) for row in db.execute(query).fetchall()]
 
 
+_LAKE_PARTITIONS = """
+SELECT topic, partition, count(*) AS files, min(first_offset) AS first_offset,
+       max(last_offset) AS last_offset, sum(rows)::BIGINT AS rows
+FROM lake_files
+GROUP BY ALL
+ORDER BY topic, partition
+"""
+
+
+def lake_summary(db: Any) -> dict[str, Any]:
+    """The lake files the warehouse loaded, in a size that does not grow with them: per topic
+    and partition the files, offset range and rows, and a sha256 of every file's path, offsets
+    and rows (one line each, in path order) that names the exact set."""
+    digest = hashlib.sha256()
+    files = rows = 0
+    for entry in _records(db, "lake_files", LAKE_FILE_COLUMNS, "path"):
+        digest.update(json.dumps(entry, sort_keys=True).encode() + b"\n")
+        files += 1
+        rows += entry["rows"]
+    partitions = [
+        dict(zip(("topic", "partition", "files", "first_offset", "last_offset", "rows"), row,
+                 strict=True))
+        for row in db.execute(_LAKE_PARTITIONS).fetchall()
+    ]  # fmt: skip
+    return {"files": files, "rows": rows, "files_sha256": digest.hexdigest(),
+            "partitions": partitions}  # fmt: skip
+
+
 def _lineage(db: Any, response_ids: list[str]) -> dict[str, Any]:
-    lake_files = _records(db, "lake_files", LAKE_FILE_COLUMNS, "topic, partition, first_offset")
     run = db.execute(
         "SELECT run_id, policy_hash, finished_at FROM transform_runs WHERE status = 'succeeded' "
         "ORDER BY finished_at DESC LIMIT 1"
@@ -246,7 +273,7 @@ def _lineage(db: Any, response_ids: list[str]) -> dict[str, Any]:
     calibration = _records(db, "signal_calibration", CALIBRATION_COLUMNS, "signal, explicit")
     return {
         "source": {
-            "lake_files": lake_files,
+            "lake": lake_summary(db),
             "transform_run": run[0] if run else None,
             "transforms_policy_hash": run[1] if run else None,
         },

@@ -71,8 +71,18 @@ def test_publishes_a_version_whose_manifest_matches_its_files(data_dir: Path) ->
         assert len(content) == entry["bytes"]
     listed = {entry["path"] for entry in manifest["files"]}
     assert "README.md" in listed and "quality/index.html" in listed
-    lake_files = {f["path"] for f in manifest["source"]["lake_files"]}
-    assert lake_files == {row[0] for row in sql(data_dir, "SELECT path FROM lake_files")}
+    lake = manifest["source"]["lake"]
+    loaded = sql(data_dir, "SELECT path, topic, partition, first_offset, last_offset, rows "
+                           "FROM lake_files ORDER BY path")  # fmt: skip
+    assert lake["files"] == len(loaded) > 1 and lake["rows"] == sum(row[5] for row in loaded)
+    columns = ("path", "topic", "partition", "first_offset", "last_offset", "rows")
+    listing = b"".join(json.dumps(dict(zip(columns, row, strict=True)), sort_keys=True).encode()
+                       + b"\n" for row in loaded)  # fmt: skip
+    assert lake["files_sha256"] == hashlib.sha256(listing).hexdigest()
+    assert sum(p["files"] for p in lake["partitions"]) == len(loaded)
+    assert {(p["topic"], p["partition"]) for p in lake["partitions"]} == {
+        (row[1], row[2]) for row in loaded
+    }
     assert manifest["policy_hash"] and manifest["source"]["transforms_policy_hash"]
     assert manifest["time_window"]["first_event"] < manifest["time_window"]["last_event"]
 
@@ -134,7 +144,8 @@ def test_new_events_make_a_new_version(data_dir: Path) -> None:
     assert result.manifest["previous_version"] == "v1"
     previous = read_manifest(data_dir, "default", "v1")
     assert result.manifest["counts"]["dpo"]["rows"] > previous["counts"]["dpo"]["rows"]
-    assert len(result.manifest["source"]["lake_files"]) > len(previous["source"]["lake_files"])
+    lake, before = result.manifest["source"]["lake"], previous["source"]["lake"]
+    assert lake["files"] > before["files"] and lake["files_sha256"] != before["files_sha256"]
 
 
 def test_a_changed_policy_makes_a_new_version(data_dir: Path) -> None:
