@@ -156,6 +156,42 @@ def test_lineage_names_the_events_behind_a_pair(tmp_path: Path) -> None:
     assert sorted(models) == ["chat-small@2026-09", "small@2026-09"]
 
 
+def pair_lineage(tmp_path: Path, events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    land(Lake.in_data_dir(tmp_path), events)
+    run_transforms(tmp_path)
+    return query(tmp_path, "SELECT chosen_response_id, rejected_response_id, event_ids "
+                           "FROM preference_pairs ORDER BY ALL")  # fmt: skip
+
+
+def test_lineage_names_the_copies_behind_a_copy_vote(tmp_path: Path) -> None:
+    ga, gb = generation("ra"), generation("rb")
+    copies = [make_event("copy", response_id="rb", text="x") for _ in range(2)]
+    assert pair_lineage(tmp_path, [ga, gb, *copies]) == [
+        ("rb", "ra", sorted([ga["event_id"], gb["event_id"], *(c["event_id"] for c in copies)]))
+    ]
+
+
+def test_lineage_names_both_sides_ratings_behind_a_rating_vote(tmp_path: Path) -> None:
+    ga, gb = generation("ra"), generation("rb")
+    up = make_event("rating", response_id="ra", value="up")
+    down = make_event("rating", response_id="rb", value="down")
+    assert pair_lineage(tmp_path, [ga, gb, up, down]) == [
+        ("ra", "rb", sorted(e["event_id"] for e in (ga, gb, up, down)))
+    ]
+
+
+def test_lineage_names_the_regeneration_and_what_kept_the_winner(tmp_path: Path) -> None:
+    g1, g2 = generation("r1"), generation("r2")
+    regenerate = make_event("regenerate", response_id="r1", new_response_id="r2")
+    # r2 is kept because the conversation continued from it.
+    later = make_event("generation", response_id="r3", parent_id="m2",
+                       prompt=[{"role": "user", "content": "hi"},
+                               {"role": "assistant", "content": "answer r2", "response_id": "r2"},
+                               {"role": "user", "content": "more"}])  # fmt: skip
+    found = pair_lineage(tmp_path, [g1, g2, regenerate, later])
+    assert found == [("r2", "r1", sorted(e["event_id"] for e in (g1, g2, regenerate, later)))]
+
+
 UTF8_TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
 
 

@@ -13,6 +13,11 @@
 -- The side with more weight wins; equal weight gives no pair. Edits make pairs of their own:
 -- the edited text over the original, when the edit is real (policy thresholds).
 --
+-- Lineage (event_ids): the two generations and every event behind a vote, whichever side it
+-- favoured: A/B choices; for a copy vote the copies; for a rating vote both sides' ratings; for a
+-- regenerate vote the regenerations and what kept the winner (its copies, its ups, the
+-- generations that continued from it). An edit pair: the generation and the edit.
+--
 -- Texts stay in the lake: a pair names the events its prompt, chosen and rejected texts are read
 -- from (a generation's prompt and response, an edit's edited text). The edit rule's comparison
 -- of the texts is the edit_changes model (transforms/edits.py).
@@ -43,13 +48,13 @@ ab_votes AS (
         CASE WHEN choice = 'a' THEN response_a_id ELSE response_b_id END AS winner,
         'ab_choice' AS signal,
         getvariable('weights_ab_choice') AS weight,
-        event_id
+        [event_id] AS events
     FROM events
     WHERE type = 'ab_choice' AND choice IN ('a', 'b')
 ),
 state_votes AS (
     -- Votes that follow from what happened to each sibling (copies, ratings, regenerations).
-    SELECT p.a, p.b, v.winner, v.signal, v.weight, NULL AS event_id
+    SELECT p.a, p.b, v.winner, v.signal, v.weight
     FROM sibling_pairs AS p
     JOIN sides AS sa ON sa.response_id = p.a
     JOIN sides AS sb ON sb.response_id = p.b
@@ -68,10 +73,58 @@ state_votes AS (
     ) AS v
     WHERE v.winner IS NOT NULL
 ),
+voted AS (
+    SELECT a AS response_id FROM state_votes
+    UNION
+    SELECT b FROM state_votes
+),
+evidence AS (
+    -- The events behind the state of each response that cast a state vote: its copies, its
+    -- ratings (and the ups among them), its regenerations, and the generations that continued
+    -- from it.
+    SELECT
+        response_id,
+        coalesce(list(event_id) FILTER (WHERE type = 'copy'), []) AS copies,
+        coalesce(list(event_id) FILTER (WHERE type = 'rating'), []) AS ratings,
+        coalesce(list(event_id) FILTER (WHERE type = 'rating' AND rating_value = 'up'), [])
+            AS ups,
+        coalesce(list(event_id) FILTER (WHERE type = 'regenerate'), []) AS regenerations,
+        coalesce(list(event_id) FILTER (WHERE type = 'generation'), []) AS continuations
+    FROM (
+        SELECT response_id, type, rating_value, event_id
+        FROM events
+        WHERE type IN ('copy', 'rating', 'regenerate')
+        UNION ALL
+        SELECT unnest(prompt_response_ids), type, NULL, event_id
+        FROM events
+        WHERE type = 'generation'
+    )
+    WHERE response_id IN (SELECT response_id FROM voted)
+    GROUP BY response_id
+),
+state_evidence AS (
+    -- Each state vote with the events behind it: a copy vote, the winner's copies; a rating
+    -- vote, both sides' ratings; a regenerate vote, the loser's regenerations and what kept the
+    -- winner (its copies, its ups, the generations that continued from it).
+    SELECT
+        v.a, v.b, v.winner, v.signal, v.weight,
+        CASE v.signal
+            WHEN 'copy' THEN CASE WHEN v.winner = v.a THEN ea.copies ELSE eb.copies END
+            WHEN 'rating' THEN list_concat(ea.ratings, eb.ratings)
+            ELSE CASE
+                WHEN v.winner = v.a
+                    THEN list_concat(eb.regenerations, ea.copies, ea.ups, ea.continuations)
+                ELSE list_concat(ea.regenerations, eb.copies, eb.ups, eb.continuations)
+            END
+        END AS events
+    FROM state_votes AS v
+    LEFT JOIN evidence AS ea ON ea.response_id = v.a
+    LEFT JOIN evidence AS eb ON eb.response_id = v.b
+),
 votes AS (
     SELECT * FROM ab_votes
     UNION ALL
-    SELECT * FROM state_votes
+    SELECT * FROM state_evidence
 ),
 tallies AS (
     SELECT
@@ -79,7 +132,7 @@ tallies AS (
         sum(weight) FILTER (WHERE winner = a) AS for_a,
         sum(weight) FILTER (WHERE winner = b) AS for_b,
         list(DISTINCT signal ORDER BY signal) AS signals,
-        list(DISTINCT event_id ORDER BY event_id) FILTER (WHERE event_id IS NOT NULL) AS votes_from
+        flatten(list(events)) AS votes_from  -- sorted and deduplicated with the pair's own
     FROM votes
     GROUP BY a, b
 ),
