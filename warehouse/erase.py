@@ -13,10 +13,11 @@ for the same reason.
 The warehouse: rows are deleted from every table that holds the users' events or what was
 derived from them: by pseudonym, by the conversations those events belong to, and, in the
 model tables, by any column naming one of those events or one of the responses generated in
-those conversations (a pair's rejected side, an A/B comparison's loser, an edit, whatever the
-row's own conversation); ``lake_files`` row counts are updated to match the rewritten files, and
-the models' incremental state is cleared, so the next transform run rebuilds them in full from
-what is left (``signal_calibration``, counts only, waits for that run).
+those conversations (a pair's rejected side, an A/B comparison's loser, an edit, an event in a
+pair's lineage, whatever the row's own conversation); ``lake_files`` row counts are updated to
+match the rewritten files, and the models' incremental state is cleared, so the next transform
+run rebuilds them in full from what is left (``signal_calibration``, counts only, waits for
+that run).
 """
 
 from __future__ import annotations
@@ -98,10 +99,12 @@ def erase_from_warehouse(db: Any, pseudonyms: list[str]) -> dict[str, int]:
             "CREATE OR REPLACE TEMP TABLE erased_conversations AS SELECT DISTINCT conversation_id "
             "FROM events WHERE user_pseudonym IN (SELECT user_pseudonym FROM erased_users)"
         )
+        # The responses generated in those conversations (not those their copies, ratings or
+        # A/B choices named: another user's answer an erased user copied stays theirs).
         db.execute(
             "CREATE OR REPLACE TEMP TABLE erased_responses AS SELECT DISTINCT response_id "
-            "FROM events WHERE response_id IS NOT NULL AND conversation_id IN "
-            "(SELECT conversation_id FROM erased_conversations)"
+            "FROM events WHERE type = 'generation' AND response_id IS NOT NULL AND "
+            "conversation_id IN (SELECT conversation_id FROM erased_conversations)"
         )
         db.execute(
             "CREATE OR REPLACE TEMP TABLE erased_events AS SELECT event_id FROM events "
@@ -125,6 +128,10 @@ def erase_from_warehouse(db: Any, pseudonyms: list[str]) -> dict[str, int]:
                         conditions.append(f"{column} IN (SELECT response_id FROM erased_responses)")
                     elif column.endswith("event_id"):
                         conditions.append(f"{column} IN (SELECT event_id FROM erased_events)")
+                    elif column.endswith("event_ids"):  # lineage: the events behind a row
+                        conditions.append(
+                            f"list_has_any({column}, (SELECT list(event_id) FROM erased_events))"
+                        )
             if not conditions:
                 continue
             [(count,)] = db.execute(

@@ -344,3 +344,45 @@ def test_model_rows_naming_an_erased_response_from_another_conversation_go(
     assert [query(tmp_path, sql) for sql in named] == [[(0,)], [(0,)]]
     kept = query(tmp_path, "SELECT event_id FROM events WHERE type = 'ab_choice'")
     assert kept == [(ab["event_id"],)]
+
+
+@pytest.mark.parametrize("copied", [True, False], ids=["copied and continued", "continued"])
+def test_erasure_keeps_other_users_answers_and_drops_rows_their_events_voted_for(
+    tmp_path: Path, copied: bool
+) -> None:
+    """The erased user copied another user's answer and continued from it in a conversation of
+    their own: the other user's responses stay (they are theirs), and the pair whose lineage
+    names the erased user's events goes until the next run rebuilds it from what is left."""
+    from tests.factories import make_event
+    from tests.transforms.test_preference_pairs import generation
+    from tests.warehouse.test_load import land, query
+    from transforms.runner import run_transforms
+    from warehouse.db import open_warehouse, raw
+    from warehouse.erase import erase_from_warehouse
+
+    continued = make_event(
+        "generation", response_id="r9", parent_id="m9", conversation_id="c9", user_id="erase-me",
+        prompt=[{"role": "assistant", "content": "answer rb", "response_id": "rb"},
+                {"role": "user", "content": "more"}],
+    )  # fmt: skip
+    copy = [make_event("copy", response_id="rb", conversation_id="c9", user_id="erase-me")]
+    copy = copy if copied else []
+    land(Lake.in_data_dir(tmp_path), [
+        generation("ra", conversation_id="c1", user_id="keep"),
+        generation("rb", conversation_id="c1", user_id="keep"),
+        make_event("regenerate", response_id="ra", new_response_id="rb", conversation_id="c1",
+                   user_id="keep"),
+        *copy,
+        continued,
+    ])  # fmt: skip
+    run_transforms(tmp_path)
+    pair = "SELECT count(*) FROM preference_pairs WHERE chosen_response_id = 'rb'"
+    theirs = "SELECT response_id FROM responses WHERE conversation_id = 'c1' ORDER BY ALL"
+    assert query(tmp_path, pair) == [(1,)]
+    assert query(tmp_path, theirs) == [("ra",), ("rb",)]
+    engine = open_warehouse(tmp_path)
+    with engine.connect() as connection:
+        erase_from_warehouse(raw(connection), [KEYRING.pseudonym("erase-me")])
+    engine.dispose()
+    assert query(tmp_path, pair) == [(0,)]
+    assert query(tmp_path, theirs) == [("ra",), ("rb",)]
