@@ -350,7 +350,11 @@ _EMAIL_DOMAIN = re.compile(
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![\w-])"
 )
 _IN_URL = re.compile(r"://[^\s/@]*:\Z")
-_RETINA = re.compile(r"\d+(?:\.\d+)?x\.", re.ASCII)  # logo@2x.png: an image, not an address
+_RETINA = re.compile(
+    r"\d+(?:\.\d+)?x\.(?:png|jpe?g|gif|webp|svg|avif|bmp|ico|tiff?)(?![\w-])",
+    re.ASCII | re.IGNORECASE,
+)
+"""logo@2x.png: an image at a pixel density, not an address (a@0x.aa is an address)."""
 
 
 def _emails(probe: _Probe) -> Iterator[Finding]:

@@ -62,6 +62,7 @@ PLANTED_IN_TEXT = [
     ("email", "ALICE@EXAMPLE.ORG", "[mail](mailto:{v})"),
     ("email", "bob_99@corp.io", "https://app.example.com/reset?email={v}&lang=en"),
     ("email", "ops@acme.dev", "INFO auth: login ok user={v} ip=127.0.0.1"),
+    ("email", "a@0x.aa", " {v} "),  # a domain like a pixel density (logo@2x.png) is still one
     ("phone", "+44 20 7946 0958", "Call me on {v}."),
     ("phone", "(555) 123-4567", "My number is {v}, text me."),
     ("phone", "415-555-0132", '  "phone": "{v}",'),
@@ -196,6 +197,7 @@ NEGATIVES = [
     "epoch_ms = 1767600000000, pi ~ 3.1415926535897932, 1,234,567,890 events",
     "ISBN 978-3-16-148410-0, order 9375038488 shipped, total $6353.55",
     "git@github.com:acme/flywheel.git and logo@2x.png and @app.route('/x')",
+    "icons: logo@2x.PNG, hero@1.5x.webp and avatar@3x.jpg",
     "location = (51.5072, -0.1276), ratio 12.5%",
     "scikit-learn==1.5.2\nnumpy>=2.1.0\ntorch==2.4.1+cu121",
     "sk-learn-pipeline-step-classname and task-runner-abcdefghijklmnop",
