@@ -143,7 +143,7 @@ response_pairs AS (
         greatest(coalesce(for_a, 0), coalesce(for_b, 0)) AS winning,
         least(coalesce(for_a, 0), coalesce(for_b, 0)) AS losing,
         signals,
-        coalesce(votes_from, []) AS votes_from
+        votes_from
     FROM tallies
     WHERE coalesce(for_a, 0) <> coalesce(for_b, 0)
 ),
