@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 
+from api.erasures import ErasureQueue
 from api.metrics import ApiMetrics
 from api.sink import EventSink
 from flywheel.settings import Settings
@@ -30,11 +31,18 @@ async def get_metrics(request: Request) -> ApiMetrics:
     return metrics
 
 
+async def get_erasure_queue(request: Request) -> ErasureQueue:
+    """The queue that finishes accepted erasure requests."""
+    queue: ErasureQueue = request.app.state.erasures
+    return queue
+
+
 # Dependencies are ``async def`` although they never await: FastAPI runs plain ``def``
 # dependencies in a worker thread, four thread hops per request for nothing.
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SinkDep = Annotated[EventSink, Depends(get_sink)]
 MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
+ErasureQueueDep = Annotated[ErasureQueue, Depends(get_erasure_queue)]
 
 
 def _bearer(request: Request, kind: str) -> str:

@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
+from api.erasures import ErasureQueue
 from api.metrics import ApiMetrics
 from api.routes import datasets, events, meta, privacy
 from api.sink import EventSink
@@ -88,7 +89,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.erasures.resume_unfinished()
         yield
+        app.state.erasures.close()
         sink.close()
 
     app = FastAPI(
@@ -100,6 +103,7 @@ def create_app(
     app.state.settings = settings
     app.state.sink = sink
     app.state.metrics = metrics or ApiMetrics()
+    app.state.erasures = ErasureQueue(settings)
     errors.install(app)
     app.include_router(events.router)
     app.include_router(meta.router)

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from api.sink import EventSink
+    from flywheel.privacy import ErasureRecord
+    from ingest.keys import Keyring
     from ingest.pipeline import Pipeline
     from ingest.worker import WorkerStats
 
@@ -726,14 +728,22 @@ def erase(
     users_file: Annotated[
         Path | None, typer.Option(help="File with one raw user id per line.")
     ] = None,
+    unfinished: Annotated[
+        bool,
+        typer.Option(
+            "--unfinished",
+            help="Finish the requests the erasure log shows unfinished (failed, or cut off).",
+        ),
+    ] = False,
 ) -> None:
     """Erase users from the lake, the warehouse and the published datasets, and suppress their
     future events. Safe to run again; every request is recorded in the erasure log (pseudonyms
     only, never a raw id).
 
-    Example: flywheel erase --user u-123 --user u-456; flywheel erase --users-file ids.txt
+    Example: flywheel erase --user u-123 --user u-456; flywheel erase --users-file ids.txt;
+    flywheel erase --unfinished
     """
-    from flywheel.privacy import erase_users
+    from flywheel.privacy import begin_erasure, unfinished_erasures
     from ingest.keys import load_keyring
 
     ids = list(user or [])
@@ -742,14 +752,34 @@ def erase(
             ids += users_file.read_text().split()
         except OSError as exc:
             raise ConfigError(f"cannot read {users_file}: {exc.strerror}") from None
-    if not ids:
-        raise ConfigError("name the users to erase: --user ID (repeatable) or --users-file FILE")
+    if not ids and not unfinished:
+        raise ConfigError(
+            "name the users to erase: --user ID (repeatable) or --users-file FILE; "
+            "or finish earlier requests: --unfinished"
+        )
     settings = settings_and_logging()
     keyring = load_keyring(settings.privacy.hmac_key_file)
-    with err.status("erasing") as status:
-        record = erase_users(
-            settings, ids, keyring, fault=_fault_hook(),
-            on_step=lambda step: status.update(f"erasing: {step}"),
+    records = []
+    if ids:
+        records.append((begin_erasure(settings, ids, keyring), False))
+    if unfinished:
+        records += [(r, True) for r in unfinished_erasures(settings.data_dir)]
+        if not ids and not records:
+            out.print("no unfinished erasure request in the erasure log")
+    for record, resumed in records:
+        _finish_erasure(settings, record, keyring, resumed=resumed)
+
+
+def _finish_erasure(
+    settings: Settings, record: ErasureRecord, keyring: Keyring, *, resumed: bool
+) -> None:
+    """Finish one erasure request, its step on a status line; then one line: what it did."""
+    from flywheel.privacy import finish_erasure
+
+    with err.status(f"erasure {record.request}") as status:
+        finish_erasure(
+            settings, record, keyring, fault=_fault_hook(), resumed=resumed,
+            on_step=lambda step: status.update(f"erasure {record.request}: {step}"),
         )  # fmt: skip
     datasets = "; ".join(
         f"{d['dataset']}: {', '.join(d['superseded'])} superseded"
@@ -757,10 +787,12 @@ def erase(
         for d in record.datasets
     )
     deleted = sum(record.warehouse_rows_deleted.values())
+    users = sum(len(found) for found in record.pseudonyms.values())
     out.print(
-        f"erasure {record.request}: {len(set(ids))} user(s); {record.lake_events_removed:,} events "
-        f"removed from {len(record.lake_files_rewritten)} lake files; warehouse rows deleted: "
-        f"{deleted:,}; datasets: {datasets or 'none held them'}",
+        f"erasure {record.request}{' (resumed)' if resumed else ''}: {users} pseudonym(s); "
+        f"{record.lake_events_removed:,} events removed from {len(record.lake_files_rewritten)} "
+        f"lake files; warehouse rows deleted: {deleted:,}; "
+        f"datasets: {datasets or 'none held them'}",
         soft_wrap=True,
     )
 

@@ -12,16 +12,25 @@ held), in this order:
    (``export.erasure``);
 5. the log records what was touched.
 
+Step 1 (``begin_erasure``) takes a moment; steps 2 to 5 (``finish_erasure``) rewrite files and
+can take minutes, so the API answers after step 1 and finishes the request in the background
+(``erasure_status`` reads its state from the log). One erasure of a data dir runs at a time, from
+the CLI or any API process (a lock file beside the log).
+
 Every step is idempotent, so an erasure that crashed or failed halfway (the warehouse busy with a
-transform run, say) is finished by running it again; the log then shows both attempts.
+transform run, say) is finished by running it again, or by resuming the request
+(``unfinished_erasures``, then ``finish_erasure(..., resumed=True)``: ``flywheel erase
+--unfinished``, and every API process as it starts); the log then shows both attempts.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +42,7 @@ from ingest.keys import Keyring
 from ingest.suppression import add_suppressed, suppression_file
 
 ERASURE_LOG = Path("privacy") / "erasure-log.jsonl"
+ERASURE_LOCK = Path("privacy") / "erasure.lock"
 MAX_USERS_PER_REQUEST = 1000
 
 
@@ -50,6 +60,10 @@ class ErasureRecord:
     warehouse_rows_deleted: dict[str, int] = field(default_factory=dict)
     datasets: list[dict[str, Any]] = field(default_factory=list)
     finished_at: str | None = None
+
+    def all_pseudonyms(self) -> list[str]:
+        """The users' pseudonyms under every key version, each once."""
+        return sorted({p for found in self.pseudonyms.values() for p in found})
 
 
 def erasure_log(data_dir: Path) -> Path:
@@ -79,11 +93,14 @@ def erase_users(
 ) -> ErasureRecord:
     """Erase the users ``raw_ids`` from lake, warehouse and datasets; suppress their future
     events; log it. Raises ``FlywheelError`` for a bad request (no ids, too many)."""
-    from export.erasure import erase_from_datasets
-    from warehouse.db import connected, warehouse_path
-    from warehouse.erase import erase_from_lake, erase_from_warehouse, refresh_lake_file_rows
-    from warehouse.lake import Lake
+    record = begin_erasure(settings, raw_ids, keyring)
+    return finish_erasure(settings, record, keyring, fault=fault, on_step=on_step)
 
+
+def begin_erasure(settings: Settings, raw_ids: list[str], keyring: Keyring) -> ErasureRecord:
+    """Step 1 of an erasure: log the request (pseudonyms only) and suppress the users' future
+    events. Quick; ``finish_erasure`` does the rest. Raises ``FlywheelError`` for a bad request
+    (no ids, too many)."""
     ids = sorted({i for i in raw_ids if i.strip()})
     if not ids:
         raise FlywheelError("no user id to erase")
@@ -91,52 +108,149 @@ def erase_users(
         raise FlywheelError(
             f"{len(ids)} user ids in one request; at most {MAX_USERS_PER_REQUEST} per request"
         )
-    step = on_step or (lambda _: None)
-    crash = fault or (lambda _: None)
     by_version: dict[str, set[str]] = {}
     for raw_id in ids:
         for version, pseudonym in keyring.all_pseudonyms(raw_id).items():
             by_version.setdefault(str(version), set()).add(pseudonym)
-    pseudonyms = sorted(p for found in by_version.values() for p in found)
     record = ErasureRecord(
         request=uuid.uuid4().hex,
         started_at=_now(),
         pseudonyms={version: sorted(found) for version, found in sorted(by_version.items())},
     )
-    data_dir = settings.data_dir
-    log = erasure_log(data_dir)
+    log = erasure_log(settings.data_dir)
     _append(log, {"event": "started", "request": record.request, "at": record.started_at,
                   "users": len(ids), "pseudonyms": record.pseudonyms})  # fmt: skip
     try:
-        step("suppressing future events")
-        record.newly_suppressed = add_suppressed(suppression_file(data_dir), pseudonyms)
-        step("rewriting lake files")
-        lake = Lake.in_data_dir(data_dir)
-        rewrites = erase_from_lake(lake, pseudonyms)
-        record.lake_files_rewritten = [asdict(r) for r in rewrites]
-        record.lake_events_removed = sum(r.removed for r in rewrites)
-        crash("erase_after_lake")
-        if warehouse_path(data_dir).exists():
-            step("deleting warehouse rows")
-            with connected(data_dir, action="erase from") as db:
-                record.warehouse_rows_deleted = erase_from_warehouse(db, pseudonyms)
-                refresh_lake_file_rows(db, lake)
-        crash("erase_after_warehouse")
-        step("replacing dataset versions")
-        record.datasets = [
-            asdict(result)
-            for result in erase_from_datasets(
-                data_dir,
-                pseudonyms,
-                keyring,
-                request_id=record.request,
-                delete_files=settings.privacy.delete_superseded_files,
-            )
-        ]
+        record.newly_suppressed = add_suppressed(
+            suppression_file(settings.data_dir), record.all_pseudonyms()
+        )
     except FlywheelError as exc:
         _append(log, {"event": "failed", "request": record.request, "at": _now(),
                       "error": str(exc).splitlines()[0]})  # fmt: skip
         raise
-    record.finished_at = _now()
-    _append(log, {"event": "completed", **asdict(record)})
     return record
+
+
+def finish_erasure(
+    settings: Settings,
+    record: ErasureRecord,
+    keyring: Keyring,
+    *,
+    fault: Callable[[str], None] | None = None,
+    on_step: Callable[[str], None] | None = None,
+    resumed: bool = False,
+) -> ErasureRecord:
+    """Steps 2 to 5 of an erasure ``begin_erasure`` logged: the lake, the warehouse, the
+    datasets, and the outcome in the log. One erasure of a data dir at a time: this waits for
+    any other to end. A request the log shows completed meanwhile is not run again.
+
+    ``resumed``: a request ``unfinished_erasures`` found (its users are suppressed already); the
+    log notes that it was resumed."""
+    from export.erasure import erase_from_datasets
+    from warehouse.db import connected, warehouse_path
+    from warehouse.erase import erase_from_lake, erase_from_warehouse, refresh_lake_file_rows
+    from warehouse.lake import Lake
+
+    step = on_step or (lambda _: None)
+    crash = fault or (lambda _: None)
+    data_dir = settings.data_dir
+    log = erasure_log(data_dir)
+    pseudonyms = record.all_pseudonyms()
+    step("waiting for another erasure to end")
+    with _one_erasure_at_a_time(data_dir):
+        if erasure_status(data_dir, record.request).get("status") == "completed":
+            return record
+        if resumed:
+            _append(log, {"event": "resumed", "request": record.request, "at": _now()})
+        try:
+            step("rewriting lake files")
+            lake = Lake.in_data_dir(data_dir)
+            rewrites = erase_from_lake(lake, pseudonyms)
+            record.lake_files_rewritten = [asdict(r) for r in rewrites]
+            record.lake_events_removed = sum(r.removed for r in rewrites)
+            crash("erase_after_lake")
+            if warehouse_path(data_dir).exists():
+                step("deleting warehouse rows")
+                with connected(data_dir, action="erase from") as db:
+                    record.warehouse_rows_deleted = erase_from_warehouse(db, pseudonyms)
+                    refresh_lake_file_rows(db, lake)
+            crash("erase_after_warehouse")
+            step("replacing dataset versions")
+            record.datasets = [
+                asdict(result)
+                for result in erase_from_datasets(
+                    data_dir,
+                    pseudonyms,
+                    keyring,
+                    request_id=record.request,
+                    delete_files=settings.privacy.delete_superseded_files,
+                )
+            ]
+        except Exception as exc:
+            # A user's or operator's error keeps its message; a bug only its type (a library's
+            # message may quote data), the traceback goes to whoever called.
+            error = f"internal error ({type(exc).__name__}); see the log of what ran it"
+            if isinstance(exc, FlywheelError):
+                error = str(exc).splitlines()[0]
+            _append(log, {"event": "failed", "request": record.request, "at": _now(),
+                          "error": error})  # fmt: skip
+            raise
+        record.finished_at = _now()
+        _append(log, {"event": "completed", **asdict(record)})
+    return record
+
+
+def erasure_status(data_dir: Path, request: str) -> dict[str, Any]:
+    """What the log says of one request: ``{}`` if it names none; else its ``status``
+    (``completed``, ``failed`` with the ``error``, or ``pending``: queued, running, or cut off
+    by a crash), its start and pseudonyms, and once completed what it did."""
+    entries = [e for e in _read_log(data_dir) if e.get("request") == request]
+    if not entries:
+        return {}
+    started = next(e for e in entries if e["event"] == "started")
+    last = entries[-1]
+    status = {"completed": "completed", "failed": "failed"}.get(last["event"], "pending")
+    found: dict[str, Any] = {"request": request, "status": status, "started_at": started["at"],
+                             "pseudonyms": started["pseudonyms"]}  # fmt: skip
+    if status == "completed":
+        found.update({k: v for k, v in last.items() if k not in ("event", "at")})
+    elif status == "failed":
+        found.update(error=last["error"], failed_at=last["at"])
+    return found
+
+
+def unfinished_erasures(data_dir: Path) -> list[ErasureRecord]:
+    """Requests the log shows started but not completed (failed, or cut off by a crash), oldest
+    first, ready for ``finish_erasure(..., resumed=True)``."""
+    started: dict[str, ErasureRecord] = {}
+    last: dict[str, str] = {}
+    for entry in _read_log(data_dir):
+        request = entry["request"]
+        if entry["event"] == "started":
+            started[request] = ErasureRecord(
+                request=request, started_at=entry["at"], pseudonyms=entry["pseudonyms"]
+            )
+        last[request] = entry["event"]
+    return [record for request, record in started.items() if last[request] != "completed"]
+
+
+def _read_log(data_dir: Path) -> list[dict[str, Any]]:
+    """The erasure log's entries, oldest first (none before the first erasure)."""
+    path = erasure_log(data_dir)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@contextmanager
+def _one_erasure_at_a_time(data_dir: Path) -> Iterator[None]:
+    """Hold the data dir's erasure lock: erasures (from the CLI, or any API process) rewrite the
+    same files, so they run one after the other. The lock goes with the process holding it."""
+    path = data_dir / ERASURE_LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

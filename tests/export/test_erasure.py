@@ -5,21 +5,38 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
+import threading
+import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import duckdb
 import httpx
 import polars as pl
 import pytest
 
 from api.main import create_app
+from api.server import running_api
 from api.sink import MemorySink
 from export.catalog import read_manifest, versions
 from export.publish import export_dataset
-from flywheel.privacy import erase_users, erasure_log
+from flywheel.errors import FlywheelError
+from flywheel.privacy import (
+    ERASURE_LOCK,
+    begin_erasure,
+    erase_users,
+    erasure_log,
+    erasure_status,
+    finish_erasure,
+    unfinished_erasures,
+)
 from flywheel.settings import Settings
 from flywheel.simulator import SimulationConfig, simulate
 from ingest.suppression import SuppressionList, suppression_file
@@ -226,10 +243,23 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+API_KEYS = {"write_keys": [WRITE_KEY], "admin_keys": [ADMIN_KEY]}
+
+
+def wait_for(get: Callable[[], dict[str, Any]], *, seconds: float = 120) -> dict[str, Any]:
+    """Poll an erasure's status until it is no longer pending; the last status."""
+    deadline = time.monotonic() + seconds
+    while (found := get())["status"] == "pending":
+        assert time.monotonic() < deadline, f"still pending after {seconds} s: {found}"
+        time.sleep(0.1)
+    return found
+
+
 @pytest.mark.anyio
-async def test_erasure_api(published: Path) -> None:
-    settings = settings_for(published, api={"write_keys": [WRITE_KEY], "admin_keys": [ADMIN_KEY]})
+async def test_erasure_api_accepts_then_finishes_in_the_background(published: Path) -> None:
+    settings = settings_for(published, api=API_KEYS)
     raw_ids = heavy_users(2)
+    users = pseudonyms(raw_ids)
     async with api_client(create_app(settings, MemorySink())) as client:
         assert (
             await client.post("/v1/privacy/erasure", json={"user_ids": raw_ids})
@@ -240,13 +270,137 @@ async def test_erasure_api(published: Path) -> None:
         assert (
             await client.post("/v1/privacy/erasure", json=many, headers=ADMIN)
         ).status_code == 422
+        with erasures_held(published):  # the background work waits: only step 1 is done
+            accepted = await client.post(
+                "/v1/privacy/erasure", json={"user_ids": raw_ids}, headers=ADMIN
+            )
+            assert accepted.status_code == 202, accepted.text
+            body = accepted.json()
+            assert (
+                body["status"] == "pending" and accepted.headers["location"] == body["status_url"]
+            )
+            # Suppressed before the answer, while the lake still holds them.
+            assert users <= SuppressionList(suppression_file(published)).current()
+            assert users <= set(lake_users(published))
+            pending = await client.get(body["status_url"], headers=ADMIN)
+            assert pending.json()["status"] == "pending"
 
-        done = await client.post("/v1/privacy/erasure", json={"user_ids": raw_ids}, headers=ADMIN)
+        async def status() -> dict[str, Any]:
+            return dict((await client.get(body["status_url"], headers=ADMIN)).json())
 
-    assert done.status_code == 200, done.text
-    body = done.json()
-    assert body["lake_events_removed"] > 0 and body["datasets"][0]["published"] == "v2"
-    assert all(raw_id not in done.text for raw_id in raw_ids)
+        deadline = time.monotonic() + 120
+        while (done := await status())["status"] == "pending":
+            assert time.monotonic() < deadline
+            await anyio.sleep(0.1)
+        unknown = await client.get(f"/v1/privacy/erasure/{'0' * 32}", headers=ADMIN)
+        malformed = await client.get("/v1/privacy/erasure/nope", headers=ADMIN)
+        anonymous = await client.get(body["status_url"])
+
+    assert done["status"] == "completed", done
+    assert done["lake_events_removed"] > 0 and done["datasets"][0]["published"] == "v2"
+    assert set(done["pseudonyms"]["1"]) == users
+    assert all(raw_id not in accepted.text + str(done) for raw_id in raw_ids)
+    assert not users & set(lake_users(published))
+    assert unknown.status_code == 404 and malformed.status_code == 422
+    assert anonymous.status_code == 403
+
+
+@contextmanager
+def erasures_held(data_dir: Path) -> Iterator[None]:
+    """Hold the data dir's erasure lock from another process, as a running erasure would."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(data_dir / ERASURE_LOCK)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.terminate()
+        holder.wait(timeout=10)
+        holder.stdout.close()
+
+
+HOLD_LOCK = """
+import fcntl, pathlib, sys, time
+path = pathlib.Path(sys.argv[1])
+path.parent.mkdir(parents=True, exist_ok=True)
+handle = path.open("a")
+fcntl.flock(handle, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_api_resumes_unfinished_erasures_as_it_starts(published: Path) -> None:
+    """A request accepted (logged, suppressed) but cut off before the rest is finished by the
+    next API process, over real HTTP."""
+    settings = settings_for(published, api=API_KEYS)
+    raw_ids = heavy_users(2)
+    record = begin_erasure(settings, raw_ids, KEYRING)  # then the process died
+    assert [r.request for r in unfinished_erasures(published)] == [record.request]
+    assert pseudonyms(raw_ids) <= set(lake_users(published))
+
+    with running_api(settings, MemorySink()) as url:
+        done = wait_for(lambda: httpx.get(f"{url}/v1/privacy/erasure/{record.request}",
+                                          headers=ADMIN).json())  # fmt: skip
+
+    assert done["status"] == "completed" and done["lake_events_removed"] > 0
+    assert not pseudonyms(raw_ids) & set(lake_users(published))
+    log = [json.loads(line) for line in erasure_log(published).read_text().splitlines()]
+    assert [e["event"] for e in log] == ["started", "resumed", "completed"]
+    assert unfinished_erasures(published) == []
+
+
+def test_a_failed_erasure_is_finished_by_erase_unfinished(published: Path, tmp_path: Path) -> None:
+    raw_ids = heavy_users()
+    clean = tmp_path / "clean" / "data"
+    shutil.copytree(published, clean)
+    shutil.copy(published.parent / "keys.json", clean.parent / "keys.json")
+    erase_users(settings_for(clean), raw_ids, KEYRING)
+
+    def refuse(point: str) -> None:
+        if point == "erase_after_lake":
+            raise FlywheelError("the warehouse is busy")
+
+    record = begin_erasure(settings_for(published), raw_ids, KEYRING)
+    with pytest.raises(FlywheelError):
+        finish_erasure(settings_for(published), record, KEYRING, fault=refuse)
+    failed = erasure_status(published, record.request)
+    assert failed["status"] == "failed" and failed["error"] == "the warehouse is busy"
+
+    env = {"FLYWHEEL_DATA_DIR": str(published),
+           "FLYWHEEL_PRIVACY__HMAC_KEY_FILE": str(published.parent / "keys.json")}  # fmt: skip
+    resumed = flywheel("erase", "--unfinished", env=env)
+    again = flywheel("erase", "--unfinished", env=env)
+
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"erasure {record.request} (resumed)" in resumed.stdout
+    assert erasure_status(published, record.request)["status"] == "completed"
+    assert state(published) == state(clean)
+    assert again.returncode == 0 and "no unfinished erasure request" in again.stdout
+    log = [json.loads(line)["event"] for line in erasure_log(published).read_text().splitlines()]
+    assert log == ["started", "failed", "resumed", "completed"]
+
+
+def test_an_erasure_waits_for_the_one_running(published: Path) -> None:
+    settings = settings_for(published)
+    raw_ids = heavy_users(1)
+    record = begin_erasure(settings, raw_ids, KEYRING)
+    steps: list[str] = []
+    with erasures_held(published):
+        worker = threading.Thread(
+            target=finish_erasure, args=(settings, record, KEYRING),
+            kwargs={"on_step": steps.append},
+        )  # fmt: skip
+        worker.start()
+        worker.join(timeout=2)
+        assert worker.is_alive() and steps == ["waiting for another erasure to end"]
+        assert erasure_status(published, record.request)["status"] == "pending"
+    worker.join(timeout=120)
+
+    assert erasure_status(published, record.request)["status"] == "completed"
     assert not pseudonyms(raw_ids) & set(lake_users(published))
 
 
