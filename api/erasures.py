@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from api.metrics import ApiMetrics
 from flywheel.errors import FlywheelError
 from flywheel.privacy import ErasureRecord, finish_erasure, unfinished_erasures
 from flywheel.settings import Settings
@@ -28,8 +29,9 @@ log = logging.getLogger(__name__)
 class ErasureQueue:
     """Finishes erasure requests one at a time, in a background thread."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: ApiMetrics) -> None:
         self._settings = settings
+        self._metrics = metrics
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="erasure")
 
     def submit(
@@ -64,11 +66,15 @@ class ErasureQueue:
     def _finish(self, record: ErasureRecord, keyring: Keyring, resumed: bool) -> None:
         fields = {"request": record.request, "resumed": resumed}
         log.info("erasure started", extra={"fields": fields})
-        try:
-            finish_erasure(self._settings, record, keyring, resumed=resumed)
-        except FlywheelError as exc:  # logged as failed; resumed at the next start
-            log.warning("erasure failed", extra={"fields": {**fields, "error": str(exc)}})
-        except Exception:  # a bug: logged as failed, the stack goes to the service's log
-            log.exception("erasure failed", extra={"fields": fields})
-        else:
-            log.info("erasure completed", extra={"fields": fields})
+        outcome = "failed"
+        with self._metrics.erasure_seconds.time():
+            try:
+                finish_erasure(self._settings, record, keyring, resumed=resumed)
+            except FlywheelError as exc:  # logged as failed; resumed at the next start
+                log.warning("erasure failed", extra={"fields": {**fields, "error": str(exc)}})
+            except Exception:  # a bug: logged as failed, the stack goes to the service's log
+                log.exception("erasure failed", extra={"fields": fields})
+            else:
+                outcome = "completed"
+                log.info("erasure completed", extra={"fields": fields})
+        self._metrics.erasures.labels(outcome).inc()

@@ -103,7 +103,7 @@ def create_app(
     app.state.settings = settings
     app.state.sink = sink
     app.state.metrics = metrics or ApiMetrics()
-    app.state.erasures = ErasureQueue(settings)
+    app.state.erasures = ErasureQueue(settings, app.state.metrics)
     errors.install(app)
     app.include_router(events.router)
     app.include_router(meta.router)

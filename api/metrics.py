@@ -27,7 +27,7 @@ MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class ApiMetrics:
-    """Requests by status, events accepted and rejected, and produce latency."""
+    """Requests by status, events accepted and rejected, produce latency, and erasures."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -50,6 +50,18 @@ class ApiMetrics:
             "flywheel_api_produce_seconds",
             "Time from handing a request's events to the sink until it acknowledged them.",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+        self.erasures = Counter(
+            "flywheel_api_erasures",
+            "Erasure requests the background queue ran to the end, by outcome (completed, failed).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.erasure_seconds = Histogram(
+            "flywheel_api_erasure_seconds",
+            "Time the background queue spent on an erasure request (lake, warehouse, datasets).",
+            buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
             registry=self.registry,
         )
 

@@ -295,6 +295,7 @@ async def test_erasure_api_accepts_then_finishes_in_the_background(published: Pa
         unknown = await client.get(f"/v1/privacy/erasure/{'0' * 32}", headers=ADMIN)
         malformed = await client.get("/v1/privacy/erasure/nope", headers=ADMIN)
         anonymous = await client.get(body["status_url"])
+        metrics = (await client.get("/metrics")).text
 
     assert done["status"] == "completed", done
     assert done["lake_events_removed"] > 0 and done["datasets"][0]["published"] == "v2"
@@ -303,6 +304,8 @@ async def test_erasure_api_accepts_then_finishes_in_the_background(published: Pa
     assert not users & set(lake_users(published))
     assert unknown.status_code == 404 and malformed.status_code == 422
     assert anonymous.status_code == 403
+    assert 'flywheel_api_erasures_total{outcome="completed"} 1.0' in metrics
+    assert "flywheel_api_erasure_seconds_count 1.0" in metrics
 
 
 @contextmanager
