@@ -235,11 +235,21 @@ def unfinished_erasures(data_dir: Path) -> list[ErasureRecord]:
 
 
 def _read_log(data_dir: Path) -> list[dict[str, Any]]:
-    """The erasure log's entries, oldest first (none before the first erasure)."""
+    """The erasure log's entries, oldest first (none before the first erasure). A line cut off
+    by a crash while it was written is skipped: its request either never started (no
+    ``started``) or is finished again as unfinished (no outcome)."""
     path = erasure_log(data_dir)
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    entries = []
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and "request" in entry and "event" in entry:
+            entries.append(entry)
+    return entries
 
 
 @contextmanager

@@ -387,6 +387,19 @@ def test_a_failed_erasure_is_finished_by_erase_unfinished(published: Path, tmp_p
     assert log == ["started", "failed", "resumed", "completed"]
 
 
+def test_a_log_line_cut_off_by_a_crash_is_skipped(published: Path) -> None:
+    """A crash while the outcome was written leaves half a line: the request counts as
+    unfinished, and whatever follows is read."""
+    settings = settings_for(published)
+    cut = begin_erasure(settings, heavy_users(1), KEYRING)
+    with erasure_log(published).open("a") as log:
+        log.write('{"event": "completed", "request": "' + cut.request + '", "lake_ev\n')
+    later = begin_erasure(settings, heavy_users(2)[1:], KEYRING)
+
+    assert [r.request for r in unfinished_erasures(published)] == [cut.request, later.request]
+    assert erasure_status(published, cut.request)["status"] == "pending"
+
+
 def test_an_erasure_waits_for_the_one_running(published: Path) -> None:
     settings = settings_for(published)
     raw_ids = heavy_users(1)
