@@ -21,7 +21,7 @@ from api.metrics import ApiMetrics
 from flywheel.errors import FlywheelError
 from flywheel.privacy import ErasureRecord, finish_erasure, unfinished_erasures
 from flywheel.settings import Settings
-from ingest.keys import Keyring, load_keyring
+from ingest.keys import Keyring, keyring_for
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class ErasureQueue:
         if not unfinished:
             return []
         try:
-            keyring = load_keyring(self._settings.privacy.hmac_key_file)
+            keyring = keyring_for(self._settings)
         except FlywheelError as exc:
             log.error("unfinished erasures not resumed", extra={"fields": {"error": str(exc)}})
             return []

@@ -73,19 +73,19 @@ def settings_and_logging() -> Settings:
 
 def build_pipeline(settings: Settings) -> Pipeline:
     """The validate-dedupe-anonymise pipeline with the configured pseudonym key."""
-    from ingest.keys import load_keyring
+    from ingest.keys import keyring_for
     from ingest.pipeline import build_pipeline as pipeline_for
 
-    return pipeline_for(settings, load_keyring(settings.privacy.hmac_key_file))
+    return pipeline_for(settings, keyring_for(settings))
 
 
 def build_sink(settings: Settings) -> EventSink:
     """The event sink for this configuration: Kafka, or in-process in embedded mode."""
     if settings.embedded:
         from ingest.embedded import embedded_sink
-        from ingest.keys import load_keyring
+        from ingest.keys import keyring_for
 
-        sink = embedded_sink(settings, load_keyring(settings.privacy.hmac_key_file))
+        sink = embedded_sink(settings, keyring_for(settings))
         err.print(
             "[yellow]embedded mode[/] (FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS unset): accepted events "
             f"land in {sink.lake.root} before the API answers"
@@ -563,12 +563,12 @@ def export_run(dataset: DatasetOption = "default") -> None:
     """
     from export.policy import load_datasets
     from export.publish import export_dataset
-    from ingest.keys import load_keyring
+    from ingest.keys import keyring_for
 
     settings = settings_and_logging()
     datasets = load_datasets(settings.export.datasets_file)
     datasets.dataset(dataset)  # an unknown name fails before the key or warehouse is read
-    keyring = load_keyring(settings.privacy.hmac_key_file)
+    keyring = keyring_for(settings)
     with err.status("exporting") as status:
         result = export_dataset(
             settings.data_dir,
@@ -644,10 +644,10 @@ def export_trace(
     from rich.table import Table
 
     from export.trace import trace_rows
-    from ingest.keys import load_keyring
+    from ingest.keys import keyring_for
 
     settings = settings_and_logging()
-    keyring = load_keyring(settings.privacy.hmac_key_file)
+    keyring = keyring_for(settings)
     traced_version, rows = trace_rows(settings.data_dir, dataset, ids, keyring, version=version)
     if as_json:
         for row in rows:
@@ -690,14 +690,14 @@ def schedule(
 
     from export.policy import load_datasets
     from export.schedule import Scheduler, build_jobs, next_time
-    from ingest.keys import load_keyring
+    from ingest.keys import keyring_for
 
     settings = settings_and_logging()
     datasets = load_datasets(settings.export.datasets_file)
     jobs = build_jobs(
         settings.data_dir,
         datasets,
-        load_keyring(settings.privacy.hmac_key_file),
+        keyring_for(settings),
         lake_retention_days=settings.privacy.lake_retention_days,
     )
     if not jobs:
@@ -744,7 +744,7 @@ def erase(
     flywheel erase --unfinished
     """
     from flywheel.privacy import begin_erasure, unfinished_erasures
-    from ingest.keys import load_keyring
+    from ingest.keys import keyring_for
 
     ids = list(user or [])
     if users_file is not None:
@@ -758,7 +758,7 @@ def erase(
             "or finish earlier requests: --unfinished"
         )
     settings = settings_and_logging()
-    keyring = load_keyring(settings.privacy.hmac_key_file)
+    keyring = keyring_for(settings)
     records = []
     if ids:
         records.append((begin_erasure(settings, ids, keyring), False))

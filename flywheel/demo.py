@@ -37,6 +37,7 @@ from rich.table import Table
 from api.server import running_api
 from flywheel.errors import FlywheelError
 from flywheel.settings import Settings
+from ingest.keys import DEMO_KEY_FILE
 
 DATASET = "default"
 KAFKA_HOME = "kafka-local"
@@ -85,7 +86,7 @@ def demo_keyring_path(settings: Settings, console: Console) -> Path:
 
     if settings.privacy.hmac_key_file is not None:
         return settings.privacy.hmac_key_file
-    path = settings.data_dir / "keys" / "pseudonym-keys.json"
+    path = settings.data_dir / DEMO_KEY_FILE
     if not path.exists():
         create_keyring(path)
         console.print(
@@ -129,12 +130,11 @@ def run_demo(
 ) -> DemoSummary:
     """Simulate, post, land, transform, gate and publish; print and return the summary."""
     from flywheel import simulator
-    from ingest.keys import load_keyring
+    from ingest.keys import keyring_for
 
     if fresh:
         clear_data(settings.data_dir, console)
     key_file = demo_keyring_path(settings, console)
-    keyring = load_keyring(key_file)
     write_key = secrets.token_urlsafe(24)
     settings = settings.model_copy(
         update={
@@ -142,6 +142,7 @@ def run_demo(
             "privacy": settings.privacy.model_copy(update={"hmac_key_file": key_file}),
         }
     )
+    keyring = keyring_for(settings)
     simulation = simulator.simulate(simulator.SimulationConfig(events=events, seed=seed))
     traffic = list(simulation)  # the ground truth is complete once every event was generated
     posted = (

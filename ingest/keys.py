@@ -7,6 +7,14 @@ The key file is JSON, readable by its owner only::
 New events are pseudonymised with the ``current`` version; older versions stay in the file so an
 erasure request can still find events pseudonymised with them. Each landed event records the key
 version beside its pseudonym.
+
+A key file that is not the lake's would make every pseudonym miss: an erasure would find nobody
+and report success, an export would re-key users so that no later erasure finds them. So the lake
+records each key version's fingerprint (``<data dir>/lake/key-fingerprints.json``: an HMAC of a
+fixed label under the key, which tells keys apart without revealing them) when an ingest pipeline
+is first built for it, and every command that uses the key on a data dir (``keyring_for``)
+refuses a key file whose version of a recorded key has another fingerprint. A lake landed before
+fingerprints were recorded is trusted to the key first used with it.
 """
 
 from __future__ import annotations
@@ -18,10 +26,20 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flywheel.errors import ConfigError
 
+if TYPE_CHECKING:
+    from flywheel.settings import Settings
+
 KEY_BYTES = 32
+FINGERPRINTS = Path("lake") / "key-fingerprints.json"
+"""Where a data dir records the fingerprints of the key versions its lake was pseudonymised
+with (never the keys)."""
+DEMO_KEY_FILE = Path("keys") / "pseudonym-keys.json"
+"""The key file ``flywheel demo`` creates in a data dir when none is configured."""
+_FINGERPRINT_LABEL = b"flywheel-key-fingerprint-v1"
 
 
 @dataclass(frozen=True)
@@ -39,6 +57,10 @@ class Keyring:
     def all_pseudonyms(self, raw_id: str) -> dict[int, str]:
         """The id's pseudonym under every key version held (what erasure searches for)."""
         return {version: self.pseudonym(raw_id, version=version) for version in self.keys}
+
+    def fingerprint(self, version: int) -> str:
+        """A key version's fingerprint: an HMAC of a fixed label under it, 16 hex digits."""
+        return hmac.new(self.keys[version], _FINGERPRINT_LABEL, hashlib.sha256).hexdigest()[:16]
 
 
 def load_keyring(path: Path | None) -> Keyring:
@@ -115,3 +137,47 @@ def retire_key(path: Path, version: int) -> Keyring:
     retired = Keyring(current=keyring.current, keys=kept)
     write_keyring(retired, path)
     return retired
+
+
+def keyring_for(settings: Settings, *, record: bool = False) -> Keyring:
+    """The configured key file, checked against the fingerprints the data dir's lake recorded
+    (``check_keyring``); ``record``: also record the current version's (an ingest pipeline)."""
+    path = settings.privacy.hmac_key_file
+    demo_key = settings.data_dir / DEMO_KEY_FILE
+    if path is None and demo_key.is_file():
+        raise ConfigError(
+            "no pseudonym key: set FLYWHEEL_PRIVACY__HMAC_KEY_FILE to the key file this data "
+            f"dir's events were pseudonymised with (`flywheel demo` used {demo_key})"
+        )
+    keyring = load_keyring(path)
+    check_keyring(settings.data_dir, keyring, key_file=path, record=record)
+    return keyring
+
+
+def check_keyring(
+    data_dir: Path, keyring: Keyring, *, key_file: Path | None = None, record: bool = False
+) -> None:
+    """Refuse (``ConfigError``) a keyring holding a key version the data dir's lake recorded
+    with another fingerprint. Versions only the lake knows were retired; versions only the
+    keyring holds were not used yet. ``record``: add the current version's fingerprint."""
+    path = data_dir / FINGERPRINTS
+    try:
+        recorded = {int(v): str(f) for v, f in json.loads(path.read_text()).items()}
+    except FileNotFoundError:
+        recorded = {}
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"cannot read the key fingerprints {path}: {exc}") from None
+    for version, expected in sorted(recorded.items()):
+        if version in keyring.keys and keyring.fingerprint(version) != expected:
+            raise ConfigError(
+                f"the pseudonym key file {key_file or '(given)'} is not the one this data dir's "
+                f"lake was pseudonymised with: its key version {version} has fingerprint "
+                f"{keyring.fingerprint(version)}, the lake's {expected} ({path}); set "
+                "FLYWHEEL_PRIVACY__HMAC_KEY_FILE to the lake's key file"
+            )
+    if record and keyring.current not in recorded:
+        recorded[keyring.current] = keyring.fingerprint(keyring.current)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps({str(v): f for v, f in sorted(recorded.items())}) + "\n")
+        os.replace(temporary, path)

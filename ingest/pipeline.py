@@ -212,9 +212,12 @@ class Pipeline:
 
 
 def build_pipeline(settings: Settings, keyring: Keyring) -> Pipeline:
-    """The pipeline a configuration asks for: scrubbing with pseudonyms under ``keyring``."""
+    """The pipeline a configuration asks for: scrubbing with pseudonyms under ``keyring``,
+    which must be the lake's (its fingerprint is recorded in the data dir on first use)."""
+    from ingest.keys import check_keyring
     from ingest.scrubber import ScrubbingAnonymiser
 
+    check_keyring(settings.data_dir, keyring, key_file=settings.privacy.hmac_key_file, record=True)
     return Pipeline(
         ScrubbingAnonymiser(keyring, names_model=settings.privacy.names_model),
         max_event_bytes=settings.ingest.max_event_bytes,

@@ -86,9 +86,9 @@ def erase(
     a time; ``GET`` the ``status_url`` (also the ``Location`` header) to follow it. Idempotent:
     sending the same users again is safe."""
     from flywheel.privacy import begin_erasure
-    from ingest.keys import load_keyring
+    from ingest.keys import keyring_for
 
-    keyring = load_keyring(settings.privacy.hmac_key_file)
+    keyring = keyring_for(settings)
     record = begin_erasure(settings, list(request.user_ids), keyring)
     queue.submit(record, keyring)
     status_url = f"/v1/privacy/erasure/{record.request}"

@@ -23,7 +23,7 @@ KEYRING = Keyring(1, {1: b"k" * 32})
 def land(data_dir: Path, events: list[dict[str, Any]], *, partition: int = 0, first: int = 0,
          chunk: int = 2000, keyring: Keyring = KEYRING) -> None:  # fmt: skip
     """Land events in the lake through the configured (scrubbing) pipeline."""
-    pipeline = build_pipeline(Settings(), keyring)
+    pipeline = build_pipeline(Settings(data_dir=data_dir), keyring)
     lake, window = Lake.in_data_dir(data_dir), DedupeWindow(100_000)
     for start in range(0, len(events), chunk):
         part = events[start : start + chunk]

@@ -43,7 +43,7 @@ from ingest.suppression import SuppressionList, suppression_file
 from tests.export.conftest import KEYRING
 from tests.export.test_api import ADMIN, ADMIN_KEY
 from tests.factories import WRITE_KEY, api_client
-from tests.flywheel.test_cli import flywheel
+from tests.flywheel.test_cli import assert_one_line_error, flywheel
 from warehouse.lake import Lake
 
 
@@ -385,6 +385,27 @@ def test_a_failed_erasure_is_finished_by_erase_unfinished(published: Path, tmp_p
     assert again.returncode == 0 and "no unfinished erasure request" in again.stdout
     log = [json.loads(line)["event"] for line in erasure_log(published).read_text().splitlines()]
     assert log == ["started", "failed", "resumed", "completed"]
+
+
+def test_a_key_file_that_is_not_the_lakes_is_refused_before_anything_changes(
+    published: Path, tmp_path: Path
+) -> None:
+    """With another key every pseudonym would miss: the erasure would find nobody and say it
+    succeeded, and an export would re-key users so that no erasure finds them again."""
+    from ingest.keys import create_keyring
+
+    other_key = tmp_path / "other-keys.json"
+    create_keyring(other_key)
+    env = {"FLYWHEEL_DATA_DIR": str(published), "FLYWHEEL_PRIVACY__HMAC_KEY_FILE": str(other_key)}
+    before = state(published)
+
+    erased = flywheel("erase", "--user", heavy_users(1)[0], env=env)
+    exported = flywheel("export", "run", "--dataset", "default", env=env)
+
+    for refused in (erased, exported):
+        assert_one_line_error(refused, "is not the one this data dir's lake was pseudonymised")
+    assert state(published) == before and not erasure_log(published).exists()
+    assert versions(published, "default") == ["v1"]
 
 
 def test_a_log_line_cut_off_by_a_crash_is_skipped(published: Path) -> None:

@@ -11,15 +11,20 @@ from pathlib import Path
 import pytest
 
 from flywheel.errors import ConfigError
+from flywheel.settings import Settings
 from ingest.keys import (
+    DEMO_KEY_FILE,
+    FINGERPRINTS,
     KEY_BYTES,
     Keyring,
     create_keyring,
+    keyring_for,
     load_keyring,
     retire_key,
     rotate_keyring,
     write_keyring,
 )
+from ingest.pipeline import build_pipeline
 
 KEY_1 = bytes(range(32))
 KEY_2 = bytes(range(100, 132))
@@ -218,3 +223,71 @@ def test_retire_removes_an_old_version_but_never_the_current(tmp_path: Path) -> 
         retire_key(path, 7)
     assert set(retire_key(path, 1).keys) == {2}
     assert set(load_keyring(path).keys) == {2}
+
+
+# --- The lake's key fingerprints -----------------------------------------------------------------
+
+
+def test_fingerprints_tell_keys_apart_without_revealing_them() -> None:
+    one, other = Keyring(1, {1: b"k" * 32}), Keyring(1, {1: b"j" * 32})
+    assert one.fingerprint(1) == Keyring(1, {1: b"k" * 32}).fingerprint(1)
+    assert one.fingerprint(1) != other.fingerprint(1)
+    assert re.fullmatch(r"[0-9a-f]{16}", one.fingerprint(1))
+    assert (b"k" * 32).hex()[:16] not in one.fingerprint(1)
+
+
+def settings_with(data_dir: Path, key_file: Path) -> Settings:
+    return Settings(data_dir=data_dir, privacy={"hmac_key_file": key_file})
+
+
+def test_a_pipeline_records_its_key_and_another_key_file_is_refused(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    lake_key, other_key = tmp_path / "lake-key.json", tmp_path / "other-key.json"
+    keyring = create_keyring(lake_key)
+    create_keyring(other_key)
+    assert keyring_for(settings_with(data_dir, other_key)) is not None  # nothing recorded yet
+
+    build_pipeline(settings_with(data_dir, lake_key), keyring)
+
+    recorded = json.loads((data_dir / FINGERPRINTS).read_text())
+    assert recorded == {"1": keyring.fingerprint(1)}
+    assert keyring_for(settings_with(data_dir, lake_key)).keys == keyring.keys
+    other = settings_with(data_dir, other_key)
+    for use in (lambda: keyring_for(other), lambda: build_pipeline(other, load_keyring(other_key))):
+        with pytest.raises(ConfigError) as refused:
+            use()
+        assert "is not the one this data dir's lake was pseudonymised with" in str(refused.value)
+        assert keyring.fingerprint(1) in str(refused.value)
+        assert str(other_key) in str(refused.value)
+
+
+def test_rotated_and_retired_versions_keep_matching(tmp_path: Path) -> None:
+    data_dir, key_file = tmp_path / "data", tmp_path / "keys.json"
+    create_keyring(key_file)
+    build_pipeline(settings_with(data_dir, key_file), load_keyring(key_file))
+    rotated = rotate_keyring(key_file)
+
+    build_pipeline(settings_with(data_dir, key_file), rotated)  # records version 2 as well
+    retired = retire_key(key_file, 1)
+
+    recorded = json.loads((data_dir / FINGERPRINTS).read_text())
+    assert recorded == {"1": rotated.fingerprint(1), "2": rotated.fingerprint(2)}
+    assert keyring_for(settings_with(data_dir, key_file)).keys == retired.keys
+
+
+def test_without_a_key_file_the_error_points_at_the_demos_key(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    create_keyring(data_dir / DEMO_KEY_FILE)
+    with pytest.raises(ConfigError) as refused:
+        keyring_for(Settings(data_dir=data_dir))
+    assert "FLYWHEEL_PRIVACY__HMAC_KEY_FILE" in str(refused.value)
+    assert str(data_dir / DEMO_KEY_FILE) in str(refused.value)
+
+
+def test_an_unreadable_fingerprint_file_is_a_clear_error(tmp_path: Path) -> None:
+    data_dir, key_file = tmp_path / "data", tmp_path / "keys.json"
+    create_keyring(key_file)
+    (data_dir / FINGERPRINTS).parent.mkdir(parents=True)
+    (data_dir / FINGERPRINTS).write_text("{not json")
+    with pytest.raises(ConfigError, match="cannot read the key fingerprints"):
+        keyring_for(settings_with(data_dir, key_file))
