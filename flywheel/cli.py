@@ -371,7 +371,10 @@ def _fault_hook() -> Callable[[str], None] | None:
 def ingest(
     idle_exit: Annotated[
         float | None,
-        typer.Option(help="Exit once no message arrived for this many seconds (batch jobs)."),
+        typer.Option(
+            help="Exit once no message arrived for this many seconds (batch jobs); exit 1 if "
+            "no partition was ever assigned (Kafka unreachable, no topic)."
+        ),
     ] = None,
 ) -> None:
     """Run an ingest worker: Kafka to the anonymised Parquet lake, exactly once.
@@ -386,6 +389,8 @@ def ingest(
     from ingest.worker import IngestWorker
     from warehouse.lake import Lake
 
+    if idle_exit is not None and not idle_exit > 0:
+        raise ConfigError(f"--idle-exit must be a number of seconds above 0, not {idle_exit:g}")
     settings = settings_and_logging()
     if settings.embedded:
         raise ConfigError(

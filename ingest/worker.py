@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flywheel import kafka
-from flywheel.errors import FlywheelError, TransientError
+from flywheel.errors import FlywheelError, KafkaError, TransientError
 from flywheel.settings import Settings
 from ingest.deadletters import DeadLetterSink
 from ingest.metrics import IngestMetrics
@@ -150,6 +150,8 @@ class IngestWorker:
         self._stop = threading.Event()
         self._closing = False
         self._last_activity = time.monotonic()
+        self._ever_assigned = False
+        """Whether the group ever gave this worker a partition (the broker answered)."""
 
     # -- Kafka -------------------------------------------------------------------------------
 
@@ -201,6 +203,7 @@ class IngestWorker:
         from confluent_kafka import OFFSET_BEGINNING
 
         self._last_activity = time.monotonic()
+        self._ever_assigned = True
         landed = self.lake.landed_offsets(self.topic)
         for tp in assigned:
             removed = self.lake.remove_temporary_files(self.topic, tp.partition)
@@ -312,6 +315,8 @@ class IngestWorker:
                 idle = not self._in_flight and not any(b.records for b in self._buffers.values())
                 if idle_exit_s is not None and idle:
                     if time.monotonic() - self._last_activity >= idle_exit_s:
+                        if not self._ever_assigned:
+                            raise KafkaError(self._never_assigned(idle_exit_s))
                         break
             # Finish what was read: SIGTERM lands the current batches, then leaves the group.
             self._stop = threading.Event()
@@ -329,6 +334,15 @@ class IngestWorker:
                 self.preparer.close()
                 self.dead_letters.close()
         return self.stats
+
+    def _never_assigned(self, waited_s: float) -> str:
+        """Why a batch run (``idle_exit_s``) that never got a partition landed nothing."""
+        return (
+            f"no partition of {self.topic} was assigned to this worker in {waited_s:g} s, so "
+            f"nothing was read: is Kafka reachable at {self.settings.kafka.bootstrap_servers} "
+            "(FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS), and does the topic exist (`flywheel kafka "
+            "init`)? A group with more workers than partitions also leaves some without one"
+        )
 
     def _buffer(self, messages: list[Any], now: float) -> None:
         """Append consumed messages to their partition's buffer."""
