@@ -71,6 +71,16 @@ def settings_and_logging() -> Settings:
     return settings
 
 
+def require_data_dir(settings: Settings) -> None:
+    """Refuse a data dir that does not exist, for commands that work on what landed there: a
+    mistyped FLYWHEEL_DATA_DIR would otherwise get a new, empty warehouse or erasure log."""
+    if not settings.data_dir.is_dir():
+        raise ConfigError(
+            f"the data dir {settings.data_dir} does not exist (FLYWHEEL_DATA_DIR; relative paths "
+            "are from the working directory): nothing has landed there"
+        )
+
+
 def build_pipeline(settings: Settings) -> Pipeline:
     """The validate-dedupe-anonymise pipeline with the configured pseudonym key."""
     from ingest.keys import keyring_for
@@ -524,9 +534,12 @@ def transform_run(
     from rich.progress import Progress, TaskID
     from rich.table import Table
 
+    from transforms.policy import load_policy
     from transforms.runner import run_transforms
 
     settings = settings_and_logging()
+    load_policy(policy)  # a bad policy file is named before anything else
+    require_data_dir(settings)
     with Progress(console=err, transient=True) as progress:
         tasks: dict[str, TaskID] = {}
 
@@ -731,7 +744,8 @@ def erase(
         list[str] | None, typer.Option("--user", "-u", help="Raw user id to erase; repeatable.")
     ] = None,
     users_file: Annotated[
-        Path | None, typer.Option(help="File with one raw user id per line.")
+        Path | None,
+        typer.Option(help="UTF-8 file with one raw user id per line (blank lines skipped)."),
     ] = None,
     unfinished: Annotated[
         bool,
@@ -754,15 +768,22 @@ def erase(
     ids = list(user or [])
     if users_file is not None:
         try:
-            ids += users_file.read_text().split()
+            lines = users_file.read_text().splitlines()
         except OSError as exc:
             raise ConfigError(f"cannot read {users_file}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{users_file} is not UTF-8 text") from None
+        from_file = [line.strip() for line in lines if line.strip()]
+        if not from_file:
+            raise ConfigError(f"{users_file} holds no user id (one per line)")
+        ids += from_file
     if not ids and not unfinished:
         raise ConfigError(
             "name the users to erase: --user ID (repeatable) or --users-file FILE; "
             "or finish earlier requests: --unfinished"
         )
     settings = settings_and_logging()
+    require_data_dir(settings)
     keyring = keyring_for(settings)
     records = []
     if ids:

@@ -6,6 +6,8 @@ List settings take JSON: ``FLYWHEEL_API__WRITE_KEYS='["key-one-..."]'``.
 
 from __future__ import annotations
 
+import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -188,6 +190,8 @@ class Settings(BaseSettings):
         env_prefix="FLYWHEEL_",
         env_nested_delimiter="__",
         env_file=".env",
+        # FLYWHEEL_X= (empty) means unset, not "" (a data dir or key file named "." otherwise).
+        env_ignore_empty=True,
         extra="ignore",
         use_attribute_docstrings=True,
     )
@@ -209,6 +213,18 @@ class Settings(BaseSettings):
     export: ExportSettings = ExportSettings()
     """Published datasets and the schedule."""
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _any_case_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir_is_a_folder(cls, value: Path) -> Path:
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{value} is a file, not a folder")
+        return value
+
     @model_validator(mode="after")
     def _blank_bootstrap_means_embedded(self) -> Settings:
         if self.kafka.bootstrap_servers is not None and not self.kafka.bootstrap_servers.strip():
@@ -228,13 +244,21 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            where = ".".join(str(part) for part in error["loc"]) or "settings"
+            # Named as it is set: ("kafka", "partitions") is FLYWHEEL_KAFKA__PARTITIONS.
+            where = "FLYWHEEL_" + "__".join(str(part).upper() for part in error["loc"])
             problems.append(f"{where}: {error['msg']}")
         raise ConfigError("invalid settings: " + "; ".join(problems)) from None
     except SettingsError as exc:
+        # pydantic-settings names only the section ("api") whose JSON did not parse.
+        found = re.search(r'field "(\w+)"', str(exc))
+        section = f"FLYWHEEL_{found.group(1).upper()}" if found else "FLYWHEEL_"
+        named = sorted(k.upper() for k in os.environ if k.upper().startswith(section)) or [section]
         raise ConfigError(
-            f"invalid settings: {exc} (list settings take JSON, e.g. '[\"value\"]')"
+            f"invalid settings: {', '.join(named)} could not be parsed: a list setting takes "
+            "JSON, e.g. FLYWHEEL_API__WRITE_KEYS='[\"key-one\"]'"
         ) from None
+    except UnicodeDecodeError:
+        raise ConfigError("invalid settings: the .env file here is not UTF-8 text") from None
 
 
 @lru_cache(maxsize=1)

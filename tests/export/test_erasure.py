@@ -39,6 +39,7 @@ from flywheel.privacy import (
 )
 from flywheel.settings import Settings
 from flywheel.simulator import SimulationConfig, simulate
+from ingest.keys import write_keyring
 from ingest.suppression import SuppressionList, suppression_file
 from tests.export.conftest import KEYRING
 from tests.export.test_api import ADMIN, ADMIN_KEY
@@ -406,6 +407,41 @@ def test_a_key_file_that_is_not_the_lakes_is_refused_before_anything_changes(
         assert_one_line_error(refused, "is not the one this data dir's lake was pseudonymised")
     assert state(published) == before and not erasure_log(published).exists()
     assert versions(published, "default") == ["v1"]
+
+
+def test_erase_reads_one_id_per_line_of_a_users_file(published: Path, tmp_path: Path) -> None:
+    [raw_id] = heavy_users(1)
+    env = {"FLYWHEEL_DATA_DIR": str(published),
+           "FLYWHEEL_PRIVACY__HMAC_KEY_FILE": str(published.parent / "keys.json")}  # fmt: skip
+    listed, latin1, blank = tmp_path / "ids.txt", tmp_path / "latin1.txt", tmp_path / "blank.txt"
+    listed.write_text(f"\n  {raw_id}  \nan id with spaces\n\n")
+    latin1.write_bytes(b"caf\xe9\n")
+    blank.write_text("\n  \n")
+
+    done = flywheel("erase", "--users-file", str(listed), env=env)
+    not_utf8 = flywheel("erase", "--users-file", str(latin1), env=env)
+    empty = flywheel("erase", "--users-file", str(blank), env=env)
+
+    assert done.returncode == 0, done.stderr
+    [started] = [json.loads(line) for line in erasure_log(published).read_text().splitlines()
+                 if json.loads(line)["event"] == "started"]  # fmt: skip
+    assert started["users"] == 2  # the id, and the line with spaces as one id
+    assert not pseudonyms([raw_id]) & set(lake_users(published))
+    assert_one_line_error(not_utf8, f"{latin1} is not UTF-8 text")
+    assert_one_line_error(empty, f"{blank} holds no user id")
+
+
+def test_erase_refuses_a_data_dir_that_does_not_exist(tmp_path: Path) -> None:
+    """A mistyped FLYWHEEL_DATA_DIR used to get an erasure log of its own, and 'success'."""
+    missing = tmp_path / "dta"
+    key_file = tmp_path / "keys.json"
+    write_keyring(KEYRING, key_file)
+    result = flywheel("erase", "--user", "u-1", env={
+        "FLYWHEEL_DATA_DIR": str(missing), "FLYWHEEL_PRIVACY__HMAC_KEY_FILE": str(key_file),
+    })  # fmt: skip
+
+    assert_one_line_error(result, f"the data dir {missing} does not exist")
+    assert not missing.exists()
 
 
 def test_a_log_line_cut_off_by_a_crash_is_skipped(published: Path) -> None:

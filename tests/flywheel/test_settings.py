@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from flywheel.errors import ConfigError
@@ -45,9 +47,10 @@ def test_secrets_are_not_printed() -> None:
         ("FLYWHEEL_API__WRITE_KEYS", '["changeme"]', "placeholder"),
         ("FLYWHEEL_API__ADMIN_KEYS", '["short"]', "at least 16"),
         ("FLYWHEEL_API__CORS_ORIGINS", '["*"]', "not '*'"),
-        ("FLYWHEEL_API__WRITE_KEYS", "not-json", "api"),
-        ("FLYWHEEL_KAFKA__PARTITIONS", "0", "kafka.partitions"),
-        ("FLYWHEEL_LOG_LEVEL", "LOUD", "log_level"),
+        ("FLYWHEEL_API__WRITE_KEYS", "not-json", "FLYWHEEL_API__WRITE_KEYS could not be parsed"),
+        ("FLYWHEEL_KAFKA__PARTITIONS", "0", "FLYWHEEL_KAFKA__PARTITIONS: "),
+        ("FLYWHEEL_LOG_LEVEL", "LOUD", "FLYWHEEL_LOG_LEVEL: "),
+        ("FLYWHEEL_DATA_DIR", __file__, "is a file, not a folder"),
     ],
 )
 def test_bad_settings_are_one_clear_config_error(
@@ -58,3 +61,24 @@ def test_bad_settings_are_one_clear_config_error(
         load_settings()
     assert fragment in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_empty_variables_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLYWHEEL_DATA_DIR", "")
+    monkeypatch.setenv("FLYWHEEL_PRIVACY__HMAC_KEY_FILE", "")
+    settings = load_settings()
+    assert settings.data_dir == Path("data") and settings.privacy.hmac_key_file is None
+
+
+def test_the_log_level_takes_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLYWHEEL_LOG_LEVEL", "debug")
+    assert load_settings().log_level == "DEBUG"
+
+
+def test_a_dotenv_that_is_not_utf8_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_bytes(b"FLYWHEEL_LOG_LEVEL=caf\xe9\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="the .env file here is not UTF-8 text"):
+        load_settings()

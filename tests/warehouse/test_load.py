@@ -199,3 +199,14 @@ def test_cli_transform_run_prints_a_table_and_a_second_run_is_told_the_warehouse
     assert busy.returncode == 1
     assert "Traceback" not in busy.stderr
     assert "in use by another process" in busy.stderr
+
+
+def test_cli_transform_run_refuses_a_data_dir_that_does_not_exist(tmp_path: Path) -> None:
+    """A mistyped FLYWHEEL_DATA_DIR used to get a new, empty warehouse and a table of zeros."""
+    from tests.flywheel.test_cli import assert_one_line_error, flywheel
+
+    missing = tmp_path / "dta"
+    result = flywheel("transform", "run", env={"FLYWHEEL_DATA_DIR": str(missing)})
+
+    assert_one_line_error(result, f"the data dir {missing} does not exist")
+    assert not missing.exists()
