@@ -117,7 +117,7 @@ def api_from_environment() -> FastAPI:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port to listen on.")] = 8000,
     workers: Annotated[
         int,
         typer.Option(
@@ -481,7 +481,8 @@ def dead_letters_list(
 @dead_letters_app.command("replay")
 def dead_letters_replay(
     error_type: Annotated[
-        str | None, typer.Option(help="Replay only this error type: not_json, contract, oversize.")
+        str | None,
+        typer.Option(help="Replay only this error type: not_json, contract, oversize, unstorable."),
     ] = None,
 ) -> None:
     """Send dead letters back to the events topic, after a fix, for the workers to retry.
@@ -489,7 +490,12 @@ def dead_letters_replay(
     Example: flywheel dead-letters replay --error-type oversize
     """
     from ingest.deadletters import replay
+    from ingest.pipeline import ERROR_TYPES
 
+    if error_type is not None and error_type not in ERROR_TYPES:
+        raise ConfigError(
+            f"no error type {error_type!r}; dead letters have {', '.join(ERROR_TYPES)}"
+        )
     settings = settings_and_logging()
     if settings.embedded:
         raise ConfigError("dead letters live in Kafka: set FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS")
@@ -692,7 +698,8 @@ def schedule(
         bool, typer.Option(help="Run every job once now (transforms first), then exit.")
     ] = False,
     max_runs: Annotated[
-        int | None, typer.Option(help="Exit after this many job runs (default: run until stopped).")
+        int | None,
+        typer.Option(min=1, help="Exit after this many job runs (default: run until stopped)."),
     ] = None,
 ) -> None:
     """Run the transforms and the exports on the cron expressions of the datasets file.
@@ -867,6 +874,12 @@ def main() -> None:
         err.print(f"[bold red]error:[/] {first}", soft_wrap=True)
         if rest:
             err.print(rest, markup=False, style="dim")
+        sys.exit(1)
+    except OSError as exc:
+        # The file system refused (read-only, full, a file where a folder belongs): the
+        # machine's state, not a bug; the path and the system's reason say what to fix.
+        where = f"{exc.filename}: " if exc.filename else ""
+        err.print(f"[bold red]error:[/] {where}{exc.strerror or exc}", soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("[red]interrupted[/]")

@@ -129,9 +129,11 @@ def run_demo(
     kafka: bool = False,
 ) -> DemoSummary:
     """Simulate, post, land, transform, gate and publish; print and return the summary."""
+    from export.policy import load_datasets
     from flywheel import simulator
     from ingest.keys import keyring_for
 
+    load_datasets(settings.export.datasets_file).dataset(DATASET)  # before any event is sent
     if fresh:
         clear_data(settings.data_dir, console)
     key_file = demo_keyring_path(settings, console)

@@ -40,6 +40,10 @@ class RawMessage:
     value: bytes | None
 
 
+ERROR_TYPES = ("not_json", "contract", "oversize", "unstorable")
+"""Why a message was dead-lettered (``DeadLetter.error_type``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     """A message that can never land, and why (the reason names fields, never their values)."""

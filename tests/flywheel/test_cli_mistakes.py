@@ -1,0 +1,46 @@
+"""User mistakes and a refusing file system, each met with one red line (or a usage error)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.flywheel.test_cli import assert_one_line_error, flywheel
+
+
+def test_a_file_system_refusal_is_one_line_naming_the_path(tmp_path: Path) -> None:
+    """A folder that cannot be created (a file is in the way) is the machine's state, not a
+    bug: no traceback."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+
+    keys = flywheel("keys", "create", str(blocker / "keys.json"))
+    upgrade = flywheel("db", "upgrade", env={"FLYWHEEL_DATA_DIR": str(blocker / "data")})
+
+    for result in (keys, upgrade):  # the path mkdir or open stopped at, and the system's reason
+        assert_one_line_error(result, f"error: {blocker}")
+
+
+def test_dead_letter_replay_of_an_unknown_error_type_is_refused() -> None:
+    result = flywheel("dead-letters", "replay", "--error-type", "not-json",
+                      env={"FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:9"})  # fmt: skip
+    assert_one_line_error(result, "no error type 'not-json'; dead letters have not_json,")
+
+
+def test_out_of_range_numbers_are_usage_errors() -> None:
+    for args in (("schedule", "--max-runs", "0"), ("serve", "--port", "99999")):
+        result = flywheel(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert args[1] in result.stderr and "Traceback" not in result.stderr
+
+
+def test_demo_without_its_dataset_refuses_before_sending_anything(tmp_path: Path) -> None:
+    datasets = tmp_path / "datasets.toml"
+    datasets.write_text('[datasets.other]\ndescription = "not the demo\'s"\n')
+    data_dir = tmp_path / "data"
+
+    result = flywheel("demo", "--events", "500", env={
+        "FLYWHEEL_DATA_DIR": str(data_dir), "FLYWHEEL_EXPORT__DATASETS_FILE": str(datasets),
+    })  # fmt: skip
+
+    assert_one_line_error(result, "no dataset called 'default' (the policy defines: other)")
+    assert not (data_dir / "lake").exists()
