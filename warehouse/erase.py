@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flywheel.errors import WarehouseError
 from warehouse.lake import Lake
 
 ERASE_PREFIX = ".erasing-"
@@ -51,12 +52,16 @@ def erase_from_lake(lake: Lake, pseudonyms: list[str]) -> list[LakeRewrite]:
     if not files or not pseudonyms:
         return []
     with duckdb.connect() as db:
-        hits = db.execute(
-            "SELECT filename, count(*) FROM read_parquet($files, filename = true, "
-            "union_by_name = true) WHERE user_pseudonym IN (SELECT unnest($users)) "
-            "GROUP BY filename ORDER BY filename",
-            {"files": files, "users": pseudonyms},
-        ).fetchall()
+        try:
+            hits = db.execute(
+                "SELECT filename, count(*) FROM read_parquet($files, filename = true, "
+                "union_by_name = true) WHERE user_pseudonym IN (SELECT unnest($users)) "
+                "GROUP BY filename ORDER BY filename",
+                {"files": files, "users": pseudonyms},
+            ).fetchall()
+        except duckdb.Error as exc:  # a damaged file: DuckDB's first line names it
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise WarehouseError(f"could not read the lake {lake.root}: {first[:300]}") from None
     rewrites = []
     wanted = set(pseudonyms)
     for filename, _ in hits:

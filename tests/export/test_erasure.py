@@ -444,6 +444,22 @@ def test_erase_refuses_a_data_dir_that_does_not_exist(tmp_path: Path) -> None:
     assert not missing.exists()
 
 
+def test_a_damaged_lake_file_fails_the_erasure_with_one_line(published: Path) -> None:
+    [raw_id] = heavy_users(1)
+    damaged = next(Lake.in_data_dir(published).files()).path
+    damaged.write_bytes(damaged.read_bytes()[:200])
+    env = {"FLYWHEEL_DATA_DIR": str(published),
+           "FLYWHEEL_PRIVACY__HMAC_KEY_FILE": str(published.parent / "keys.json")}  # fmt: skip
+
+    result = flywheel("erase", "--user", raw_id, env=env)
+
+    assert_one_line_error(result, "could not read the lake")
+    assert damaged.name in result.stderr
+    log = erasure_log(published).read_text().splitlines()
+    [_, failed] = [json.loads(line) for line in log]
+    assert failed["event"] == "failed" and "could not read the lake" in failed["error"]
+
+
 def test_a_log_line_cut_off_by_a_crash_is_skipped(published: Path) -> None:
     """A crash while the outcome was written leaves half a line: the request counts as
     unfinished, and whatever follows is read."""
