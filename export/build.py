@@ -69,7 +69,7 @@ _SOURCES: dict[str, str] = {
         SELECT l.response_id AS id, r.conversation_id, r.user_pseudonym,
                r.event_id AS prompt_event_id, NULL::VARCHAR AS chosen_event_id,
                NULL::VARCHAR AS rejected_event_id, r.event_id AS completion_event_id, l.label,
-               l.confidence, {RESPONSE_SIGNALS} AS signals, [r.event_id] AS event_ids,
+               l.confidence, {RESPONSE_SIGNALS} AS signals, l.event_ids,
                [r.model_id || coalesce('@' || r.model_version, '')] AS models,
                [l.response_id] AS response_ids, NULL::BOOLEAN AS chosen_shown_first
         FROM labels AS l

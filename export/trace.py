@@ -26,8 +26,7 @@ from ingest.keys import Keyring
 
 _ROWS = {
     "preference_pairs": "SELECT pair_id, event_ids FROM preference_pairs",
-    "labels": "SELECT l.response_id, [r.event_id] FROM labels AS l "
-    "JOIN responses AS r USING (response_id)",
+    "labels": "SELECT response_id, event_ids FROM labels",
 }
 """Every warehouse row a dataset row can come from, with the event ids the export gives it."""
 

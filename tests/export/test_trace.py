@@ -35,8 +35,7 @@ def warehouse(data_dir: Path, query: str) -> dict[str, list[str]]:
     ("kind", "table", "query"),
     [
         ("dpo", "preference_pairs", "SELECT pair_id, event_ids FROM preference_pairs"),
-        ("kto", "labels", "SELECT response_id, [event_id] FROM labels "
-                          "JOIN responses USING (response_id)"),
+        ("kto", "labels", "SELECT response_id, event_ids FROM labels"),
     ],
 )  # fmt: skip
 def test_every_row_traces_back_to_its_warehouse_row_and_events(

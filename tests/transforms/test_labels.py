@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,3 +46,39 @@ def test_labels_follow_the_evidence(tmp_path: Path) -> None:
     confidence = dict(query(tmp_path, "SELECT response_id, confidence FROM labels"))
     assert confidence["copied"] == pytest.approx(0.5)
     assert confidence["mixed"] == pytest.approx(0.8 * 0.3 / 1.3, abs=1e-6)
+
+
+def lineage(tmp_path: Path, events: list[dict[str, Any]]) -> dict[str, list[str]]:
+    land(Lake.in_data_dir(tmp_path), events)
+    run_transforms(tmp_path)
+    return dict(query(tmp_path, "SELECT response_id, event_ids FROM labels"))
+
+
+def ids(*events: dict[str, Any]) -> list[str]:
+    return sorted(e["event_id"] for e in events)
+
+
+def test_lineage_names_every_event_weighed(tmp_path: Path) -> None:
+    kept, other = generation("kept"), generation("other")
+    copy = make_event("copy", response_id="kept", text="x")
+    up = make_event("rating", response_id="kept", value="up")
+    down = make_event("rating", response_id="kept", value="down")
+    edit = make_event("edit", response_id="kept", edited_text="better")
+    won = make_event("ab_choice", response_a_id="kept", response_b_id="other", choice="a")
+    tie = make_event("ab_choice", response_a_id="kept", response_b_id="other", choice="tie")
+    # Regenerated, but kept all the same: the regeneration weighs nothing against it.
+    regenerate = make_event("regenerate", response_id="kept", new_response_id="other")
+    later = make_event("generation", response_id="next", parent_id="m2",
+                       prompt=[{"role": "user", "content": "hi"},
+                               {"role": "assistant", "content": "answer kept",
+                                "response_id": "kept"},
+                               {"role": "user", "content": "more"}])  # fmt: skip
+    away = generation("away", "m9")
+    regenerated_away = make_event("regenerate", response_id="away", new_response_id="x")
+
+    found = lineage(tmp_path, [kept, other, copy, up, down, edit, won, tie, regenerate, later,
+                               away, regenerated_away])  # fmt: skip
+
+    assert found["kept"] == ids(kept, copy, up, down, edit, won, later)
+    assert found["other"] == ids(other, won)  # lost the A/B choice; the tie weighs nothing
+    assert found["away"] == ids(away, regenerated_away)
