@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from export.build import Rekeyer
+from export.build import LABEL_LINEAGE, Rekeyer
 from export.catalog import read_manifest, versions
 from export.publish import LINEAGE_IDS, models_connection
 from flywheel.errors import ExportError
@@ -26,7 +26,7 @@ from ingest.keys import Keyring
 
 _ROWS = {
     "preference_pairs": "SELECT pair_id, event_ids FROM preference_pairs",
-    "labels": "SELECT response_id, event_ids FROM labels",
+    "labels": LABEL_LINEAGE,
 }
 """Every warehouse row a dataset row can come from, with the event ids the export gives it."""
 

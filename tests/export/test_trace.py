@@ -9,7 +9,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from export.build import Rekeyer
+from export.build import LABEL_LINEAGE, Rekeyer
 from export.publish import export_dataset
 from export.trace import trace_rows
 from flywheel.errors import ExportError
@@ -35,7 +35,7 @@ def warehouse(data_dir: Path, query: str) -> dict[str, list[str]]:
     ("kind", "table", "query"),
     [
         ("dpo", "preference_pairs", "SELECT pair_id, event_ids FROM preference_pairs"),
-        ("kto", "labels", "SELECT response_id, event_ids FROM labels"),
+        ("kto", "labels", LABEL_LINEAGE),
     ],
 )  # fmt: skip
 def test_every_row_traces_back_to_its_warehouse_row_and_events(

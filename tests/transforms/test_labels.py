@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from export.build import LABEL_LINEAGE
 from tests.factories import make_event
 from tests.transforms.test_preference_pairs import generation
 from tests.warehouse.test_load import land, query
@@ -49,9 +50,10 @@ def test_labels_follow_the_evidence(tmp_path: Path) -> None:
 
 
 def lineage(tmp_path: Path, events: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Each label's lineage, as the export publishes it and trace reports it."""
     land(Lake.in_data_dir(tmp_path), events)
     run_transforms(tmp_path)
-    return dict(query(tmp_path, "SELECT response_id, event_ids FROM labels"))
+    return dict(query(tmp_path, LABEL_LINEAGE))
 
 
 def ids(*events: dict[str, Any]) -> list[str]:
