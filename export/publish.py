@@ -184,27 +184,29 @@ def _read_warehouse(
 ) -> tuple[dict[Kind, pl.DataFrame], dict[str, Any]]:
     """Each config's shaped rows (with ``split`` and the gate's inputs) and the lineage of the
     whole version: lake files, the transform run, the time window, the calibration."""
+    selected: dict[str, pl.DataFrame] = {}  # dpo and reward take the same rows
     with models_connection(data_dir, action="export from") as db:
-        rekey = Rekeyer(keyring.keys[keyring.current], name)
-        frames: dict[Kind, pl.DataFrame] = {}
-        response_ids: set[str] = set()
-        selected: dict[str, pl.DataFrame] = {}  # dpo and reward take the same rows
         for kind in policy.kinds:
             table = SOURCE_OF_KIND[kind]
             if table not in selected:
                 selected[table] = select_rows(db, policy, kind, Lake.in_data_dir(data_dir).root)
-            rows = selected[table]
-            shaped = shape(
-                rows,
-                kind,
-                conversational=policy.message_format == "conversational",
-                rekey=rekey,
-            )
-            frames[kind] = shaped.with_columns(
-                split=rows["split"], chosen_shown_first=rows["chosen_shown_first"]
-            )
-            response_ids.update(rows["response_ids"].explode().drop_nulls().to_list())
+        response_ids = {
+            i for rows in selected.values() for i in rows["response_ids"].explode().drop_nulls()
+        }
         source = _lineage(db, sorted(response_ids))
+    # Shaped once the connection is closed: DuckDB's worker threads keep the memory of the
+    # selecting queries (about 1 GB at 0.5M events) until then, and the shaped frames would
+    # come on top of it.
+    rekey = Rekeyer(keyring.keys[keyring.current], name)
+    frames: dict[Kind, pl.DataFrame] = {}
+    for kind in policy.kinds:
+        rows = selected[SOURCE_OF_KIND[kind]]
+        shaped = shape(
+            rows, kind, conversational=policy.message_format == "conversational", rekey=rekey
+        )
+        frames[kind] = shaped.with_columns(
+            split=rows["split"], chosen_shown_first=rows["chosen_shown_first"]
+        )
     return frames, source
 
 

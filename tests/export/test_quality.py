@@ -125,3 +125,49 @@ def test_conversational_messages_are_checked_as_text(tmp_path: Path) -> None:
     rows[2]["chosen"] = [{"role": "assistant", "content": "write to bob@example.com"}]
     result = gate(rows, tmp_path)
     assert ("expect_column_values_to_not_match_regex_list", "_text_chosen") in failed(result)
+
+
+def test_the_validation_frame_shares_a_text_column_with_its_text_copy() -> None:
+    """Standard format: each _text_ column holds the text column's values (converted once);
+    conversational: the messages' contents joined."""
+    from export.quality import validation_frame
+
+    standard = pl.DataFrame(dpo_rows())
+    conversational = standard.with_columns(
+        prompt=pl.col("prompt").map_elements(
+            lambda p: [{"role": "user", "content": p}, {"role": "user", "content": "and?"}],
+            return_dtype=pl.List(pl.Struct({"role": pl.String, "content": pl.String})),
+        )
+    )
+
+    plain, messages = validation_frame(standard, "dpo"), validation_frame(conversational, "dpo")
+
+    assert list(plain.columns) == list(messages.columns)
+    assert list(plain.columns).index("_text_prompt") > list(plain.columns).index("split")
+    for column in ("prompt", "chosen", "rejected"):
+        assert plain[f"_text_{column}"].tolist() == standard[column].to_list()
+    assert messages["_text_prompt"].tolist() == [f"{p}\nand?" for p in standard["prompt"]]
+    assert plain["_same"].tolist() == [False] * standard.height
+
+
+def test_great_expectations_lets_go_of_a_validated_frame(tmp_path: Path) -> None:
+    """Its pandas engine keeps every batch it was given for as long as the context lives."""
+    import great_expectations as gx
+
+    from export.quality import _forget_batches
+
+    context = gx.get_context(mode="ephemeral")
+    source = context.data_sources.add_pandas("rows")
+    batch = source.add_dataframe_asset("rows").add_batch_definition_whole_dataframe("all")
+    suite = context.suites.add(gx.ExpectationSuite(name="rows"))
+    suite.add_expectation(gx.expectations.ExpectColumnValuesToNotBeNull(column="id"))
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name="rows", data=batch, suite=suite)
+    )
+    definition.run(batch_parameters={"dataframe": pl.DataFrame(dpo_rows()).to_pandas()})
+    cache = source.get_execution_engine().batch_manager.batch_data_cache
+    assert len(cache) == 1
+
+    _forget_batches(source)
+
+    assert len(source.get_execution_engine().batch_manager.batch_data_cache) == 0
