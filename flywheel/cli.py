@@ -266,6 +266,9 @@ def simulate(
         raise ConfigError("give exactly one of --out FILE.jsonl or --post URL")
     if post is not None and not key:
         raise ConfigError("--post needs --key (a write key of the API)")
+    for path in (out_file, truth):  # both, before anything is generated (or posted)
+        if path is not None:
+            simulator.check_writable(path)
     simulation = simulator.simulate(simulator.SimulationConfig(events=events, seed=seed))
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task("simulating", total=events)

@@ -13,12 +13,15 @@ Everything of one broker lives in its home folder::
     <home>/logs/server.log   the broker's log; the last lines are shown when a start fails
 
 ``stop`` then ``start`` on the same home restarts the broker on the same ports with its data,
-which is what the broker-restart tests need.
+which is what the broker-restart tests need. ``stop`` signals the recorded pid only while that
+process is this home's broker (its command line ends with ``kafka.Kafka <home>/server.properties``,
+as ``start`` launches it): after a reboot the pid in a stale ``state.json`` can belong to anything.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -35,6 +38,10 @@ __all__ = ["LocalKafkaError", "BrokerState", "start", "stop", "read_state", "is_
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
+BROKER_MAIN = "kafka.Kafka"
+PROC = Path("/proc")
+
+log = logging.getLogger(__name__)
 
 _POM = """<?xml version="1.0" encoding="UTF-8"?>
 <project xmlns="http://maven.apache.org/POM/4.0.0">
@@ -122,6 +129,11 @@ class BrokerState:
         """The ``host:port`` clients connect to."""
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def properties(self) -> Path:
+        """The broker's configuration file, its last command-line argument."""
+        return Path(self.home) / "server.properties"
+
 
 def default_cache_dir() -> Path:
     """Where resolved jars are kept, shared by every checkout on the machine."""
@@ -172,20 +184,58 @@ def read_state(home: Path) -> BrokerState | None:
     path = home / "state.json"
     if not path.exists():
         return None
-    return BrokerState(**json.loads(path.read_text()))
+    try:
+        return BrokerState(**json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:  # not JSON, not UTF-8, not the keys start writes
+        raise LocalKafkaError(
+            f"{path} is unreadable ({type(exc).__name__}); if no broker runs from {home}, "
+            "delete the file (the next start then picks new ports)"
+        ) from None
 
 
 def is_running(state: BrokerState | None) -> bool:
-    """True if the recorded broker process is alive (not a zombie)."""
+    """True if the recorded pid is alive and is still this home's broker (not a zombie, and not
+    another process that took the pid since, after a reboot say)."""
     if state is None:
         return False
+    command = _command_line(state.pid)
+    return command is not None and _is_broker(command, state)
+
+
+def _is_broker(command: str, state: BrokerState) -> bool:
+    return command.endswith(f" {BROKER_MAIN} {state.properties}")
+
+
+def _command_line(pid: int) -> str | None:
+    """The arguments of process ``pid`` joined by spaces; None if there is no such process (or
+    it is exiting). Read from /proc, or from ``ps`` where there is no /proc (macOS)."""
+    if PROC.is_dir():
+        try:
+            raw = (PROC / str(pid) / "cmdline").read_bytes()
+        except OSError:
+            return None
+        # Arguments are NUL-terminated; an exiting process (a zombie too) has none.
+        return raw.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace") or None
+    result = subprocess.run(
+        ["ps", "-ww", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, check=False
+    )
+    command = result.stdout.strip()
+    return command if result.returncode == 0 and not command.endswith("<defunct>") else None
+
+
+def _alive(pid: int) -> bool:
+    """True until process ``pid`` has exited (is gone or a zombie).
+
+    Not the same as having a command line: an exiting process loses that first, before it has
+    closed its files, and the broker's ports are free only once they are closed.
+    """
     try:
-        os.kill(state.pid, 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    stat = Path(f"/proc/{state.pid}/stat")
+    stat = Path(f"/proc/{pid}/stat")
     return not (stat.exists() and stat.read_text().split(") ", 1)[-1].startswith("Z"))
 
 
@@ -240,7 +290,8 @@ def start(home: Path, *, timeout_s: float = 120.0, cache_dir: Path | None = None
     )
 
     stdout = (log_dir / "stdout.log").open("ab")
-    command = _java(libs, "kafka.Kafka", str(properties), heap="1g", log_dir=log_dir)
+    # is_running recognises the broker by these last two arguments.
+    command = _java(libs, BROKER_MAIN, str(properties), heap="1g", log_dir=log_dir)
     command.insert(1, "-Xms512m")
     process = subprocess.Popen(
         command, stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -323,11 +374,24 @@ def _port_open(bootstrap: str) -> bool:
 
 
 def stop(home: Path, *, timeout_s: float = 30.0, kill: bool = False) -> bool:
-    """Stop the broker in ``home`` (SIGTERM, then SIGKILL); True if one was running."""
+    """Stop the broker in ``home`` (SIGTERM, then SIGKILL); True if one was running.
+
+    A recorded pid that another process holds now is left alone, with a warning.
+    """
     state = read_state(home.resolve())
-    if not is_running(state):
+    if state is None:
         return False
-    assert state is not None
+    command = _command_line(state.pid)
+    if command is None:
+        return False
+    if not _is_broker(command, state):
+        # No fields: the CLI configures no logging here, and Python's last-resort handler
+        # prints only the message.
+        log.warning(
+            f"{home / 'state.json'} is stale: pid {state.pid} is now another process, "
+            "not this home's Kafka broker; it was not signalled"
+        )
+        return False
     try:
         os.killpg(state.pid, signal.SIGKILL if kill else signal.SIGTERM)
     except ProcessLookupError:
@@ -342,7 +406,7 @@ def stop(home: Path, *, timeout_s: float = 30.0, kill: bool = False) -> bool:
                 continue
             del _children[state.pid]
             return True
-        if not is_running(state):
+        if not _alive(state.pid):
             _reap(state.pid)
             return True
         time.sleep(0.2)

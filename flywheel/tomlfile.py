@@ -16,9 +16,15 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 def load_toml_model(path: Path, model: type[ModelT], what: str) -> ModelT:
     """Read ``path`` and validate it as ``model``; errors name the file and each bad key."""
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))  # TOML is UTF-8 by definition
     except FileNotFoundError:
         raise ConfigError(f"the {what} {path} does not exist") from None
+    except OSError as exc:  # a directory, no permission, an I/O error
+        raise ConfigError(f"the {what} {path} cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"the {what} {path} is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#x})"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"the {what} {path} is not valid TOML: {exc}") from None
     try:

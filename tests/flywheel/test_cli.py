@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.flywheel.test_localkafka import process
+
 
 def flywheel(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FLYWHEEL_")}
@@ -90,6 +92,58 @@ def test_local_kafka_status_without_a_broker(tmp_path: Path) -> None:
     result = flywheel("kafka", "local", "status", "--home", str(tmp_path / "none"))
     assert result.returncode == 1
     assert "not running" in result.stderr
+
+
+def test_simulate_checks_both_outputs_before_generating(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    missing = flywheel("simulate", "--events", "50", "--out", str(tmp_path / "nodir" / "e.jsonl"))
+    assert_one_line_error(missing, "nodir/e.jsonl: No such file or directory")
+    assert_one_line_error(flywheel("simulate", "--out", str(tmp_path)), "Is a directory")
+    no_truth = flywheel("simulate", "--events", "50", "--out", str(events),
+                        "--truth", str(tmp_path / "nodir" / "t.jsonl"))  # fmt: skip
+    assert_one_line_error(no_truth, "nodir/t.jsonl: No such file or directory")
+    assert list(tmp_path.iterdir()) == []  # not even the events file
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_simulate_names_the_file_a_write_failed_on() -> None:
+    result = flywheel("simulate", "--events", "50", "--out", "/dev/full")
+    assert_one_line_error(result, "/dev/full: No space left on device")
+    assert Path("/dev/full").is_char_device()
+
+
+@pytest.mark.parametrize("problem", ["a directory", "not UTF-8"])
+def test_transform_run_with_an_unreadable_policy_file(tmp_path: Path, problem: str) -> None:
+    policy = tmp_path / "policy.toml"
+    if problem == "a directory":
+        policy.mkdir()
+    else:
+        policy.write_bytes(b"# caf\xe9\n")
+    result = flywheel("transform", "run", "--policy", str(policy),
+                      env={"FLYWHEEL_DATA_DIR": str(tmp_path / "data")})  # fmt: skip
+    assert_one_line_error(result, f"the policy file {policy} ")
+
+
+def test_local_kafka_with_a_corrupt_state_file(tmp_path: Path) -> None:
+    (tmp_path / "state.json").write_text('{"pid": 12')
+    for command in ("status", "stop"):
+        result = flywheel("kafka", "local", command, "--home", str(tmp_path))
+        assert_one_line_error(result, f"{tmp_path / 'state.json'} is unreadable")
+
+
+def test_local_kafka_stop_leaves_a_process_that_took_the_recorded_pid(tmp_path: Path) -> None:
+    # After a reboot the pid in state.json can belong to anything: here, another session leader.
+    stranger = process()
+    try:
+        state = {"pid": stranger.pid, "port": 1, "controller_port": 2, "home": str(tmp_path)}
+        (tmp_path / "state.json").write_text(json.dumps(state))
+        result = flywheel("kafka", "local", "stop", "--home", str(tmp_path))
+        assert result.returncode == 0, result.stderr
+        assert f"pid {stranger.pid}" in result.stderr and "stale" in result.stderr
+        assert "no broker was running" in result.stderr
+        assert stranger.poll() is None
+    finally:
+        stranger.communicate(b"")
 
 
 COMMANDS = ["serve", "simulate", "demo", "ingest", "schedule", "export run", "export list",

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
+import threading
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from difflib import SequenceMatcher
 from pathlib import Path
@@ -19,6 +23,8 @@ from flywheel.simulator import (
     Simulation,
     SimulationConfig,
     SimulatorPostError,
+    SimulatorWriteError,
+    check_writable,
     iter_batches,
     post_events,
     simulate,
@@ -134,6 +140,48 @@ def test_write_truth_runs_a_simulation_that_was_not_iterated(tmp_path: Path) -> 
     records = [json.loads(line) for line in (tmp_path / "truth.jsonl").read_text().splitlines()]
     assert written == len(records) > 0
     assert {record["record"] for record in records} <= {"sibling_set", "planted"}
+
+
+def test_an_interrupted_write_leaves_no_partial_file(tmp_path: Path) -> None:
+    def interrupted() -> Iterator[Event]:
+        for index, event in enumerate(simulate(SimulationConfig(events=500, seed=5))):
+            if index == 300:
+                raise KeyboardInterrupt
+            yield event
+
+    fresh, older = tmp_path / "fresh.jsonl", tmp_path / "older.jsonl"
+    older.write_text("a complete earlier file\n")
+    for path in (fresh, older):
+        with pytest.raises(KeyboardInterrupt):
+            write_jsonl(interrupted(), path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["older.jsonl"]  # no temporary file left
+    assert older.read_text() == "a complete earlier file\n"
+
+
+def test_a_file_that_cannot_be_written_is_named(tmp_path: Path) -> None:
+    for path, reason in [
+        (tmp_path / "nodir" / "e.jsonl", "No such file or directory"),
+        (tmp_path, "Is a directory"),
+    ]:
+        with pytest.raises(SimulatorWriteError, match=f"^cannot write {path}: {reason}"):
+            check_writable(path)
+        with pytest.raises(SimulatorWriteError, match=f"^cannot write {path}: "):
+            write_jsonl(simulate(SimulationConfig(events=5, seed=5)), path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_pipe_is_written_in_place(tmp_path: Path) -> None:
+    # Like /dev/stdout: a path that is no regular file cannot be replaced by a renamed file.
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_text()), daemon=True)
+    reader.start()
+    check_writable(pipe)
+    assert write_jsonl(simulate(SimulationConfig(events=20, seed=5)), pipe) == 20
+    reader.join(timeout=30)
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+    assert len(received) == 1 and len(received[0].splitlines()) == 20
 
 
 def test_time_starts_at_the_configured_start_and_carries_a_timezone() -> None:
