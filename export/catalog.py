@@ -43,11 +43,15 @@ def versions(data_dir: Path, name: str) -> list[str]:
 
 
 def read_manifest(data_dir: Path, name: str, version: str) -> dict[str, Any]:
-    """A published version's manifest; an unknown dataset or version is an ``ExportError``."""
+    """A published version's manifest; an unknown dataset or version, or a manifest that is not
+    JSON, is an ``ExportError``."""
     path = dataset_dir(data_dir, name) / version / "manifest.json"
     if not (version.startswith("v") and version[1:].isdigit() and path.is_file()):
         raise ExportError(f"dataset {name!r} has no version {version!r}")
-    manifest: dict[str, Any] = json.loads(path.read_text())
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError: damaged on disk
+        raise ExportError(f"{path} is not valid JSON ({exc}): the version is damaged") from None
     return manifest
 
 

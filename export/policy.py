@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -28,12 +29,24 @@ class _Strict(BaseModel):
 
 
 def _check_cron(expression: str | None) -> str | None:
+    """Accept a five-field expression that fires, so ``flywheel schedule`` can always go on.
+
+    croniter also takes a sixth field (seconds) and a seventh (year), and accepts dates that do
+    not exist (``0 0 31 2 *``), failing only when asked for the next time.
+    """
     if expression is None:
         return None
-    from croniter import croniter
+    from croniter import CroniterBadDateError, croniter
 
-    if not croniter.is_valid(expression):
-        raise ValueError(f"{expression!r} is not a cron expression (minute hour day month weekday)")
+    if len(expression.split()) != 5 or not croniter.is_valid(expression):
+        raise ValueError(
+            f"{expression!r} is not a cron expression of five fields "
+            "(minute hour day-of-month month day-of-week)"
+        )
+    try:
+        croniter(expression, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except CroniterBadDateError:
+        raise ValueError(f"{expression!r} never fires (none of its months has that day)") from None
     return expression
 
 
@@ -53,7 +66,9 @@ class DatasetPolicy(_Strict):
     formats: list[Literal["parquet", "jsonl"]] = ["parquet"]
     message_format: Literal["standard", "conversational"] = "standard"
     min_rows: int = Field(default=10, ge=0)
-    schedule: str | None = None
+    # When the dataset is exported, not what it holds: left out of model_dump, hence out of the
+    # digest (a new schedule alone publishes nothing new) and of the manifest's policy record.
+    schedule: str | None = Field(default=None, exclude=True)
 
     @field_validator("kinds", "signals", "formats")
     @classmethod
@@ -90,9 +105,19 @@ class DatasetPolicy(_Strict):
         return self
 
     def digest(self, name: str) -> str:
-        """sha256 of the dataset's name and policy as canonical JSON."""
+        """sha256 of the dataset's name and policy (without its schedule) as canonical JSON."""
         canonical = json.dumps({"name": name, **self.model_dump()}, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def digests(self, name: str, recorded: dict[str, object] | None) -> set[str]:
+        """``digest``, and the digest versions published before it had (the schedule included,
+        taken from the version's ``recorded`` policy), so that this change of the digest alone
+        does not make the next export publish the same data again."""
+        found = {self.digest(name)}
+        if recorded is not None and "schedule" in recorded:
+            legacy = {"name": name, **self.model_dump(), "schedule": recorded["schedule"]}
+            found.add(hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest())
+        return found
 
 
 class Schedule(_Strict):

@@ -141,7 +141,9 @@ def _export(
     existing = versions(data_dir, name)
     latest = read_manifest(data_dir, name, existing[-1]) if existing else None
     fingerprint = {"policy_hash": policy.digest(name), "files": files}
-    if latest is not None and latest.get("fingerprint") == fingerprint:
+    if latest is not None and _same_export(
+        latest, fingerprint, policy.digests(name, latest.get("policy"))
+    ):
         return ExportResult(name, None, None, latest, None)
     step("quality gate")
     gate = run_gate(frames, policy, attempt / "quality")
@@ -177,6 +179,13 @@ def _export(
     final = attempt.parent / version
     attempt.rename(final)
     return ExportResult(name, version, final, manifest, gate)
+
+
+def _same_export(latest: dict[str, Any], fingerprint: dict[str, Any], digests: set[str]) -> bool:
+    """Whether the latest version holds these very files under this policy (under its digest
+    then or now)."""
+    recorded = latest.get("fingerprint") or {}
+    return recorded.get("files") == fingerprint["files"] and recorded.get("policy_hash") in digests
 
 
 def _read_warehouse(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.export.conftest import rewrite_texts
+from ingest.keys import write_keyring
+from tests.export.conftest import KEYRING, rewrite_texts
 from tests.flywheel.test_cli import assert_one_line_error, flywheel
 
 
@@ -64,3 +65,30 @@ def test_schedule_once(data_dir: Path) -> None:
     assert '"outcome": "published v1"' in first.stderr
     second = flywheel("schedule", "--once", env=env(data_dir, FLYWHEEL_LOG_FORMAT="json"))
     assert '"outcome": "skipped: nothing new since v1"' in second.stderr
+
+
+def test_a_datasets_file_that_cannot_be_read_is_one_red_line(tmp_path: Path) -> None:
+    folder = tmp_path / "datasets-dir"
+    folder.mkdir()
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes(b'[datasets.default]\ndescription = "caf\xe9"\n')
+    for path in (folder, latin1):
+        settings = env(tmp_path, FLYWHEEL_EXPORT__DATASETS_FILE=str(path))
+        assert_one_line_error(flywheel("export", "run", env=settings), f"the datasets file {path} ")
+
+
+def test_a_schedule_that_never_fires_is_refused_on_load(tmp_path: Path) -> None:
+    write_keyring(KEYRING, tmp_path / "keys.json")
+    datasets = tmp_path / "datasets.toml"
+    datasets.write_text('[datasets.feb]\nschedule = "0 0 31 2 *"\n')
+    settings = env(tmp_path / "data", FLYWHEEL_EXPORT__DATASETS_FILE=str(datasets))
+    result = flywheel("schedule", env=settings)
+    assert_one_line_error(result, "datasets.feb.schedule")
+    assert "'0 0 31 2 *' never fires" in result.stderr
+
+
+def test_a_corrupt_manifest_is_one_red_line(tmp_path: Path) -> None:
+    manifest = tmp_path / "datasets" / "default" / "v1" / "manifest.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text('{"dataset": "default", "vers')
+    assert_one_line_error(flywheel("export", "list", env=env(tmp_path)), str(manifest))

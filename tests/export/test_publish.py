@@ -157,6 +157,43 @@ def test_a_changed_policy_makes_a_new_version(data_dir: Path) -> None:
     assert result.manifest["policy"]["min_confidence"] == 0.9
 
 
+def test_a_changed_schedule_alone_publishes_nothing_new(data_dir: Path) -> None:
+    hourly, nightly = DatasetPolicy(schedule="0 * * * *"), DatasetPolicy(schedule="30 2 * * *")
+    first = export_dataset(data_dir, "default", KEYRING, datasets=policies(default=hourly))
+    again = export_dataset(data_dir, "default", KEYRING, datasets=policies(default=nightly))
+
+    assert first.published and not again.published
+    assert versions(data_dir, "default") == ["v1"]
+    # When a dataset is exported is not part of what it holds: not in its recorded policy either,
+    # so the policy hash stays the sha256 of the recorded policy.
+    manifest = read_manifest(data_dir, "default", "v1")
+    assert "schedule" not in manifest["policy"]
+    canonical = json.dumps(manifest["policy"], sort_keys=True).encode()
+    assert manifest["policy_hash"] == hashlib.sha256(canonical).hexdigest()
+
+
+def test_a_version_published_with_its_schedule_in_the_digest_is_still_nothing_new(
+    data_dir: Path,
+) -> None:
+    """Versions published before the schedule left the digest recorded it in their policy and
+    hash: the first export after the upgrade must not republish the same files."""
+    hourly = DatasetPolicy(schedule="0 * * * *")
+    export_dataset(data_dir, "default", KEYRING, datasets=policies(default=hourly))
+    path = data_dir / "datasets" / "default" / "v1" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["policy"]["schedule"] = "0 * * * *"  # as such a version recorded it
+    legacy = hashlib.sha256(json.dumps(manifest["policy"], sort_keys=True).encode()).hexdigest()
+    manifest["policy_hash"] = manifest["fingerprint"]["policy_hash"] = legacy
+    path.write_text(json.dumps(manifest))
+
+    again = export_dataset(data_dir, "default", KEYRING, datasets=policies(default=hourly))
+    stricter = policies(default=DatasetPolicy(min_confidence=0.5))
+    changed = export_dataset(data_dir, "default", KEYRING, datasets=stricter)
+
+    assert not again.published and versions(data_dir, "default") == ["v1", "v2"]
+    assert changed.published
+
+
 def test_splits_group_conversations(data_dir: Path) -> None:
     result = export_dataset(data_dir, "default", KEYRING)
     assert result.path is not None
@@ -321,6 +358,14 @@ def test_one_export_per_dataset_at_a_time(data_dir: Path) -> None:
         fcntl.flock(held, fcntl.LOCK_EX)
         with pytest.raises(ExportBusyError, match="another export"):
             export_dataset(data_dir, "default", KEYRING)
+
+
+def test_a_corrupt_manifest_is_an_export_error_naming_the_file(tmp_path: Path) -> None:
+    manifest = tmp_path / "datasets" / "default" / "v1" / "manifest.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text("{")
+    with pytest.raises(ExportError, match=f"{manifest} is not valid JSON"):
+        read_manifest(tmp_path, "default", "v1")
 
 
 def test_shipped_policy_has_a_default_dataset() -> None:

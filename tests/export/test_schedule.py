@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from export.policy import DatasetPolicy, DatasetsFile, Schedule
+from export.policy import DatasetPolicy, DatasetsFile, Schedule, load_datasets
 from export.schedule import Job, Scheduler, build_jobs
-from flywheel.errors import ExportError
+from flywheel.errors import ConfigError, ExportError
 from flywheel.simulator import SimulationConfig, simulate
 from tests.export.conftest import KEYRING, land
 
@@ -110,3 +111,31 @@ def test_retention_job_only_with_a_period(data_dir: Path) -> None:
     [retention] = [job for job in jobs if job.name == "retention"]
     assert retention.cron == "30 3 * * *"
     assert retention.run() == "skipped: no lake file past retention"  # landed today
+
+
+@pytest.mark.parametrize(
+    ("expression", "problem"),
+    [
+        ("0 0 31 2 *", "never fires"),  # February has no 31st: croniter could never find a time
+        ("0 0 30 2 *", "never fires"),
+        ("* * * * * *", "five fields"),  # croniter reads a sixth field as seconds
+        ("* * * * * * *", "five fields"),  # and a seventh as the year
+        ("0 0 * *", "five fields"),
+    ],
+)
+def test_cron_expressions_that_never_fire_or_are_not_five_fields_are_refused(
+    tmp_path: Path, expression: str, problem: str
+) -> None:
+    for key, text in [
+        ("datasets.feb.schedule", f'[datasets.feb]\nschedule = "{expression}"\n'),
+        ("schedule.transforms", f'[schedule]\ntransforms = "{expression}"\n[datasets.feb]\n'),
+    ]:
+        path = tmp_path / "datasets.toml"
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=f"{key}: .*'{re.escape(expression)}' .*{problem}"):
+            load_datasets(path)
+
+
+def test_a_cron_expression_that_fires_once_in_four_years_is_accepted() -> None:
+    policy = DatasetPolicy(schedule="0 0 29 2 *")
+    assert policy.schedule == "0 0 29 2 *"
