@@ -270,7 +270,7 @@ def simulate(
         if path is not None:
             simulator.check_writable(path)
     simulation = simulator.simulate(simulator.SimulationConfig(events=events, seed=seed))
-    with Progress(console=err, transient=True) as progress:
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
         task = progress.add_task("simulating", total=events)
         if out_file is not None:
 
@@ -549,7 +549,7 @@ def transform_run(
     settings = settings_and_logging()
     load_policy(policy)  # a bad policy file is named before anything else
     require_data_dir(settings)
-    with Progress(console=err, transient=True) as progress:
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
         tasks: dict[str, TaskID] = {}
 
         def advance(step: str, done: int, total: int) -> None:

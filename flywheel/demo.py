@@ -199,7 +199,10 @@ def _post(
 ) -> Any:  # fmt: skip
     from flywheel import simulator
 
-    with running_api(settings, sink) as base_url, Progress(console=console, transient=True) as bar:
+    with (
+        running_api(settings, sink) as base_url,
+        Progress(console=console, transient=True, disable=not console.is_terminal) as bar,
+    ):
         task = bar.add_task("posting simulated traffic", total=len(traffic))
         return simulator.post_events(
             traffic, url=f"{base_url}/v1/events", key=write_key,

@@ -210,3 +210,17 @@ def test_cli_transform_run_refuses_a_data_dir_that_does_not_exist(tmp_path: Path
 
     assert_one_line_error(result, f"the data dir {missing} does not exist")
     assert not missing.exists()
+
+
+def test_cli_transform_run_on_a_damaged_lake_file_prints_only_the_error(tmp_path: Path) -> None:
+    """Not on a terminal, the progress bar draws nothing: the error is the first line."""
+    from tests.flywheel.test_cli import assert_one_line_error, flywheel
+
+    land(Lake.in_data_dir(tmp_path), [make_event("rating")])
+    damaged = next(Lake.in_data_dir(tmp_path).files()).path
+    damaged.write_bytes(b"garbage")
+
+    result = flywheel("transform", "run", env={"FLYWHEEL_DATA_DIR": str(tmp_path)})
+
+    assert_one_line_error(result, f"{damaged}' too small to be a Parquet file")
+    assert result.stderr.startswith("error: could not load into the warehouse")
