@@ -139,9 +139,9 @@ def retire_key(path: Path, version: int) -> Keyring:
     return retired
 
 
-def keyring_for(settings: Settings, *, record: bool = False) -> Keyring:
+def keyring_for(settings: Settings) -> Keyring:
     """The configured key file, checked against the fingerprints the data dir's lake recorded
-    (``check_keyring``); ``record``: also record the current version's (an ingest pipeline)."""
+    (``check_keyring``; an ingest pipeline records its own as it is built)."""
     path = settings.privacy.hmac_key_file
     demo_key = settings.data_dir / DEMO_KEY_FILE
     if path is None and demo_key.is_file():
@@ -150,7 +150,7 @@ def keyring_for(settings: Settings, *, record: bool = False) -> Keyring:
             f"dir's events were pseudonymised with (`flywheel demo` used {demo_key})"
         )
     keyring = load_keyring(path)
-    check_keyring(settings.data_dir, keyring, key_file=path, record=record)
+    check_keyring(settings.data_dir, keyring, key_file=path)
     return keyring
 
 
@@ -158,8 +158,9 @@ def check_keyring(
     data_dir: Path, keyring: Keyring, *, key_file: Path | None = None, record: bool = False
 ) -> None:
     """Refuse (``ConfigError``) a keyring holding a key version the data dir's lake recorded
-    with another fingerprint. Versions only the lake knows were retired; versions only the
-    keyring holds were not used yet. ``record``: add the current version's fingerprint."""
+    with another fingerprint, or none of the versions it recorded. Other versions only the lake
+    knows were retired; versions only the keyring holds were not used yet. ``record``: add the
+    current version's fingerprint."""
     path = data_dir / FINGERPRINTS
     try:
         recorded = {int(v): str(f) for v, f in json.loads(path.read_text()).items()}
@@ -167,6 +168,12 @@ def check_keyring(
         recorded = {}
     except (OSError, ValueError, AttributeError) as exc:
         raise ConfigError(f"cannot read the key fingerprints {path}: {exc}") from None
+    if recorded and not recorded.keys() & keyring.keys.keys():
+        raise ConfigError(
+            f"the pseudonym key file {key_file or '(given)'} holds none of the key versions this "
+            f"data dir's lake was pseudonymised with ({', '.join(map(str, sorted(recorded)))}; "
+            f"{path}): set FLYWHEEL_PRIVACY__HMAC_KEY_FILE to the lake's key file"
+        )
     for version, expected in sorted(recorded.items()):
         if version in keyring.keys and keyring.fingerprint(version) != expected:
             raise ConfigError(

@@ -275,6 +275,15 @@ def test_rotated_and_retired_versions_keep_matching(tmp_path: Path) -> None:
     assert keyring_for(settings_with(data_dir, key_file)).keys == retired.keys
 
 
+def test_a_key_file_with_none_of_the_lakes_versions_is_refused(tmp_path: Path) -> None:
+    data_dir, lake_key, other_key = tmp_path / "data", tmp_path / "lake.json", tmp_path / "o.json"
+    build_pipeline(settings_with(data_dir, lake_key), create_keyring(lake_key))
+    write_keyring(Keyring(2, {2: KEY_2}), other_key)  # a version 2 the lake never saw
+
+    with pytest.raises(ConfigError, match="holds none of the key versions .* \\(1;"):
+        keyring_for(settings_with(data_dir, other_key))
+
+
 def test_without_a_key_file_the_error_points_at_the_demos_key(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     create_keyring(data_dir / DEMO_KEY_FILE)
