@@ -15,23 +15,38 @@ first one to take the lock finishes a request and the others find it completed.
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from api.metrics import ApiMetrics
-from flywheel.errors import FlywheelError
+from flywheel.errors import ExportBusyError, FlywheelError, WarehouseBusyError
 from flywheel.privacy import ErasureRecord, finish_erasure, unfinished_erasures
 from flywheel.settings import Settings
 from ingest.keys import Keyring, keyring_for
 
 log = logging.getLogger(__name__)
 
+BUSY_RETRIES_S = (30.0, 60.0, 120.0, 300.0, *(600.0,) * 10)
+"""Pauses before trying a request again while the warehouse or a dataset is busy: about two
+hours in all, then it stays failed until the API next starts."""
+
 
 class ErasureQueue:
     """Finishes erasure requests one at a time, in a background thread."""
 
-    def __init__(self, settings: Settings, metrics: ApiMetrics) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: ApiMetrics,
+        *,
+        busy_retries_s: Sequence[float] = BUSY_RETRIES_S,
+    ) -> None:
         self._settings = settings
         self._metrics = metrics
+        self._busy_retries_s = tuple(busy_retries_s)
+        self._closing = threading.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="erasure")
 
     def submit(
@@ -41,7 +56,7 @@ class ErasureQueue:
         return self._executor.submit(self._finish, record, keyring, resumed)
 
     def resume_unfinished(self) -> list[str]:
-        """Queue the requests the log shows unfinished; their ids. None without a key file (the
+        """Queue the requests the log shows unfinished; their ids (none without a key file: the
         API then refuses erasures with 503 as well)."""
         if self._settings.privacy.hmac_key_file is None:
             return []
@@ -61,20 +76,45 @@ class ErasureQueue:
         """Let the request being finished end (each step is atomic, but a rewrite cut off is
         redone from the start); those still queued stay unfinished in the log, and the next
         start resumes them."""
+        self._closing.set()  # a request waiting to retry stops waiting (and stays unfinished)
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def _finish(self, record: ErasureRecord, keyring: Keyring, resumed: bool) -> None:
         fields = {"request": record.request, "resumed": resumed}
         log.info("erasure started", extra={"fields": fields})
-        outcome = "failed"
-        with self._metrics.erasure_seconds.time():
-            try:
-                finish_erasure(self._settings, record, keyring, resumed=resumed)
-            except FlywheelError as exc:  # logged as failed; resumed at the next start
-                log.warning("erasure failed", extra={"fields": {**fields, "error": str(exc)}})
-            except Exception:  # a bug: logged as failed, the stack goes to the service's log
-                log.exception("erasure failed", extra={"fields": fields})
-            else:
-                outcome = "completed"
-                log.info("erasure completed", extra={"fields": fields})
+        started = time.perf_counter()
+        try:
+            finished = self._finish_when_free(record, keyring, resumed=resumed)
+        except FlywheelError as exc:  # logged as failed; resumed at the next start
+            log.warning("erasure failed", extra={"fields": {**fields, "error": str(exc)}})
+            outcome = "failed"
+        except Exception:  # a bug: logged as failed, the stack goes to the service's log
+            log.exception("erasure failed", extra={"fields": fields})
+            outcome = "failed"
+        else:
+            if finished is None:  # another process (of serve --workers N) completed it
+                log.info("erasure completed elsewhere", extra={"fields": fields})
+                return
+            outcome = "completed"
+            log.info("erasure completed", extra={"fields": fields})
+        self._metrics.erasure_seconds.observe(time.perf_counter() - started)
         self._metrics.erasures.labels(outcome).inc()
+
+    def _finish_when_free(
+        self, record: ErasureRecord, keyring: Keyring, *, resumed: bool
+    ) -> ErasureRecord | None:
+        """``finish_erasure``, tried again after a pause while a transform run or an export
+        holds the warehouse or a dataset (they are scheduled every few minutes; the lake step
+        before is done and stays done). Each try is in the erasure log."""
+        pauses = iter(self._busy_retries_s)
+        while True:
+            try:
+                return finish_erasure(self._settings, record, keyring, resumed=resumed)
+            except (WarehouseBusyError, ExportBusyError) as exc:
+                pause = next(pauses, None)
+                if pause is None or self._closing.wait(pause):
+                    raise
+                log.info("erasure waits for the warehouse",
+                         extra={"fields": {"request": record.request, "retry_in_s": pause,
+                                           "error": str(exc)}})  # fmt: skip
+                resumed = True

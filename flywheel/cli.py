@@ -117,7 +117,7 @@ def api_from_environment() -> FastAPI:
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(help="TCP port to listen on (1 to 65535).")] = 8000,
     workers: Annotated[
         int,
         typer.Option(
@@ -133,6 +133,8 @@ def serve(
 
     Example: FLYWHEEL_API__WRITE_KEYS='["a-long-random-key-1234"]' flywheel serve --port 8000
     """
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"--port must be a TCP port, 1 to 65535, not {port}")
     settings = settings_and_logging()
     if not settings.api.write_keys:
         raise ConfigError(
@@ -702,7 +704,7 @@ def schedule(
     ] = False,
     max_runs: Annotated[
         int | None,
-        typer.Option(min=1, help="Exit after this many job runs (default: run until stopped)."),
+        typer.Option(help="Exit after this many job runs (default: run until stopped)."),
     ] = None,
 ) -> None:
     """Run the transforms and the exports on the cron expressions of the datasets file.
@@ -720,6 +722,8 @@ def schedule(
     from export.schedule import Scheduler, build_jobs, next_time
     from ingest.keys import keyring_for
 
+    if max_runs is not None and max_runs < 1:
+        raise ConfigError(f"--max-runs must be at least 1, not {max_runs}")
     settings = settings_and_logging()
     datasets = load_datasets(settings.export.datasets_file)
     jobs = build_jobs(
@@ -795,13 +799,12 @@ def erase(
     settings = settings_and_logging()
     require_data_dir(settings)
     keyring = keyring_for(settings)
-    records = []
-    if ids:
-        records.append((begin_erasure(settings, ids, keyring), False))
-    if unfinished:
-        records += [(r, True) for r in unfinished_erasures(settings.data_dir)]
-        if not ids and not records:
-            out.print("no unfinished erasure request in the erasure log")
+    # Read before this command logs a request of its own, which is not an earlier one.
+    earlier = [(r, True) for r in unfinished_erasures(settings.data_dir)] if unfinished else []
+    if unfinished and not earlier:
+        out.print("no unfinished erasure request in the erasure log")
+    records = [(begin_erasure(settings, ids, keyring), False)] if ids else []
+    records += earlier
     for record, resumed in records:
         _finish_erasure(settings, record, keyring, resumed=resumed)
 
@@ -813,10 +816,13 @@ def _finish_erasure(
     from flywheel.privacy import finish_erasure
 
     with err.status(f"erasure {record.request}") as status:
-        finish_erasure(
+        finished = finish_erasure(
             settings, record, keyring, fault=_fault_hook(), resumed=resumed,
             on_step=lambda step: status.update(f"erasure {record.request}: {step}"),
         )  # fmt: skip
+    if finished is None:
+        out.print(f"erasure {record.request}: completed meanwhile by another process")
+        return
     datasets = "; ".join(
         f"{d['dataset']}: {', '.join(d['superseded'])} superseded"
         + (f" by {d['published']}" if d["published"] else "")

@@ -31,7 +31,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -72,11 +72,31 @@ def erasure_log(data_dir: Path) -> Path:
 
 
 def _append(path: Path, entry: dict[str, Any]) -> None:
+    """Add one line to the log, flushed to disk. A line a crash cut off (no newline at its end)
+    is ended first, so that it does not swallow this one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        handle.write(json.dumps(entry, sort_keys=True) + "\n")
+    with path.open("a+b") as handle:
+        cut_off = handle.tell() > 0 and not _ends_a_line(handle)
+        line = json.dumps(entry, sort_keys=True).encode() + b"\n"
+        handle.write(b"\n" + line if cut_off else line)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def _ends_a_line(handle: Any) -> bool:
+    handle.seek(-1, os.SEEK_END)
+    return bool(handle.read(1) == b"\n")
+
+
+def _failure(exc: Exception) -> str:
+    """How the log records why a step failed: a platform error's message (it names what to fix)
+    or the file system's reason; of anything else (a bug) only its type, since a library's
+    message may quote data (the traceback goes to whoever called)."""
+    if isinstance(exc, FlywheelError):
+        return str(exc).splitlines()[0]
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return f"internal error ({type(exc).__name__}); see the log of what ran it"
 
 
 def _now() -> str:
@@ -94,7 +114,9 @@ def erase_users(
     """Erase the users ``raw_ids`` from lake, warehouse and datasets; suppress their future
     events; log it. Raises ``FlywheelError`` for a bad request (no ids, too many)."""
     record = begin_erasure(settings, raw_ids, keyring)
-    return finish_erasure(settings, record, keyring, fault=fault, on_step=on_step)
+    finished = finish_erasure(settings, record, keyring, fault=fault, on_step=on_step)
+    # None: an API process resuming unfinished requests took this one first and completed it.
+    return finished or completed_record(settings.data_dir, record.request)
 
 
 def begin_erasure(settings: Settings, raw_ids: list[str], keyring: Keyring) -> ErasureRecord:
@@ -124,9 +146,9 @@ def begin_erasure(settings: Settings, raw_ids: list[str], keyring: Keyring) -> E
         record.newly_suppressed = add_suppressed(
             suppression_file(settings.data_dir), record.all_pseudonyms()
         )
-    except FlywheelError as exc:
+    except Exception as exc:
         _append(log, {"event": "failed", "request": record.request, "at": _now(),
-                      "error": str(exc).splitlines()[0]})  # fmt: skip
+                      "error": _failure(exc)})  # fmt: skip
         raise
     return record
 
@@ -139,13 +161,14 @@ def finish_erasure(
     fault: Callable[[str], None] | None = None,
     on_step: Callable[[str], None] | None = None,
     resumed: bool = False,
-) -> ErasureRecord:
+) -> ErasureRecord | None:
     """Steps 2 to 5 of an erasure ``begin_erasure`` logged: the lake, the warehouse, the
-    datasets, and the outcome in the log. One erasure of a data dir at a time: this waits for
-    any other to end. A request the log shows completed meanwhile is not run again.
+    datasets, and the outcome in the log; the users' suppression is made sure of first (a
+    request whose step 1 failed halfway is finished too). One erasure of a data dir at a time:
+    this waits for any other to end. None if the log shows the request completed meanwhile (by
+    another process): it is not run again.
 
-    ``resumed``: a request ``unfinished_erasures`` found (its users are suppressed already); the
-    log notes that it was resumed."""
+    ``resumed``: a request ``unfinished_erasures`` found; the log notes that it was resumed."""
     from export.erasure import erase_from_datasets
     from warehouse.db import connected, warehouse_path
     from warehouse.erase import erase_from_lake, erase_from_warehouse, refresh_lake_file_rows
@@ -159,10 +182,11 @@ def finish_erasure(
     step("waiting for another erasure to end")
     with _one_erasure_at_a_time(data_dir):
         if erasure_status(data_dir, record.request).get("status") == "completed":
-            return record
+            return None
         if resumed:
             _append(log, {"event": "resumed", "request": record.request, "at": _now()})
         try:
+            record.newly_suppressed += add_suppressed(suppression_file(data_dir), pseudonyms)
             step("rewriting lake files")
             lake = Lake.in_data_dir(data_dir)
             rewrites = erase_from_lake(lake, pseudonyms)
@@ -187,13 +211,8 @@ def finish_erasure(
                 )
             ]
         except Exception as exc:
-            # A user's or operator's error keeps its message; a bug only its type (a library's
-            # message may quote data), the traceback goes to whoever called.
-            error = f"internal error ({type(exc).__name__}); see the log of what ran it"
-            if isinstance(exc, FlywheelError):
-                error = str(exc).splitlines()[0]
             _append(log, {"event": "failed", "request": record.request, "at": _now(),
-                          "error": error})  # fmt: skip
+                          "error": _failure(exc)})  # fmt: skip
             raise
         record.finished_at = _now()
         _append(log, {"event": "completed", **asdict(record)})
@@ -207,7 +226,9 @@ def erasure_status(data_dir: Path, request: str) -> dict[str, Any]:
     entries = [e for e in _read_log(data_dir) if e.get("request") == request]
     if not entries:
         return {}
-    started = next(e for e in entries if e["event"] == "started")
+    started = next((e for e in entries if e["event"] == "started"), None)
+    if started is None:  # its start was a line a crash cut off: nothing to tell or resume
+        return {}
     last = entries[-1]
     status = {"completed": "completed", "failed": "failed"}.get(last["event"], "pending")
     found: dict[str, Any] = {"request": request, "status": status, "started_at": started["at"],
@@ -217,6 +238,13 @@ def erasure_status(data_dir: Path, request: str) -> dict[str, Any]:
     elif status == "failed":
         found.update(error=last["error"], failed_at=last["at"])
     return found
+
+
+def completed_record(data_dir: Path, request: str) -> ErasureRecord:
+    """What a completed request did, as the log's ``completed`` line holds it."""
+    found = erasure_status(data_dir, request)
+    names = [f.name for f in fields(ErasureRecord) if f.name in found]
+    return ErasureRecord(**{name: found[name] for name in names})
 
 
 def unfinished_erasures(data_dir: Path) -> list[ErasureRecord]:

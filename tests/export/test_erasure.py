@@ -309,6 +309,51 @@ async def test_erasure_api_accepts_then_finishes_in_the_background(published: Pa
     assert "flywheel_api_erasure_seconds_count 1.0" in metrics
 
 
+@pytest.mark.anyio
+async def test_the_api_tries_an_erasure_again_while_the_warehouse_is_busy(published: Path) -> None:
+    """A transform run or an export holding the warehouse fails the erasure's warehouse step:
+    the queue tries again after a pause instead of leaving it failed until a restart."""
+    from api.erasures import ErasureQueue
+
+    app = create_app(settings_for(published, api=API_KEYS), MemorySink())
+    app.state.erasures = ErasureQueue(app.state.settings, app.state.metrics,
+                                      busy_retries_s=(0.2,) * 300)  # fmt: skip
+    raw_ids = heavy_users(1)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('ready', flush=True); time.sleep(600)", str(published / "warehouse.duckdb")],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        async with api_client(app) as client:
+            accepted = await client.post(
+                "/v1/privacy/erasure", json={"user_ids": raw_ids}, headers=ADMIN
+            )
+            log = erasure_log(published)
+            deadline = time.monotonic() + 60
+            while '"failed"' not in log.read_text():  # the first try met the busy warehouse
+                assert time.monotonic() < deadline
+                await anyio.sleep(0.05)
+            holder.kill()
+            holder.wait()
+            deadline = time.monotonic() + 120
+            while (await client.get(accepted.json()["status_url"], headers=ADMIN)).json()[
+                "status"
+            ] != "completed":
+                assert time.monotonic() < deadline
+                await anyio.sleep(0.1)
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+
+    events = [json.loads(line)["event"] for line in erasure_log(published).read_text().splitlines()]
+    assert events[:3] == ["started", "failed", "resumed"] and events[-1] == "completed"
+    assert set(warehouse_hits(published, pseudonyms(raw_ids)).values()) == {0}
+
+
 @contextmanager
 def erasures_held(data_dir: Path) -> Iterator[None]:
     """Hold the data dir's erasure lock from another process, as a running erasure would."""
@@ -465,12 +510,49 @@ def test_a_log_line_cut_off_by_a_crash_is_skipped(published: Path) -> None:
     unfinished, and whatever follows is read."""
     settings = settings_for(published)
     cut = begin_erasure(settings, heavy_users(1), KEYRING)
-    with erasure_log(published).open("a") as log:
-        log.write('{"event": "completed", "request": "' + cut.request + '", "lake_ev\n')
+    with erasure_log(published).open("a") as log:  # no newline: the crash came first
+        log.write('{"event": "completed", "request": "' + cut.request + '", "lake_ev')
     later = begin_erasure(settings, heavy_users(2)[1:], KEYRING)
 
     assert [r.request for r in unfinished_erasures(published)] == [cut.request, later.request]
     assert erasure_status(published, cut.request)["status"] == "pending"
+    assert erasure_status(published, later.request)["status"] == "pending"
+
+
+def test_a_request_whose_suppression_failed_is_suppressed_when_resumed(published: Path) -> None:
+    settings = settings_for(published)
+    raw_ids = heavy_users(1)
+    blocked = suppression_file(published)
+    blocked.parent.mkdir(parents=True, exist_ok=True)
+    blocked.mkdir()  # the list cannot be written
+
+    with pytest.raises(OSError):
+        begin_erasure(settings, raw_ids, KEYRING)
+    [request] = unfinished_erasures(published)
+    failed = erasure_status(published, request.request)
+    assert failed["status"] == "failed" and "Is a directory" in failed["error"]
+
+    blocked.rmdir()
+    done = finish_erasure(settings, request, KEYRING, resumed=True)
+
+    assert done is not None and done.newly_suppressed == 1
+    assert pseudonyms(raw_ids) <= SuppressionList(suppression_file(published)).current()
+    assert erasure_status(published, request.request)["status"] == "completed"
+
+
+def test_erase_unfinished_with_new_users_runs_each_request_once(published: Path) -> None:
+    [first, second] = heavy_users(2)
+    cut = begin_erasure(settings_for(published), [first], KEYRING)  # then the process died
+    env = {"FLYWHEEL_DATA_DIR": str(published),
+           "FLYWHEEL_PRIVACY__HMAC_KEY_FILE": str(published.parent / "keys.json")}  # fmt: skip
+
+    result = flywheel("erase", "--user", second, "--unfinished", env=env)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2 and sum(f"erasure {cut.request} (resumed)" in x for x in lines) == 1
+    log = [json.loads(line) for line in erasure_log(published).read_text().splitlines()]
+    assert [e["event"] for e in log] == ["started", "started", "completed", "resumed", "completed"]
 
 
 def test_an_erasure_waits_for_the_one_running(published: Path) -> None:
@@ -629,3 +711,6 @@ def test_erasure_keeps_other_users_answers_and_drops_rows_their_events_voted_for
     engine.dispose()
     assert query(tmp_path, pair) == [(0,)]
     assert query(tmp_path, theirs) == [("ra",), ("rb",)]
+    # rb's label weighed the erased user's copy or continuation (its lineage names it): gone
+    # until the next run; ra's, regenerated away by its own user, stays.
+    assert query(tmp_path, "SELECT response_id FROM labels ORDER BY ALL") == [("ra",)]

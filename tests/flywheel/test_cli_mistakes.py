@@ -26,11 +26,9 @@ def test_dead_letter_replay_of_an_unknown_error_type_is_refused() -> None:
     assert_one_line_error(result, "no error type 'not-json'; dead letters have not_json,")
 
 
-def test_out_of_range_numbers_are_usage_errors() -> None:
-    for args in (("schedule", "--max-runs", "0"), ("serve", "--port", "99999")):
-        result = flywheel(*args)
-        assert result.returncode == 2, (args, result.stderr)
-        assert args[1] in result.stderr and "Traceback" not in result.stderr
+def test_out_of_range_numbers_are_one_line() -> None:
+    assert_one_line_error(flywheel("schedule", "--max-runs", "0"), "--max-runs must be at least 1")
+    assert_one_line_error(flywheel("serve", "--port", "99999"), "--port must be a TCP port")
 
 
 def test_demo_without_its_dataset_refuses_before_sending_anything(tmp_path: Path) -> None:
