@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from api.metrics import ApiMetrics
 from flywheel.errors import ExportBusyError, FlywheelError, WarehouseBusyError
-from flywheel.privacy import ErasureRecord, finish_erasure, unfinished_erasures
+from flywheel.privacy import ErasureRecord, finish_erasure, note_retry, unfinished_erasures
 from flywheel.settings import Settings
 from ingest.keys import Keyring, keyring_for
 
@@ -112,7 +112,10 @@ class ErasureQueue:
                 return finish_erasure(self._settings, record, keyring, resumed=resumed)
             except (WarehouseBusyError, ExportBusyError) as exc:
                 pause = next(pauses, None)
-                if pause is None or self._closing.wait(pause):
+                if pause is None or self._closing.is_set():
+                    raise
+                note_retry(self._settings.data_dir, record.request, in_seconds=pause)
+                if self._closing.wait(pause):
                     raise
                 log.info("erasure waits for the warehouse",
                          extra={"fields": {"request": record.request, "retry_in_s": pause,

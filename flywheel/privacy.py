@@ -219,6 +219,13 @@ def finish_erasure(
     return record
 
 
+def note_retry(data_dir: Path, request: str, *, in_seconds: float) -> None:
+    """Log that a request that failed on a busy warehouse or dataset will be tried again: its
+    status is ``pending`` again, not ``failed``."""
+    _append(erasure_log(data_dir), {"event": "waiting", "request": request, "at": _now(),
+                                    "retry_in_s": in_seconds})  # fmt: skip
+
+
 def erasure_status(data_dir: Path, request: str) -> dict[str, Any]:
     """What the log says of one request: ``{}`` if it names none; else its ``status``
     (``completed``, ``failed`` with the ``error``, or ``pending``: queued, running, or cut off

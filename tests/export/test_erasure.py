@@ -316,8 +316,9 @@ async def test_the_api_tries_an_erasure_again_while_the_warehouse_is_busy(publis
     from api.erasures import ErasureQueue
 
     app = create_app(settings_for(published, api=API_KEYS), MemorySink())
+    # The first pause is long enough to read the status in it; then it tries every 0.2 s.
     app.state.erasures = ErasureQueue(app.state.settings, app.state.metrics,
-                                      busy_retries_s=(0.2,) * 300)  # fmt: skip
+                                      busy_retries_s=(3.0, *(0.2,) * 300))  # fmt: skip
     raw_ids = heavy_users(1)
     holder = subprocess.Popen(
         [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
@@ -332,9 +333,11 @@ async def test_the_api_tries_an_erasure_again_while_the_warehouse_is_busy(publis
             )
             log = erasure_log(published)
             deadline = time.monotonic() + 60
-            while '"failed"' not in log.read_text():  # the first try met the busy warehouse
+            while '"waiting"' not in log.read_text():  # the first try met the busy warehouse
                 assert time.monotonic() < deadline
                 await anyio.sleep(0.05)
+            waiting = await client.get(accepted.json()["status_url"], headers=ADMIN)
+            assert waiting.json()["status"] == "pending"  # not failed: it will be tried again
             holder.kill()
             holder.wait()
             deadline = time.monotonic() + 120
@@ -350,7 +353,8 @@ async def test_the_api_tries_an_erasure_again_while_the_warehouse_is_busy(publis
             holder.stdout.close()
 
     events = [json.loads(line)["event"] for line in erasure_log(published).read_text().splitlines()]
-    assert events[:3] == ["started", "failed", "resumed"] and events[-1] == "completed"
+    assert events[:4] == ["started", "failed", "waiting", "resumed"]
+    assert events[-1] == "completed"
     assert set(warehouse_hits(published, pseudonyms(raw_ids)).values()) == {0}
 
 
