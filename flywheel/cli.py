@@ -174,7 +174,9 @@ def kafka_init() -> None:
     settings = settings_and_logging()
     if settings.embedded:
         raise ConfigError("FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS is unset; there is no Kafka to set up")
-    for topic, outcome in create_topics(settings.kafka).items():
+    with err.status(f"connecting to Kafka at {settings.kafka.bootstrap_servers}"):
+        outcomes = create_topics(settings.kafka)
+    for topic, outcome in outcomes.items():
         partitions = settings.kafka.partitions if topic == settings.kafka.events_topic else 1
         out.print(f"{topic}: {outcome} ({partitions} partitions)")
 
@@ -463,7 +465,9 @@ def dead_letters_list(
     settings = settings_and_logging()
     if settings.embedded:
         raise ConfigError("dead letters live in Kafka: set FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS")
-    records = list_dead_letters(settings.kafka)
+    with err.status(f"reading {settings.kafka.dead_letter_topic} at "
+                    f"{settings.kafka.bootstrap_servers}"):  # fmt: skip
+        records = list_dead_letters(settings.kafka)
     if as_json:
         for r in records:
             out.print_json(json.dumps({
@@ -505,7 +509,8 @@ def dead_letters_replay(
     if settings.embedded:
         raise ConfigError("dead letters live in Kafka: set FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS")
     select = None if error_type is None else (lambda r: r.error_type == error_type)
-    sent = replay(settings.kafka, select=select)
+    with err.status(f"replaying dead letters at {settings.kafka.bootstrap_servers}"):
+        sent = replay(settings.kafka, select=select)
     out.print(f"replayed {sent} dead letters to {settings.kafka.events_topic}")
 
 

@@ -53,6 +53,8 @@ def translate(exc: Exception, *, action: str, topic: str | None = None) -> Flywh
     # kafka-python messages name brokers and topics, never record contents, so they are safe.
     if detail and detail != type(exc).__name__:
         message += f" ({detail[:300]})"
+    if action == "connect":
+        message += "; is FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS right, and the broker up?"
     if isinstance(exc, KafkaPythonError) and exc.retriable:
         return SinkUnavailableError(message) if action == "produce" else TransientError(message)
     if _confluent_retriable(exc):

@@ -42,3 +42,13 @@ def test_demo_without_its_dataset_refuses_before_sending_anything(tmp_path: Path
 
     assert_one_line_error(result, "no dataset called 'default' (the policy defines: other)")
     assert not (data_dir / "lake").exists()
+
+
+def test_an_unreachable_broker_is_one_line_naming_the_setting() -> None:
+    from flywheel.localkafka import free_port
+
+    address = f"127.0.0.1:{free_port()}"
+    result = flywheel("kafka", "init", env={"FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS": address})
+
+    assert_one_line_error(result, address)
+    assert "is FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS right, and the broker up?" in result.stderr
