@@ -334,7 +334,7 @@ def test_a_broken_dataset_is_stopped_by_the_gate(data_dir: Path) -> None:
         export_dataset(data_dir, "default", KEYRING)
 
     message = str(raised.value)
-    assert "confidence" in message and "regex_list" in message
+    assert "confidence" in message and "_raw_secret_" in message
     assert versions(data_dir, "default") == []
     failed = [p for p in (data_dir / "datasets" / "default").iterdir() if p.name.startswith("f")]
     assert len(failed) == 1

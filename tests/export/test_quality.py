@@ -7,6 +7,8 @@ from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from export.policy import DatasetPolicy
 from export.quality import run_gate
@@ -77,15 +79,15 @@ def test_the_report_shows_every_config_validated(tmp_path: Path) -> None:
         ({"rejected": "Use sorted(items) for list 3; it returns a new list."},
          ("expect_column_values_to_be_in_set", "_same")),
         ({"chosen": "<EMAIL> <SECRET:github_token>"},
-         ("expect_column_values_to_not_match_regex", "_text_chosen")),
+         ("expect_column_values_to_be_in_set", "_placeholder_only_chosen")),
         ({"prompt": "mail me at jane.doe@example.org"},
-         ("expect_column_values_to_not_match_regex_list", "_text_prompt")),
+         ("expect_column_values_to_be_in_set", "_raw_secret_prompt")),
         ({"rejected": "key = 'AKIAIOSFODNN7EXAMPLE'"},
-         ("expect_column_values_to_not_match_regex_list", "_text_rejected")),
+         ("expect_column_values_to_be_in_set", "_raw_secret_rejected")),
         ({"chosen": "token ghp_abcdefghijklmnopqrstuvwxyz0123456789"},
-         ("expect_column_values_to_not_match_regex_list", "_text_chosen")),
+         ("expect_column_values_to_be_in_set", "_raw_secret_chosen")),
         ({"chosen": "-----BEGIN RSA PRIVATE KEY-----\nMIIE"},
-         ("expect_column_values_to_not_match_regex_list", "_text_chosen")),
+         ("expect_column_values_to_be_in_set", "_raw_secret_chosen")),
         ({"conversation": "conv-0"},  # conv-0 is in test, row 3 in train
          ("expect_column_values_to_be_between", "_conversation_splits")),
     ],
@@ -124,30 +126,54 @@ def test_conversational_messages_are_checked_as_text(tmp_path: Path) -> None:
         row["rejected"] = [{"role": "assistant", "content": row["rejected"]}]
     rows[2]["chosen"] = [{"role": "assistant", "content": "write to bob@example.com"}]
     result = gate(rows, tmp_path)
-    assert ("expect_column_values_to_not_match_regex_list", "_text_chosen") in failed(result)
+    assert ("expect_column_values_to_be_in_set", "_raw_secret_chosen") in failed(result)
 
 
-def test_the_validation_frame_shares_a_text_column_with_its_text_copy() -> None:
-    """Standard format: each _text_ column holds the text column's values (converted once);
-    conversational: the messages' contents joined."""
-    from export.quality import validation_frame
+def test_a_failed_gates_report_does_not_quote_the_secret(tmp_path: Path) -> None:
+    """The texts are searched before Great Expectations sees them: its report of the failure
+    counts the rows, and never copies the raw value into the HTML."""
+    rows = dpo_rows()
+    rows[3]["prompt"] = "mail me at jane.doe@example.org"
+    rows[5]["chosen"] = "token ghp_abcdefghijklmnopqrstuvwxyz0123456789"
 
-    standard = pl.DataFrame(dpo_rows())
-    conversational = standard.with_columns(
-        prompt=pl.col("prompt").map_elements(
-            lambda p: [{"role": "user", "content": p}, {"role": "user", "content": "and?"}],
-            return_dtype=pl.List(pl.Struct({"role": pl.String, "content": pl.String})),
-        )
-    )
+    result = gate(rows, tmp_path)
 
-    plain, messages = validation_frame(standard, "dpo"), validation_frame(conversational, "dpo")
+    assert not result.success
+    pages = list((tmp_path / "quality" / "validations").rglob("*.html"))
+    assert pages  # the failed validation's page was written
+    report = "".join(p.read_text() for p in (tmp_path / "quality").rglob("*.html"))
+    assert "_raw_secret_prompt" in report
+    assert "jane.doe" not in report and "ghp_abcdef" not in report
 
-    assert list(plain.columns) == list(messages.columns)
-    assert list(plain.columns).index("_text_prompt") > list(plain.columns).index("split")
-    for column in ("prompt", "chosen", "rejected"):
-        assert plain[f"_text_{column}"].tolist() == standard[column].to_list()
-    assert messages["_text_prompt"].tolist() == [f"{p}\nand?" for p in standard["prompt"]]
-    assert plain["_same"].tolist() == [False] * standard.height
+
+@pytest.mark.parametrize(
+    ("text", "placeholder_only", "raw_secret"),
+    [
+        ("Use sorted(items).", False, False),
+        ("  <EMAIL>\n<SECRET:github_token> ", True, False),
+        ("write to <EMAIL> please", False, False),
+        ("write to bob@example.com", False, True),
+        ("AKIAIOSFODNN7EXAMPLE", False, True),
+        ("xAKIAIOSFODNN7EXAMPLEx", False, False),  # not on a word boundary
+        ("-----BEGIN OPENSSH PRIVATE KEY-----", False, True),
+    ],
+)
+def test_the_text_flags_follow_the_patterns_as_python_reads_them(
+    text: str, placeholder_only: bool, raw_secret: bool
+) -> None:
+    """polars' regex engine flags what Python's re (Great Expectations' engine before) found."""
+    import re
+
+    from export.quality import PLACEHOLDER_ONLY, RAW_SECRETS, validation_frame
+
+    rows = dpo_rows()
+    rows[0]["chosen"] = text
+    flags = validation_frame(pl.DataFrame(rows), "dpo").iloc[0]
+
+    assert flags["_placeholder_only_chosen"] == placeholder_only
+    assert flags["_raw_secret_chosen"] == raw_secret
+    assert bool(re.search(PLACEHOLDER_ONLY, text)) == placeholder_only
+    assert any(re.search(p, text) for p in RAW_SECRETS) == raw_secret
 
 
 def test_great_expectations_lets_go_of_a_validated_frame(tmp_path: Path) -> None:
@@ -171,3 +197,23 @@ def test_great_expectations_lets_go_of_a_validated_frame(tmp_path: Path) -> None
     _forget_batches(source)
 
     assert len(source.get_execution_engine().batch_manager.batch_data_cache) == 0
+
+
+SECRET_ALPHABET = "abcXYZ09_-.@<>: \n"
+FRAGMENTS = ["<EMAIL>", "<SECRET:aws_key>", "a@b.cd", "AKIA", "ghp_", "sk-", "eyJ", "-----BEGIN "]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(alphabet=SECRET_ALPHABET, max_size=12),
+                          st.sampled_from(FRAGMENTS)), max_size=8))  # fmt: skip
+def test_the_flags_agree_with_pythons_re_on_any_text(parts: list[str]) -> None:
+    import re
+
+    from export.quality import PLACEHOLDER_ONLY, RAW_SECRETS, validation_frame
+
+    text = "".join(parts)
+    rows = dpo_rows(1)
+    rows[0]["rejected"] = text
+    flags = validation_frame(pl.DataFrame(rows), "dpo").iloc[0]
+    assert flags["_placeholder_only_rejected"] == bool(re.search(PLACEHOLDER_ONLY, text))
+    assert flags["_raw_secret_rejected"] == any(re.search(p, text) for p in RAW_SECRETS)
