@@ -1,10 +1,13 @@
-"""Builders of valid test data."""
+"""Builders of valid test data, and another process holding a warehouse."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -54,3 +57,22 @@ async def api_client(
         headers={"Authorization": f"Bearer {WRITE_KEY}"},
     ) as client:
         yield client
+
+
+@contextmanager
+def warehouse_held(path: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding the DuckDB file ``path`` open for writing (as a transform run or
+    an export would) until the block ends or the process is killed."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('ready', flush=True); time.sleep(600)", str(path)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()

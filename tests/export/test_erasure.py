@@ -43,7 +43,7 @@ from ingest.keys import write_keyring
 from ingest.suppression import SuppressionList, suppression_file
 from tests.export.conftest import KEYRING
 from tests.export.test_api import ADMIN, ADMIN_KEY
-from tests.factories import WRITE_KEY, api_client
+from tests.factories import WRITE_KEY, api_client, warehouse_held
 from tests.flywheel.test_cli import assert_one_line_error, flywheel
 from warehouse.lake import Lake
 
@@ -320,13 +320,7 @@ async def test_the_api_tries_an_erasure_again_while_the_warehouse_is_busy(publis
     app.state.erasures = ErasureQueue(app.state.settings, app.state.metrics,
                                       busy_retries_s=(3.0, *(0.2,) * 300))  # fmt: skip
     raw_ids = heavy_users(1)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-         "print('ready', flush=True); time.sleep(600)", str(published / "warehouse.duckdb")],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+    with warehouse_held(published / "warehouse.duckdb") as holder:
         async with api_client(app) as client:
             accepted = await client.post(
                 "/v1/privacy/erasure", json={"user_ids": raw_ids}, headers=ADMIN
@@ -346,11 +340,6 @@ async def test_the_api_tries_an_erasure_again_while_the_warehouse_is_busy(publis
             ] != "completed":
                 assert time.monotonic() < deadline
                 await anyio.sleep(0.1)
-    finally:
-        holder.kill()
-        holder.wait()
-        if holder.stdout is not None:
-            holder.stdout.close()
 
     events = [json.loads(line)["event"] for line in erasure_log(published).read_text().splitlines()]
     assert events[:4] == ["started", "failed", "waiting", "resumed"]

@@ -14,7 +14,7 @@ from flywheel.errors import WarehouseError
 from ingest.anonymiser import PseudonymisingAnonymiser
 from ingest.keys import Keyring
 from ingest.pipeline import DedupeWindow, Pipeline, RawMessage
-from tests.factories import make_event
+from tests.factories import make_event, warehouse_held
 from transforms.runner import run_transforms
 from warehouse.db import open_warehouse, raw
 from warehouse.lake import Lake
@@ -182,20 +182,9 @@ def test_cli_transform_run_prints_a_table_and_a_second_run_is_told_the_warehouse
     assert result.returncode == 0, result.stderr
     assert "1 lake files loaded, 2 new events" in result.stdout
 
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-         "print('ready', flush=True); time.sleep(60)", str(tmp_path / "warehouse.duckdb")],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+    with warehouse_held(tmp_path / "warehouse.duckdb"):
         busy = subprocess.run([sys.executable, "-m", "flywheel", "transform", "run"],
                               env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
-    finally:
-        holder.kill()
-        holder.wait()
-        if holder.stdout is not None:
-            holder.stdout.close()
     assert busy.returncode == 1
     assert "Traceback" not in busy.stderr
     assert "in use by another process" in busy.stderr
