@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from export.policy import DatasetPolicy, Kind
+from warehouse.lineage import LABEL_LINEAGE
 
 if TYPE_CHECKING:
     import polars as pl
@@ -47,37 +48,6 @@ RESPONSE_SIGNALS = """list_filter([
     CASE WHEN r.edits > 0 THEN 'edit' END,
     CASE WHEN r.regenerations > 0 THEN 'regenerate' END,
     CASE WHEN r.continued THEN 'continued' END], lambda s: s IS NOT NULL)"""
-
-LABEL_LINEAGE = """
--- A label's lineage: its generation and every event behind the evidence transforms/models/
--- labels.sql weighed: its copies, ratings and edits, the A/B choices naming it (a tie weighs
--- nothing), its regenerations when they counted against it (it was not kept: not copied, rated
--- up or continued from, as labels.sql has it), and the generations that continued from it.
--- Computed when read (an export, a trace) rather than stored with the labels: stored, the lists
--- cost a full transform run 0.5 s at 0.5M events (0.08 s for labels without them).
-SELECT l.response_id, list_sort(list_distinct(list(s.event_id))) AS event_ids
-FROM labels AS l
-JOIN responses AS r USING (response_id)
-JOIN (
-    SELECT response_id, 'generation' AS signal, event_id FROM responses
-    UNION ALL
-    SELECT response_id, type, event_id
-    FROM events
-    WHERE type IN ('copy', 'rating', 'edit', 'regenerate')
-    UNION ALL
-    SELECT unnest([response_a_id, response_b_id]), 'ab_choice', event_id
-    FROM events
-    WHERE type = 'ab_choice' AND choice <> 'tie'
-    UNION ALL
-    SELECT unnest(prompt_response_ids), 'continued', event_id
-    FROM events
-    WHERE type = 'generation'
-) AS s ON s.response_id = l.response_id
-WHERE s.signal <> 'regenerate'
-    OR (r.copies = 0 AND r.ratings_up = 0 AND NOT r.continued)
-GROUP BY l.response_id
-"""
-"""``(response_id, event_ids)`` of every label: what the export publishes and trace reports."""
 
 _SOURCES: dict[str, str] = {
     "pairs": """

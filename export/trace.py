@@ -18,11 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from export.build import LABEL_LINEAGE, Rekeyer
+from export.build import Rekeyer
 from export.catalog import read_manifest, versions
 from export.publish import LINEAGE_IDS, models_connection
 from flywheel.errors import ExportError
 from ingest.keys import Keyring
+from warehouse.lineage import LABEL_LINEAGE
 
 _ROWS = {
     "preference_pairs": "SELECT pair_id, event_ids FROM preference_pairs",

@@ -29,6 +29,7 @@ from typing import Any
 
 from flywheel.errors import WarehouseError
 from warehouse.lake import Lake
+from warehouse.lineage import LABEL_LINEAGE
 
 ERASE_PREFIX = ".erasing-"
 
@@ -116,14 +117,14 @@ def erase_from_warehouse(db: Any, pseudonyms: list[str]) -> dict[str, int]:
             "WHERE user_pseudonym IN (SELECT user_pseudonym FROM erased_users) "
             "OR conversation_id IN (SELECT conversation_id FROM erased_conversations)"
         )
-        # The responses the erased events name as evidence (copies, ratings, edits,
-        # regenerations, A/B sides, continuations): a label's lineage is its response's
-        # evidence (export.build.LABEL_LINEAGE), so their labels name an erased event.
-        db.execute(
-            "CREATE OR REPLACE TEMP TABLE erased_evidence AS SELECT DISTINCT unnest(list_concat("
-            "[response_id, response_a_id, response_b_id], prompt_response_ids)) AS response_id "
-            "FROM events WHERE event_id IN (SELECT event_id FROM erased_events)"
-        )
+        # The labels whose lineage names an erased event (their evidence counted it): found
+        # before any table loses its rows, as the lineage is computed from them.
+        if "labels" in tables:
+            db.execute(
+                "CREATE OR REPLACE TEMP TABLE erased_labels AS SELECT response_id "
+                f"FROM ({LABEL_LINEAGE}) "
+                "WHERE list_has_any(event_ids, (SELECT list(event_id) FROM erased_events))"
+            )
         deleted: dict[str, int] = {}
         for table, columns in sorted(tables.items()):
             conditions = []
@@ -146,7 +147,7 @@ def erase_from_warehouse(db: Any, pseudonyms: list[str]) -> dict[str, int]:
                             f"list_has_any({column}, (SELECT list(event_id) FROM erased_events))"
                         )
             if table == "labels":
-                conditions.append("response_id IN (SELECT response_id FROM erased_evidence)")
+                conditions.append("response_id IN (SELECT response_id FROM erased_labels)")
             if not conditions:
                 continue
             [(count,)] = db.execute(

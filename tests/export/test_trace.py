@@ -9,7 +9,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from export.build import LABEL_LINEAGE, Rekeyer
+from export.build import Rekeyer
 from export.publish import export_dataset
 from export.trace import trace_rows
 from flywheel.errors import ExportError
@@ -17,6 +17,7 @@ from ingest.keys import Keyring
 from tests.export.conftest import KEYRING
 from tests.export.test_cli import env
 from tests.flywheel.test_cli import assert_one_line_error, flywheel
+from warehouse.lineage import LABEL_LINEAGE
 
 
 def published(data_dir: Path, kind: str) -> pl.DataFrame:

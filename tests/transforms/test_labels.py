@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from export.build import LABEL_LINEAGE
 from tests.factories import make_event
 from tests.transforms.test_preference_pairs import generation
 from tests.warehouse.test_load import land, query
 from transforms.runner import run_transforms
 from warehouse.lake import Lake
+from warehouse.lineage import LABEL_LINEAGE
 
 
 def test_labels_follow_the_evidence(tmp_path: Path) -> None:
