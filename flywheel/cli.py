@@ -834,9 +834,9 @@ def _finish_erasure(
         for d in record.datasets
     )
     deleted = sum(record.warehouse_rows_deleted.values())
-    users = sum(len(found) for found in record.pseudonyms.values())
     out.print(
-        f"erasure {record.request}{' (resumed)' if resumed else ''}: {users} pseudonym(s); "
+        f"erasure {record.request}{' (resumed)' if resumed else ''}: "
+        f"{len(record.all_pseudonyms())} pseudonym(s); "
         f"{record.lake_events_removed:,} events removed from {len(record.lake_files_rewritten)} "
         f"lake files; warehouse rows deleted: {deleted:,}; "
         f"datasets: {datasets or 'none held them'}",

@@ -163,8 +163,8 @@ def finish_erasure(
     resumed: bool = False,
 ) -> ErasureRecord | None:
     """Steps 2 to 5 of an erasure ``begin_erasure`` logged: the lake, the warehouse, the
-    datasets, and the outcome in the log; the users' suppression is made sure of first (a
-    request whose step 1 failed halfway is finished too). One erasure of a data dir at a time:
+    datasets, and the outcome in the log (a resumed request makes sure of its users'
+    suppression first: step 1 may be what failed). One erasure of a data dir at a time:
     this waits for any other to end. None if the log shows the request completed meanwhile (by
     another process): it is not run again.
 
@@ -186,7 +186,8 @@ def finish_erasure(
         if resumed:
             _append(log, {"event": "resumed", "request": record.request, "at": _now()})
         try:
-            record.newly_suppressed += add_suppressed(suppression_file(data_dir), pseudonyms)
+            if resumed:  # step 1 may be what failed
+                record.newly_suppressed = add_suppressed(suppression_file(data_dir), pseudonyms)
             step("rewriting lake files")
             lake = Lake.in_data_dir(data_dir)
             rewrites = erase_from_lake(lake, pseudonyms)
@@ -230,11 +231,13 @@ def erasure_status(data_dir: Path, request: str) -> dict[str, Any]:
     """What the log says of one request: ``{}`` if it names none; else its ``status``
     (``completed``, ``failed`` with the ``error``, or ``pending``: queued, running, or cut off
     by a crash), its start and pseudonyms, and once completed what it did."""
-    entries = [e for e in _read_log(data_dir) if e.get("request") == request]
-    if not entries:
-        return {}
+    return _status(request, _entries_by_request(data_dir).get(request, []))
+
+
+def _status(request: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """``erasure_status`` from one request's log entries, oldest first."""
     started = next((e for e in entries if e["event"] == "started"), None)
-    if started is None:  # its start was a line a crash cut off: nothing to tell or resume
+    if started is None:  # none, or its start was a line a crash cut off: nothing to tell
         return {}
     last = entries[-1]
     status = {"completed": "completed", "failed": "failed"}.get(last["event"], "pending")
@@ -257,16 +260,21 @@ def completed_record(data_dir: Path, request: str) -> ErasureRecord:
 def unfinished_erasures(data_dir: Path) -> list[ErasureRecord]:
     """Requests the log shows started but not completed (failed, or cut off by a crash), oldest
     first, ready for ``finish_erasure(..., resumed=True)``."""
-    started: dict[str, ErasureRecord] = {}
-    last: dict[str, str] = {}
+    unfinished = []
+    for request, entries in _entries_by_request(data_dir).items():
+        found = _status(request, entries)
+        if found and found["status"] != "completed":
+            unfinished.append(ErasureRecord(request=request, started_at=found["started_at"],
+                                            pseudonyms=found["pseudonyms"]))  # fmt: skip
+    return unfinished
+
+
+def _entries_by_request(data_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """The log's entries of each request, oldest first; requests in the order they started."""
+    entries: dict[str, list[dict[str, Any]]] = {}
     for entry in _read_log(data_dir):
-        request = entry["request"]
-        if entry["event"] == "started":
-            started[request] = ErasureRecord(
-                request=request, started_at=entry["at"], pseudonyms=entry["pseudonyms"]
-            )
-        last[request] = entry["event"]
-    return [record for request, record in started.items() if last[request] != "completed"]
+        entries.setdefault(entry["request"], []).append(entry)
+    return entries
 
 
 def _read_log(data_dir: Path) -> list[dict[str, Any]]:
