@@ -22,7 +22,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -39,6 +38,7 @@ from export.catalog import dataset_dir, read_manifest, versions
 from export.policy import DatasetPolicy, DatasetsFile, Kind, load_datasets
 from export.quality import GateResult, run_gate
 from flywheel.errors import ExportBusyError, ExportError, QualityGateError
+from flywheel.files import replace_text
 from ingest.keys import Keyring
 from warehouse.db import connected, warehouse_path
 from warehouse.lake import Lake
@@ -349,9 +349,7 @@ def write_files(
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     """Write ``manifest.json`` atomically (a temporary file renamed over it)."""
-    temporary = folder / ".manifest.json.tmp"
-    temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(temporary, folder / "manifest.json")
+    replace_text(folder / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def sha256_file(path: Path) -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flywheel.errors import ConfigError
+from flywheel.files import replace_text
 
 if TYPE_CHECKING:
     from flywheel.settings import Settings
@@ -185,6 +186,4 @@ def check_keyring(
     if record and keyring.current not in recorded:
         recorded[keyring.current] = keyring.fingerprint(keyring.current)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps({str(v): f for v, f in sorted(recorded.items())}) + "\n")
-        os.replace(temporary, path)
+        replace_text(path, json.dumps({str(v): f for v, f in sorted(recorded.items())}) + "\n")
