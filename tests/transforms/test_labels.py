@@ -84,3 +84,30 @@ def test_lineage_names_every_event_weighed(tmp_path: Path) -> None:
     assert found["kept"] == ids(kept, copy, up, down, edit, won, later)
     assert found["other"] == ids(other, won)  # lost the A/B choice; the tie weighs nothing
     assert found["away"] == ids(away, regenerated_away)
+
+
+def test_an_edit_weighs_against_its_response_as_much_as_it_changed_it(tmp_path: Path) -> None:
+    """The edit rule of pairs: whitespace, punctuation or case alone (of any script) and total
+    rewrites are no evidence; a real edit weighs more the more it changed."""
+    original = "Use reversed(xs) to get the items backwards."
+    edits = {
+        "spaces": "Use\u00a0reversed(xs)\u2009to get the items backwards.\n",
+        "case": "USE REVERSED(XS) TO GET THE ITEMS BACKWARDS",
+        "dashes": "Use reversed(xs) \u2014 to get the items backwards \u2014",
+        "rewrite": "Completely different words everywhere now, nothing of the first remains",
+        "small": "Use reversed(xs) to get the items backwards, lazily.",
+        "large": "Use xs[::-1]: it copies the list, reversed. Or reversed(xs) for an iterator.",
+    }
+    events = []
+    for name, edited in edits.items():
+        events += [generation(name, f"m-{name}", original),
+                   make_event("edit", response_id=name, edited_text=edited)]  # fmt: skip
+    land(Lake.in_data_dir(tmp_path), events)
+    run_transforms(tmp_path)
+    labels = {r: (label, c) for r, label, c in
+              query(tmp_path, "SELECT response_id, label, confidence FROM labels")}  # fmt: skip
+    assert set(labels) == {"small", "large"}
+    assert labels["small"][0] is False and labels["large"][0] is False
+    assert 0 < labels["small"][1] < labels["large"][1] <= 0.6
+    rewards = dict(query(tmp_path, "SELECT response_id, implicit_score FROM rewards"))
+    assert {name for name, score in rewards.items() if score < 0} == {"small", "large"}

@@ -1,13 +1,21 @@
--- depends_on: responses
+-- depends_on: responses, edit_changes
 -- refresh_by: response_id
 -- Unpaired labels (for KTO): each response with evidence is desirable or undesirable.
 -- Evidence for: copied, rated up, won an A/B choice, continued from. Evidence against: rated
 -- down, regenerated away without being kept, lost an A/B choice, both answers judged bad, edited
--- (what the user wanted was the edited text). Each counts once, with its policy weight; the net
+-- (what the user wanted was the edited text). Each counts once, with its policy weight, but an
+-- edit with the weight edit_changes gives it: only a real edit within the policy's thresholds
+-- counts, more the more it changed (the rule preference_pairs applies to edit pairs). The net
 -- decides the label, and responses whose evidence cancels out get none.
-WITH evidence AS (
+WITH edited AS (
+    SELECT response_id, sum(weight) AS weight  -- one edit per response weighs
+    FROM edit_changes
+    WHERE weight > 0
+    GROUP BY response_id
+),
+evidence AS (
     SELECT
-        *,
+        r.*,
         (CASE WHEN copies > 0 THEN getvariable('weights_copy') ELSE 0 END
          + CASE WHEN ratings_up > 0 THEN getvariable('weights_rating') ELSE 0 END
          + CASE WHEN ab_wins > 0 THEN getvariable('weights_ab_choice') ELSE 0 END
@@ -17,8 +25,9 @@ WITH evidence AS (
                 THEN getvariable('weights_regenerate') ELSE 0 END
          + CASE WHEN ab_losses > 0 OR ab_both_bad > 0 THEN getvariable('weights_ab_choice')
                 ELSE 0 END
-         + CASE WHEN edits > 0 THEN getvariable('weights_edit') ELSE 0 END) AS against_it
-    FROM responses
+         + coalesce(d.weight, 0)) AS against_it
+    FROM responses AS r
+    LEFT JOIN edited AS d USING (response_id)
 )
 SELECT
     -- Keyed by response: its conversation, user, consent, model and the generation its prompt
@@ -28,4 +37,5 @@ SELECT
     round(least(1.0, greatest(for_it, against_it)) * abs(for_it - against_it)
           / (for_it + against_it), 6) AS confidence
 FROM evidence
-WHERE for_it <> against_it
+-- Rounded: an edit's weight is rounded, and an even split must read as one.
+WHERE round(for_it, 9) <> round(against_it, 9)

@@ -1,9 +1,11 @@
--- depends_on: responses, code_checks
+-- depends_on: responses, code_checks, edit_changes
 -- refresh_by: response_id
 -- A multi-level reward per response. Each level is a score in [-1, 1] kept as its own column,
 -- and the total weighs them with the policy's [rewards] section:
 --   explicit  A/B outcome and ratings, each weighted, averaged over the evidence present;
---   implicit  copied or continued from (+), regenerated away or edited (-), likewise;
+--   implicit  copied or continued from (+), regenerated away or edited (-), likewise, an edit
+--             with the weight edit_changes gives it (a real edit within the policy's
+--             thresholds, more the more it changed; any other edit is no evidence);
 --   process   share of its Python and JSON code blocks that parse, mapped to [-1, 1]
 --             (0 without checkable code);
 --   penalty   -1 if the response still holds a scrubbed secret (it leaked one), else 0.
@@ -20,12 +22,19 @@ WITH levels AS (
         CASE WHEN r.continued THEN 1 END AS continued,
         CASE WHEN r.regenerations > 0 AND r.copies = 0 AND r.ratings_up = 0 AND NOT r.continued
              THEN -1 END AS regenerated,
-        CASE WHEN r.edits > 0 THEN -1 END AS edited,
+        CASE WHEN d.weight > 0 THEN -1 END AS edited,
+        d.weight AS edit_weight,
         coalesce(c.python_blocks, 0) + coalesce(c.json_blocks, 0) AS checkable,
         coalesce(c.python_parsed, 0) + coalesce(c.json_parsed, 0) AS parsed,
         coalesce(c.leaked_secret, false) AS leaked_secret
     FROM responses AS r
     LEFT JOIN code_checks AS c USING (response_id)
+    LEFT JOIN (
+        SELECT response_id, sum(weight) AS weight  -- one edit per response weighs
+        FROM edit_changes
+        WHERE weight > 0
+        GROUP BY response_id
+    ) AS d USING (response_id)
 ),
 scored AS (
     SELECT
@@ -40,12 +49,12 @@ scored AS (
             (coalesce(copied * getvariable('weights_copy'), 0)
              + coalesce(continued * getvariable('weights_continued'), 0)
              + coalesce(regenerated * getvariable('weights_regenerate'), 0)
-             + coalesce(edited * getvariable('weights_edit'), 0))
+             + coalesce(edited * edit_weight, 0))
             / nullif(CASE WHEN copied IS NULL THEN 0 ELSE getvariable('weights_copy') END
                      + CASE WHEN continued IS NULL THEN 0 ELSE getvariable('weights_continued') END
                      + CASE WHEN regenerated IS NULL THEN 0
                             ELSE getvariable('weights_regenerate') END
-                     + CASE WHEN edited IS NULL THEN 0 ELSE getvariable('weights_edit') END, 0),
+                     + coalesce(edit_weight, 0), 0),
             0) AS implicit_score,
         CASE WHEN checkable > 0 THEN 2.0 * parsed / checkable - 1 ELSE 0 END AS process_score,
         CASE WHEN leaked_secret THEN -1 ELSE 0 END AS penalty
