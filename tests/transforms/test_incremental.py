@@ -100,10 +100,11 @@ def test_late_duplicated_and_cross_conversation_events_over_rounds(tmp_path: Pat
     [(conversation,)] = query(rounds.full, "SELECT conversation_id FROM responses "
                               "WHERE response_id = 'r2'")  # fmt: skip
     assert conversation == "c4"
-    # Only r1's conversation is touched; its A/B pair with r9 (in c9) still needs r9's row.
+    # Only r1's conversation is touched; its A/B choice with r9 (in c9, not a sibling) still
+    # needs r9's row to be told apart from a choice whose side has not landed.
     rounds.land([make_event("rating", response_id="r1", value="up", conversation_id="c1")])
-    assert query(rounds.incremental, "SELECT count(*) FROM preference_pairs "
-                 "WHERE rejected_response_id = 'r9'") == [(1,)]  # fmt: skip
+    assert query(rounds.incremental, "SELECT reason FROM unpaired_ab_choices "
+                 "WHERE response_b_id = 'r9'") == [("not_siblings",)]  # fmt: skip
     again = run_transforms(rounds.incremental)
     assert set(modes(again).values()) == {"unchanged", "full"}  # calibration is always rebuilt
     assert tables(rounds.incremental) == tables(rounds.full)
@@ -131,7 +132,7 @@ def test_a_selected_run_leaves_the_other_models_to_catch_up(tmp_path: Path) -> N
     land(Lake.in_data_dir(rounds.incremental), [make_event("copy", response_id="ra")], first=2)
     rounds.offset = 3
     selected = run_transforms(rounds.incremental, select=["labels"])
-    assert [s.name for s in selected.steps[1:]] == ["responses", "labels"]
+    assert [s.name for s in selected.steps[1:]] == ["responses", "edit_changes", "labels"]
     summary = rounds.land([make_event("rating", response_id="rb", value="up")])
     assert modes(summary)["preference_pairs"] == "incremental"
 

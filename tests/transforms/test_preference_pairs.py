@@ -7,12 +7,12 @@ from typing import Any
 
 import duckdb
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.factories import make_event
 from tests.warehouse.test_load import ALL_TEXTS, land, query
-from transforms.edits import change, edit_changes, without_space_or_punct, words
+from transforms.edits import change, edit_changes, is_real, words
 from transforms.runner import run_transforms
 from warehouse.lake import Lake
 
@@ -192,33 +192,47 @@ def test_lineage_names_the_regeneration_and_what_kept_the_winner(tmp_path: Path)
     assert found == [("r2", "r1", sorted(e["event_id"] for e in (g1, g2, regenerate, later)))]
 
 
-UTF8_TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
+WORD_CHARACTERS = st.characters(categories=["Lu", "Ll", "Nd"])
+SEPARATORS = st.sampled_from(
+    [" ", "\t", "\n", "\u00a0", "\u2009", "\u202f", "\u3000", "\u200b", "\u00ad", "\u2014",
+     "\u2013", "\u2019", "\u201c", "\u00bb", "\u3002", "\u00bf", ",", ".", "!", "_", "-", "*",
+     "(", "#"]
+)  # fmt: skip
 
 
 @settings(max_examples=300, deadline=None)
-@given(UTF8_TEXT)
-def test_the_trivial_edit_test_deletes_exactly_the_regex_class(text: str) -> None:
-    """``without_space_or_punct`` (bytes) removes what ``[\\s[:punct:]]`` matches in DuckDB's
-    regular expressions, no more and no less, on any text."""
-    with duckdb.connect() as db:
-        [(regex,)] = db.execute(
-            "SELECT regexp_replace($t, '[\\s[:punct:]]', '', 'g')", {"t": text}
-        ).fetchall()
-    assert without_space_or_punct(text.encode()) == regex.encode()
+@given(st.lists(st.tuples(st.text(WORD_CHARACTERS, max_size=6), st.text(SEPARATORS, max_size=3)),
+                max_size=8),
+       st.lists(st.text(SEPARATORS, max_size=3), min_size=9, max_size=9))  # fmt: skip
+def test_whitespace_and_punctuation_of_any_script_never_make_a_real_edit(
+    parts: list[tuple[str, str]], others: list[str]
+) -> None:
+    """Any whitespace, punctuation or invisible character in Unicode (non-breaking and thin
+    spaces, dashes, curly quotes, a zero-width space), added, removed or swapped between the
+    same letters and digits, leaves an edit not real."""
+    original = "".join(word + separator for word, separator in parts)
+    edited = "".join(word + other for (word, _), other in zip(parts, others, strict=False))
+    assert not is_real(words(original), words(edited))
 
 
-@settings(max_examples=300, deadline=None)
-@given(UTF8_TEXT)
-@example("\u0130stanbul, 5 \u212a")  # the two non-ASCII capitals lower() makes ASCII letters
-def test_words_are_what_the_lower_cased_text_splits_into_in_duckdb(text: str) -> None:
-    """``words`` (bytes) finds the words DuckDB finds in ``lower(text)`` split on
-    ``[^[:alnum:]]+`` (the SQL it replaced), on any text: a multi-byte character never leaves
-    part of itself in a word."""
-    with duckdb.connect() as db:
-        [(found,)] = db.execute(
-            "SELECT regexp_split_to_array(lower($t), '[^[:alnum:]]+')", {"t": text}
-        ).fetchall()
-    assert words(text.encode()) == {word.encode() for word in found if word}
+@pytest.mark.parametrize(
+    ("original", "edited", "real"),
+    [
+        ("Use a list \u2014 it is fast.", "Use a list, it is fast.", False),  # em dash removed
+        ("Use a list\u2014it is fast.", "Use a list it is fast.", False),
+        ("Use a list, it is fast.", "Use\u00a0a\u00a0list, it\u00a0is fast.", False),  # NBSP
+        ("Use a list.", "USE A LIST.", False),  # case only
+        ("\uff35se a list.", "Use a list.", False),  # a full-width letter is the same letter
+        ("Stra\u00dfe", "STRASSE", False),  # case folding
+        ("caf\u00e9", "cafe\u0301", False),  # composed or not, the same letter
+        ("Use a list.", "Use a tuple.", True),
+        ("\u0418\u0441\u043f\u043e\u043b\u044c\u0437\u0443\u0439 list",
+         "\u0418\u0441\u043f\u043e\u043b\u044c\u0437\u0443\u0439 tuple", True),
+        ("x = 1", "x = 2", True),
+    ],
+)  # fmt: skip
+def test_a_real_edit_changes_letters_or_digits(original: str, edited: str, real: bool) -> None:
+    assert is_real(words(original), words(edited)) is real
 
 
 @pytest.mark.parametrize(
@@ -229,14 +243,16 @@ def test_words_are_what_the_lower_cased_text_splits_into_in_duckdb(text: str) ->
         ("A, b!", "a b", 0.0),  # case and punctuation are not words
         ("a a a b", "a b", 0.0),  # sets: repeats count once
         ("a b", "c d", 1.0),
-        ("\u0130stanbul", "Istanbul", 0.0),  # lower() makes the dotted capital an i
+        ("a\u2014b c", "a b c", 0.0),  # an em dash separates words like a space
+        ("a\u00a0b", "a b", 0.0),
+        ("\u0434\u0430 b", "\u043d\u0435\u0442 b", 2 / 3),  # words of any script
         ("", "...", 1.0),  # no words at all: nothing in common
     ],
 )
 def test_change_is_one_minus_the_jaccard_similarity_of_the_word_sets(
     original: str, edited: str, expected: float
 ) -> None:
-    assert change(original.encode(), edited.encode()) == pytest.approx(expected)
+    assert change(words(original), words(edited)) == pytest.approx(expected)
 
 
 def test_an_edit_whose_text_is_missing_is_left_out_not_a_crash() -> None:
@@ -259,3 +275,141 @@ def test_an_edit_whose_text_is_missing_is_left_out_not_a_crash() -> None:
         select, parameters = edit_changes(db, inputs)
         rows = db.execute(f"SELECT edit_event_id, real_edit FROM ({select})", parameters)
         assert rows.fetchall() == [("e2", True)]
+
+
+def test_siblings_each_rated_up_and_down_make_no_pair(tmp_path: Path) -> None:
+    ratings = [make_event("rating", response_id=r, value=v) for r in ("ra", "rb")
+               for v in ("up", "down")]  # fmt: skip
+    assert pairs(tmp_path, [generation("ra"), generation("rb"), *ratings]) == []
+
+
+SIDE = st.fixed_dictionaries(
+    {
+        "copies": st.integers(0, 2),
+        "up": st.integers(0, 2),
+        "down": st.integers(0, 2),
+        "regenerated": st.booleans(),
+        "continued": st.booleans(),
+    }
+)
+CHOICES = st.lists(st.tuples(st.booleans(), st.sampled_from(["a", "b", "tie", "both_bad"])),
+                   max_size=3)  # fmt: skip
+
+
+def sibling_events(
+    conversation: str,
+    ids: dict[str, str],
+    signals: dict[str, dict[str, Any]],
+    choices: list[tuple[bool, str]],
+) -> list[dict[str, Any]]:
+    """Two siblings (roles x and y, under the ids given) with the signals of each role and A/B
+    choices (x shown as a, or not)."""
+    events = []
+    for role, response in ids.items():
+        mix = signals[role]
+        events.append(generation(response, conversation_id=conversation))
+        for _ in range(mix["copies"]):
+            events.append(make_event("copy", response_id=response, text="x",
+                                     conversation_id=conversation))  # fmt: skip
+        for value in ("up", "down"):
+            for _ in range(mix[value]):
+                events.append(make_event("rating", response_id=response, value=value,
+                                         conversation_id=conversation))  # fmt: skip
+        if mix["regenerated"]:
+            events.append(make_event("regenerate", response_id=response,
+                                     conversation_id=conversation))  # fmt: skip
+        if mix["continued"]:
+            events.append(generation(
+                f"{response}-next", f"{response}-m2", conversation_id=conversation,
+                prompt=[{"role": "user", "content": "q"},
+                        {"role": "assistant", "content": "a", "response_id": response},
+                        {"role": "user", "content": "more"}]))  # fmt: skip
+    for x_first, choice in choices:
+        a, b = (ids["x"], ids["y"]) if x_first else (ids["y"], ids["x"])
+        events.append(make_event("ab_choice", response_a_id=a, response_b_id=b, choice=choice,
+                                 conversation_id=conversation))  # fmt: skip
+    return events
+
+
+def mirrored(choices: list[tuple[bool, str]]) -> list[tuple[bool, str]]:
+    """Each choice and the same choice with the sides swapped: as much for y as for x."""
+    return [*choices, *((not x_first, choice) for x_first, choice in choices)]
+
+
+@settings(max_examples=25, deadline=None)
+@given(SIDE, SIDE, CHOICES)
+def test_swapping_two_siblings_ids_swaps_their_pair_and_even_evidence_makes_none(
+    tmp_path_factory: pytest.TempPathFactory,
+    x: dict[str, Any],
+    y: dict[str, Any],
+    choices: list[tuple[bool, str]],
+) -> None:
+    """The same signals on two siblings give the same verdict on the roles whichever id sorts
+    first (c1: x's id sorts first, c2: y's does), and the same signals on both sides (c3, with
+    every A/B choice also made the other way round) give no pair."""
+    tmp_path = tmp_path_factory.mktemp("swap")
+    ids = {"c1": {"x": "c1-a", "y": "c1-b"}, "c2": {"x": "c2-b", "y": "c2-a"},
+           "c3": {"x": "c3-a", "y": "c3-b"}}  # fmt: skip
+    events = [
+        *sibling_events("c1", ids["c1"], {"x": x, "y": y}, choices),
+        *sibling_events("c2", ids["c2"], {"x": x, "y": y}, choices),
+        *sibling_events("c3", ids["c3"], {"x": x, "y": x}, mirrored(choices)),
+    ]
+    land(Lake.in_data_dir(tmp_path), events)
+    run_transforms(tmp_path)
+    found = query(
+        tmp_path,
+        "SELECT conversation_id, chosen_response_id, rejected_response_id, confidence "
+        "FROM preference_pairs WHERE chosen_response_id NOT LIKE '%-next' "
+        "AND rejected_response_id NOT LIKE '%-next'",
+    )
+    roles = {
+        conversation: {(role[chosen], role[rejected], confidence)
+                       for c, chosen, rejected, confidence in found if c == conversation}
+        for conversation, role in
+        ((c, {response: name for name, response in ids[c].items()}) for c in ids)
+    }  # fmt: skip
+    assert roles["c1"] == roles["c2"]
+    assert roles["c3"] == set()
+    if x == y and sorted(choices) == sorted(mirrored(choices)[len(choices) :]):
+        assert roles["c1"] == set()
+
+
+def ab_pairs_and_unpaired(
+    tmp_path: Path, events: list[dict[str, Any]]
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    land(Lake.in_data_dir(tmp_path), events)
+    run_transforms(tmp_path)
+    return (
+        query(tmp_path, "SELECT chosen_response_id, rejected_response_id FROM preference_pairs"),
+        query(
+            tmp_path,
+            "SELECT response_a_id, response_b_id, reason FROM unpaired_ab_choices ORDER BY ALL",
+        ),  # fmt: skip
+    )
+
+
+def test_an_ab_choice_between_answers_to_different_messages_is_listed_not_paired(
+    tmp_path: Path,
+) -> None:
+    events = [
+        generation("ra", "m1"),
+        generation("rb", "m2"),  # same conversation, another message
+        generation("rc", "m1", conversation_id="conv-2"),  # another conversation
+        make_event("ab_choice", response_a_id="ra", response_b_id="rb", choice="a"),
+        make_event("ab_choice", response_a_id="rc", response_b_id="ra", choice="b"),
+        make_event("ab_choice", response_a_id="ra", response_b_id="nowhere", choice="a"),
+    ]
+    found, unpaired = ab_pairs_and_unpaired(tmp_path, events)
+    assert found == []
+    assert unpaired == [
+        ("ra", "nowhere", "side_unknown"),
+        ("ra", "rb", "not_siblings"),
+        ("rc", "ra", "not_siblings"),
+    ]
+
+
+def test_an_ab_choice_between_siblings_is_paired_not_listed(tmp_path: Path) -> None:
+    ab = make_event("ab_choice", response_a_id="ra", response_b_id="rb", choice="b")
+    events = [generation("ra"), generation("rb"), ab]
+    assert ab_pairs_and_unpaired(tmp_path, events) == ([("rb", "ra")], [])

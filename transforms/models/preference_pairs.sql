@@ -5,13 +5,19 @@
 --
 -- Between two sibling responses (same conversation and parent message), every signal casts a
 -- vote for one side with its policy weight:
---   ab_choice   the chosen side of an A/B comparison (tie and both_bad cast none);
+--   ab_choice   the chosen side of an A/B comparison of two siblings (tie and both_bad cast none;
+--               a choice between answers to different messages has no prompt to pair them
+--               under, and unpaired_ab_choices lists it instead);
 --   regenerate  the sibling the user finally kept (copied, rated up or continued from) over each
 --               sibling they regenerated away, whatever the length of the chain;
 --   copy        a copied sibling over an un-copied one;
---   rating      an up-rated sibling over an un-rated or down-rated one.
--- The side with more weight wins; equal weight gives no pair. Edits make pairs of their own:
--- the edited text over the original, when the edit is real (policy thresholds).
+--   rating      a sibling rated more up than down over one that is not (un-rated, rated down,
+--               or as much down as up).
+-- Every rule reads both sides alike, so swapping two siblings' ids swaps their pair: nothing is
+-- decided by id order. The side with more weight wins; equal weight gives no pair. Edits make
+-- pairs of their own: the edited text over the original, for the edit that carries a weight in
+-- edit_changes (the latest real edit, within the policy's thresholds), as confident as that
+-- weight.
 --
 -- Lineage (event_ids): the two generations and every event behind a vote, whichever side it
 -- favoured: A/B choices; for a copy vote the copies; for a rating vote both sides' ratings; for a
@@ -26,8 +32,7 @@ WITH sides AS (
     SELECT
         response_id, conversation_id, parent_id,
         copies > 0 AS copied,
-        ratings_up > 0 AS rated_up,
-        ratings_down > 0 AS rated_down,
+        sign(ratings_up - ratings_down) AS rating,
         regenerations > 0 AS regenerated,
         copies > 0 OR ratings_up > 0 OR continued AS kept
     FROM responses
@@ -42,15 +47,19 @@ sibling_pairs AS (
         AND a.response_id < b.response_id
 ),
 ab_votes AS (
+    -- Only between siblings: the pair's prompt is the one both answer.
     SELECT
-        least(response_a_id, response_b_id) AS a,
-        greatest(response_a_id, response_b_id) AS b,
-        CASE WHEN choice = 'a' THEN response_a_id ELSE response_b_id END AS winner,
+        p.a,
+        p.b,
+        CASE WHEN e.choice = 'a' THEN e.response_a_id ELSE e.response_b_id END AS winner,
         'ab_choice' AS signal,
         getvariable('weights_ab_choice') AS weight,
-        [event_id] AS events
-    FROM events
-    WHERE type = 'ab_choice' AND choice IN ('a', 'b')
+        [e.event_id] AS events
+    FROM events AS e
+    JOIN sibling_pairs AS p
+        ON p.a = least(e.response_a_id, e.response_b_id)
+        AND p.b = greatest(e.response_a_id, e.response_b_id)
+    WHERE e.type = 'ab_choice' AND e.choice IN ('a', 'b')
 ),
 state_votes AS (
     -- Votes that follow from what happened to each sibling (copies, ratings, regenerations).
@@ -66,8 +75,8 @@ state_votes AS (
             (CASE WHEN sa.copied AND NOT sb.copied THEN p.a
                   WHEN sb.copied AND NOT sa.copied THEN p.b END,
              'copy', getvariable('weights_copy')),
-            (CASE WHEN sa.rated_up AND (sb.rated_down OR NOT sb.rated_up) THEN p.a
-                  WHEN sb.rated_up AND (sa.rated_down OR NOT sa.rated_up) THEN p.b END,
+            (CASE WHEN sa.rating > 0 AND sb.rating < sa.rating THEN p.a
+                  WHEN sb.rating > 0 AND sa.rating < sb.rating THEN p.b END,
              'rating', getvariable('weights_rating'))
         ) AS t(winner, signal, weight)
     ) AS v
@@ -136,24 +145,33 @@ tallies AS (
     FROM votes
     GROUP BY a, b
 ),
-response_pairs AS (
+weighed AS (
+    -- Rounded: the same weights summed in another order can differ in the last bits, and an
+    -- even split must read as one.
     SELECT
-        CASE WHEN coalesce(for_a, 0) > coalesce(for_b, 0) THEN a ELSE b END AS chosen_id,
-        CASE WHEN coalesce(for_a, 0) > coalesce(for_b, 0) THEN b ELSE a END AS rejected_id,
-        greatest(coalesce(for_a, 0), coalesce(for_b, 0)) AS winning,
-        least(coalesce(for_a, 0), coalesce(for_b, 0)) AS losing,
+        a, b,
+        round(coalesce(for_a, 0), 9) AS for_a,
+        round(coalesce(for_b, 0), 9) AS for_b,
         signals,
         votes_from
     FROM tallies
-    WHERE coalesce(for_a, 0) <> coalesce(for_b, 0)
+),
+response_pairs AS (
+    SELECT
+        CASE WHEN for_a > for_b THEN a ELSE b END AS chosen_id,
+        CASE WHEN for_a > for_b THEN b ELSE a END AS rejected_id,
+        greatest(for_a, for_b) AS winning,
+        least(for_a, for_b) AS losing,
+        signals,
+        votes_from
+    FROM weighed
+    WHERE for_a <> for_b
 ),
 edits AS (
-    -- The latest real edit of each response, and how much it changed (edit_changes).
-    SELECT edit_event_id, response_id, change
+    -- The edit of each response that counts, with its weight (edit_changes).
+    SELECT edit_event_id, response_id, weight
     FROM edit_changes
-    WHERE real_edit
-    QUALIFY row_number() OVER (PARTITION BY response_id ORDER BY occurred_at DESC,
-                               edit_event_id) = 1
+    WHERE weight > 0
 )
 SELECT
     md5(concat_ws('|', 'pair', p.chosen_id, p.rejected_id)) AS pair_id,
@@ -188,12 +206,10 @@ SELECT
     s.event_id AS rejected_event_id,
     NULL AS chosen_response_id,
     s.response_id AS rejected_response_id,
-    round(getvariable('weights_edit')
-          * least(1.0, 0.5 + 0.5 * d.change / getvariable('edit_max_change')), 6) AS confidence,
+    d.weight AS confidence,
     0.0 AS disagreement,
     ['edit'] AS signals,
     list_sort([s.event_id, d.edit_event_id]) AS event_ids,
     [s.model_id || coalesce('@' || s.model_version, '')] AS models
 FROM edits AS d
 JOIN responses AS s ON s.response_id = d.response_id
-WHERE d.change >= getvariable('edit_min_change') AND d.change <= getvariable('edit_max_change')
