@@ -500,7 +500,10 @@ def _cards(probe: _Probe) -> Iterator[Finding]:
         after = text[end : end + 2]
         if _is_word_char(before) or before in ".,+-":
             continue  # the tail of a decimal, an id, a signed number
-        if after[:1].isalnum() or after[:1] in "_-" or (after[:1] in ".," and after[1:].isdigit()):
+        # ("" is in every string: at the end of the text, test the character, not the slice.)
+        if after[:1].isalnum() or after[:1] in ("_", "-") or (
+            after[:1] in (".", ",") and after[1:].isdigit()
+        ):
             continue
         digits = match.group().replace(" ", "").replace("-", "")
         if 13 <= len(digits) <= 19 and _CARD_PREFIX.match(digits) and luhn.is_valid(digits):
