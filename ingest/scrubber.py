@@ -48,6 +48,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -501,8 +502,10 @@ def _cards(probe: _Probe) -> Iterator[Finding]:
         if _is_word_char(before) or before in ".,+-":
             continue  # the tail of a decimal, an id, a signed number
         # ("" is in every string: at the end of the text, test the character, not the slice.)
-        if after[:1].isalnum() or after[:1] in ("_", "-") or (
-            after[:1] in (".", ",") and after[1:].isdigit()
+        if (
+            after[:1].isalnum()
+            or after[:1] in ("_", "-")
+            or (after[:1] in (".", ",") and after[1:].isdigit())
         ):
             continue
         digits = match.group().replace(" ", "").replace("-", "")
@@ -820,6 +823,17 @@ def _xml_secrets(probe: _Probe) -> Iterator[Finding]:
             yield Finding(match.start("value"), match.end("value"), "password")
 
 
+# Characters that hide a value from the detectors without changing how it reads: invisible ones
+# (zero-width spaces and joiners, soft hyphens, direction marks) and the compatibility forms that
+# NFKC folds to ASCII (fullwidth "ｕｓｅｒ＠..."). ``PREFILTER`` holds this class,
+# so such texts reach ``Scrubber.find``, which detects on a folded view of them.
+_INVISIBLE = frozenset(
+    "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+    "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff"
+)
+_DISGUISE = r"[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\uff01-\uff5e]"
+
+
 # --- All detectors, their gates, and the prefilter -----------------------------------------------
 
 
@@ -871,8 +885,32 @@ PREFILTER = "|".join(
         _IPV4_HINT.pattern,
         "::",
         _IPV6_HINT.pattern,
+        _DISGUISE,
     )
 ).replace(r"\d", "[0-9]")  # Rust's \d is any Unicode digit; the gates' is ASCII
+
+
+def _folded(text: str) -> tuple[str, list[int] | None]:
+    """The text as detectors should read it, and where each of its characters came from.
+
+    NFKC-folded and without invisible characters; ``None`` instead of the origins when it is the
+    text itself. ``origins[i]`` is the index in ``text`` of the view's character ``i`` (one more
+    entry holds ``len(text)``), so a finding on the view replaces the original characters.
+    """
+    if text.isascii():
+        return text, None
+    if unicodedata.is_normalized("NFKC", text) and _INVISIBLE.isdisjoint(text):
+        return text, None
+    parts: list[str] = []
+    origins: list[int] = []
+    for index, char in enumerate(text):
+        if char in _INVISIBLE:
+            continue
+        folded = char if char.isascii() else unicodedata.normalize("NFKC", char)
+        parts.append(folded)
+        origins.extend([index] * len(folded))
+    origins.append(len(text))
+    return "".join(parts), origins
 
 
 class Scrubber:
@@ -880,6 +918,13 @@ class Scrubber:
 
     def find(self, text: str) -> list[Finding]:
         """Every value to remove from ``text``, in order, without overlaps."""
+        view, origins = _folded(text)
+        found = self._find(view)
+        if origins is None:
+            return found
+        return [Finding(origins[f.start], origins[f.end - 1] + 1, f.kind) for f in found]
+
+    def _find(self, text: str) -> list[Finding]:
         probe = _Probe(text)
         ranked: list[tuple[int, Finding]] = []
         for detector in _DETECTORS:

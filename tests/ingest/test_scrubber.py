@@ -664,3 +664,67 @@ def test_the_prefilter_sees_every_text_with_a_finding(text: str) -> None:
 def test_uuid_and_hash_soup_is_left_alone() -> None:
     soup = " ".join(str(uuid.UUID(int=i * 7919)) for i in range(1, 50))
     assert SCRUBBER.scrub(soup) == (soup, {})
+
+
+# --- Disguised values: fullwidth forms and invisible characters --------------------------------
+
+ZWSP, SOFT_HYPHEN, WORD_JOINER = "\u200b", "\u00ad", "\u2060"
+FULLWIDTH = {chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)}
+
+
+def fullwidth(text: str) -> str:
+    return "".join(FULLWIDTH.get(c, c) for c in text)
+
+
+DISGUISED = [
+    ("email", fullwidth("user@example.com"), "mail {v} today"),
+    ("email", "user" + ZWSP + "@example.com", "mail {v} today"),
+    ("email", "jane" + SOFT_HYPHEN + ".doe@exa" + WORD_JOINER + "mple.org", "to: {v}"),
+    ("github_token", GHP[:20] + ZWSP + GHP[20:], "token {v} and 401"),
+    ("aws_access_key", "AKIA" + ZWSP + "IOSFODNN7EXAMPLE", "key id {v}"),
+    ("card", fullwidth("4111 1111 1111 1111"), "my card is {v}"),
+    ("ip", fullwidth("81.2.69.160"), "server {v} down"),
+]
+
+
+@pytest.mark.parametrize(("kind", "value", "text"), DISGUISED)
+def test_a_disguised_value_is_removed_whole(kind: str, value: str, text: str) -> None:
+    """Fullwidth forms and zero-width characters read the same to a person but hid the value
+    from the detectors: they look at the NFKC-folded text without invisible characters, and the
+    placeholder replaces the original characters, the invisible ones included."""
+    scrubbed = assert_removed(text.replace("{v}", value), value, kind)
+    assert scrubbed == text.replace("{v}", placeholder(kind))
+    assert pl.Series([text.replace("{v}", value)]).str.contains(PREFILTER).item()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from([ZWSP, SOFT_HYPHEN, WORD_JOINER, "\ufeff"]), max_size=3),
+    st.sampled_from([v for _, v, _ in PLANTED_IN_TEXT if len(v) > 8]),
+    st.data(),
+)
+def test_invisible_characters_anywhere_in_a_value_change_nothing(
+    invisible: list[str], value: str, data: st.DataObject
+) -> None:
+    """Scrubbing a value with invisible characters inserted gives what scrubbing it without
+    them gives, in the same contexts."""
+    kind, _, template = next(p for p in PLANTED_IN_TEXT if p[1] == value)
+    hidden = value
+    for char in invisible:
+        at = data.draw(st.integers(1, len(hidden) - 1))
+        hidden = hidden[:at] + char + hidden[at:]
+    plain = SCRUBBER.scrub(template.replace("{v}", value))
+    assert SCRUBBER.scrub(template.replace("{v}", hidden)) == plain
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Grüße aus München: Straße 5, 3½ Stunden",
+        "東京で会いましょう（午後３時）。",
+        "ﬁnance report, x² + y² = r²",
+        "emoji 👩\u200d💻 and a soft hy\u00adphen",
+    ],
+)
+def test_non_ascii_prose_stays(text: str) -> None:
+    assert SCRUBBER.scrub(text) == (text, {})
