@@ -346,10 +346,14 @@ def _url_credentials(probe: _Probe) -> Iterator[Finding]:
 
 
 _EMAIL_LOCAL = re.compile(r"[\w%+-]+(?:\.[\w%+-]+)*\Z")
+# Labels of any script (IDN: bücher.de, 例え.jp); the top-level label is ASCII letters, punycode
+# or letters of one other script.
 _EMAIL_DOMAIN = re.compile(
-    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![\w-])"
+    r"[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?"
+    r"(?:\.[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?)*"
+    r"\.(?:[A-Za-z]{2,24}|xn--[A-Za-z0-9-]{2,59}|[^\W\d_A-Za-z]{2,24})(?![\w-])"
 )
+_QUOTED_LOCAL = re.compile(r'"[^"\n\\]{1,64}"\Z')
 _IN_URL = re.compile(r"://[^\s/@]*:\Z")
 _RETINA = re.compile(
     r"\d+(?:\.\d+)?x\.(?:png|jpe?g|gif|webp|svg|avif|bmp|ico|tiff?)(?![\w-])",
@@ -365,6 +369,8 @@ def _emails(probe: _Probe) -> Iterator[Finding]:
     while at >= 0:
         domain = _EMAIL_DOMAIN.match(text, at + 1)
         local = _EMAIL_LOCAL.search(text, max(0, at - 128), at) if domain else None
+        if domain is not None and local is None and at and text[at - 1] == '"':
+            local = _QUOTED_LOCAL.search(text, max(0, at - 66), at)  # "john doe"@example.com
         if domain is not None and local is not None:
             start = local.start()
             if start and text[start - 1] in ".%+-":

@@ -728,3 +728,20 @@ def test_invisible_characters_anywhere_in_a_value_change_nothing(
 )
 def test_non_ascii_prose_stays(text: str) -> None:
     assert SCRUBBER.scrub(text) == (text, {})
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("user@bücher.de", "write to {v} please"),
+        ("user@例え.jp", "メール: {v}"),
+        ("jörg.müller@straße.example.de", "Kontakt {v}."),
+        ("ab@xn--bcher-kva.de", "punycode {v}"),
+        ('"john doe"@example.com', "mail {v} today"),
+        ('"j.doe"@example.org', "ADMIN = '{v}'"),
+    ],
+)
+def test_idn_and_quoted_addresses_are_removed(value: str, text: str) -> None:
+    """The audit found addresses with a non-ASCII domain and a quoted local part published."""
+    scrubbed = assert_removed(text.replace("{v}", value), value, "email")
+    assert scrubbed == text.replace("{v}", "<EMAIL>")
