@@ -45,6 +45,7 @@ report is the count per kind, never a value.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import math
 import re
@@ -327,6 +328,47 @@ def _aws_secret_keys(probe: _Probe) -> Iterator[Finding]:
         previous_line = text.rfind("\n", 0, max(0, text.rfind("\n", 0, start)))
         if _AWS_CONTEXT.search(text, max(previous_line + 1, start - 120), start):
             yield Finding(start, end, "aws_secret_key")
+        elif _bare_secret(text, start, end):
+            yield Finding(start, end, "aws_secret_key")
+
+
+_PATH_SEGMENT = re.compile(r"(?:[A-Z]?[a-z]+|[A-Z]+)+\d*|\d+")
+
+
+def _bare_secret(text: str, start: int, end: int) -> bool:
+    """True if 40 base64 characters with no key naming them are still a machine-made secret.
+
+    AWS secret keys are pasted alone too. Random base64 mixes all three classes of letters and
+    digits and changes class at most characters; git SHAs and hex digests lack upper case,
+    identifiers and paths are words, and base64 of text decodes to printable characters.
+    """
+    value = text[start:end]
+    if not (
+        any(c.isupper() for c in value)
+        and any(c.islower() for c in value)
+        and any(c.isdigit() for c in value)
+    ):
+        return False
+    before = text[start - 1] if start else " "
+    after = text[end] if end < len(text) else " "
+    if before in "-_.%\\" or after in "-_%\\":
+        return False  # part of a longer identifier, file name or escape
+    changes = sum(_char_class(a) != _char_class(b) for a, b in zip(value, value[1:], strict=False))
+    if changes < 16 or _entropy(value) < 4.0:
+        return False  # words: "CamelCaseIdentifierWithNumbers1234"
+    segments = [part for part in re.split(r"[/+]", value) if len(part) >= 4]
+    if segments and all(_PATH_SEGMENT.fullmatch(part) for part in segments):
+        return False  # a path: "api/v2/Users/12345/Orders"
+    try:
+        decoded = base64.b64decode(value, validate=True)
+    except ValueError:
+        return True
+    printable = sum(32 <= b < 127 or b in (9, 10, 13) for b in decoded)
+    return printable < len(decoded) - 2  # base64 of text is data, not a key
+
+
+def _char_class(char: str) -> int:
+    return 0 if char.islower() else 1 if char.isupper() else 2 if char.isdigit() else 3
 
 
 # --- URLs and emails ---------------------------------------------------------------------------
