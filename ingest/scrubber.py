@@ -21,7 +21,11 @@ validator where the format carries one:
   netmask values, and addresses in version-like company (``v1.2.3.4``, ``==1.2.3.4``,
   ``pkg-1.2.3.4.tgz``, "1.2.3.4 is the firmware version") stay.
 - *US SSNs* must have a valid area, group and serial; *AWS secret keys* (40 random base64
-  characters, no prefix) count only after words that name them.
+  characters, no prefix) count after words that name them, and alone only when they look random
+  (every class of letters and digits, class changes and entropy, neither a path of words nor
+  base64 of text).
+- *Disguises*: every detector reads the NFKC-folded text without invisible characters
+  (``_folded``), and findings map back to the original characters.
 - *Credentials in URLs* (``scheme://user:password@host``) lose only the ``user:password`` part,
   so a connection string stays readable.
 - *Assignments* (``password = "..."``, ``API_KEY=...``, ``"client_secret": "..."``, ``--password
