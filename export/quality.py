@@ -3,9 +3,9 @@
 Critical expectations (a failure publishes nothing): the TRL columns are never null; chosen
 differs from rejected; confidences lie between the policy's minimum and 1; ids are unique; no
 text is only a placeholder (``<EMAIL>``, ``<SECRET:aws_access_key>``...); no text holds a raw
-email address, cloud key, token or private key (patterns written independently of the scrubber,
-as a second line of defence); no conversation sits in two splits; the row count reaches the
-policy's floor.
+email address, cloud key, token or private key, nor a card number (a card network's prefix and
+the Luhn check; patterns written independently of the scrubber, as a second line of defence); no
+conversation sits in two splits; the row count reaches the policy's floor.
 
 Warnings (reported, not blocking): the share of pairs whose chosen text is the longer one (a
 length bias the trainer would learn), the share of A/B pairs won by the side shown first (position
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,12 @@ RAW_SECRETS = [
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
 ]
 _ANY_RAW_SECRET = "|".join(f"(?:{pattern})" for pattern in RAW_SECRETS)
+# A card number: 13 to 19 digits, maybe grouped by spaces or dashes, after a network's prefix
+# (Visa, Mastercard, Amex, Diners, JCB, Discover, UnionPay, Maestro). polars finds the texts
+# holding such a run; only those go on to Python for the boundaries (Rust's regex has no
+# look-around) and the Luhn check, which a regex cannot do and which keeps ids and timestamps out.
+CARD_CANDIDATE = r"(?:4|5[0-5]|2[2-7]|3[0-9]|6[0-9])[0-9](?:[ -]?[0-9]){11,17}"
+RAW_CARD = rf"(?<![\w.,+-]){CARD_CANDIDATE}(?![\w-]|[.,][0-9])"
 LENGTH_BIAS = (0.25, 0.75)
 POSITION_BIAS = (0.35, 0.65)
 
@@ -126,12 +133,36 @@ def _as_text(values: pl.Series) -> pl.Series:
     return values.list.eval(pl.element().struct.field("content")).list.join("\n")
 
 
+def has_card_number(text: str) -> bool:
+    """True if the text holds a number that is written and checksummed like a card number."""
+    from stdnum import luhn
+
+    for match in re.finditer(RAW_CARD, text):
+        digits = match.group().replace(" ", "").replace("-", "")
+        if 13 <= len(digits) <= 19 and luhn.is_valid(digits):
+            return True
+    return False
+
+
+def _card_flags(texts: pl.Series) -> pl.Series:
+    """Per text, whether it holds a card number (polars finds the candidates, Python checks)."""
+    import polars as pl
+
+    candidates = texts.str.contains(CARD_CANDIDATE).fill_null(False)
+    flags = [False] * len(texts)
+    rows = candidates.arg_true().to_list()
+    for row, text in zip(rows, texts.gather(rows).to_list(), strict=True):
+        flags[row] = has_card_number(text)
+    return pl.Series(texts.name, flags, dtype=pl.Boolean)
+
+
 def validation_frame(frame: pl.DataFrame, kind: Kind) -> pd.DataFrame:
     """The shaped rows (with ``split`` and ``chosen_shown_first``) plus the derived columns the
     expectations read, as pandas. Each text column is searched here, in polars, for the
-    placeholder-only and raw-secret patterns: the expectations read the flags. (Searched by
-    Great Expectations, eleven pandas passes over every text took about 4 s of a 0.5M export,
-    and a failed gate's report quoted the offending texts: a raw secret copied into HTML.)"""
+    placeholder-only, raw-secret and card-number patterns: the expectations read the flags.
+    (Searched by Great Expectations, eleven pandas passes over every text took about 4 s of a
+    0.5M export, and a failed gate's report quoted the offending texts: a raw secret copied into
+    HTML.)"""
     import polars as pl
 
     texts = {column: _as_text(frame[column]) for column in TEXT_COLUMNS[kind]}
@@ -145,6 +176,7 @@ def validation_frame(frame: pl.DataFrame, kind: Kind) -> pd.DataFrame:
           for c in TEXT_COLUMNS[kind]),
         *(texts[c].str.contains(_ANY_RAW_SECRET).alias(f"_raw_secret_{c}")
           for c in TEXT_COLUMNS[kind]),
+        *(_card_flags(texts[c]).alias(f"_raw_card_{c}") for c in TEXT_COLUMNS[kind]),
     )  # fmt: skip
     derived = derived.with_columns(
         pl.col("split").n_unique().over("conversation").alias("_conversation_splits"),
@@ -177,7 +209,7 @@ def _suite(kind: Kind, policy: DatasetPolicy, *, ab_pairs: int) -> list[Any]:
     checks += [
         gxe.ExpectColumnValuesToBeInSet(column=f"{flag}{column}", value_set=[False])
         for column in TEXT_COLUMNS[kind]
-        for flag in ("_placeholder_only_", "_raw_secret_")
+        for flag in ("_placeholder_only_", "_raw_secret_", "_raw_card_")
     ]
     if kind in ("dpo", "reward"):
         low, high = LENGTH_BIAS

@@ -21,7 +21,11 @@ validator where the format carries one:
   netmask values, and addresses in version-like company (``v1.2.3.4``, ``==1.2.3.4``,
   ``pkg-1.2.3.4.tgz``, "1.2.3.4 is the firmware version") stay.
 - *US SSNs* must have a valid area, group and serial; *AWS secret keys* (40 random base64
-  characters, no prefix) count only after words that name them.
+  characters, no prefix) count after words that name them, and alone only when they look random
+  (every class of letters and digits, class changes and entropy, neither a path of words nor
+  base64 of text).
+- *Disguises*: every detector reads the NFKC-folded text without invisible characters
+  (``_folded``), and findings map back to the original characters.
 - *Credentials in URLs* (``scheme://user:password@host``) lose only the ``user:password`` part,
   so a connection string stays readable.
 - *Assignments* (``password = "..."``, ``API_KEY=...``, ``"client_secret": "..."``, ``--password
@@ -45,9 +49,11 @@ report is the count per kind, never a value.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -326,6 +332,47 @@ def _aws_secret_keys(probe: _Probe) -> Iterator[Finding]:
         previous_line = text.rfind("\n", 0, max(0, text.rfind("\n", 0, start)))
         if _AWS_CONTEXT.search(text, max(previous_line + 1, start - 120), start):
             yield Finding(start, end, "aws_secret_key")
+        elif _bare_secret(text, start, end):
+            yield Finding(start, end, "aws_secret_key")
+
+
+_PATH_SEGMENT = re.compile(r"(?:[A-Z]?[a-z]+|[A-Z]+)+\d*|\d+")
+
+
+def _bare_secret(text: str, start: int, end: int) -> bool:
+    """True if 40 base64 characters with no key naming them are still a machine-made secret.
+
+    AWS secret keys are pasted alone too. Random base64 mixes all three classes of letters and
+    digits and changes class at most characters; git SHAs and hex digests lack upper case,
+    identifiers and paths are words, and base64 of text decodes to printable characters.
+    """
+    value = text[start:end]
+    if not (
+        any(c.isupper() for c in value)
+        and any(c.islower() for c in value)
+        and any(c.isdigit() for c in value)
+    ):
+        return False
+    before = text[start - 1] if start else " "
+    after = text[end] if end < len(text) else " "
+    if before in "-_.%\\" or after in "-_%\\":
+        return False  # part of a longer identifier, file name or escape
+    changes = sum(_char_class(a) != _char_class(b) for a, b in zip(value, value[1:], strict=False))
+    if changes < 16 or _entropy(value) < 4.0:
+        return False  # words: "CamelCaseIdentifierWithNumbers1234"
+    segments = [part for part in re.split(r"[/+]", value) if len(part) >= 4]
+    if segments and all(_PATH_SEGMENT.fullmatch(part) for part in segments):
+        return False  # a path: "api/v2/Users/12345/Orders"
+    try:
+        decoded = base64.b64decode(value, validate=True)
+    except ValueError:
+        return True
+    printable = sum(32 <= b < 127 or b in (9, 10, 13) for b in decoded)
+    return printable < len(decoded) - 2  # base64 of text is data, not a key
+
+
+def _char_class(char: str) -> int:
+    return 0 if char.islower() else 1 if char.isupper() else 2 if char.isdigit() else 3
 
 
 # --- URLs and emails ---------------------------------------------------------------------------
@@ -345,10 +392,14 @@ def _url_credentials(probe: _Probe) -> Iterator[Finding]:
 
 
 _EMAIL_LOCAL = re.compile(r"[\w%+-]+(?:\.[\w%+-]+)*\Z")
+# Labels of any script (IDN: bücher.de, 例え.jp); the top-level label is ASCII letters, punycode
+# or letters of one other script.
 _EMAIL_DOMAIN = re.compile(
-    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![\w-])"
+    r"[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?"
+    r"(?:\.[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?)*"
+    r"\.(?:[A-Za-z]{2,24}|xn--[A-Za-z0-9-]{2,59}|[^\W\d_A-Za-z]{2,24})(?![\w-])"
 )
+_QUOTED_LOCAL = re.compile(r'"[^"\n\\]{1,64}"\Z')
 _IN_URL = re.compile(r"://[^\s/@]*:\Z")
 _RETINA = re.compile(
     r"\d+(?:\.\d+)?x\.(?:png|jpe?g|gif|webp|svg|avif|bmp|ico|tiff?)(?![\w-])",
@@ -364,6 +415,8 @@ def _emails(probe: _Probe) -> Iterator[Finding]:
     while at >= 0:
         domain = _EMAIL_DOMAIN.match(text, at + 1)
         local = _EMAIL_LOCAL.search(text, max(0, at - 128), at) if domain else None
+        if domain is not None and local is None and at and text[at - 1] == '"':
+            local = _QUOTED_LOCAL.search(text, max(0, at - 66), at)  # "john doe"@example.com
         if domain is not None and local is not None:
             start = local.start()
             if start and text[start - 1] in ".%+-":
@@ -500,7 +553,12 @@ def _cards(probe: _Probe) -> Iterator[Finding]:
         after = text[end : end + 2]
         if _is_word_char(before) or before in ".,+-":
             continue  # the tail of a decimal, an id, a signed number
-        if after[:1].isalnum() or after[:1] in "_-" or (after[:1] in ".," and after[1:].isdigit()):
+        # ("" is in every string: at the end of the text, test the character, not the slice.)
+        if (
+            after[:1].isalnum()
+            or after[:1] in ("_", "-")
+            or (after[:1] in (".", ",") and after[1:].isdigit())
+        ):
             continue
         digits = match.group().replace(" ", "").replace("-", "")
         if 13 <= len(digits) <= 19 and _CARD_PREFIX.match(digits) and luhn.is_valid(digits):
@@ -817,6 +875,17 @@ def _xml_secrets(probe: _Probe) -> Iterator[Finding]:
             yield Finding(match.start("value"), match.end("value"), "password")
 
 
+# Characters that hide a value from the detectors without changing how it reads: invisible ones
+# (zero-width spaces and joiners, soft hyphens, direction marks) and the compatibility forms that
+# NFKC folds to ASCII (fullwidth "ｕｓｅｒ＠..."). ``PREFILTER`` holds this class,
+# so such texts reach ``Scrubber.find``, which detects on a folded view of them.
+_INVISIBLE = frozenset(
+    "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+    "\u2060\u2061\u2062\u2063\u2064\u2066\u2067\u2068\u2069\ufeff"
+)
+_DISGUISE = r"[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\uff01-\uff5e]"
+
+
 # --- All detectors, their gates, and the prefilter -----------------------------------------------
 
 
@@ -868,8 +937,32 @@ PREFILTER = "|".join(
         _IPV4_HINT.pattern,
         "::",
         _IPV6_HINT.pattern,
+        _DISGUISE,
     )
 ).replace(r"\d", "[0-9]")  # Rust's \d is any Unicode digit; the gates' is ASCII
+
+
+def _folded(text: str) -> tuple[str, list[int] | None]:
+    """The text as detectors should read it, and where each of its characters came from.
+
+    NFKC-folded and without invisible characters; ``None`` instead of the origins when it is the
+    text itself. ``origins[i]`` is the index in ``text`` of the view's character ``i`` (one more
+    entry holds ``len(text)``), so a finding on the view replaces the original characters.
+    """
+    if text.isascii():
+        return text, None
+    if unicodedata.is_normalized("NFKC", text) and _INVISIBLE.isdisjoint(text):
+        return text, None
+    parts: list[str] = []
+    origins: list[int] = []
+    for index, char in enumerate(text):
+        if char in _INVISIBLE:
+            continue
+        folded = char if char.isascii() else unicodedata.normalize("NFKC", char)
+        parts.append(folded)
+        origins.extend([index] * len(folded))
+    origins.append(len(text))
+    return "".join(parts), origins
 
 
 class Scrubber:
@@ -877,6 +970,13 @@ class Scrubber:
 
     def find(self, text: str) -> list[Finding]:
         """Every value to remove from ``text``, in order, without overlaps."""
+        view, origins = _folded(text)
+        found = self._find(view)
+        if origins is None:
+            return found
+        return [Finding(origins[f.start], origins[f.end - 1] + 1, f.kind) for f in found]
+
+    def _find(self, text: str) -> list[Finding]:
         probe = _Probe(text)
         ranked: list[tuple[int, Finding]] = []
         for detector in _DETECTORS:

@@ -88,6 +88,12 @@ def test_the_report_shows_every_config_validated(tmp_path: Path) -> None:
          ("expect_column_values_to_be_in_set", "_raw_secret_chosen")),
         ({"chosen": "-----BEGIN RSA PRIVATE KEY-----\nMIIE"},
          ("expect_column_values_to_be_in_set", "_raw_secret_chosen")),
+        ({"chosen": "my card is 4111 1111 1111 1111"},
+         ("expect_column_values_to_be_in_set", "_raw_card_chosen")),
+        ({"prompt": "charge 5500-0000-0000-0004 please"},
+         ("expect_column_values_to_be_in_set", "_raw_card_prompt")),
+        ({"rejected": "Amex 378282246310005, exp 04/29"},
+         ("expect_column_values_to_be_in_set", "_raw_card_rejected")),
         ({"conversation": "conv-0"},  # conv-0 is in test, row 3 in train
          ("expect_column_values_to_be_between", "_conversation_splits")),
     ],
@@ -135,6 +141,7 @@ def test_a_failed_gates_report_does_not_quote_the_secret(tmp_path: Path) -> None
     rows = dpo_rows()
     rows[3]["prompt"] = "mail me at jane.doe@example.org"
     rows[5]["chosen"] = "token ghp_abcdefghijklmnopqrstuvwxyz0123456789"
+    rows[6]["rejected"] = "card 4111 1111 1111 1111"
 
     result = gate(rows, tmp_path)
 
@@ -142,8 +149,9 @@ def test_a_failed_gates_report_does_not_quote_the_secret(tmp_path: Path) -> None
     pages = list((tmp_path / "quality" / "validations").rglob("*.html"))
     assert pages  # the failed validation's page was written
     report = "".join(p.read_text() for p in (tmp_path / "quality").rglob("*.html"))
-    assert "_raw_secret_prompt" in report
+    assert "_raw_secret_prompt" in report and "_raw_card_rejected" in report
     assert "jane.doe" not in report and "ghp_abcdef" not in report
+    assert "4111" not in report
 
 
 @pytest.mark.parametrize(
@@ -217,3 +225,37 @@ def test_the_flags_agree_with_pythons_re_on_any_text(parts: list[str]) -> None:
     flags = validation_frame(pl.DataFrame(rows), "dpo").iloc[0]
     assert flags["_placeholder_only_rejected"] == bool(re.search(PLACEHOLDER_ONLY, text))
     assert flags["_raw_secret_rejected"] == any(re.search(p, text) for p in RAW_SECRETS)
+
+
+@pytest.mark.parametrize(
+    ("text", "card"),
+    [
+        ("my card is 4111 1111 1111 1111", True),
+        ("4111111111111111", True),
+        ("Amex 3782 822463 10005.", True),
+        ("test card 4111 1111 1111 1112 fails Luhn", False),
+        ("order 1767600000000003 shipped", False),  # no card network starts with 1
+        ("x = 0.4111111111111111", False),  # the tail of a decimal
+        ("id 4111111111111111a", False),  # part of a word
+        ("a <CARD> was removed", False),
+    ],
+)
+def test_the_card_flag_needs_a_network_prefix_and_the_luhn_check(text: str, card: bool) -> None:
+    from export.quality import validation_frame
+
+    rows = dpo_rows()
+    rows[0]["chosen"] = text
+    assert bool(validation_frame(pl.DataFrame(rows), "dpo").iloc[0]["_raw_card_chosen"]) == card
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.text(alphabet="0123456789 -.,a", max_size=8),
+                          st.sampled_from(["4111", "1111", "5500", "0004", "3782"])),
+                max_size=10))  # fmt: skip
+def test_polars_finds_every_text_the_card_check_flags(parts: list[str]) -> None:
+    """The native search decides which texts Python checks: it must not lose one."""
+    from export.quality import CARD_CANDIDATE, has_card_number
+
+    text = "".join(parts)
+    if has_card_number(text):
+        assert pl.Series([text]).str.contains(CARD_CANDIDATE).item()
