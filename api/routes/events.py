@@ -7,6 +7,7 @@ import time
 from typing import Any
 from uuid import UUID
 
+import msgspec
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel
 from pydantic_core import from_json
@@ -15,7 +16,18 @@ from api.deps import MetricsDep, SettingsDep, SinkDep, WriteKeyDep
 from api.errors import ApiError, ErrorPublic
 from api.sink import EncodedEvent
 from flywheel.errors import ContractError, SinkUnavailableError
-from ingest.contract import Event, encode_event, parse_events
+from ingest.contract import (
+    DUPLICATE_KEY,
+    DUPLICATE_KEY_MESSAGE,
+    Event,
+    duplicate_key,
+    encode_event,
+    format_path,
+    parse_events,
+)
+from ingest.fastcheck import keys_surely_unique
+
+_ENCODER = msgspec.json.Encoder()
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["events"])
@@ -75,6 +87,38 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def refuse_repeated_keys(body: bytes, data: object, *, is_batch: bool) -> None:
+    """422 naming the path if an object of the body gives a key twice.
+
+    ``data`` keeps one copy of a repeated key, so encoding it again tells in C whether anything
+    was dropped (``keys_surely_unique``); only when that cannot be sure is the body parsed
+    again to find the key.
+    """
+    try:
+        canonical = _ENCODER.encode(data)
+    except (TypeError, ValueError, OverflowError):
+        canonical = b""
+    if canonical and keys_surely_unique(body, canonical):
+        return
+    loc = duplicate_key(body)
+    if loc is None:
+        return
+    index = None
+    if is_batch and len(loc) >= 2 and loc[0] == "events" and isinstance(loc[1], int):
+        index, loc = loc[1], loc[2:]
+    raise ContractError(
+        "events break the contract",
+        errors=[
+            {
+                "index": index,
+                "path": format_path(loc),
+                "type": DUPLICATE_KEY,
+                "message": DUPLICATE_KEY_MESSAGE,
+            }
+        ],
+    )
+
+
 def decode_items(body: bytes, *, max_events: int) -> tuple[list[object], bool]:
     """The request's events as decoded JSON values, and whether the body was a batch."""
     try:
@@ -84,7 +128,9 @@ def decode_items(body: bytes, *, max_events: int) -> tuple[list[object], bool]:
         # Its messages say where parsing stopped ("EOF while parsing a list at line 1 column 12")
         # and never quote the body.
         raise ApiError(400, f"the body is not valid JSON ({exc})", code="malformed_json") from None
-    if isinstance(data, dict) and "events" in data and "type" not in data:
+    is_batch = isinstance(data, dict) and "events" in data and "type" not in data
+    refuse_repeated_keys(body, data, is_batch=is_batch)
+    if isinstance(data, dict) and is_batch:
         extra = sorted(set(data) - {"events"})
         items = data["events"]
         if extra or not isinstance(items, list) or not items:
