@@ -50,9 +50,9 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _error("The body is not valid JSON."),
     401: _error("No bearer token."),
     403: _error("The bearer token is not a write key."),
-    413: _error("Too many events, the body or one event is too large."),
+    413: _error("The body or one event is too large."),
     415: _error("The body is not ``application/json``."),
-    422: _error("One or more events break the contract; nothing was stored."),
+    422: _error("One or more events break the contract, or over 500; nothing was stored."),
     503: _error("The events could not be stored now; resend later (see ``Retry-After``)."),
 }
 
@@ -146,7 +146,19 @@ def decode_items(body: bytes, *, max_events: int) -> tuple[list[object], bool]:
                 ],
             )
         if len(items) > max_events:
-            raise ApiError(413, f"{len(items)} events in one request; the limit is {max_events}")
+            # The OpenAPI document states the limit as the batch's maxItems: a schema violation,
+            # answered like the others (413 stays for bytes).
+            raise ContractError(
+                f"{len(items)} events in one request; the limit is {max_events}",
+                errors=[
+                    {
+                        "index": None,
+                        "path": "events",
+                        "type": "too_long",
+                        "message": f"at most {max_events} events in one request",
+                    }
+                ],
+            )
         return items, True
     if isinstance(data, dict):
         return [data], False

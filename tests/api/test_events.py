@@ -117,11 +117,15 @@ async def test_json_that_is_not_an_object_is_422(client: httpx.AsyncClient) -> N
     assert response.json()["errors"][0]["path"] == "(body)"
 
 
-async def test_more_than_500_events_is_413(client: httpx.AsyncClient, sink: MemorySink) -> None:
+async def test_more_than_500_events_is_422_as_the_schema_says(
+    client: httpx.AsyncClient, sink: MemorySink
+) -> None:
     event = make_event()
     response = await client.post("/v1/events", json={"events": [event] * 501})
-    assert response.status_code == 413
+    assert response.status_code == 422
     assert "501 events" in response.json()["message"]
+    [error] = response.json()["errors"]
+    assert (error["path"], error["type"]) == ("events", "too_long")
     assert sink.events == []
 
 
