@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -50,6 +51,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     400: _error("The body is not valid JSON."),
     401: _error("No bearer token."),
     403: _error("The bearer token is not a write key."),
+    408: _error("The body stalled: no part of it arrived for 30 s."),
     413: _error("The body or one event is too large."),
     415: _error("The body is not ``application/json``."),
     422: _error("One or more events break the contract, or over 500; nothing was stored."),
@@ -72,6 +74,10 @@ REQUEST_BODY = {
 }
 
 
+BODY_READ_TIMEOUT_S = 30.0
+"""The longest wait for the next chunk of a request body before answering 408."""
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """Read the body, stopping with 413 as soon as it grows past ``limit`` bytes."""
     declared = request.headers.get("content-length", "")
@@ -79,7 +85,19 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise ApiError(413, f"the body is {declared} bytes; the limit is {limit}")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    stream = request.stream().__aiter__()
+    while True:
+        # A client that stops sending mid-body would hold the connection (and its buffer) for
+        # ever; each chunk must arrive within the timeout.
+        try:
+            async with asyncio.timeout(BODY_READ_TIMEOUT_S):
+                chunk = await anext(stream)
+        except StopAsyncIteration:
+            break
+        except TimeoutError:
+            raise ApiError(
+                408, f"the body stalled: nothing arrived for {BODY_READ_TIMEOUT_S} s"
+            ) from None
         size += len(chunk)
         if size > limit:
             raise ApiError(413, f"the body is over the limit of {limit} bytes")
