@@ -47,6 +47,29 @@ class RequestMetricsMiddleware:
             self.metrics.requests.labels(scope["method"], route, str(status)).inc()
 
 
+class BodyLimitMiddleware:
+    """413 for any request whose declared body is over the limit, before a route reads a byte.
+
+    The routes that read a body (``read_body``) also count it as it streams, for chunked bodies
+    that declare no length; the other routes never read theirs.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            declared = dict(scope["headers"]).get(b"content-length", b"")
+            if declared.isdigit() and int(declared) > self.limit:
+                response = errors.error_response(
+                    413, f"the body is {int(declared)} bytes; the limit is {self.limit}"
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def _openapi_with_contract(app: FastAPI) -> dict[str, Any]:
     """The generated OpenAPI document plus the event contract, so clients see the body schema."""
     if app.openapi_schema:
@@ -118,6 +141,7 @@ def create_app(
         allow_credentials=False,
         max_age=600,
     )
+    app.add_middleware(BodyLimitMiddleware, limit=settings.api.max_request_bytes)
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
     app.openapi = lambda: _openapi_with_contract(app)  # type: ignore[method-assign]
     return app

@@ -51,7 +51,16 @@ def read_manifest(data_dir: Path, name: str, version: str) -> dict[str, Any]:
     try:
         manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError: damaged on disk
-        raise ExportError(f"{path} is not valid JSON ({exc}): the version is damaged") from None
+        # Named by dataset and version: the message reaches API clients, never a server path.
+        raise ExportError(
+            f"the manifest of version {version} of dataset {name!r} is not valid JSON ({exc}):"
+            " the version is damaged"
+        ) from None
+    if not isinstance(manifest, dict):
+        raise ExportError(
+            f"the manifest of version {version} of dataset {name!r} is not a JSON object:"
+            " the version is damaged"
+        )
     return manifest
 
 

@@ -13,8 +13,9 @@ Rules that hold for every event:
 
 from __future__ import annotations
 
+import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NotRequired
 from uuid import UUID
 
@@ -74,11 +75,26 @@ def _json_integer(value: object) -> object:
     return value
 
 
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_string)]
-"""An RFC 3339 date-time string with a timezone offset."""
+def _representable_in_utc(value: datetime) -> datetime:
+    # The lake, the warehouse and every export read occurred_at in UTC; a time whose UTC form
+    # leaves years 1 to 9999 ("9999-12-31T23:59:59-23:59") cannot be read back as a datetime.
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the date-time must fall within years 1 to 9999 in UTC") from None
+    return value
+
+
+Timestamp = Annotated[
+    AwareDatetime, BeforeValidator(_rfc3339_string), AfterValidator(_representable_in_utc)
+]
+"""An RFC 3339 date-time string with a timezone offset, within years 1 to 9999 in UTC."""
 
 EventId = Annotated[UUID, BeforeValidator(_uuid_string)]
 """A UUID in its canonical hyphenated form."""
+
+MAX_INTEGER = 2**63 - 1
+"""The largest integer the contract takes: the lake stores integers in 64 bits."""
 
 
 class _Strict(BaseModel):
@@ -136,10 +152,10 @@ class Message(TypedDict):
 class Span(TypedDict):
     """A character range of a response, end exclusive: ``end`` must be greater than ``start``."""
 
-    start: Annotated[int, Field(ge=0), BeforeValidator(_json_integer)]
+    start: Annotated[int, Field(ge=0, le=MAX_INTEGER - 1), BeforeValidator(_json_integer)]
     """First character, counted from 0."""
-    end: Annotated[int, Field(ge=0), BeforeValidator(_json_integer)]
-    """One past the last character."""
+    end: Annotated[int, Field(ge=1, le=MAX_INTEGER), BeforeValidator(_json_integer)]
+    """One past the last character; must be greater than ``start`` (a span is never empty)."""
 
 
 def _ordered_span(span: Span) -> Span:
@@ -331,6 +347,71 @@ def format_path(loc: list[int | str] | tuple[int | str, ...]) -> str:
         else:
             path += f".{part}" if path else str(part)
     return path or "(event)"
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as its key-value pairs in order, duplicates kept."""
+
+
+def duplicate_key(value: bytes | str) -> list[int | str] | None:
+    """The location of the first key an object in ``value`` repeats, or None.
+
+    JSON parsers disagree on a repeated key (pydantic keeps the last copy, the lake's reader the
+    first), so the contract refuses them rather than pick one. Not JSON at all is None too: the
+    parser that follows says so.
+    """
+    try:
+        tree = json.loads(value, object_pairs_hook=_Pairs)
+    except (ValueError, RecursionError):
+        return None
+    return _first_duplicate(tree, [])
+
+
+def _first_duplicate(node: object, loc: list[int | str]) -> list[int | str] | None:
+    if isinstance(node, _Pairs):
+        seen: set[str] = set()
+        for key, _ in node:
+            if key in seen:
+                return [*loc, _safe_key(key)]
+            seen.add(key)
+        children: list[tuple[int | str, object]] = [(_safe_key(k), v) for k, v in node]
+    elif isinstance(node, list):
+        children = list(enumerate(node))
+    else:
+        return None
+    for part, child in children:
+        if (found := _first_duplicate(child, [*loc, part])) is not None:
+            return found
+    return None
+
+
+DUPLICATE_KEY = "duplicate_key"
+"""The error type of a key given twice in one object."""
+DUPLICATE_KEY_MESSAGE = "the key is given more than once in the same object"
+
+
+def parse_event_json(value: bytes) -> Event:
+    """Validate one event from its JSON bytes (the form the workers read), refusing repeated
+    keys; raises ``ContractError`` with field paths, or ``ValueError`` if it is not JSON."""
+    if (loc := duplicate_key(value)) is not None:
+        raise ContractError(
+            "event breaks the contract",
+            errors=[
+                {
+                    "index": None,
+                    "path": format_path(loc),
+                    "type": DUPLICATE_KEY,
+                    "message": DUPLICATE_KEY_MESSAGE,
+                }
+            ],
+        )
+    try:
+        return EVENT_ADAPTER.validate_json(value)
+    except ValidationError as exc:
+        details = error_details(exc)
+        if any(d["type"] == "json_invalid" for d in details):
+            raise ValueError("the value is not valid JSON") from None
+        raise ContractError("event breaks the contract", errors=details) from None
 
 
 def parse_event(data: object, *, index: int | None = None) -> Event:

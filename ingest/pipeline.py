@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
+from flywheel.errors import ContractError
 from flywheel.settings import Settings
 from ingest.anonymiser import Anonymiser, scrubbed_type
-from ingest.contract import EVENT_ADAPTER, Event, error_details
+from ingest.contract import Event, parse_event_json
 from ingest.fastcheck import check
 from ingest.suppression import SuppressionList, suppression_file
 from warehouse.lake import lake_columns
@@ -120,13 +119,12 @@ class Pipeline:
                 message, "oversize", f"{len(value)} bytes; the limit is {self.max_event_bytes}"
             )
         try:
-            return EVENT_ADAPTER.validate_json(value)
-        except ValidationError as exc:
-            details = error_details(exc)
-            if any(d["type"] == "json_invalid" for d in details):
-                return DeadLetter(message, "not_json", "the value is not valid JSON")
-            reason = "; ".join(f"{d['path']}: {d['message']}" for d in details[:10])
+            return parse_event_json(value)
+        except ContractError as exc:
+            reason = "; ".join(f"{d['path']}: {d['message']}" for d in exc.errors[:10])
             return DeadLetter(message, "contract", reason)
+        except ValueError:
+            return DeadLetter(message, "not_json", "the value is not valid JSON")
 
     def process(self, messages: Sequence[RawMessage], window: DedupeWindow) -> ProcessedBatch:
         """Validate, drop duplicates (and events without consent) in a batch of one partition."""

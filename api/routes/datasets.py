@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
@@ -13,6 +14,7 @@ from api.errors import ApiError, ErrorPublic
 from export.catalog import dataset_names, read_manifest, version_file, versions
 from flywheel.errors import ExportError
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["datasets"])
 
 NameParam = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="Dataset.")]
@@ -39,11 +41,14 @@ class VersionSummaryPublic(BaseModel):
 
 
 class DatasetPublic(BaseModel):
-    """A dataset and its versions, oldest first."""
+    """A dataset and its readable versions, oldest first."""
 
     name: str
-    latest: str
+    latest: str | None
+    """The newest readable version (null if every version is damaged)."""
     versions: list[VersionSummaryPublic]
+    damaged: list[str] = []
+    """Versions whose manifest cannot be read; listed apart so the rest still answer."""
 
 
 class DatasetListPublic(BaseModel):
@@ -52,24 +57,34 @@ class DatasetListPublic(BaseModel):
     datasets: list[DatasetPublic]
 
 
+def _summary(manifest: dict[str, Any], version: str) -> VersionSummaryPublic:
+    return VersionSummaryPublic(
+        version=version,
+        created_at=manifest["created_at"],
+        rows={kind: c["rows"] for kind, c in manifest["counts"].items()},
+        quality_passed=manifest["quality"]["success"],
+        superseded_by=manifest.get("superseded_by"),
+    )
+
+
 @router.get("/v1/datasets", summary="List published datasets", responses=AUTH)
 async def list_datasets(_: AdminKeyDep, settings: SettingsDep) -> DatasetListPublic:
-    """Every dataset with at least one published version, and its versions."""
+    """Every dataset with at least one published version, and its versions; a version whose
+    manifest is damaged is named in ``damaged`` instead of failing the whole list."""
     found = []
     for name in dataset_names(settings.data_dir):
-        summaries = []
+        summaries, damaged = [], []
         for version in versions(settings.data_dir, name):
-            manifest = read_manifest(settings.data_dir, name, version)
-            summaries.append(
-                VersionSummaryPublic(
-                    version=version,
-                    created_at=manifest["created_at"],
-                    rows={kind: c["rows"] for kind, c in manifest["counts"].items()},
-                    quality_passed=manifest["quality"]["success"],
-                    superseded_by=manifest.get("superseded_by"),
+            try:
+                summaries.append(_summary(read_manifest(settings.data_dir, name, version), version))
+            except (ExportError, KeyError, TypeError, AttributeError, ValueError):
+                log.warning(
+                    "damaged dataset manifest",
+                    extra={"fields": {"dataset": name, "version": version}},
                 )
-            )
-        found.append(DatasetPublic(name=name, latest=summaries[-1].version, versions=summaries))
+                damaged.append(version)
+        latest = summaries[-1].version if summaries else None
+        found.append(DatasetPublic(name=name, latest=latest, versions=summaries, damaged=damaged))
     return DatasetListPublic(datasets=found)
 
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from fastapi import APIRouter, Path, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic_core import from_json
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import AdminKeyDep, ErasureQueueDep, SettingsDep
+from api.erasures import ErasureQueue
 from api.errors import ApiError, ErrorPublic
+from api.routes.events import read_body
 from flywheel.privacy import MAX_USERS_PER_REQUEST
+from flywheel.settings import Settings
 
 router = APIRouter(tags=["privacy"])
 
@@ -64,19 +69,30 @@ class ErasureStatusPublic(BaseModel):
     "/v1/privacy/erasure",
     summary="Erase users everywhere and suppress their future events",
     status_code=202,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ErasureRequest.model_json_schema()}},
+        }
+    },
     responses={
         400: {"model": ErrorPublic, "description": "The body is not JSON."},
+        413: {"model": ErrorPublic, "description": "The body is over the request size limit."},
         401: {"model": ErrorPublic, "description": "No bearer key."},
         403: {"model": ErrorPublic, "description": "Not an admin key."},
-        422: {"model": ErrorPublic, "description": "No ids, more than 1,000, or malformed."},
+        422: {
+            "model": ErrorPublic,
+            "description": "No ids, more than 1,000, or a field of the wrong type; ``errors`` "
+            "names each field's path.",
+        },
         503: {"model": ErrorPublic, "description": "No pseudonym key is configured."},
     },
 )
-def erase(
+async def erase(
     _: AdminKeyDep,
     settings: SettingsDep,
     queue: ErasureQueueDep,
-    request: ErasureRequest,
+    http_request: Request,
     response: Response,
 ) -> ErasureAcceptedPublic:
     """Erase up to 1,000 users (by raw id) from the lake, the warehouse and the published
@@ -85,6 +101,38 @@ def erase(
     Rewriting the lake, the warehouse and the datasets follows in the background, one request at
     a time; ``GET`` the ``status_url`` (also the ``Location`` header) to follow it. Idempotent:
     sending the same users again is safe."""
+    # The body is read here, after the admin key was checked (a body parameter would be read
+    # and parsed before any dependency runs), and never past the request limit.
+    body = await read_body(http_request, settings.api.max_request_bytes)
+    request = parse_erasure_request(body)
+    return await run_in_threadpool(_begin, settings, queue, request, response)
+
+
+def parse_erasure_request(body: bytes) -> ErasureRequest:
+    """The request body: 400 if it is not JSON, 422 with field paths if it is the wrong shape."""
+    try:
+        data = from_json(body, allow_inf_nan=False)
+    except ValueError as exc:
+        raise ApiError(400, f"the body is not valid JSON ({exc})", code="malformed_json") from None
+    try:
+        return ErasureRequest.model_validate(data)
+    except ValidationError as exc:
+        errors: list[dict[str, object]] = [
+            {
+                "path": ".".join(["body", *map(str, e["loc"])]),
+                "type": e["type"],
+                "message": e["msg"],
+            }
+            for e in exc.errors(include_input=False, include_url=False, include_context=False)
+        ]
+        raise ApiError(
+            422, "the request is invalid", code="invalid_request", errors=errors
+        ) from None
+
+
+def _begin(
+    settings: Settings, queue: ErasureQueue, request: ErasureRequest, response: Response
+) -> ErasureAcceptedPublic:
     from flywheel.privacy import begin_erasure
     from ingest.keys import keyring_for
 

@@ -117,11 +117,15 @@ async def test_json_that_is_not_an_object_is_422(client: httpx.AsyncClient) -> N
     assert response.json()["errors"][0]["path"] == "(body)"
 
 
-async def test_more_than_500_events_is_413(client: httpx.AsyncClient, sink: MemorySink) -> None:
+async def test_more_than_500_events_is_422_as_the_schema_says(
+    client: httpx.AsyncClient, sink: MemorySink
+) -> None:
     event = make_event()
     response = await client.post("/v1/events", json={"events": [event] * 501})
-    assert response.status_code == 413
+    assert response.status_code == 422
     assert "501 events" in response.json()["message"]
+    [error] = response.json()["errors"]
+    assert (error["path"], error["type"]) == ("events", "too_long")
     assert sink.events == []
 
 
@@ -273,3 +277,57 @@ async def test_values_of_the_wrong_json_type_are_refused(
     response = await client.post("/v1/events", json=make_event(**override))
     assert response.status_code == 422
     assert [e["path"] for e in response.json()["errors"]] == [path]
+
+
+@pytest.mark.parametrize(
+    ("body", "index", "path"),
+    [
+        (b'{"value": null, ', None, "value"),
+        (b'{"events": [{"consent": {"training": false}, ', 0, "consent"),
+        (b'{"events": [{}], "events": [{"app": {"name": "a", "name": "b"}, ', None, "events"),
+    ],
+)
+async def test_a_repeated_key_is_422_naming_its_path(
+    client: httpx.AsyncClient, sink: MemorySink, body: bytes, index: int | None, path: str
+) -> None:
+    event = json.dumps(make_event("rating", consent={"training": True})).encode()
+    raw = body + event[1:] + (b"]}" if body.startswith(b'{"events"') else b"")
+    response = await client.post(
+        "/v1/events", content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert (error["index"], error["path"], error["type"]) == (index, path, "duplicate_key")
+    assert sink.events == []
+
+
+async def test_a_batch_with_a_repeated_key_in_its_second_event_names_it(
+    client: httpx.AsyncClient,
+) -> None:
+    good = json.dumps(make_event("rating")).encode()
+    bad = b'{"user_id": "x", ' + good[1:]
+    response = await client.post(
+        "/v1/events",
+        content=b'{"events": [' + good + b", " + bad + b"]}",
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert (error["index"], error["path"]) == (1, "user_id")
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"span": {"start": 0, "end": 2**64 + 1}}, "span.end"),
+        ({"occurred_at": "9999-12-31T23:59:59-23:59"}, "occurred_at"),
+        ({"occurred_at": "0001-01-01T00:00:00+01:00"}, "occurred_at"),
+    ],
+)
+async def test_values_the_lake_cannot_hold_are_422(
+    client: httpx.AsyncClient, sink: MemorySink, change: dict[str, object], path: str
+) -> None:
+    response = await client.post("/v1/events", json=make_event("copy", **change))
+    assert response.status_code == 422, response.text
+    assert path in {e["path"] for e in response.json()["errors"]}
+    assert sink.events == []

@@ -35,8 +35,7 @@ CONFIG = schemathesis.Config.from_dict(
         "generation": {"max-examples": 100, "deterministic": True, "database": "none"},
         "auth": {"openapi": {"WriteKey": {"bearer": WRITE_KEY}}},
         "checks": {
-            # Schemathesis' default list plus 413: a batch over ``maxItems`` is refused with the
-            # documented "too many events" 413.
+            # Schemathesis' default list plus 413: a body or an event over its byte limit.
             "negative_data_rejection": {"expected-statuses": [*REJECTION_STATUSES, "413", "5xx"]},
         },
     }

@@ -85,3 +85,37 @@ def test_over_real_http(api_settings: Settings) -> None:
         readme = client.get("/v1/datasets/default/versions/v1/files/README.md", headers=ADMIN)
     assert listing.status_code == 200 and listing.json()["datasets"][0]["name"] == "default"
     assert readme.status_code == 200 and readme.text.startswith("---\n")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("damage", ["{", '{"created_at": "x"}', "[]"])
+async def test_a_damaged_manifest_is_marked_and_the_other_datasets_still_listed(
+    api_settings: Settings, damage: str
+) -> None:
+    other = api_settings.data_dir / "datasets" / "broken" / "v1"
+    other.mkdir(parents=True)
+    (other / "manifest.json").write_text(damage)
+    async with api_client(create_app(api_settings, MemorySink())) as client:
+        listing = await client.get("/v1/datasets", headers=ADMIN)
+        manifest = await client.get("/v1/datasets/broken/versions/v1", headers=ADMIN)
+    assert listing.status_code == 200, listing.text
+    by_name = {d["name"]: d for d in listing.json()["datasets"]}
+    assert by_name["default"]["latest"] == "v1" and by_name["default"]["damaged"] == []
+    assert by_name["broken"] == {
+        "name": "broken",
+        "latest": None,
+        "versions": [],
+        "damaged": ["v1"],
+    }
+    assert str(api_settings.data_dir) not in listing.text
+    assert str(api_settings.data_dir) not in manifest.text
+
+
+@pytest.mark.anyio
+async def test_a_not_found_message_never_carries_a_server_path(api_settings: Settings) -> None:
+    manifest = api_settings.data_dir / "datasets" / "default" / "v1" / "manifest.json"
+    manifest.write_text("{")
+    async with api_client(create_app(api_settings, MemorySink())) as client:
+        response = await client.get("/v1/datasets/default/versions/v1", headers=ADMIN)
+    assert response.status_code == 404
+    assert "/" not in response.json()["message"]

@@ -128,3 +128,41 @@ def test_any_text_survives_encoding(response: str, prompt: list[str], user: str)
     assert decoded["response"] == response
     assert [m["content"] for m in decoded["prompt"]] == prompt
     assert decoded["user_id"] == user
+
+
+@pytest.mark.parametrize(
+    "occurred_at",
+    ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-00:01"],
+)
+def test_a_time_outside_years_1_to_9999_in_utc_is_refused(occurred_at: str) -> None:
+    [error] = errors_of(make_event("rating", occurred_at=occurred_at))
+    assert error["path"] == "occurred_at"
+    assert "years 1 to 9999" in error["message"]
+
+
+def test_the_edges_of_the_utc_range_are_accepted() -> None:
+    for occurred_at in (
+        "9999-12-31T23:59:59Z",
+        "0001-01-01T00:00:00Z",
+        "0001-01-01T00:00:00-01:00",
+    ):
+        assert parse_event(make_event("rating", occurred_at=occurred_at)).type == "rating"
+
+
+@pytest.mark.parametrize(
+    ("span", "path"),
+    [
+        ({"start": 0, "end": 2**64 + 1}, "span.end"),
+        ({"start": 2**63, "end": 2**63 + 1}, "span.start"),
+    ],
+)
+def test_integers_beyond_64_bits_are_refused(span: dict[str, int], path: str) -> None:
+    errors = errors_of(make_event("copy", span=span))
+    assert path in {e["path"] for e in errors}
+
+
+def test_the_json_schema_bounds_the_span() -> None:
+    span = event_json_schema()["$defs"]["Span"]["properties"]
+    assert span["start"]["maximum"] == 2**63 - 2
+    assert (span["end"]["minimum"], span["end"]["maximum"]) == (1, 2**63 - 1)
+    assert "greater than" in span["end"]["description"]

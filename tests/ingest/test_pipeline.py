@@ -493,3 +493,26 @@ def test_an_event_the_lake_cannot_hold_is_dead_lettered_not_the_batch() -> None:
     assert letter.error_type == "unstorable" and letter.message.offset == 1
     assert "1.0" not in letter.reason and "'1'" not in letter.reason
     assert batch.event_ids == [events[0]["event_id"], events[2]["event_id"]]
+
+
+@pytest.mark.parametrize(
+    ("value", "path"),
+    [
+        # A rating whose value the lake's reader (first copy) and the contract (last) disagree on.
+        (b'{"value": null, ', "value"),
+        # A consent the contract read as given while the lake's reader saw it withheld.
+        (b'{"consent": {"training": false}, ', "consent"),
+        (b'{"app": {"name": "web", "name": "cli", "version": "1"}, ', "app.name"),
+    ],
+)
+def test_a_repeated_key_is_a_contract_dead_letter_naming_its_path(
+    pipeline: Pipeline, value: bytes, path: str
+) -> None:
+    body = value + encoded(make_event("rating", consent={"training": True}))[1:]
+    if path == "app.name":
+        body = body.replace(b', "app": {"name": "web", "version": "3.2.0"}', b"", 1)
+    batch = pipeline.process(messages_of([body]), DedupeWindow(10))
+    [letter] = batch.dead_letters
+    assert letter.error_type == "contract"
+    assert letter.reason == f"{path}: the key is given more than once in the same object"
+    assert batch.kept == [] and batch.without_consent == 0
