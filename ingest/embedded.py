@@ -1,60 +1,178 @@
 """Embedded mode: the API's sink runs the ingest pipeline in-process, with no Kafka at all.
 
-Each accepted request becomes one micro-batch of the pseudo-topic ``embedded`` (partition 0):
+Accepted requests become micro-batches of the pseudo-topic ``embedded`` (partition 0):
 validated again, deduplicated, anonymised and landed in the lake before the API answers 202.
 Everything downstream of the lake is the same as with Kafka. Offsets are the lake's own
-sequence, so a restart continues where the lake ends. One process only: two processes serving
-the same data dir in embedded mode would race for offsets.
+sequence, so a restart continues where the lake ends.
+
+**Group commit.** ``publish`` queues a request and waits. One writer thread takes every request
+waiting when it is free (whole requests, up to ``max_batch_events`` events) and lands them as one
+batch: one file, written under a temporary name, fsynced, renamed, its folder fsynced. Only then
+are the requests answered, so a 202 still means the events are on disk, and a request's events
+are always in one file: the rename lands all of them or none. No timer: a group is what arrived
+while the previous file was being written, so a lone client waits for nothing, and 100 concurrent
+ones share a file instead of paying a fsync each.
+
+**One process per data dir.** Two embedded processes would number files from the same sequence
+and overwrite each other's. The sink holds an exclusive ``flock`` on ``lake/embedded.lock``
+from construction to ``close``; a second process is refused at start with a ``ConfigError``
+(the CLI's one red line, exit code 1). The kernel releases the lock when a process dies, so a
+crash leaves nothing to clean up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
+import os
+import re
 import threading
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from api.sink import EncodedEvent
-from flywheel.errors import FlywheelError, SinkUnavailableError
+from flywheel.errors import ConfigError, FlywheelError, SinkUnavailableError, TransientError
 from flywheel.settings import Settings
 from ingest.keys import Keyring
-from ingest.pipeline import DedupeWindow, Pipeline, RawMessage, build_pipeline
+from ingest.pipeline import DedupeWindow, Pipeline, ProcessedBatch, RawMessage, build_pipeline
 from warehouse.lake import Lake
 
+if TYPE_CHECKING:
+    import polars as pl
+
+log = logging.getLogger(__name__)
+
 EMBEDDED_TOPIC = "embedded"
+LOCK_NAME = "embedded.lock"
+"""Beside the lake's ``events`` folder: ``<data dir>/lake/embedded.lock``."""
+FULL_DISK_RETRY_AFTER_S = 30
+"""A full disk is not freed in seconds; clients that resend sooner only add load."""
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def storage_failure(exc: BaseException, action: str) -> SinkUnavailableError | None:
+    """The 503 a failed lake read or write deserves when the file system refused it (full,
+    read-only, an I/O error, a file where a folder belongs), or None for anything else (a bug).
+
+    polars reports its own writes' file system errors as ``ComputeError`` ("... No space left on
+    device (os error 28)"), not as ``OSError``; the errno is read from that text.
+    """
+    if isinstance(exc, OSError):
+        number, name = exc.errno, type(exc).__name__
+    else:
+        import polars.exceptions
+
+        match = _OS_ERROR.search(str(exc))
+        if not isinstance(exc, polars.exceptions.PolarsError) or match is None:
+            return None
+        number, name = int(match[1]), type(exc).__name__
+    reason = os.strerror(number) if number is not None else "no errno"
+    full = number in (errno.ENOSPC, errno.EDQUOT)
+    return SinkUnavailableError(
+        f"could not {action} the lake ({name}: {reason}, errno {number})",
+        retry_after_s=FULL_DISK_RETRY_AFTER_S if full else 5,
+    )
+
+
+def hold_lock(lake: Lake) -> int:
+    """Lock the lake's embedded partition for this process; returns the lock's descriptor.
+
+    Raises ``ConfigError`` naming the holder's pid when another process holds it.
+    """
+    import fcntl
+
+    path = lake.root.parent / LOCK_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(descriptor)
+        raise ConfigError(
+            f"{lake.root.parent.parent} is already served in embedded mode (pid {holder} holds "
+            f"{path}); two processes would overwrite each other's lake files: stop it, or set "
+            "another FLYWHEEL_DATA_DIR, or run with Kafka (FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS)"
+        ) from None
+    except BaseException:
+        os.close(descriptor)
+        raise
+    # The pid is only for the message above; the lock itself is the kernel's.
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+    return descriptor
+
+
+@dataclass(eq=False)
+class _Request:
+    """One request waiting for its file."""
+
+    events: Sequence[EncodedEvent]
+    done: Future[int] = field(default_factory=Future)
 
 
 class EmbeddedSink:
-    """An ``EventSink`` that lands events in the lake itself."""
+    """An ``EventSink`` that lands events in the lake itself, concurrent requests in one file."""
 
-    def __init__(self, *, lake: Lake, pipeline: Pipeline, dedupe_window: int) -> None:
+    def __init__(
+        self, *, lake: Lake, pipeline: Pipeline, dedupe_window: int, max_batch_events: int = 5000
+    ) -> None:
         self.lake = lake
         self.pipeline = pipeline
         self.dedupe_window = dedupe_window
-        self._lock = threading.Lock()
+        self.max_batch_events = max_batch_events
+        self._lock_descriptor: int | None = hold_lock(lake)
+        self._landing = threading.Lock()
         self._next_offset: int | None = None
         self._window = DedupeWindow(dedupe_window)
+        self._waiting: deque[_Request] = deque()
+        self._wakeup = threading.Condition()
+        self._writer: threading.Thread | None = None
+        self._closing = False
         self.landed = 0
         self.duplicates = 0
         self.without_consent = 0
         self.suppressed = 0
+        self.files = 0
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued for the next file."""
+        with self._wakeup:
+            return len(self._waiting)
 
     def _start(self) -> int:
         if self._next_offset is None:
-            self.lake.remove_temporary_files(EMBEDDED_TOPIC, 0)
-            self._next_offset = self.lake.landed_offsets(EMBEDDED_TOPIC).get(0, -1) + 1
-            recent = self.lake.recent_event_ids(EMBEDDED_TOPIC, 0, limit=self.dedupe_window)
+            try:
+                self.lake.remove_temporary_files(EMBEDDED_TOPIC, 0)
+                self._next_offset = self.lake.landed_offsets(EMBEDDED_TOPIC).get(0, -1) + 1
+                recent = self.lake.recent_event_ids(EMBEDDED_TOPIC, 0, limit=self.dedupe_window)
+            except Exception as exc:
+                self._next_offset = None
+                failure = storage_failure(exc, "read")
+                if failure is None:
+                    raise
+                raise failure from None
             self._window = DedupeWindow(self.dedupe_window, recent)
         return self._next_offset
 
     def land(self, events: Sequence[EncodedEvent]) -> int:
-        """Validate, anonymise and land the events as one batch; returns how many landed."""
-        with self._lock:
-            try:
-                first = self._start()
-            except OSError as exc:
-                raise SinkUnavailableError(
-                    f"could not read the lake ({type(exc).__name__}, errno {exc.errno})"
-                ) from None
+        """Validate, anonymise and land the events as one file; returns how many landed."""
+        return self._land([events])
+
+    def _land(self, requests: Sequence[Sequence[EncodedEvent]]) -> int:
+        """Land several requests' events as one batch, in one file; returns how many landed."""
+        with self._landing:
+            if self._lock_descriptor is None:
+                raise SinkUnavailableError("the embedded sink is closed")
+            first = self._start()
+            events = [event for request in requests for event in request]
+            if not events:
+                return 0
             messages = [
                 RawMessage(EMBEDDED_TOPIC, 0, first + i, event.key, event.value)
                 for i, event in enumerate(events)
@@ -65,29 +183,103 @@ class EmbeddedSink:
                 raise FlywheelError(
                     f"{len(batch.dead_letters)} events passed the API but not the pipeline"
                 )
+            if batch.kept:
+                self._write(self.pipeline.frame(batch), batch)
+                self._next_offset = batch.last_offset + 1
+                for event_id in batch.event_ids:
+                    self._window.add(event_id)
+            # With nothing new no file is needed: the lake's own offsets need none to move on.
             self.duplicates += batch.duplicates
             self.without_consent += batch.without_consent
-            if not batch.kept:
-                return 0  # nothing new: the lake's own offsets need no file to move on
-            try:
-                self.lake.land(
-                    self.pipeline.frame(batch), topic=EMBEDDED_TOPIC, partition=0,
-                    first_offset=batch.first_offset, last_offset=batch.last_offset,
-                )  # fmt: skip
-            except OSError as exc:
-                raise SinkUnavailableError(
-                    f"could not write the lake ({type(exc).__name__}, errno {exc.errno})"
-                ) from None
-            self._next_offset = batch.last_offset + 1
-            for event_id in batch.event_ids:
-                self._window.add(event_id)
             self.suppressed += batch.suppressed
             self.landed += len(batch.kept) - batch.suppressed
             return len(batch.kept) - batch.suppressed
 
+    def _write(self, frame: pl.DataFrame, batch: ProcessedBatch) -> None:
+        """The landing step, the only place the embedded writer writes the lake: the batch's file
+        is written, fsynced and renamed, its folder fsynced, before this returns."""
+        try:
+            self.lake.land(
+                frame, topic=EMBEDDED_TOPIC, partition=0, first_offset=batch.first_offset,
+                last_offset=batch.last_offset,
+            )  # fmt: skip
+        except Exception as exc:
+            # Read the lake again before the next batch: a failure after the rename (the folder's
+            # fsync) leaves the file, and offsets and the dedupe window must count it.
+            self._next_offset = None
+            self._remove_temporary_files()
+            failure = storage_failure(exc, "write")
+            if failure is None:
+                raise
+            raise failure from None
+        self.files += 1
+
+    def _remove_temporary_files(self) -> None:
+        try:
+            self.lake.remove_temporary_files(EMBEDDED_TOPIC, 0)
+        except OSError as exc:
+            # The next batch's start tries again; nothing reads hidden files meanwhile.
+            log.warning(
+                "could not remove a half-written lake file",
+                extra={"fields": {"error": type(exc).__name__, "errno": exc.errno}},
+            )
+
     async def publish(self, events: Sequence[EncodedEvent]) -> None:
-        """Land the events before returning (in a thread: Parquet writing blocks)."""
-        await asyncio.to_thread(self.land, events)
+        """Return once the events are landed (in the next file the writer thread writes)."""
+        request = _Request(events)
+        with self._wakeup:
+            if self._closing:
+                raise SinkUnavailableError("the embedded sink is closed")
+            self._waiting.append(request)
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write_loop, name="flywheel-embedded-writer", daemon=True
+                )
+                self._writer.start()
+            self._wakeup.notify()
+        await asyncio.wrap_future(request.done)
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._wakeup:
+                while not self._waiting and not self._closing:
+                    self._wakeup.wait()
+                if not self._waiting:
+                    return
+                group = self._next_group()
+            self._commit(group)
+
+    def _next_group(self) -> list[_Request]:
+        """Whole waiting requests, oldest first, up to ``max_batch_events`` (at least one)."""
+        group: list[_Request] = []
+        count = 0
+        while self._waiting:
+            size = len(self._waiting[0].events)
+            if group and count + size > self.max_batch_events:
+                break
+            request = self._waiting.popleft()
+            if request.done.set_running_or_notify_cancel():  # False: the client went away
+                group.append(request)
+                count += size
+        return group
+
+    def _commit(self, group: list[_Request]) -> None:
+        """Land a group and answer its requests; never raises (the writer thread goes on)."""
+        if not group:
+            return
+        try:
+            landed = self._land([request.events for request in group])
+        except Exception as exc:
+            if len(group) > 1 and not isinstance(exc, TransientError):
+                # One request's fault (a bug) must not fail the others: each lands on its own.
+                for request in group:
+                    self._commit([request])
+                return
+            for request in group:
+                request.done.set_exception(exc)
+            return
+        for request in group:
+            request.done.set_result(landed)
 
     async def ready(self) -> bool:
         """The lake is local; ready whenever its folder can be created."""
@@ -98,7 +290,17 @@ class EmbeddedSink:
             return False
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Land what is queued, stop the writer and release the data dir's lock."""
+        with self._wakeup:
+            self._closing = True
+            self._wakeup.notify()
+            writer = self._writer
+        if writer is not None:
+            writer.join()
+        with self._landing:
+            if self._lock_descriptor is not None:
+                os.close(self._lock_descriptor)  # releases the flock
+                self._lock_descriptor = None
 
 
 def embedded_sink(settings: Settings, keyring: Keyring) -> EmbeddedSink:
@@ -107,4 +309,5 @@ def embedded_sink(settings: Settings, keyring: Keyring) -> EmbeddedSink:
         lake=Lake.in_data_dir(settings.data_dir),
         pipeline=build_pipeline(settings, keyring),
         dedupe_window=settings.ingest.dedupe_window,
+        max_batch_events=settings.ingest.batch_max_events,
     )

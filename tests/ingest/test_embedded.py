@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import errno
+import os
+import threading
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import httpx
 import polars as pl
@@ -13,10 +18,11 @@ import pytest
 
 from api.main import create_app
 from api.sink import EncodedEvent
+from flywheel.errors import ConfigError, FlywheelError
 from flywheel.settings import Settings, load_settings
 from ingest.anonymiser import PseudonymisingAnonymiser
 from ingest.contract import encode_event, parse_event
-from ingest.embedded import EMBEDDED_TOPIC, EmbeddedSink
+from ingest.embedded import EMBEDDED_TOPIC, EmbeddedSink, storage_failure
 from ingest.keys import Keyring
 from ingest.pipeline import Pipeline
 from tests.factories import WRITE_KEY, api_client, make_event
@@ -35,9 +41,25 @@ def lake(tmp_path: Path) -> Lake:
     return Lake.in_data_dir(tmp_path / "data")
 
 
-def new_sink(lake: Lake, *, dedupe_window: int = 1000) -> EmbeddedSink:
+@pytest.fixture(autouse=True)
+def close_sinks() -> Iterator[None]:
+    yield
+    while OPEN_SINKS:
+        OPEN_SINKS.pop().close()
+
+
+OPEN_SINKS: list[EmbeddedSink] = []
+
+
+def new_sink(lake: Lake, *, dedupe_window: int = 1000, **options: Any) -> EmbeddedSink:
+    """A sink on ``lake``, closed at the end of the test; closing the previous one first (a
+    restart), since one sink at a time may hold a lake."""
+    while OPEN_SINKS:
+        OPEN_SINKS.pop().close()
     pipeline = Pipeline(PseudonymisingAnonymiser(KEYRING), max_event_bytes=64 * 1024)
-    return EmbeddedSink(lake=lake, pipeline=pipeline, dedupe_window=dedupe_window)
+    sink = EmbeddedSink(lake=lake, pipeline=pipeline, dedupe_window=dedupe_window, **options)
+    OPEN_SINKS.append(sink)
+    return sink
 
 
 def encode(raw: dict[str, Any]) -> EncodedEvent:
@@ -245,3 +267,203 @@ async def test_a_lake_root_that_is_a_file_from_the_start_is_503(
     assert lake.root.read_text() == "not a folder"
     assert response.status_code == 503
     assert response.headers["retry-after"].isdigit()
+
+
+# one sink per lake
+
+
+def test_a_second_sink_on_the_same_lake_is_refused_until_the_first_closes(lake: Lake) -> None:
+    pipeline = Pipeline(PseudonymisingAnonymiser(KEYRING), max_event_bytes=64 * 1024)
+    first = new_sink(lake)
+
+    with pytest.raises(ConfigError, match="already served in embedded mode") as refused:
+        EmbeddedSink(lake=lake, pipeline=pipeline, dedupe_window=10)
+    assert f"pid {os.getpid()}" in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+    first.close()
+    second = EmbeddedSink(lake=lake, pipeline=pipeline, dedupe_window=10)
+    OPEN_SINKS.append(second)
+    assert second.land([encode(make_event())]) == 1
+
+
+# group commit
+
+
+class GatedLake(Lake):
+    """A lake whose first landing waits until the test opens the gate."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def land(self, frame: pl.DataFrame, **where: Any) -> Path:
+        self.entered.set()
+        if not self.gate.wait(timeout=60):
+            raise AssertionError("the test never opened the gate")
+        return super().land(frame, **where)
+
+
+@pytest.fixture
+def gated(tmp_path: Path) -> GatedLake:
+    return GatedLake(tmp_path / "data" / "lake" / "events")
+
+
+async def queue_behind_a_landing(
+    sink: EmbeddedSink, lake: GatedLake, requests: list[list[dict[str, Any]]]
+) -> tuple[asyncio.Task[None], list[asyncio.Task[None]]]:
+    """Publish one event and, while its file is being written, queue ``requests``."""
+    first = asyncio.create_task(sink.publish([encode(make_event())]))
+    assert await asyncio.to_thread(lake.entered.wait, 60)
+    tasks = [asyncio.create_task(sink.publish([encode(e) for e in r])) for r in requests]
+    await asyncio.sleep(0)  # each task runs up to its wait: queued, in order
+    assert sink.waiting == len(requests)
+    return first, tasks
+
+
+@pytest.mark.anyio
+async def test_requests_that_wait_for_a_landing_share_the_next_file(gated: GatedLake) -> None:
+    requests = [[make_event()] for _ in range(5)] + [[make_event(), make_event(), make_event()]]
+    sink = new_sink(gated)
+    first, tasks = await queue_behind_a_landing(sink, gated, requests)
+    assert not any(task.done() for task in [first, *tasks])  # nothing answered before its fsync
+
+    gated.gate.set()
+    await asyncio.gather(first, *tasks)
+
+    assert [(f.first_offset, f.last_offset) for f in files(gated)] == [(0, 0), (1, 8)]
+    assert sink.files == 2
+    second = pl.read_parquet(files(gated)[1].path)
+    assert second["event_id"].to_list() == [e["event_id"] for r in requests for e in r]
+    assert second["source_offset"].to_list() == list(range(1, 9))
+
+
+@pytest.mark.anyio
+async def test_a_request_is_never_split_over_files(gated: GatedLake) -> None:
+    requests = [[make_event(), make_event()], [make_event(), make_event()], [make_event()]]
+    sink = new_sink(gated, max_batch_events=3)
+    first, tasks = await queue_behind_a_landing(sink, gated, requests)
+
+    gated.gate.set()
+    await asyncio.gather(first, *tasks)
+
+    # 2 + 2 passes the limit of 3: the second request waits for the next file, whole.
+    assert [(f.first_offset, f.last_offset) for f in files(gated)] == [(0, 0), (1, 2), (3, 5)]
+    by_file = [pl.read_parquet(f.path)["event_id"].to_list() for f in files(gated)[1:]]
+    assert by_file == [
+        [e["event_id"] for e in requests[0]],
+        [e["event_id"] for e in requests[1] + requests[2]],
+    ]
+
+
+@pytest.mark.anyio
+async def test_a_resend_in_the_same_group_lands_once(gated: GatedLake) -> None:
+    event = make_event()
+    sink = new_sink(gated)
+    first, tasks = await queue_behind_a_landing(sink, gated, [[event], [event]])
+
+    gated.gate.set()
+    await asyncio.gather(first, *tasks)
+
+    assert landed(gated)["event_id"].to_list()[1:] == [event["event_id"]]
+    assert sink.duplicates == 1
+    await sink.publish([encode(event)])  # and once landed, a later resend is dropped too
+    assert landed(gated).height == 2 and sink.duplicates == 2
+
+
+@pytest.mark.anyio
+async def test_a_faulty_request_fails_alone_and_its_group_lands(gated: GatedLake) -> None:
+    good = [make_event(), make_event()]
+    sink = new_sink(gated)
+    first = asyncio.create_task(sink.publish([encode(make_event())]))
+    assert await asyncio.to_thread(gated.entered.wait, 60)
+    # Not valid JSON: the API never sends this, so the pipeline's refusal is a bug to report.
+    bad = asyncio.create_task(sink.publish([EncodedEvent(uuid4(), b"c", b"{not json")]))
+    tasks = [asyncio.create_task(sink.publish([encode(e)])) for e in good]
+    await asyncio.sleep(0)
+    assert sink.waiting == 3
+
+    gated.gate.set()
+    await asyncio.gather(first, *tasks)
+    with pytest.raises(FlywheelError, match="passed the API but not the pipeline"):
+        await bad
+
+    assert landed(gated)["event_id"].to_list()[1:] == [e["event_id"] for e in good]
+
+
+# a full disk
+
+
+NO_SPACE = "parquet: File out of specification: underlying IO error: No space left on device"
+
+
+def polars_out_of_space(frame: pl.DataFrame, file: Any, **options: Any) -> None:
+    """What polars does when the disk fills: some bytes written, then a ComputeError."""
+    file.write(b"PAR1")
+    raise pl.exceptions.ComputeError(f"{NO_SPACE} (os error 28)")
+
+
+def fsync_out_of_space(descriptor: int) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("target", "name", "fault"),
+    [
+        (pl.DataFrame, "write_parquet", polars_out_of_space),
+        (os, "fsync", fsync_out_of_space),
+    ],
+    ids=["polars-write", "fsync"],
+)
+async def test_a_full_disk_is_503_with_retry_after_and_leaves_no_temporary_file(
+    settings: Settings, lake: Lake, monkeypatch: pytest.MonkeyPatch, target: Any, name: str,
+    fault: Any,
+) -> None:  # fmt: skip
+    first, second = make_event(), make_event()
+    sink = new_sink(lake)
+    async with embedded_api(settings, sink, raise_app_exceptions=False) as client:
+        assert (await client.post("/v1/events", json=first)).status_code == 202
+        with monkeypatch.context() as patched:
+            patched.setattr(target, name, fault)
+            response = await client.post("/v1/events", json=second)
+
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "30"
+        assert response.json()["error"] == "unavailable"
+        assert landed(lake)["event_id"].to_list() == [first["event_id"]]
+        assert list(lake.root.glob("*/.*")) == []
+
+        for _ in range(2):  # space again: the client resends, and resends are safe
+            assert (await client.post("/v1/events", json=second)).status_code == 202
+    assert landed(lake)["event_id"].to_list() == [first["event_id"], second["event_id"]]
+    assert sink.landed == 2
+
+
+def test_write_errors_are_classified_by_their_cause() -> None:
+    full = storage_failure(pl.exceptions.ComputeError(f"{NO_SPACE} (os error 28)"), "write")
+    assert full is not None and full.retry_after_s == 30
+    assert "No space left on device, errno 28" in str(full)
+    read_only = storage_failure(OSError(errno.EROFS, "Read-only file system"), "write")
+    assert read_only is not None and read_only.retry_after_s == 5
+    # Not the file system: a bug, which must not pass for a full disk (500, not 503).
+    assert storage_failure(pl.exceptions.ComputeError("cannot cast list to i64"), "write") is None
+    assert storage_failure(ValueError("os error 28 (os error 28)"), "write") is None
+
+
+@pytest.mark.anyio
+async def test_an_error_that_is_not_the_disk_is_a_500_and_leaves_no_temporary_file(
+    settings: Settings, lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(frame: pl.DataFrame, file: Any, **options: Any) -> None:
+        file.write(b"PAR1")
+        raise pl.exceptions.ComputeError("cannot cast list to i64")
+
+    async with embedded_api(settings, new_sink(lake), raise_app_exceptions=False) as client:
+        monkeypatch.setattr(pl.DataFrame, "write_parquet", broken)
+        response = await client.post("/v1/events", json=make_event())
+
+    assert response.status_code == 500
+    assert list(lake.root.glob("*/.*")) == []
+    assert files(lake) == []
