@@ -17,6 +17,7 @@ and duplicates were dropped, but their offsets are covered all the same, so noth
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import re
@@ -118,6 +119,23 @@ def parse_name(path: Path) -> LakeFile | None:
     )
 
 
+_OS_ERROR = re.compile(r"\(os error (?P<errno>\d+)\)")
+
+
+def _as_os_error(exc: Exception, path: Path) -> OSError:
+    """A failed write of a lake file as the ``OSError`` it is, so that callers retry it.
+
+    polars reports the file system's errors as its own ``ComputeError``: a full disk reads
+    "No space left on device (os error 28)" while the data is written, but "Invalid thrift:
+    transport error" when the footer does not fit. A frame of the lake's schema always encodes,
+    so whatever fails while writing it is the file system; without an errno it is ``EIO``.
+    polars' own message is left out: some quote the values they could not write.
+    """
+    match = _OS_ERROR.search(str(exc))
+    number = int(match["errno"]) if match else errno.EIO
+    return OSError(number, f"{os.strerror(number)} (polars {type(exc).__name__})", str(path))
+
+
 class Lake:
     """The events lake under ``root`` (``<data dir>/lake/events``)."""
 
@@ -187,10 +205,18 @@ class Lake:
         folder.mkdir(parents=True, exist_ok=True)
         final = folder / file_name(topic, partition, first_offset, last_offset)
         temporary = folder / f"{TEMPORARY_PREFIX}{final.name}"
-        with open(temporary, "wb") as handle:
-            frame.write_parquet(handle, compression="zstd", statistics=True)
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            with open(temporary, "wb") as handle:
+                frame.write_parquet(handle, compression="zstd", statistics=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except Exception as exc:
+            # A half-written file would sit there until the partition's next assignment, and on
+            # a full disk it holds the very space the retry needs.
+            temporary.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise
+            raise _as_os_error(exc, temporary) from exc
         return temporary, final
 
     @staticmethod

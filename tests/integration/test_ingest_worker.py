@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from ingest.pipeline import Pipeline
 from ingest.scrubber import ScrubbingAnonymiser
 from ingest.worker import IngestWorker, WorkerStats
 from tests.factories import make_event
+from tests.filesystems import fill, small_file_system
 from tests.integration.kafka_tools import (
     encoded,
     lake_frame,
@@ -368,3 +370,63 @@ def test_crash_test_sigkill_at_random_moments_loses_and_duplicates_nothing(
     assert_exactly_once(tmp_path / "data", events)
     # Half-written files of the killed runs were cleaned up.
     assert not list((tmp_path / "data" / "lake").rglob(".landing-*"))
+
+
+def wait_until(condition: Callable[[], bool], *, timeout_s: float) -> bool:
+    """Poll ``condition`` until it holds or the time is up; returns whether it held."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def retries(metrics: IngestMetrics, action: str) -> float:
+    value = metrics.registry.get_sample_value("flywheel_ingest_retries_total", {"action": action})
+    return value or 0.0
+
+
+def test_a_full_disk_is_waited_out_and_every_event_lands_once(
+    kafka_settings: KafkaSettings, tmp_path: Path, keyring: Keyring
+) -> None:
+    """The lake on a real, full file system: the worker used to die of polars' ComputeError."""
+    create_topics(kafka_settings)
+    events = simulated(400, seed=51)
+    produce(kafka_settings.bootstrap_servers or "", kafka_settings.events_topic, encoded(events))
+    settings = worker_settings(kafka_settings, tmp_path / "data", retry_max_s=0.5)
+    lake = Lake.in_data_dir(settings.data_dir)
+    metrics = IngestMetrics()
+    worker = IngestWorker(
+        settings=settings, lake=lake,
+        pipeline=Pipeline(PseudonymisingAnonymiser(keyring), max_event_bytes=64 * 1024),
+        dead_letters=KafkaDeadLetters(kafka_settings), metrics=metrics,
+    )  # fmt: skip
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            worker.run(stop)
+        except BaseException as exc:
+            failures.append(exc)
+
+    stop = threading.Event()
+    with small_file_system(lake.root, size_kib=256):
+        ballast = fill(lake.root)
+        thread = threading.Thread(target=run)
+        thread.start()
+        try:
+            assert wait_until(
+                lambda: retries(metrics, "write") >= 2 or not thread.is_alive(), timeout_s=60
+            )
+            assert failures == [] and thread.is_alive(), failures
+            assert len(lake_frame(settings.data_dir)) == 0
+            ballast.unlink()
+            expected = len({e["event_id"] for e in consented(events)})
+            wait_for_rows(settings.data_dir, expected, timeout_s=60)
+        finally:
+            stop.set()
+            thread.join(timeout=60)
+        assert failures == []
+        assert_exactly_once(settings.data_dir, events)
+        assert not list(lake.root.rglob(".landing-*"))
