@@ -29,7 +29,9 @@ own cost of reading. The producers (the API's, dead letters, replay) stay kafka-
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -81,6 +83,10 @@ _FENCED_CODES = frozenset(
 
 class CommitFencedError(Exception):
     """The commit was refused because the partition belongs to another member now."""
+
+
+class _TemporaryGone(Exception):
+    """A committed batch's temporary file vanished before its rename."""
 
 
 @dataclass
@@ -152,6 +158,8 @@ class IngestWorker:
         self._last_activity = time.monotonic()
         self._ever_assigned = False
         """Whether the group ever gave this worker a partition (the broker answered)."""
+        self._fatal: str | None = None
+        """Why the consumer can no longer be used (a fatal client error), once it happened."""
 
     # -- Kafka -------------------------------------------------------------------------------
 
@@ -181,9 +189,26 @@ class IngestWorker:
             raise kafka.translate(exc, action="connect") from None
 
     def _on_client_error(self, error: Any) -> None:
-        # librdkafka reconnects by itself; these are reports (a broker away), not failures.
+        if error.fatal():
+            # The consumer is unusable from now on (it reads nothing and never rejoins): the
+            # loop ends the run with this reason instead of idling.
+            self._fatal = self._fatal or self._fatal_reason(error.name(), error.str())
+        # librdkafka reconnects by itself; the others are reports (a broker away), not failures.
         log.warning(
             "Kafka client error", extra={"fields": {"error": error.name(), "detail": error.str()}}
+        )
+
+    def _fatal_reason(self, name: str, detail: str) -> str:
+        """The one line a fatal client error ends the run with."""
+        instance = self.settings.ingest.instance_id
+        if instance is not None and "FENCED" in f"{name} {detail}".upper():
+            return (
+                f"this worker was fenced out of consumer group {self.settings.ingest.group_id}: "
+                f"another worker joined with the same FLYWHEEL_INGEST__INSTANCE_ID={instance}; "
+                "give every worker its own instance id, then start this one again"
+            )
+        return (
+            f"the Kafka consumer failed for good ({name}: {detail[:200]}); start the worker again"
         )
 
     def _tp(self, partition: int, offset: int | None = None) -> Any:
@@ -247,6 +272,9 @@ class IngestWorker:
             dropped = self._buffers.pop(partition, None)
             self._owned.discard(partition)
             self.preparer.forget(partition)
+            # Its lag is the new owner's to report; a frozen value here would be stale.
+            with contextlib.suppress(KeyError):
+                self.metrics.lag.remove(str(partition))
             log.info(
                 reason,
                 extra={"fields": {
@@ -293,6 +321,8 @@ class IngestWorker:
                 except Exception as exc:
                     self._retry_pause("poll", kafka.translate(exc, action="poll", topic=self.topic))
                     continue
+                if self._fatal is not None:
+                    raise KafkaError(self._fatal)
                 now = time.monotonic()
                 self._buffer(polled, now)
                 for partition in list(self._buffers):
@@ -373,6 +403,9 @@ class IngestWorker:
 
         if error.code() == ClientError._PARTITION_EOF:
             return
+        if error.code() == ClientError._FATAL:
+            # The consumer is unusable (a fenced static member); it would read nothing forever.
+            raise KafkaError(self._fatal_reason(error.name(), error.str()))
         if error.fatal():
             raise kafka.translate(KafkaException(error), action="poll", topic=self.topic)
         log.warning(
@@ -490,18 +523,19 @@ class IngestWorker:
             self._retrying("commit", lambda: self._commit(partition, prepared.last_offset + 1))
         except CommitFencedError as fenced:
             # The partition belongs to another worker now, which re-reads this range.
-            prepared.temporary.unlink(missing_ok=True)
-            self.metrics.fenced.inc()
-            self._on_lost(self._consumer, [self._tp(partition)])
-            log.warning(
-                "lost the partition before landing; batch discarded",
-                extra={"fields": {
-                    "partition": partition, "first": prepared.first_offset, "error": str(fenced),
-                }},
-            )  # fmt: skip
+            self._give_up(partition, prepared, reason="lost the partition before landing")
+            if str(fenced) == "FENCED_INSTANCE_ID" and self._fatal is None:
+                self._fatal = self._fatal_reason(str(fenced), "static member fenced")
             return
         self.fault("after_commit")
-        self._retrying("rename", lambda: self.lake.publish(prepared.temporary, prepared.final))
+        try:
+            self._retrying("rename", self._publisher(prepared))
+        except _TemporaryGone:
+            # Only a partition's new owner removes its temporary files (on assignment): this
+            # worker lost it while stuck between commit and rename, and the owner re-reads the
+            # range from the lake. Retrying would never end.
+            self._give_up(partition, prepared, reason="the partition's new owner removed the batch")
+            return
         self.fault("after_rename")
 
         landed = len(prepared.event_ids) - prepared.suppressed
@@ -526,6 +560,38 @@ class IngestWorker:
                 "dead_letters": len(prepared.dead_letters), "duplicates": prepared.duplicates,
                 "without_consent": prepared.without_consent, "suppressed": prepared.suppressed,
                 "file": prepared.final.name,
+            }},
+        )  # fmt: skip
+
+    def _publisher(self, prepared: Prepared) -> Callable[[], None]:
+        """The rename of a batch and the sync of its folder, as one retried step whose retries
+        do not rename twice."""
+        renamed = False
+
+        def publish() -> None:
+            nonlocal renamed
+            if not renamed:
+                try:
+                    os.replace(prepared.temporary, prepared.final)
+                except FileNotFoundError:
+                    if prepared.temporary.exists():
+                        raise  # the folder, not the batch: retried like any other OSError
+                    raise _TemporaryGone() from None
+                renamed = True
+            self.lake.sync_folder(prepared.final.parent)
+
+        return publish
+
+    def _give_up(self, partition: int, prepared: Prepared, *, reason: str) -> None:
+        """Discard a batch of a partition this worker no longer owns, and stop reading it."""
+        prepared.temporary.unlink(missing_ok=True)
+        self.metrics.fenced.inc()
+        self._on_lost(self._consumer, [self._tp(partition)])
+        log.warning(
+            f"{reason}; batch discarded, partition given up",
+            extra={"fields": {
+                "partition": partition, "first": prepared.first_offset,
+                "last": prepared.last_offset,
             }},
         )  # fmt: skip
 

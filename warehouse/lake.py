@@ -223,7 +223,12 @@ class Lake:
     def publish(temporary: Path, final: Path) -> None:
         """Rename a written batch to its final name (the commit) and make the rename durable."""
         os.replace(temporary, final)
-        directory = os.open(final.parent, os.O_RDONLY)
+        Lake.sync_folder(final.parent)
+
+    @staticmethod
+    def sync_folder(folder: Path) -> None:
+        """Make the renames in a folder durable (``publish`` does so itself)."""
+        directory = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(directory)
         finally:

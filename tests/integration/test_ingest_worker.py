@@ -19,6 +19,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from flywheel import localkafka
+from flywheel.errors import KafkaError
 from flywheel.kafka import create_topics
 from flywheel.settings import IngestSettings, KafkaSettings, Settings
 from flywheel.simulator import SimulationConfig, simulate
@@ -430,3 +431,113 @@ def test_a_full_disk_is_waited_out_and_every_event_lands_once(
         assert failures == []
         assert_exactly_once(settings.data_dir, events)
         assert not list(lake.root.rglob(".landing-*"))
+
+
+class Running:
+    """An ``IngestWorker`` run in a thread of the test, with what it raised."""
+
+    def __init__(self, worker: IngestWorker) -> None:
+        self.worker = worker
+        self.stop = threading.Event()
+        self.failures: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.worker.run(self.stop)
+        except BaseException as exc:
+            self.failures.append(exc)
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=60)
+        assert not self.thread.is_alive()
+
+
+def make_worker(
+    settings: Settings, keyring: Keyring, *, metrics: IngestMetrics | None = None,
+    fault: Callable[[str], None] | None = None,
+) -> IngestWorker:  # fmt: skip
+    return IngestWorker(
+        settings=settings, lake=Lake.in_data_dir(settings.data_dir),
+        pipeline=Pipeline(PseudonymisingAnonymiser(keyring), max_event_bytes=64 * 1024),
+        dead_letters=KafkaDeadLetters(settings.kafka), metrics=metrics, fault=fault,
+    )  # fmt: skip
+
+
+def test_a_worker_stuck_between_commit_and_rename_gives_the_partition_up(
+    kafka_settings: KafkaSettings, tmp_path: Path, keyring: Keyring
+) -> None:
+    """The first worker commits, then stalls before the rename past max.poll.interval.ms; the
+    group gives the partition to the second, which removes the stalled worker's temporary file.
+    The first used to retry the rename forever (its lag frozen); now it gives the partition up."""
+    kafka = kafka_settings.model_copy(update={"partitions": 1})
+    create_topics(kafka)
+    events = simulated(300, seed=61)
+    produce(kafka.bootstrap_servers or "", kafka.events_topic, encoded(events))
+    settings = worker_settings(
+        kafka, tmp_path / "data", batch_max_events=1000, session_timeout_ms=6000,
+        max_poll_interval_ms=6000, retry_max_s=0.2,
+    )  # fmt: skip
+    release = threading.Event()
+    stalled = threading.Event()
+
+    def stall_after_the_first_commit(point: str) -> None:
+        if point == "after_commit" and not stalled.is_set():
+            stalled.set()
+            assert release.wait(timeout=120)
+
+    first_metrics = IngestMetrics()
+    first = Running(make_worker(settings, keyring, metrics=first_metrics,
+                                fault=stall_after_the_first_commit))  # fmt: skip
+    second: Running | None = None
+    try:
+        assert wait_until(stalled.is_set, timeout_s=60)
+        second = Running(make_worker(settings, keyring))
+        expected = len({e["event_id"] for e in consented(events)})
+        wait_for_rows(settings.data_dir, expected, timeout_s=90)
+        release.set()
+        assert wait_until(
+            lambda: (
+                first_metrics.registry.get_sample_value("flywheel_ingest_fenced_batches_total")
+                == 1.0
+                or not first.thread.is_alive()
+            ),
+            timeout_s=30,
+        )
+        assert first.failures == []
+        assert retries(first_metrics, "rename") == 0
+        exposed = generate_latest(first_metrics.registry).decode()
+        assert 'flywheel_ingest_consumer_lag{partition="0"}' not in exposed
+    finally:
+        release.set()
+        first.finish()
+        if second is not None:
+            second.finish()
+    assert first.failures == [] and second.failures == []
+    assert_exactly_once(settings.data_dir, events)
+
+
+def test_a_worker_fenced_by_a_duplicate_instance_id_stops_with_one_line(
+    kafka_settings: KafkaSettings, tmp_path: Path, keyring: Keyring
+) -> None:
+    """Two workers given the same FLYWHEEL_INGEST__INSTANCE_ID: the fenced one used to idle
+    forever, reading nothing."""
+    create_topics(kafka_settings)
+    settings = worker_settings(kafka_settings, tmp_path / "data", instance_id="ingest-1")
+    first = Running(make_worker(settings, keyring))
+    second: Running | None = None
+    try:
+        assert wait_until(lambda: first.worker._ever_assigned, timeout_s=60)
+        second = Running(make_worker(settings, keyring))
+        first.thread.join(timeout=60)
+        assert not first.thread.is_alive(), "the fenced worker is still running"
+    finally:
+        first.finish()
+        if second is not None:
+            second.finish()
+    [error] = first.failures
+    assert isinstance(error, KafkaError)
+    assert "FLYWHEEL_INGEST__INSTANCE_ID=ingest-1" in str(error)
+    assert "\n" not in str(error)
