@@ -30,6 +30,7 @@ own cost of reading. The producers (the API's, dead letters, replay) stay kafka-
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -54,7 +55,7 @@ from ingest.prepare import (
     ProcessPreparer,
     Record,
 )
-from warehouse.lake import Lake
+from warehouse.lake import Lake, TopicRecord
 
 log = logging.getLogger(__name__)
 
@@ -139,9 +140,13 @@ class IngestWorker:
         dead_letters: DeadLetterSink,
         metrics: IngestMetrics | None = None,
         fault: FaultHook | None = None,
+        accept_topic: bool = False,
     ) -> None:
         self.settings = settings
         self.topic = settings.kafka.events_topic
+        self.accept_topic = accept_topic
+        """Land the topic as it is now when it is not where the lake left it (see
+        ``_checked_topic``), instead of stopping."""
         self.lake = lake
         self.pipeline = pipeline
         self.dead_letters = dead_letters
@@ -229,14 +234,21 @@ class IngestWorker:
 
         self._last_activity = time.monotonic()
         self._ever_assigned = True
-        landed = self.lake.landed_offsets(self.topic)
+        try:
+            lake_topic = self._checked_topic(consumer, assigned).lake_topic
+        except FlywheelError as exc:
+            # librdkafka would only log an exception raised in this callback: the loop ends
+            # the run with it, and nothing is assigned, so nothing is read.
+            self._fatal = str(exc)
+            return
+        landed = self.lake.landed_offsets(lake_topic)
         for tp in assigned:
-            removed = self.lake.remove_temporary_files(self.topic, tp.partition)
+            removed = self.lake.remove_temporary_files(lake_topic, tp.partition)
             tp.offset = landed[tp.partition] + 1 if tp.partition in landed else OFFSET_BEGINNING
             recent = self.lake.recent_event_ids(
-                self.topic, tp.partition, limit=self.settings.ingest.dedupe_window
+                lake_topic, tp.partition, limit=self.settings.ingest.dedupe_window
             )
-            self.preparer.reset(tp.partition, recent)
+            self.preparer.reset(tp.partition, recent, lake_topic)
             self._buffers.pop(tp.partition, None)
             self._owned.add(tp.partition)
             log.info(
@@ -249,6 +261,97 @@ class IngestWorker:
             )  # fmt: skip
         # Starting positions come from the lake, never from Kafka's committed offsets.
         consumer.assign(assigned)
+
+    def _checked_topic(self, consumer: Any, assigned: list[Any]) -> TopicRecord:
+        """Where the topic lands in the lake, once Kafka's topic is the one the lake landed
+        (its topic id) and every assigned partition's log still holds the lake's resume point.
+
+        Otherwise seeking to the lake's offsets would land the wrong messages: on a topic
+        deleted and created again, or a log truncated, Kafka resets the position to the start
+        (landing again what landed, then skipping what the new offsets overlap); on a log whose
+        start passed the resume point, what was deleted before landing is skipped silently.
+        """
+        topic_id = self._retrying("describe topic", self._topic_id)
+        records = self.lake.topic_records(self.topic)
+        if records:
+            record = records[-1]
+        else:
+            # The first landing, or a lake from before topic ids were recorded: this topic is
+            # the one from now on (the offsets below are still checked).
+            record = self.lake.record_topic(self.topic, topic_id)
+            log.info(
+                "recorded the topic's id in the lake",
+                extra={"fields": {"topic": self.topic, "topic_id": topic_id}},
+            )
+        problem = None
+        if record.topic_id != topic_id:
+            problem = (
+                f"its topic id is {topic_id}, the lake's files came from {record.topic_id} (the "
+                "topic was deleted and created again)"
+            )
+        else:
+            landed = self.lake.landed_offsets(record.lake_topic)
+            for tp in assigned:
+                if tp.partition not in landed:
+                    continue
+                resume = landed[tp.partition] + 1
+                low, high = self._retrying(
+                    "watermarks", functools.partial(self._watermarks, consumer, tp.partition)
+                )
+                if resume > high:
+                    problem = (
+                        f"partition {tp.partition} ends at offset {high}, the lake landed it up "
+                        f"to {resume - 1} (the topic was created again or its log truncated)"
+                    )
+                elif low > resume:
+                    problem = (
+                        f"partition {tp.partition} starts at offset {low}, the lake landed it up "
+                        f"to {resume - 1}: offsets {resume} to {low - 1} were deleted before "
+                        "they landed"
+                    )
+                if problem is not None:
+                    break
+        if problem is None:
+            return record
+        if not self.accept_topic:
+            raise KafkaError(
+                f"topic {self.topic} is not where the lake left it: {problem}; nothing was read. "
+                "Once that is understood, run `flywheel ingest --accept-topic` once: it lands "
+                "the topic as it is now from its first offset, under a name of its own beside "
+                "the old files (docs/architecture.md, 'A topic created again')"
+            )
+        record = self.lake.record_topic(self.topic, topic_id)
+        log.warning(
+            "accepted the topic as it is now; it lands from its first offset under a new name",
+            extra={"fields": {
+                "topic": self.topic, "topic_id": topic_id, "lake_topic": record.lake_topic,
+                "problem": problem,
+            }},
+        )  # fmt: skip
+        return record
+
+    def _watermarks(self, consumer: Any, partition: int) -> tuple[int, int]:
+        """A partition's log start and end offsets, from the broker."""
+        from confluent_kafka import KafkaException
+
+        try:
+            low, high = consumer.get_watermark_offsets(self._tp(partition), timeout=10)
+        except KafkaException as exc:
+            raise kafka.translate(exc, action="read offsets", topic=self.topic) from None
+        return int(low), int(high)
+
+    def _topic_id(self) -> str:
+        """Kafka's id of the events topic (a topic created again under the same name has a new
+        one)."""
+        from confluent_kafka import KafkaException, TopicCollection
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka.bootstrap_servers or ""})
+        try:
+            described = admin.describe_topics(TopicCollection([self.topic]), request_timeout=10)
+            return str(described[self.topic].result().topic_id)
+        except KafkaException as exc:
+            raise kafka.translate(exc, action="describe", topic=self.topic) from None
 
     def _on_revoked(self, consumer: Any, revoked: list[Any]) -> None:
         partitions = [tp.partition for tp in revoked]

@@ -11,6 +11,9 @@ renamed, so a file either exists whole or not at all, and the highest ``last off
 several files (a crash between two renames would lose the second); event time is the
 warehouse's concern, so files are partitioned by landing date only.
 
+``topics.json`` beside the day folders records which Kafka topic (by topic id) each topic name
+was landed from; a topic created again lands under ``<topic>~<n>`` (``TopicRecord``).
+
 A file may hold fewer rows than its offset range: poison messages went to the dead-letter topic
 and duplicates were dropped, but their offsets are covered all the same, so nothing is read twice.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import glob
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -27,14 +31,32 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flywheel.files import replace_text
+
 if TYPE_CHECKING:
     import polars as pl
 
 OFFSET_DIGITS = 20
 _NAME = re.compile(
-    r"^(?P<topic>[A-Za-z0-9._-]+)\+(?P<partition>\d+)\+(?P<first>\d+)\+(?P<last>\d+)\.parquet$"
+    r"^(?P<topic>[A-Za-z0-9._-]+(?:~\d+)?)\+(?P<partition>\d+)\+(?P<first>\d+)\+(?P<last>\d+)"
+    r"\.parquet$"
 )
 TEMPORARY_PREFIX = ".landing-"
+TOPICS_FILE = "topics.json"
+"""Beside the day folders: the Kafka topic id each topic was landed from (``TopicRecord``)."""
+
+
+@dataclass(frozen=True)
+class TopicRecord:
+    """One Kafka topic (by id) a topic name of the lake was landed from.
+
+    A topic deleted and created again keeps its name and starts its offsets over, so its files
+    would take the names of the old topic's. Each accepted topic id therefore lands under a
+    name of its own: the topic's name for the first, ``<topic>~<n>`` for the n-th.
+    """
+
+    topic_id: str
+    lake_topic: str
 
 
 def lake_schema() -> dict[str, Any]:
@@ -245,6 +267,25 @@ class Lake:
         )  # fmt: skip
         self.publish(temporary, final)
         return final
+
+    def topic_records(self, topic: str) -> list[TopicRecord]:
+        """The topic ids ``topic`` was landed from, oldest first (the last is current)."""
+        path = self.root / TOPICS_FILE
+        if not path.exists():
+            return []
+        recorded = json.loads(path.read_text()).get(topic, [])
+        return [TopicRecord(r["topic_id"], r["lake_topic"]) for r in recorded]
+
+    def record_topic(self, topic: str, topic_id: str) -> TopicRecord:
+        """Land ``topic`` from the Kafka topic ``topic_id`` from now on; returns its record."""
+        path = self.root / TOPICS_FILE
+        every = json.loads(path.read_text()) if path.exists() else {}
+        records = every.setdefault(topic, [])
+        lake_topic = topic if not records else f"{topic}~{len(records) + 1}"
+        records.append({"topic_id": topic_id, "lake_topic": lake_topic})
+        self.root.mkdir(parents=True, exist_ok=True)
+        replace_text(path, json.dumps(every, indent=2, sort_keys=True) + "\n")
+        return TopicRecord(topic_id, lake_topic)
 
     def recent_event_ids(self, topic: str, partition: int, *, limit: int) -> list[str]:
         """Event ids of the newest ``limit`` landed events of a partition, oldest first."""

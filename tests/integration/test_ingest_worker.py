@@ -20,7 +20,7 @@ from prometheus_client import generate_latest
 
 from flywheel import localkafka
 from flywheel.errors import KafkaError
-from flywheel.kafka import create_topics
+from flywheel.kafka import admin_client, create_topics
 from flywheel.settings import IngestSettings, KafkaSettings, Settings
 from flywheel.simulator import SimulationConfig, simulate
 from ingest.anonymiser import PseudonymisingAnonymiser
@@ -39,7 +39,7 @@ from tests.integration.kafka_tools import (
     start_worker,
     worker_env,
 )
-from warehouse.lake import Lake
+from warehouse.lake import TOPICS_FILE, Lake
 
 
 @pytest.fixture
@@ -541,3 +541,93 @@ def test_a_worker_fenced_by_a_duplicate_instance_id_stops_with_one_line(
     assert isinstance(error, KafkaError)
     assert "FLYWHEEL_INGEST__INSTANCE_ID=ingest-1" in str(error)
     assert "\n" not in str(error)
+
+
+def recreate_topic(kafka: KafkaSettings) -> None:
+    """Delete the events topic and create it again under the same name (a new topic id)."""
+    admin = admin_client(kafka)
+    try:
+        admin.delete_topics([kafka.events_topic])
+        assert wait_until(lambda: kafka.events_topic not in admin.list_topics(), timeout_s=60)
+    finally:
+        admin.close()
+    assert wait_until(lambda: create_topics(kafka)[kafka.events_topic] == "created", timeout_s=60)
+
+
+def test_a_topic_created_again_stops_the_worker_until_accepted(
+    kafka_settings: KafkaSettings, tmp_path: Path, keyring: Keyring
+) -> None:
+    """The lake landed offsets 0 to 199 of the old topic; the new one holds 0 to 49. The worker
+    used to seek to 200, be reset to 0, and land the new topic's events under file names of the
+    old topic's (and skip, later, the new offsets the old files covered)."""
+    kafka = kafka_settings.model_copy(update={"partitions": 1})
+    create_topics(kafka)
+    bootstrap, topic = kafka.bootstrap_servers or "", kafka.events_topic
+    old, new = simulated(200, seed=71), simulated(50, seed=72)
+    settings = worker_settings(kafka, tmp_path / "data")
+    produce(bootstrap, topic, encoded(old))
+    run_worker(settings, keyring)
+    recreate_topic(kafka)
+    produce(bootstrap, topic, encoded(new))
+
+    with pytest.raises(KafkaError) as stopped:
+        run_worker(settings, keyring)
+    assert "topic id is" in str(stopped.value) and "--accept-topic" in str(stopped.value)
+    assert "\n" not in str(stopped.value)
+    assert_exactly_once(settings.data_dir, old)
+
+    worker = make_worker(settings, keyring)
+    worker.accept_topic = True
+    worker.run(threading.Event(), idle_exit_s=4)
+    assert_exactly_once(settings.data_dir, old + new)
+    lake = Lake.in_data_dir(settings.data_dir)
+    assert [r.lake_topic for r in lake.topic_records(topic)] == [topic, f"{topic}~2"]
+    # Accepted once: the next run lands on without complaint.
+    run_worker(settings, keyring)
+
+
+def test_a_lake_without_topic_ids_still_sees_a_topic_created_again(
+    kafka_settings: KafkaSettings, tmp_path: Path, keyring: Keyring
+) -> None:
+    """A lake landed before topic ids were recorded: the partition's end is behind the lake."""
+    kafka = kafka_settings.model_copy(update={"partitions": 1})
+    create_topics(kafka)
+    bootstrap, topic = kafka.bootstrap_servers or "", kafka.events_topic
+    settings = worker_settings(kafka, tmp_path / "data")
+    old = simulated(200, seed=73)
+    produce(bootstrap, topic, encoded(old))
+    run_worker(settings, keyring)
+    (Lake.in_data_dir(settings.data_dir).root / TOPICS_FILE).unlink(missing_ok=True)
+    recreate_topic(kafka)
+    produce(bootstrap, topic, encoded(simulated(50, seed=74)))
+
+    with pytest.raises(KafkaError) as stopped:
+        run_worker(settings, keyring)
+    assert "partition 0 ends at offset 50, the lake landed it up to 199" in str(stopped.value)
+    assert_exactly_once(settings.data_dir, old)
+
+
+def test_messages_deleted_before_they_landed_stop_the_worker(
+    kafka_settings: KafkaSettings, tmp_path: Path, keyring: Keyring
+) -> None:
+    """Retention (here: delete-records) moved the log start past the lake's resume point; the
+    worker used to jump over the gap without a word."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    kafka = kafka_settings.model_copy(update={"partitions": 1})
+    create_topics(kafka)
+    bootstrap, topic = kafka.bootstrap_servers or "", kafka.events_topic
+    settings = worker_settings(kafka, tmp_path / "data")
+    first = simulated(100, seed=75)
+    produce(bootstrap, topic, encoded(first))
+    run_worker(settings, keyring)
+    produce(bootstrap, topic, encoded(simulated(100, seed=76)))
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.delete_records([TopicPartition(topic, 0, 150)]).values():
+        future.result(timeout=30)
+
+    with pytest.raises(KafkaError) as stopped:
+        run_worker(settings, keyring)
+    assert "offsets 100 to 149 were deleted before they landed" in str(stopped.value)
+    assert_exactly_once(settings.data_dir, first)

@@ -16,8 +16,10 @@ from tests.filesystems import small_file_system
 from warehouse.lake import (
     OFFSET_DIGITS,
     TEMPORARY_PREFIX,
+    TOPICS_FILE,
     Lake,
     LakeFile,
+    TopicRecord,
     file_name,
     lake_schema,
     parse_name,
@@ -303,3 +305,17 @@ def test_a_really_full_file_system(tmp_path: Path) -> None:
         # The space the failed write took is free again: a small batch fits.
         land(lake, 0, 1, ids=["a"])
         assert lake.landed_offsets(TOPIC) == {0: 1}
+
+
+def test_each_accepted_topic_id_lands_under_a_name_of_its_own(lake: Lake) -> None:
+    assert lake.topic_records(TOPIC) == []
+    assert lake.record_topic(TOPIC, "id-a") == TopicRecord("id-a", TOPIC)
+    assert lake.record_topic(TOPIC, "id-b") == TopicRecord("id-b", f"{TOPIC}~2")
+    assert lake.record_topic("other", "id-c") == TopicRecord("id-c", "other")
+    assert [r.lake_topic for r in lake.topic_records(TOPIC)] == [TOPIC, f"{TOPIC}~2"]
+
+    land(lake, 0, 9, ids=["a"])
+    land(lake, 0, 4, topic=f"{TOPIC}~2", ids=["b"])
+    assert lake.landed_offsets(TOPIC) == {0: 9}
+    assert lake.landed_offsets(f"{TOPIC}~2") == {0: 4}
+    assert list(lake.root.glob("*/*.parquet")) and (lake.root / TOPICS_FILE).exists()
