@@ -5,6 +5,10 @@ is the source of truth for progress. Each landed file is named by (topic, partit
 offset, last offset), so on every partition assignment the worker seeks to one past the highest
 landed offset of that partition, whatever Kafka's committed offsets say.
 
+Before seeking, the worker checks that the topic is the one the lake landed (its Kafka topic id)
+and that each partition's log still holds the resume point (``_checked_topic``); otherwise it
+stops and says how to accept the topic as it is now.
+
 Landing one partition's batch, in this order:
 
 1. prepare (``ingest.prepare``, in a helper process by default): validate, drop duplicates,
@@ -39,7 +43,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from flywheel import kafka
 from flywheel.errors import FlywheelError, KafkaError, TransientError
@@ -62,6 +66,8 @@ log = logging.getLogger(__name__)
 FaultHook = Callable[[str], None]
 """Called at named points of landing (``after_write``, ``after_commit``, ``after_rename``), so
 crash tests can kill the process exactly there."""
+
+_T = TypeVar("_T")
 
 MAX_IN_FLIGHT = 2
 """Batches handed to the preparer and not finished yet: one being prepared, one queued."""
@@ -278,7 +284,9 @@ class IngestWorker:
         else:
             # The first landing, or a lake from before topic ids were recorded: this topic is
             # the one from now on (the offsets below are still checked).
-            record = self.lake.record_topic(self.topic, topic_id)
+            record = self._retrying(
+                "record topic", functools.partial(self.lake.record_topic, self.topic, topic_id)
+            )
             log.info(
                 "recorded the topic's id in the lake",
                 extra={"fields": {"topic": self.topic, "topic_id": topic_id}},
@@ -320,7 +328,9 @@ class IngestWorker:
                 "the topic as it is now from its first offset, under a name of its own beside "
                 "the old files (docs/architecture.md, 'A topic created again')"
             )
-        record = self.lake.record_topic(self.topic, topic_id)
+        record = self._retrying(
+            "record topic", functools.partial(self.lake.record_topic, self.topic, topic_id)
+        )
         log.warning(
             "accepted the topic as it is now; it lands from its first offset under a new name",
             extra={"fields": {
@@ -375,9 +385,10 @@ class IngestWorker:
             dropped = self._buffers.pop(partition, None)
             self._owned.discard(partition)
             self.preparer.forget(partition)
-            # Its lag is the new owner's to report; a frozen value here would be stale.
-            with contextlib.suppress(KeyError):
-                self.metrics.lag.remove(str(partition))
+            if not self._closing:
+                # Its lag is the new owner's to report; a frozen value here would be stale.
+                with contextlib.suppress(KeyError):
+                    self.metrics.lag.remove(str(partition))
             log.info(
                 reason,
                 extra={"fields": {
@@ -534,7 +545,7 @@ class IngestWorker:
         self.metrics.retries.labels(action).inc()
         time.sleep(pause)
 
-    def _retrying(self, action: str, fn: Callable[[], Any]) -> Any:
+    def _retrying(self, action: str, fn: Callable[[], _T]) -> _T:
         """Run ``fn`` until it succeeds, retrying transient failures (never dead-lettering)."""
         attempt = 0
         while True:

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -412,8 +413,10 @@ def test_a_full_disk_is_waited_out_and_every_event_lands_once(
             failures.append(exc)
 
     stop = threading.Event()
-    with small_file_system(lake.root, size_kib=256):
-        ballast = fill(lake.root)
+    # Today's folder only: the worker records the topic's id beside the day folders first.
+    today = lake.root / f"landed_date={datetime.now(UTC):%Y-%m-%d}"
+    with small_file_system(today, size_kib=256):
+        ballast = fill(today)
         thread = threading.Thread(target=run)
         thread.start()
         try:
