@@ -393,6 +393,14 @@ def ingest(
             "no partition was ever assigned (Kafka unreachable, no topic)."
         ),
     ] = None,
+    accept_topic: Annotated[
+        bool,
+        typer.Option(
+            help="Once, after a worker stopped because the topic is not where the lake left it "
+            "(created again, truncated, or deleted past the lake's offsets): land the topic as "
+            "it is now, from its first offset, under a new name in the lake."
+        ),
+    ] = False,
 ) -> None:
     """Run an ingest worker: Kafka to the anonymised Parquet lake, exactly once.
 
@@ -426,6 +434,7 @@ def ingest(
         dead_letters=KafkaDeadLetters(settings.kafka),
         metrics=metrics,
         fault=_fault_hook(),
+        accept_topic=accept_topic,
     )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -54,10 +54,14 @@ class BatchPreparer:
         self.topic = topic
         self.window_size = window_size
         self.windows: dict[int, DedupeWindow] = {}
+        self.lake_topics: dict[int, str] = {}
+        """The name each partition's files take in the lake (see ``warehouse.lake.TopicRecord``)."""
 
-    def reset(self, partition: int, ids: Sequence[str]) -> None:
-        """Start a partition's window from these ids (the lake's newest)."""
+    def reset(self, partition: int, ids: Sequence[str], lake_topic: str | None = None) -> None:
+        """Start a partition's window from these ids (the lake's newest), and name its files
+        after ``lake_topic`` (default: the topic)."""
         self.windows[partition] = DedupeWindow(self.window_size, ids)
+        self.lake_topics[partition] = lake_topic or self.topic
 
     def forget(self, partition: int) -> None:
         """Drop a partition's window (it moved to another worker)."""
@@ -70,7 +74,8 @@ class BatchPreparer:
         window = self.windows.setdefault(partition, DedupeWindow(self.window_size))
         batch = self.pipeline.process(messages, window)
         temporary, final = self.lake.write_temporary(
-            self.pipeline.frame_or_dead_letter(batch), topic=self.topic, partition=partition,
+            self.pipeline.frame_or_dead_letter(batch),
+            topic=self.lake_topics.get(partition, self.topic), partition=partition,
             first_offset=batch.first_offset, last_offset=batch.last_offset,
         )  # fmt: skip
         # Remembered once written; if the worker then loses the partition, the window is
@@ -95,7 +100,7 @@ class BatchPreparer:
 class Preparer(Protocol):
     """Runs ``BatchPreparer`` jobs in submission order."""
 
-    def reset(self, partition: int, ids: Sequence[str]) -> None:
+    def reset(self, partition: int, ids: Sequence[str], lake_topic: str | None = None) -> None:
         """Queue a window reset for a partition."""
         ...
 
@@ -118,9 +123,9 @@ class InlinePreparer:
     def __init__(self, preparer: BatchPreparer) -> None:
         self.preparer = preparer
 
-    def reset(self, partition: int, ids: Sequence[str]) -> None:
+    def reset(self, partition: int, ids: Sequence[str], lake_topic: str | None = None) -> None:
         """Reset now."""
-        self.preparer.reset(partition, ids)
+        self.preparer.reset(partition, ids, lake_topic)
 
     def forget(self, partition: int) -> None:
         """Forget now."""
@@ -147,9 +152,9 @@ def _start_child(preparer: BatchPreparer) -> None:
     _child = preparer
 
 
-def _child_reset(partition: int, ids: Sequence[str]) -> None:
+def _child_reset(partition: int, ids: Sequence[str], lake_topic: str | None) -> None:
     assert _child is not None
-    _child.reset(partition, ids)
+    _child.reset(partition, ids, lake_topic)
 
 
 def _child_forget(partition: int) -> None:
@@ -175,9 +180,9 @@ class ProcessPreparer:
             initargs=(preparer,),
         )
 
-    def reset(self, partition: int, ids: Sequence[str]) -> None:
+    def reset(self, partition: int, ids: Sequence[str], lake_topic: str | None = None) -> None:
         """Queue a window reset (runs before any later batch of the partition)."""
-        self.executor.submit(_child_reset, partition, list(ids))
+        self.executor.submit(_child_reset, partition, list(ids), lake_topic)
 
     def forget(self, partition: int) -> None:
         """Queue dropping a window."""

@@ -5,6 +5,10 @@ is the source of truth for progress. Each landed file is named by (topic, partit
 offset, last offset), so on every partition assignment the worker seeks to one past the highest
 landed offset of that partition, whatever Kafka's committed offsets say.
 
+Before seeking, the worker checks that the topic is the one the lake landed (its Kafka topic id)
+and that each partition's log still holds the resume point (``_checked_topic``); otherwise it
+stops and says how to accept the topic as it is now.
+
 Landing one partition's batch, in this order:
 
 1. prepare (``ingest.prepare``, in a helper process by default): validate, drop duplicates,
@@ -29,14 +33,17 @@ own cost of reading. The producers (the API's, dead letters, replay) stay kafka-
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from flywheel import kafka
 from flywheel.errors import FlywheelError, KafkaError, TransientError
@@ -52,13 +59,15 @@ from ingest.prepare import (
     ProcessPreparer,
     Record,
 )
-from warehouse.lake import Lake
+from warehouse.lake import Lake, TopicRecord
 
 log = logging.getLogger(__name__)
 
 FaultHook = Callable[[str], None]
 """Called at named points of landing (``after_write``, ``after_commit``, ``after_rename``), so
 crash tests can kill the process exactly there."""
+
+_T = TypeVar("_T")
 
 MAX_IN_FLIGHT = 2
 """Batches handed to the preparer and not finished yet: one being prepared, one queued."""
@@ -81,6 +90,10 @@ _FENCED_CODES = frozenset(
 
 class CommitFencedError(Exception):
     """The commit was refused because the partition belongs to another member now."""
+
+
+class _TemporaryGone(Exception):
+    """A committed batch's temporary file vanished before its rename."""
 
 
 @dataclass
@@ -133,9 +146,13 @@ class IngestWorker:
         dead_letters: DeadLetterSink,
         metrics: IngestMetrics | None = None,
         fault: FaultHook | None = None,
+        accept_topic: bool = False,
     ) -> None:
         self.settings = settings
         self.topic = settings.kafka.events_topic
+        self.accept_topic = accept_topic
+        """Land the topic as it is now when it is not where the lake left it (see
+        ``_checked_topic``), instead of stopping."""
         self.lake = lake
         self.pipeline = pipeline
         self.dead_letters = dead_letters
@@ -152,6 +169,8 @@ class IngestWorker:
         self._last_activity = time.monotonic()
         self._ever_assigned = False
         """Whether the group ever gave this worker a partition (the broker answered)."""
+        self._fatal: str | None = None
+        """Why the consumer can no longer be used (a fatal client error), once it happened."""
 
     # -- Kafka -------------------------------------------------------------------------------
 
@@ -181,9 +200,26 @@ class IngestWorker:
             raise kafka.translate(exc, action="connect") from None
 
     def _on_client_error(self, error: Any) -> None:
-        # librdkafka reconnects by itself; these are reports (a broker away), not failures.
+        if error.fatal():
+            # The consumer is unusable from now on (it reads nothing and never rejoins): the
+            # loop ends the run with this reason instead of idling.
+            self._fatal = self._fatal or self._fatal_reason(error.name(), error.str())
+        # librdkafka reconnects by itself; the others are reports (a broker away), not failures.
         log.warning(
             "Kafka client error", extra={"fields": {"error": error.name(), "detail": error.str()}}
+        )
+
+    def _fatal_reason(self, name: str, detail: str) -> str:
+        """The one line a fatal client error ends the run with."""
+        instance = self.settings.ingest.instance_id
+        if instance is not None and "FENCED" in f"{name} {detail}".upper():
+            return (
+                f"this worker was fenced out of consumer group {self.settings.ingest.group_id}: "
+                f"another worker joined with the same FLYWHEEL_INGEST__INSTANCE_ID={instance}; "
+                "give every worker its own instance id, then start this one again"
+            )
+        return (
+            f"the Kafka consumer failed for good ({name}: {detail[:200]}); start the worker again"
         )
 
     def _tp(self, partition: int, offset: int | None = None) -> Any:
@@ -204,14 +240,21 @@ class IngestWorker:
 
         self._last_activity = time.monotonic()
         self._ever_assigned = True
-        landed = self.lake.landed_offsets(self.topic)
+        try:
+            lake_topic = self._checked_topic(consumer, assigned).lake_topic
+        except FlywheelError as exc:
+            # librdkafka would only log an exception raised in this callback: the loop ends
+            # the run with it, and nothing is assigned, so nothing is read.
+            self._fatal = str(exc)
+            return
+        landed = self.lake.landed_offsets(lake_topic)
         for tp in assigned:
-            removed = self.lake.remove_temporary_files(self.topic, tp.partition)
+            removed = self.lake.remove_temporary_files(lake_topic, tp.partition)
             tp.offset = landed[tp.partition] + 1 if tp.partition in landed else OFFSET_BEGINNING
             recent = self.lake.recent_event_ids(
-                self.topic, tp.partition, limit=self.settings.ingest.dedupe_window
+                lake_topic, tp.partition, limit=self.settings.ingest.dedupe_window
             )
-            self.preparer.reset(tp.partition, recent)
+            self.preparer.reset(tp.partition, recent, lake_topic)
             self._buffers.pop(tp.partition, None)
             self._owned.add(tp.partition)
             log.info(
@@ -224,6 +267,101 @@ class IngestWorker:
             )  # fmt: skip
         # Starting positions come from the lake, never from Kafka's committed offsets.
         consumer.assign(assigned)
+
+    def _checked_topic(self, consumer: Any, assigned: list[Any]) -> TopicRecord:
+        """Where the topic lands in the lake, once Kafka's topic is the one the lake landed
+        (its topic id) and every assigned partition's log still holds the lake's resume point.
+
+        Otherwise seeking to the lake's offsets would land the wrong messages: on a topic
+        deleted and created again, or a log truncated, Kafka resets the position to the start
+        (landing again what landed, then skipping what the new offsets overlap); on a log whose
+        start passed the resume point, what was deleted before landing is skipped silently.
+        """
+        topic_id = self._retrying("describe topic", self._topic_id)
+        records = self.lake.topic_records(self.topic)
+        if records:
+            record = records[-1]
+        else:
+            # The first landing, or a lake from before topic ids were recorded: this topic is
+            # the one from now on (the offsets below are still checked).
+            record = self._retrying(
+                "record topic", functools.partial(self.lake.record_topic, self.topic, topic_id)
+            )
+            log.info(
+                "recorded the topic's id in the lake",
+                extra={"fields": {"topic": self.topic, "topic_id": topic_id}},
+            )
+        problem = None
+        if record.topic_id != topic_id:
+            problem = (
+                f"its topic id is {topic_id}, the lake's files came from {record.topic_id} (the "
+                "topic was deleted and created again)"
+            )
+        else:
+            landed = self.lake.landed_offsets(record.lake_topic)
+            for tp in assigned:
+                if tp.partition not in landed:
+                    continue
+                resume = landed[tp.partition] + 1
+                low, high = self._retrying(
+                    "watermarks", functools.partial(self._watermarks, consumer, tp.partition)
+                )
+                if resume > high:
+                    problem = (
+                        f"partition {tp.partition} ends at offset {high}, the lake landed it up "
+                        f"to {resume - 1} (the topic was created again or its log truncated)"
+                    )
+                elif low > resume:
+                    problem = (
+                        f"partition {tp.partition} starts at offset {low}, the lake landed it up "
+                        f"to {resume - 1}: offsets {resume} to {low - 1} were deleted before "
+                        "they landed"
+                    )
+                if problem is not None:
+                    break
+        if problem is None:
+            return record
+        if not self.accept_topic:
+            raise KafkaError(
+                f"topic {self.topic} is not where the lake left it: {problem}; nothing was read. "
+                "Once that is understood, run `flywheel ingest --accept-topic` once: it lands "
+                "the topic as it is now from its first offset, under a name of its own beside "
+                "the old files (docs/architecture.md, 'A topic created again')"
+            )
+        record = self._retrying(
+            "record topic", functools.partial(self.lake.record_topic, self.topic, topic_id)
+        )
+        log.warning(
+            "accepted the topic as it is now; it lands from its first offset under a new name",
+            extra={"fields": {
+                "topic": self.topic, "topic_id": topic_id, "lake_topic": record.lake_topic,
+                "problem": problem,
+            }},
+        )  # fmt: skip
+        return record
+
+    def _watermarks(self, consumer: Any, partition: int) -> tuple[int, int]:
+        """A partition's log start and end offsets, from the broker."""
+        from confluent_kafka import KafkaException
+
+        try:
+            low, high = consumer.get_watermark_offsets(self._tp(partition), timeout=10)
+        except KafkaException as exc:
+            raise kafka.translate(exc, action="read offsets", topic=self.topic) from None
+        return int(low), int(high)
+
+    def _topic_id(self) -> str:
+        """Kafka's id of the events topic (a topic created again under the same name has a new
+        one)."""
+        from confluent_kafka import KafkaException, TopicCollection
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka.bootstrap_servers or ""})
+        try:
+            described = admin.describe_topics(TopicCollection([self.topic]), request_timeout=10)
+            return str(described[self.topic].result().topic_id)
+        except KafkaException as exc:
+            raise kafka.translate(exc, action="describe", topic=self.topic) from None
 
     def _on_revoked(self, consumer: Any, revoked: list[Any]) -> None:
         partitions = [tp.partition for tp in revoked]
@@ -247,6 +385,10 @@ class IngestWorker:
             dropped = self._buffers.pop(partition, None)
             self._owned.discard(partition)
             self.preparer.forget(partition)
+            if not self._closing:
+                # Its lag is the new owner's to report; a frozen value here would be stale.
+                with contextlib.suppress(KeyError):
+                    self.metrics.lag.remove(str(partition))
             log.info(
                 reason,
                 extra={"fields": {
@@ -293,6 +435,8 @@ class IngestWorker:
                 except Exception as exc:
                     self._retry_pause("poll", kafka.translate(exc, action="poll", topic=self.topic))
                     continue
+                if self._fatal is not None:
+                    raise KafkaError(self._fatal)
                 now = time.monotonic()
                 self._buffer(polled, now)
                 for partition in list(self._buffers):
@@ -373,6 +517,9 @@ class IngestWorker:
 
         if error.code() == ClientError._PARTITION_EOF:
             return
+        if error.code() == ClientError._FATAL:
+            # The consumer is unusable (a fenced static member); it would read nothing forever.
+            raise KafkaError(self._fatal_reason(error.name(), error.str()))
         if error.fatal():
             raise kafka.translate(KafkaException(error), action="poll", topic=self.topic)
         log.warning(
@@ -398,7 +545,7 @@ class IngestWorker:
         self.metrics.retries.labels(action).inc()
         time.sleep(pause)
 
-    def _retrying(self, action: str, fn: Callable[[], Any]) -> Any:
+    def _retrying(self, action: str, fn: Callable[[], _T]) -> _T:
         """Run ``fn`` until it succeeds, retrying transient failures (never dead-lettering)."""
         attempt = 0
         while True:
@@ -490,18 +637,19 @@ class IngestWorker:
             self._retrying("commit", lambda: self._commit(partition, prepared.last_offset + 1))
         except CommitFencedError as fenced:
             # The partition belongs to another worker now, which re-reads this range.
-            prepared.temporary.unlink(missing_ok=True)
-            self.metrics.fenced.inc()
-            self._on_lost(self._consumer, [self._tp(partition)])
-            log.warning(
-                "lost the partition before landing; batch discarded",
-                extra={"fields": {
-                    "partition": partition, "first": prepared.first_offset, "error": str(fenced),
-                }},
-            )  # fmt: skip
+            self._give_up(partition, prepared, reason="lost the partition before landing")
+            if str(fenced) == "FENCED_INSTANCE_ID" and self._fatal is None:
+                self._fatal = self._fatal_reason(str(fenced), "static member fenced")
             return
         self.fault("after_commit")
-        self._retrying("rename", lambda: self.lake.publish(prepared.temporary, prepared.final))
+        try:
+            self._retrying("rename", self._publisher(prepared))
+        except _TemporaryGone:
+            # Only a partition's new owner removes its temporary files (on assignment): this
+            # worker lost it while stuck between commit and rename, and the owner re-reads the
+            # range from the lake. Retrying would never end.
+            self._give_up(partition, prepared, reason="the partition's new owner removed the batch")
+            return
         self.fault("after_rename")
 
         landed = len(prepared.event_ids) - prepared.suppressed
@@ -526,6 +674,38 @@ class IngestWorker:
                 "dead_letters": len(prepared.dead_letters), "duplicates": prepared.duplicates,
                 "without_consent": prepared.without_consent, "suppressed": prepared.suppressed,
                 "file": prepared.final.name,
+            }},
+        )  # fmt: skip
+
+    def _publisher(self, prepared: Prepared) -> Callable[[], None]:
+        """The rename of a batch and the sync of its folder, as one retried step whose retries
+        do not rename twice."""
+        renamed = False
+
+        def publish() -> None:
+            nonlocal renamed
+            if not renamed:
+                try:
+                    os.replace(prepared.temporary, prepared.final)
+                except FileNotFoundError:
+                    if prepared.temporary.exists():
+                        raise  # the folder, not the batch: retried like any other OSError
+                    raise _TemporaryGone() from None
+                renamed = True
+            self.lake.sync_folder(prepared.final.parent)
+
+        return publish
+
+    def _give_up(self, partition: int, prepared: Prepared, *, reason: str) -> None:
+        """Discard a batch of a partition this worker no longer owns, and stop reading it."""
+        prepared.temporary.unlink(missing_ok=True)
+        self.metrics.fenced.inc()
+        self._on_lost(self._consumer, [self._tp(partition)])
+        log.warning(
+            f"{reason}; batch discarded, partition given up",
+            extra={"fields": {
+                "partition": partition, "first": prepared.first_offset,
+                "last": prepared.last_offset,
             }},
         )  # fmt: skip
 

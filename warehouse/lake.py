@@ -11,13 +11,18 @@ renamed, so a file either exists whole or not at all, and the highest ``last off
 several files (a crash between two renames would lose the second); event time is the
 warehouse's concern, so files are partitioned by landing date only.
 
+``topics.json`` beside the day folders records which Kafka topic (by topic id) each topic name
+was landed from; a topic created again lands under ``<topic>~<n>`` (``TopicRecord``).
+
 A file may hold fewer rows than its offset range: poison messages went to the dead-letter topic
 and duplicates were dropped, but their offsets are covered all the same, so nothing is read twice.
 """
 
 from __future__ import annotations
 
+import errno
 import glob
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -26,14 +31,32 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flywheel.files import replace_text
+
 if TYPE_CHECKING:
     import polars as pl
 
 OFFSET_DIGITS = 20
 _NAME = re.compile(
-    r"^(?P<topic>[A-Za-z0-9._-]+)\+(?P<partition>\d+)\+(?P<first>\d+)\+(?P<last>\d+)\.parquet$"
+    r"^(?P<topic>[A-Za-z0-9._-]+(?:~\d+)?)\+(?P<partition>\d+)\+(?P<first>\d+)\+(?P<last>\d+)"
+    r"\.parquet$"
 )
 TEMPORARY_PREFIX = ".landing-"
+TOPICS_FILE = "topics.json"
+"""Beside the day folders: the Kafka topic id each topic was landed from (``TopicRecord``)."""
+
+
+@dataclass(frozen=True)
+class TopicRecord:
+    """One Kafka topic (by id) a topic name of the lake was landed from.
+
+    A topic deleted and created again keeps its name and starts its offsets over, so its files
+    would take the names of the old topic's. Each accepted topic id therefore lands under a
+    name of its own: the topic's name for the first, ``<topic>~<n>`` for the n-th.
+    """
+
+    topic_id: str
+    lake_topic: str
 
 
 def lake_schema() -> dict[str, Any]:
@@ -118,6 +141,23 @@ def parse_name(path: Path) -> LakeFile | None:
     )
 
 
+_OS_ERROR = re.compile(r"\(os error (?P<errno>\d+)\)")
+
+
+def _as_os_error(exc: Exception, path: Path) -> OSError:
+    """A failed write of a lake file as the ``OSError`` it is, so that callers retry it.
+
+    polars reports the file system's errors as its own ``ComputeError``: a full disk reads
+    "No space left on device (os error 28)" while the data is written, but "Invalid thrift:
+    transport error" when the footer does not fit. A frame of the lake's schema always encodes,
+    so whatever fails while writing it is the file system; without an errno it is ``EIO``.
+    polars' own message is left out: some quote the values they could not write.
+    """
+    match = _OS_ERROR.search(str(exc))
+    number = int(match["errno"]) if match else errno.EIO
+    return OSError(number, f"{os.strerror(number)} (polars {type(exc).__name__})", str(path))
+
+
 class Lake:
     """The events lake under ``root`` (``<data dir>/lake/events``)."""
 
@@ -187,17 +227,30 @@ class Lake:
         folder.mkdir(parents=True, exist_ok=True)
         final = folder / file_name(topic, partition, first_offset, last_offset)
         temporary = folder / f"{TEMPORARY_PREFIX}{final.name}"
-        with open(temporary, "wb") as handle:
-            frame.write_parquet(handle, compression="zstd", statistics=True)
-            handle.flush()
-            os.fsync(handle.fileno())
+        try:
+            with open(temporary, "wb") as handle:
+                frame.write_parquet(handle, compression="zstd", statistics=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except Exception as exc:
+            # A half-written file would sit there until the partition's next assignment, and on
+            # a full disk it holds the very space the retry needs.
+            temporary.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise
+            raise _as_os_error(exc, temporary) from exc
         return temporary, final
 
     @staticmethod
     def publish(temporary: Path, final: Path) -> None:
         """Rename a written batch to its final name (the commit) and make the rename durable."""
         os.replace(temporary, final)
-        directory = os.open(final.parent, os.O_RDONLY)
+        Lake.sync_folder(final.parent)
+
+    @staticmethod
+    def sync_folder(folder: Path) -> None:
+        """Make the renames in a folder durable (``publish`` does so itself)."""
+        directory = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(directory)
         finally:
@@ -214,6 +267,25 @@ class Lake:
         )  # fmt: skip
         self.publish(temporary, final)
         return final
+
+    def topic_records(self, topic: str) -> list[TopicRecord]:
+        """The topic ids ``topic`` was landed from, oldest first (the last is current)."""
+        path = self.root / TOPICS_FILE
+        if not path.exists():
+            return []
+        recorded = json.loads(path.read_text()).get(topic, [])
+        return [TopicRecord(r["topic_id"], r["lake_topic"]) for r in recorded]
+
+    def record_topic(self, topic: str, topic_id: str) -> TopicRecord:
+        """Land ``topic`` from the Kafka topic ``topic_id`` from now on; returns its record."""
+        path = self.root / TOPICS_FILE
+        every = json.loads(path.read_text()) if path.exists() else {}
+        records = every.setdefault(topic, [])
+        lake_topic = topic if not records else f"{topic}~{len(records) + 1}"
+        records.append({"topic_id": topic_id, "lake_topic": lake_topic})
+        self.root.mkdir(parents=True, exist_ok=True)
+        replace_text(path, json.dumps(every, indent=2, sort_keys=True) + "\n")
+        return TopicRecord(topic_id, lake_topic)
 
     def recent_event_ids(self, topic: str, partition: int, *, limit: int) -> list[str]:
         """Event ids of the newest ``limit`` landed events of a partition, oldest first."""

@@ -10,6 +10,8 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,8 @@ import pytest
 from prometheus_client import generate_latest
 
 from flywheel import localkafka
-from flywheel.kafka import create_topics
+from flywheel.errors import KafkaError
+from flywheel.kafka import admin_client, create_topics
 from flywheel.settings import IngestSettings, KafkaSettings, Settings
 from flywheel.simulator import SimulationConfig, simulate
 from ingest.anonymiser import PseudonymisingAnonymiser
@@ -29,6 +32,7 @@ from ingest.pipeline import Pipeline
 from ingest.scrubber import ScrubbingAnonymiser
 from ingest.worker import IngestWorker, WorkerStats
 from tests.factories import make_event
+from tests.filesystems import fill, small_file_system
 from tests.integration.kafka_tools import (
     encoded,
     lake_frame,
@@ -36,7 +40,7 @@ from tests.integration.kafka_tools import (
     start_worker,
     worker_env,
 )
-from warehouse.lake import Lake
+from warehouse.lake import TOPICS_FILE, Lake
 
 
 @pytest.fixture
@@ -368,3 +372,265 @@ def test_crash_test_sigkill_at_random_moments_loses_and_duplicates_nothing(
     assert_exactly_once(tmp_path / "data", events)
     # Half-written files of the killed runs were cleaned up.
     assert not list((tmp_path / "data" / "lake").rglob(".landing-*"))
+
+
+def wait_until(condition: Callable[[], bool], *, timeout_s: float) -> bool:
+    """Poll ``condition`` until it holds or the time is up; returns whether it held."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def retries(metrics: IngestMetrics, action: str) -> float:
+    value = metrics.registry.get_sample_value("flywheel_ingest_retries_total", {"action": action})
+    return value or 0.0
+
+
+def test_a_full_disk_is_waited_out_and_every_event_lands_once(
+    kafka_settings: KafkaSettings, tmp_path: Path, keyring: Keyring
+) -> None:
+    """The lake on a real, full file system: the worker used to die of polars' ComputeError."""
+    create_topics(kafka_settings)
+    events = simulated(400, seed=51)
+    produce(kafka_settings.bootstrap_servers or "", kafka_settings.events_topic, encoded(events))
+    settings = worker_settings(kafka_settings, tmp_path / "data", retry_max_s=0.5)
+    lake = Lake.in_data_dir(settings.data_dir)
+    metrics = IngestMetrics()
+    worker = IngestWorker(
+        settings=settings, lake=lake,
+        pipeline=Pipeline(PseudonymisingAnonymiser(keyring), max_event_bytes=64 * 1024),
+        dead_letters=KafkaDeadLetters(kafka_settings), metrics=metrics,
+    )  # fmt: skip
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            worker.run(stop)
+        except BaseException as exc:
+            failures.append(exc)
+
+    stop = threading.Event()
+    # Today's folder only: the worker records the topic's id beside the day folders first.
+    today = lake.root / f"landed_date={datetime.now(UTC):%Y-%m-%d}"
+    with small_file_system(today, size_kib=256):
+        ballast = fill(today)
+        thread = threading.Thread(target=run)
+        thread.start()
+        try:
+            assert wait_until(
+                lambda: retries(metrics, "write") >= 2 or not thread.is_alive(), timeout_s=60
+            )
+            assert failures == [] and thread.is_alive(), failures
+            assert len(lake_frame(settings.data_dir)) == 0
+            ballast.unlink()
+            expected = len({e["event_id"] for e in consented(events)})
+            wait_for_rows(settings.data_dir, expected, timeout_s=60)
+        finally:
+            stop.set()
+            thread.join(timeout=60)
+        assert failures == []
+        assert_exactly_once(settings.data_dir, events)
+        assert not list(lake.root.rglob(".landing-*"))
+
+
+class Running:
+    """An ``IngestWorker`` run in a thread of the test, with what it raised."""
+
+    def __init__(self, worker: IngestWorker) -> None:
+        self.worker = worker
+        self.stop = threading.Event()
+        self.failures: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.worker.run(self.stop)
+        except BaseException as exc:
+            self.failures.append(exc)
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=60)
+        assert not self.thread.is_alive()
+
+
+def make_worker(
+    settings: Settings, keyring: Keyring, *, metrics: IngestMetrics | None = None,
+    fault: Callable[[str], None] | None = None,
+) -> IngestWorker:  # fmt: skip
+    return IngestWorker(
+        settings=settings, lake=Lake.in_data_dir(settings.data_dir),
+        pipeline=Pipeline(PseudonymisingAnonymiser(keyring), max_event_bytes=64 * 1024),
+        dead_letters=KafkaDeadLetters(settings.kafka), metrics=metrics, fault=fault,
+    )  # fmt: skip
+
+
+def test_a_worker_stuck_between_commit_and_rename_gives_the_partition_up(
+    kafka_settings: KafkaSettings, tmp_path: Path, keyring: Keyring
+) -> None:
+    """The first worker commits, then stalls before the rename past max.poll.interval.ms; the
+    group gives the partition to the second, which removes the stalled worker's temporary file.
+    The first used to retry the rename forever (its lag frozen); now it gives the partition up."""
+    kafka = kafka_settings.model_copy(update={"partitions": 1})
+    create_topics(kafka)
+    events = simulated(300, seed=61)
+    produce(kafka.bootstrap_servers or "", kafka.events_topic, encoded(events))
+    settings = worker_settings(
+        kafka, tmp_path / "data", batch_max_events=1000, session_timeout_ms=6000,
+        max_poll_interval_ms=6000, retry_max_s=0.2,
+    )  # fmt: skip
+    release = threading.Event()
+    stalled = threading.Event()
+
+    def stall_after_the_first_commit(point: str) -> None:
+        if point == "after_commit" and not stalled.is_set():
+            stalled.set()
+            assert release.wait(timeout=120)
+
+    first_metrics = IngestMetrics()
+    first = Running(make_worker(settings, keyring, metrics=first_metrics,
+                                fault=stall_after_the_first_commit))  # fmt: skip
+    second: Running | None = None
+    try:
+        assert wait_until(stalled.is_set, timeout_s=60)
+        second = Running(make_worker(settings, keyring))
+        expected = len({e["event_id"] for e in consented(events)})
+        wait_for_rows(settings.data_dir, expected, timeout_s=90)
+        release.set()
+        assert wait_until(
+            lambda: (
+                first_metrics.registry.get_sample_value("flywheel_ingest_fenced_batches_total")
+                == 1.0
+                or not first.thread.is_alive()
+            ),
+            timeout_s=30,
+        )
+        assert first.failures == []
+        assert retries(first_metrics, "rename") == 0
+        exposed = generate_latest(first_metrics.registry).decode()
+        assert 'flywheel_ingest_consumer_lag{partition="0"}' not in exposed
+    finally:
+        release.set()
+        first.finish()
+        if second is not None:
+            second.finish()
+    assert first.failures == [] and second.failures == []
+    assert_exactly_once(settings.data_dir, events)
+
+
+def test_a_worker_fenced_by_a_duplicate_instance_id_stops_with_one_line(
+    kafka_settings: KafkaSettings, tmp_path: Path, keyring: Keyring
+) -> None:
+    """Two workers given the same FLYWHEEL_INGEST__INSTANCE_ID: the fenced one used to idle
+    forever, reading nothing."""
+    create_topics(kafka_settings)
+    settings = worker_settings(kafka_settings, tmp_path / "data", instance_id="ingest-1")
+    first = Running(make_worker(settings, keyring))
+    second: Running | None = None
+    try:
+        assert wait_until(lambda: first.worker._ever_assigned, timeout_s=60)
+        second = Running(make_worker(settings, keyring))
+        first.thread.join(timeout=60)
+        assert not first.thread.is_alive(), "the fenced worker is still running"
+    finally:
+        first.finish()
+        if second is not None:
+            second.finish()
+    [error] = first.failures
+    assert isinstance(error, KafkaError)
+    assert "FLYWHEEL_INGEST__INSTANCE_ID=ingest-1" in str(error)
+    assert "\n" not in str(error)
+
+
+def recreate_topic(kafka: KafkaSettings) -> None:
+    """Delete the events topic and create it again under the same name (a new topic id)."""
+    admin = admin_client(kafka)
+    try:
+        admin.delete_topics([kafka.events_topic])
+        assert wait_until(lambda: kafka.events_topic not in admin.list_topics(), timeout_s=60)
+    finally:
+        admin.close()
+    assert wait_until(lambda: create_topics(kafka)[kafka.events_topic] == "created", timeout_s=60)
+
+
+def test_a_topic_created_again_stops_the_worker_until_accepted(
+    kafka_settings: KafkaSettings, tmp_path: Path, keyring: Keyring
+) -> None:
+    """The lake landed offsets 0 to 199 of the old topic; the new one holds 0 to 49. The worker
+    used to seek to 200, be reset to 0, and land the new topic's events under file names of the
+    old topic's (and skip, later, the new offsets the old files covered)."""
+    kafka = kafka_settings.model_copy(update={"partitions": 1})
+    create_topics(kafka)
+    bootstrap, topic = kafka.bootstrap_servers or "", kafka.events_topic
+    old, new = simulated(200, seed=71), simulated(50, seed=72)
+    settings = worker_settings(kafka, tmp_path / "data")
+    produce(bootstrap, topic, encoded(old))
+    run_worker(settings, keyring)
+    recreate_topic(kafka)
+    produce(bootstrap, topic, encoded(new))
+
+    with pytest.raises(KafkaError) as stopped:
+        run_worker(settings, keyring)
+    assert "topic id is" in str(stopped.value) and "--accept-topic" in str(stopped.value)
+    assert "\n" not in str(stopped.value)
+    assert_exactly_once(settings.data_dir, old)
+
+    worker = make_worker(settings, keyring)
+    worker.accept_topic = True
+    worker.run(threading.Event(), idle_exit_s=4)
+    assert_exactly_once(settings.data_dir, old + new)
+    lake = Lake.in_data_dir(settings.data_dir)
+    assert [r.lake_topic for r in lake.topic_records(topic)] == [topic, f"{topic}~2"]
+    # Accepted once: the next run lands on without complaint.
+    run_worker(settings, keyring)
+
+
+def test_a_lake_without_topic_ids_still_sees_a_topic_created_again(
+    kafka_settings: KafkaSettings, tmp_path: Path, keyring: Keyring
+) -> None:
+    """A lake landed before topic ids were recorded: the partition's end is behind the lake."""
+    kafka = kafka_settings.model_copy(update={"partitions": 1})
+    create_topics(kafka)
+    bootstrap, topic = kafka.bootstrap_servers or "", kafka.events_topic
+    settings = worker_settings(kafka, tmp_path / "data")
+    old = simulated(200, seed=73)
+    produce(bootstrap, topic, encoded(old))
+    run_worker(settings, keyring)
+    (Lake.in_data_dir(settings.data_dir).root / TOPICS_FILE).unlink(missing_ok=True)
+    recreate_topic(kafka)
+    produce(bootstrap, topic, encoded(simulated(50, seed=74)))
+
+    with pytest.raises(KafkaError) as stopped:
+        run_worker(settings, keyring)
+    assert "partition 0 ends at offset 50, the lake landed it up to 199" in str(stopped.value)
+    assert_exactly_once(settings.data_dir, old)
+
+
+def test_messages_deleted_before_they_landed_stop_the_worker(
+    kafka_settings: KafkaSettings, tmp_path: Path, keyring: Keyring
+) -> None:
+    """Retention (here: delete-records) moved the log start past the lake's resume point; the
+    worker used to jump over the gap without a word."""
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    kafka = kafka_settings.model_copy(update={"partitions": 1})
+    create_topics(kafka)
+    bootstrap, topic = kafka.bootstrap_servers or "", kafka.events_topic
+    settings = worker_settings(kafka, tmp_path / "data")
+    first = simulated(100, seed=75)
+    produce(bootstrap, topic, encoded(first))
+    run_worker(settings, keyring)
+    produce(bootstrap, topic, encoded(simulated(100, seed=76)))
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.delete_records([TopicPartition(topic, 0, 150)]).values():
+        future.result(timeout=30)
+
+    with pytest.raises(KafkaError) as stopped:
+        run_worker(settings, keyring)
+    assert "offsets 100 to 149 were deleted before they landed" in str(stopped.value)
+    assert_exactly_once(settings.data_dir, first)

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import errno
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 
+from tests.filesystems import small_file_system
 from warehouse.lake import (
     OFFSET_DIGITS,
     TEMPORARY_PREFIX,
+    TOPICS_FILE,
     Lake,
     LakeFile,
+    TopicRecord,
     file_name,
     lake_schema,
     parse_name,
@@ -242,3 +248,74 @@ def test_a_zero_row_file_is_valid_and_records_progress(lake: Lake) -> None:
     assert dict(read.schema) == lake_schema()
     assert lake.landed_offsets(TOPIC) == {0: 4}
     assert lake.recent_event_ids(TOPIC, 0, limit=10) == []
+
+
+def day_folder_entries(lake: Lake) -> list[Path]:
+    """Everything under the lake's day folders (temporary files included)."""
+    return [p for folder in lake.root.glob("landed_date=*") for p in folder.iterdir()]
+
+
+def test_a_full_disk_is_an_os_error_and_leaves_no_temporary_file(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """polars reports a full disk as a ComputeError, which the worker took for a permanent
+    failure and died of, leaving the half-written file behind."""
+    from polars.exceptions import ComputeError
+
+    def full_disk(self: pl.DataFrame, handle: Any, **options: Any) -> None:
+        handle.write(b"PAR1")
+        raise ComputeError(
+            "parquet: File out of specification: underlying IO error: "
+            "No space left on device (os error 28)"
+        )
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", full_disk)
+    with pytest.raises(OSError) as raised:
+        write_temporary(lake, 0, 1)
+    assert raised.value.errno == errno.ENOSPC
+    assert day_folder_entries(lake) == []
+
+
+def test_a_write_polars_fails_without_an_errno_is_an_io_error(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk while the footer is written: polars names no OS error at all."""
+    from polars.exceptions import ComputeError
+
+    def footer_does_not_fit(self: pl.DataFrame, handle: Any, **options: Any) -> None:
+        handle.write(b"PAR1")
+        raise ComputeError("parquet: File out of specification: Invalid thrift: transport error")
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", footer_does_not_fit)
+    with pytest.raises(OSError) as raised:
+        write_temporary(lake, 0, 1)
+    assert raised.value.errno == errno.EIO
+    assert isinstance(raised.value.__cause__, ComputeError)
+    assert day_folder_entries(lake) == []
+
+
+def test_a_really_full_file_system(tmp_path: Path) -> None:
+    with small_file_system(tmp_path / "small", size_kib=64) as mounted:
+        lake = Lake(mounted / "events")
+        big = lake_frame([uuid.uuid4().hex * 4 for _ in range(20_000)])
+        with pytest.raises(OSError) as raised:
+            lake.write_temporary(big, topic=TOPIC, partition=0, first_offset=0, last_offset=1)
+        assert raised.value.errno == errno.ENOSPC
+        assert day_folder_entries(lake) == []
+        # The space the failed write took is free again: a small batch fits.
+        land(lake, 0, 1, ids=["a"])
+        assert lake.landed_offsets(TOPIC) == {0: 1}
+
+
+def test_each_accepted_topic_id_lands_under_a_name_of_its_own(lake: Lake) -> None:
+    assert lake.topic_records(TOPIC) == []
+    assert lake.record_topic(TOPIC, "id-a") == TopicRecord("id-a", TOPIC)
+    assert lake.record_topic(TOPIC, "id-b") == TopicRecord("id-b", f"{TOPIC}~2")
+    assert lake.record_topic("other", "id-c") == TopicRecord("id-c", "other")
+    assert [r.lake_topic for r in lake.topic_records(TOPIC)] == [TOPIC, f"{TOPIC}~2"]
+
+    land(lake, 0, 9, ids=["a"])
+    land(lake, 0, 4, topic=f"{TOPIC}~2", ids=["b"])
+    assert lake.landed_offsets(TOPIC) == {0: 9}
+    assert lake.landed_offsets(f"{TOPIC}~2") == {0: 4}
+    assert list(lake.root.glob("*/*.parquet")) and (lake.root / TOPICS_FILE).exists()
