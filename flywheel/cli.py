@@ -796,12 +796,13 @@ def erase(
     ids = list(user or [])
     if users_file is not None:
         try:
-            lines = users_file.read_text().splitlines()
+            lines = users_file.read_text().split("\n")  # newlines translated on reading
         except OSError as exc:
             raise ConfigError(f"cannot read {users_file}: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise ConfigError(f"{users_file} is not UTF-8 text") from None
-        from_file = [line.strip() for line in lines if line.strip()]
+        # Only the line ends go: an id is taken as the frontend sent it, padding included.
+        from_file = [line for line in lines if line.strip()]
         if not from_file:
             raise ConfigError(f"{users_file} holds no user id (one per line)")
         ids += from_file

@@ -123,6 +123,9 @@ def begin_erasure(settings: Settings, raw_ids: list[str], keyring: Keyring) -> E
     """Step 1 of an erasure: log the request (pseudonyms only) and suppress the users' future
     events. Quick; ``finish_erasure`` does the rest. Raises ``FlywheelError`` for a bad request
     (no ids, too many)."""
+    # Ids exactly as given: a user id is normalised when it is pseudonymised (see
+    # ``ingest.keys.normalise_user_id``), and events landed before that are found by the id as
+    # it was sent, padding and case included.
     ids = sorted({i for i in raw_ids if i.strip()})
     if not ids:
         raise FlywheelError("no user id to erase")
@@ -132,8 +135,9 @@ def begin_erasure(settings: Settings, raw_ids: list[str], keyring: Keyring) -> E
         )
     by_version: dict[str, set[str]] = {}
     for raw_id in ids:
-        for version, pseudonym in keyring.all_pseudonyms(raw_id).items():
-            by_version.setdefault(str(version), set()).add(pseudonym)
+        for found in (keyring.all_pseudonyms(raw_id), keyring.verbatim_pseudonyms(raw_id)):
+            for version, pseudonym in found.items():
+                by_version.setdefault(str(version), set()).add(pseudonym)
     record = ErasureRecord(
         request=uuid.uuid4().hex,
         started_at=_now(),

@@ -38,7 +38,15 @@ from api.sink import EncodedEvent
 from flywheel.errors import ConfigError, FlywheelError, SinkUnavailableError, TransientError
 from flywheel.settings import Settings
 from ingest.keys import Keyring
-from ingest.pipeline import DedupeWindow, Pipeline, ProcessedBatch, RawMessage, build_pipeline
+from ingest.pipeline import (
+    DedupeWindow,
+    Pipeline,
+    ProcessedBatch,
+    RawMessage,
+    build_pipeline,
+    frame_users,
+    rename_batch,
+)
 from warehouse.lake import Lake
 
 if TYPE_CHECKING:
@@ -184,7 +192,8 @@ class EmbeddedSink:
                     f"{len(batch.dead_letters)} events passed the API but not the pipeline"
                 )
             if batch.kept:
-                self._write(self.pipeline.frame(batch), batch)
+                frame = self.pipeline.frame(batch)  # counts batch.suppressed
+                batch.suppressed += self._write(frame, batch)
                 self._next_offset = batch.last_offset + 1
                 for event_id in batch.event_ids:
                     self._window.add(event_id)
@@ -195,14 +204,18 @@ class EmbeddedSink:
             self.landed += len(batch.kept) - batch.suppressed
             return len(batch.kept) - batch.suppressed
 
-    def _write(self, frame: pl.DataFrame, batch: ProcessedBatch) -> None:
+    def _write(self, frame: pl.DataFrame, batch: ProcessedBatch) -> int:
         """The landing step, the only place the embedded writer writes the lake: the batch's file
-        is written, fsynced and renamed, its folder fsynced, before this returns."""
+        is written, fsynced and renamed, its folder fsynced, before this returns. It lands without
+        users an erasure listed since the batch was framed (``rename_batch``); returns how many
+        events that removed."""
         try:
-            self.lake.land(
+            temporary, final = self.lake.write_temporary(
                 frame, topic=EMBEDDED_TOPIC, partition=0, first_offset=batch.first_offset,
                 last_offset=batch.last_offset,
             )  # fmt: skip
+            removed = rename_batch(self.pipeline.suppression, temporary, final, frame_users(frame))
+            self.lake.sync_folder(final.parent)
         except Exception as exc:
             # Read the lake again before the next batch: a failure after the rename (the folder's
             # fsync) leaves the file, and offsets and the dedupe window must count it.
@@ -213,6 +226,7 @@ class EmbeddedSink:
                 raise
             raise failure from None
         self.files += 1
+        return removed
 
     def _remove_temporary_files(self) -> None:
         try:

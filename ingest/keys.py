@@ -24,6 +24,7 @@ import hmac
 import json
 import os
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,6 +44,26 @@ DEMO_KEY_FILE = Path("keys") / "pseudonym-keys.json"
 _FINGERPRINT_LABEL = b"flywheel-key-fingerprint-v1"
 
 
+def normalise_user_id(raw_id: str) -> str:
+    """The form of a user id that is pseudonymised: one user, however the id was typed.
+
+    Unicode compatibility forms folded (NFKC: fullwidth letters, ligatures), invisible format
+    characters (zero-width spaces, joiners, the byte-order mark) removed, whitespace trimmed at
+    both ends and collapsed to one space inside, and case folded. So ``"  Alice\t"``,
+    ``"alice"`` and ``"ＡＬＩＣＥ"`` are one user: an erasure of any of them erases all, and
+    none comes back as a new user. The price: a system whose ids differ only by case has such
+    users merged (an erasure of one erases the other too), which errs on the side of erasure.
+    An id that normalises to nothing (only invisible characters) is kept as it is.
+    """
+    if raw_id.isascii():  # the common case, several times faster
+        normal = " ".join(raw_id.split()).lower()
+    else:
+        folded = unicodedata.normalize("NFKC", raw_id)
+        visible = "".join(c for c in folded if unicodedata.category(c) != "Cf")
+        normal = " ".join(visible.split()).casefold()
+    return normal or raw_id
+
+
 @dataclass(frozen=True)
 class Keyring:
     """The HMAC keys by version, and which one new pseudonyms use."""
@@ -51,13 +72,26 @@ class Keyring:
     keys: dict[int, bytes]
 
     def pseudonym(self, raw_id: str, *, version: int | None = None) -> str:
-        """HMAC-SHA256 of the raw id under a key version (the current one by default), in hex."""
-        key = self.keys[self.current if version is None else version]
-        return hmac.new(key, raw_id.encode(), hashlib.sha256).hexdigest()
+        """HMAC-SHA256 of the normalised id (``normalise_user_id``) under a key version (the
+        current one by default), in hex."""
+        return self._hmac(normalise_user_id(raw_id), version)
 
     def all_pseudonyms(self, raw_id: str) -> dict[int, str]:
         """The id's pseudonym under every key version held (what erasure searches for)."""
         return {version: self.pseudonym(raw_id, version=version) for version in self.keys}
+
+    def verbatim_pseudonyms(self, raw_id: str) -> dict[int, str]:
+        """The pseudonyms the id had, under every key version, before ids were normalised (the
+        HMAC of the id exactly as sent), when that differs from ``all_pseudonyms``: erasure
+        searches for these too, so events landed before normalisation are found when the
+        request names the id as the frontend sent it."""
+        if normalise_user_id(raw_id) == raw_id:
+            return {}
+        return {version: self._hmac(raw_id, version) for version in self.keys}
+
+    def _hmac(self, value: str, version: int | None) -> str:
+        key = self.keys[self.current if version is None else version]
+        return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
 
     def fingerprint(self, version: int) -> str:
         """A key version's fingerprint: an HMAC of a fixed label under it, 16 hex digits."""

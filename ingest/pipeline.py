@@ -8,10 +8,12 @@ the frame to land, the dead letters to send and how many duplicates it dropped.
 from __future__ import annotations
 
 import io
+import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flywheel.errors import ContractError
@@ -20,7 +22,7 @@ from ingest.anonymiser import Anonymiser, scrubbed_type
 from ingest.contract import Event, parse_event_json
 from ingest.fastcheck import check
 from ingest.suppression import SuppressionList, suppression_file
-from warehouse.lake import lake_columns
+from warehouse.lake import Lake, lake_columns
 
 if TYPE_CHECKING:
     import polars as pl
@@ -211,6 +213,40 @@ class Pipeline:
             if batch.suppressed:
                 frame = frame.filter(~erased)
         return frame.select(lake_columns())
+
+
+LATE_SUFFIX = ".suppressing"
+"""Added to a temporary batch's name while it is rewritten without users erased since it was
+written (so a crash leaves a file ``Lake.remove_temporary_files`` finds)."""
+
+
+def rename_batch(
+    suppression: SuppressionList | None, temporary: Path, final: Path, pseudonyms: frozenset[str]
+) -> int:
+    """Rename a written batch (of users ``pseudonyms``) to its final name in the lake, without
+    the events of users erased since it was prepared; returns how many events that removed. The
+    caller makes the rename durable (``Lake.sync_folder``).
+
+    Under the suppression list's landing lock, so an erasure that lists users either waits for
+    this batch to land (and then finds it in the lake) or is seen here
+    (``ingest.suppression``)."""
+    if suppression is None:
+        os.replace(temporary, final)
+        return 0
+    with suppression.landing() as suppressed:
+        erased = pseudonyms & suppressed
+        removed = 0
+        if erased:
+            removed, _ = Lake.rewrite_without_users(
+                temporary, set(erased), temporary=temporary.with_name(temporary.name + LATE_SUFFIX)
+            )
+        os.replace(temporary, final)
+    return removed
+
+
+def frame_users(frame: pl.DataFrame) -> frozenset[str]:
+    """The pseudonyms of a lake frame's events."""
+    return frozenset(frame["user_pseudonym"].drop_nulls().unique().to_list())
 
 
 def build_pipeline(settings: Settings, keyring: Keyring) -> Pipeline:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ingest.pipeline import DeadLetter, DedupeWindow, Pipeline, RawMessage
+from ingest.pipeline import DeadLetter, DedupeWindow, Pipeline, RawMessage, frame_users
 from warehouse.lake import Lake
 
 Record = tuple[int, bytes | None, bytes | None]
@@ -43,6 +43,8 @@ class Prepared:
     without_consent: int
     suppressed: int
     seconds: float
+    users: frozenset[str]
+    """The pseudonyms of the written events (checked again against erasures as it lands)."""
 
 
 class BatchPreparer:
@@ -73,8 +75,9 @@ class BatchPreparer:
         messages = [RawMessage(self.topic, partition, o, k, v) for o, k, v in records]
         window = self.windows.setdefault(partition, DedupeWindow(self.window_size))
         batch = self.pipeline.process(messages, window)
+        frame = self.pipeline.frame_or_dead_letter(batch)
         temporary, final = self.lake.write_temporary(
-            self.pipeline.frame_or_dead_letter(batch),
+            frame,
             topic=self.lake_topics.get(partition, self.topic), partition=partition,
             first_offset=batch.first_offset, last_offset=batch.last_offset,
         )  # fmt: skip
@@ -94,6 +97,7 @@ class BatchPreparer:
             without_consent=batch.without_consent,
             suppressed=batch.suppressed,
             seconds=time.perf_counter() - started,
+            users=frame_users(frame),
         )
 
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -50,7 +49,7 @@ from flywheel.errors import FlywheelError, KafkaError, TransientError
 from flywheel.settings import Settings
 from ingest.deadletters import DeadLetterSink
 from ingest.metrics import IngestMetrics
-from ingest.pipeline import Pipeline
+from ingest.pipeline import Pipeline, rename_batch
 from ingest.prepare import (
     BatchPreparer,
     InlinePreparer,
@@ -643,7 +642,7 @@ class IngestWorker:
             return
         self.fault("after_commit")
         try:
-            self._retrying("rename", self._publisher(prepared))
+            late = self._retrying("rename", self._publisher(prepared))
         except _TemporaryGone:
             # Only a partition's new owner removes its temporary files (on assignment): this
             # worker lost it while stuck between commit and rename, and the owner re-reads the
@@ -652,17 +651,18 @@ class IngestWorker:
             return
         self.fault("after_rename")
 
-        landed = len(prepared.event_ids) - prepared.suppressed
+        suppressed = prepared.suppressed + late
+        landed = len(prepared.event_ids) - suppressed
         self.stats.landed += landed
         self.stats.files += 1
         self.stats.dead_letters += len(prepared.dead_letters)
         self.stats.duplicates += prepared.duplicates
         self.stats.without_consent += prepared.without_consent
-        self.stats.suppressed += prepared.suppressed
+        self.stats.suppressed += suppressed
         self.metrics.landed.inc(landed)
         self.metrics.duplicates.inc(prepared.duplicates)
         self.metrics.without_consent.inc(prepared.without_consent)
-        self.metrics.suppressed.inc(prepared.suppressed)
+        self.metrics.suppressed.inc(suppressed)
         for letter in prepared.dead_letters:
             self.metrics.dead_letters.labels(letter.error_type).inc()
         self.metrics.batch_seconds.observe(prepared.seconds)
@@ -672,27 +672,31 @@ class IngestWorker:
                 "partition": partition, "first": prepared.first_offset,
                 "last": prepared.last_offset, "events": landed,
                 "dead_letters": len(prepared.dead_letters), "duplicates": prepared.duplicates,
-                "without_consent": prepared.without_consent, "suppressed": prepared.suppressed,
+                "without_consent": prepared.without_consent, "suppressed": suppressed,
                 "file": prepared.final.name,
             }},
         )  # fmt: skip
 
-    def _publisher(self, prepared: Prepared) -> Callable[[], None]:
+    def _publisher(self, prepared: Prepared) -> Callable[[], int]:
         """The rename of a batch and the sync of its folder, as one retried step whose retries
-        do not rename twice."""
+        do not rename twice. The batch lands without users an erasure listed while it waited for
+        its commit (``rename_batch``); the step returns how many events that removed."""
         renamed = False
+        removed = 0
 
-        def publish() -> None:
-            nonlocal renamed
+        def publish() -> int:
+            nonlocal renamed, removed
             if not renamed:
                 try:
-                    os.replace(prepared.temporary, prepared.final)
+                    removed = rename_batch(self.pipeline.suppression, prepared.temporary,
+                                           prepared.final, prepared.users)  # fmt: skip
                 except FileNotFoundError:
                     if prepared.temporary.exists():
                         raise  # the folder, not the batch: retried like any other OSError
                     raise _TemporaryGone() from None
                 renamed = True
             self.lake.sync_folder(prepared.final.parent)
+            return removed
 
         return publish
 

@@ -22,7 +22,6 @@ that run).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,6 @@ class LakeRewrite:
 def erase_from_lake(lake: Lake, pseudonyms: list[str]) -> list[LakeRewrite]:
     """Rewrite every lake file that holds one of ``pseudonyms`` without those rows."""
     import duckdb
-    import polars as pl
 
     files = sorted(str(f.path) for f in lake.files())
     if not files or not pseudonyms:
@@ -67,22 +65,11 @@ def erase_from_lake(lake: Lake, pseudonyms: list[str]) -> list[LakeRewrite]:
     wanted = set(pseudonyms)
     for filename, _ in hits:
         path = Path(filename)
-        frame = pl.read_parquet(path)
-        keep = frame.filter(
-            ~pl.col("user_pseudonym").is_in(wanted) | pl.col("user_pseudonym").is_null()
+        removed, kept = Lake.rewrite_without_users(
+            path, wanted, temporary=path.with_name(ERASE_PREFIX + path.name)
         )
-        temporary = path.with_name(ERASE_PREFIX + path.name)
-        with open(temporary, "wb") as handle:
-            keep.write_parquet(handle, compression="zstd", statistics=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Lake.publish(temporary, path)
         rewrites.append(
-            LakeRewrite(
-                path=path.relative_to(lake.root).as_posix(),
-                removed=frame.height - keep.height,
-                kept=keep.height,
-            )
+            LakeRewrite(path=path.relative_to(lake.root).as_posix(), removed=removed, kept=kept)
         )
     return rewrites
 
@@ -138,7 +125,7 @@ def erase_from_warehouse(db: Any, pseudonyms: list[str]) -> dict[str, int]:
                 # Model rows naming an erased event or response, from any conversation. (Other
                 # users' events naming a response of theirs stay: they are not the users' data.)
                 for column in sorted(columns):
-                    if column.endswith("response_id"):
+                    if column.endswith(("response_id", "response_a_id", "response_b_id")):
                         conditions.append(f"{column} IN (SELECT response_id FROM erased_responses)")
                     elif column.endswith("event_id"):
                         conditions.append(f"{column} IN (SELECT event_id FROM erased_events)")

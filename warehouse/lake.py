@@ -256,6 +256,27 @@ class Lake:
         finally:
             os.close(directory)
 
+    @staticmethod
+    def rewrite_without_users(
+        path: Path, pseudonyms: set[str], *, temporary: Path
+    ) -> tuple[int, int]:
+        """Rewrite the lake file ``path`` (landed or still temporary) without the events of
+        ``pseudonyms``: written to ``temporary`` (a hidden name beside it), flushed, and renamed
+        over it, so readers see the old file or the new one. It keeps its name (its offsets),
+        empty if nothing is left. Returns (events removed, events kept)."""
+        import polars as pl
+
+        frame = pl.read_parquet(path)
+        keep = frame.filter(
+            ~pl.col("user_pseudonym").is_in(pseudonyms) | pl.col("user_pseudonym").is_null()
+        )
+        with open(temporary, "wb") as handle:
+            keep.write_parquet(handle, compression="zstd", statistics=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Lake.publish(temporary, path)
+        return frame.height - keep.height, keep.height
+
     def land(
         self, frame: pl.DataFrame, *, topic: str, partition: int, first_offset: int,
         last_offset: int,

@@ -18,7 +18,9 @@ from flywheel.settings import Settings
 
 router = APIRouter(tags=["privacy"])
 
-UserId = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
+# As the frontend sent it as ``user_id``, padding included (ids are normalised where they are
+# pseudonymised, and events landed before that are found by the id exactly as sent).
+UserId = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=r"\S")]
 
 
 class ErasureRequest(BaseModel):

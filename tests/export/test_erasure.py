@@ -634,8 +634,9 @@ def test_model_rows_naming_an_erased_response_from_another_conversation_go(
     tmp_path: Path,
 ) -> None:
     """A user compared their own answer with an erased user's answer (another conversation): the
-    pair and the calibration vote naming the erased response go with the erasure, before any
-    transform run; the other user's own events stay."""
+    unpaired A/B choice (the two answer different prompts) and the calibration vote naming the
+    erased response go with the erasure, before any transform run; the other user's own events
+    stay."""
     from tests.factories import make_event
     from tests.transforms.test_preference_pairs import generation
     from tests.warehouse.test_load import land, query
@@ -652,7 +653,7 @@ def test_model_rows_naming_an_erased_response_from_another_conversation_go(
         ab,
     ])  # fmt: skip
     run_transforms(tmp_path)
-    named = ("SELECT count(*) FROM preference_pairs WHERE rejected_response_id = 'r9'",
+    named = ("SELECT count(*) FROM unpaired_ab_choices WHERE response_b_id = 'r9'",
              "SELECT count(*) FROM calibration_votes WHERE other_response_id = 'r9'")  # fmt: skip
     assert [query(tmp_path, sql) for sql in named] == [[(1,)], [(1,)]]
     engine = open_warehouse(tmp_path)

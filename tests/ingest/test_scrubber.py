@@ -755,20 +755,21 @@ B64_ALPHABET = string.ascii_letters + string.digits + "+/"
 BARE_TEMPLATES = ("here it is {v} thanks", '{{"value": "{v}"}}', "{v}", "try '{v}'.", "a\n{v}\nb")
 
 
-# Derandomised: the rule misses about 1 random key in 600 (the seeded corpus test bounds the
-# rate), which a fresh draw of 300 examples would hit now and then.
-@settings(max_examples=300, deadline=None, derandomize=True)
-@given(st.randoms(use_true_random=True), st.sampled_from(BARE_TEMPLATES))
-def test_a_bare_random_40_character_secret_is_removed(rng: random.Random, template: str) -> None:
+# The rule misses about 1 random key in 600, so "every key is removed" cannot be a property;
+# the seeded corpus below bounds that rate. What must hold for every key is that the text around
+# it changes nothing: removed in a sentence, JSON or quotes exactly when removed on its own.
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2**64 - 1), st.sampled_from(BARE_TEMPLATES))
+def test_a_bare_40_character_secret_is_removed_in_any_surrounding_text(
+    seed: int, template: str
+) -> None:
     """The audit found about half of them published: without a key naming them, they were kept.
-    A key is drawn at random (not shrunk towards "AAAA..."); a draw lacking a digit or a letter
-    case is no such key (odds about 1 in 900)."""
-    value = "".join(rng.choices(B64_ALPHABET, k=40))
-    if not all(any(test(c) for c in value) for test in (str.isdigit, str.islower, str.isupper)):
-        return
+    A key is drawn at random from a seed (so not shrunk towards "AAAA...")."""
+    value = "".join(random.Random(seed).choices(B64_ALPHABET, k=40))
+    alone, alone_counts = SCRUBBER.scrub(value)
     scrubbed, counts = SCRUBBER.scrub(template.format(v=value))
-    assert value not in scrubbed
-    assert counts == {"aws_secret_key": 1}
+    assert (value not in scrubbed) == (value not in alone)
+    assert counts == alone_counts
 
 
 def test_bare_secret_recall_and_look_alikes_on_a_seeded_corpus() -> None:
