@@ -174,7 +174,7 @@ def finish_erasure(
 
     ``resumed``: a request ``unfinished_erasures`` found; the log notes that it was resumed."""
     from export.erasure import erase_from_datasets
-    from warehouse.db import connected, warehouse_path
+    from warehouse.db import compact, connected, warehouse_path
     from warehouse.erase import erase_from_lake, erase_from_warehouse, refresh_lake_file_rows
     from warehouse.lake import Lake
 
@@ -203,6 +203,9 @@ def finish_erasure(
                 with connected(data_dir, action="erase from") as db:
                     record.warehouse_rows_deleted = erase_from_warehouse(db, pseudonyms)
                     refresh_lake_file_rows(db, lake)
+                    # Deleted rows keep their bytes in the file until DuckDB reuses the space.
+                    step("compacting the warehouse")
+                    compact(db, warehouse_path(data_dir))
             crash("erase_after_warehouse")
             step("replacing dataset versions")
             record.datasets = [

@@ -7,6 +7,7 @@ lock becomes ``WarehouseBusyError``, the rest ``WarehouseError``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -119,6 +120,50 @@ def open_warehouse(data_dir: Path, *, migrate: bool = True) -> Engine:
         engine.dispose()
         raise translate(exc, path=path, action="open") from None
     return engine
+
+
+COMPACTING_PREFIX = ".compacting-"
+
+
+def compact(db: Any, path: Path) -> tuple[int, int]:
+    """Rewrite the warehouse file ``path`` that ``db`` (a read-write DuckDB connection, outside
+    any transaction) has open with its live data only; returns its size before and after.
+
+    DuckDB marks deleted rows and freed blocks as free space but leaves their bytes in the file
+    until they are reused, so an erased user's ids stay readable in it. ``COPY FROM DATABASE``
+    into a new file carries tables, views, sequences (at their current values), constraints
+    and the alembic revision, and none of those bytes; the copy is flushed and renamed over the
+    original while ``db`` still holds the original's lock, so no writer comes in between. ``db``
+    must do nothing after this: it still reads the old file, which the rename unlinked.
+    """
+    import duckdb
+
+    before = path.stat().st_size
+    [(name,)] = db.execute("SELECT current_database()").fetchall()
+    copy = path.with_name(COMPACTING_PREFIX + path.name)
+    for stale in (copy, copy.with_name(copy.name + ".wal")):
+        stale.unlink(missing_ok=True)  # from a compaction a crash cut off
+    db.execute("CHECKPOINT")
+    db.execute(f"ATTACH '{_quoted(copy)}' AS flywheel_compacted")
+    try:
+        db.execute(f'COPY FROM DATABASE "{name}" TO flywheel_compacted')
+    finally:
+        db.execute("DETACH flywheel_compacted")
+    if copy.with_name(copy.name + ".wal").exists():  # DETACH checkpoints: this is a bug
+        raise duckdb.Error(f"the compacted copy {copy} kept a write-ahead log")
+    with open(copy, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(copy, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+    return before, path.stat().st_size
+
+
+def _quoted(path: Path) -> str:
+    return str(path).replace("'", "''")
 
 
 def raw(connection: Connection) -> Any:

@@ -20,6 +20,7 @@ from api.sink import MemorySink
 from export.build import Rekeyer
 from export.catalog import versions
 from export.publish import export_dataset
+from flywheel.privacy import erase_users
 from flywheel.settings import Settings
 from flywheel.simulator import SimulationConfig, simulate
 from ingest.embedded import embedded_sink
@@ -224,3 +225,40 @@ def test_a_batch_written_before_an_erasure_lands_without_the_user(tmp_path: Path
     assert removed == 2
     assert pl.read_parquet(final)["user_pseudonym"].to_list() == [KEYRING.pseudonym("keep")] * 2
     assert not temporary.exists() and [p.name for p in final.parent.iterdir()] == [final.name]
+
+
+def test_no_byte_of_the_warehouse_file_holds_an_erased_user(published: Path) -> None:
+    """Deleted rows keep their bytes in a DuckDB file until the space is reused: after the
+    erasure, the file must hold none of the users' pseudonyms, conversation ids or response ids
+    (nor its write-ahead log, nor a copy beside it)."""
+    import duckdb
+
+    raw_ids = heavy_users(2)
+    users = sorted(KEYRING.pseudonym(u) for u in raw_ids)
+    path = published / "warehouse.duckdb"
+    with duckdb.connect(str(path), read_only=True) as db:
+        conversations, responses = (
+            [
+                v
+                for (v,) in db.execute(
+                    f"SELECT DISTINCT {column} FROM events WHERE user_pseudonym IN (SELECT unnest($u)) "
+                    f"AND {column} IS NOT NULL",
+                    {"u": users},
+                ).fetchall()
+            ]  # fmt: skip
+            for column in ("conversation_id", "response_id")
+        )
+    wanted = [s.encode() for s in users + conversations + responses]
+    assert len(conversations) > 10 and len(responses) > 10
+    assert sum(w in path.read_bytes() for w in wanted) > len(wanted) // 2  # the scan can see
+
+    erase_users(settings_for(published), raw_ids, KEYRING)
+
+    left = [f for f in published.iterdir() if f.name.startswith(path.name) or "compact" in f.name]
+    assert [f.name for f in left] == [path.name]
+    data = path.read_bytes()
+    assert [w.decode() for w in wanted if w in data] == []
+    # Still the warehouse: migrated, its sequences going on, the next run equal to a full one.
+    with duckdb.connect(str(path), read_only=True) as db:
+        assert db.execute("SELECT count(*) FROM events").fetchone()[0] > 1000
+    run_transforms(published)
