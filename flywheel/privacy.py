@@ -195,36 +195,57 @@ def finish_erasure(
             step("rewriting lake files")
             lake = Lake.in_data_dir(data_dir)
             rewrites = erase_from_lake(lake, pseudonyms)
-            record.lake_files_rewritten = [asdict(r) for r in rewrites]
-            record.lake_events_removed = sum(r.removed for r in rewrites)
+            _log_step(
+                log, record.request, "lake", lake_files_rewritten=[asdict(r) for r in rewrites],
+                lake_events_removed=sum(r.removed for r in rewrites),
+            )  # fmt: skip
             crash("erase_after_lake")
             if warehouse_path(data_dir).exists():
                 step("deleting warehouse rows")
                 with connected(data_dir, action="erase from") as db:
-                    record.warehouse_rows_deleted = erase_from_warehouse(db, pseudonyms)
+                    deleted = erase_from_warehouse(db, pseudonyms)
                     refresh_lake_file_rows(db, lake)
                     # Deleted rows keep their bytes in the file until DuckDB reuses the space.
                     step("compacting the warehouse")
                     compact(db, warehouse_path(data_dir))
+                _log_step(log, record.request, "warehouse", warehouse_rows_deleted=deleted)
             crash("erase_after_warehouse")
             step("replacing dataset versions")
-            record.datasets = [
-                asdict(result)
-                for result in erase_from_datasets(
-                    data_dir,
-                    pseudonyms,
-                    keyring,
-                    request_id=record.request,
-                    delete_files=settings.privacy.delete_superseded_files,
-                )
-            ]
+            datasets = erase_from_datasets(
+                data_dir, pseudonyms, keyring, request_id=record.request,
+                delete_files=settings.privacy.delete_superseded_files,
+            )  # fmt: skip
+            _log_step(log, record.request, "datasets", datasets=[asdict(d) for d in datasets])
         except Exception as exc:
             _append(log, {"event": "failed", "request": record.request, "at": _now(),
                           "error": _failure(exc)})  # fmt: skip
             raise
+        # What every attempt did: a resumed request's earlier attempts did part of the work.
+        _add_steps(record, _entries_by_request(data_dir)[record.request])
         record.finished_at = _now()
         _append(log, {"event": "completed", **asdict(record)})
     return record
+
+
+def _log_step(log: Path, request: str, name: str, **done: Any) -> None:
+    """Log what one step of an attempt did (the ``completed`` line adds up every attempt's)."""
+    _append(log, {"event": "step", "step": name, "request": request, "at": _now(), **done})
+
+
+def _add_steps(record: ErasureRecord, entries: list[dict[str, Any]]) -> None:
+    """Set the record's counts to the sum of what the steps logged in ``entries`` did."""
+    record.lake_files_rewritten, record.lake_events_removed = [], 0
+    record.warehouse_rows_deleted, record.datasets = {}, []
+    for entry in entries:
+        if entry["event"] != "step":
+            continue
+        record.lake_files_rewritten += entry.get("lake_files_rewritten", [])
+        record.lake_events_removed += entry.get("lake_events_removed", 0)
+        for table, count in entry.get("warehouse_rows_deleted", {}).items():
+            record.warehouse_rows_deleted[table] = (
+                record.warehouse_rows_deleted.get(table, 0) + count
+            )
+        record.datasets += entry.get("datasets", [])
 
 
 def note_retry(data_dir: Path, request: str, *, in_seconds: float) -> None:

@@ -87,6 +87,17 @@ def dataset_users(version_dir: Path) -> set[str]:
     return set(pl.concat([pl.read_parquet(f, columns=["user"]) for f in files])["user"])
 
 
+STEPS = ["step:lake", "step:warehouse", "step:datasets"]
+"""What an erasure that runs to the end logs between its start and its outcome."""
+
+
+def log_events(data_dir: Path) -> list[str]:
+    """The erasure log's events in order, a step named after its colon (``step:lake``)."""
+    lines = erasure_log(data_dir).read_text().splitlines()
+    return [e["event"] + (f":{e['step']}" if e["event"] == "step" else "")
+            for e in map(json.loads, lines)]  # fmt: skip
+
+
 def settings_for(data_dir: Path, **more: Any) -> Settings:
     return Settings(
         data_dir=data_dir, privacy={"hmac_key_file": data_dir.parent / "keys.json"}, **more
@@ -162,7 +173,13 @@ def test_erasure_removes_users_everywhere(published: Path) -> None:
     # Every log line names pseudonyms, never a raw id.
     log = erasure_log(data_dir).read_text()
     assert all(raw_id not in log for raw_id in raw_ids)
-    assert [json.loads(line)["event"] for line in log.splitlines()] == ["started", "completed"]
+    assert log_events(data_dir) == [
+        "started",
+        "step:lake",
+        "step:warehouse",
+        "step:datasets",
+        "completed",
+    ]
 
 
 def test_erasure_finds_the_users_in_the_exported_pseudonyms(published: Path) -> None:
@@ -215,8 +232,16 @@ def test_a_crash_after_the_lake_rewrite_then_a_rerun_ends_the_same(
     for raw_id in raw_ids:  # nothing printed or logged names a user
         assert raw_id not in rerun.stdout + rerun.stderr + crashed.stdout + crashed.stderr
         assert raw_id not in erasure_log(published).read_text()
-    events = [json.loads(line)["event"] for line in erasure_log(published).read_text().splitlines()]
-    assert events == ["started", "started", "completed"]
+    # The crashed request stays unfinished (the next --unfinished or API start resumes it).
+    assert log_events(published) == [
+        "started",
+        "step:lake",
+        "started",
+        "step:lake",
+        "step:warehouse",
+        "step:datasets",
+        "completed",
+    ]
 
 
 def test_a_latest_version_without_the_users_supersedes_older_ones(published: Path) -> None:
@@ -341,8 +366,8 @@ async def test_the_api_tries_an_erasure_again_while_the_warehouse_is_busy(publis
                 assert time.monotonic() < deadline
                 await anyio.sleep(0.1)
 
-    events = [json.loads(line)["event"] for line in erasure_log(published).read_text().splitlines()]
-    assert events[:4] == ["started", "failed", "waiting", "resumed"]
+    events = log_events(published)
+    assert events[:5] == ["started", "step:lake", "failed", "waiting", "resumed"]
     assert events[-1] == "completed"
     assert set(warehouse_hits(published, pseudonyms(raw_ids)).values()) == {0}
 
@@ -390,8 +415,14 @@ def test_the_api_resumes_unfinished_erasures_as_it_starts(published: Path) -> No
 
     assert done["status"] == "completed" and done["lake_events_removed"] > 0
     assert not pseudonyms(raw_ids) & set(lake_users(published))
-    log = [json.loads(line) for line in erasure_log(published).read_text().splitlines()]
-    assert [e["event"] for e in log] == ["started", "resumed", "completed"]
+    assert log_events(published) == [
+        "started",
+        "resumed",
+        "step:lake",
+        "step:warehouse",
+        "step:datasets",
+        "completed",
+    ]
     assert unfinished_erasures(published) == []
 
 
@@ -400,7 +431,7 @@ def test_a_failed_erasure_is_finished_by_erase_unfinished(published: Path, tmp_p
     clean = tmp_path / "clean" / "data"
     shutil.copytree(published, clean)
     shutil.copy(published.parent / "keys.json", clean.parent / "keys.json")
-    erase_users(settings_for(clean), raw_ids, KEYRING)
+    uninterrupted = erase_users(settings_for(clean), raw_ids, KEYRING)
 
     def refuse(point: str) -> None:
         if point == "erase_after_lake":
@@ -419,11 +450,17 @@ def test_a_failed_erasure_is_finished_by_erase_unfinished(published: Path, tmp_p
 
     assert resumed.returncode == 0, resumed.stderr
     assert f"erasure {record.request} (resumed)" in resumed.stdout
-    assert erasure_status(published, record.request)["status"] == "completed"
+    done = erasure_status(published, record.request)
+    assert done["status"] == "completed"
     assert state(published) == state(clean)
+    # The outcome adds up both attempts (the lake was done by the first), as one attempt's does.
+    for count in ("lake_events_removed", "lake_files_rewritten", "warehouse_rows_deleted"):
+        assert done[count] == getattr(uninterrupted, count), count
+    assert done["lake_events_removed"] > 0
     assert again.returncode == 0 and "no unfinished erasure request" in again.stdout
-    log = [json.loads(line)["event"] for line in erasure_log(published).read_text().splitlines()]
-    assert log == ["started", "failed", "resumed", "completed"]
+    assert log_events(published) == [
+        "started", "step:lake", "failed", "resumed", *STEPS, "completed"
+    ]  # fmt: skip
 
 
 def test_a_key_file_that_is_not_the_lakes_is_refused_before_anything_changes(
@@ -544,8 +581,9 @@ def test_erase_unfinished_with_new_users_runs_each_request_once(published: Path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2 and sum(f"erasure {cut.request} (resumed)" in x for x in lines) == 1
-    log = [json.loads(line) for line in erasure_log(published).read_text().splitlines()]
-    assert [e["event"] for e in log] == ["started", "started", "completed", "resumed", "completed"]
+    assert log_events(published) == [
+        "started", "started", *STEPS, "completed", "resumed", *STEPS, "completed"
+    ]  # fmt: skip
 
 
 def test_an_erasure_waits_for_the_one_running(published: Path) -> None:

@@ -241,8 +241,8 @@ def test_no_byte_of_the_warehouse_file_holds_an_erased_user(published: Path) -> 
             [
                 v
                 for (v,) in db.execute(
-                    f"SELECT DISTINCT {column} FROM events WHERE user_pseudonym IN (SELECT unnest($u)) "
-                    f"AND {column} IS NOT NULL",
+                    f"SELECT DISTINCT {column} FROM events WHERE {column} IS NOT NULL "
+                    "AND user_pseudonym IN (SELECT unnest($u))",
                     {"u": users},
                 ).fetchall()
             ]  # fmt: skip
