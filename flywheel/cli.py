@@ -588,6 +588,11 @@ def transform_run(
         table.add_row(name, f"{step.rows:,}", f"{step.seconds:.2f}")
     out.print(table)
     out.print(f"{summary.files_loaded:,} lake files loaded, {summary.events_loaded:,} new events")
+    if summary.interrupted:
+        err.print(
+            f"[yellow]{summary.interrupted} earlier run(s) had been killed before they ended; "
+            "marked interrupted in transform_runs (their work was rolled back)[/]"
+        )
 
 
 DatasetOption = Annotated[

@@ -9,6 +9,7 @@ incrementally for what the newly loaded events touch (transforms/incremental.py)
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -26,6 +27,9 @@ from warehouse.load import load_lake
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,6 +52,8 @@ class RunSummary:
     files_loaded: int = 0
     events_loaded: int = 0
     steps: list[StepResult] = field(default_factory=list)
+    interrupted: int = 0
+    """Earlier runs found still ``running`` (killed before they ended), marked ``interrupted``."""
     overhead: dict[str, float] = field(default_factory=dict)
     """Seconds spent outside the steps, by part: ``open`` (the engine and the migration check),
     ``record`` (the run's row in ``transform_runs``, written at the start and the end),
@@ -74,15 +80,31 @@ def run_transforms(
     summary.overhead["open"] = time.perf_counter() - started
     try:
         _run(engine, data_dir, summary, policy, select, on_progress)
-    except FlywheelError:
-        raise
-    except Exception as exc:
+    except BaseException as exc:
+        _record_failure(engine, summary.run_id)
+        if isinstance(exc, FlywheelError) or not isinstance(exc, Exception):
+            raise
         raise translate(exc, path=warehouse_path(data_dir), action="load into") from None
     finally:
         closing = time.perf_counter()
         engine.dispose()
         summary.overhead["close"] = time.perf_counter() - closing
     return summary
+
+
+def _record_failure(engine: Engine, run_id: str) -> None:
+    """Mark a run that raised as ``failed`` (its models' transaction was rolled back), if its
+    row was written; a warehouse that cannot take even that leaves it ``running``, and the next
+    run marks it ``interrupted``."""
+    try:
+        with engine.begin() as connection:
+            raw(connection).execute(
+                "UPDATE transform_runs SET status = 'failed', finished_at = $now "
+                "WHERE run_id = $run AND status = 'running'",
+                {"now": datetime.now(UTC), "run": run_id},
+            )
+    except Exception:  # noqa: BLE001 - the run's own error is the one to report
+        log.warning("could not record the failed run", extra={"fields": {"run": run_id}})
 
 
 def _run(
@@ -99,6 +121,11 @@ def _run(
         db = raw(connection)
         started = time.perf_counter()
         with connection.begin():
+            # DuckDB lets one process write the file: a run still ``running`` is one that was
+            # killed (or its machine lost power) before it could record how it ended.
+            [(summary.interrupted,)] = db.execute(
+                "UPDATE transform_runs SET status = 'interrupted' WHERE status = 'running'"
+            ).fetchall()
             db.execute(
                 "INSERT INTO transform_runs (run_id, started_at, full_refresh, policy_hash, "
                 "status) VALUES ($run, $now, $full, $policy, 'running')",
