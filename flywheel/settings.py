@@ -167,7 +167,8 @@ class PrivacySettings(BaseModel):
     without_consent: Literal["drop", "keep"] = "drop"
     """Events whose user did not consent to training (``consent.training`` false or no consent
     at all): ``drop`` them before landing, or ``keep`` them in the lake, flagged by
-    ``consent_training``; no dataset ever contains them either way."""
+    ``consent_training``; either way the warehouse does not load them, so no model counts them
+    and no dataset changes by a byte."""
 
 
 class ExportSettings(BaseModel):

@@ -46,6 +46,8 @@ CREATE OR REPLACE TEMP TABLE loaded_before AS
 -- Events of these files loaded before (by an earlier chunk or run): they keep that landing.
 -- Found from the new files' ids (a small hash table), not from every id in the warehouse.
 SELECT event_id FROM events WHERE event_id IN (SELECT event_id FROM read_parquet($files))
+UNION ALL
+SELECT event_id FROM withheld_events WHERE event_id IN (SELECT event_id FROM read_parquet($files))
 """
 
 _INSERT_EVENTS = f"""
@@ -128,6 +130,7 @@ def load_lake(
     if full_refresh:
         with connection.begin():
             db.execute("DELETE FROM events")
+            db.execute("DELETE FROM withheld_events")
             db.execute("DELETE FROM lake_files")
     files = pending_files(connection, lake)
     result = LoadResult()
@@ -144,9 +147,19 @@ def load_lake(
     return result
 
 
+_WITHHOLD = """
+-- Events without training consent (landed with WITHOUT_CONSENT=keep) count for nothing: listed
+-- by id only, once their first landing is known.
+INSERT INTO withheld_events
+SELECT event_id, lake_file FROM events
+WHERE list_contains($names, lake_file) AND consent_training IS NOT TRUE
+"""
+
+
 def insert_events(db: Any, files: Sequence[LakeFile]) -> None:
-    """Insert the events of ``files`` (in landing order) whose ids ``events`` does not hold
-    yet, each id once: its first landing among them."""
+    """Insert the events of ``files`` (in landing order) whose ids ``events`` (or
+    ``withheld_events``) does not hold yet, each id once: its first landing among them. Those
+    without training consent go to ``withheld_events`` instead."""
     names = [relative(f) for f in files]
     paths = [str(f.path) for f in files]
     db.execute(_LOADED_BEFORE, {"files": paths})
@@ -154,6 +167,12 @@ def insert_events(db: Any, files: Sequence[LakeFile]) -> None:
     twice = [event_id for (event_id,) in db.execute(_LANDED_TWICE, {"files": paths}).fetchall()]
     if twice:
         db.execute(_DROP_LATER_LANDINGS, {"names": names, "twice": twice})
+    if db.execute(_WITHHOLD, {"names": names}).fetchone()[0]:
+        db.execute(
+            "DELETE FROM events WHERE list_contains($names, lake_file) "
+            "AND consent_training IS NOT TRUE",
+            {"names": names},
+        )
 
 
 def _load_chunk(db: object, chunk: Sequence[LakeFile], *, run_id: str) -> tuple[int, int]:

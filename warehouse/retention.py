@@ -80,13 +80,18 @@ def forget_missing_files(db: Any, lake: Lake) -> tuple[int, int]:
     db.execute("BEGIN TRANSACTION")
     try:
         db.execute(
-            "CREATE OR REPLACE TEMP TABLE forgotten AS SELECT DISTINCT event_id FROM events "
+            "CREATE OR REPLACE TEMP TABLE forgotten AS SELECT DISTINCT event_id FROM ("
+            "SELECT event_id, lake_file FROM events UNION ALL "
+            "SELECT event_id, lake_file FROM withheld_events) "
             "WHERE list_contains($paths, lake_file)",
             {"paths": missing},
         )
         [(events,)] = db.execute(
             "DELETE FROM events WHERE list_contains($paths, lake_file)", {"paths": missing}
         ).fetchall()
+        db.execute(
+            "DELETE FROM withheld_events WHERE list_contains($paths, lake_file)", {"paths": missing}
+        )
         db.execute("DELETE FROM lake_files WHERE list_contains($paths, path)", {"paths": missing})
         holding = {filename for (filename,) in db.execute(
             "SELECT DISTINCT filename FROM read_parquet($files, filename = true) "

@@ -8,6 +8,9 @@ Tables written by the loader (``warehouse.load``):
   after the workers' window), without its texts: ids, type, times, user, consent, the signal's
   fields and the lake file it came from. Prompts and texts stay in the lake and are read from
   there when needed (``warehouse.texts``; migration 0004 says why).
+- ``withheld_events``: the ids of landed events without training consent (kept in the lake with
+  ``FLYWHEEL_PRIVACY__WITHOUT_CONSENT=keep``), which ``events`` never holds: no model counts
+  them, and their first landing still wins over a later copy (added in 0005).
 - ``transform_runs``: one row per ``flywheel transform run``: when, what it loaded, the policy
   hash, the outcome.
 - ``model_state``: per model, the fingerprint it was built with and the highest ``lake_files.seq``
@@ -80,6 +83,13 @@ events = Table(
         ARRAY(String),
         comment="Response ids named by a generation's prompt (added in 0003).",
     ),
+)
+
+withheld_events = Table(
+    "withheld_events",
+    metadata,
+    Column("event_id", String, nullable=False),
+    Column("lake_file", String, nullable=False),
 )
 
 transform_runs = Table(

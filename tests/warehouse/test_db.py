@@ -66,8 +66,9 @@ def test_an_old_warehouse_with_data_is_upgraded_keeping_its_data(tmp_path: Path)
         )
         db.execute(
             "INSERT INTO events (event_id, type, occurred_at, conversation_id, schema_version, "
-            "source_topic, source_partition, source_offset, landed_at, lake_file, prompt) "
-            "VALUES ('e-1', 'generation', $now, 'c-1', 1, 't', 0, 1, $now, 'f', $prompt)",
+            "source_topic, source_partition, source_offset, landed_at, lake_file, prompt, "
+            "consent_training) "
+            "VALUES ('e-1', 'generation', $now, 'c-1', 1, 't', 0, 1, $now, 'f', $prompt, true)",
             {"now": now, "prompt": '[{"role": "user", "content": "hi"}]'},
         )
     engine.dispose()
@@ -145,9 +146,10 @@ def test_upgrading_from_0002_numbers_the_loaded_files_and_reads_prompt_reference
                  '{"role": "assistant", "content": "yo", "response_id": "r-7"}]'  # fmt: skip
         db.execute(
             "INSERT INTO events (event_id, type, occurred_at, conversation_id, schema_version, "
-            "source_topic, source_partition, source_offset, landed_at, lake_file, prompt) "
-            "VALUES ('e-1', 'generation', $now, 'c-1', 1, 't', 0, 1, $now, 'f', $prompt), "
-            "('e-2', 'copy', $now, 'c-1', 1, 't', 0, 2, $now, 'f', NULL)",
+            "source_topic, source_partition, source_offset, landed_at, lake_file, prompt, "
+            "consent_training) "
+            "VALUES ('e-1', 'generation', $now, 'c-1', 1, 't', 0, 1, $now, 'f', $prompt, true), "
+            "('e-2', 'copy', $now, 'c-1', 1, 't', 0, 2, $now, 'f', NULL, true)",
             {"now": datetime(2026, 1, 5, tzinfo=UTC), "prompt": prompt},
         )
     engine.dispose()
@@ -199,3 +201,36 @@ def test_downgrading_0004_restores_the_whole_events_table_to_be_loaded_again(
         assert db.execute("SELECT count(*) FROM lake_files").fetchall() == [(0,)]
     engine.dispose()
     assert run_transforms(tmp_path).events_loaded == 2  # upgraded again, loaded again
+
+
+def test_upgrading_to_0005_withholds_the_unconsented_events_already_loaded(
+    tmp_path: Path,
+) -> None:
+    command.upgrade(alembic_config(url=warehouse_url(tmp_path)), "0004")
+    engine = create_engine(warehouse_url(tmp_path))
+    with engine.begin() as connection:
+        db = raw(connection)
+        for event_id, consent in (("e-yes", True), ("e-no", False), ("e-unknown", None)):
+            db.execute(
+                "INSERT INTO events (event_id, type, occurred_at, conversation_id, "
+                "consent_training, source_offset, lake_file) VALUES ($id, 'copy', $at, 'c', "
+                "$consent, 0, 'landed_date=2026-01-01/t+0+0-2.parquet')",
+                {"id": event_id, "at": datetime(2026, 1, 1, tzinfo=UTC), "consent": consent},
+            )
+        db.execute(
+            "INSERT INTO model_state VALUES ('labels', 'f', 1, 'r', $at, true)",
+            {"at": datetime(2026, 1, 1, tzinfo=UTC)},
+        )
+    engine.dispose()
+
+    command.upgrade(alembic_config(url=warehouse_url(tmp_path)), "head")
+
+    engine = create_engine(warehouse_url(tmp_path))
+    with engine.connect() as connection:
+        db = raw(connection)
+        assert db.execute("SELECT event_id FROM events").fetchall() == [("e-yes",)]
+        withheld = db.execute("SELECT event_id FROM withheld_events ORDER BY 1").fetchall()
+        assert withheld == [("e-no",), ("e-unknown",)]
+        # Every model is built again in full, without them.
+        assert db.execute("SELECT count(*) FROM model_state").fetchall() == [(0,)]
+    engine.dispose()

@@ -166,7 +166,7 @@ def test_a_file_that_cannot_be_read_loads_nothing_of_its_chunk(tmp_path: Path) -
         run_transforms(tmp_path)
     assert query(tmp_path, "SELECT count(*) FROM events") == [(0,)]
     assert query(tmp_path, "SELECT count(*) FROM lake_files") == [(0,)]
-    assert query(tmp_path, "SELECT status FROM transform_runs") == [("running",)]
+    assert query(tmp_path, "SELECT status FROM transform_runs") == [("failed",)]
 
 
 def test_cli_transform_run_prints_a_table_and_a_second_run_is_told_the_warehouse_is_busy(
