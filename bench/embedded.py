@@ -15,9 +15,10 @@ run on a fresh data dir with its own ``flywheel serve`` process in embedded mode
 ``--clients`` concurrent clients (asyncio, one keep-alive HTTP connection each) post single
 events of about 1 KiB (``POST /v1/events`` with one event object) for ``--seconds``; each waits
 for its 202 before sending the next. Reported per run: requests/s, events/s, p50/p99 latency,
-lake files written, and the CPU seconds of the server and of the clients. The goal: group commit
-at least ``GOAL_RATIO`` times the requests/s of one file per request (medians). After every run
-the lake is checked to hold exactly the events accepted.
+lake files written, and the CPU seconds of the server (and of its event loop's thread, to tell
+a saturated loop from a busy writer) and of the clients. The goal: group commit at least
+``GOAL_RATIO`` times the requests/s of one file per request (medians). After every run the lake
+is checked to hold exactly the events accepted.
 
 ``--transform-events N`` (0: skip) also times full transform runs over the same N events (from
 the last group commit run's lake) landed two ways: one file per event, and files as large as
@@ -109,6 +110,17 @@ class Run:
     @property
     def events_per_file(self) -> float:
         return self.landed / self.files if self.files else 0.0
+
+
+def thread_cpu_seconds(pid: int, thread: int) -> float | None:
+    """User + system CPU time of one thread of a process so far, from /proc; None if unknown. The
+    server's main thread (``thread == pid``) runs its event loop; the sink's writer, polars and
+    the rest are the process's other threads."""
+    try:
+        fields = Path(f"/proc/{pid}/task/{thread}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def lake_counts(data_dir: Path) -> tuple[int, int]:
@@ -294,9 +306,9 @@ def run_mode(mode: str, *, clients: int, seconds: float, seed: int, work: Path) 
         # Warm-up: every connection's first request, and the server's first files.
         asyncio.run(post_for(url, bodies, clients=clients, seconds=min(1.0, seconds / 4)))
         files_before, events_before = lake_counts(data_dir)
-        server_before = cpu_seconds(pid)
+        server_before, loop_before = cpu_seconds(pid), thread_cpu_seconds(pid, pid)
         posted = asyncio.run(post_for(url, bodies, clients=clients, seconds=seconds))
-        server_after = cpu_seconds(pid)
+        server_after, loop_after = cpu_seconds(pid), thread_cpu_seconds(pid, pid)
     files_after, events_after = lake_counts(data_dir)
     expected = 0 if mode == WITHOUT_LANDING else bodies.sent
     if events_after != expected:
@@ -304,15 +316,17 @@ def run_mode(mode: str, *, clients: int, seconds: float, seed: int, work: Path) 
             f"{mode}: the lake holds {events_after} events for {expected} accepted:\n"
             + "\n".join(read_log(log_path))
         )
-    server_cpu = (
-        None if server_before is None or server_after is None else server_after - server_before
-    )
+
+    def used(before: float | None, after: float | None) -> float | None:
+        return None if before is None or after is None else round(after - before, 2)
+
     return Run(
         mode=mode, requests=posted.requests, events=posted.requests, seconds=posted.seconds,
         p50_ms=1000 * percentile(posted.latencies, 0.50),
         p99_ms=1000 * percentile(posted.latencies, 0.99), files=files_after - files_before,
         landed=events_after - events_before,
-        cpu={"server": round(server_cpu, 2) if server_cpu is not None else None,
+        cpu={"server": used(server_before, server_after),
+             "server event loop": used(loop_before, loop_after),
              "clients": round(posted.client_cpu, 2)},
     )  # fmt: skip
 
@@ -432,7 +446,9 @@ def main(argv: list[str] | None = None) -> None:
                     f"  {mode:<21} run {repeat}: {run.requests_per_s:>7,.0f} requests/s, p50 "
                     f"{run.p50_ms:6.1f} ms, p99 {run.p99_ms:7.1f} ms, {run.files:>6,} files "
                     f"({run.events_per_file:,.1f} events each); cpu server "
-                    f"{run.cpu['server'] or 0:.1f} s, clients {run.cpu['clients'] or 0:.1f} s",
+                    f"{run.cpu['server'] or 0:.1f} s (event loop "
+                    f"{run.cpu['server event loop'] or 0:.1f} s), clients "
+                    f"{run.cpu['clients'] or 0:.1f} s",
                     flush=True,
                 )
                 data_dir = work / f"{mode.replace(' ', '-')}-{seed}"

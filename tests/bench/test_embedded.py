@@ -36,6 +36,7 @@ def test_a_tiny_run_writes_figures_and_a_consistent_ratio(tmp_path: Path) -> Non
         assert run["requests_per_s"] == pytest.approx(run["requests"] / run["seconds"])
         assert 0 < run["p50_ms"] <= run["p99_ms"]
         assert run["cpu"]["server"] > 0 and run["cpu"]["clients"] > 0
+        assert 0 < run["cpu"]["server event loop"] <= run["cpu"]["server"]
 
     # The ratio is made of the medians (one run each: the runs themselves).
     modes = doc["modes"]
