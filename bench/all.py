@@ -1,6 +1,6 @@
 """Every benchmark, one after another, and one table of their figures beside their limits.
 
-    .venv/bin/python -m bench.all [--quick] [--only api_ingest,ingest,anonymiser,transforms,export]
+    .venv/bin/python -m bench.all [--quick] [--only NAME,...]
     make bench
 
 Each benchmark runs as its own process (``python -m bench.<name> ... --json-out FILE``), its
@@ -8,7 +8,8 @@ printed output kept in ``bench/results/<name>.log``; the figures come from its J
 (Markdown, with the machine it ran on) is printed and written to ``bench/results/latest.md``;
 docs/benchmarks.md quotes the latest one. ``--quick`` runs smaller sizes (minutes instead of
 about twenty; figures are noisier, the transforms run at 0.25M and 0.5M events only, the export
-at 0.2M). A benchmark that fails is reported as failed in the table, and the exit code is 1.
+at 0.2M, the embedded API for 3 s per run). ``--only`` takes names from ``FULL`` below. A
+benchmark that fails is reported as failed in the table, and the exit code is 1.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ FULL: dict[str, list[str]] = {
     "anonymiser": [],
     "transforms": ["--sizes", "500000,1000000,2000000"],
     "export": ["--events", "500000", "--repeats", "3"],
+    "embedded": ["--seconds", "10", "--repeats", "3", "--transform-events", "5000"],
 }
 QUICK: dict[str, list[str]] = {
     "api_ingest": ["--events", "20000", "--repeats", "2"],
@@ -39,7 +41,9 @@ QUICK: dict[str, list[str]] = {
     "anonymiser": ["--per-kind", "40", "--clean", "200"],
     "transforms": ["--sizes", "250000,500000", "--floor-repeats", "2"],
     "export": ["--events", "200000", "--repeats", "2"],
-}
+    "embedded": ["--seconds", "3", "--repeats", "1", "--transform-events", "1000",
+                 "--transform-repeats", "1"],
+}  # fmt: skip
 
 Row = tuple[str, str, str, str, str]
 """benchmark, figure, limit or peer, ratio, goal (with met / NOT met)."""
@@ -151,12 +155,46 @@ def export_rows(doc: dict[str, Any]) -> list[Row]:
     )]  # fmt: skip
 
 
+def embedded_rows(doc: dict[str, Any]) -> list[Row]:
+    modes, clients = doc["modes"], doc["parameters"]["clients"]
+    group, single = modes["group commit"], modes["one file per request"]
+    ceiling = modes["API without landing"]
+
+    def figure(mode: dict[str, float]) -> str:
+        return (f"{mode['requests_per_s']:,.0f} requests/s (p50 {mode['p50_ms']:,.0f} ms, p99 "
+                f"{mode['p99_ms']:,.0f} ms, {mode['files']:,.0f} files)")  # fmt: skip
+
+    rows: list[Row] = [
+        (
+            f"embedded API: {clients} clients posting single events, group commit",
+            figure(group), f"one file per request {figure(single)}", f"{doc['ratio']:.1f}x",
+            f">= {doc['goal_ratio']:g}x {verdict(doc['goal_met'])}",
+        ),
+        (
+            "embedded API: group commit beside the API without landing", figure(group),
+            f"API without landing {ceiling['requests_per_s']:,.0f} requests/s",
+            f"{doc['share_of_ceiling']:.2f}", "(none)",
+        ),
+    ]  # fmt: skip
+    transforms = doc.get("transforms")
+    if transforms:
+        small, grouped = transforms["small"], transforms["grouped"]
+        rows.append((
+            f"transform run, full, {transforms['events']:,} events in one-event files",
+            f"{small['seconds']:.2f} s ({small['files']:,} files)",
+            f"the same events in {grouped['files']:,} files {grouped['seconds']:.2f} s",
+            f"{transforms['ratio']:.1f}x", "(none)",
+        ))  # fmt: skip
+    return rows
+
+
 READERS = {
     "api_ingest": api_rows,
     "ingest": ingest_rows,
     "anonymiser": anonymiser_rows,
     "transforms": transforms_rows,
     "export": export_rows,
+    "embedded": embedded_rows,
 }
 
 
