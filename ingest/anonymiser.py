@@ -23,6 +23,16 @@ if TYPE_CHECKING:
 TEXT_COLUMNS = ("prompt", "response", "copy_text", "edited_text", "rating_reason")
 """Lake columns holding free text (``prompt`` holds it in each message's ``content``)."""
 
+IDENTIFIER_COLUMNS = (
+    "conversation_id", "response_id", "parent_id", "new_response_id", "response_a_id",
+    "response_b_id", "app_name", "app_version", "consent_policy_version", "model_id",
+    "model_version",
+)  # fmt: skip
+"""Lake columns holding an identifier or a label the client chose (and ``prompt``'s
+``response_id``s): kept as sent unless they hold what the scrubber finds in texts, in which case
+they are replaced whole by a keyed pseudonym (``Keyring.identifier``), the same for the same
+value, so that joins on them still hold."""
+
 
 def scrubbed_type() -> Any:
     """Polars type of the ``scrubbed`` report column: a list of ``{kind, count}``."""

@@ -89,6 +89,12 @@ class Keyring:
             return {}
         return {version: self._hmac(raw_id, version) for version in self.keys}
 
+    def identifier(self, value: str) -> str:
+        """The stand-in for an identifier that holds personal data or a secret (a conversation
+        id that is an e-mail address, a model name with a token in it): ``redacted-`` and 24 hex
+        digits of an HMAC under the current key, apart from user pseudonyms by a label."""
+        return "redacted-" + self._hmac("identifier\x00" + value, None)[:24]
+
     def _hmac(self, value: str, version: int | None) -> str:
         key = self.keys[self.current if version is None else version]
         return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
