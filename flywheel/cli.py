@@ -857,6 +857,15 @@ def _finish_erasure(
         f"datasets: {datasets or 'none held them'}",
         soft_wrap=True,
     )
+    if record.kafka_raw_until:
+        # Kafka deletes records by age only: say what the erasure could not reach.
+        err.print(
+            f"[yellow]erasure {record.request}: Kafka keeps their raw events until retention "
+            "passes: "
+            + "; ".join(f"{t['topic']} until {t['until']}" for t in record.kafka_raw_until)
+            + "[/]",
+            soft_wrap=True,
+        )
 
 
 @app.command()

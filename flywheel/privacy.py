@@ -32,7 +32,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,9 @@ class ErasureRecord:
     lake_events_removed: int = 0
     warehouse_rows_deleted: dict[str, int] = field(default_factory=dict)
     datasets: list[dict[str, Any]] = field(default_factory=list)
+    kafka_raw_until: list[dict[str, Any]] = field(default_factory=list)
+    """Kafka topics still holding the users' raw events (Kafka cannot delete single records):
+    per topic its ``retention_ms`` and ``until``, when the last of them expires."""
     finished_at: str | None = None
 
     def all_pseudonyms(self) -> list[str]:
@@ -222,6 +225,7 @@ def finish_erasure(
             raise
         # What every attempt did: a resumed request's earlier attempts did part of the work.
         _add_steps(record, _entries_by_request(data_dir)[record.request])
+        record.kafka_raw_until = kafka_raw_until(settings, started_at=record.started_at)
         record.finished_at = _now()
         _append(log, {"event": "completed", **asdict(record)})
     return record
@@ -246,6 +250,36 @@ def _add_steps(record: ErasureRecord, entries: list[dict[str, Any]]) -> None:
                 record.warehouse_rows_deleted.get(table, 0) + count
             )
         record.datasets += entry.get("datasets", [])
+
+
+def kafka_raw_until(settings: Settings, *, started_at: str) -> list[dict[str, Any]]:
+    """Until when the Kafka topics keep raw events sent before an erasure that started at
+    ``started_at``: Kafka deletes records by age only, so the events and dead-letter topics keep
+    the users' raw ids and unscrubbed texts until retention passes. The broker's ``retention.ms``
+    when it answers, else the settings' (``source`` says which); [] without Kafka."""
+    if settings.kafka.bootstrap_servers is None:
+        return []
+    from flywheel.kafka import topic_retention_ms
+
+    configured = {
+        settings.kafka.events_topic: settings.kafka.events_retention_ms,
+        settings.kafka.dead_letter_topic: settings.kafka.dead_letter_retention_ms,
+    }
+    started = datetime.fromisoformat(started_at)
+    remaining = []
+    for topic, setting in configured.items():
+        try:
+            retention, source = topic_retention_ms(settings.kafka, topic), "broker"
+        except Exception:  # noqa: BLE001 - a broker that does not answer: say what is configured
+            retention = None
+        if retention is None:
+            retention, source = setting, "settings"
+        until = None if retention < 0 else (started + timedelta(milliseconds=retention))
+        remaining.append({
+            "topic": topic, "retention_ms": retention, "source": source,
+            "until": until.isoformat(timespec="seconds") if until else "never (retention -1)",
+        })  # fmt: skip
+    return remaining
 
 
 def note_retry(data_dir: Path, request: str, *, in_seconds: float) -> None:

@@ -60,9 +60,10 @@ class KafkaSettings(BaseModel):
     events_retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1)
     """How long the events topic keeps records (its ``retention.ms``, set by ``flywheel kafka
     init``); long enough for ingest workers to catch up after an outage. -1: forever."""
-    dead_letter_retention_ms: int = Field(default=14 * 24 * 3600 * 1000, ge=-1)
+    dead_letter_retention_ms: int = Field(default=3 * 24 * 3600 * 1000, ge=-1)
     """How long the dead-letter topic keeps records (``retention.ms``, set by ``flywheel kafka
-    init``). Dead letters hold raw, unscrubbed events: keep this short."""
+    init``). Dead letters hold raw, unscrubbed events that erasure cannot reach: keep this short
+    (3 days by default: a weekend to replay or discard them)."""
     client_id: str = "flywheel"
     """Client id prefix reported to the broker."""
     produce_timeout_s: float = Field(default=10.0, gt=0)

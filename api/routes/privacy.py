@@ -62,6 +62,9 @@ class ErasureStatusPublic(BaseModel):
     lake_events_removed: int | None = None
     warehouse_rows_deleted: dict[str, int] | None = None
     datasets: list[dict[str, Any]] | None = None
+    kafka_raw_until: list[dict[str, Any]] | None = None
+    """What erasure cannot reach: per Kafka topic, the records' ``retention_ms`` and the time
+    (``until``) by which the broker has deleted every raw record sent before the request."""
     error: str | None = None
     """Why it failed (``failed``); it is resumed as the API next starts, or send it again."""
     failed_at: str | None = None

@@ -12,12 +12,15 @@ import json
 import secrets
 import subprocess
 import sys
+import threading
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import httpx
 import polars as pl
 from pydantic import SecretStr
 
@@ -29,6 +32,7 @@ from flywheel import simulator
 from flywheel.kafka import create_topics, topic_retention_ms
 from flywheel.settings import KafkaSettings, Settings
 from ingest.keys import create_keyring
+from tests.factories import make_event
 from tests.integration.kafka_tools import lake_frame, worker_env
 from transforms.runner import run_transforms
 
@@ -89,6 +93,15 @@ def test_erase_three_users_then_their_resent_events_are_suppressed(
     )  # fmt: skip
     assert erase.returncode == 0, erase.stderr[-2000:]
     outputs.append(erase)
+    # What the erasure cannot reach, and until when: the topics' retention, read from the broker.
+    completed = json.loads(
+        (data_dir / "privacy" / "erasure-log.jsonl").read_text().splitlines()[-1]
+    )
+    remaining = {t["topic"]: t for t in completed["kafka_raw_until"]}
+    assert remaining[kafka_settings.events_topic]["source"] == "broker"
+    assert remaining[kafka_settings.events_topic]["retention_ms"] == 7 * 24 * 3600 * 1000
+    assert remaining[kafka_settings.dead_letter_topic]["retention_ms"] == 3 * 24 * 3600 * 1000
+    assert f"{kafka_settings.events_topic} until " in erase.stderr
 
     # Gone from the lake, every warehouse table and the current dataset version.
     assert not set(pseudonyms) & set(lake_frame(data_dir)["user_pseudonym"])
@@ -137,3 +150,65 @@ def test_kafka_init_sets_topic_retention(kafka_settings: KafkaSettings) -> None:
     longer = short.model_copy(update={"events_retention_ms": 2 * week})
     assert set(create_topics(longer).values()) == {"exists"}
     assert topic_retention_ms(longer, longer.events_topic) == 2 * week
+
+
+def test_events_landing_while_an_erasure_runs_do_not_survive_it(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    """One user's events go through the API into Kafka, and a running ingest worker lands
+    them, while the user is erased; after ``completed`` the lake holds none of them, and none
+    lands later either. Three trials, each with a user of its own."""
+    data_dir, key_file = tmp_path / "data", tmp_path / "keys.json"
+    keyring = create_keyring(key_file)
+    create_topics(kafka_settings)
+    key = secrets.token_urlsafe(16)
+    settings = Settings(data_dir=data_dir, kafka=kafka_settings, api={"write_keys": [key]})
+    env = worker_env(kafka_settings, data_dir, key_file)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "flywheel", "ingest"], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    at_completion, victims = [], [f"kafka-race-{trial}" for trial in range(3)]
+    try:
+        with running_api(settings, KafkaSink(kafka_settings)) as url:
+            for victim in victims:
+                stop = threading.Event()
+
+                def post(victim: str = victim, stop: threading.Event = stop) -> None:
+                    with httpx.Client(timeout=30) as client:
+                        while not stop.is_set():
+                            simulator.post_events(
+                                [make_event(user_id=victim) for _ in range(50)],
+                                url=f"{url}/v1/events", key=key, client=client,
+                            )  # fmt: skip
+
+                posters = [threading.Thread(target=post) for _ in range(2)]
+                for poster in posters:
+                    poster.start()
+                pseudonym = keyring.pseudonym(victim)
+                deadline = time.monotonic() + 60
+                while pseudonym not in landed_users(data_dir):
+                    assert time.monotonic() < deadline, "the worker landed nothing"
+                    time.sleep(0.2)
+                erase = subprocess.run(
+                    [sys.executable, "-m", "flywheel", "erase", "--user", victim], env=env,
+                    capture_output=True, text=True, timeout=300, check=False,
+                )  # fmt: skip
+                assert erase.returncode == 0, erase.stderr[-2000:]
+                at_completion.append(landed_users(data_dir).count(pseudonym))
+                stop.set()
+                for poster in posters:
+                    poster.join()
+        time.sleep(5)  # the worker lands what is still in the topic
+    finally:
+        worker.terminate()
+        _, stderr = worker.communicate(timeout=60)
+    assert worker.returncode == 0, stderr[-2000:]
+    assert at_completion == [0, 0, 0]
+    assert not set(landed_users(data_dir)) & {keyring.pseudonym(v) for v in victims}
+
+
+def landed_users(data_dir: Path) -> list[str]:
+    """The pseudonym of every landed event (none before the first file)."""
+    frame = lake_frame(data_dir)
+    return frame["user_pseudonym"].to_list() if "user_pseudonym" in frame.columns else []
