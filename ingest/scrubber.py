@@ -26,6 +26,9 @@ validator where the format carries one:
   base64 of text).
 - *Disguises*: every detector reads the NFKC-folded text without invisible characters
   (``_folded``), and findings map back to the original characters.
+- *Spelled-out addresses* (``jane (at) example (dot) com``, ``jane at example dot com``): a
+  bracketed "(at)" with any domain, the bare words only with a spelled "dot", a known top-level
+  domain and no function word around them, so prose keeps its "at" and "dot".
 - *Credentials in URLs* (``scheme://user:password@host``) lose only the ``user:password`` part,
   so a connection string stays readable.
 - *Assignments* (``password = "..."``, ``API_KEY=...``, ``"client_secret": "..."``, ``--password
@@ -428,6 +431,84 @@ def _emails(probe: _Probe) -> Iterator[Finding]:
             if start >= 0:
                 yield Finding(start, domain.end(), "email")
         at = text.find("@", at + 1)
+
+
+# Addresses spelled out against harvesters: "jane (at) example (dot) com", "jane [at] example
+# [dot] org", "jane at example dot com", "JANE AT EXAMPLE DOT COM", "jane@example dot com".
+# A bracketed "(at)" is a deliberate disguise, so any domain with a dot will do; the bare words
+# "at" and "dot" are prose as often, so they make an address only with a spelled "dot", a last
+# part from a short list of top-level domains and no function word in the address ("look at
+# this dot com", "visit us at example dot com" stay).
+_SPELLED_LITERALS = ("dot", "at)", "at]", "at}", "at>", "at )", "at ]", "at }", "at >")
+_SPELLED_HINT = r"(?i:dot|at ?[)\]}>])"  # the same, for PREFILTER
+_BRACKETED = r"[ \t]*[(\[{{<][ \t]?{word}[ \t]?[)\]}}>][ \t]*"
+_SPELLED_AT = re.compile(
+    _BRACKETED.format(word="(?P<bracket>[Aa][Tt])") + r"|[ \t]+(?P<word>at|AT)[ \t]+|[ \t]*@[ \t]*"
+)
+_DOT_FORMS = _BRACKETED.format(word="[Dd][Oo][Tt]") + r"|[ \t]+(?:dot|DOT)[ \t]+|\."
+_SPELLED_DOT = re.compile(_DOT_FORMS)
+_SPELLED_LOCAL = re.compile(rf"[\w%+-]+(?:(?:{_DOT_FORMS})[\w%+-]+)*\Z")
+_DOMAIN_LABEL = re.compile(r"[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?")
+_ASCII_TLD = re.compile(r"[A-Za-z]{2,24}")
+_SPELLED_TLDS = frozenset(
+    "com net org edu gov mil info biz io co ai app dev uk de fr es nl ch se dk fi pl pt ie ca au "
+    "nz jp cn br ru mx eu".split()
+)
+_FUNCTION_WORDS = frozenset(
+    "a an the this that these those it its me my you your him his her us our them their we they "
+    "i he she one some any all each every no not is are was were be been to of in on and or but "
+    "so here there where what who how why then now once least most first last end same point "
+    "home work works worked working look looks looked looking hosted available located live "
+    "lives living found find started online site website page blog docs job intern engineer "
+    "up out back go went get got stay stayed noon night midnight lunch dinner".split()
+)
+
+
+def _spelled_emails(probe: _Probe) -> Iterator[Finding]:
+    text = probe.text
+    for at in _SPELLED_AT.finditer(text):
+        local = _SPELLED_LOCAL.search(text, max(0, at.start() - 128), at.start())
+        if local is None or not local.group():
+            continue
+        start = local.start()
+        if start and (_is_word_char(text[start - 1]) or text[start - 1] in ".%+-<"):
+            continue  # inside a longer token, or our own placeholder
+        end = _spelled_domain(text, at.end(), at, local.group())
+        if end is not None:
+            yield Finding(start, end, "email")
+
+
+def _spelled_domain(text: str, position: int, at: re.Match[str], local: str) -> int | None:
+    """Where the spelled-out domain after ``at`` ends, if it makes a plausible address."""
+    labels: list[tuple[str, int, bool]] = []  # (label, its end, whether the dot before is spelled)
+    label = _DOMAIN_LABEL.match(text, position)
+    while label is not None and len(labels) < 10:
+        spelled = bool(labels) and text[labels[-1][1] : label.start()] != "."
+        labels.append((label.group(), label.end(), spelled))
+        dot = _SPELLED_DOT.match(text, label.end())
+        label = _DOMAIN_LABEL.match(text, dot.end()) if dot is not None else None
+    words = at.group("word") is not None
+    if words:
+        last_local = re.split(r"\W+", local)[-1]
+        if last_local.lower() in _FUNCTION_WORDS:
+            return None  # "look at this dot com", "visit us at example dot com"
+    for count in range(len(labels), 1, -1):  # the longest plausible address
+        tld, end, _ = labels[count - 1]
+        if end < len(text) and (_is_word_char(text[end]) or text[end] == "-"):
+            continue
+        if not _ASCII_TLD.fullmatch(tld):
+            continue
+        spelled = any(s for _, _, s in labels[1:count])
+        if at.group("bracket") is not None:
+            return end
+        if not spelled:
+            continue  # "jane@example.com" is the other detector's, "look at example.com" prose
+        if not words:
+            return end  # "jane@example dot com"
+        names = [name.lower() for name, _, _ in labels[: count - 1]]
+        if tld.lower() in _SPELLED_TLDS and _FUNCTION_WORDS.isdisjoint(names):
+            return end
+    return None
 
 
 # --- IP addresses ------------------------------------------------------------------------------
@@ -911,6 +992,7 @@ _DETECTORS = (
     ),
     _Detector(_url_credentials, 90, lambda p: p.has(("://",))),
     _Detector(_emails, 80, lambda p: p.has(("@",))),
+    _Detector(_spelled_emails, 80, lambda p: p.has_folded(_SPELLED_LITERALS)),
     _Detector(_aws_secret_keys, 70, lambda p: p.matches("base64", _BASE64_40)),
     _Detector(_assignments, 60, lambda p: p.has_folded(_KEY_LITERALS)),
     _Detector(_xml_secrets, 60, lambda p: p.has(("</",))),
@@ -930,6 +1012,7 @@ PREFILTER = "|".join(
         "://",
         "@",
         "</",
+        _SPELLED_HINT,
         _BASE64_40.pattern,
         "(?i:" + "|".join(_KEY_LITERALS) + ")",
         _IBAN_HINT.pattern,

@@ -652,7 +652,22 @@ def test_clean_code_passes_byte_identical(snippets: list[str], joiner: str) -> N
             st.sampled_from(["@", ".", "-", " ", ":", "/", "=", "+", "(", ")", "\n", "_", '"']),
             st.text(string.digits, min_size=1, max_size=4),
             st.text(string.ascii_letters, min_size=1, max_size=6),
-            st.sampled_from(["password", "TOKEN", "key", "AKIA", "sk-", "ghp_", "com", "::"]),
+            st.sampled_from(
+                [
+                    "password",
+                    "TOKEN",
+                    "key",
+                    "AKIA",
+                    "sk-",
+                    "ghp_",
+                    "com",
+                    "::",
+                    " at ",
+                    "(at)",
+                    " dot ",
+                    "[dot]",
+                ]
+            ),
         ),
         max_size=30,
     ).map("".join)
@@ -799,3 +814,50 @@ def test_bare_secret_recall_and_look_alikes_on_a_seeded_corpus() -> None:
     changed = sum(scrub(text) != text for text in clean)
     assert found / len(keys) >= 0.99
     assert changed / len(clean) < 0.01
+
+
+# --- Addresses spelled out ------------------------------------------------------------------------
+
+SPELLED = [
+    ("jane.doe (at) example (dot) com", "mail {v} please"),
+    ("jane [at] example [dot] com", "contact: {v}"),
+    ("j.smith [at] mail [dot] acme [dot] co [dot] uk", "{v}."),
+    ("jane(at)example(dot)org", "({v})"),
+    ("jane {at} example {dot} io", "to {v}"),
+    ("jane ( at ) example ( dot ) com", "to {v}"),
+    ("jane (AT) example (DOT) com", "to {v}"),
+    ("jane (at) example.com", "write to {v}."),
+    ("jane.doe at example dot com", "write to {v} today"),
+    ("JANE AT EXAMPLE DOT COM", "EMAIL: {v}"),
+    ("jane AT example DOT org", "mail {v}"),
+    ("jane dot doe at gmail dot com", "reach me at {v} any time"),
+    ("jane@example dot com", "mail {v}"),
+    ("jane @ example (dot) com", "mail {v}"),
+    (fullwidth("jane (at) example (dot) com"), "mail {v}"),
+]
+
+
+@pytest.mark.parametrize(("value", "text"), SPELLED)
+def test_a_spelled_out_address_is_removed(value: str, text: str) -> None:
+    """The audit found "x (at) y (dot) z", "x [at] y [dot] com" and "x at y dot com" published."""
+    scrubbed = assert_removed(text.replace("{v}", value), value, "email")
+    assert scrubbed == text.replace("{v}", "<EMAIL>")
+    assert pl.Series([text.replace("{v}", value)]).str.contains(PREFILTER).item()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "look at this dot",
+        "look at this dot com",
+        "visit us at example dot com or find it at github dot com",
+        "I worked at a dot com startup, we met at noon dot com",
+        "the dot product at the end: np.dot(a, b) and a.dot(b) at x",
+        "click the red dot at the top; [at] least (at) the start",
+        "y = x @ W.T  # dot product",
+        "load settings with dotenv at start-up; python-dotenv at 1.0",
+        "git@github.com:acme/flywheel.git, then a dot at the end",
+    ],
+)
+def test_spelled_words_in_prose_stay(text: str) -> None:
+    assert SCRUBBER.scrub(text) == (text, {})
