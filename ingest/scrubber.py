@@ -9,7 +9,9 @@ validator where the format carries one:
   key blocks): the prefix and the length make them near-certain, so only the loosest (a bare
   ``sk-``) also has to look random. The formats follow the vendors' documentation and the
   patterns of detect-secrets and gitleaks, written out here: those tools scan files, not a
-  stream of short texts, and would cost more than the scan itself.
+  stream of short texts, and would cost more than the scan itself. A token broken across lines
+  (a wrapped terminal) goes whole when its prefix ends a line and its body goes on at the start
+  of the next ones (``_split_tokens``).
 - *Checksummed numbers*: card numbers must pass Luhn (``stdnum.luhn``) and start with a card
   network's prefix; IBANs must pass ISO 7064 mod 97 and their country's length (``stdnum.iban``).
 - *Phone numbers* are the hard case: any run of digits might be one. A run must be written like
@@ -206,7 +208,7 @@ class _Probe:
         self.lower = lower if len(lower) == len(text) else None
         self._facts: dict[str, bool] = {}
         # The vendor tokens the text may hold: one pass over all their literals.
-        self.vendors = {kind for literal, kind in _TOKEN_LITERALS if literal in text}
+        self.vendors: set[str] = {kind for literal, kind in _TOKEN_LITERALS if literal in text}
 
     def has(self, literals: tuple[str, ...]) -> bool:
         """True if the text contains one of the literals."""
@@ -301,14 +303,98 @@ def _token_finder(kind: str, pattern: str) -> Callable[[_Probe], Iterator[Findin
             after = text[end] if end < len(text) else " "
             if _is_word_char(before) or _is_word_char(after):
                 continue  # part of a longer word: "xAKIA...", an identifier
-            if kind == "openai_key":
-                body = text[start + 3 : end]
-                if not body.startswith(("proj-", "svcacct-", "admin-")) and "T3BlbkFJ" not in body:
-                    if len(body) < 32 or not _looks_random(body):
-                        continue  # "sk-learn-..." and CSS class names are no keys
+            if kind == "openai_key" and not _openai_body(text[start + 3 : end]):
+                continue
             yield Finding(start, end, kind)
 
     return find
+
+
+def _openai_body(body: str) -> bool:
+    """True if what follows ``sk-`` is a key: "sk-learn-..." and CSS class names are none."""
+    if body.startswith(("proj-", "svcacct-", "admin-")) or "T3BlbkFJ" in body:
+        return True
+    return len(body) >= 32 and _looks_random(body)
+
+
+# Tokens broken across lines, as a wrapped terminal or an editor pastes them: the vendor's prefix
+# and the start of the body end a line, and the body goes on at the start of the next one (after
+# a newline, CRLF or the two characters "\n" of a JSON string, and maybe indentation). Per kind:
+# the prefix and the body's characters (as loose as the vendor's pattern: the joined token must
+# match that pattern). The prefix itself must be whole on the first line.
+_SPLIT_RULES = {
+    "aws_access_key": (r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)", "A-Z0-9"),
+    "github_token": (r"(?:gh[pousr]_|github_pat_)", "A-Za-z0-9_"),
+    "gitlab_token": (
+        r"(?:gl(?:pat|dt|rt|ptt|cbt|oas|soat|imt|agent|ffct|ft|wt|cf)-|GR1348941)",
+        "A-Za-z0-9_.-",
+    ),
+    "slack_token": (r"(?:xox[a-z](?:\.xox[a-z])?-|xapp-)", "A-Za-z0-9-"),
+    "slack_webhook": (r"https?://hooks\.slack\.com/", "A-Za-z0-9_/+-"),
+    "stripe_key": (r"(?:(?:sk|rk)_(?:live|test)_|whsec_)", "A-Za-z0-9"),
+    "anthropic_key": (r"sk-ant-(?:api|admin|oat|sid)\d{2}-", "A-Za-z0-9_-"),
+    "openai_key": (r"sk-(?!ant-)", "A-Za-z0-9_-"),
+    "google_api_key": (r"AIza", "0-9A-Za-z_-"),
+    "jwt": (r"eyJ", "A-Za-z0-9_.-"),
+}
+_LINE_BREAK = r"\r?\n|\\r\\n|\\n"
+_SPLIT_HEADS = {
+    kind: re.compile(rf"{prefix}[{body}]*+(?={_LINE_BREAK})")
+    for kind, (prefix, body) in _SPLIT_RULES.items()
+}
+_SPLIT_BODIES = {kind: re.compile(rf"[{body}]+") for kind, (_, body) in _SPLIT_RULES.items()}
+_TOKEN_PATTERNS = {kind: re.compile(pattern) for kind, _, pattern in _TOKEN_RULES}
+_VENDOR_LITERALS = tuple(literal for literal, _ in _TOKEN_LITERALS)
+_CONTINUATION = re.compile(rf"(?:{_LINE_BREAK})[ \t]*")
+_MAX_LINES = 5
+
+
+def _split_tokens(probe: _Probe) -> Iterator[Finding]:
+    text = probe.text
+    for kind in probe.vendors:
+        head_pattern = _SPLIT_HEADS.get(kind)
+        if head_pattern is None:
+            continue
+        for head in head_pattern.finditer(text):
+            start = head.start()
+            if start and _is_word_char(text[start - 1]):
+                continue
+            end = _split_token_end(text, kind, head.group(), head.end())
+            if end is not None:
+                yield Finding(start, end, kind)
+
+
+def _split_token_end(text: str, kind: str, value: str, end: int) -> int | None:
+    """Where a token whose first line is ``value`` (ending at ``end``) ends, if it goes on."""
+    full, body = _TOKEN_PATTERNS[kind], _SPLIT_BODIES[kind]
+    lines = 0
+    while lines < _MAX_LINES and (gap := _CONTINUATION.match(text, end)) is not None:
+        part = body.match(text, gap.end())
+        if part is None:
+            break
+        following = text[part.end()] if part.end() < len(text) else " "
+        piece = part.group()
+        if _is_word_char(following) or following in "=:(":
+            break  # the next line is code of its own: "AWS_REGION=eu-west-1", "url: ..."
+        if piece.startswith(_VENDOR_LITERALS):
+            break  # the next token of a list
+        if full.fullmatch(value) and not _machine_made(piece):
+            break  # the token was whole; a word follows on the next line
+        value, end, lines = value + piece, part.end(), lines + 1
+    while lines and value[-1] in "-.":  # tokens never end in "-" or ".", sentences do
+        value, end = value[:-1], end - 1
+    if not lines or full.fullmatch(value) is None:
+        return None
+    if kind == "openai_key" and not _openai_body(value[3:]):
+        return None
+    return end
+
+
+def _machine_made(piece: str) -> bool:
+    """True if the start of a line reads as the rest of a token, not as a word ("Thanks", "OK")."""
+    if any(c.isdigit() or c in "_-" for c in piece):
+        return True
+    return any(c.isupper() for c in piece[1:]) and any(c.islower() for c in piece)
 
 
 # --- AWS secret keys ---------------------------------------------------------------------------
@@ -990,6 +1076,7 @@ _DETECTORS = (
         _Detector(_token_finder(kind, pattern), 100, _vendor_gate(kind))
         for kind, _, pattern in _TOKEN_RULES
     ),
+    _Detector(_split_tokens, 100, lambda p: bool(p.vendors) and p.has(("\n", "\\n"))),
     _Detector(_url_credentials, 90, lambda p: p.has(("://",))),
     _Detector(_emails, 80, lambda p: p.has(("@",))),
     _Detector(_spelled_emails, 80, lambda p: p.has_folded(_SPELLED_LITERALS)),

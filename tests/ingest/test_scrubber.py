@@ -861,3 +861,81 @@ def test_a_spelled_out_address_is_removed(value: str, text: str) -> None:
 )
 def test_spelled_words_in_prose_stay(text: str) -> None:
     assert SCRUBBER.scrub(text) == (text, {})
+
+
+# --- Tokens broken across lines ---------------------------------------------------------------
+
+GITLAB = "glpat-xY3_kP9-mQ2vR8sT1wZ4"
+STRIPE = "sk_live_4eC39HqLyjWDarjtT1zdp7dc"
+GOOGLE = "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q"
+# (kind, token, length of its prefix)
+VENDOR_TOKENS = [
+    ("aws_access_key", "AKIAIOSFODNN7EXAMPLE", 4),
+    ("github_token", GHP, 4),
+    ("github_token", GITHUB_PAT, 11),
+    ("gitlab_token", GITLAB, 6),
+    ("slack_token", SLACK_BOT, 5),
+    ("slack_webhook", SLACK_HOOK, 24),
+    ("stripe_key", STRIPE, 8),
+    ("openai_key", OPENAI_PROJECT, 8),
+    ("openai_key", OPENAI_LEGACY, 3),
+    ("anthropic_key", ANTHROPIC, 13),
+    ("google_api_key", GOOGLE, 4),
+    ("jwt", JWT, 3),
+]
+BREAKS = ["\n", "\r\n", "\n    ", "\n\t"]
+
+
+@pytest.mark.parametrize(("kind", "value", "prefix"), VENDOR_TOKENS)
+@pytest.mark.parametrize("line_break", BREAKS)
+@pytest.mark.parametrize("where", ["middle", "after the prefix", "near the end"])
+def test_a_token_broken_across_lines_goes_whole(
+    kind: str, value: str, prefix: int, line_break: str, where: str
+) -> None:
+    """The audit found tokens pasted from a wrapped terminal published: the first line's part
+    was removed (or, too short to be a token, kept) and the rest stayed on the next line."""
+    cut = {"middle": len(value) // 2, "after the prefix": prefix + 2, "near the end": -4}[where]
+    head, tail = value[:cut], value[cut:]
+    text = f"here is my key: {head}{line_break}{tail} and it fails"
+    scrubbed, counts = SCRUBBER.scrub(text)
+    assert scrubbed == f"here is my key: {placeholder(kind)} and it fails"
+    assert counts == {kind: 1}
+    assert re.search(PREFILTER, text)
+
+
+@pytest.mark.parametrize(("kind", "value", "prefix"), VENDOR_TOKENS)
+def test_a_token_broken_in_a_json_string_goes_whole(kind: str, value: str, prefix: int) -> None:
+    cut = max(prefix, len(value) // 2)
+    text = json.dumps({"config": f"{value[:cut]}\n  {value[cut:]}", "region": "eu-west-1"})
+    assert json.loads(scrub(text)) == {"config": placeholder(kind), "region": "eu-west-1"}
+
+
+def test_a_token_wrapped_over_three_lines_goes_whole() -> None:
+    key = "sk-proj-" + "Ab3_x-9Z" * 20
+    wrapped = "\n".join(key[i : i + 64] for i in range(0, len(key), 64))
+    assert scrub(f"OPENAI_API_KEY=\n{wrapped}\nthen run it") == (
+        "OPENAI_API_KEY=\n<SECRET:openai_key>\nthen run it"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"token {GHP}\nthanks for the help", "token <SECRET:github_token>\nthanks for the help"),
+        (f"token {GHP}\nOK?", "token <SECRET:github_token>\nOK?"),
+        (
+            f"GITHUB_TOKEN={GHP}\nAWS_REGION=eu-west-1\nurl: x",
+            "GITHUB_TOKEN=<SECRET:github_token>\nAWS_REGION=eu-west-1\nurl: x",
+        ),
+        (f"{OPENAI_PROJECT}\n{OPENAI_PROJECT}", "<SECRET:openai_key>\n<SECRET:openai_key>"),
+        (f"{STRIPE}\n    return client", "<SECRET:stripe_key>\n    return client"),
+        (
+            "sk-learn-pipeline\nstep-one, task-\nrunner",
+            "sk-learn-pipeline\nstep-one, task-\nrunner",
+        ),
+        ("AKIA\nis how the keys start", "AKIA\nis how the keys start"),
+    ],
+)
+def test_the_line_after_a_whole_token_stays(text: str, expected: str) -> None:
+    """Only the rest of a token joins it: a word, code or the next token on the next line stay."""
+    assert scrub(text) == expected
