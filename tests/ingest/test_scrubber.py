@@ -939,3 +939,22 @@ def test_a_token_wrapped_over_three_lines_goes_whole() -> None:
 def test_the_line_after_a_whole_token_stays(text: str, expected: str) -> None:
     """Only the rest of a token joins it: a word, code or the next token on the next line stay."""
     assert scrub(text) == expected
+
+
+@pytest.mark.parametrize(("kind", "value", "prefix"), VENDOR_TOKENS)
+@pytest.mark.parametrize(
+    "invisible", [ZWSP, "\u200c", "\u200d", WORD_JOINER, "\ufeff", SOFT_HYPHEN]
+)
+@pytest.mark.parametrize("where", ["in the prefix", "after the prefix", "middle", "near the end"])
+def test_a_vendor_token_with_an_invisible_character_inside_goes_whole(
+    kind: str, value: str, prefix: int, invisible: str, where: str
+) -> None:
+    """Every vendor kind, with a zero-width character anywhere in it: the folded view removes
+    the character before the detectors read the text, and the placeholder replaces it too."""
+    at = {"in the prefix": 2, "after the prefix": prefix, "middle": len(value) // 2}.get(
+        where, len(value) - 3
+    )
+    hidden = value[:at] + invisible + value[at:]
+    text = f"here is my key: {hidden} and it fails"
+    assert SCRUBBER.scrub(text) == (f"here is my key: {placeholder(kind)} and it fails", {kind: 1})
+    assert pl.Series([text]).str.contains(PREFILTER).item()
