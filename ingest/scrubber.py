@@ -367,9 +367,10 @@ def _split_tokens(probe: _Probe) -> Iterator[Finding]:
 def _split_token_end(text: str, kind: str, value: str, end: int) -> int | None:
     """Where a token whose first line is ``value`` (ending at ``end``) ends, if it goes on."""
     full, body = _TOKEN_PATTERNS[kind], _SPLIT_BODIES[kind]
-    lines = 0
-    while lines < _MAX_LINES and (gap := _CONTINUATION.match(text, end)) is not None:
-        part = body.match(text, gap.end())
+    found = None
+    for _ in range(_MAX_LINES):
+        gap = _CONTINUATION.match(text, end)
+        part = body.match(text, gap.end()) if gap is not None else None
         if part is None:
             break
         following = text[part.end()] if part.end() < len(text) else " "
@@ -380,14 +381,15 @@ def _split_token_end(text: str, kind: str, value: str, end: int) -> int | None:
             break  # the next token of a list
         if full.fullmatch(value) and not _machine_made(piece):
             break  # the token was whole; a word follows on the next line
-        value, end, lines = value + piece, part.end(), lines + 1
-    while lines and value[-1] in "-.":  # tokens never end in "-" or ".", sentences do
-        value, end = value[:-1], end - 1
-    if not lines or full.fullmatch(value) is None:
+        value, end = value + piece, part.end()
+        # The longest reading that is a token: the line after it may be a date or a number.
+        if full.fullmatch(value) and (kind != "openai_key" or _openai_body(value[3:])):
+            found = end
+    if found is None:
         return None
-    if kind == "openai_key" and not _openai_body(value[3:]):
-        return None
-    return end
+    while text[found - 1] in "-.":  # tokens never end in "-" or ".", sentences do
+        found -= 1
+    return found
 
 
 def _machine_made(piece: str) -> bool:

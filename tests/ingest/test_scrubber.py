@@ -958,3 +958,22 @@ def test_a_vendor_token_with_an_invisible_character_inside_goes_whole(
     text = f"here is my key: {hidden} and it fails"
     assert SCRUBBER.scrub(text) == (f"here is my key: {placeholder(kind)} and it fails", {kind: 1})
     assert pl.Series([text]).str.contains(PREFILTER).item()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "value=AKIA2JHGEP6\\nD78DR065N\n2026-01-05T09:00:13.870Z WARN retrying",
+            "value=<SECRET:aws_access_key>\n2026-01-05T09:00:13.870Z WARN retrying",
+        ),
+        (
+            "retrying AIzawFWnnb5h-9Ann3\n\tLApwhmRjcX7rQ3dES0Zz-`);\nexport",
+            "retrying <SECRET:google_api_key>-`);\nexport",
+        ),
+    ],
+)
+def test_a_broken_token_ends_where_its_longest_reading_does(text: str, expected: str) -> None:
+    """The benchmark's misses: a line that looks like more of the token (a timestamp) made the
+    join too long to be a token, and a key's last "-" was cut before its length was checked."""
+    assert scrub(text) == expected
