@@ -115,13 +115,13 @@ def anonymiser_rows(doc: dict[str, Any]) -> list[Row]:
         ),
         (
             "anonymiser: recall, worst secret kind", f"{ours['min_secret_recall']:.3f}",
-            "Presidio: no secret recognizers", "", f">= 0.97 {verdict(goals['secret_recall'])}",
+            "Presidio: no secret recognizers", "", f">= 0.99 {verdict(goals['secret_recall'])}",
         ),
         (
             "anonymiser: clean texts changed",
             f"{ours['clean_changed']:.1%} of {ours['clean_texts']}",
             f"Presidio {theirs['clean_changed']:.1%}", "",
-            f"<= 1% {verdict(goals['clean_changed'])}",
+            f"< 1% {verdict(goals['clean_changed'])}",
         ),
     ]  # fmt: skip
 

@@ -4,22 +4,29 @@
 
 It builds a labelled corpus from a seed (the same seed gives the same corpus):
 
-- *planted* texts: ``--per-kind`` values of each of 21 kinds (emails; phone numbers of 12
-  countries, as Faker writes them and in E.164, international and national format; card numbers
-  of six networks, plain and grouped; IBANs of 16 locales, compact and grouped; IPv4, public and
-  private; IPv6, full and compressed; US SSNs; credentials in URLs; 13 kinds of secrets), made
-  with Faker and, for tokens, with ``random`` per each vendor's published format. Each goes into
-  one of 158 templates: prose, Python, JavaScript and Go code, YAML, JSON and .env files, shell
-  sessions, logs and stack traces, URLs, amid filler of the same genre. A text holds one to
-  three values. Three rules keep the labels honest: a password or an AWS secret key (which have
-  no format of their own) is planted only where a key or label names it; a phone number written
+- *planted* texts: ``--per-kind`` values of each of 25 kinds (emails, and emails spelled out:
+  ``(at)``/``(dot)``, ``[at]``, ``{at}``, the bare words ``at``/``dot`` and ``AT``/``DOT``,
+  ``@`` with a spelled dot; phone numbers of 12 countries, as Faker writes them and in E.164,
+  international and national format; card numbers of six networks, plain and grouped; IBANs of
+  16 locales, compact and grouped; IPv4, public and private; IPv6, full and compressed; US SSNs;
+  credentials in URLs; 13 kinds of secrets; 40-character AWS-shaped secrets with no key naming
+  them; vendor tokens broken across lines after their prefix, by a newline, CRLF or an escaped
+  ``\\n``, with or without indentation; vendor tokens with one or two invisible characters
+  anywhere in them), made with Faker and, for tokens, with ``random`` per each vendor's
+  published format. Each goes into one of 158 templates: prose, Python, JavaScript and Go code,
+  YAML, JSON and .env files, shell sessions, logs and stack traces, URLs, amid filler of the
+  same genre. A text holds one to three values. Three rules keep the labels honest: a password
+  or an AWS secret key (which have no format of their own; the bare kind aside) is planted only
+  where a key or label names it; a phone number written
   as a bare digit run only where the text says it is a phone number; a value in a URL's query
   is URL-encoded, as it would be.
 - *clean* texts full of look-alikes: git and Docker hashes, sha256 and md5 hex, UUIDs, base64
   and data URIs, semantic, calendar and four-part versions, dates, times, timestamps, prices,
   coordinates, long identifiers, numeric ids, ISBNs, MAC addresses, test card numbers that fail
   Luhn, AKIA-like strings of the wrong length, ``password = input()``-style code, env templates,
-  and the simulator's code samples.
+  the words "at" and "dot" in prose and code ("look at this dot", "visit us at example dot
+  com", ``np.dot``, ``x @ W.T``, dotenv), lines that end where a token could begin (``risk-``,
+  ``AKIA``, ``ghp_``, wrapped hashes and base64), and the simulator's code samples.
 
 Then it runs, in one process and on the same texts:
 
@@ -31,12 +38,16 @@ Then it runs, in one process and on the same texts:
   count nowhere against it, and its throughput is measured on that smaller task.
 
 A planted value counts as found by the scrubber when it no longer appears in the output (for a
-PEM block: none of its base64 lines does), and by Presidio when one detected span covers it.
-Precision counts each detection (a scrubber finding, a Presidio result) as right when it
-overlaps a planted value of its kind. ``clean changed`` is the share of clean texts an engine
-touches. Throughput is UTF-8 megabytes of all texts per second: the scrubber's best of three
-passes, Presidio's one pass. The goals are printed beside the figures; the exit status is 0 only
-if all are met.
+PEM block: none of its base64 lines does; for a broken or disguised token: none of its pieces of
+6 characters or more; for a spelled-out address: neither it nor its local part), and by Presidio
+when one detected span covers it. Precision counts each detection (a scrubber finding, a
+Presidio result) as right when it overlaps a planted value of its kind; it is counted per kind
+the scrubber reports, so spelled-out addresses count under ``email`` and broken or disguised
+tokens under their vendor's kind (their own rows say n/a). ``clean changed`` is the share of
+clean texts an engine touches. Throughput is UTF-8 megabytes of all texts per second: the
+scrubber's best of three passes, Presidio's one pass. The goals are printed beside the
+figures (recall >= 0.99 for every kind, under 1% of clean texts changed, at least 10 times
+Presidio's throughput in the same run); the exit status is 0 only if all are met.
 
 The detectors were tuned on this generator's output (seed 7) and checked on other seeds; both
 the contexts and the look-alikes are this file's, so read the figures as what the scrubber does
@@ -56,6 +67,7 @@ import json
 import os
 import platform
 import random
+import re
 import string
 import sys
 import time
@@ -77,19 +89,46 @@ from ingest.scrubber import Scrubber
 # on first use; this machine has no such network, so it must use the snapshot it ships.
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
-STRUCTURED = ("email", "phone", "card", "iban", "ipv4", "ipv6", "ssn", "url_credentials")
+STRUCTURED = (
+    "email", "email_spelled", "phone", "card", "iban", "ipv4", "ipv6", "ssn", "url_credentials",
+)  # fmt: skip
 SECRETS = (
-    "aws_access_key", "aws_secret_key", "github_token", "gitlab_token", "slack_token",
-    "slack_webhook", "stripe_key", "openai_key", "anthropic_key", "google_api_key", "jwt",
-    "private_key", "password",
+    "aws_access_key", "aws_secret_key", "aws_secret_bare", "github_token", "gitlab_token",
+    "slack_token", "slack_webhook", "stripe_key", "openai_key", "anthropic_key",
+    "google_api_key", "jwt", "private_key", "password", "token_split", "token_zero_width",
 )  # fmt: skip
 KINDS = STRUCTURED + SECRETS
-SCRUBBER_KIND = {kind: ("ip" if kind in ("ipv4", "ipv6") else kind) for kind in KINDS}
+# What the scrubber calls a planted kind; the broken and disguised tokens are of their vendor's
+# kind, which each value carries (``Value.row``).
+SCRUBBER_KIND = {
+    kind: {"ipv4": "ip", "ipv6": "ip", "email_spelled": "email",
+           "aws_secret_bare": "aws_secret_key"}.get(kind, kind)
+    for kind in KINDS
+}  # fmt: skip
+# Vendor tokens that the audit found broken across lines or disguised by invisible characters.
+SPLIT_VENDORS = (
+    "aws_access_key", "github_token", "gitlab_token", "slack_token", "slack_webhook",
+    "stripe_key", "openai_key", "anthropic_key", "google_api_key", "jwt",
+)  # fmt: skip
+VENDOR_PREFIX = re.compile(
+    r"gh[pousr]_|github_pat_|gl(?:pat|dt|rt|ptt)-|GR1348941|xox[a-z]-|xapp-"
+    r"|https://hooks\.slack\.com/|(?:sk|rk)_(?:live|test)_|whsec_|sk-ant-\w+?-"
+    r"|sk-(?:proj-|svcacct-)?|AIza|AKIA|ASIA|eyJ"
+)
+LINE_BREAKS = ("\n", "\r\n", "\n  ", "\n    ", "\n\t", "\\n", "\\n    ")
+INVISIBLE = ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad")
+SPELLED_TLDS = ("com", "org", "net", "io", "de", "co.uk", "info")
+# How people spell "@" and "." out: (at, dot, whether a real "." may stay).
+SPELLINGS = (
+    (" (at) ", " (dot) ", True), (" [at] ", " [dot] ", True), ("(at)", "(dot)", False),
+    (" {at} ", " {dot} ", False), (" at ", " dot ", False), (" AT ", " DOT ", False),
+    ("@", " dot ", False),
+)  # fmt: skip
 PRESIDIO_ENTITY = {
     "email": "EMAIL_ADDRESS", "phone": "PHONE_NUMBER", "card": "CREDIT_CARD", "iban": "IBAN_CODE",
     "ipv4": "IP_ADDRESS", "ipv6": "IP_ADDRESS", "ssn": "US_SSN",
 }  # fmt: skip
-GOALS = {"structured_recall": 0.99, "secret_recall": 0.97, "clean_changed": 0.01, "speedup": 10.0}
+GOALS = {"structured_recall": 0.99, "secret_recall": 0.99, "clean_changed": 0.01, "speedup": 10.0}
 
 ALNUM = string.ascii_letters + string.digits
 UPPER_ALNUM = string.ascii_uppercase + string.digits
@@ -106,6 +145,7 @@ class Plant:
     start: int
     end: int
     fragments: list[str]
+    row: str  # the scrubber's kind for it (``ip`` split by family)
 
 
 @dataclass
@@ -127,6 +167,8 @@ class Value:
     text: str
     start: int = 0
     end: int | None = None
+    row: str | None = None  # the scrubber's kind, when it is not the planted kind's
+    parts: list[str] | None = None  # what must not survive, when it is not the secret whole
 
     @property
     def secret(self) -> str:
@@ -286,6 +328,50 @@ class Values:
     def _aws_secret_key(self) -> str:
         return self.chars(B64, 40)
 
+    def _aws_secret_bare(self) -> str:
+        return self.chars(B64, 40)
+
+    def _email_spelled(self) -> Value:
+        fake, rng = self.faker(), self.rng
+        at, dot, real_dots = rng.choice(SPELLINGS)
+        local = rng.choice(
+            (fake.user_name(), f"{fake.first_name()}.{fake.last_name()}".lower(), fake.last_name())
+        )
+        domain = f"{fake.domain_word()}.{rng.choice(SPELLED_TLDS)}"
+        if rng.random() < 0.3:
+            domain = f"mail.{domain}"
+        if not (real_dots and rng.random() < 0.5):
+            domain = domain.replace(".", dot)
+            if "." in local and rng.random() < 0.5:
+                local = local.replace(".", dot)
+        text = f"{local}{at}{domain}"
+        if at.isupper():
+            text = text.upper()
+        name = text.split(at)[0]
+        return Value(text, parts=[text] + ([name] if len(name) >= 4 else []))
+
+    def _token_split(self) -> Value:
+        """A vendor token broken across lines after its prefix, as a wrapped terminal pastes it;
+        both lines must go (a rest under 6 characters is too short to count)."""
+        kind = self.rng.choice(SPLIT_VENDORS)
+        token = self.make(kind).text
+        prefix = VENDOR_PREFIX.match(token)
+        assert prefix is not None, token
+        cut = self.rng.randrange(prefix.end(), len(token) - 5)
+        head, tail = token[:cut], token[cut:]
+        text = head + self.rng.choice(LINE_BREAKS) + tail
+        return Value(text, row=kind, parts=[part for part in (head, tail) if len(part) >= 6])
+
+    def _token_zero_width(self) -> Value:
+        """A vendor token with one or two invisible characters anywhere in it."""
+        kind = self.rng.choice(SPLIT_VENDORS)
+        text = self.make(kind).text
+        for _ in range(self.rng.choice((1, 1, 2))):
+            at = self.rng.randrange(1, len(text))
+            text = text[:at] + self.rng.choice(INVISIBLE) + text[at:]
+        parts = [p for p in re.split("|".join(INVISIBLE), text) if len(p) >= 6]
+        return Value(text, row=kind, parts=parts)
+
     def _github_token(self) -> str:
         if self.rng.random() < 0.25:
             return f"github_pat_{self.chars(ALNUM, 22)}_{self.chars(ALNUM, 59)}"
@@ -392,7 +478,7 @@ ALL = "*"
 # Kinds that are only secrets because of the words around them: a password, and 40 random base64
 # characters (an AWS secret key has no prefix). They go only where a key or label names them.
 CONTEXTUAL = ("password", "aws_secret_key")
-VENDOR = tuple(kind for kind in SECRETS if kind not in CONTEXTUAL)
+VENDOR = tuple(kind for kind in SECRETS if kind not in CONTEXTUAL and kind != "aws_secret_bare")
 # "token" marks a password slot whose key names a token or API key: machine-made values only.
 TOKEN = "token"
 
@@ -675,7 +761,7 @@ def fragments(kind: str, value: Value) -> list[str]:
     """What must be absent from the output for the value to count as removed."""
     if kind == "private_key":
         return [line for line in value.text.splitlines()[1:-1] if len(line) >= 16]
-    return [value.secret]
+    return value.parts if value.parts is not None else [value.secret]
 
 
 def planted_corpus(values: Values, per_kind: int) -> list[Doc]:
@@ -687,7 +773,7 @@ def planted_corpus(values: Values, per_kind: int) -> list[Doc]:
     while queue:
         genre = rng.choice(list(GENRES))
         take = min(len(queue), rng.choice((1, 1, 2, 3)))
-        snippets: list[tuple[str, list[tuple[str, int, int, list[str]]]]] = []
+        snippets: list[tuple[str, list[tuple[str, int, int, list[str], str]]]] = []
         for _ in range(take):
             kind = queue.pop()
             value = values.make(kind)
@@ -710,7 +796,8 @@ def planted_corpus(values: Values, per_kind: int) -> list[Doc]:
             if kind == "private_key" and genre == "yaml":
                 value = Value("\n".join("    " + line for line in value.text.splitlines()))
             text, spans = render(template, value)
-            snippets.append((text, [(kind, s, e, fragments(kind, value)) for s, e in spans]))
+            row = value.row or SCRUBBER_KIND[kind]
+            snippets.append((text, [(kind, s, e, fragments(kind, value), row) for s, e in spans]))
         docs.append(assemble(rng, genre, snippets))
     return docs
 
@@ -725,7 +812,7 @@ def filler(rng: random.Random, fake: Faker, genre: str) -> str:
 def assemble(
     rng: random.Random,
     genre: str,
-    snippets: list[tuple[str, list[tuple[str, int, int, list[str]]]]],
+    snippets: list[tuple[str, list[tuple[str, int, int, list[str], str]]]],
 ) -> Doc:
     """Join snippets with filler of their genre, keeping the planted values' positions."""
     fake = Faker("en_US")
@@ -738,7 +825,9 @@ def assemble(
             text += joiner
         offset = len(text)
         text += snippet
-        plants.extend(Plant(kind, offset + s, offset + e, frag) for kind, s, e, frag in spans)
+        plants.extend(
+            Plant(kind, offset + s, offset + e, frag, row) for kind, s, e, frag, row in spans
+        )
         text += joiner + filler(rng, fake, genre)
     return Doc(text, genre, plants)
 
@@ -890,6 +979,33 @@ def clean_corpus(seed: int, count: int) -> list[Doc]:
             f"  {n(1, 9)}.{n(0, 10)}.{n(0, 10)}.{n(0, 10)} is the version of the firmware "
             f"(version {semver()})"
         ),
+        # The words of spelled-out addresses in prose and code.
+        lambda: rng.choice(
+            (
+                "Look at this dot on the chart, at the top (at) least.",
+                f"I worked at a dot com startup in {n(1995, 2002)}; we met at noon dot com time.",
+                f"Visit us at {fake.domain_word()} dot com or find it at github dot com.",
+                "The red dot at the top marks [at] most one error.",
+                f"an intern at {fake.domain_word()} dot com, then at home (dot) net",
+            )
+        ),
+        lambda: rng.choice(
+            (
+                f"y = x @ W.T  # the dot product at layer {n(1, 12)}\nz = np.dot(a, b)",
+                "from dotenv import load_dotenv\nload_dotenv()  # read .env at start-up",
+                f"scores = q.dot(k.T) / math.sqrt(d)  # at {clock()}",
+            )
+        ),
+        # Lines that end where a token could begin: hyphenated words, wrapped hashes and base64.
+        lambda: rng.choice(
+            (
+                f"a risk-\nbased review of the task-\nrunner and the {fake.word()} desk-\ntop",
+                f"sha {sha(32)}\n{sha(32)}",
+                "\n".join(b64(n(100, 300))[i : i + 76] for i in range(0, 228, 76)),
+                "AKIA\nis how an AWS access key id starts; ghp_\nis GitHub's prefix.",
+                "$ pip install sk-\nlearn  # the name is scikit-learn",
+            )
+        ),
     ]
     docs = []
     for _ in range(count):
@@ -934,9 +1050,7 @@ def score_detections(
         if row not in kinds:
             continue
         hit = any(
-            p.start < end
-            and start < p.end
-            and row_of(SCRUBBER_KIND[p.kind], doc.text[p.start : p.end]) == row
+            p.start < end and start < p.end and row_of(p.row, doc.text[p.start : p.end]) == row
             for p in doc.plants
         )
         if hit:
@@ -1135,7 +1249,7 @@ def summarise(scrubber: Score, presidio: Score) -> dict[str, Any]:
         "goals": {
             "structured_recall": min_structured >= GOALS["structured_recall"],
             "secret_recall": min_secret >= GOALS["secret_recall"],
-            "clean_changed": clean_rate <= GOALS["clean_changed"],
+            "clean_changed": clean_rate < GOALS["clean_changed"],
             "speedup": ours_speed / theirs_speed >= GOALS["speedup"],
         },
     }
@@ -1202,7 +1316,7 @@ def print_table(summary: dict[str, Any], planted_docs: int, clean_docs: int) -> 
     )  # fmt: skip
     goal = f"every kind >= {GOALS['secret_recall']} {verdict(goals['secret_recall'])}"
     print(line("secrets", "", fmt(ours["secret_recall"]), "", "n/a", "", goal))
-    goal = f"<= {GOALS['clean_changed']} {verdict(goals['clean_changed'])}"
+    goal = f"< {GOALS['clean_changed']} {verdict(goals['clean_changed'])}"
     print(
         line("clean changed", ours["clean_texts"], fmt(ours["clean_changed"], 4), "",
              fmt(theirs["clean_changed"], 4), "", goal)

@@ -9,7 +9,9 @@ validator where the format carries one:
   key blocks): the prefix and the length make them near-certain, so only the loosest (a bare
   ``sk-``) also has to look random. The formats follow the vendors' documentation and the
   patterns of detect-secrets and gitleaks, written out here: those tools scan files, not a
-  stream of short texts, and would cost more than the scan itself.
+  stream of short texts, and would cost more than the scan itself. A token broken across lines
+  (a wrapped terminal) goes whole when its prefix ends a line and its body goes on at the start
+  of the next ones (``_split_tokens``).
 - *Checksummed numbers*: card numbers must pass Luhn (``stdnum.luhn``) and start with a card
   network's prefix; IBANs must pass ISO 7064 mod 97 and their country's length (``stdnum.iban``).
 - *Phone numbers* are the hard case: any run of digits might be one. A run must be written like
@@ -26,6 +28,9 @@ validator where the format carries one:
   base64 of text).
 - *Disguises*: every detector reads the NFKC-folded text without invisible characters
   (``_folded``), and findings map back to the original characters.
+- *Spelled-out addresses* (``jane (at) example (dot) com``, ``jane at example dot com``): a
+  bracketed "(at)" with any domain, the bare words only with a spelled "dot", a known top-level
+  domain and no function word around them, so prose keeps its "at" and "dot".
 - *Credentials in URLs* (``scheme://user:password@host``) lose only the ``user:password`` part,
   so a connection string stays readable.
 - *Assignments* (``password = "..."``, ``API_KEY=...``, ``"client_secret": "..."``, ``--password
@@ -203,7 +208,7 @@ class _Probe:
         self.lower = lower if len(lower) == len(text) else None
         self._facts: dict[str, bool] = {}
         # The vendor tokens the text may hold: one pass over all their literals.
-        self.vendors = {kind for literal, kind in _TOKEN_LITERALS if literal in text}
+        self.vendors: set[str] = {kind for literal, kind in _TOKEN_LITERALS if literal in text}
 
     def has(self, literals: tuple[str, ...]) -> bool:
         """True if the text contains one of the literals."""
@@ -298,14 +303,100 @@ def _token_finder(kind: str, pattern: str) -> Callable[[_Probe], Iterator[Findin
             after = text[end] if end < len(text) else " "
             if _is_word_char(before) or _is_word_char(after):
                 continue  # part of a longer word: "xAKIA...", an identifier
-            if kind == "openai_key":
-                body = text[start + 3 : end]
-                if not body.startswith(("proj-", "svcacct-", "admin-")) and "T3BlbkFJ" not in body:
-                    if len(body) < 32 or not _looks_random(body):
-                        continue  # "sk-learn-..." and CSS class names are no keys
+            if kind == "openai_key" and not _openai_body(text[start + 3 : end]):
+                continue
             yield Finding(start, end, kind)
 
     return find
+
+
+def _openai_body(body: str) -> bool:
+    """True if what follows ``sk-`` is a key: "sk-learn-..." and CSS class names are none."""
+    if body.startswith(("proj-", "svcacct-", "admin-")) or "T3BlbkFJ" in body:
+        return True
+    return len(body) >= 32 and _looks_random(body)
+
+
+# Tokens broken across lines, as a wrapped terminal or an editor pastes them: the vendor's prefix
+# and the start of the body end a line, and the body goes on at the start of the next one (after
+# a newline, CRLF or the two characters "\n" of a JSON string, and maybe indentation). Per kind:
+# the prefix and the body's characters (as loose as the vendor's pattern: the joined token must
+# match that pattern). The prefix itself must be whole on the first line.
+_SPLIT_RULES = {
+    "aws_access_key": (r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)", "A-Z0-9"),
+    "github_token": (r"(?:gh[pousr]_|github_pat_)", "A-Za-z0-9_"),
+    "gitlab_token": (
+        r"(?:gl(?:pat|dt|rt|ptt|cbt|oas|soat|imt|agent|ffct|ft|wt|cf)-|GR1348941)",
+        "A-Za-z0-9_.-",
+    ),
+    "slack_token": (r"(?:xox[a-z](?:\.xox[a-z])?-|xapp-)", "A-Za-z0-9-"),
+    "slack_webhook": (r"https?://hooks\.slack\.com/", "A-Za-z0-9_/+-"),
+    "stripe_key": (r"(?:(?:sk|rk)_(?:live|test)_|whsec_)", "A-Za-z0-9"),
+    "anthropic_key": (r"sk-ant-(?:api|admin|oat|sid)\d{2}-", "A-Za-z0-9_-"),
+    "openai_key": (r"sk-(?!ant-)", "A-Za-z0-9_-"),
+    "google_api_key": (r"AIza", "0-9A-Za-z_-"),
+    "jwt": (r"eyJ", "A-Za-z0-9_.-"),
+}
+_LINE_BREAK = r"\r?\n|\\r\\n|\\n"
+_SPLIT_HEADS = {
+    kind: re.compile(rf"{prefix}[{body}]*+(?={_LINE_BREAK})")
+    for kind, (prefix, body) in _SPLIT_RULES.items()
+}
+_SPLIT_BODIES = {kind: re.compile(rf"[{body}]+") for kind, (_, body) in _SPLIT_RULES.items()}
+_TOKEN_PATTERNS = {kind: re.compile(pattern) for kind, _, pattern in _TOKEN_RULES}
+_VENDOR_LITERALS = tuple(literal for literal, _ in _TOKEN_LITERALS)
+_CONTINUATION = re.compile(rf"(?:{_LINE_BREAK})[ \t]*")
+_MAX_LINES = 5
+
+
+def _split_tokens(probe: _Probe) -> Iterator[Finding]:
+    text = probe.text
+    for kind in probe.vendors:
+        head_pattern = _SPLIT_HEADS.get(kind)
+        if head_pattern is None:
+            continue
+        for head in head_pattern.finditer(text):
+            start = head.start()
+            if start and _is_word_char(text[start - 1]):
+                continue
+            end = _split_token_end(text, kind, head.group(), head.end())
+            if end is not None:
+                yield Finding(start, end, kind)
+
+
+def _split_token_end(text: str, kind: str, value: str, end: int) -> int | None:
+    """Where a token whose first line is ``value`` (ending at ``end``) ends, if it goes on."""
+    full, body = _TOKEN_PATTERNS[kind], _SPLIT_BODIES[kind]
+    found = None
+    for _ in range(_MAX_LINES):
+        gap = _CONTINUATION.match(text, end)
+        part = body.match(text, gap.end()) if gap is not None else None
+        if part is None:
+            break
+        following = text[part.end()] if part.end() < len(text) else " "
+        piece = part.group()
+        if _is_word_char(following) or following in "=:(":
+            break  # the next line is code of its own: "AWS_REGION=eu-west-1", "url: ..."
+        if piece.startswith(_VENDOR_LITERALS):
+            break  # the next token of a list
+        if full.fullmatch(value) and not _machine_made(piece):
+            break  # the token was whole; a word follows on the next line
+        value, end = value + piece, part.end()
+        # The longest reading that is a token: the line after it may be a date or a number.
+        if full.fullmatch(value) and (kind != "openai_key" or _openai_body(value[3:])):
+            found = end
+    if found is None:
+        return None
+    while text[found - 1] in "-.":  # tokens never end in "-" or ".", sentences do
+        found -= 1
+    return found
+
+
+def _machine_made(piece: str) -> bool:
+    """True if the start of a line reads as the rest of a token, not as a word ("Thanks", "OK")."""
+    if any(c.isdigit() or c in "_-" for c in piece):
+        return True
+    return any(c.isupper() for c in piece[1:]) and any(c.islower() for c in piece)
 
 
 # --- AWS secret keys ---------------------------------------------------------------------------
@@ -428,6 +519,84 @@ def _emails(probe: _Probe) -> Iterator[Finding]:
             if start >= 0:
                 yield Finding(start, domain.end(), "email")
         at = text.find("@", at + 1)
+
+
+# Addresses spelled out against harvesters: "jane (at) example (dot) com", "jane [at] example
+# [dot] org", "jane at example dot com", "JANE AT EXAMPLE DOT COM", "jane@example dot com".
+# A bracketed "(at)" is a deliberate disguise, so any domain with a dot will do; the bare words
+# "at" and "dot" are prose as often, so they make an address only with a spelled "dot", a last
+# part from a short list of top-level domains and no function word in the address ("look at
+# this dot com", "visit us at example dot com" stay).
+_SPELLED_LITERALS = ("dot", "at)", "at]", "at}", "at>", "at )", "at ]", "at }", "at >")
+_SPELLED_HINT = r"(?i:dot|at ?[)\]}>])"  # the same, for PREFILTER
+_BRACKETED = r"[ \t]*[(\[{{<][ \t]?{word}[ \t]?[)\]}}>][ \t]*"
+_SPELLED_AT = re.compile(
+    _BRACKETED.format(word="(?P<bracket>[Aa][Tt])") + r"|[ \t]+(?P<word>at|AT)[ \t]+|[ \t]*@[ \t]*"
+)
+_DOT_FORMS = _BRACKETED.format(word="[Dd][Oo][Tt]") + r"|[ \t]+(?:dot|DOT)[ \t]+|\."
+_SPELLED_DOT = re.compile(_DOT_FORMS)
+_SPELLED_LOCAL = re.compile(rf"[\w%+-]+(?:(?:{_DOT_FORMS})[\w%+-]+)*\Z")
+_DOMAIN_LABEL = re.compile(r"[^\W_](?:(?:[^\W_]|-){0,61}[^\W_])?")
+_ASCII_TLD = re.compile(r"[A-Za-z]{2,24}")
+_SPELLED_TLDS = frozenset(
+    "com net org edu gov mil info biz io co ai app dev uk de fr es nl ch se dk fi pl pt ie ca au "
+    "nz jp cn br ru mx eu".split()
+)
+_FUNCTION_WORDS = frozenset(
+    "a an the this that these those it its me my you your him his her us our them their we they "
+    "i he she one some any all each every no not is are was were be been to of in on and or but "
+    "so here there where what who how why then now once least most first last end same point "
+    "home work works worked working look looks looked looking hosted available located live "
+    "lives living found find started online site website page blog docs job intern engineer "
+    "up out back go went get got stay stayed noon night midnight lunch dinner".split()
+)
+
+
+def _spelled_emails(probe: _Probe) -> Iterator[Finding]:
+    text = probe.text
+    for at in _SPELLED_AT.finditer(text):
+        local = _SPELLED_LOCAL.search(text, max(0, at.start() - 128), at.start())
+        if local is None or not local.group():
+            continue
+        start = local.start()
+        if start and (_is_word_char(text[start - 1]) or text[start - 1] in ".%+-<"):
+            continue  # inside a longer token, or our own placeholder
+        end = _spelled_domain(text, at.end(), at, local.group())
+        if end is not None:
+            yield Finding(start, end, "email")
+
+
+def _spelled_domain(text: str, position: int, at: re.Match[str], local: str) -> int | None:
+    """Where the spelled-out domain after ``at`` ends, if it makes a plausible address."""
+    labels: list[tuple[str, int, bool]] = []  # (label, its end, whether the dot before is spelled)
+    label = _DOMAIN_LABEL.match(text, position)
+    while label is not None and len(labels) < 10:
+        spelled = bool(labels) and text[labels[-1][1] : label.start()] != "."
+        labels.append((label.group(), label.end(), spelled))
+        dot = _SPELLED_DOT.match(text, label.end())
+        label = _DOMAIN_LABEL.match(text, dot.end()) if dot is not None else None
+    words = at.group("word") is not None
+    if words:
+        last_local = re.split(r"\W+", local)[-1]
+        if last_local.lower() in _FUNCTION_WORDS:
+            return None  # "look at this dot com", "visit us at example dot com"
+    for count in range(len(labels), 1, -1):  # the longest plausible address
+        tld, end, _ = labels[count - 1]
+        if end < len(text) and (_is_word_char(text[end]) or text[end] == "-"):
+            continue
+        if not _ASCII_TLD.fullmatch(tld):
+            continue
+        spelled = any(s for _, _, s in labels[1:count])
+        if at.group("bracket") is not None:
+            return end
+        if not spelled:
+            continue  # "jane@example.com" is the other detector's, "look at example.com" prose
+        if not words:
+            return end  # "jane@example dot com"
+        names = [name.lower() for name, _, _ in labels[: count - 1]]
+        if tld.lower() in _SPELLED_TLDS and _FUNCTION_WORDS.isdisjoint(names):
+            return end
+    return None
 
 
 # --- IP addresses ------------------------------------------------------------------------------
@@ -909,8 +1078,10 @@ _DETECTORS = (
         _Detector(_token_finder(kind, pattern), 100, _vendor_gate(kind))
         for kind, _, pattern in _TOKEN_RULES
     ),
+    _Detector(_split_tokens, 100, lambda p: bool(p.vendors) and p.has(("\n", "\\n"))),
     _Detector(_url_credentials, 90, lambda p: p.has(("://",))),
     _Detector(_emails, 80, lambda p: p.has(("@",))),
+    _Detector(_spelled_emails, 80, lambda p: p.has_folded(_SPELLED_LITERALS)),
     _Detector(_aws_secret_keys, 70, lambda p: p.matches("base64", _BASE64_40)),
     _Detector(_assignments, 60, lambda p: p.has_folded(_KEY_LITERALS)),
     _Detector(_xml_secrets, 60, lambda p: p.has(("</",))),
@@ -930,6 +1101,7 @@ PREFILTER = "|".join(
         "://",
         "@",
         "</",
+        _SPELLED_HINT,
         _BASE64_40.pattern,
         "(?i:" + "|".join(_KEY_LITERALS) + ")",
         _IBAN_HINT.pattern,
