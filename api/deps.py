@@ -6,6 +6,7 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.erasures import ErasureQueue
 from api.metrics import ApiMetrics
@@ -71,7 +72,16 @@ def _matches(token: str, keys: list[str]) -> bool:
     return found
 
 
-async def require_write_key(request: Request, settings: SettingsDep) -> None:
+# The schemes only document which key a route takes (OpenAPI ``security``); ``_bearer`` reads
+# the header itself, for answers that say which key is missing.
+_WRITE_SCHEME = HTTPBearer(scheme_name="WriteKey", description="A write key.", auto_error=False)
+_ADMIN_SCHEME = HTTPBearer(scheme_name="AdminKey", description="An admin key.", auto_error=False)
+Credentials = HTTPAuthorizationCredentials | None
+
+
+async def require_write_key(
+    request: Request, settings: SettingsDep, _: Annotated[Credentials, Depends(_WRITE_SCHEME)]
+) -> None:
     """401 without a bearer token, 403 with one that is not a write key."""
     token = _bearer(request, "write")
     keys = [key.get_secret_value() for key in settings.api.write_keys]
@@ -79,7 +89,9 @@ async def require_write_key(request: Request, settings: SettingsDep) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this key may not write events")
 
 
-async def require_admin_key(request: Request, settings: SettingsDep) -> None:
+async def require_admin_key(
+    request: Request, settings: SettingsDep, _: Annotated[Credentials, Depends(_ADMIN_SCHEME)]
+) -> None:
     """401 without a bearer token, 403 with one that is not an admin key."""
     token = _bearer(request, "admin")
     keys = [key.get_secret_value() for key in settings.api.admin_keys]

@@ -97,10 +97,6 @@ def _openapi_with_contract(app: FastAPI) -> dict[str, Any]:
             }
         },
     }
-    schema["components"]["securitySchemes"] = {
-        "WriteKey": {"type": "http", "scheme": "bearer", "description": "A write key."}
-    }
-    schema["paths"]["/v1/events"]["post"]["security"] = [{"WriteKey": []}]
     app.openapi_schema = schema
     return schema
 
@@ -112,6 +108,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.erasures.start()
         app.state.erasures.resume_unfinished()
         yield
         app.state.erasures.close()
