@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.erasures import ErasureQueue
 from api.metrics import ApiMetrics
-from api.sink import EventSink
+from api.sink import CachedReadiness, EventSink
 from flywheel.settings import Settings
 
 
@@ -24,6 +24,12 @@ async def get_sink(request: Request) -> EventSink:
     """The sink accepted events are handed to."""
     sink: EventSink = request.app.state.sink
     return sink
+
+
+async def get_readiness(request: Request) -> CachedReadiness:
+    """The sink's readiness, cached."""
+    readiness: CachedReadiness = request.app.state.readiness
+    return readiness
 
 
 async def get_metrics(request: Request) -> ApiMetrics:
@@ -42,6 +48,7 @@ async def get_erasure_queue(request: Request) -> ErasureQueue:
 # dependencies in a worker thread, four thread hops per request for nothing.
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SinkDep = Annotated[EventSink, Depends(get_sink)]
+ReadinessDep = Annotated[CachedReadiness, Depends(get_readiness)]
 MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
 ErasureQueueDep = Annotated[ErasureQueue, Depends(get_erasure_queue)]
 

@@ -103,7 +103,7 @@ def build_sink(settings: Settings) -> EventSink:
         return sink
     from api.producer import KafkaSink
 
-    return KafkaSink(settings.kafka)
+    return KafkaSink(settings.kafka, ready_timeout_s=settings.api.ready_timeout_s)
 
 
 def api_from_environment() -> FastAPI:

@@ -94,6 +94,14 @@ class ApiSettings(BaseModel):
     """Largest request body, counted as it streams in."""
     max_event_bytes: int = Field(default=64 * 1024, ge=256)
     """Largest single event, measured as its compact JSON."""
+    ready_timeout_s: float = Field(default=2.0, gt=0)
+    """How long ``/readyz`` waits for the broker's answer (Kafka mode) before answering 503."""
+    ready_cache_s: float = Field(default=1.0, ge=0)
+    """How long a readiness answer is reused, so frequent probes do not each reach the broker
+    or the disk."""
+    ready_min_free_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    """Embedded mode: ``/readyz`` answers 503 while the lake's file system has less free space
+    than this."""
 
     @field_validator("write_keys")
     @classmethod
