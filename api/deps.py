@@ -6,10 +6,11 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.erasures import ErasureQueue
 from api.metrics import ApiMetrics
-from api.sink import EventSink
+from api.sink import CachedReadiness, EventSink
 from flywheel.settings import Settings
 
 
@@ -23,6 +24,12 @@ async def get_sink(request: Request) -> EventSink:
     """The sink accepted events are handed to."""
     sink: EventSink = request.app.state.sink
     return sink
+
+
+async def get_readiness(request: Request) -> CachedReadiness:
+    """The sink's readiness, cached."""
+    readiness: CachedReadiness = request.app.state.readiness
+    return readiness
 
 
 async def get_metrics(request: Request) -> ApiMetrics:
@@ -41,6 +48,7 @@ async def get_erasure_queue(request: Request) -> ErasureQueue:
 # dependencies in a worker thread, four thread hops per request for nothing.
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SinkDep = Annotated[EventSink, Depends(get_sink)]
+ReadinessDep = Annotated[CachedReadiness, Depends(get_readiness)]
 MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
 ErasureQueueDep = Annotated[ErasureQueue, Depends(get_erasure_queue)]
 
@@ -71,7 +79,16 @@ def _matches(token: str, keys: list[str]) -> bool:
     return found
 
 
-async def require_write_key(request: Request, settings: SettingsDep) -> None:
+# The schemes only document which key a route takes (OpenAPI ``security``); ``_bearer`` reads
+# the header itself, for answers that say which key is missing.
+_WRITE_SCHEME = HTTPBearer(scheme_name="WriteKey", description="A write key.", auto_error=False)
+_ADMIN_SCHEME = HTTPBearer(scheme_name="AdminKey", description="An admin key.", auto_error=False)
+Credentials = HTTPAuthorizationCredentials | None
+
+
+async def require_write_key(
+    request: Request, settings: SettingsDep, _: Annotated[Credentials, Depends(_WRITE_SCHEME)]
+) -> None:
     """401 without a bearer token, 403 with one that is not a write key."""
     token = _bearer(request, "write")
     keys = [key.get_secret_value() for key in settings.api.write_keys]
@@ -79,7 +96,9 @@ async def require_write_key(request: Request, settings: SettingsDep) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this key may not write events")
 
 
-async def require_admin_key(request: Request, settings: SettingsDep) -> None:
+async def require_admin_key(
+    request: Request, settings: SettingsDep, _: Annotated[Credentials, Depends(_ADMIN_SCHEME)]
+) -> None:
     """401 without a bearer token, 403 with one that is not an admin key."""
     token = _bearer(request, "admin")
     keys = [key.get_secret_value() for key in settings.api.admin_keys]

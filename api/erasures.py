@@ -49,6 +49,13 @@ class ErasureQueue:
         self._closing = threading.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="erasure")
 
+    def start(self) -> None:
+        """Accept requests again after ``close`` (an app's lifespan may run more than once, as
+        test clients do); a no-op on a queue that was never closed."""
+        if self._closing.is_set():
+            self._closing = threading.Event()
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="erasure")
+
     def submit(
         self, record: ErasureRecord, keyring: Keyring, *, resumed: bool = False
     ) -> Future[None]:

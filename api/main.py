@@ -14,7 +14,7 @@ from api import errors
 from api.erasures import ErasureQueue
 from api.metrics import ApiMetrics
 from api.routes import datasets, events, meta, privacy
-from api.sink import EventSink
+from api.sink import CachedReadiness, EventSink
 from flywheel.settings import Settings
 from ingest.contract import EVENT_ADAPTER
 
@@ -97,10 +97,6 @@ def _openapi_with_contract(app: FastAPI) -> dict[str, Any]:
             }
         },
     }
-    schema["components"]["securitySchemes"] = {
-        "WriteKey": {"type": "http", "scheme": "bearer", "description": "A write key."}
-    }
-    schema["paths"]["/v1/events"]["post"]["security"] = [{"WriteKey": []}]
     app.openapi_schema = schema
     return schema
 
@@ -112,6 +108,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.erasures.start()
         app.state.erasures.resume_unfinished()
         yield
         app.state.erasures.close()
@@ -125,6 +122,9 @@ def create_app(
     )
     app.state.settings = settings
     app.state.sink = sink
+    app.state.readiness = CachedReadiness(
+        sink, max_age_s=settings.api.ready_cache_s, timeout_s=settings.api.ready_timeout_s
+    )
     app.state.metrics = metrics or ApiMetrics()
     app.state.erasures = ErasureQueue(settings, app.state.metrics)
     errors.install(app)

@@ -24,8 +24,15 @@ HEADERS = [("content-type", b"application/json"), ("schema-version", b"1")]
 class KafkaSink:
     """An ``EventSink`` backed by a durable kafka-python producer, created on first use."""
 
-    def __init__(self, settings: KafkaSettings, *, producer_factory: Any = None) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        *,
+        producer_factory: Any = None,
+        ready_timeout_s: float = 2.0,
+    ) -> None:
         self._settings = settings
+        self._ready_timeout_s = ready_timeout_s
         self._factory = producer_factory
         self._producer: Any = None
         self._lock = threading.Lock()
@@ -83,19 +90,23 @@ class KafkaSink:
         except Exception as exc:
             raise kafka.translate(exc, action="produce", topic=self.topic) from None
 
-    async def ready(self) -> bool:
-        """True if the broker answers a metadata request for the events topic."""
+    async def readiness(self) -> str | None:
+        """None if the broker answered a metadata request for the events topic just now.
 
-        def probe() -> bool:
-            producer = self.producer()
-            return bool(producer.partitions_for(self.topic))
+        A real round trip over the producer's connections: kafka-python's cached metadata
+        would call a stopped broker ready.
+        """
+
+        def probe() -> None:
+            kafka.metadata_round_trip(self.producer(), self.topic, timeout_s=self._ready_timeout_s)
 
         try:
-            return await asyncio.wait_for(
-                asyncio.to_thread(probe), self._settings.produce_timeout_s
-            )
-        except Exception:
-            return False
+            await asyncio.to_thread(probe)
+        except FlywheelError as exc:
+            return str(exc)
+        except Exception as exc:
+            return str(kafka.translate(exc, action="produce", topic=self.topic))
+        return None
 
     def close(self) -> None:
         """Flush what is queued and close the connections."""

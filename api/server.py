@@ -6,10 +6,30 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from api.sink import EventSink
 from flywheel.errors import FlywheelError
 from flywheel.settings import Settings
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for the API: connection timeouts and header limits from the settings.
+
+    Also sets the header deadline of this process's connections (``api.protocols``), so a
+    process that serves with other options (a ``--workers`` child) calls it as well.
+    """
+    from api import protocols
+
+    protocols.configure(
+        header_timeout_s=settings.api.header_timeout_s,
+        max_header_bytes=settings.api.max_header_bytes,
+    )
+    return {
+        "http": protocols.GuardedHttpToolsProtocol,
+        "timeout_keep_alive": settings.api.keep_alive_timeout_s,
+        "h11_max_incomplete_event_size": settings.api.max_header_bytes,
+    }
 
 
 @contextmanager
@@ -23,7 +43,7 @@ def running_api(settings: Settings, sink: EventSink) -> Iterator[str]:
     port = free_port()
     config = uvicorn.Config(
         create_app(settings, sink), host="127.0.0.1", port=port, log_config=None,
-        access_log=False, lifespan="on", log_level="warning",
+        access_log=False, lifespan="on", log_level="warning", **server_options(settings),
     )  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="flywheel-api", daemon=True)

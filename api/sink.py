@@ -9,6 +9,7 @@ the twin for unit tests.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -35,8 +36,8 @@ class EventSink(Protocol):
         """Return only once every event is durably stored (all or nothing for the client)."""
         ...
 
-    async def ready(self) -> bool:
-        """True if ``publish`` is expected to succeed now."""
+    async def readiness(self) -> str | None:
+        """None if ``publish`` is expected to succeed now, else why not (for people)."""
         ...
 
     def close(self) -> None:
@@ -60,9 +61,37 @@ class MemorySink:
             raise SinkUnavailableError("the event sink is unavailable", retry_after_s=1)
         self.events.extend(events)
 
-    async def ready(self) -> bool:
-        """Whether the sink accepts events."""
-        return self.available
+    async def readiness(self) -> str | None:
+        """None while the sink accepts events."""
+        return None if self.available else "the event sink is unavailable"
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+class CachedReadiness:
+    """A sink's readiness, asked at most once per ``max_age_s`` and never twice at a time.
+
+    Load balancers probe every second or so from several places; each probe of a Kafka sink is
+    a round trip to the broker, so concurrent and frequent probes share one answer.
+    """
+
+    def __init__(self, sink: EventSink, *, max_age_s: float, timeout_s: float) -> None:
+        self._sink = sink
+        self._max_age_s = max_age_s
+        self._timeout_s = timeout_s
+        self._answer: str | None = None
+        self._asked_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def reason(self) -> str | None:
+        """None when ready, else why not."""
+        async with self._lock:
+            if time.monotonic() - self._asked_at >= self._max_age_s:
+                try:
+                    async with asyncio.timeout(self._timeout_s):
+                        self._answer = await self._sink.readiness()
+                except TimeoutError:
+                    self._answer = f"the event sink did not answer within {self._timeout_s:g} s"
+                self._asked_at = time.monotonic()
+            return self._answer

@@ -103,14 +103,16 @@ def build_sink(settings: Settings) -> EventSink:
         return sink
     from api.producer import KafkaSink
 
-    return KafkaSink(settings.kafka)
+    return KafkaSink(settings.kafka, ready_timeout_s=settings.api.ready_timeout_s)
 
 
 def api_from_environment() -> FastAPI:
     """The API built from the environment's settings: uvicorn's factory, once per process."""
     from api.main import create_app
+    from api.server import server_options
 
     settings = settings_and_logging()
+    server_options(settings)  # this worker's header deadline
     return create_app(settings, build_sink(settings))
 
 
@@ -143,6 +145,8 @@ def serve(
         )
     import uvicorn
 
+    from api.server import server_options
+
     if workers > 1:
         if settings.embedded:
             raise ConfigError(
@@ -155,12 +159,16 @@ def serve(
             uvicorn.run(
                 "flywheel.cli:api_from_environment", factory=True, host=host, port=port,
                 workers=workers, log_config=None, access_log=access_log,
+                **server_options(settings),
             )  # fmt: skip
         return
     from api.main import create_app
 
     api = create_app(settings, build_sink(settings))
-    uvicorn.run(api, host=host, port=port, log_config=None, access_log=access_log)
+    uvicorn.run(
+        api, host=host, port=port, log_config=None, access_log=access_log,
+        **server_options(settings),
+    )  # fmt: skip
 
 
 @kafka_app.command("init")

@@ -33,6 +33,31 @@ def producer_config(settings: KafkaSettings, *, client_suffix: str) -> dict[str,
     return config
 
 
+def metadata_round_trip(producer: Any, topic: str, *, timeout_s: float) -> None:
+    """Ask the broker for ``topic``'s metadata now, over the producer's own connections, and wait
+    for the answer; raises ``SinkUnavailableError`` if none came within ``timeout_s``.
+
+    The producer's ``partitions_for`` answers from its cache, which outlives the broker; this
+    forces a fresh request instead. It relies on kafka-python 3.0's producer internals
+    (``_metadata``, ``_sender``), which have no public equivalent.
+    """
+    import threading
+
+    producer._sender.add_topic(topic)
+    answered = threading.Event()
+    future = producer._metadata.request_update()
+    future.add_both(lambda *_: answered.set())
+    producer._sender.wakeup()
+    if not answered.wait(timeout_s):
+        raise SinkUnavailableError(
+            f"the Kafka broker did not answer a metadata request within {timeout_s:g} s"
+        )
+    if future.failed():
+        raise translate(future.exception, action="produce", topic=topic)
+    if not producer._metadata.partitions_for_topic(topic):
+        raise SinkUnavailableError(f"the Kafka broker knows no partitions of topic {topic}")
+
+
 def check_durable(producer: Any) -> None:
     """Raise if a built producer is not ``acks=all`` with idempotence on."""
     config = producer.config

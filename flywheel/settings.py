@@ -95,6 +95,22 @@ class ApiSettings(BaseModel):
     """Largest request body, counted as it streams in."""
     max_event_bytes: int = Field(default=64 * 1024, ge=256)
     """Largest single event, measured as its compact JSON."""
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    """A client must send a request's complete headers within this many seconds of connecting
+    (or of its first byte after an idle keep-alive), else the connection is closed (with a 408
+    if part of a request arrived)."""
+    keep_alive_timeout_s: float = Field(default=5.0, gt=0)
+    """How long an idle keep-alive connection is kept open between requests."""
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    """Largest request line plus headers; a longer head is refused and the connection closed."""
+    ready_timeout_s: float = Field(default=2.0, gt=0)
+    """How long ``/readyz`` waits for the broker's answer (Kafka mode) before answering 503."""
+    ready_cache_s: float = Field(default=1.0, ge=0)
+    """How long a readiness answer is reused, so frequent probes do not each reach the broker
+    or the disk."""
+    ready_min_free_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    """Embedded mode: ``/readyz`` answers 503 while the lake's file system has less free space
+    than this."""
 
     @field_validator("write_keys")
     @classmethod

@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from api.sink import EncodedEvent
@@ -115,6 +116,30 @@ def hold_lock(lake: Lake) -> int:
     return descriptor
 
 
+class LocalDisk:
+    """What readiness asks the lake's file system; tests pass a twin that fails on purpose."""
+
+    def free_bytes(self, folder: Path) -> int:
+        """Bytes an unprivileged writer may still use on ``folder``'s file system."""
+        stats = os.statvfs(folder)
+        return stats.f_bavail * stats.f_frsize
+
+    def writable(self, folder: Path) -> bool:
+        """Whether files may be created in ``folder`` (false on a read-only mount too)."""
+        return os.access(folder, os.W_OK | os.X_OK)
+
+    def write_probe(self, folder: Path) -> None:
+        """Create, write, fsync and remove a small hidden file in ``folder``; raises ``OSError``."""
+        path = folder / f".ready-probe-{os.getpid()}"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(descriptor, b"\0" * 4096)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+            path.unlink(missing_ok=True)
+
+
 @dataclass(eq=False)
 class _Request:
     """One request waiting for its file."""
@@ -127,9 +152,20 @@ class EmbeddedSink:
     """An ``EventSink`` that lands events in the lake itself, concurrent requests in one file."""
 
     def __init__(
-        self, *, lake: Lake, pipeline: Pipeline, dedupe_window: int, max_batch_events: int = 5000
+        self,
+        *,
+        lake: Lake,
+        pipeline: Pipeline,
+        dedupe_window: int,
+        max_batch_events: int = 5000,
+        min_free_bytes: int = 0,
+        disk: LocalDisk | None = None,
     ) -> None:
         self.lake = lake
+        self.min_free_bytes = min_free_bytes
+        self.disk = disk or LocalDisk()
+        self._storage_failure: str | None = None
+        """Why the last landing failed on storage; cleared by a landing or a probe write."""
         self.pipeline = pipeline
         self.dedupe_window = dedupe_window
         self.max_batch_events = max_batch_events
@@ -164,6 +200,7 @@ class EmbeddedSink:
                 failure = storage_failure(exc, "read")
                 if failure is None:
                     raise
+                self._storage_failure = str(failure)
                 raise failure from None
             self._window = DedupeWindow(self.dedupe_window, recent)
         return self._next_offset
@@ -224,7 +261,9 @@ class EmbeddedSink:
             failure = storage_failure(exc, "write")
             if failure is None:
                 raise
+            self._storage_failure = str(failure)
             raise failure from None
+        self._storage_failure = None
         self.files += 1
         return removed
 
@@ -295,13 +334,38 @@ class EmbeddedSink:
         for request in group:
             request.done.set_result(landed)
 
-    async def ready(self) -> bool:
-        """The lake is local; ready whenever its folder can be created."""
+    async def readiness(self) -> str | None:
+        """None if a landing is expected to succeed now: the lake folder is writable, its file
+        system has ``min_free_bytes`` free, and, after a landing failed on storage, a probe
+        file could be written there again."""
+        return await asyncio.to_thread(self._check_storage)
+
+    def _check_storage(self) -> str | None:
+        folder = self.lake.root
         try:
-            self.lake.root.mkdir(parents=True, exist_ok=True)
-            return True
-        except OSError:
-            return False
+            folder.mkdir(parents=True, exist_ok=True)
+            if not self.disk.writable(folder):
+                return f"the lake folder {folder} is not writable (read-only or no permission)"
+            free = self.disk.free_bytes(folder)
+            if free < self.min_free_bytes:
+                return (
+                    f"{free} bytes free on the lake's file system ({folder}); "
+                    f"at least {self.min_free_bytes} needed"
+                )
+            failed = self._storage_failure
+            if failed is not None:
+                try:
+                    self.disk.write_probe(folder)
+                except OSError as exc:
+                    return f"the last landing failed ({failed}); a probe write failed too " + (
+                        f"({type(exc).__name__}: {os.strerror(exc.errno) if exc.errno else exc})"
+                    )
+                if self._storage_failure == failed:
+                    self._storage_failure = None
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else type(exc).__name__
+            return f"the lake folder {folder} cannot be used ({reason})"
+        return None
 
     def close(self) -> None:
         """Land what is queued, stop the writer and release the data dir's lock."""
@@ -324,4 +388,5 @@ def embedded_sink(settings: Settings, keyring: Keyring) -> EmbeddedSink:
         pipeline=build_pipeline(settings, keyring),
         dedupe_window=settings.ingest.dedupe_window,
         max_batch_events=settings.ingest.batch_max_events,
+        min_free_bytes=settings.api.ready_min_free_bytes,
     )

@@ -42,3 +42,8 @@ def fill(folder: Path) -> Path:
         except OSError:
             pass  # full: what was written stays
     return ballast
+
+
+def remount(mount_point: Path, mode: str) -> None:
+    """Remount a file system ``small_file_system`` mounted read-only (``ro``) or back (``rw``)."""
+    subprocess.run(["mount", "-o", f"remount,{mode}", str(mount_point)], check=True)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
-from api.deps import MetricsDep, SinkDep
+from api.deps import MetricsDep, ReadinessDep
 from api.errors import ApiError, ErrorPublic
 from ingest.contract import event_json_schema
 
@@ -36,13 +36,21 @@ async def healthz() -> StatusPublic:
 
 @router.get(
     "/readyz",
-    summary="Readiness: the event sink (Kafka) is reachable",
-    responses={503: {"model": ErrorPublic, "description": "The sink is unreachable."}},
+    summary="Readiness: a POST /v1/events would be stored now",
+    responses={
+        503: {
+            "model": ErrorPublic,
+            "description": "Events cannot be stored now (broker unreachable, lake folder not "
+            "writable or its disk nearly full); ``message`` says why.",
+        }
+    },
 )
-async def readyz(sink: SinkDep) -> StatusPublic:
-    """200 when events can be accepted now, 503 otherwise."""
-    if not await sink.ready():
-        raise ApiError(503, "the event sink (Kafka) is unreachable", code="unavailable")
+async def readyz(readiness: ReadinessDep) -> StatusPublic:
+    """200 when events can be accepted now, 503 with the reason otherwise (the answer is at most
+    ``FLYWHEEL_API__READY_CACHE_S`` old)."""
+    reason = await readiness.reason()
+    if reason is not None:
+        raise ApiError(503, f"not ready: {reason}", code="not_ready")
     return StatusPublic(status="ok")
 
 

@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
+from api.main import create_app
 from api.sink import MemorySink
-from tests.factories import make_event
+from flywheel.settings import Settings
+from tests.factories import api_client, make_event
 
 pytestmark = pytest.mark.anyio
 
@@ -190,11 +194,40 @@ async def test_unavailable_sink_is_503_with_retry_after_and_a_resend_succeeds(
     assert len(sink.events) == 2
 
 
-async def test_readyz_follows_the_sink(client: httpx.AsyncClient, sink: MemorySink) -> None:
-    assert (await client.get("/readyz")).status_code == 200
-    sink.available = False
-    assert (await client.get("/readyz")).status_code == 503
-    assert (await client.get("/healthz")).status_code == 200
+async def test_readyz_follows_the_sink_within_the_cache_time(
+    settings: Settings, sink: MemorySink
+) -> None:
+    settings.api.ready_cache_s = 0.3
+    async with api_client(create_app(settings, sink)) as client:
+        assert (await client.get("/readyz")).status_code == 200
+        sink.available = False
+        assert (await client.get("/readyz")).status_code == 200  # the cached answer
+        await asyncio.sleep(0.35)
+        response = await client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json() == {
+            "error": "not_ready",
+            "message": "not ready: the event sink is unavailable",
+            "errors": [],
+        }
+        assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_readyz_is_503_when_the_sink_does_not_answer_in_time(
+    settings: Settings, sink: MemorySink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def stuck() -> str | None:
+        await asyncio.sleep(30)
+        return None
+
+    settings.api.ready_timeout_s = 0.2
+    monkeypatch.setattr(sink, "readiness", stuck)
+    async with api_client(create_app(settings, sink)) as client:
+        started = time.monotonic()
+        response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert "did not answer within 0.2 s" in response.json()["message"]
+    assert time.monotonic() - started < 2
 
 
 async def test_schema_endpoint_serves_the_contract(client: httpx.AsyncClient) -> None:

@@ -1,7 +1,8 @@
 """The API against its own OpenAPI document, with schemathesis (property-based, in-process).
 
-Schemathesis loads ``/openapi.json`` from the ASGI app and, for every operation, sends the
-requests of its coverage phase (boundary and invalid values, missing auth, unexpected methods)
+Schemathesis loads ``/openapi.json`` from the ASGI app and, for every operation (the admin
+routes too: it sends the write or the admin key, as each operation's ``security`` names), sends
+the requests of its coverage phase (boundary and invalid values, missing auth, unexpected methods)
 and of its fuzzing phase (Hypothesis-generated, valid and invalid), then runs all of its checks on
 each answer: ``not_a_server_error``, ``status_code_conformance``, ``content_type_conformance``,
 ``response_schema_conformance``, ``response_headers_conformance``, ``positive_data_acceptance``,
@@ -17,15 +18,22 @@ refused with a 422 naming the rule instead (``_expected_refusals``).
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 import schemathesis
 from schemathesis.checks import positive_data_acceptance
 
 from api.main import create_app
 from api.sink import MemorySink
 from flywheel.settings import load_settings
+from ingest.keys import Keyring, write_keyring
 from tests.factories import WRITE_KEY
+
+ADMIN_KEY = "admin-key-for-schemathesis-0123"
 
 REJECTION_STATUSES = ["400", "401", "403", "404", "405", "406", "409", "415", "422", "428", "429"]
 
@@ -33,7 +41,7 @@ CONFIG = schemathesis.Config.from_dict(
     {
         "seed": 20260105,
         "generation": {"max-examples": 100, "deterministic": True, "database": "none"},
-        "auth": {"openapi": {"WriteKey": {"bearer": WRITE_KEY}}},
+        "auth": {"openapi": {"WriteKey": {"bearer": WRITE_KEY}, "AdminKey": {"bearer": ADMIN_KEY}}},
         "checks": {
             # Schemathesis' default list plus 413: a body or an event over its byte limit.
             "negative_data_rejection": {"expected-statuses": [*REJECTION_STATUSES, "413", "5xx"]},
@@ -41,8 +49,25 @@ CONFIG = schemathesis.Config.from_dict(
     }
 )
 
-app = create_app(load_settings(api={"write_keys": [WRITE_KEY]}), MemorySink())
+
+# Erasures write their log and suppression list under the data dir: a folder of the module's own.
+DATA = tempfile.TemporaryDirectory(prefix="schemathesis-")
+write_keyring(Keyring(1, {1: b"k" * 32}), Path(DATA.name) / "keys.json")
+SETTINGS = load_settings(
+    data_dir=Path(DATA.name) / "data",
+    api={"write_keys": [WRITE_KEY], "admin_keys": [ADMIN_KEY]},
+    privacy={"hmac_key_file": Path(DATA.name) / "keys.json"},
+)
+app = create_app(SETTINGS, MemorySink())
 schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=CONFIG)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _data_dir_removed() -> Iterator[None]:
+    """Remove the data dir after the module (schemathesis runs the app's lifespan itself)."""
+    with DATA:
+        yield
+
 
 AB_SAME_RESPONSE = "response_a_id and response_b_id must differ"
 SPAN_NOT_ORDERED = "end must be greater than start"

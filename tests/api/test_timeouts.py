@@ -33,3 +33,85 @@ def test_a_stalled_body_is_answered_408_within_the_limit(monkeypatch: pytest.Mon
                 pass
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert waited < 5
+
+
+def connect(url: str) -> socket.socket:
+    address = urlsplit(url)
+    return socket.create_connection((address.hostname, address.port), timeout=10)
+
+
+def read_until_closed(raw: socket.socket) -> tuple[bytes, float]:
+    """Everything the server sends until it closes the connection, and how long that took."""
+    started = time.monotonic()
+    received = b""
+    while chunk := raw.recv(65536):
+        received += chunk
+    return received, time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [b"POST /v1/ev", b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: 1"],
+    ids=["half-a-request-line", "headers-without-their-end"],
+)
+def test_a_stalled_request_head_is_closed_within_the_header_timeout(sent: bytes) -> None:
+    settings = load_settings(api={"write_keys": [WRITE_KEY], "header_timeout_s": 0.5})
+    with running_api(settings, MemorySink()) as url, connect(url) as raw:
+        raw.sendall(sent)
+        answer, waited = read_until_closed(raw)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert 0.3 < waited < 3
+
+
+def test_a_connection_that_sends_nothing_is_closed_within_the_header_timeout() -> None:
+    settings = load_settings(api={"write_keys": [WRITE_KEY], "header_timeout_s": 0.5})
+    with running_api(settings, MemorySink()) as url, connect(url) as raw:
+        answer, waited = read_until_closed(raw)
+    assert answer == b""
+    assert 0.3 < waited < 3
+
+
+def test_the_next_request_on_a_kept_alive_connection_has_the_same_deadline() -> None:
+    settings = load_settings(
+        api={"write_keys": [WRITE_KEY], "header_timeout_s": 0.5, "keep_alive_timeout_s": 30}
+    )
+    with running_api(settings, MemorySink()) as url, connect(url) as raw:
+        raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = raw.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200"), first[:200]
+        time.sleep(0.8)  # idle past the header deadline: keep-alive governs idleness
+        raw.sendall(b"GET /heal")
+        answer, waited = read_until_closed(raw)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert 0.3 < waited < 3
+
+
+def test_a_slow_but_steady_head_is_served_and_a_complete_one_is_not_cut_off() -> None:
+    settings = load_settings(api={"write_keys": [WRITE_KEY], "header_timeout_s": 1.0})
+    with running_api(settings, MemorySink()) as url, connect(url) as raw:
+        for part in (b"GET /healthz HTTP/1.1\r\n", b"Host: x\r\n", b"\r\n"):
+            raw.sendall(part)
+            time.sleep(0.2)
+        assert raw.recv(65536).startswith(b"HTTP/1.1 200")
+        time.sleep(1.5)  # past the header deadline, within keep-alive: still open
+        raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer, _ = read_until_closed(raw)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+
+
+def test_an_idle_kept_alive_connection_is_closed_after_the_keep_alive_timeout() -> None:
+    settings = load_settings(api={"write_keys": [WRITE_KEY], "keep_alive_timeout_s": 0.5})
+    with running_api(settings, MemorySink()) as url, connect(url) as raw:
+        raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert raw.recv(65536).startswith(b"HTTP/1.1 200")
+        answer, waited = read_until_closed(raw)
+    assert answer == b""
+    assert waited < 3
+
+
+def test_a_request_head_over_the_limit_is_refused() -> None:
+    settings = load_settings(api={"write_keys": [WRITE_KEY], "max_header_bytes": 4096})
+    with running_api(settings, MemorySink()) as url, connect(url) as raw:
+        raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Padding: " + b"a" * 5000)
+        answer, _ = read_until_closed(raw)
+    assert answer.startswith(b"HTTP/1.1 431"), answer[:200]

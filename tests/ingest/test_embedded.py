@@ -22,10 +22,11 @@ from flywheel.errors import ConfigError, FlywheelError
 from flywheel.settings import Settings, load_settings
 from ingest.anonymiser import PseudonymisingAnonymiser
 from ingest.contract import encode_event, parse_event
-from ingest.embedded import EMBEDDED_TOPIC, EmbeddedSink, storage_failure
+from ingest.embedded import EMBEDDED_TOPIC, EmbeddedSink, LocalDisk, storage_failure
 from ingest.keys import Keyring
 from ingest.pipeline import Pipeline
 from tests.factories import WRITE_KEY, api_client, make_event
+from tests.filesystems import fill, remount, small_file_system
 from warehouse.lake import Lake, LakeFile
 
 KEYRING = Keyring(current=1, keys={1: b"\x05" * 32})
@@ -168,7 +169,7 @@ def test_a_new_sink_removes_its_leftover_temporary_files(lake: Lake) -> None:
 
 @pytest.mark.anyio
 async def test_ready_while_the_lake_folder_can_be_created(lake: Lake) -> None:
-    assert await new_sink(lake).ready()
+    assert await new_sink(lake).readiness() is None
     assert lake.root.is_dir()
 
 
@@ -176,7 +177,7 @@ async def test_ready_while_the_lake_folder_can_be_created(lake: Lake) -> None:
 async def test_not_ready_when_the_lake_root_is_a_file(lake: Lake) -> None:
     lake.root.parent.mkdir(parents=True)
     lake.root.write_text("not a folder")
-    assert not await new_sink(lake).ready()
+    assert "cannot be used" in (await new_sink(lake).readiness() or "")
 
 
 # through the API
@@ -470,3 +471,127 @@ async def test_a_write_failing_without_an_errno_is_a_503_and_leaves_no_temporary
     assert response.headers["Retry-After"] == "5"
     assert list(lake.root.glob("*/.*")) == []
     assert files(lake) == []
+
+
+# readiness reflects what a POST would get
+
+
+class FailingDisk(LocalDisk):
+    """The lake's file system as readiness sees it, failing as told."""
+
+    def __init__(self) -> None:
+        self.read_only = False
+        self.free: int | None = None
+        self.probe_error: OSError | None = None
+
+    def writable(self, folder: Path) -> bool:
+        return not self.read_only and super().writable(folder)
+
+    def free_bytes(self, folder: Path) -> int:
+        return super().free_bytes(folder) if self.free is None else self.free
+
+    def write_probe(self, folder: Path) -> None:
+        if self.probe_error is not None:
+            raise self.probe_error
+        super().write_probe(folder)
+
+
+def uncached(settings: Settings) -> Settings:
+    """The settings with readiness asked afresh on every probe."""
+    return settings.model_copy(update={"api": settings.api.model_copy(update={"ready_cache_s": 0})})
+
+
+@pytest.mark.anyio
+async def test_readyz_is_503_with_the_reason_on_a_read_only_or_full_disk(
+    settings: Settings, lake: Lake
+) -> None:
+    disk = FailingDisk()
+    sink = new_sink(lake, disk=disk, min_free_bytes=1024 * 1024)
+    async with embedded_api(uncached(settings), sink) as client:
+        assert (await client.get("/readyz")).status_code == 200
+
+        disk.read_only = True
+        response = await client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["error"] == "not_ready"
+        assert "not writable" in response.json()["message"]
+
+        disk.read_only, disk.free = False, 1024 * 1024 - 1
+        response = await client.get("/readyz")
+        assert response.status_code == 503
+        assert "1048575 bytes free" in response.json()["message"]
+
+        disk.free = None
+        assert (await client.get("/readyz")).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_after_a_landing_failed_on_storage_not_ready_until_a_probe_write_succeeds(
+    settings: Settings, lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = FailingDisk()
+    sink = new_sink(lake, disk=disk)
+    async with embedded_api(uncached(settings), sink, raise_app_exceptions=False) as client:
+        with monkeypatch.context() as patched:
+            patched.setattr(os, "fsync", fsync_out_of_space)
+            assert (await client.post("/v1/events", json=make_event())).status_code == 503
+        # Free space and permissions look fine, but the disk just refused a landing.
+        disk.probe_error = OSError(errno.EIO, os.strerror(errno.EIO))
+        response = await client.get("/readyz")
+        assert response.status_code == 503
+        assert "the last landing failed" in response.json()["message"]
+        assert "No space left on device" in response.json()["message"]
+
+        disk.probe_error = None
+        assert (await client.get("/readyz")).status_code == 200
+        assert list(lake.root.glob(".*")) == []  # the probe file is gone
+
+        # A landing that succeeds clears the failure as well.
+        with monkeypatch.context() as patched:
+            patched.setattr(os, "fsync", fsync_out_of_space)
+            assert (await client.post("/v1/events", json=make_event())).status_code == 503
+        disk.probe_error = OSError(errno.EIO, os.strerror(errno.EIO))
+        assert (await client.get("/readyz")).status_code == 503
+        assert (await client.post("/v1/events", json=make_event())).status_code == 202
+        assert (await client.get("/readyz")).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_readyz_on_a_real_read_only_file_system(settings: Settings, tmp_path: Path) -> None:
+    lake = Lake.in_data_dir(tmp_path / "data")
+    # The lake's events folder is its own file system; the lock file beside it stays writable
+    # (a file open for writing would keep the remount from succeeding).
+    with small_file_system(lake.root, size_kib=4096) as mounted:
+        sink = new_sink(lake)
+        async with embedded_api(uncached(settings), sink, raise_app_exceptions=False) as client:
+            assert (await client.post("/v1/events", json=make_event())).status_code == 202
+            assert (await client.get("/readyz")).status_code == 200
+            remount(mounted, "ro")
+            try:
+                response = await client.get("/readyz")
+                # What a POST gets now, readiness says too.
+                assert (await client.post("/v1/events", json=make_event())).status_code == 503
+            finally:
+                remount(mounted, "rw")
+            assert response.status_code == 503
+            assert "not writable" in response.json()["message"]
+            assert (await client.get("/readyz")).status_code == 200
+        sink.close()
+
+
+@pytest.mark.anyio
+async def test_readyz_on_a_real_full_file_system(settings: Settings, tmp_path: Path) -> None:
+    with small_file_system(tmp_path / "mounted", size_kib=2048) as mounted:
+        lake = Lake.in_data_dir(mounted / "data")
+        sink = new_sink(lake, min_free_bytes=256 * 1024)
+        async with embedded_api(uncached(settings), sink, raise_app_exceptions=False) as client:
+            assert (await client.get("/readyz")).status_code == 200
+            ballast = fill(mounted)
+            response = await client.get("/readyz")
+            assert response.status_code == 503
+            assert "bytes free" in response.json()["message"]
+            assert (await client.post("/v1/events", json=make_event())).status_code == 503
+            ballast.unlink()
+            assert (await client.get("/readyz")).status_code == 200
+            assert (await client.post("/v1/events", json=make_event())).status_code == 202
+        sink.close()
