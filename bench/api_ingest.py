@@ -210,15 +210,61 @@ class CpuMeter:
             self.used[name] = None if value is None or before is None else round(value - before, 2)
 
 
+def flywheel_command() -> str:
+    """The installed ``flywheel`` command (beside this interpreter, or on PATH)."""
+    executable = Path(sys.executable).parent / "flywheel"
+    command = str(executable) if executable.exists() else shutil.which("flywheel")
+    if command is None:
+        raise SystemExit("the flywheel command is not installed (pip install -e . in .venv)")
+    return command
+
+
+@contextmanager
+def served(
+    argv: list[str], *, port: int, env: dict[str, str], log_path: Path, cwd: Path | None = None
+) -> Iterator[tuple[str, int]]:
+    """Run a server process (its output appended to ``log_path``) until it answers
+    ``GET /healthz``; yields its base URL and pid, and stops it on the way out."""
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            start_new_session=True, cwd=cwd,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise SystemExit(
+                    f"`{' '.join(argv[-4:])}` exited with code {process.returncode} before "
+                    "serving:\n" + log_path.read_text(errors="replace")[-3000:]
+                )
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(
+                    f"`{' '.join(argv[-4:])}` did not answer GET /healthz within 60s:\n"
+                    + log_path.read_text(errors="replace")[-3000:]
+                )
+            time.sleep(0.2)
+        yield url, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @contextmanager
 def api_server(
     *, bootstrap: str, topic: str, key: str, linger_ms: int, log_path: Path
 ) -> Iterator[tuple[str, int]]:
     """Run ``flywheel serve`` in its own process; yields its base URL and pid."""
-    executable = Path(sys.executable).parent / "flywheel"
-    command = str(executable) if executable.exists() else shutil.which("flywheel")
-    if command is None:
-        raise SystemExit("the flywheel command is not installed (pip install -e . in .venv)")
     port = localkafka.free_port()
     env = {
         **os.environ,
@@ -229,40 +275,10 @@ def api_server(
         "FLYWHEEL_API__WRITE_KEYS": json.dumps([key]),
         "FLYWHEEL_LOG_LEVEL": "WARNING",
     }
-    argv = [command, "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            start_new_session=True,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(
-                    f"`{' '.join(argv)}` exited with code {process.returncode} before serving:\n"
-                    + log_path.read_text(errors="replace")[-3000:]
-                )
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(
-                    f"`{' '.join(argv)}` did not answer GET /healthz within 60s:\n"
-                    + log_path.read_text(errors="replace")[-3000:]
-                )
-            time.sleep(0.2)
-        yield url, process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    argv = [flywheel_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    log_path.unlink(missing_ok=True)
+    with served(argv, port=port, env=env, log_path=log_path) as server:
+        yield server
 
 
 def post_all(url: str, key: str, bodies: list[bytes], clients: int) -> tuple[int, float]:

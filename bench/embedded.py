@@ -51,7 +51,14 @@ from typing import Any
 
 import httpx
 
-from bench.api_ingest import compact, cpu_seconds, make_events, read_log
+from bench.api_ingest import (
+    compact,
+    cpu_seconds,
+    flywheel_command,
+    make_events,
+    read_log,
+    served,
+)
 
 PER_REQUEST, GROUP, WITHOUT_LANDING = "one file per request", "group commit", "API without landing"
 MODES = (PER_REQUEST, GROUP, WITHOUT_LANDING)
@@ -156,43 +163,12 @@ def api_server(
     if mode == WITHOUT_LANDING:
         argv = [sys.executable, "-m", "bench.embedded", "--serve-in-memory", str(port)]
     else:
-        executable = Path(sys.executable).parent / "flywheel"
-        command = str(executable) if executable.exists() else shutil.which("flywheel")
-        if command is None:
-            raise SystemExit("the flywheel command is not installed (pip install -e . in .venv)")
-        argv = [command, "serve", "--host", "127.0.0.1", "--port", str(port)]
+        argv = [flywheel_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
         if mode == PER_REQUEST:
             env["FLYWHEEL_INGEST__BATCH_MAX_EVENTS"] = "1"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            start_new_session=True, cwd=Path(__file__).resolve().parents[1],
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(
-                    f"`{' '.join(argv[-4:])}` exited with code {process.returncode} before "
-                    "serving:\n" + log_path.read_text(errors="replace")[-3000:]
-                )
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"`{' '.join(argv[-4:])}` did not answer /healthz within 60s")
-            time.sleep(0.2)
-        yield url, process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    root = Path(__file__).resolve().parents[1]
+    with served(argv, port=port, env=env, log_path=log_path, cwd=root) as server:
+        yield server
 
 
 def serve_in_memory(port: int) -> None:
