@@ -588,6 +588,11 @@ def transform_run(
         table.add_row(name, f"{step.rows:,}", f"{step.seconds:.2f}")
     out.print(table)
     out.print(f"{summary.files_loaded:,} lake files loaded, {summary.events_loaded:,} new events")
+    if summary.excluded_events:
+        out.print(
+            f"[yellow]{len(summary.excluded_events):,} event(s) left out: occurred_at missing or "
+            f"outside years 1 to 9999 in UTC[/] (first: {summary.excluded_events[0]})"
+        )
 
 
 DatasetOption = Annotated[
