@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from export.policy import DatasetPolicy, Kind
 from warehouse.lineage import LABEL_LINEAGE
+from warehouse.load import READABLE_TIME
 
 if TYPE_CHECKING:
     import polars as pl
@@ -84,6 +85,20 @@ _CANDIDATES = """
 CREATE OR REPLACE TEMP TABLE export_candidates AS
 SELECT * FROM ({source})
 WHERE confidence >= $min_confidence AND list_has_any(signals, $signals)
+    AND NOT list_has_any(response_ids, $unreadable::VARCHAR[])
+"""
+
+UNREADABLE_RESPONSES = f"""
+SELECT response_id FROM responses WHERE NOT {READABLE_TIME} ORDER BY response_id
+"""
+"""Responses whose time no reader can take (``READABLE_TIME``): their rows are left out. Only a
+warehouse whose events were loaded before the loader refused such times holds any, until its next
+transform run removes them."""
+
+_UNREADABLE_ROWS = """
+SELECT count(*) FROM ({source})
+WHERE confidence >= $min_confidence AND list_has_any(signals, $signals)
+    AND list_has_any(response_ids, $unreadable::VARCHAR[])
 """
 
 _CANDIDATE_TEXTS = """
@@ -167,10 +182,30 @@ _ROW_COLUMNS = (
 )  # fmt: skip
 
 
-def select_rows(db: Any, policy: DatasetPolicy, kind: Kind, lake_root: Path) -> pl.DataFrame:
+def unreadable_rows(db: Any, policy: DatasetPolicy, kind: Kind, unreadable: list[str]) -> int:
+    """How many rows a config would take but for a response in ``unreadable``."""
+    if not unreadable:
+        return 0
+    [(count,)] = db.execute(
+        _UNREADABLE_ROWS.format(source=_SOURCES[SOURCE_OF_KIND[kind]]),
+        {"min_confidence": policy.min_confidence, "signals": list(policy.signals),
+         "unreadable": unreadable},
+    ).fetchall()  # fmt: skip
+    return int(count)
+
+
+def select_rows(
+    db: Any,
+    policy: DatasetPolicy,
+    kind: Kind,
+    lake_root: Path,
+    *,
+    unreadable: list[str] | None = None,
+) -> pl.DataFrame:
     """The warehouse rows a config of this dataset takes, with their texts from the lake under
     ``lake_root`` (the prompt as a list of ``{role, content}``) and a ``split`` column. dpo and
-    reward take the same rows (``SOURCE_OF_KIND``).
+    reward take the same rows (``SOURCE_OF_KIND``). Rows naming a response in ``unreadable``
+    (``UNREADABLE_RESPONSES``) are left out.
 
     The rows are chosen and ordered in DuckDB without their texts; the texts of the rows kept
     are fetched once each and attached in polars (joins that keep the rows' order)."""
@@ -180,8 +215,9 @@ def select_rows(db: Any, policy: DatasetPolicy, kind: Kind, lake_root: Path) -> 
 
     db.execute(
         _CANDIDATES.format(source=_SOURCES[SOURCE_OF_KIND[kind]]),
-        {"min_confidence": policy.min_confidence, "signals": list(policy.signals)},
-    )
+        {"min_confidence": policy.min_confidence, "signals": list(policy.signals),
+         "unreadable": unreadable or []},
+    )  # fmt: skip
     fetch_texts(db, lake_root, _CANDIDATE_TEXTS)
     _release_memory(db, drop=())
     db.execute(_KEEP, {

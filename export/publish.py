@@ -32,7 +32,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from export.build import SOURCE_OF_KIND, Rekeyer, select_rows, shape
+from export.build import (
+    SOURCE_OF_KIND,
+    UNREADABLE_RESPONSES,
+    Rekeyer,
+    select_rows,
+    shape,
+    unreadable_rows,
+)
 from export.card import render_card
 from export.catalog import dataset_dir, read_manifest, versions
 from export.policy import DatasetPolicy, DatasetsFile, Kind, load_datasets
@@ -42,6 +49,7 @@ from flywheel.files import replace_text
 from ingest.keys import Keyring
 from warehouse.db import connected, warehouse_path
 from warehouse.lake import Lake
+from warehouse.load import READABLE_TIME
 
 if TYPE_CHECKING:
     import polars as pl
@@ -168,7 +176,7 @@ def _export(
         "pseudonym_key_version": keyring.current,
         "lineage_ids": LINEAGE_IDS,
         "counts": counts,
-        "quality": gate.summary(),
+        "quality": {**gate.summary(), "excluded": source.pop("excluded")},
         "fingerprint": fingerprint,
         **source,
         "superseded_by": None,
@@ -195,14 +203,19 @@ def _read_warehouse(
     whole version: lake files, the transform run, the time window, the calibration."""
     selected: dict[str, pl.DataFrame] = {}  # dpo and reward take the same rows
     with models_connection(data_dir, action="export from") as db:
+        unreadable = [row[0] for row in db.execute(UNREADABLE_RESPONSES).fetchall()]
+        excluded = {kind: unreadable_rows(db, policy, kind, unreadable) for kind in policy.kinds}
         for kind in policy.kinds:
             table = SOURCE_OF_KIND[kind]
             if table not in selected:
-                selected[table] = select_rows(db, policy, kind, Lake.in_data_dir(data_dir).root)
+                selected[table] = select_rows(
+                    db, policy, kind, Lake.in_data_dir(data_dir).root, unreadable=unreadable
+                )
         response_ids = {
             i for rows in selected.values() for i in rows["response_ids"].explode().drop_nulls()
         }
         source = _lineage(db, sorted(response_ids))
+    source["excluded"] = {"unreadable_time": {"responses": len(unreadable), "rows": excluded}}
     # Shaped once the connection is closed: DuckDB's worker threads keep the memory of the
     # selecting queries (about 1 GB at 0.5M events) until then, and the shaped frames would
     # come on top of it.
@@ -278,7 +291,7 @@ def _lineage(db: Any, response_ids: list[str]) -> dict[str, Any]:
     ).fetchone()
     first, last = db.execute(
         "SELECT min(occurred_at), max(occurred_at) FROM responses "
-        "WHERE response_id IN (SELECT unnest($ids))",
+        f"WHERE response_id IN (SELECT unnest($ids)) AND {READABLE_TIME}",
         {"ids": response_ids},
     ).fetchone()
     calibration = _records(db, "signal_calibration", CALIBRATION_COLUMNS, "signal, explicit")

@@ -601,6 +601,11 @@ def transform_run(
             f"[yellow]{summary.interrupted} earlier run(s) had been killed before they ended; "
             "marked interrupted in transform_runs (their work was rolled back)[/]"
         )
+    if summary.excluded_events:
+        out.print(
+            f"[yellow]{len(summary.excluded_events):,} event(s) left out: occurred_at missing or "
+            f"outside years 1 to 9999 in UTC[/] (first: {summary.excluded_events[0]})"
+        )
 
 
 DatasetOption = Annotated[

@@ -5,6 +5,10 @@ file, and a second run fails at once with ``WarehouseBusyError`` (a clear messag
 instead of waiting on a lock. A run is the incremental load, then the SQL models
 (transforms/models/*.sql) built in one transaction, so readers never see half a run: in full, or
 incrementally for what the newly loaded events touch (transforms/incremental.py).
+
+An event whose ``occurred_at`` no reader can take (NULL, or outside years 1 to 9999 in UTC:
+``warehouse.load.READABLE_TIME``) is left out, counted in the summary and logged with its id; one
+that an earlier version loaded is removed, and the models are then built in full without it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,6 @@ from warehouse.load import load_lake
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-
 log = logging.getLogger(__name__)
 
 
@@ -51,6 +54,8 @@ class RunSummary:
     full_refresh: bool
     files_loaded: int = 0
     events_loaded: int = 0
+    excluded_events: list[str] = field(default_factory=list)
+    """Ids of the events left out (or removed) for a time no reader can take."""
     steps: list[StepResult] = field(default_factory=list)
     interrupted: int = 0
     """Earlier runs found still ``running`` (killed before they ended), marked ``interrupted``."""
@@ -148,6 +153,15 @@ def _run(
         )
         summary.files_loaded = loaded.files
         summary.events_loaded = loaded.new_events
+        summary.excluded_events = sorted({*loaded.unreadable, *loaded.removed})
+        if summary.excluded_events:
+            log.warning(
+                "events left out: occurred_at is missing or outside years 1 to 9999 in UTC",
+                extra={"fields": {"run_id": summary.run_id,
+                                  "events": len(summary.excluded_events),
+                                  "removed_from_warehouse": len(loaded.removed),
+                                  "event_ids": summary.excluded_events[:20]}},
+            )  # fmt: skip
         summary.steps.append(StepResult("events (load)", loaded.new_events, loaded.seconds))
         with connection.begin():
             built = run_models(
@@ -155,7 +169,8 @@ def _run(
                 policy,
                 lake_root=Lake.in_data_dir(data_dir).root,
                 select=select,
-                full_refresh=full_refresh,
+                # Removed events leave no new file to scope an incremental build by.
+                full_refresh=full_refresh or bool(loaded.removed),
                 run_id=summary.run_id,
                 on_progress=(lambda done, total: on_progress("models", done, total))
                 if on_progress

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,16 @@ COLUMNS = ", ".join(
 """The lake columns ``events`` keeps, as the schema has them (no texts: they are read from the
 lake when needed); the loader adds ``lake_file`` and ``prompt_response_ids``."""
 
+READABLE_TIME = (
+    "coalesce(occurred_at BETWEEN TIMESTAMPTZ '0001-01-01 00:00:00+00' "
+    "AND TIMESTAMPTZ '9999-12-31 23:59:59.999999+00', false)"
+)
+"""Whether an event's ``occurred_at`` is one every reader can take: not NULL and within years 1
+to 9999 in UTC. The contract refuses other times now, but files landed before it did may hold
+them (a client's "9999-12-31T23:59:59-23:59" is year 10000 in UTC): DuckDB loads such a time, and
+Python, pandas and the export cannot read it back. The loader leaves those events out (counted
+and logged by the run), so one bad event cannot stop every run or export that follows."""
+
 _LOADED_BEFORE = """
 CREATE OR REPLACE TEMP TABLE loaded_before AS
 -- Events of these files loaded before (by an earlier chunk or run): they keep that landing.
@@ -60,20 +70,32 @@ SELECT
     -- stays in the lake).
     [m.response_id FOR m IN prompt IF m.response_id IS NOT NULL] AS prompt_response_ids
 FROM read_parquet($files, filename = true)
-WHERE event_id NOT IN (SELECT event_id FROM loaded_before)
+WHERE event_id NOT IN (SELECT event_id FROM loaded_before) AND {READABLE_TIME}
 -- In landing order: the table's row groups are full but the last. Unsorted, the parallel insert
 -- left partly filled row groups in the middle, which DuckDB's checkpoint merged at the next
 -- run's first append, rewriting most of the table (and the sort costs less than that merge).
 ORDER BY list_position($files, filename), source_offset
 """
 
-_LANDED_TWICE = """
+_LANDED_TWICE = f"""
 SELECT event_id FROM read_parquet($files)
-WHERE event_id NOT IN (SELECT event_id FROM loaded_before)
+WHERE event_id NOT IN (SELECT event_id FROM loaded_before) AND {READABLE_TIME}
 GROUP BY event_id HAVING count(*) > 1
 """
 """Ids landed more than once within these files (a resend older than the workers' dedupe
 window); usually none."""
+
+_UNREADABLE = f"""
+SELECT event_id FROM read_parquet($files)
+WHERE NOT {READABLE_TIME}
+ORDER BY event_id
+"""
+"""Events of these files left out for their time (see ``READABLE_TIME``); usually none."""
+
+_LOADED_UNREADABLE = f"""
+DELETE FROM events WHERE NOT {READABLE_TIME} RETURNING event_id
+"""
+"""Events with such a time that an earlier version of the loader did load."""
 
 _DROP_LATER_LANDINGS = """
 -- Keep the first landing of each id landed twice within these files.
@@ -97,6 +119,11 @@ class LoadResult:
     """Rows read from the new files."""
     new_events: int = 0
     """Events that were not in the warehouse yet."""
+    unreadable: list[str] = field(default_factory=list)
+    """Ids of the events of the new files left out for their time (``READABLE_TIME``)."""
+    removed: list[str] = field(default_factory=list)
+    """Ids of the events with such a time that were in the warehouse (loaded by an earlier
+    version) and were removed: the models must be rebuilt without them."""
     seconds: float = 0.0
 
 
@@ -127,17 +154,25 @@ def load_lake(
     """Load every lake file not loaded yet (all of them with ``full_refresh``)."""
     started = time.perf_counter()
     db = raw(connection)
-    if full_refresh:
-        with connection.begin():
+    result = LoadResult()
+    with connection.begin():
+        if full_refresh:
             db.execute("DELETE FROM events")
             db.execute("DELETE FROM withheld_events")
             db.execute("DELETE FROM lake_files")
+        else:
+            result.removed = sorted(row[0] for row in db.execute(_LOADED_UNREADABLE).fetchall())
     files = pending_files(connection, lake)
-    result = LoadResult()
     for start in range(0, len(files), FILES_PER_TRANSACTION):
         chunk = files[start : start + FILES_PER_TRANSACTION]
         with connection.begin():
             rows, new = _load_chunk(db, chunk, run_id=run_id)
+            result.unreadable += [
+                row[0]
+                for row in db.execute(
+                    _UNREADABLE, {"files": [str(f.path) for f in chunk]}
+                ).fetchall()
+            ]
         result.files += len(chunk)
         result.rows += rows
         result.new_events += new

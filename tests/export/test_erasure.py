@@ -687,7 +687,9 @@ def test_model_rows_naming_an_erased_response_from_another_conversation_go(
     land(Lake.in_data_dir(tmp_path), [
         generation("r1", conversation_id="c1", user_id="keep"),
         generation("r9", conversation_id="c9", user_id="erase-me"),
-        make_event("copy", response_id="r1", conversation_id="c1", user_id="keep"),
+        # Before the choice: only then does the calibration compare the copy with it.
+        make_event("copy", response_id="r1", conversation_id="c1", user_id="keep",
+                   occurred_at="2026-01-05T08:59:00Z"),
         ab,
     ])  # fmt: skip
     run_transforms(tmp_path)

@@ -96,12 +96,18 @@ def test_rewards_keep_each_level_beside_the_total(tmp_path: Path) -> None:
     assert rows["plain"] == (0.0, 0.0, 0.0, 0, 0.0)
 
 
+def at(minute: int) -> str:
+    return f"2026-01-05T09:{minute:02d}:00Z"
+
+
 def test_calibration_counts_agreement_with_a_wilson_interval(tmp_path: Path) -> None:
     events = [
         generation("ra"),
         generation("rb"),
-        make_event("ab_choice", response_a_id="ra", response_b_id="rb", choice="a"),
-        make_event("copy", response_id="ra", text="x"),
+        make_event("copy", response_id="ra", text="x", occurred_at=at(1)),
+        make_event(
+            "ab_choice", response_a_id="ra", response_b_id="rb", choice="a", occurred_at=at(2)
+        ),
         generation("rc", "m2"),
         make_event("copy", response_id="rc", text="x"),
         make_event("rating", response_id="rc", value="down"),
@@ -120,3 +126,59 @@ def test_calibration_counts_agreement_with_a_wilson_interval(tmp_path: Path) -> 
     assert rows[("copy", "ab_choice")][4] == pytest.approx(0.2065, abs=1e-3)
     assert rows[("copy", "ab_choice")][5] == pytest.approx(1.0)
     assert rows[("copy", "rating")][:4] == (0, 1, 1, 0.0)
+
+
+def test_calibration_compares_an_ab_choice_only_with_signals_given_before_it(
+    tmp_path: Path,
+) -> None:
+    """A signal after the choice may be caused by it (users copy, edit and continue from the
+    answer they picked): it is not compared with the choice, nor one at the same instant."""
+    events = [
+        generation("ra"),
+        generation("rb"),
+        make_event("copy", response_id="ra", text="x", occurred_at=at(1)),  # before: counts
+        make_event("regenerate", response_id="rb", occurred_at=at(1)),  # before: counts
+        make_event("copy", response_id="rb", text="x", occurred_at=at(3)),  # kept after: still away
+        make_event("edit", response_id="rb", edited_text="better", occurred_at=at(2)),  # same time
+        make_event(
+            "ab_choice", response_a_id="ra", response_b_id="rb", choice="a", occurred_at=at(2)
+        ),
+        make_event("edit", response_id="ra", edited_text="fixed", occurred_at=at(3)),  # after
+        # Everything after the choice: nothing to compare.
+        generation("rc", "m2"),
+        generation("rd", "m2"),
+        make_event(
+            "ab_choice", response_a_id="rc", response_b_id="rd", choice="b", occurred_at=at(1)
+        ),
+        make_event("copy", response_id="rd", text="x", occurred_at=at(2)),
+        make_event("edit", response_id="rd", edited_text="fixed", occurred_at=at(2)),
+        make_event("regenerate", response_id="rc", occurred_at=at(2)),
+        generation(
+            "re",
+            "m3",
+            prompt=[
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "content": "answer rd", "response_id": "rd"},
+                {"role": "user", "content": "more"},
+            ],
+            occurred_at=at(3),
+        ),
+        # Kept (rated up) before the choice: not regenerated away by then.
+        generation("rf", "m4"),
+        generation("rg", "m4"),
+        make_event("regenerate", response_id="rf", occurred_at=at(1)),
+        make_event("rating", response_id="rf", value="up", occurred_at=at(1)),
+        make_event("rating", response_id="rf", value="down", occurred_at=at(1)),
+        make_event(
+            "ab_choice", response_a_id="rf", response_b_id="rg", choice="a", occurred_at=at(2)
+        ),
+    ]
+    land(Lake.in_data_dir(tmp_path), events)
+    run_transforms(tmp_path)
+    assert query(
+        tmp_path,
+        "SELECT response_id, other_response_id, signal, agrees FROM calibration_votes "
+        "WHERE explicit = 'ab_choice' ORDER BY ALL",
+    ) == [("ra", "rb", "copy", True), ("ra", "rb", "regenerate", True)]
+    rows = query(tmp_path, "SELECT signal, n FROM signal_calibration WHERE explicit = 'ab_choice'")
+    assert sorted(rows) == [("copy", 1), ("regenerate", 1)]

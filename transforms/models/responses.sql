@@ -28,7 +28,13 @@ signals AS (
         count(*) FILTER (WHERE type = 'edit') AS edits,
         count(*) FILTER (WHERE type = 'regenerate') AS regenerations,
         count(*) FILTER (WHERE type = 'rating' AND rating_value = 'up') AS ratings_up,
-        count(*) FILTER (WHERE type = 'rating' AND rating_value = 'down') AS ratings_down
+        count(*) FILTER (WHERE type = 'rating' AND rating_value = 'down') AS ratings_down,
+        -- When each signal first arrived: calibration_votes compares an A/B choice only with
+        -- the signals given before it.
+        min(occurred_at) FILTER (WHERE type = 'copy') AS first_copy_at,
+        min(occurred_at) FILTER (WHERE type = 'edit') AS first_edit_at,
+        min(occurred_at) FILTER (WHERE type = 'regenerate') AS first_regenerate_at,
+        min(occurred_at) FILTER (WHERE type = 'rating' AND rating_value = 'up') AS first_up_at
     FROM events
     WHERE type IN ('copy', 'edit', 'regenerate', 'rating')
     GROUP BY response_id
@@ -54,8 +60,9 @@ ab AS (
 ),
 continued AS (
     -- A later prompt that carries the response as an assistant message continued from it.
-    SELECT DISTINCT unnest(prompt_response_ids) AS response_id
-    FROM generations
+    SELECT response_id, min(occurred_at) AS first_continued_at
+    FROM (SELECT unnest(prompt_response_ids) AS response_id, occurred_at FROM generations)
+    GROUP BY response_id
 )
 SELECT
     g.response_id,
@@ -78,7 +85,12 @@ SELECT
     coalesce(ab.ab_losses, 0) AS ab_losses,
     coalesce(ab.ab_ties, 0) AS ab_ties,
     coalesce(ab.ab_both_bad, 0) AS ab_both_bad,
-    c.response_id IS NOT NULL AS continued
+    c.response_id IS NOT NULL AS continued,
+    s.first_copy_at,
+    s.first_edit_at,
+    s.first_regenerate_at,
+    s.first_up_at,
+    c.first_continued_at
 FROM generations AS g
 JOIN sibling_counts AS n
     ON n.conversation_id = g.conversation_id AND n.parent_id IS NOT DISTINCT FROM g.parent_id
