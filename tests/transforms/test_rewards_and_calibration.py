@@ -182,3 +182,31 @@ def test_calibration_compares_an_ab_choice_only_with_signals_given_before_it(
     ) == [("ra", "rb", "copy", True), ("ra", "rb", "regenerate", True)]
     rows = query(tmp_path, "SELECT signal, n FROM signal_calibration WHERE explicit = 'ab_choice'")
     assert sorted(rows) == [("copy", 1), ("regenerate", 1)]
+
+
+def test_calibration_counts_an_edit_only_where_it_is_evidence(tmp_path: Path) -> None:
+    """An edit of whitespace or case alone is no signal in pairs, labels or rewards
+    (edit_changes), and none in the calibration either; a real edit is."""
+    events = [
+        generation("ra"),
+        generation("rb"),
+        make_event("edit", response_id="rb", edited_text="answer rb, fixed", occurred_at=at(1)),
+        make_event(
+            "ab_choice", response_a_id="ra", response_b_id="rb", choice="a", occurred_at=at(2)
+        ),  # fmt: skip
+        generation("rc", "m2"),
+        generation("rd", "m2"),
+        make_event("edit", response_id="rd", edited_text="ANSWER  rd ", occurred_at=at(1)),
+        make_event(
+            "ab_choice", response_a_id="rc", response_b_id="rd", choice="a", occurred_at=at(2)
+        ),  # fmt: skip
+        generation("re", "m3"),
+        make_event("edit", response_id="re", edited_text="Answer re.", occurred_at=at(1)),
+        make_event("rating", response_id="re", value="down", occurred_at=at(2)),
+    ]
+    land(Lake.in_data_dir(tmp_path), events)
+    run_transforms(tmp_path)
+    assert query(
+        tmp_path, "SELECT response_id, other_response_id, signal, explicit, agrees "
+        "FROM calibration_votes WHERE signal = 'edit' ORDER BY ALL",
+    ) == [("ra", "rb", "edit", "ab_choice", True)]  # fmt: skip

@@ -1,4 +1,4 @@
--- depends_on: responses, events
+-- depends_on: responses, events, edit_changes
 -- refresh_by: response_id, other_response_id
 -- The comparisons signal_calibration counts, one row each: an implicit signal against an
 -- explicit one on the same responses. Kept as rows, keyed by the responses they compare, so that
@@ -13,8 +13,17 @@
 --   rating     a response rated more up than down or the reverse that has the signal: does the
 --              signal point the way of the rating? (Signals at any time.)
 -- Positive signals (copy, continued) should point at the A/B winner and at up-rated responses;
--- negative ones (regenerate, edit) at the A/B loser and at down-rated ones.
-WITH compared AS (
+-- negative ones (regenerate, edit) at the A/B loser and at down-rated ones. An edit is the
+-- signal only where it counts as evidence elsewhere (edit_changes): a real edit within the
+-- policy's change thresholds, not one of whitespace or case, nor a total rewrite.
+WITH counted_edits AS (
+    SELECT response_id, min(occurred_at) AS first_edit_at
+    FROM edit_changes
+    WHERE real_edit AND change BETWEEN getvariable('edit_min_change')
+                                   AND getvariable('edit_max_change')
+    GROUP BY response_id
+),
+compared AS (
     -- Only responses with an explicit signal can be compared: a side of a decided A/B choice,
     -- or rated more up than down or the reverse.
     SELECT
@@ -22,12 +31,13 @@ WITH compared AS (
         CASE WHEN ratings_up > ratings_down THEN 1 WHEN ratings_up < ratings_down THEN -1 END
             AS rating,
         first_copy_at,
-        first_edit_at,
+        e.first_edit_at,
         first_regenerate_at,
         -- Kept: copied, rated up or continued from; a kept response was not regenerated away.
         least(first_copy_at, first_up_at, first_continued_at) AS kept_at,
         first_continued_at
     FROM responses
+    LEFT JOIN counted_edits AS e USING (response_id)
     WHERE ab_wins > 0 OR ab_losses > 0 OR ratings_up <> ratings_down
 ),
 spans AS (
