@@ -3,8 +3,9 @@ model.
 
 The second transform step with Python in it. For every edit whose texts are in ``lake_texts`` (the
 edit's and the response's it edits), one row: the edit event, the response, when, whether the edit
-is real, how much it changed, and the weight it carries as evidence. Pairs, labels, rewards and
-the calibration all read the weight from here, so an edit means the same everywhere.
+is real, how much it changed, and the weight it carries as evidence. Pairs, labels and rewards
+read the weight from here, and the calibration which edits count (real, within the thresholds),
+so an edit means the same everywhere.
 
 Both texts are compared as their *words*: each text in Unicode normalisation form NFKC (so that
 full-width letters, ligatures and non-breaking spaces read as their plain forms), case-folded,
