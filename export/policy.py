@@ -15,9 +15,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flywheel.errors import ConfigError
+from flywheel.files import packaged
 from flywheel.tomlfile import load_toml_model
 
-DEFAULT_DATASETS_FILE = Path(__file__).with_name("datasets.toml")
+DEFAULT_DATASETS_FILE = packaged("export", "datasets.toml")
 
 Kind = Literal["dpo", "kto", "reward"]
 Signal = Literal["ab_choice", "edit", "regenerate", "copy", "rating", "continued"]

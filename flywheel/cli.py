@@ -59,6 +59,27 @@ app.add_typer(export_app, name="export")
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        out.print(f"flywheel {version('feedback-flywheel')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Feedback Flywheel: chat feedback events in, TRL-ready preference datasets out."""
+
+
 DEFAULT_KAFKA_HOME = Path(".kafka-local")
 
 

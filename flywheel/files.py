@@ -12,3 +12,12 @@ def replace_text(path: Path, text: str) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(text)
     os.replace(temporary, path)
+
+
+def packaged(package: str, name: str) -> Path:
+    """A file or folder shipped inside an installed package (SQL models, shipped policies,
+    migrations), found through ``importlib.resources`` rather than beside a checkout. pip
+    installs packages as folders, so it is a real path that can be read and listed."""
+    from importlib.resources import files
+
+    return Path(str(files(package).joinpath(name)))

@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.errors import ConfigError
+from flywheel.files import packaged
 from transforms import incremental
 from transforms.policy import Policy
 
-MODELS = Path(__file__).with_name("models")
+MODELS = packaged("transforms", "models")
 SOURCES = frozenset({"events", "lake_files", "lake_texts"})
 """What models read besides each other: the warehouse's tables, and ``lake_texts`` (texts read
 from the lake for the run: see ``read_texts``)."""
@@ -74,7 +75,7 @@ def _python_models() -> dict[str, Model]:
             ("responses", "lake_texts"),
             build=checks.code_checks,
             refresh_by=("response_id",),
-            source=Path(checks.__file__).read_text(),
+            source=packaged("transforms", "checks.py").read_text(),
         ),
         "edit_changes": Model(
             "edit_changes",
@@ -82,7 +83,7 @@ def _python_models() -> dict[str, Model]:
             ("events", "responses", "lake_texts"),
             build=edits.edit_changes,
             refresh_by=("response_id",),
-            source=Path(edits.__file__).read_text(),
+            source=packaged("transforms", "edits.py").read_text(),
         ),
     }
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from flywheel.files import packaged
 from flywheel.tomlfile import load_toml_model
 
-DEFAULT_POLICY = Path(__file__).with_name("policy.toml")
+DEFAULT_POLICY = packaged("transforms", "policy.toml")
 
 
 class _Section(BaseModel):

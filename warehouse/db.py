@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from alembic.ddl.impl import DefaultImpl
 
 from flywheel.errors import FlywheelError, WarehouseBusyError, WarehouseError
+from flywheel.files import packaged
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -31,7 +32,11 @@ class AlembicDuckDBImpl(DefaultImpl):
 
 
 WAREHOUSE_FILE = "warehouse.duckdb"
-MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
+
+
+def migrations_folder() -> Path:
+    """The installed ``migrations`` package's folder (alembic reads its scripts as files)."""
+    return packaged("migrations", "")
 
 
 def warehouse_path(data_dir: Path) -> Path:
@@ -48,8 +53,10 @@ def alembic_config(*, url: str | None = None, connection: Connection | None = No
     """alembic's configuration for the warehouse, bound to a URL or an open connection."""
     from alembic.config import Config
 
-    config = Config(str(MIGRATIONS.parent / "alembic.ini"))
-    config.set_main_option("script_location", str(MIGRATIONS))
+    # No ini file: the installed package has none beside it, and nothing here needs one.
+    config = Config()
+    config.set_main_option("script_location", str(migrations_folder()))
+    config.set_main_option("path_separator", "os")
     if url is not None:
         config.attributes["url"] = url
     if connection is not None:

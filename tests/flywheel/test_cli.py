@@ -179,3 +179,11 @@ def test_demo_lands_simulated_traffic_and_loads_the_warehouse(tmp_path: Path) ->
     assert 0 < events <= 600
     assert pseudonymous == events
     assert f"{events:,} new events loaded" in result.stdout.replace("\n", " ")
+
+
+def test_version_names_the_installed_distribution() -> None:
+    from importlib.metadata import version
+
+    result = flywheel("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"flywheel {version('feedback-flywheel')}"
