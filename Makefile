@@ -28,6 +28,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/pytest -q -p no:randomly tests/test_layers.py
 
 test: lint trl-env
 	$(BIN)/pytest

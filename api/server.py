@@ -38,7 +38,7 @@ def running_api(settings: Settings, sink: EventSink) -> Iterator[str]:
     import uvicorn
 
     from api.main import create_app
-    from flywheel.localkafka import free_port
+    from flywheel.net import free_port
 
     port = free_port()
     config = uvicorn.Config(

@@ -13,20 +13,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
-from uuid import UUID
 
 from flywheel.errors import SinkUnavailableError
+from ingest.contract import EncodedEvent
 
-
-@dataclass(frozen=True, slots=True)
-class EncodedEvent:
-    """One validated event, encoded the way it travels: keyed by conversation, JSON value."""
-
-    event_id: UUID
-    key: bytes
-    """The conversation id; Kafka partitions by it so a conversation's events stay in order."""
-    value: bytes
-    """The event as compact JSON (contract v1)."""
+__all__ = ["EncodedEvent", "EventSink", "MemorySink"]
 
 
 class EventSink(Protocol):

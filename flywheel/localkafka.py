@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from flywheel.errors import LocalKafkaError
+from flywheel.net import free_port  # also what tests and benchmarks take from here
 
 __all__ = ["LocalKafkaError", "BrokerState", "start", "stop", "read_state", "is_running"]
 
@@ -169,14 +170,6 @@ def resolve_jars(cache_dir: Path | None = None) -> Path:
     staging.rename(libs)
     marker.write_text(KAFKA_VERSION + "\n")
     return libs
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def read_state(home: Path) -> BrokerState | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NotRequired
 from uuid import UUID
@@ -95,6 +96,17 @@ EventId = Annotated[UUID, BeforeValidator(_uuid_string)]
 
 MAX_INTEGER = 2**63 - 1
 """The largest integer the contract takes: the lake stores integers in 64 bits."""
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedEvent:
+    """One validated event, encoded the way it travels: keyed by conversation, JSON value."""
+
+    event_id: UUID
+    key: bytes
+    """The conversation id; Kafka partitions by it so a conversation's events stay in order."""
+    value: bytes
+    """The event as compact JSON (contract v1)."""
 
 
 class _Strict(BaseModel):

@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from api.sink import EncodedEvent
 from flywheel.errors import ConfigError, FlywheelError, SinkUnavailableError, TransientError
 from flywheel.settings import Settings
+from ingest.contract import EncodedEvent
 from ingest.keys import Keyring
 from ingest.pipeline import (
     DedupeWindow,
