@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flywheel.errors import ExportError
+from flywheel.errors import ExportError, VersionNotFoundError
 
 DATASETS_DIR = "datasets"
 
@@ -47,7 +47,7 @@ def read_manifest(data_dir: Path, name: str, version: str) -> dict[str, Any]:
     JSON, is an ``ExportError``."""
     path = dataset_dir(data_dir, name) / version / "manifest.json"
     if not (version.startswith("v") and version[1:].isdigit() and path.is_file()):
-        raise ExportError(f"dataset {name!r} has no version {version!r}")
+        raise VersionNotFoundError(f"dataset {name!r} has no version {version!r}")
     try:
         manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError: damaged on disk

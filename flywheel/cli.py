@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from flywheel.errors import ConfigError, FlywheelError
+from flywheel.errors import (
+    ConfigError,
+    ExportBusyError,
+    FlywheelError,
+    NotFoundError,
+    QualityGateError,
+    TransientError,
+    WarehouseBusyError,
+)
 from flywheel.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -937,8 +945,28 @@ def demo(
     )
 
 
+EXIT_CODES: tuple[tuple[type[FlywheelError], int], ...] = (
+    (QualityGateError, 5),
+    (WarehouseBusyError, 4),
+    (ExportBusyError, 4),
+    (TransientError, 4),
+    (ConfigError, 3),
+    (NotFoundError, 6),
+)
+"""What a scheduler needs to know, by the error's class (the first that matches): 3 fix the
+configuration, 4 busy or unavailable (try again later), 5 the quality gate stopped the export
+(nothing published), 6 what the command names does not exist; 1 for any other error, 2 for a
+command line that is wrong (from the command-line parser). docs/development.md lists them."""
+
+
+def exit_code(exc: FlywheelError) -> int:
+    """The exit code of a platform error (``EXIT_CODES``, else 1)."""
+    return next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), 1)
+
+
 def main() -> None:
-    """Entry point: run the CLI, turning platform errors into one red line and exit code 1."""
+    """Entry point: run the CLI, turning platform errors into one red line and an exit code
+    that says what kind of failure it was (``EXIT_CODES``)."""
     try:
         app()
     except FlywheelError as exc:
@@ -946,7 +974,7 @@ def main() -> None:
         err.print(f"[bold red]error:[/] {first}", soft_wrap=True)
         if rest:
             err.print(rest, markup=False, style="dim")
-        sys.exit(1)
+        sys.exit(exit_code(exc))
     except OSError as exc:
         # The file system refused (read-only, full, a file where a folder belongs): the
         # machine's state, not a bug; the path and the system's reason say what to fix.

@@ -5,6 +5,7 @@ Every error the platform raises on purpose derives from ``FlywheelError``. Error
 
     FlywheelError
     ├── ConfigError              a setting is missing or wrong; the user must fix the configuration
+    ├── NotFoundError            what a command names does not exist (a dataset version)
     ├── ContractError            an event breaks the event contract (permanent: never retried)
     ├── TransientError           worth retrying with backoff (never dead-lettered)
     │   └── SinkUnavailableError the event sink (Kafka) did not acknowledge in time
@@ -14,7 +15,8 @@ Every error the platform raises on purpose derives from ``FlywheelError``. Error
     │   └── WarehouseBusyError   another process holds the warehouse (DuckDB has one writer)
     └── ExportError              a dataset could not be published (nothing was)
         ├── ExportBusyError      another export of the same dataset is running
-        └── QualityGateError     the quality gate failed a critical expectation
+        ├── QualityGateError     the quality gate failed a critical expectation
+        └── VersionNotFoundError a dataset has no such version (also a NotFoundError)
 
 Only ``api/`` maps these to HTTP status codes, and only ``flywheel.cli`` maps them to exit codes.
 """
@@ -28,6 +30,10 @@ class FlywheelError(Exception):
 
 class ConfigError(FlywheelError):
     """A setting is missing, malformed or a placeholder; the message names the setting."""
+
+
+class NotFoundError(FlywheelError):
+    """What a command or request names (a dataset version) does not exist."""
 
 
 class ContractError(FlywheelError):
@@ -80,3 +86,7 @@ class QualityGateError(ExportError):
     def __init__(self, message: str, *, report: str) -> None:
         super().__init__(message)
         self.report = report
+
+
+class VersionNotFoundError(ExportError, NotFoundError):
+    """A dataset has no such published version."""

@@ -29,11 +29,15 @@ def test_export_run_then_nothing_new_then_list(data_dir: Path) -> None:
 
 def test_user_mistakes_are_one_red_line(data_dir: Path, tmp_path: Path) -> None:
     assert_one_line_error(
-        flywheel("export", "run", "--dataset", "nope", env=env(data_dir)), "no dataset called"
+        flywheel("export", "run", "--dataset", "nope", env=env(data_dir)),
+        "no dataset called",
+        code=3,
     )
     no_key = env(data_dir)
     del no_key["FLYWHEEL_PRIVACY__HMAC_KEY_FILE"]
-    assert_one_line_error(flywheel("export", "run", env=no_key), "FLYWHEEL_PRIVACY__HMAC_KEY_FILE")
+    assert_one_line_error(
+        flywheel("export", "run", env=no_key), "FLYWHEEL_PRIVACY__HMAC_KEY_FILE", code=3
+    )
     empty = env(
         tmp_path / "empty", FLYWHEEL_PRIVACY__HMAC_KEY_FILE=str(data_dir.parent / "keys.json")
     )
@@ -43,17 +47,17 @@ def test_user_mistakes_are_one_red_line(data_dir: Path, tmp_path: Path) -> None:
     result = flywheel(
         "export", "run", env=env(data_dir, FLYWHEEL_EXPORT__DATASETS_FILE=str(bad_file))
     )
-    assert_one_line_error(result, "datasets.default.splits")
+    assert_one_line_error(result, "datasets.default.splits", code=3)
 
 
-def test_a_failed_gate_exits_1_and_names_the_report(data_dir: Path) -> None:
+def test_a_failed_gate_exits_5_and_names_the_report(data_dir: Path) -> None:
     rewrite_texts(
         data_dir,
         "SELECT event_id FROM labels JOIN responses USING (response_id)",
         "mail jane.doe@example.com",
     )
     result = flywheel("export", "run", env=env(data_dir))
-    assert_one_line_error(result, "quality gate failed")
+    assert_one_line_error(result, "quality gate failed", code=5)
     assert "quality/index.html" in result.stderr
     assert not list((data_dir / "datasets" / "default").glob("v*"))
 
@@ -74,7 +78,9 @@ def test_a_datasets_file_that_cannot_be_read_is_one_red_line(tmp_path: Path) -> 
     latin1.write_bytes(b'[datasets.default]\ndescription = "caf\xe9"\n')
     for path in (folder, latin1):
         settings = env(tmp_path, FLYWHEEL_EXPORT__DATASETS_FILE=str(path))
-        assert_one_line_error(flywheel("export", "run", env=settings), f"the datasets file {path} ")
+        assert_one_line_error(
+            flywheel("export", "run", env=settings), f"the datasets file {path} ", code=3
+        )
 
 
 def test_a_schedule_that_never_fires_is_refused_on_load(tmp_path: Path) -> None:
@@ -83,7 +89,7 @@ def test_a_schedule_that_never_fires_is_refused_on_load(tmp_path: Path) -> None:
     datasets.write_text('[datasets.feb]\nschedule = "0 0 31 2 *"\n')
     settings = env(tmp_path / "data", FLYWHEEL_EXPORT__DATASETS_FILE=str(datasets))
     result = flywheel("schedule", env=settings)
-    assert_one_line_error(result, "datasets.feb.schedule")
+    assert_one_line_error(result, "datasets.feb.schedule", code=3)
     assert "'0 0 31 2 *' never fires" in result.stderr
 
 

@@ -479,7 +479,9 @@ def test_a_key_file_that_is_not_the_lakes_is_refused_before_anything_changes(
     exported = flywheel("export", "run", "--dataset", "default", env=env)
 
     for refused in (erased, exported):
-        assert_one_line_error(refused, "is not the one this data dir's lake was pseudonymised")
+        assert_one_line_error(
+            refused, "is not the one this data dir's lake was pseudonymised", code=3
+        )
     assert state(published) == before and not erasure_log(published).exists()
     assert versions(published, "default") == ["v1"]
 
@@ -502,8 +504,8 @@ def test_erase_reads_one_id_per_line_of_a_users_file(published: Path, tmp_path: 
                  if json.loads(line)["event"] == "started"]  # fmt: skip
     assert started["users"] == 2  # the id, and the line with spaces as one id
     assert not pseudonyms([raw_id]) & set(lake_users(published))
-    assert_one_line_error(not_utf8, f"{latin1} is not UTF-8 text")
-    assert_one_line_error(empty, f"{blank} holds no user id")
+    assert_one_line_error(not_utf8, f"{latin1} is not UTF-8 text", code=3)
+    assert_one_line_error(empty, f"{blank} holds no user id", code=3)
 
 
 def test_erase_refuses_a_data_dir_that_does_not_exist(tmp_path: Path) -> None:
@@ -515,7 +517,7 @@ def test_erase_refuses_a_data_dir_that_does_not_exist(tmp_path: Path) -> None:
         "FLYWHEEL_DATA_DIR": str(missing), "FLYWHEEL_PRIVACY__HMAC_KEY_FILE": str(key_file),
     })  # fmt: skip
 
-    assert_one_line_error(result, f"the data dir {missing} does not exist")
+    assert_one_line_error(result, f"the data dir {missing} does not exist", code=3)
     assert not missing.exists()
 
 

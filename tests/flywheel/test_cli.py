@@ -25,8 +25,12 @@ def flywheel(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
     )
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess[str], fragment: str) -> None:
-    assert result.returncode == 1, result.stderr
+def assert_one_line_error(
+    result: subprocess.CompletedProcess[str], fragment: str, *, code: int = 1
+) -> None:
+    """One red line holding ``fragment``, no traceback, and the exit code of its kind (3 a
+    configuration error, 4 busy, 5 the quality gate, 6 not found, 1 anything else)."""
+    assert result.returncode == code, result.stderr
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("error:")]
@@ -42,21 +46,21 @@ def test_help_lists_the_commands() -> None:
 
 
 def test_serve_without_write_keys_says_which_setting() -> None:
-    assert_one_line_error(flywheel("serve"), "FLYWHEEL_API__WRITE_KEYS")
+    assert_one_line_error(flywheel("serve"), "FLYWHEEL_API__WRITE_KEYS", code=3)
 
 
 def test_placeholder_write_key_is_refused() -> None:
     result = flywheel("serve", env={"FLYWHEEL_API__WRITE_KEYS": '["changeme"]'})
-    assert_one_line_error(result, "placeholder")
+    assert_one_line_error(result, "placeholder", code=3)
 
 
 def test_write_keys_that_are_not_json() -> None:
     result = flywheel("serve", env={"FLYWHEEL_API__WRITE_KEYS": "abc"})
-    assert_one_line_error(result, "JSON")
+    assert_one_line_error(result, "JSON", code=3)
 
 
 def test_kafka_init_without_kafka() -> None:
-    assert_one_line_error(flywheel("kafka", "init"), "FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS")
+    assert_one_line_error(flywheel("kafka", "init"), "FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS", code=3)
 
 
 def test_kafka_init_with_unreachable_broker() -> None:
@@ -64,17 +68,17 @@ def test_kafka_init_with_unreachable_broker() -> None:
         "FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:1",
         "FLYWHEEL_KAFKA__MAX_BLOCK_MS": "500",
     }
-    assert_one_line_error(flywheel("kafka", "init", env=env), "Kafka")
+    assert_one_line_error(flywheel("kafka", "init", env=env), "Kafka", code=4)
 
 
 def test_simulate_needs_exactly_one_destination(tmp_path: Path) -> None:
-    assert_one_line_error(flywheel("simulate"), "--out")
+    assert_one_line_error(flywheel("simulate"), "--out", code=3)
     both = flywheel("simulate", "--out", str(tmp_path / "e.jsonl"), "--post", "http://x/v1/events")
-    assert_one_line_error(both, "exactly one")
+    assert_one_line_error(both, "exactly one", code=3)
 
 
 def test_simulate_post_needs_a_key() -> None:
-    assert_one_line_error(flywheel("simulate", "--post", "http://x/v1/events"), "--key")
+    assert_one_line_error(flywheel("simulate", "--post", "http://x/v1/events"), "--key", code=3)
 
 
 def test_simulate_writes_events_and_truth(tmp_path: Path) -> None:
@@ -121,7 +125,7 @@ def test_transform_run_with_an_unreadable_policy_file(tmp_path: Path, problem: s
         policy.write_bytes(b"# caf\xe9\n")
     result = flywheel("transform", "run", "--policy", str(policy),
                       env={"FLYWHEEL_DATA_DIR": str(tmp_path / "data")})  # fmt: skip
-    assert_one_line_error(result, f"the policy file {policy} ")
+    assert_one_line_error(result, f"the policy file {policy} ", code=3)
 
 
 def test_local_kafka_with_a_corrupt_state_file(tmp_path: Path) -> None:
@@ -162,7 +166,9 @@ def test_every_command_has_help_with_an_example(command: str) -> None:
 
 def test_serve_with_several_workers_needs_kafka() -> None:
     env = {"FLYWHEEL_API__WRITE_KEYS": '["0123456789abcdef-key"]'}
-    assert_one_line_error(flywheel("serve", "--workers", "2", env=env), "--workers needs Kafka")
+    assert_one_line_error(
+        flywheel("serve", "--workers", "2", env=env), "--workers needs Kafka", code=3
+    )
 
 
 def test_demo_lands_simulated_traffic_and_loads_the_warehouse(tmp_path: Path) -> None:
@@ -187,3 +193,24 @@ def test_version_names_the_installed_distribution() -> None:
     result = flywheel("--version")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"flywheel {version('feedback-flywheel')}"
+
+
+def test_exit_codes_say_what_kind_of_failure_it_was() -> None:
+    from flywheel.cli import exit_code
+    from flywheel.errors import (
+        ConfigError,
+        ExportBusyError,
+        FlywheelError,
+        QualityGateError,
+        SinkUnavailableError,
+        VersionNotFoundError,
+        WarehouseBusyError,
+        WarehouseError,
+    )
+
+    assert exit_code(ConfigError("x")) == 3
+    assert exit_code(WarehouseBusyError("x")) == exit_code(ExportBusyError("x")) == 4
+    assert exit_code(SinkUnavailableError("x")) == 4
+    assert exit_code(QualityGateError("x", report="r")) == 5
+    assert exit_code(VersionNotFoundError("x")) == 6
+    assert exit_code(WarehouseError("x")) == exit_code(FlywheelError("x")) == 1

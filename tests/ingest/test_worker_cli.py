@@ -28,4 +28,4 @@ def test_idle_exit_must_be_positive(tmp_path: Path) -> None:
     for value in ("0", "-3"):
         result = flywheel("ingest", "--idle-exit", value,
                           env={"FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS": "127.0.0.1:9"})  # fmt: skip
-        assert_one_line_error(result, "--idle-exit must be a number of seconds above 0")
+        assert_one_line_error(result, "--idle-exit must be a number of seconds above 0", code=3)

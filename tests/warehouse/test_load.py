@@ -185,7 +185,7 @@ def test_cli_transform_run_prints_a_table_and_a_second_run_is_told_the_warehouse
     with warehouse_held(tmp_path / "warehouse.duckdb"):
         busy = subprocess.run([sys.executable, "-m", "flywheel", "transform", "run"],
                               env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert busy.returncode == 1
+    assert busy.returncode == 4  # busy: try again later
     assert "Traceback" not in busy.stderr
     assert "in use by another process" in busy.stderr
 
@@ -197,7 +197,7 @@ def test_cli_transform_run_refuses_a_data_dir_that_does_not_exist(tmp_path: Path
     missing = tmp_path / "dta"
     result = flywheel("transform", "run", env={"FLYWHEEL_DATA_DIR": str(missing)})
 
-    assert_one_line_error(result, f"the data dir {missing} does not exist")
+    assert_one_line_error(result, f"the data dir {missing} does not exist", code=3)
     assert not missing.exists()
 
 
