@@ -98,6 +98,7 @@ def test_cli_traces_rows_as_json_and_refuses_an_unknown_version(data_dir: Path) 
     assert_one_line_error(
         flywheel("export", "trace", "--version", "v7", row["id"], env=env(data_dir)),
         "has no version 'v7'",
+        code=6,  # not found
     )
 
 
