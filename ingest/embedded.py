@@ -26,7 +26,6 @@ import asyncio
 import errno
 import logging
 import os
-import re
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -48,7 +47,7 @@ from ingest.pipeline import (
     frame_users,
     rename_batch,
 )
-from warehouse.lake import Lake
+from warehouse.lake import Lake, polars_errno
 
 if TYPE_CHECKING:
     import polars as pl
@@ -60,7 +59,6 @@ LOCK_NAME = "embedded.lock"
 """Beside the lake's ``events`` folder: ``<data dir>/lake/embedded.lock``."""
 FULL_DISK_RETRY_AFTER_S = 30
 """A full disk is not freed in seconds; clients that resend sooner only add load."""
-_OS_ERROR = re.compile(r"\(os error (\d+)\)")
 
 
 def storage_failure(exc: BaseException, action: str) -> SinkUnavailableError | None:
@@ -75,10 +73,10 @@ def storage_failure(exc: BaseException, action: str) -> SinkUnavailableError | N
     else:
         import polars.exceptions
 
-        match = _OS_ERROR.search(str(exc))
-        if not isinstance(exc, polars.exceptions.PolarsError) or match is None:
+        found = polars_errno(exc)
+        if not isinstance(exc, polars.exceptions.PolarsError) or found is None:
             return None
-        number, name = int(match[1]), type(exc).__name__
+        number, name = found, type(exc).__name__
     reason = os.strerror(number) if number is not None else "no errno"
     full = number in (errno.ENOSPC, errno.EDQUOT)
     return SinkUnavailableError(

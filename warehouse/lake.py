@@ -144,6 +144,13 @@ def parse_name(path: Path) -> LakeFile | None:
 _OS_ERROR = re.compile(r"\(os error (?P<errno>\d+)\)")
 
 
+def polars_errno(exc: BaseException) -> int | None:
+    """The errno a polars error names ("... No space left on device (os error 28)"): polars
+    reports the file system's refusals as its own errors, not as ``OSError``."""
+    match = _OS_ERROR.search(str(exc))
+    return int(match["errno"]) if match else None
+
+
 def _as_os_error(exc: Exception, path: Path) -> OSError:
     """A failed write of a lake file as the ``OSError`` it is, so that callers retry it.
 
@@ -153,8 +160,7 @@ def _as_os_error(exc: Exception, path: Path) -> OSError:
     so whatever fails while writing it is the file system; without an errno it is ``EIO``.
     polars' own message is left out: some quote the values they could not write.
     """
-    match = _OS_ERROR.search(str(exc))
-    number = int(match["errno"]) if match else errno.EIO
+    number = polars_errno(exc) or errno.EIO
     return OSError(number, f"{os.strerror(number)} (polars {type(exc).__name__})", str(path))
 
 
