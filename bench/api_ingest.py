@@ -46,6 +46,7 @@ import httpx
 from api.producer import HEADERS
 from flywheel import localkafka
 from flywheel.kafka import check_durable, create_topics, producer_config
+from flywheel.net import free_port
 from flywheel.settings import KafkaSettings
 from ingest.contract import encode_event, parse_events
 
@@ -265,7 +266,7 @@ def api_server(
     *, bootstrap: str, topic: str, key: str, linger_ms: int, log_path: Path
 ) -> Iterator[tuple[str, int]]:
     """Run ``flywheel serve`` in its own process; yields its base URL and pid."""
-    port = localkafka.free_port()
+    port = free_port()
     env = {
         **os.environ,
         "FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS": bootstrap,

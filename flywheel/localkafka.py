@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from flywheel.errors import LocalKafkaError
-from flywheel.net import free_port  # also what tests and benchmarks take from here
+from flywheel.net import free_port
 
 __all__ = ["LocalKafkaError", "BrokerState", "start", "stop", "read_state", "is_running"]
 

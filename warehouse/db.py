@@ -132,9 +132,9 @@ def open_warehouse(data_dir: Path, *, migrate: bool = True) -> Engine:
 COMPACTING_PREFIX = ".compacting-"
 
 
-def compact(db: Any, path: Path) -> tuple[int, int]:
+def compact(db: Any, path: Path) -> None:
     """Rewrite the warehouse file ``path`` that ``db`` (a read-write DuckDB connection, outside
-    any transaction) has open with its live data only; returns its size before and after.
+    any transaction) has open with its live data only.
 
     DuckDB marks deleted rows and freed blocks as free space but leaves their bytes in the file
     until they are reused, so an erased user's ids stay readable in it. ``COPY FROM DATABASE``
@@ -145,7 +145,8 @@ def compact(db: Any, path: Path) -> tuple[int, int]:
     """
     import duckdb
 
-    before = path.stat().st_size
+    from warehouse.lake import Lake
+
     [(name,)] = db.execute("SELECT current_database()").fetchall()
     copy = path.with_name(COMPACTING_PREFIX + path.name)
     for stale in (copy, copy.with_name(copy.name + ".wal")):
@@ -160,13 +161,7 @@ def compact(db: Any, path: Path) -> tuple[int, int]:
         raise duckdb.Error(f"the compacted copy {copy} kept a write-ahead log")
     with open(copy, "rb+") as handle:
         os.fsync(handle.fileno())
-    os.replace(copy, path)
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
-    return before, path.stat().st_size
+    Lake.publish(copy, path)  # the rename, and the folder's fsync
 
 
 def _quoted(path: Path) -> str:

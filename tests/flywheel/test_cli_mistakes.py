@@ -47,7 +47,7 @@ def test_demo_without_its_dataset_refuses_before_sending_anything(tmp_path: Path
 
 
 def test_an_unreachable_broker_is_one_line_naming_the_setting() -> None:
-    from flywheel.localkafka import free_port
+    from flywheel.net import free_port
 
     address = f"127.0.0.1:{free_port()}"
     result = flywheel("kafka", "init", env={"FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS": address})

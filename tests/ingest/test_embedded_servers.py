@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import polars as pl
 
-from flywheel.localkafka import free_port
+from flywheel.net import free_port
 from ingest.embedded import EMBEDDED_TOPIC
 from ingest.keys import create_keyring
 from tests.factories import WRITE_KEY, make_event
