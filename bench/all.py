@@ -34,6 +34,7 @@ FULL: dict[str, list[str]] = {
     "transforms": ["--sizes", "500000,1000000,2000000"],
     "export": ["--events", "500000", "--repeats", "3"],
     "embedded": ["--seconds", "10", "--repeats", "3", "--transform-events", "5000"],
+    "cli_startup": ["--repeats", "7"],
 }
 QUICK: dict[str, list[str]] = {
     "api_ingest": ["--events", "20000", "--repeats", "2"],
@@ -43,6 +44,7 @@ QUICK: dict[str, list[str]] = {
     "export": ["--events", "200000", "--repeats", "2"],
     "embedded": ["--seconds", "3", "--repeats", "1", "--transform-events", "1000",
                  "--transform-repeats", "1"],
+    "cli_startup": ["--repeats", "3"],
 }  # fmt: skip
 
 Row = tuple[str, str, str, str, str]
@@ -188,6 +190,18 @@ def embedded_rows(doc: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def cli_startup_rows(doc: dict[str, Any]) -> list[Row]:
+    slowest, limit = doc["slowest"], doc["limit_seconds"]
+    interpreter, typer = doc["floors"].values()
+    return [(
+        f"CLI: `--help` of the slowest of {len(doc['commands'])} command lines "
+        f"(`{slowest['command']}`)", f"{slowest['seconds']:.3f} s",
+        f"limit {limit:.2f} s (same run: `python -c pass` {interpreter:.3f} s, "
+        f"`import typer` {typer:.3f} s)",
+        f"{slowest['seconds'] / limit:.2f}", f"< {limit:.1f} s {verdict(doc['goal_met'])}",
+    )]  # fmt: skip
+
+
 READERS = {
     "api_ingest": api_rows,
     "ingest": ingest_rows,
@@ -195,6 +209,7 @@ READERS = {
     "transforms": transforms_rows,
     "export": export_rows,
     "embedded": embedded_rows,
+    "cli_startup": cli_startup_rows,
 }
 
 
