@@ -8,11 +8,19 @@ BIN := $(VENV)/bin
 
 .PHONY: install trl-env demo test lint unit integration bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+
+# The demo needs the core and the export extra (the quality gate) only; the tests need every
+# extra and the dev tools. Each stamp is remade when pyproject.toml changes.
+$(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[export]'
 	touch $@
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.demo-installed
 
 install: $(VENV)/.installed
 
@@ -21,7 +29,7 @@ install: $(VENV)/.installed
 trl-env:
 	$(PYTHON) scripts/trl_env.py
 
-demo: install
+demo: $(VENV)/.demo-installed
 	$(BIN)/flywheel demo
 
 lint: install

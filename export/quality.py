@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from export.policy import DatasetPolicy, Kind
+from flywheel.extras import require
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -241,6 +242,7 @@ def run_gate(
 ) -> GateResult:
     """Validate every config's frame; write the Data Docs into ``report_dir``."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    require("great_expectations", extra="export")  # one clear line when it is not installed
     import great_expectations as gx
     from great_expectations.data_context.types import base
     from great_expectations.data_context.types.base import ProgressBarsConfig

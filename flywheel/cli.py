@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape  # messages may hold brackets: [export], paths
 
 from flywheel.errors import (
     ConfigError,
@@ -669,7 +670,7 @@ def export_run(dataset: DatasetOption = "default") -> None:
             on_progress=lambda step: status.update(f"export {dataset}: {step}"),
         )
     for warning in result.gate.failed("warning") if result.gate else []:
-        err.print(f"[yellow]quality warning:[/] {warning.line()}", soft_wrap=True)
+        err.print(f"[yellow]quality warning:[/] {escape(warning.line())}", soft_wrap=True)
     if not result.published:
         out.print(
             f"nothing new for dataset {dataset!r} since {result.manifest['version']}; "
@@ -971,7 +972,7 @@ def main() -> None:
         app()
     except FlywheelError as exc:
         first, _, rest = str(exc).partition("\n")
-        err.print(f"[bold red]error:[/] {first}", soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(first)}", soft_wrap=True)
         if rest:
             err.print(rest, markup=False, style="dim")
         sys.exit(exit_code(exc))
@@ -979,7 +980,7 @@ def main() -> None:
         # The file system refused (read-only, full, a file where a folder belongs): the
         # machine's state, not a bug; the path and the system's reason say what to fix.
         where = f"{exc.filename}: " if exc.filename else ""
-        err.print(f"[bold red]error:[/] {where}{exc.strerror or exc}", soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(where + str(exc.strerror or exc))}", soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("[red]interrupted[/]")

@@ -31,6 +31,7 @@ from typing import Any
 
 from pydantic import SecretStr
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -359,7 +360,7 @@ def print_summary(summary: DemoSummary, settings: Settings, console: Console) ->
     status = "published" if summary.published else "unchanged (nothing new to publish)"
     console.print(f"quality gate: {verdict}, {len(summary.warnings)} warning(s)")
     for warning in summary.warnings:
-        console.print(f"  [yellow]warning[/] {warning}", soft_wrap=True)
+        console.print(f"  [yellow]warning[/] {escape(str(warning))}", soft_wrap=True)
     console.print(
         f"dataset {DATASET} {summary.version} {status} ({rows} rows): {summary.dataset_path}",
         soft_wrap=True,

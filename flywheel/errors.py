@@ -5,6 +5,7 @@ Every error the platform raises on purpose derives from ``FlywheelError``. Error
 
     FlywheelError
     ├── ConfigError              a setting is missing or wrong; the user must fix the configuration
+    │   └── MissingExtraError    a command needs an optional part that is not installed
     ├── NotFoundError            what a command names does not exist (a dataset version)
     ├── ContractError            an event breaks the event contract (permanent: never retried)
     ├── TransientError           worth retrying with backoff (never dead-lettered)
@@ -30,6 +31,11 @@ class FlywheelError(Exception):
 
 class ConfigError(FlywheelError):
     """A setting is missing, malformed or a placeholder; the message names the setting."""
+
+
+class MissingExtraError(ConfigError):
+    """A command needs an optional part of the package (an extra) that is not installed; the
+    message names the extra and the pip command that installs it."""
 
 
 class NotFoundError(FlywheelError):

@@ -14,7 +14,7 @@ PACKAGES = ("flywheel", "api", "ingest", "warehouse", "transforms", "export", "m
 
 BASE = {
     "flywheel", "flywheel.settings", "flywheel.errors", "flywheel.logs", "flywheel.kafka",
-    "flywheel.files", "flywheel.net", "flywheel.tomlfile",
+    "flywheel.files", "flywheel.net", "flywheel.tomlfile", "flywheel.extras",
 }  # fmt: skip
 """Imported by everyone; imports no stage and nothing else of ``flywheel``."""
 
