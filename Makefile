@@ -8,18 +8,20 @@ BIN := $(VENV)/bin
 
 .PHONY: install trl-env demo test lint unit integration bench clean
 
-$(BIN)/python:
+# uv installs the packages (pip would resolve and unpack them one by one: 170 s instead of 45 s
+# for the demo's set on this project's 2-core machine; docs/development.md).
+$(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --upgrade pip uv
 
 # The demo needs the core and the export extra (the quality gate) only; the tests need every
 # extra and the dev tools. Each stamp is remade when pyproject.toml changes.
-$(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[export]'
+$(VENV)/.demo-installed: pyproject.toml | $(BIN)/uv
+	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[export]'
 	touch $@
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev]'
+$(VENV)/.installed: pyproject.toml | $(BIN)/uv
+	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
 	touch $@ $(VENV)/.demo-installed
 
 install: $(VENV)/.installed
