@@ -17,8 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from flywheel.errors import FlywheelError
-from flywheel.simulator import (
+from flywheel.dev.simulator import (
     PostSummary,
     Simulation,
     SimulationConfig,
@@ -31,6 +30,7 @@ from flywheel.simulator import (
     write_jsonl,
     write_truth,
 )
+from flywheel.errors import FlywheelError
 from ingest.contract import EVENT_TYPES, parse_event
 
 Event = dict[str, Any]
