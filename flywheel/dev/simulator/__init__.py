@@ -1,16 +1,22 @@
-"""The traffic simulator (see ``traffic``): contract-valid event streams with a hidden truth."""
+"""The traffic simulator: contract-valid event streams with a hidden ground truth.
 
-from flywheel.dev.simulator.traffic import (
-    TOPICS,
+- ``traffic``: the model of users, conversations and behaviour, and the truth it records;
+- ``texts`` and ``pii``: what they write, from the corpus files under ``corpus/``, and the PII
+  and secrets planted in it;
+- ``writers``: events and truth to JSONL files; ``poster``: events to the API over HTTP.
+"""
+
+from flywheel.dev.simulator.poster import (
     PostSummary,
-    Simulation,
-    SimulationConfig,
     SimulatorPostError,
-    SimulatorWriteError,
-    check_writable,
     iter_batches,
     post_events,
-    simulate,
+)
+from flywheel.dev.simulator.texts import TOPICS
+from flywheel.dev.simulator.traffic import Simulation, SimulationConfig, simulate
+from flywheel.dev.simulator.writers import (
+    SimulatorWriteError,
+    check_writable,
     write_jsonl,
     write_truth,
 )
