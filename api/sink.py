@@ -2,8 +2,8 @@
 
 The API hands every accepted request to an ``EventSink`` and answers 202 only once ``publish``
 returned. In production the sink is ``api.producer.KafkaSink``; in embedded mode the composition
-root (``flywheel.cli``) passes a sink that runs the ingest pipeline in-process. ``MemorySink`` is
-the twin for unit tests.
+root (``flywheel.shell.cli``) passes a sink that runs the ingest pipeline in-process.
+``MemorySink`` is the twin for unit tests.
 """
 
 from __future__ import annotations

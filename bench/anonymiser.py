@@ -837,7 +837,7 @@ def assemble(
 
 def clean_corpus(seed: int, count: int) -> list[Doc]:
     """Texts with nothing to remove but many values that look like something to remove."""
-    from flywheel.simulator import TOPICS
+    from flywheel.dev.simulator import TOPICS
 
     rng = random.Random(seed + 1)
     fake = Faker("en_US")
@@ -1140,7 +1140,7 @@ def simulator_check(events: int, seed: int) -> dict[str, Any]:
     """Run simulated events through the pipeline with the scrubbing anonymiser; count leftovers."""
     import polars as pl
 
-    from flywheel.simulator import SimulationConfig, simulate
+    from flywheel.dev.simulator import SimulationConfig, simulate
     from ingest.anonymiser import TEXT_COLUMNS, PseudonymisingAnonymiser
     from ingest.keys import Keyring
     from ingest.pipeline import DedupeWindow, Pipeline, RawMessage

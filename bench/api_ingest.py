@@ -44,7 +44,7 @@ from typing import Any
 import httpx
 
 from api.producer import HEADERS
-from flywheel import localkafka
+from flywheel.dev import localkafka
 from flywheel.kafka import check_durable, create_topics, producer_config
 from flywheel.net import free_port
 from flywheel.settings import KafkaSettings

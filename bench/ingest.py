@@ -35,10 +35,10 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from flywheel import localkafka
+from flywheel.dev import localkafka
+from flywheel.dev.simulator import SimulationConfig, simulate
 from flywheel.kafka import create_topics
 from flywheel.settings import IngestSettings, KafkaSettings, Settings
-from flywheel.simulator import SimulationConfig, simulate
 from ingest.deadletters import MemoryDeadLetters
 from ingest.keys import Keyring
 from ingest.pipeline import Pipeline

@@ -84,7 +84,7 @@ def build(
     """Simulate ``events`` (starting ``later_days`` after the simulator's default start) and land
     them, streaming, after whatever the lake holds already, through ``anonymiser`` (by default
     the scrubbing one under a random key, as the ingest workers land them)."""
-    from flywheel.simulator import SimulationConfig, simulate
+    from flywheel.dev.simulator import SimulationConfig, simulate
     from ingest.keys import Keyring
     from ingest.pipeline import DedupeWindow, Pipeline, RawMessage
     from ingest.scrubber import ScrubbingAnonymiser

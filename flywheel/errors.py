@@ -19,7 +19,8 @@ Every error the platform raises on purpose derives from ``FlywheelError``. Error
         ├── QualityGateError     the quality gate failed a critical expectation
         └── VersionNotFoundError a dataset has no such version (also a NotFoundError)
 
-Only ``api/`` maps these to HTTP status codes, and only ``flywheel.cli`` maps them to exit codes.
+Only ``api/`` maps these to HTTP status codes, and only ``flywheel.shell.cli`` maps them to exit
+codes.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The import rules of docs/architecture.md, checked on every module's imports (those inside
 functions too): the base layer imports no stage, a stage imports only what the rules allow of
-another, and only the shell (the CLI and the demo) wires the API to the rest."""
+another and neither a dev tool nor the shell, the dev tools import only the base, and only the
+shell (the commands, the demo, the scheduler) wires the stages together."""
 
 from __future__ import annotations
 
@@ -18,8 +19,11 @@ BASE = {
 }  # fmt: skip
 """Imported by everyone; imports no stage and nothing else of ``flywheel``."""
 
-SHELL = {"flywheel.cli", "flywheel.demo", "flywheel.__main__"}
-"""May import anything: they wire the stages together."""
+SHELL = {"flywheel.shell", "flywheel.__main__"}
+"""May import anything (the package with every module in it): they wire the stages together."""
+
+DEV = "flywheel.dev"
+"""The dev tools (local broker, simulator): free within their package, the base besides."""
 
 ALLOWED = {
     "api": {"ingest.contract", "ingest.fastcheck", "ingest.keys", "export.catalog",
@@ -27,13 +31,16 @@ ALLOWED = {
     "ingest": {"warehouse.lake"},
     "warehouse": set(),
     "transforms": {"warehouse"},
-    "export": {"warehouse", "ingest.keys", "transforms.runner"},
+    "export": {"warehouse", "ingest.keys"},
     "migrations": {"warehouse"},
+    DEV: set(),
     "flywheel.privacy": {"ingest.keys", "ingest.suppression", "warehouse", "export.erasure"},
 }  # fmt: skip
 """What a stage (or a ``flywheel`` module between base and shell) may import of the others,
 by module or whole package, besides the base. Each departure from the design is in
-docs/architecture.md."""
+docs/architecture.md. No stage may import ``flywheel.dev`` or ``flywheel.shell``; the dev tools
+import only the base (the simulator writes events as a frontend does, not with the contract's
+classes)."""
 
 
 def imports(path: Path) -> set[str]:
@@ -51,21 +58,33 @@ def module_name(path: Path) -> str:
     return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
 
 
+def within(name: str, packages: set[str]) -> bool:
+    """True if ``name`` is one of ``packages`` or a module inside one."""
+    return any(name == package or name.startswith(package + ".") for package in packages)
+
+
+def own_package(module: str) -> str | None:
+    """The package ``module`` imports freely within: its stage, or the dev tools; none for the
+    other ``flywheel`` modules (the base's and those between base and shell), each on its own."""
+    if within(module, {DEV}):
+        return DEV
+    package = module.split(".")[0]
+    return None if package == "flywheel" else package
+
+
 def violations(module: str, imported: set[str]) -> list[str]:
     """The imports of ``module`` the rules forbid."""
-    if module in SHELL:
+    if within(module, SHELL):
         return []
-    package = module.split(".")[0]
-    rules = ALLOWED.get(module, ALLOWED.get(package, set()))
+    own = own_package(module)
+    rules = ALLOWED.get(module, ALLOWED.get(own or module, set()))
     bad = []
     for name in sorted(imported):
-        if name.split(".")[0] == package and package != "flywheel":
-            continue  # within its own package
-        if name in BASE or name == module:
+        if name in BASE or name == module or (own is not None and within(name, {own})):
             continue
         if module in BASE:
             bad.append(name)  # the base imports nothing above it
-        elif not any(name == allowed or name.startswith(allowed + ".") for allowed in rules):
+        elif not within(name, rules):
             bad.append(name)
     return bad
 
@@ -87,11 +106,17 @@ def test_every_module_keeps_the_import_rules() -> None:
     ("module", "imported"),
     [
         ("ingest.embedded", "api.sink"),  # a stage reaching into the API
-        ("api.server", "flywheel.localkafka"),  # a dev tool from a stage
+        ("api.server", "flywheel.dev.localkafka"),  # a dev tool from a stage
         ("warehouse.load", "transforms.runner"),  # a lower stage importing a higher one
         ("flywheel.settings", "warehouse.db"),  # the base importing a stage
         ("export.publish", "api.main"),
-        ("transforms.runner", "flywheel.cli"),  # a stage importing the shell
+        ("transforms.runner", "flywheel.shell.cli"),  # a stage importing the shell
+        ("export.publish", "flywheel.shell.schedule"),
+        ("ingest.worker", "flywheel.dev.simulator"),  # a stage importing a dev tool
+        ("flywheel.dev.simulator.traffic", "ingest.contract"),  # a dev tool importing a stage
+        ("flywheel.dev.localkafka", "flywheel.shell.demo"),  # a dev tool importing the shell
+        ("flywheel", "flywheel.shell.cli"),  # the base importing the shell
+        ("flywheel.logs", "flywheel.dev.localkafka"),  # the base importing a dev tool
     ],
 )
 def test_a_wrong_import_is_caught(module: str, imported: str) -> None:
@@ -99,6 +124,10 @@ def test_a_wrong_import_is_caught(module: str, imported: str) -> None:
 
 
 def test_the_shell_and_the_allowed_imports_pass() -> None:
-    assert violations("flywheel.cli", {"api.main", "ingest.worker"}) == []
+    assert violations("flywheel.shell.cli", {"api.main", "ingest.worker"}) == []
     assert violations("api.routes.events", {"ingest.contract", "flywheel.errors"}) == []
-    assert violations("export.schedule", {"transforms.runner", "warehouse.retention"}) == []
+    assert violations("flywheel.shell.schedule", {"transforms.runner", "warehouse.retention"}) == []
+    assert violations("flywheel.shell.demo", {"flywheel.dev.simulator", "api.server"}) == []
+    assert violations("flywheel.__main__", {"flywheel.shell.cli"}) == []
+    assert violations("flywheel.dev.simulator", {"flywheel.dev.simulator.traffic"}) == []
+    assert violations("flywheel.dev.localkafka", {"flywheel.errors", "flywheel.net"}) == []

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from flywheel.dev.simulator import SimulationConfig, simulate
 from flywheel.settings import Settings
-from flywheel.simulator import SimulationConfig, simulate
 from ingest.keys import Keyring, write_keyring
 from ingest.pipeline import DedupeWindow, RawMessage, build_pipeline
 from transforms.runner import run_transforms

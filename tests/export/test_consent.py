@@ -15,8 +15,8 @@ from typing import Any
 import duckdb
 
 from export.publish import export_dataset
+from flywheel.dev.simulator import SimulationConfig, simulate
 from flywheel.settings import Settings
-from flywheel.simulator import SimulationConfig, simulate
 from ingest.keys import write_keyring
 from ingest.pipeline import DedupeWindow, RawMessage, build_pipeline
 from tests.export.conftest import KEYRING

@@ -27,6 +27,7 @@ from api.server import running_api
 from api.sink import MemorySink
 from export.catalog import read_manifest, versions
 from export.publish import export_dataset
+from flywheel.dev.simulator import SimulationConfig, simulate
 from flywheel.errors import FlywheelError
 from flywheel.privacy import (
     ERASURE_LOCK,
@@ -38,7 +39,6 @@ from flywheel.privacy import (
     unfinished_erasures,
 )
 from flywheel.settings import Settings
-from flywheel.simulator import SimulationConfig, simulate
 from ingest.keys import write_keyring
 from ingest.suppression import SuppressionList, suppression_file
 from tests.export.conftest import KEYRING

@@ -20,9 +20,9 @@ from api.sink import MemorySink
 from export.build import Rekeyer
 from export.catalog import versions
 from export.publish import export_dataset
+from flywheel.dev.simulator import SimulationConfig, simulate
 from flywheel.privacy import erase_users
 from flywheel.settings import Settings
-from flywheel.simulator import SimulationConfig, simulate
 from ingest.embedded import embedded_sink
 from ingest.keys import normalise_user_id, write_keyring
 from ingest.pipeline import DedupeWindow, RawMessage, build_pipeline, frame_users, rename_batch

@@ -16,8 +16,8 @@ from export.build import Rekeyer
 from export.catalog import read_manifest, versions
 from export.policy import DatasetPolicy, DatasetsFile, load_datasets
 from export.publish import export_dataset
+from flywheel.dev.simulator import SimulationConfig, simulate
 from flywheel.errors import ConfigError, ExportBusyError, ExportError, QualityGateError
-from flywheel.simulator import SimulationConfig, simulate
 from tests.export.conftest import KEYRING, land, rewrite_texts
 from transforms.runner import run_transforms
 

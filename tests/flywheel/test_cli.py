@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.flywheel.test_localkafka import process
+from tests.flywheel.dev.test_localkafka import process
 
 
 def flywheel(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -196,7 +196,6 @@ def test_version_names_the_installed_distribution() -> None:
 
 
 def test_exit_codes_say_what_kind_of_failure_it_was() -> None:
-    from flywheel.cli import exit_code
     from flywheel.errors import (
         ConfigError,
         ExportBusyError,
@@ -207,6 +206,7 @@ def test_exit_codes_say_what_kind_of_failure_it_was() -> None:
         WarehouseBusyError,
         WarehouseError,
     )
+    from flywheel.shell.cli import exit_code
 
     assert exit_code(ConfigError("x")) == 3
     assert exit_code(WarehouseBusyError("x")) == exit_code(ExportBusyError("x")) == 4

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from flywheel.cli import exit_code
 from flywheel.errors import MissingExtraError
 from flywheel.extras import EXTRAS, install_hint, require
+from flywheel.shell.cli import exit_code
 
 WITHOUT_GREAT_EXPECTATIONS = textwrap.dedent("""
     import sys

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from flywheel.dev.simulator import SimulationConfig, simulate
 from flywheel.errors import ContractError
-from flywheel.simulator import SimulationConfig, simulate
 from ingest.contract import EVENT_ADAPTER, EVENT_TYPES, parse_event_json
 from ingest.fastcheck import check
 from tests.factories import make_event

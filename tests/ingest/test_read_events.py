@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flywheel.simulator import SimulationConfig, simulate
+from flywheel.dev.simulator import SimulationConfig, simulate
 from ingest.pipeline import raw_schema, read_events
 from tests.factories import make_event
 from tests.ingest.test_fastcheck import valid_events

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from stdnum import iban as stdnum_iban
 from stdnum import luhn
 
-from flywheel.simulator import TOPICS
+from flywheel.dev.simulator import TOPICS
 from ingest.anonymiser import TEXT_COLUMNS
 from ingest.keys import Keyring
 from ingest.pipeline import DedupeWindow, Pipeline, ProcessedBatch, RawMessage

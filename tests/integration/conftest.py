@@ -1,7 +1,7 @@
 """The real Kafka broker for integration tests: one per test session.
 
 ``FLYWHEEL_TEST_KAFKA_BOOTSTRAP`` names an existing broker to use instead; otherwise the session
-starts one with ``flywheel.localkafka`` under ``.test-kafka/`` (its logs stay there after a
+starts one with ``flywheel.dev.localkafka`` under ``.test-kafka/`` (its logs stay there after a
 failure, in ``.test-kafka/session/logs/server.log``).
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from flywheel import localkafka
+from flywheel.dev import localkafka
 from flywheel.settings import KafkaSettings
 
 EXTERNAL_BOOTSTRAP = os.environ.get("FLYWHEEL_TEST_KAFKA_BOOTSTRAP")

@@ -13,7 +13,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from api.producer import KafkaSink
 from api.server import running_api
-from flywheel import localkafka
+from flywheel.dev import localkafka
 from flywheel.kafka import create_topics
 from flywheel.settings import KafkaSettings, Settings, load_settings
 from ingest.contract import encode_event, parse_event

@@ -19,11 +19,11 @@ import httpx
 import pytest
 from prometheus_client import generate_latest
 
-from flywheel import localkafka
+from flywheel.dev import localkafka
+from flywheel.dev.simulator import SimulationConfig, simulate
 from flywheel.errors import KafkaError
 from flywheel.kafka import admin_client, create_topics
 from flywheel.settings import IngestSettings, KafkaSettings, Settings
-from flywheel.simulator import SimulationConfig, simulate
 from ingest.anonymiser import PseudonymisingAnonymiser
 from ingest.deadletters import KafkaDeadLetters, list_dead_letters, replay
 from ingest.keys import Keyring, create_keyring

@@ -28,7 +28,7 @@ from api.producer import KafkaSink
 from api.server import running_api
 from export.catalog import read_manifest, versions
 from export.publish import export_dataset
-from flywheel import simulator
+from flywheel.dev import simulator
 from flywheel.kafka import create_topics, topic_retention_ms
 from flywheel.settings import KafkaSettings, Settings
 from ingest.keys import create_keyring

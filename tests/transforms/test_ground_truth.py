@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from flywheel.simulator import SimulationConfig, simulate
+from flywheel.dev.simulator import SimulationConfig, simulate
 from ingest.anonymiser import PseudonymisingAnonymiser
 from ingest.keys import Keyring
 from ingest.pipeline import DedupeWindow, Pipeline, RawMessage

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flywheel.simulator import SimulationConfig, simulate
+from flywheel.dev.simulator import SimulationConfig, simulate
 from tests.factories import make_event
 from tests.transforms.test_preference_pairs import generation
 from tests.warehouse.test_load import land, query

@@ -187,7 +187,7 @@ def serve(
         # Each scrape of /metrics sums every process's counters (api/metrics.py).
         with multiprocess_mode():
             uvicorn.run(
-                "flywheel.cli:api_from_environment", factory=True, host=host, port=port,
+                "flywheel.shell.cli:api_from_environment", factory=True, host=host, port=port,
                 workers=workers, log_config=None, access_log=access_log,
                 **server_options(settings),
             )  # fmt: skip
@@ -230,7 +230,7 @@ def local_start(home: HomeOption = DEFAULT_KAFKA_HOME) -> None:
 
     Example: export FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS=$(flywheel kafka local start)
     """
-    from flywheel import localkafka
+    from flywheel.dev import localkafka
 
     with err.status("starting a local Kafka broker (first run downloads it with Maven)"):
         state = localkafka.start(home)
@@ -247,7 +247,7 @@ def local_stop(home: HomeOption = DEFAULT_KAFKA_HOME) -> None:
 
     Example: flywheel kafka local stop --home .kafka-local
     """
-    from flywheel import localkafka
+    from flywheel.dev import localkafka
 
     stopped = localkafka.stop(home)
     err.print("stopped" if stopped else "no broker was running")
@@ -259,7 +259,7 @@ def local_status(home: HomeOption = DEFAULT_KAFKA_HOME) -> None:
 
     Example: flywheel kafka local status && echo up
     """
-    from flywheel import localkafka
+    from flywheel.dev import localkafka
     from flywheel.kafka import ping
     from flywheel.settings import KafkaSettings
 
@@ -302,7 +302,7 @@ def simulate(
     """
     from rich.progress import Progress
 
-    from flywheel import simulator
+    from flywheel.dev import simulator
 
     if (out_file is None) == (post is None):
         raise ConfigError("give exactly one of --out FILE.jsonl or --post URL")
@@ -781,7 +781,7 @@ def schedule(
     import threading
 
     from export.policy import load_datasets
-    from export.schedule import Scheduler, build_jobs, next_time
+    from flywheel.shell.schedule import Scheduler, build_jobs, next_time
     from ingest.keys import keyring_for
 
     if max_runs is not None and max_runs < 1:
@@ -934,7 +934,7 @@ def demo(
 
     Example: flywheel demo; flywheel demo --seed 1; flywheel demo --fresh --kafka
     """
-    from flywheel.demo import run_demo
+    from flywheel.shell.demo import run_demo
 
     run_demo(
         settings=settings_and_logging(),

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import stat
 import threading
+import tomllib
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from difflib import SequenceMatcher
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from flywheel.errors import FlywheelError
-from flywheel.simulator import (
+from flywheel.dev.simulator import (
     PostSummary,
     Simulation,
     SimulationConfig,
@@ -31,6 +33,8 @@ from flywheel.simulator import (
     write_jsonl,
     write_truth,
 )
+from flywheel.errors import FlywheelError
+from flywheel.files import packaged
 from ingest.contract import EVENT_TYPES, parse_event
 
 Event = dict[str, Any]
@@ -119,6 +123,32 @@ def test_same_config_gives_byte_identical_events_and_truth(tmp_path: Path) -> No
     other = simulate(SimulationConfig(events=2000, seed=8))
     write_jsonl(other, tmp_path / "other.jsonl")
     assert (tmp_path / "other.jsonl").read_bytes() != outputs[0][0]
+
+
+# The bytes of one configuration, pinned: moving code or corpus text around must not change what
+# a seed produces (tests and benchmarks compare runs across versions). A deliberate change to the
+# traffic model or the corpus changes them; then update both digests in the same commit.
+SEED_7_EVENTS = "3cb2dafa4f752cffbef7d8ee9cf918301d781cf21a2fb6dfc41b5ce98f7a4915"
+SEED_7_TRUTH = "20a761dc5563efd1f55bac821f10784f6ef684eedf085f3e4ab61f4652e18ac1"
+
+
+def test_a_seed_gives_the_pinned_events_and_truth(tmp_path: Path) -> None:
+    simulation = simulate(SimulationConfig(events=2000, seed=7))
+    write_jsonl(simulation, tmp_path / "events.jsonl")
+    write_truth(simulation, tmp_path / "truth.jsonl")
+    assert hashlib.sha256((tmp_path / "events.jsonl").read_bytes()).hexdigest() == SEED_7_EVENTS
+    assert hashlib.sha256((tmp_path / "truth.jsonl").read_bytes()).hexdigest() == SEED_7_TRUTH
+
+
+def test_every_corpus_file_ships_in_the_wheel() -> None:
+    """The corpus is read as package data, so pyproject's package-data must name each file."""
+    pyproject = tomllib.loads((Path(__file__).parents[3] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["flywheel.dev.simulator"]
+    package = packaged("flywheel.dev.simulator", "")
+    corpus = sorted((package / "corpus").iterdir())
+    assert corpus
+    for path in corpus:
+        assert any(fnmatch(str(path.relative_to(package)), pattern) for pattern in patterns), path
 
 
 def test_iterating_twice_gives_the_same_events_and_truth() -> None:

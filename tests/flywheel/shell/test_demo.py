@@ -58,7 +58,7 @@ def test_demo_publishes_a_dataset_and_reruns_safely(tmp_path: Path) -> None:
 def test_fresh_clears_the_demo_broker_too(tmp_path: Path) -> None:
     from rich.console import Console
 
-    from flywheel.demo import clear_data
+    from flywheel.shell.demo import clear_data
 
     data = tmp_path / "data"
     for folder in ("lake/events", "datasets/default/v1", "kafka-local/data", "keys"):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from flywheel import localkafka
+from flywheel.dev import localkafka
 from flywheel.errors import LocalKafkaError
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from export.policy import DatasetPolicy, DatasetsFile, Schedule, load_datasets
-from export.schedule import Job, Scheduler, build_jobs
+from flywheel.dev.simulator import SimulationConfig, simulate
 from flywheel.errors import ConfigError, ExportError
-from flywheel.simulator import SimulationConfig, simulate
+from flywheel.shell.schedule import Job, Scheduler, build_jobs
 from tests.export.conftest import KEYRING, land
 
 T0 = datetime(2026, 3, 2, 10, 0, 30, tzinfo=UTC)
@@ -46,7 +46,7 @@ def test_a_failed_job_is_logged_and_the_scheduler_goes_on(caplog: pytest.LogCapt
         [recorder(ran, "every-15", fail=True), recorder(ran, "hourly")], clock=lambda: T0
     )
     scheduler.run_due(T0)
-    with caplog.at_level(logging.INFO, logger="export.schedule"):
+    with caplog.at_level(logging.INFO, logger="flywheel.shell.schedule"):
         scheduler.run_due(T0 + timedelta(hours=1))
     assert ran == ["every-15", "hourly"]
     assert scheduler.jobs[0].failures == 1
@@ -87,7 +87,7 @@ def test_an_unexpected_error_is_logged_and_a_stop_ends_the_round(
         [Job("broken", "0 * * * *", broken), recorder(ran, "hourly")], clock=lambda: T0
     )
     scheduler.run_due(T0)
-    with caplog.at_level(logging.ERROR, logger="export.schedule"):
+    with caplog.at_level(logging.ERROR, logger="flywheel.shell.schedule"):
         scheduler.run_due(T0 + timedelta(hours=1))
     assert ran == ["broken", "hourly"]
     assert "OSError" in caplog.records[0].fields["error"]  # type: ignore[attr-defined]

@@ -1,6 +1,6 @@
 """``flywheel demo``: the main job end to end, from simulated chat traffic to a published dataset.
 
-1. Simulated traffic (``flywheel.simulator``, with its hidden ground truth) is posted over real
+1. Simulated traffic (``flywheel.dev.simulator``, with its hidden ground truth) is posted over real
    HTTP to the ingest API, served in this process on a free loopback port.
 2. Embedded mode (the default): the API's in-process sink validates, anonymises and lands every
    accepted event in the lake before answering. With ``kafka=True`` a local broker is started
@@ -101,7 +101,7 @@ def clear_data(data_dir: Path, console: Console) -> None:
     """Remove the lake, the warehouse, the datasets and the demo's local broker of a data dir
     (not its keys)."""
     from export.catalog import DATASETS_DIR
-    from flywheel import localkafka
+    from flywheel.dev import localkafka
     from warehouse.db import WAREHOUSE_FILE
 
     removed = []
@@ -131,7 +131,7 @@ def run_demo(
 ) -> DemoSummary:
     """Simulate, post, land, transform, gate and publish; print and return the summary."""
     from export.policy import load_datasets
-    from flywheel import simulator
+    from flywheel.dev import simulator
     from ingest.keys import keyring_for
 
     load_datasets(settings.export.datasets_file).dataset(DATASET)  # before any event is sent
@@ -198,7 +198,7 @@ def _post(
     settings: Settings, sink: Any, traffic: list[dict[str, Any]], write_key: str,
     console: Console,
 ) -> Any:  # fmt: skip
-    from flywheel import simulator
+    from flywheel.dev import simulator
 
     with (
         running_api(settings, sink) as base_url,
@@ -216,7 +216,7 @@ def _through_kafka(
 ) -> Any:
     """Start (or reuse) a local broker, post through the Kafka-backed API, run a worker."""
     from api.producer import KafkaSink
-    from flywheel import localkafka
+    from flywheel.dev import localkafka
     from flywheel.kafka import create_topics
 
     home = settings.data_dir / KAFKA_HOME
