@@ -25,13 +25,13 @@ from flywheel.errors import (
     TransientError,
     WarehouseBusyError,
 )
-from flywheel.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from api.sink import EventSink
     from flywheel.privacy import ErasureRecord
+    from flywheel.settings import Settings  # pydantic: imported by the commands that read it
     from ingest.keys import Keyring
     from ingest.pipeline import Pipeline
     from ingest.worker import WorkerStats
@@ -95,6 +95,7 @@ DEFAULT_KAFKA_HOME = Path(".kafka-local")
 def settings_and_logging() -> Settings:
     """Load the settings and configure logging from them."""
     from flywheel.logs import configure_logging
+    from flywheel.settings import load_settings
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
