@@ -24,7 +24,7 @@ from api.metrics import ApiMetrics
 from flywheel.errors import ExportBusyError, FlywheelError, WarehouseBusyError
 from flywheel.privacy import ErasureRecord, finish_erasure, note_retry, unfinished_erasures
 from flywheel.settings import Settings
-from ingest.keys import Keyring, keyring_for
+from privacy.keys import Keyring, keyring_for
 
 log = logging.getLogger(__name__)
 

@@ -1142,9 +1142,9 @@ def simulator_check(events: int, seed: int) -> dict[str, Any]:
 
     from flywheel.simulator import SimulationConfig, simulate
     from ingest.anonymiser import TEXT_COLUMNS, PseudonymisingAnonymiser
-    from ingest.keys import Keyring
     from ingest.pipeline import DedupeWindow, Pipeline, RawMessage
     from ingest.scrubber import ScrubbingAnonymiser
+    from privacy.keys import Keyring
 
     simulation = simulate(SimulationConfig(events=events, seed=seed, pii_rate=0.2))
     raw = [

@@ -31,9 +31,9 @@ if TYPE_CHECKING:
 
     from api.sink import EventSink
     from flywheel.privacy import ErasureRecord
-    from ingest.keys import Keyring
     from ingest.pipeline import Pipeline
     from ingest.worker import WorkerStats
+    from privacy.keys import Keyring
 
 app = typer.Typer(
     name="flywheel",
@@ -112,8 +112,8 @@ def require_data_dir(settings: Settings) -> None:
 
 def build_pipeline(settings: Settings) -> Pipeline:
     """The validate-dedupe-anonymise pipeline with the configured pseudonym key."""
-    from ingest.keys import keyring_for
     from ingest.pipeline import build_pipeline as pipeline_for
+    from privacy.keys import keyring_for
 
     return pipeline_for(settings, keyring_for(settings))
 
@@ -122,7 +122,7 @@ def build_sink(settings: Settings) -> EventSink:
     """The event sink for this configuration: Kafka, or in-process in embedded mode."""
     if settings.embedded:
         from ingest.embedded import embedded_sink
-        from ingest.keys import keyring_for
+        from privacy.keys import keyring_for
 
         sink = embedded_sink(settings, keyring_for(settings))
         err.print(
@@ -346,7 +346,7 @@ def keys_create(
 
     Example: flywheel keys create /run/secrets/flywheel-keys.json
     """
-    from ingest.keys import create_keyring
+    from privacy.keys import create_keyring
 
     create_keyring(path)
     out.print(f"created {path}; set FLYWHEEL_PRIVACY__HMAC_KEY_FILE={path}")
@@ -374,7 +374,7 @@ def keys_rotate(key_file: KeyFileOption = None) -> None:
 
     Example: flywheel keys rotate --key-file /run/secrets/flywheel-keys.json
     """
-    from ingest.keys import rotate_keyring
+    from privacy.keys import rotate_keyring
 
     path = _key_file(key_file)
     keyring = rotate_keyring(path)
@@ -392,7 +392,7 @@ def keys_retire(
 
     Example: flywheel keys retire 1
     """
-    from ingest.keys import retire_key
+    from privacy.keys import retire_key
 
     path = _key_file(key_file)
     keyring = retire_key(path, version)
@@ -653,7 +653,7 @@ def export_run(dataset: DatasetOption = "default") -> None:
     """
     from export.policy import load_datasets
     from export.publish import export_dataset
-    from ingest.keys import keyring_for
+    from privacy.keys import keyring_for
 
     settings = settings_and_logging()
     datasets = load_datasets(settings.export.datasets_file)
@@ -734,7 +734,7 @@ def export_trace(
     from rich.table import Table
 
     from export.trace import trace_rows
-    from ingest.keys import keyring_for
+    from privacy.keys import keyring_for
 
     settings = settings_and_logging()
     keyring = keyring_for(settings)
@@ -781,7 +781,7 @@ def schedule(
 
     from export.policy import load_datasets
     from export.schedule import Scheduler, build_jobs, next_time
-    from ingest.keys import keyring_for
+    from privacy.keys import keyring_for
 
     if max_runs is not None and max_runs < 1:
         raise ConfigError(f"--max-runs must be at least 1, not {max_runs}")
@@ -838,7 +838,7 @@ def erase(
     flywheel erase --unfinished
     """
     from flywheel.privacy import begin_erasure, unfinished_erasures
-    from ingest.keys import keyring_for
+    from privacy.keys import keyring_for
 
     ids = list(user or [])
     if users_file is not None:

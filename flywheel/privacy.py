@@ -38,8 +38,8 @@ from typing import Any
 
 from flywheel.errors import FlywheelError
 from flywheel.settings import Settings
-from ingest.keys import Keyring
-from ingest.suppression import add_suppressed, suppression_file
+from privacy.keys import Keyring
+from privacy.suppression import add_suppressed, suppression_file
 
 ERASURE_LOG = Path("privacy") / "erasure-log.jsonl"
 ERASURE_LOCK = Path("privacy") / "erasure.lock"
@@ -127,7 +127,7 @@ def begin_erasure(settings: Settings, raw_ids: list[str], keyring: Keyring) -> E
     events. Quick; ``finish_erasure`` does the rest. Raises ``FlywheelError`` for a bad request
     (no ids, too many)."""
     # Ids exactly as given: a user id is normalised when it is pseudonymised (see
-    # ``ingest.keys.normalise_user_id``), and events landed before that are found by the id as
+    # ``privacy.keys.normalise_user_id``), and events landed before that are found by the id as
     # it was sent, padding and case included.
     ids = sorted({i for i in raw_ids if i.strip()})
     if not ids:

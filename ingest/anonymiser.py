@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ingest.keys import Keyring
+from privacy.keys import Keyring
 
 if TYPE_CHECKING:
     import polars as pl

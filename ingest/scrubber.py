@@ -69,8 +69,8 @@ from stdnum import iban as stdnum_iban
 from stdnum import luhn
 
 from ingest.anonymiser import IDENTIFIER_COLUMNS, TEXT_COLUMNS, PseudonymisingAnonymiser
-from ingest.keys import Keyring
 from ingest.names import NameDetector
+from privacy.keys import Keyring
 
 if TYPE_CHECKING:
     import polars as pl

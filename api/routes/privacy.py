@@ -139,7 +139,7 @@ def _begin(
     settings: Settings, queue: ErasureQueue, request: ErasureRequest, response: Response
 ) -> ErasureAcceptedPublic:
     from flywheel.privacy import begin_erasure
-    from ingest.keys import keyring_for
+    from privacy.keys import keyring_for
 
     keyring = keyring_for(settings)
     record = begin_erasure(settings, list(request.user_ids), keyring)

@@ -30,7 +30,7 @@ from schemathesis.checks import positive_data_acceptance
 from api.main import create_app
 from api.sink import MemorySink
 from flywheel.settings import load_settings
-from ingest.keys import Keyring, write_keyring
+from privacy.keys import Keyring, write_keyring
 from tests.factories import WRITE_KEY
 
 ADMIN_KEY = "admin-key-for-schemathesis-0123"

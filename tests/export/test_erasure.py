@@ -39,8 +39,8 @@ from flywheel.privacy import (
 )
 from flywheel.settings import Settings
 from flywheel.simulator import SimulationConfig, simulate
-from ingest.keys import write_keyring
-from ingest.suppression import SuppressionList, suppression_file
+from privacy.keys import write_keyring
+from privacy.suppression import SuppressionList, suppression_file
 from tests.export.conftest import KEYRING
 from tests.export.test_api import ADMIN, ADMIN_KEY
 from tests.factories import WRITE_KEY, api_client, warehouse_held
@@ -468,7 +468,7 @@ def test_a_key_file_that_is_not_the_lakes_is_refused_before_anything_changes(
 ) -> None:
     """With another key every pseudonym would miss: the erasure would find nobody and say it
     succeeded, and an export would re-key users so that no erasure finds them again."""
-    from ingest.keys import create_keyring
+    from privacy.keys import create_keyring
 
     other_key = tmp_path / "other-keys.json"
     create_keyring(other_key)
@@ -627,7 +627,7 @@ def test_erasure_api_without_a_key_is_503(published: Path) -> None:
 
 
 def test_erasure_after_a_key_rotation_finds_both_pseudonyms(published: Path) -> None:
-    from ingest.keys import load_keyring, rotate_keyring
+    from privacy.keys import load_keyring, rotate_keyring
     from tests.export.conftest import land
     from transforms.runner import run_transforms
 

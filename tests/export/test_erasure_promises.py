@@ -24,9 +24,9 @@ from flywheel.privacy import erase_users
 from flywheel.settings import Settings
 from flywheel.simulator import SimulationConfig, simulate
 from ingest.embedded import embedded_sink
-from ingest.keys import normalise_user_id, write_keyring
 from ingest.pipeline import DedupeWindow, RawMessage, build_pipeline, frame_users, rename_batch
-from ingest.suppression import add_suppressed, suppression_file
+from privacy.keys import normalise_user_id, write_keyring
+from privacy.suppression import add_suppressed, suppression_file
 from tests.export.conftest import KEYRING, land
 from tests.export.test_api import ADMIN
 from tests.export.test_erasure import (

@@ -22,9 +22,9 @@ from stdnum import luhn
 
 from flywheel.simulator import TOPICS
 from ingest.anonymiser import TEXT_COLUMNS
-from ingest.keys import Keyring
 from ingest.pipeline import DedupeWindow, Pipeline, ProcessedBatch, RawMessage
 from ingest.scrubber import PREFILTER, Scrubber, ScrubbingAnonymiser, placeholder
+from privacy.keys import Keyring
 from tests.factories import make_event
 from warehouse.lake import lake_schema
 
