@@ -56,7 +56,7 @@ KEY_FILE = "pseudonym-keys.json"
 def build(data_dir: Path, *, events: int, seed: int, partitions: int, file_events: int) -> dict:
     """The lake, landed through the scrubbing anonymiser under the data dir's key file."""
     from bench.transforms import build as land
-    from ingest.scrubber import ScrubbingAnonymiser
+    from ingest.scrubbing import ScrubbingAnonymiser
     from privacy.keys import load_keyring
 
     anonymiser = ScrubbingAnonymiser(load_keyring(data_dir / KEY_FILE))

@@ -41,7 +41,7 @@ from flywheel.settings import IngestSettings, KafkaSettings, Settings
 from flywheel.simulator import SimulationConfig, simulate
 from ingest.deadletters import MemoryDeadLetters
 from ingest.pipeline import Pipeline
-from ingest.scrubber import ScrubbingAnonymiser
+from ingest.scrubbing import ScrubbingAnonymiser
 from ingest.worker import IngestWorker, WorkerStats
 from privacy.keys import Keyring
 from warehouse.lake import Lake

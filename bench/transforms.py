@@ -86,7 +86,7 @@ def build(
     the scrubbing one under a random key, as the ingest workers land them)."""
     from flywheel.simulator import SimulationConfig, simulate
     from ingest.pipeline import DedupeWindow, Pipeline, RawMessage
-    from ingest.scrubber import ScrubbingAnonymiser
+    from ingest.scrubbing import ScrubbingAnonymiser
     from privacy.keys import Keyring
     from warehouse.lake import Lake
 

@@ -252,7 +252,7 @@ def frame_users(frame: pl.DataFrame) -> frozenset[str]:
 def build_pipeline(settings: Settings, keyring: Keyring) -> Pipeline:
     """The pipeline a configuration asks for: scrubbing with pseudonyms under ``keyring``,
     which must be the lake's (its fingerprint is recorded in the data dir on first use)."""
-    from ingest.scrubber import ScrubbingAnonymiser
+    from ingest.scrubbing import ScrubbingAnonymiser
     from privacy.keys import check_keyring
 
     check_keyring(settings.data_dir, keyring, key_file=settings.privacy.hmac_key_file, record=True)

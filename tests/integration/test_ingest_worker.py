@@ -28,7 +28,7 @@ from ingest.anonymiser import PseudonymisingAnonymiser
 from ingest.deadletters import KafkaDeadLetters, list_dead_letters, replay
 from ingest.metrics import IngestMetrics
 from ingest.pipeline import Pipeline
-from ingest.scrubber import ScrubbingAnonymiser
+from ingest.scrubbing import ScrubbingAnonymiser
 from ingest.worker import IngestWorker, WorkerStats
 from privacy.keys import Keyring, create_keyring
 from tests.factories import make_event
