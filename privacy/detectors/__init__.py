@@ -79,6 +79,7 @@ from privacy.detectors.common import (
 from privacy.detectors.contact import (
     IPV4_HINT,
     IPV6_HINT,
+    RAW_EMAIL,
     SPELLED_HINT,
     SPELLED_LITERALS,
     emails,
@@ -91,6 +92,7 @@ from privacy.detectors.numbers import IBAN_HINT, cards, ibans, ssns
 from privacy.detectors.secrets import (
     BASE64_40,
     KEY_LITERALS,
+    RAW_TOKENS,
     TOKEN_LITERALS,
     TOKEN_RULES,
     assignments,
@@ -105,11 +107,21 @@ __all__ = [
     "DETECTORS",
     "PII_KINDS",
     "PREFILTER",
+    "RAW_SECRETS",
     "SECRET_KINDS",
     "Finding",
     "Scrubber",
     "placeholder",
 ]
+
+
+RAW_SECRETS = [RAW_EMAIL, *RAW_TOKENS]
+"""Raw values no published text may hold, as the export gate (``export.quality``) searches for
+them: e-mail addresses and every vendor's token format (``secrets.TOKEN_RULES``, the scrubber's
+own table). Patterns, not detectors: polars runs them natively over whole columns, so each reads
+alike in Python's ``re`` and Rust's ``regex``, and they go without the scrubber's checks of
+context, so a value of a vendor's shape that the scrubber left (judged not to be one, or a text
+that was never scrubbed) stops the export instead of being published."""
 
 
 # Characters that hide a value from the detectors without changing how it reads: invisible ones

@@ -15,6 +15,13 @@ IPV4_HINT = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}", re.ASCII)
 IPV6_HINT = re.compile(r"[0-9A-Fa-f]:[0-9A-Fa-f]{1,4}:")
 
 
+RAW_EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+"""An e-mail address as the export gate searches published text for it (``RAW_SECRETS``): one
+pattern that Python's ``re`` and Rust's ``regex`` (polars) read alike, where ``emails`` scans
+outwards from each "@" in Python. It is the looser of the two on purpose: remotes (``git@host``)
+and image names (``logo@2x.png``) that the scrubber keeps stop an export too."""
+
+
 _EMAIL_LOCAL = re.compile(r"[\w%+-]+(?:\.[\w%+-]+)*\Z")
 # Labels of any script (IDN: bücher.de, 例え.jp); the top-level label is ASCII letters, punycode
 # or letters of one other script.

@@ -110,6 +110,23 @@ def _openai_body(body: str) -> bool:
     return len(body) >= 32 and looks_random(body)
 
 
+def _raw_form(kind: str, pattern: str) -> str:
+    """A vendor's pattern as the export gate searches published text for it: read alike by
+    Python's ``re`` and Rust's ``regex`` (polars), which has no look-around (the one here only
+    tells OpenAI keys from Anthropic's, secrets both) and whose ``\\d`` is any Unicode digit; and
+    with a word boundary before it in place of the boundary checks ``token_finder`` does in
+    Python (not before a PEM header, which starts with dashes)."""
+    pattern = re.sub(r"\(\?<?[=!][^()]*\)", "", pattern).replace(r"\d", "[0-9]")
+    return f"(?:{pattern})" if kind == "private_key" else rf"\b(?:{pattern})"
+
+
+RAW_TOKENS = tuple(_raw_form(kind, pattern) for kind, _, pattern in TOKEN_RULES)
+"""Every vendor's token format, as the export gate searches for it (``RAW_SECRETS``). Derived from
+``TOKEN_RULES`` so that scrubber and gate know the same vendors and formats; the gate does
+without the scrubber's judgement on context (what surrounds a token, whether an ``sk-`` body looks
+random), so what has a vendor's shape and is still in a text to publish stops the export."""
+
+
 # Tokens broken across lines, as a wrapped terminal or an editor pastes them: the vendor's prefix
 # and the start of the body end a line, and the body goes on at the start of the next one (after
 # a newline, CRLF or the two characters "\n" of a JSON string, and maybe indentation). Per kind:
