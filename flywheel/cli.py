@@ -30,10 +30,10 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from api.sink import EventSink
-    from flywheel.privacy import ErasureRecord
     from ingest.pipeline import Pipeline
     from ingest.worker import WorkerStats
     from privacy.keys import Keyring
+    from privacy.requests import ErasureRecord
 
 app = typer.Typer(
     name="flywheel",
@@ -139,10 +139,11 @@ def api_from_environment() -> FastAPI:
     """The API built from the environment's settings: uvicorn's factory, once per process."""
     from api.main import create_app
     from api.server import server_options
+    from flywheel.shell.erasure import finish_erasure
 
     settings = settings_and_logging()
     server_options(settings)  # this worker's header deadline
-    return create_app(settings, build_sink(settings))
+    return create_app(settings, build_sink(settings), erasure=finish_erasure)
 
 
 @app.command()
@@ -192,8 +193,9 @@ def serve(
             )  # fmt: skip
         return
     from api.main import create_app
+    from flywheel.shell.erasure import finish_erasure
 
-    api = create_app(settings, build_sink(settings))
+    api = create_app(settings, build_sink(settings), erasure=finish_erasure)
     uvicorn.run(
         api, host=host, port=port, log_config=None, access_log=access_log,
         **server_options(settings),
@@ -837,8 +839,8 @@ def erase(
     Example: flywheel erase --user u-123 --user u-456; flywheel erase --users-file ids.txt;
     flywheel erase --unfinished
     """
-    from flywheel.privacy import begin_erasure, unfinished_erasures
     from privacy.keys import keyring_for
+    from privacy.requests import begin_erasure, unfinished_erasures
 
     ids = list(user or [])
     if users_file is not None:
@@ -875,7 +877,7 @@ def _finish_erasure(
     settings: Settings, record: ErasureRecord, keyring: Keyring, *, resumed: bool
 ) -> None:
     """Finish one erasure request, its step on a status line; then one line: what it did."""
-    from flywheel.privacy import finish_erasure
+    from flywheel.shell.erasure import finish_erasure
 
     with err.status(f"erasure {record.request}") as status:
         finished = finish_erasure(

@@ -37,6 +37,7 @@ from rich.table import Table
 from api.server import running_api
 from flywheel.errors import FlywheelError
 from flywheel.settings import Settings
+from flywheel.shell.erasure import finish_erasure
 from privacy.keys import DEMO_KEY_FILE
 
 DATASET = "default"
@@ -200,7 +201,7 @@ def _post(
     from flywheel import simulator
 
     with (
-        running_api(settings, sink) as base_url,
+        running_api(settings, sink, erasure=finish_erasure) as base_url,
         Progress(console=console, transient=True, disable=not console.is_terminal) as bar,
     ):
         task = bar.add_task("posting simulated traffic", total=len(traffic))
