@@ -4,7 +4,11 @@
 moment), then hands the rest (rewriting lake files, warehouse rows, dataset versions: minutes on a
 large lake) to this queue and answers 202. The queue runs one request at a time in a thread of its
 own; across processes (``serve --workers N``, a ``flywheel erase`` at the same time) the erasure
-lock in ``flywheel.privacy`` keeps them one at a time.
+lock in ``privacy.requests`` keeps them one at a time.
+
+What finishes a request walks the lake, the warehouse and the datasets, so it belongs to the
+shell, which the API never imports: the composition root passes it in (``ErasureRunner``, as it
+passes the event sink). An app built without one refuses erasure requests with 503.
 
 As it starts, the app resumes the requests the log shows unfinished (a crash or a restart cut
 them off, or they failed: the warehouse was busy, say), so that a request the API accepted is
@@ -19,18 +23,29 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Protocol
 
 from api.metrics import ApiMetrics
-from flywheel.errors import ExportBusyError, FlywheelError, WarehouseBusyError
-from flywheel.privacy import ErasureRecord, finish_erasure, note_retry, unfinished_erasures
+from flywheel.errors import ConfigError, ExportBusyError, FlywheelError, WarehouseBusyError
 from flywheel.settings import Settings
-from ingest.keys import Keyring, keyring_for
+from privacy.keys import Keyring, keyring_for
+from privacy.requests import ErasureRecord, note_retry, unfinished_erasures
 
 log = logging.getLogger(__name__)
 
 BUSY_RETRIES_S = (30.0, 60.0, 120.0, 300.0, *(600.0,) * 10)
 """Pauses before trying a request again while the warehouse or a dataset is busy: about two
 hours in all, then it stays failed until the API next starts."""
+NO_RUNNER = "this API process cannot finish erasure requests (create_app got no erasure runner)"
+
+
+class ErasureRunner(Protocol):
+    """Finishes a request ``begin_erasure`` logged (``flywheel.shell.erasure.finish_erasure``):
+    None if another process completed it meanwhile."""
+
+    def __call__(
+        self, settings: Settings, record: ErasureRecord, keyring: Keyring, *, resumed: bool = ...
+    ) -> ErasureRecord | None: ...
 
 
 class ErasureQueue:
@@ -40,11 +55,13 @@ class ErasureQueue:
         self,
         settings: Settings,
         metrics: ApiMetrics,
+        run: ErasureRunner | None,
         *,
         busy_retries_s: Sequence[float] = BUSY_RETRIES_S,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
+        self._run = run
         self._busy_retries_s = tuple(busy_retries_s)
         self._closing = threading.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="erasure")
@@ -56,6 +73,11 @@ class ErasureQueue:
             self._closing = threading.Event()
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="erasure")
 
+    @property
+    def finishes(self) -> bool:
+        """Whether this queue was given what finishes requests (else the API refuses them)."""
+        return self._run is not None
+
     def submit(
         self, record: ErasureRecord, keyring: Keyring, *, resumed: bool = False
     ) -> Future[None]:
@@ -63,9 +85,9 @@ class ErasureQueue:
         return self._executor.submit(self._finish, record, keyring, resumed)
 
     def resume_unfinished(self) -> list[str]:
-        """Queue the requests the log shows unfinished; their ids (none without a key file: the
-        API then refuses erasures with 503 as well)."""
-        if self._settings.privacy.hmac_key_file is None:
+        """Queue the requests the log shows unfinished; their ids (none without a key file or a
+        runner: the API then refuses erasures with 503 as well)."""
+        if self._settings.privacy.hmac_key_file is None or self._run is None:
             return []
         unfinished = unfinished_erasures(self._settings.data_dir)
         if not unfinished:
@@ -113,10 +135,12 @@ class ErasureQueue:
         """``finish_erasure``, tried again after a pause while a transform run or an export
         holds the warehouse or a dataset (they are scheduled every few minutes; the lake step
         before is done and stays done). Each try is in the erasure log."""
+        if self._run is None:
+            raise ConfigError(NO_RUNNER)
         pauses = iter(self._busy_retries_s)
         while True:
             try:
-                return finish_erasure(self._settings, record, keyring, resumed=resumed)
+                return self._run(self._settings, record, keyring, resumed=resumed)
             except (WarehouseBusyError, ExportBusyError) as exc:
                 pause = next(pauses, None)
                 if pause is None or self._closing.is_set():

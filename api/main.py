@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
-from api.erasures import ErasureQueue
+from api.erasures import ErasureQueue, ErasureRunner
 from api.metrics import ApiMetrics
 from api.routes import datasets, events, meta, privacy
 from api.sink import CachedReadiness, EventSink
@@ -102,9 +102,16 @@ def _openapi_with_contract(app: FastAPI) -> dict[str, Any]:
 
 
 def create_app(
-    settings: Settings, sink: EventSink, *, metrics: ApiMetrics | None = None
+    settings: Settings,
+    sink: EventSink,
+    *,
+    metrics: ApiMetrics | None = None,
+    erasure: ErasureRunner | None = None,
 ) -> FastAPI:
-    """Build the API around an event sink (Kafka in production, in-process in embedded mode)."""
+    """Build the API around an event sink (Kafka in production, in-process in embedded mode)
+    and what finishes erasure requests in the background (the shell's ``finish_erasure``; the
+    composition root passes it, since the API does not import the shell). Without ``erasure``
+    the erasure endpoint answers 503."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -126,7 +133,7 @@ def create_app(
         sink, max_age_s=settings.api.ready_cache_s, timeout_s=settings.api.ready_timeout_s
     )
     app.state.metrics = metrics or ApiMetrics()
-    app.state.erasures = ErasureQueue(settings, app.state.metrics)
+    app.state.erasures = ErasureQueue(settings, app.state.metrics, erasure)
     errors.install(app)
     app.include_router(events.router)
     app.include_router(meta.router)

@@ -6,11 +6,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from api.sink import EventSink
 from flywheel.errors import FlywheelError
 from flywheel.settings import Settings
+
+if TYPE_CHECKING:
+    from api.erasures import ErasureRunner
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
@@ -33,8 +36,11 @@ def server_options(settings: Settings) -> dict[str, Any]:
 
 
 @contextmanager
-def running_api(settings: Settings, sink: EventSink) -> Iterator[str]:
-    """Serve the API on a free loopback port in a background thread; yields its base URL."""
+def running_api(
+    settings: Settings, sink: EventSink, *, erasure: ErasureRunner | None = None
+) -> Iterator[str]:
+    """Serve the API on a free loopback port in a background thread; yields its base URL.
+    ``erasure`` finishes erasure requests (see ``create_app``)."""
     import uvicorn
 
     from api.main import create_app
@@ -42,7 +48,7 @@ def running_api(settings: Settings, sink: EventSink) -> Iterator[str]:
 
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings, sink), host="127.0.0.1", port=port, log_config=None,
+        create_app(settings, sink, erasure=erasure), host="127.0.0.1", port=port, log_config=None,
         access_log=False, lifespan="on", log_level="warning", **server_options(settings),
     )  # fmt: skip
     server = uvicorn.Server(config)

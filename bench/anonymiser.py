@@ -30,7 +30,7 @@ It builds a labelled corpus from a seed (the same seed gives the same corpus):
 
 Then it runs, in one process and on the same texts:
 
-- ``scrubber``: ``ingest.scrubber.Scrubber.scrub`` (finding and replacing);
+- ``scrubber``: ``privacy.detectors.Scrubber.scrub`` (finding and replacing);
 - ``presidio``: ``presidio_analyzer.AnalyzerEngine`` with its predefined pattern recognizers and
   the no-op NLP engine (no spaCy model), asked for the entities it has recognizers for: email,
   phone, credit card, IBAN, IP and US SSN, at its default score threshold (analysis only, no
@@ -83,7 +83,7 @@ from typing import Any
 
 from faker import Faker
 
-from ingest.scrubber import Scrubber
+from privacy.detectors import Scrubber
 
 # tldextract (used by Presidio's email recognizer) would try to download the public suffix list
 # on first use; this machine has no such network, so it must use the snapshot it ships.
@@ -1142,9 +1142,9 @@ def simulator_check(events: int, seed: int) -> dict[str, Any]:
 
     from flywheel.dev.simulator import SimulationConfig, simulate
     from ingest.anonymiser import TEXT_COLUMNS, PseudonymisingAnonymiser
-    from ingest.keys import Keyring
     from ingest.pipeline import DedupeWindow, Pipeline, RawMessage
-    from ingest.scrubber import ScrubbingAnonymiser
+    from ingest.scrubbing import ScrubbingAnonymiser
+    from privacy.keys import Keyring
 
     simulation = simulate(SimulationConfig(events=events, seed=seed, pii_rate=0.2))
     raw = [

@@ -270,7 +270,7 @@ async def post_for(url: str, bodies: Bodies, *, clients: int, seconds: float) ->
 def run_mode(mode: str, *, clients: int, seconds: float, seed: int, work: Path) -> Run:
     """One run: a fresh data dir and server, a short warm-up, the timed window, the check. The
     data dir is left in ``work``."""
-    from ingest.keys import create_keyring
+    from privacy.keys import create_keyring
 
     data_dir = work / f"{mode.replace(' ', '-')}-{seed}"
     data_dir.mkdir()

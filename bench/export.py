@@ -56,8 +56,8 @@ KEY_FILE = "pseudonym-keys.json"
 def build(data_dir: Path, *, events: int, seed: int, partitions: int, file_events: int) -> dict:
     """The lake, landed through the scrubbing anonymiser under the data dir's key file."""
     from bench.transforms import build as land
-    from ingest.keys import load_keyring
-    from ingest.scrubber import ScrubbingAnonymiser
+    from ingest.scrubbing import ScrubbingAnonymiser
+    from privacy.keys import load_keyring
 
     anonymiser = ScrubbingAnonymiser(load_keyring(data_dir / KEY_FILE))
     return land(data_dir, events=events, seed=seed, partitions=partitions,
@@ -164,7 +164,7 @@ def run_export(data_dir: Path) -> dict:
     import export.quality as quality
     import warehouse.texts as texts
     from export.catalog import dataset_dir
-    from ingest.keys import load_keyring
+    from privacy.keys import load_keyring
 
     shutil.rmtree(dataset_dir(data_dir, DATASET), ignore_errors=True)
     keyring = load_keyring(data_dir / KEY_FILE)
@@ -357,7 +357,7 @@ def note(message: str) -> None:
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Set up a data dir (key, lake, warehouse), then alternate limits and exports."""
-    from ingest.keys import create_keyring
+    from privacy.keys import create_keyring
 
     data_dir = Path(tempfile.mkdtemp(prefix="bench-export-"))
     try:

@@ -40,10 +40,10 @@ from flywheel.dev.simulator import SimulationConfig, simulate
 from flywheel.kafka import create_topics
 from flywheel.settings import IngestSettings, KafkaSettings, Settings
 from ingest.deadletters import MemoryDeadLetters
-from ingest.keys import Keyring
 from ingest.pipeline import Pipeline
-from ingest.scrubber import ScrubbingAnonymiser
+from ingest.scrubbing import ScrubbingAnonymiser
 from ingest.worker import IngestWorker, WorkerStats
+from privacy.keys import Keyring
 from warehouse.lake import Lake
 
 

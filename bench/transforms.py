@@ -85,9 +85,9 @@ def build(
     them, streaming, after whatever the lake holds already, through ``anonymiser`` (by default
     the scrubbing one under a random key, as the ingest workers land them)."""
     from flywheel.dev.simulator import SimulationConfig, simulate
-    from ingest.keys import Keyring
     from ingest.pipeline import DedupeWindow, Pipeline, RawMessage
-    from ingest.scrubber import ScrubbingAnonymiser
+    from ingest.scrubbing import ScrubbingAnonymiser
+    from privacy.keys import Keyring
     from warehouse.lake import Lake
 
     started = time.perf_counter()

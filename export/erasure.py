@@ -41,7 +41,7 @@ from export.publish import (
     write_manifest,
 )
 from export.quality import run_gate
-from ingest.keys import Keyring
+from privacy.keys import Keyring
 
 WITHDRAWN = "withdrawn"
 

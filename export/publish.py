@@ -46,7 +46,7 @@ from export.policy import DatasetPolicy, DatasetsFile, Kind, load_datasets
 from export.quality import GateResult, run_gate
 from flywheel.errors import ExportBusyError, ExportError, QualityGateError
 from flywheel.files import replace_text
-from ingest.keys import Keyring
+from privacy.keys import Keyring
 from warehouse.db import connected, warehouse_path
 from warehouse.lake import Lake
 from warehouse.load import READABLE_TIME

@@ -3,9 +3,10 @@
 Critical expectations (a failure publishes nothing): the TRL columns are never null; chosen
 differs from rejected; confidences lie between the policy's minimum and 1; ids are unique; no
 text is only a placeholder (``<EMAIL>``, ``<SECRET:aws_access_key>``...); no text holds a raw
-email address, cloud key, token or private key, nor a card number (a card network's prefix and
-the Luhn check; patterns written independently of the scrubber, as a second line of defence); no
-conversation sits in two splits; the row count reaches the policy's floor.
+email address, cloud key, token or private key (the vendor formats the scrubber knows, without its
+checks of context: ``privacy.detectors.RAW_SECRETS``), nor a card number (a card network's prefix
+and the Luhn check), as a second line of defence behind the scrubber; no conversation sits in two
+splits; the row count reaches the policy's floor.
 
 Warnings (reported, not blocking): the share of pairs whose chosen text is the longer one (a
 length bias the trainer would learn), the share of A/B pairs won by the side shown first (position
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from export.policy import DatasetPolicy, Kind
 from flywheel.extras import require
+from privacy.detectors import RAW_SECRETS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,19 +49,8 @@ REQUIRED_COLUMNS: dict[str, list[str]] = {
 }
 # A text that is nothing but placeholders left by the scrubber.
 PLACEHOLDER_ONLY = r"^\s*(?:<[A-Z_]+(?::[a-z0-9_]+)?>\s*)+$"
-# Raw values that must never be published: e-mail addresses, cloud keys, tokens, private keys.
-RAW_SECRETS = [
-    r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
-    r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
-    r"\bgh[pousr]_[A-Za-z0-9]{30,}",
-    r"\bgithub_pat_[A-Za-z0-9_]{30,}",
-    r"\bxox[abposr]-[A-Za-z0-9-]{10,}",
-    r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}",
-    r"\b[rs]k_live_[A-Za-z0-9]{16,}",
-    r"\bAIza[0-9A-Za-z_-]{35}",
-    r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+",
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----",
-]
+# Raw values that must never be published: e-mail addresses and every vendor's token format, from
+# the scrubber's own table (one definition of the formats; see ``privacy.detectors.RAW_SECRETS``).
 _ANY_RAW_SECRET = "|".join(f"(?:{pattern})" for pattern in RAW_SECRETS)
 # A card number: 13 to 19 digits, maybe grouped by spaces or dashes, after a network's prefix
 # (Visa, Mastercard, Amex, Diners, JCB, Discover, UnionPay, Maestro). polars finds the texts

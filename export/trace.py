@@ -22,7 +22,7 @@ from export.build import Rekeyer
 from export.catalog import read_manifest, versions
 from export.publish import LINEAGE_IDS, models_connection
 from flywheel.errors import ExportError
-from ingest.keys import Keyring
+from privacy.keys import Keyring
 from warehouse.lineage import LABEL_LINEAGE
 
 _ROWS = {

@@ -7,15 +7,16 @@ never values), and ``user_id`` gone. Working on columns lets detectors pre-filte
 natively before any per-value Python work.
 
 ``PseudonymisingAnonymiser`` pseudonymises user ids and scrubs nothing (a building block, and the
-benchmarks' baseline); ``ingest.scrubber.ScrubbingAnonymiser``, the one the platform runs, adds
-the PII and secret detectors (and person names when a model is configured, ``ingest.names``).
+benchmarks' baseline); ``ingest.scrubbing.ScrubbingAnonymiser``, the one the platform runs, adds
+the PII and secret detectors of ``privacy.detectors`` (and person names when a model is
+configured, ``privacy.detectors.names``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ingest.keys import Keyring
+from privacy.keys import Keyring
 
 if TYPE_CHECKING:
     import polars as pl

@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING
 from flywheel.errors import ConfigError, FlywheelError, SinkUnavailableError, TransientError
 from flywheel.settings import Settings
 from ingest.contract import EncodedEvent
-from ingest.keys import Keyring
 from ingest.pipeline import (
     DedupeWindow,
     Pipeline,
@@ -47,6 +46,7 @@ from ingest.pipeline import (
     frame_users,
     rename_batch,
 )
+from privacy.keys import Keyring
 from warehouse.lake import Lake, polars_errno
 
 if TYPE_CHECKING:

@@ -21,13 +21,13 @@ from flywheel.settings import Settings
 from ingest.anonymiser import Anonymiser, scrubbed_type
 from ingest.contract import Event, parse_event_json
 from ingest.fastcheck import check
-from ingest.suppression import SuppressionList, suppression_file
+from privacy.suppression import SuppressionList, suppression_file
 from warehouse.lake import Lake, lake_columns
 
 if TYPE_CHECKING:
     import polars as pl
 
-    from ingest.keys import Keyring
+    from privacy.keys import Keyring
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +229,7 @@ def rename_batch(
 
     Under the suppression list's landing lock, so an erasure that lists users either waits for
     this batch to land (and then finds it in the lake) or is seen here
-    (``ingest.suppression``)."""
+    (``privacy.suppression``)."""
     if suppression is None:
         os.replace(temporary, final)
         return 0
@@ -252,8 +252,8 @@ def frame_users(frame: pl.DataFrame) -> frozenset[str]:
 def build_pipeline(settings: Settings, keyring: Keyring) -> Pipeline:
     """The pipeline a configuration asks for: scrubbing with pseudonyms under ``keyring``,
     which must be the lake's (its fingerprint is recorded in the data dir on first use)."""
-    from ingest.keys import check_keyring
-    from ingest.scrubber import ScrubbingAnonymiser
+    from ingest.scrubbing import ScrubbingAnonymiser
+    from privacy.keys import check_keyring
 
     check_keyring(settings.data_dir, keyring, key_file=settings.privacy.hmac_key_file, record=True)
     return Pipeline(

@@ -1,7 +1,8 @@
 """The import rules of docs/architecture.md, checked on every module's imports (those inside
-functions too): the base layer imports no stage, a stage imports only what the rules allow of
-another and neither a dev tool nor the shell, the dev tools import only the base, and only the
-shell (the commands, the demo, the scheduler) wires the stages together."""
+functions too): the base layer imports no stage, ``privacy`` imports only the base, a stage
+imports only what the rules allow of another and neither a dev tool nor the shell, the dev tools
+import only the base, and only the shell (the commands, the demo, the scheduler and the erasure
+that walks every stage) wires the stages together."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("flywheel", "api", "ingest", "warehouse", "transforms", "export", "migrations")
+PACKAGES = (
+    "flywheel", "privacy", "api", "ingest", "warehouse", "transforms", "export", "migrations",
+)  # fmt: skip
 
 BASE = {
     "flywheel", "flywheel.settings", "flywheel.errors", "flywheel.logs", "flywheel.kafka",
@@ -26,21 +29,19 @@ DEV = "flywheel.dev"
 """The dev tools (local broker, simulator): free within their package, the base besides."""
 
 ALLOWED = {
-    "api": {"ingest.contract", "ingest.fastcheck", "ingest.keys", "export.catalog",
-            "flywheel.privacy"},
-    "ingest": {"warehouse.lake"},
-    "warehouse": set(),
-    "transforms": {"warehouse"},
-    "export": {"warehouse", "ingest.keys"},
-    "migrations": {"warehouse"},
+    "privacy": set(),
+    "api": {"privacy", "ingest.contract", "ingest.fastcheck", "export.catalog"},
+    "ingest": {"privacy", "warehouse.lake"},
+    "warehouse": {"privacy"},
+    "transforms": {"privacy", "warehouse"},
+    "export": {"privacy", "warehouse"},
+    "migrations": {"privacy", "warehouse"},
     DEV: set(),
-    "flywheel.privacy": {"ingest.keys", "ingest.suppression", "warehouse", "export.erasure"},
 }  # fmt: skip
-"""What a stage (or a ``flywheel`` module between base and shell) may import of the others,
-by module or whole package, besides the base. Each departure from the design is in
-docs/architecture.md. No stage may import ``flywheel.dev`` or ``flywheel.shell``; the dev tools
-import only the base (the simulator writes events as a frontend does, not with the contract's
-classes)."""
+"""What a stage may import of the others, by module or whole package, besides the base. Each
+departure from the design is in docs/architecture.md. No stage may import ``flywheel.dev`` or
+``flywheel.shell``; the dev tools import only the base (the simulator writes events as a
+frontend does, not with the contract's classes)."""
 
 
 def imports(path: Path) -> set[str]:
@@ -117,6 +118,9 @@ def test_every_module_keeps_the_import_rules() -> None:
         ("flywheel.dev.localkafka", "flywheel.shell.demo"),  # a dev tool importing the shell
         ("flywheel", "flywheel.shell.cli"),  # the base importing the shell
         ("flywheel.logs", "flywheel.dev.localkafka"),  # the base importing a dev tool
+        ("privacy.keys", "ingest.pipeline"),  # privacy importing a stage
+        ("privacy.requests", "warehouse.erase"),  # erasure across stages is the shell's
+        ("api.erasures", "flywheel.shell.erasure"),  # the API is handed the runner instead
     ],
 )
 def test_a_wrong_import_is_caught(module: str, imported: str) -> None:
@@ -131,3 +135,6 @@ def test_the_shell_and_the_allowed_imports_pass() -> None:
     assert violations("flywheel.__main__", {"flywheel.shell.cli"}) == []
     assert violations("flywheel.dev.simulator", {"flywheel.dev.simulator.traffic"}) == []
     assert violations("flywheel.dev.localkafka", {"flywheel.errors", "flywheel.net"}) == []
+    assert violations("ingest.pipeline", {"privacy.keys", "privacy.suppression"}) == []
+    assert violations("api.routes.privacy", {"privacy.requests", "privacy.keys"}) == []
+    assert violations("flywheel.shell.erasure", {"warehouse.erase", "export.erasure"}) == []

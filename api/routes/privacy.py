@@ -10,11 +10,12 @@ from pydantic_core import from_json
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import AdminKeyDep, ErasureQueueDep, SettingsDep
-from api.erasures import ErasureQueue
+from api.erasures import NO_RUNNER, ErasureQueue
 from api.errors import ApiError, ErrorPublic
 from api.routes.events import read_body
-from flywheel.privacy import MAX_USERS_PER_REQUEST
+from flywheel.errors import ConfigError
 from flywheel.settings import Settings
+from privacy.requests import MAX_USERS_PER_REQUEST
 
 router = APIRouter(tags=["privacy"])
 
@@ -90,7 +91,11 @@ class ErasureStatusPublic(BaseModel):
             "description": "No ids, more than 1,000, or a field of the wrong type; ``errors`` "
             "names each field's path.",
         },
-        503: {"model": ErrorPublic, "description": "No pseudonym key is configured."},
+        503: {
+            "model": ErrorPublic,
+            "description": "No pseudonym key is configured, or this process cannot finish "
+            "erasures.",
+        },
     },
 )
 async def erase(
@@ -138,9 +143,11 @@ def parse_erasure_request(body: bytes) -> ErasureRequest:
 def _begin(
     settings: Settings, queue: ErasureQueue, request: ErasureRequest, response: Response
 ) -> ErasureAcceptedPublic:
-    from flywheel.privacy import begin_erasure
-    from ingest.keys import keyring_for
+    from privacy.keys import keyring_for
+    from privacy.requests import begin_erasure
 
+    if not queue.finishes:  # refused before anything is logged or suppressed
+        raise ConfigError(NO_RUNNER)
     keyring = keyring_for(settings)
     record = begin_erasure(settings, list(request.user_ids), keyring)
     queue.submit(record, keyring)
@@ -171,7 +178,7 @@ def erasure_status(
     """The request's status (``pending``, ``completed`` or ``failed``) and, once completed, what
     it did: files rewritten, events removed, warehouse rows deleted, dataset versions superseded
     and published."""
-    from flywheel.privacy import erasure_status as read_status
+    from privacy.requests import erasure_status as read_status
 
     found = read_status(settings.data_dir, request_id)
     if not found:

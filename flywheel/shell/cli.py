@@ -30,11 +30,11 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from api.sink import EventSink
-    from flywheel.privacy import ErasureRecord
     from flywheel.settings import Settings  # pydantic: imported by the commands that read it
-    from ingest.keys import Keyring
     from ingest.pipeline import Pipeline
     from ingest.worker import WorkerStats
+    from privacy.keys import Keyring
+    from privacy.requests import ErasureRecord
 
 app = typer.Typer(
     name="flywheel",
@@ -114,8 +114,8 @@ def require_data_dir(settings: Settings) -> None:
 
 def build_pipeline(settings: Settings) -> Pipeline:
     """The validate-dedupe-anonymise pipeline with the configured pseudonym key."""
-    from ingest.keys import keyring_for
     from ingest.pipeline import build_pipeline as pipeline_for
+    from privacy.keys import keyring_for
 
     return pipeline_for(settings, keyring_for(settings))
 
@@ -124,7 +124,7 @@ def build_sink(settings: Settings) -> EventSink:
     """The event sink for this configuration: Kafka, or in-process in embedded mode."""
     if settings.embedded:
         from ingest.embedded import embedded_sink
-        from ingest.keys import keyring_for
+        from privacy.keys import keyring_for
 
         sink = embedded_sink(settings, keyring_for(settings))
         err.print(
@@ -141,10 +141,11 @@ def api_from_environment() -> FastAPI:
     """The API built from the environment's settings: uvicorn's factory, once per process."""
     from api.main import create_app
     from api.server import server_options
+    from flywheel.shell.erasure import finish_erasure
 
     settings = settings_and_logging()
     server_options(settings)  # this worker's header deadline
-    return create_app(settings, build_sink(settings))
+    return create_app(settings, build_sink(settings), erasure=finish_erasure)
 
 
 @app.command()
@@ -194,8 +195,9 @@ def serve(
             )  # fmt: skip
         return
     from api.main import create_app
+    from flywheel.shell.erasure import finish_erasure
 
-    api = create_app(settings, build_sink(settings))
+    api = create_app(settings, build_sink(settings), erasure=finish_erasure)
     uvicorn.run(
         api, host=host, port=port, log_config=None, access_log=access_log,
         **server_options(settings),
@@ -348,7 +350,7 @@ def keys_create(
 
     Example: flywheel keys create /run/secrets/flywheel-keys.json
     """
-    from ingest.keys import create_keyring
+    from privacy.keys import create_keyring
 
     create_keyring(path)
     out.print(f"created {path}; set FLYWHEEL_PRIVACY__HMAC_KEY_FILE={path}")
@@ -376,7 +378,7 @@ def keys_rotate(key_file: KeyFileOption = None) -> None:
 
     Example: flywheel keys rotate --key-file /run/secrets/flywheel-keys.json
     """
-    from ingest.keys import rotate_keyring
+    from privacy.keys import rotate_keyring
 
     path = _key_file(key_file)
     keyring = rotate_keyring(path)
@@ -394,7 +396,7 @@ def keys_retire(
 
     Example: flywheel keys retire 1
     """
-    from ingest.keys import retire_key
+    from privacy.keys import retire_key
 
     path = _key_file(key_file)
     keyring = retire_key(path, version)
@@ -655,7 +657,7 @@ def export_run(dataset: DatasetOption = "default") -> None:
     """
     from export.policy import load_datasets
     from export.publish import export_dataset
-    from ingest.keys import keyring_for
+    from privacy.keys import keyring_for
 
     settings = settings_and_logging()
     datasets = load_datasets(settings.export.datasets_file)
@@ -736,7 +738,7 @@ def export_trace(
     from rich.table import Table
 
     from export.trace import trace_rows
-    from ingest.keys import keyring_for
+    from privacy.keys import keyring_for
 
     settings = settings_and_logging()
     keyring = keyring_for(settings)
@@ -783,7 +785,7 @@ def schedule(
 
     from export.policy import load_datasets
     from flywheel.shell.schedule import Scheduler, build_jobs, next_time
-    from ingest.keys import keyring_for
+    from privacy.keys import keyring_for
 
     if max_runs is not None and max_runs < 1:
         raise ConfigError(f"--max-runs must be at least 1, not {max_runs}")
@@ -839,8 +841,8 @@ def erase(
     Example: flywheel erase --user u-123 --user u-456; flywheel erase --users-file ids.txt;
     flywheel erase --unfinished
     """
-    from flywheel.privacy import begin_erasure, unfinished_erasures
-    from ingest.keys import keyring_for
+    from privacy.keys import keyring_for
+    from privacy.requests import begin_erasure, unfinished_erasures
 
     ids = list(user or [])
     if users_file is not None:
@@ -877,7 +879,7 @@ def _finish_erasure(
     settings: Settings, record: ErasureRecord, keyring: Keyring, *, resumed: bool
 ) -> None:
     """Finish one erasure request, its step on a status line; then one line: what it did."""
-    from flywheel.privacy import finish_erasure
+    from flywheel.shell.erasure import finish_erasure
 
     with err.status(f"erasure {record.request}") as status:
         finished = finish_erasure(

@@ -38,7 +38,8 @@ from rich.table import Table
 from api.server import running_api
 from flywheel.errors import FlywheelError
 from flywheel.settings import Settings
-from ingest.keys import DEMO_KEY_FILE
+from flywheel.shell.erasure import finish_erasure
+from privacy.keys import DEMO_KEY_FILE
 
 DATASET = "default"
 KAFKA_HOME = "kafka-local"
@@ -83,7 +84,7 @@ class DemoSummary:
 
 def demo_keyring_path(settings: Settings, console: Console) -> Path:
     """The configured pseudonym key file, or a local one the demo creates (and says so)."""
-    from ingest.keys import create_keyring
+    from privacy.keys import create_keyring
 
     if settings.privacy.hmac_key_file is not None:
         return settings.privacy.hmac_key_file
@@ -132,7 +133,7 @@ def run_demo(
     """Simulate, post, land, transform, gate and publish; print and return the summary."""
     from export.policy import load_datasets
     from flywheel.dev import simulator
-    from ingest.keys import keyring_for
+    from privacy.keys import keyring_for
 
     load_datasets(settings.export.datasets_file).dataset(DATASET)  # before any event is sent
     if fresh:
@@ -201,7 +202,7 @@ def _post(
     from flywheel.dev import simulator
 
     with (
-        running_api(settings, sink) as base_url,
+        running_api(settings, sink, erasure=finish_erasure) as base_url,
         Progress(console=console, transient=True, disable=not console.is_terminal) as bar,
     ):
         task = bar.add_task("posting simulated traffic", total=len(traffic))

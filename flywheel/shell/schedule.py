@@ -23,7 +23,7 @@ from pathlib import Path
 
 from export.policy import DatasetsFile
 from flywheel.errors import FlywheelError
-from ingest.keys import Keyring
+from privacy.keys import Keyring
 
 log = logging.getLogger(__name__)
 

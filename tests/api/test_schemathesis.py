@@ -30,7 +30,8 @@ from schemathesis.checks import positive_data_acceptance
 from api.main import create_app
 from api.sink import MemorySink
 from flywheel.settings import load_settings
-from ingest.keys import Keyring, write_keyring
+from flywheel.shell.erasure import finish_erasure
+from privacy.keys import Keyring, write_keyring
 from tests.factories import WRITE_KEY
 
 ADMIN_KEY = "admin-key-for-schemathesis-0123"
@@ -58,7 +59,7 @@ SETTINGS = load_settings(
     api={"write_keys": [WRITE_KEY], "admin_keys": [ADMIN_KEY]},
     privacy={"hmac_key_file": Path(DATA.name) / "keys.json"},
 )
-app = create_app(SETTINGS, MemorySink())
+app = create_app(SETTINGS, MemorySink(), erasure=finish_erasure)
 schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=CONFIG)
 
 

@@ -12,8 +12,8 @@ import pytest
 
 from flywheel.dev.simulator import SimulationConfig, simulate
 from flywheel.settings import Settings
-from ingest.keys import Keyring, write_keyring
 from ingest.pipeline import DedupeWindow, RawMessage, build_pipeline
+from privacy.keys import Keyring, write_keyring
 from transforms.runner import run_transforms
 from warehouse.lake import Lake
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingest.keys import write_keyring
+from privacy.keys import write_keyring
 from tests.export.conftest import KEYRING, rewrite_texts
 from tests.flywheel.test_cli import assert_one_line_error, flywheel
 

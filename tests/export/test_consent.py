@@ -17,8 +17,8 @@ import duckdb
 from export.publish import export_dataset
 from flywheel.dev.simulator import SimulationConfig, simulate
 from flywheel.settings import Settings
-from ingest.keys import write_keyring
 from ingest.pipeline import DedupeWindow, RawMessage, build_pipeline
+from privacy.keys import write_keyring
 from tests.export.conftest import KEYRING
 from transforms.runner import run_transforms
 from warehouse.lake import Lake

@@ -29,18 +29,17 @@ from export.catalog import read_manifest, versions
 from export.publish import export_dataset
 from flywheel.dev.simulator import SimulationConfig, simulate
 from flywheel.errors import FlywheelError
-from flywheel.privacy import (
+from flywheel.settings import Settings
+from flywheel.shell.erasure import erase_users, finish_erasure
+from privacy.keys import write_keyring
+from privacy.requests import (
     ERASURE_LOCK,
     begin_erasure,
-    erase_users,
     erasure_log,
     erasure_status,
-    finish_erasure,
     unfinished_erasures,
 )
-from flywheel.settings import Settings
-from ingest.keys import write_keyring
-from ingest.suppression import SuppressionList, suppression_file
+from privacy.suppression import SuppressionList, suppression_file
 from tests.export.conftest import KEYRING
 from tests.export.test_api import ADMIN, ADMIN_KEY
 from tests.factories import WRITE_KEY, api_client, warehouse_held
@@ -286,7 +285,7 @@ async def test_erasure_api_accepts_then_finishes_in_the_background(published: Pa
     settings = settings_for(published, api=API_KEYS)
     raw_ids = heavy_users(2)
     users = pseudonyms(raw_ids)
-    async with api_client(create_app(settings, MemorySink())) as client:
+    async with api_client(create_app(settings, MemorySink(), erasure=finish_erasure)) as client:
         assert (
             await client.post("/v1/privacy/erasure", json={"user_ids": raw_ids})
         ).status_code == 403
@@ -342,7 +341,7 @@ async def test_the_api_tries_an_erasure_again_while_the_warehouse_is_busy(publis
 
     app = create_app(settings_for(published, api=API_KEYS), MemorySink())
     # The first pause is long enough to read the status in it; then it tries every 0.2 s.
-    app.state.erasures = ErasureQueue(app.state.settings, app.state.metrics,
+    app.state.erasures = ErasureQueue(app.state.settings, app.state.metrics, finish_erasure,
                                       busy_retries_s=(3.0, *(0.2,) * 300))  # fmt: skip
     raw_ids = heavy_users(1)
     with warehouse_held(published / "warehouse.duckdb") as holder:
@@ -409,7 +408,7 @@ def test_the_api_resumes_unfinished_erasures_as_it_starts(published: Path) -> No
     assert [r.request for r in unfinished_erasures(published)] == [record.request]
     assert pseudonyms(raw_ids) <= set(lake_users(published))
 
-    with running_api(settings, MemorySink()) as url:
+    with running_api(settings, MemorySink(), erasure=finish_erasure) as url:
         done = wait_for(lambda: httpx.get(f"{url}/v1/privacy/erasure/{record.request}",
                                           headers=ADMIN).json())  # fmt: skip
 
@@ -468,7 +467,7 @@ def test_a_key_file_that_is_not_the_lakes_is_refused_before_anything_changes(
 ) -> None:
     """With another key every pseudonym would miss: the erasure would find nobody and say it
     succeeded, and an export would re-key users so that no erasure finds them again."""
-    from ingest.keys import create_keyring
+    from privacy.keys import create_keyring
 
     other_key = tmp_path / "other-keys.json"
     create_keyring(other_key)
@@ -612,7 +611,8 @@ def test_erasure_api_without_a_key_is_503(published: Path) -> None:
     settings = Settings(
         data_dir=published, api={"write_keys": [WRITE_KEY], "admin_keys": [ADMIN_KEY]}
     )
-    transport = httpx.ASGITransport(app=create_app(settings, MemorySink()))
+    app = create_app(settings, MemorySink(), erasure=finish_erasure)
+    transport = httpx.ASGITransport(app=app)
     import anyio
 
     async def call() -> httpx.Response:
@@ -626,8 +626,26 @@ def test_erasure_api_without_a_key_is_503(published: Path) -> None:
     )
 
 
+def test_an_api_built_without_an_erasure_runner_refuses_erasures(published: Path) -> None:
+    """The API does not import the shell, which finishes erasures: the composition root passes
+    it in. Without it a request is refused before anything is logged or suppressed, rather than
+    accepted and never finished."""
+    import anyio
+
+    transport = httpx.ASGITransport(app=create_app(settings_for(published, api=API_KEYS),
+                                                   MemorySink()))  # fmt: skip
+
+    async def call() -> httpx.Response:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return await client.post("/v1/privacy/erasure", json={"user_ids": ["x"]}, headers=ADMIN)
+
+    response = anyio.run(call)
+    assert response.status_code == 503 and "erasure runner" in response.json()["message"]
+    assert not erasure_log(published).exists()
+
+
 def test_erasure_after_a_key_rotation_finds_both_pseudonyms(published: Path) -> None:
-    from ingest.keys import load_keyring, rotate_keyring
+    from privacy.keys import load_keyring, rotate_keyring
     from tests.export.conftest import land
     from transforms.runner import run_transforms
 

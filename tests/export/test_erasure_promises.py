@@ -21,12 +21,12 @@ from export.build import Rekeyer
 from export.catalog import versions
 from export.publish import export_dataset
 from flywheel.dev.simulator import SimulationConfig, simulate
-from flywheel.privacy import erase_users
 from flywheel.settings import Settings
+from flywheel.shell.erasure import erase_users, finish_erasure
 from ingest.embedded import embedded_sink
-from ingest.keys import normalise_user_id, write_keyring
 from ingest.pipeline import DedupeWindow, RawMessage, build_pipeline, frame_users, rename_batch
-from ingest.suppression import add_suppressed, suppression_file
+from privacy.keys import normalise_user_id, write_keyring
+from privacy.suppression import add_suppressed, suppression_file
 from tests.export.conftest import KEYRING, land
 from tests.export.test_api import ADMIN
 from tests.export.test_erasure import (
@@ -111,7 +111,10 @@ def test_every_spelling_of_an_id_is_one_user_erased_through_the_api(
     assert rekey(pseudonym) in dataset_users(data_dir / "datasets" / "default" / "v1")
 
     settings = settings_for(data_dir, api=API_KEYS)
-    with running_api(settings, MemorySink()) as url, httpx.Client(base_url=url) as client:
+    with (
+        running_api(settings, MemorySink(), erasure=finish_erasure) as url,
+        httpx.Client(base_url=url) as client,
+    ):
         # Padded, as the audit sent it: the API keeps the id as sent.
         accepted = client.post(
             "/v1/privacy/erasure", json={"user_ids": [f"  {victim}  "]}, headers=ADMIN
@@ -172,7 +175,7 @@ def test_events_posted_while_an_erasure_runs_do_not_survive_it(published: Path) 
     write = {"Authorization": f"Bearer {WRITE_KEY}"}
     sink = embedded_sink(settings, KEYRING)
     survivors = []
-    with running_api(settings, sink) as url:
+    with running_api(settings, sink, erasure=finish_erasure) as url:
         for trial in range(5):
             victim = f"race-victim-{trial}"
             stop = threading.Event()

@@ -211,6 +211,44 @@ SECRET_ALPHABET = "abcXYZ09_-.@<>: \n"
 FRAGMENTS = ["<EMAIL>", "<SECRET:aws_key>", "a@b.cd", "AKIA", "ghp_", "sk-", "eyJ", "-----BEGIN "]
 
 
+BODY = "Zq7Xp2Lm9Rt4Wv8Kc3Nh6Jd1Bs5Fy0Ga7Ue2Ix9Oo4"
+"""A random-looking token body (the scrubber wants some tokens to look random)."""
+
+
+@pytest.mark.parametrize(
+    ("kind", "token"),
+    [
+        ("private_key", "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIB\n-----END EC PRIVATE KEY-----"),
+        ("jwt", f"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.{BODY}"),
+        ("aws_access_key", "ASIAIOSFODNN7EXAMPLE"),
+        ("github_token", f"ghs_{BODY[:36]}"),
+        ("github_token", f"github_pat_{BODY}{BODY[:10]}"),
+        ("gitlab_token", f"glpat-{BODY[:20]}"),
+        ("slack_webhook", f"https://hooks.slack.com/services/T0123/B0456/{BODY[:24]}"),
+        ("slack_token", f"xoxb-1234567890-{BODY[:24]}"),
+        ("stripe_key", f"sk_test_{BODY[:24]}"),
+        ("stripe_key", f"whsec_{BODY[:32]}"),
+        ("anthropic_key", f"sk-ant-api03-{BODY}"),
+        ("openai_key", f"sk-proj-{BODY}"),
+        ("google_api_key", f"AIza{BODY[:35]}"),
+    ],
+)  # fmt: skip
+def test_the_gate_flags_every_vendor_token_the_scrubber_removes(kind: str, token: str) -> None:
+    """One table of vendor formats (``privacy.detectors.secrets.TOKEN_RULES``) serves the
+    scrubber and the gate: a token the scrubber would remove is caught if it is published."""
+    import re
+
+    from export.quality import RAW_SECRETS, validation_frame
+    from privacy.detectors import Scrubber
+
+    text = f"here it is: {token} (do not share)"
+    assert Scrubber().scrub(text)[1] == {kind: 1}
+    rows = dpo_rows()
+    rows[0]["chosen"] = text
+    assert validation_frame(pl.DataFrame(rows), "dpo").iloc[0]["_raw_secret_chosen"]
+    assert any(re.search(p, text) for p in RAW_SECRETS)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(st.text(alphabet=SECRET_ALPHABET, max_size=12),
                           st.sampled_from(FRAGMENTS)), max_size=8))  # fmt: skip

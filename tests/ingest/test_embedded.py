@@ -23,8 +23,8 @@ from flywheel.settings import Settings, load_settings
 from ingest.anonymiser import PseudonymisingAnonymiser
 from ingest.contract import encode_event, parse_event
 from ingest.embedded import EMBEDDED_TOPIC, EmbeddedSink, LocalDisk, storage_failure
-from ingest.keys import Keyring
 from ingest.pipeline import Pipeline
+from privacy.keys import Keyring
 from tests.factories import WRITE_KEY, api_client, make_event
 from tests.filesystems import fill, remount, small_file_system
 from warehouse.lake import Lake, LakeFile

@@ -15,7 +15,7 @@ import polars as pl
 
 from flywheel.net import free_port
 from ingest.embedded import EMBEDDED_TOPIC
-from ingest.keys import create_keyring
+from privacy.keys import create_keyring
 from tests.factories import WRITE_KEY, make_event
 from warehouse.lake import Lake
 

@@ -78,7 +78,7 @@ def test_ordinary_identifiers_land_as_sent(tmp_path: Path, value: str) -> None:
 
 
 def test_the_stand_in_depends_on_the_key() -> None:
-    from ingest.keys import Keyring
+    from privacy.keys import Keyring
 
     other = Keyring(1, {1: b"o" * 32})
     assert KEYRING.identifier("jane@example.com") != other.identifier("jane@example.com")

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 from ingest.anonymiser import PseudonymisingAnonymiser
 from ingest.contract import EVENT_TYPES
-from ingest.keys import Keyring
 from ingest.pipeline import (
     DeadLetter,
     DedupeWindow,
@@ -22,6 +21,7 @@ from ingest.pipeline import (
     ProcessedBatch,
     RawMessage,
 )
+from privacy.keys import Keyring
 from tests.factories import make_event
 from warehouse.lake import lake_schema
 
@@ -476,8 +476,8 @@ def test_keep_mode_lands_events_without_consent_flagged() -> None:
 
 def test_an_event_the_lake_cannot_hold_is_dead_lettered_not_the_batch() -> None:
     from ingest.anonymiser import PseudonymisingAnonymiser
-    from ingest.keys import Keyring
     from ingest.pipeline import DedupeWindow, Pipeline, RawMessage
+    from privacy.keys import Keyring
     from tests.factories import make_event
 
     flow = Pipeline(PseudonymisingAnonymiser(Keyring(1, {1: b"k" * 32})), max_event_bytes=65536)

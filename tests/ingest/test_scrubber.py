@@ -22,9 +22,10 @@ from stdnum import luhn
 
 from flywheel.dev.simulator import TOPICS
 from ingest.anonymiser import TEXT_COLUMNS
-from ingest.keys import Keyring
 from ingest.pipeline import DedupeWindow, Pipeline, ProcessedBatch, RawMessage
-from ingest.scrubber import PREFILTER, Scrubber, ScrubbingAnonymiser, placeholder
+from ingest.scrubbing import ScrubbingAnonymiser
+from privacy.detectors import PREFILTER, Scrubber, placeholder
+from privacy.keys import Keyring
 from tests.factories import make_event
 from warehouse.lake import lake_schema
 

@@ -16,11 +16,11 @@ from prometheus_client import generate_latest
 from flywheel.settings import IngestSettings, KafkaSettings, Settings
 from ingest.anonymiser import PseudonymisingAnonymiser
 from ingest.deadletters import MemoryDeadLetters
-from ingest.keys import Keyring
 from ingest.metrics import IngestMetrics
 from ingest.pipeline import Pipeline
 from ingest.prepare import BatchPreparer, InlinePreparer
 from ingest.worker import IngestWorker, _InFlight
+from privacy.keys import Keyring
 from tests.factories import make_event
 from warehouse.lake import Lake
 

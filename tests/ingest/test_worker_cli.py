@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flywheel.net import free_port
-from ingest.keys import create_keyring
+from privacy.keys import create_keyring
 from tests.flywheel.test_cli import assert_one_line_error, flywheel
 
 

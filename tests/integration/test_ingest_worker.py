@@ -26,11 +26,11 @@ from flywheel.kafka import admin_client, create_topics
 from flywheel.settings import IngestSettings, KafkaSettings, Settings
 from ingest.anonymiser import PseudonymisingAnonymiser
 from ingest.deadletters import KafkaDeadLetters, list_dead_letters, replay
-from ingest.keys import Keyring, create_keyring
 from ingest.metrics import IngestMetrics
 from ingest.pipeline import Pipeline
-from ingest.scrubber import ScrubbingAnonymiser
+from ingest.scrubbing import ScrubbingAnonymiser
 from ingest.worker import IngestWorker, WorkerStats
+from privacy.keys import Keyring, create_keyring
 from tests.factories import make_event
 from tests.filesystems import fill, small_file_system
 from tests.integration.kafka_tools import (

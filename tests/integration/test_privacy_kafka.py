@@ -31,7 +31,7 @@ from export.publish import export_dataset
 from flywheel.dev import simulator
 from flywheel.kafka import create_topics, topic_retention_ms
 from flywheel.settings import KafkaSettings, Settings
-from ingest.keys import create_keyring
+from privacy.keys import create_keyring
 from tests.factories import make_event
 from tests.integration.kafka_tools import lake_frame, worker_env
 from transforms.runner import run_transforms

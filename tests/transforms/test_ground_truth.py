@@ -7,8 +7,8 @@ from pathlib import Path
 
 from flywheel.dev.simulator import SimulationConfig, simulate
 from ingest.anonymiser import PseudonymisingAnonymiser
-from ingest.keys import Keyring
 from ingest.pipeline import DedupeWindow, Pipeline, RawMessage
+from privacy.keys import Keyring
 from tests.warehouse.test_load import query
 from transforms.runner import run_transforms
 from warehouse.lake import Lake

@@ -12,8 +12,8 @@ import pytest
 
 from flywheel.errors import WarehouseError
 from ingest.anonymiser import PseudonymisingAnonymiser
-from ingest.keys import Keyring
 from ingest.pipeline import DedupeWindow, Pipeline, RawMessage
+from privacy.keys import Keyring
 from tests.factories import make_event, warehouse_held
 from transforms.runner import run_transforms
 from warehouse.db import open_warehouse, raw

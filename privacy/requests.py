@@ -1,26 +1,13 @@
-"""Erasure: forget users everywhere the platform holds them, and keep them out from then on.
+"""The erasure request log: what each erasure request asked and did, and its status.
 
-``erase_users`` takes raw user ids and works only with their pseudonyms (under every key version
-held), in this order:
-
-1. the erasure log records the request (pseudonyms, never a raw id) and the suppression list
-   gets the pseudonyms, so events arriving from now on are dropped at ingest;
-2. the lake: files holding their events are rewritten without them (``warehouse.erase``);
-3. the warehouse: their rows leave every table, derived ones included, and ``lake_files``
-   row counts follow the rewritten files;
-4. the datasets: versions holding them are replaced by a version without them and superseded
-   (``export.erasure``);
-5. the log records what was touched.
-
-Step 1 (``begin_erasure``) takes a moment; steps 2 to 5 (``finish_erasure``) rewrite files and
-can take minutes, so the API answers after step 1 and finishes the request in the background
-(``erasure_status`` reads its state from the log). One erasure of a data dir runs at a time, from
-the CLI or any API process (a lock file beside the log).
-
-Every step is idempotent, so an erasure that crashed or failed halfway (the warehouse busy with a
-transform run, say) is finished by running it again, or by resuming the request
-(``unfinished_erasures``, then ``finish_erasure(..., resumed=True)``: ``flywheel erase
---unfinished``, and every API process as it starts); the log then shows both attempts.
+``<data dir>/privacy/erasure-log.jsonl`` is append-only JSON Lines, pseudonyms only (never a raw
+id). ``begin_erasure`` opens a request: it logs it (``started``) and lists its users' pseudonyms
+for suppression, both ``privacy``'s own, so the API can do it before it answers. What walks the
+stages afterwards (``flywheel.shell.erasure.finish_erasure``) logs each step (``note_step``), a
+resumption, a failure, a retry and the outcome here, under the lock that lets one erasure of a
+data dir run at a time (``one_erasure_at_a_time``, from the CLI or any API process).
+``erasure_status`` reads a request's state back; ``unfinished_erasures`` lists the requests a
+crash or a failure left unfinished, to be resumed.
 """
 
 from __future__ import annotations
@@ -29,17 +16,17 @@ import fcntl
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from flywheel.errors import FlywheelError
 from flywheel.settings import Settings
-from ingest.keys import Keyring
-from ingest.suppression import add_suppressed, suppression_file
+from privacy.keys import Keyring
+from privacy.suppression import add_suppressed, suppression_file
 
 ERASURE_LOG = Path("privacy") / "erasure-log.jsonl"
 ERASURE_LOCK = Path("privacy") / "erasure.lock"
@@ -106,28 +93,13 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def erase_users(
-    settings: Settings,
-    raw_ids: list[str],
-    keyring: Keyring,
-    *,
-    fault: Callable[[str], None] | None = None,
-    on_step: Callable[[str], None] | None = None,
-) -> ErasureRecord:
-    """Erase the users ``raw_ids`` from lake, warehouse and datasets; suppress their future
-    events; log it. Raises ``FlywheelError`` for a bad request (no ids, too many)."""
-    record = begin_erasure(settings, raw_ids, keyring)
-    finished = finish_erasure(settings, record, keyring, fault=fault, on_step=on_step)
-    # None: an API process resuming unfinished requests took this one first and completed it.
-    return finished or completed_record(settings.data_dir, record.request)
-
-
 def begin_erasure(settings: Settings, raw_ids: list[str], keyring: Keyring) -> ErasureRecord:
     """Step 1 of an erasure: log the request (pseudonyms only) and suppress the users' future
-    events. Quick; ``finish_erasure`` does the rest. Raises ``FlywheelError`` for a bad request
+    events. Quick; ``flywheel.shell.erasure.finish_erasure`` does the rest. Raises
+    ``FlywheelError`` for a bad request
     (no ids, too many)."""
     # Ids exactly as given: a user id is normalised when it is pseudonymised (see
-    # ``ingest.keys.normalise_user_id``), and events landed before that are found by the id as
+    # ``privacy.keys.normalise_user_id``), and events landed before that are found by the id as
     # it was sent, padding and case included.
     ids = sorted({i for i in raw_ids if i.strip()})
     if not ids:
@@ -160,80 +132,33 @@ def begin_erasure(settings: Settings, raw_ids: list[str], keyring: Keyring) -> E
     return record
 
 
-def finish_erasure(
-    settings: Settings,
-    record: ErasureRecord,
-    keyring: Keyring,
-    *,
-    fault: Callable[[str], None] | None = None,
-    on_step: Callable[[str], None] | None = None,
-    resumed: bool = False,
-) -> ErasureRecord | None:
-    """Steps 2 to 5 of an erasure ``begin_erasure`` logged: the lake, the warehouse, the
-    datasets, and the outcome in the log (a resumed request makes sure of its users'
-    suppression first: step 1 may be what failed). One erasure of a data dir at a time:
-    this waits for any other to end. None if the log shows the request completed meanwhile (by
-    another process): it is not run again.
-
-    ``resumed``: a request ``unfinished_erasures`` found; the log notes that it was resumed."""
-    from export.erasure import erase_from_datasets
-    from warehouse.db import compact, connected, warehouse_path
-    from warehouse.erase import erase_from_lake, erase_from_warehouse, refresh_lake_file_rows
-    from warehouse.lake import Lake
-
-    step = on_step or (lambda _: None)
-    crash = fault or (lambda _: None)
-    data_dir = settings.data_dir
-    log = erasure_log(data_dir)
-    pseudonyms = record.all_pseudonyms()
-    step("waiting for another erasure to end")
-    with _one_erasure_at_a_time(data_dir):
-        if erasure_status(data_dir, record.request).get("status") == "completed":
-            return None
-        if resumed:
-            _append(log, {"event": "resumed", "request": record.request, "at": _now()})
-        try:
-            if resumed:  # step 1 may be what failed
-                record.newly_suppressed = add_suppressed(suppression_file(data_dir), pseudonyms)
-            step("rewriting lake files")
-            lake = Lake.in_data_dir(data_dir)
-            rewrites = erase_from_lake(lake, pseudonyms)
-            _log_step(
-                log, record.request, "lake", lake_files_rewritten=[asdict(r) for r in rewrites],
-                lake_events_removed=sum(r.removed for r in rewrites),
-            )  # fmt: skip
-            crash("erase_after_lake")
-            if warehouse_path(data_dir).exists():
-                step("deleting warehouse rows")
-                with connected(data_dir, action="erase from") as db:
-                    deleted = erase_from_warehouse(db, pseudonyms)
-                    refresh_lake_file_rows(db, lake)
-                    # Deleted rows keep their bytes in the file until DuckDB reuses the space.
-                    step("compacting the warehouse")
-                    compact(db, warehouse_path(data_dir))
-                _log_step(log, record.request, "warehouse", warehouse_rows_deleted=deleted)
-            crash("erase_after_warehouse")
-            step("replacing dataset versions")
-            datasets = erase_from_datasets(
-                data_dir, pseudonyms, keyring, request_id=record.request,
-                delete_files=settings.privacy.delete_superseded_files,
-            )  # fmt: skip
-            _log_step(log, record.request, "datasets", datasets=[asdict(d) for d in datasets])
-        except Exception as exc:
-            _append(log, {"event": "failed", "request": record.request, "at": _now(),
-                          "error": _failure(exc)})  # fmt: skip
-            raise
-        # What every attempt did: a resumed request's earlier attempts did part of the work.
-        _add_steps(record, _entries_by_request(data_dir)[record.request])
-        record.kafka_raw_until = kafka_raw_until(settings, started_at=record.started_at)
-        record.finished_at = _now()
-        _append(log, {"event": "completed", **asdict(record)})
-    return record
-
-
-def _log_step(log: Path, request: str, name: str, **done: Any) -> None:
+def note_step(data_dir: Path, request: str, name: str, **done: Any) -> None:
     """Log what one step of an attempt did (the ``completed`` line adds up every attempt's)."""
-    _append(log, {"event": "step", "step": name, "request": request, "at": _now(), **done})
+    _append(erasure_log(data_dir), {"event": "step", "step": name, "request": request,
+                                    "at": _now(), **done})  # fmt: skip
+
+
+def note_resumed(data_dir: Path, request: str) -> None:
+    """Log that an unfinished request is being finished again."""
+    _append(erasure_log(data_dir), {"event": "resumed", "request": request, "at": _now()})
+
+
+def note_failed(data_dir: Path, request: str, exc: Exception) -> None:
+    """Log that an attempt failed, and why (``_failure``: never a library's message)."""
+    _append(erasure_log(data_dir), {"event": "failed", "request": request, "at": _now(),
+                                    "error": _failure(exc)})  # fmt: skip
+
+
+def note_completed(data_dir: Path, record: ErasureRecord) -> None:
+    """Log a request's outcome: the record, now finished, with what every attempt did."""
+    record.finished_at = _now()
+    _append(erasure_log(data_dir), {"event": "completed", **asdict(record)})
+
+
+def add_logged_steps(data_dir: Path, record: ErasureRecord) -> None:
+    """Set the record's counts to what every attempt's steps logged (a resumed request's
+    earlier attempts did part of the work)."""
+    _add_steps(record, _entries_by_request(data_dir)[record.request])
 
 
 def _add_steps(record: ErasureRecord, entries: list[dict[str, Any]]) -> None:
@@ -250,36 +175,6 @@ def _add_steps(record: ErasureRecord, entries: list[dict[str, Any]]) -> None:
                 record.warehouse_rows_deleted.get(table, 0) + count
             )
         record.datasets += entry.get("datasets", [])
-
-
-def kafka_raw_until(settings: Settings, *, started_at: str) -> list[dict[str, Any]]:
-    """Until when the Kafka topics keep raw events sent before an erasure that started at
-    ``started_at``: Kafka deletes records by age only, so the events and dead-letter topics keep
-    the users' raw ids and unscrubbed texts until retention passes. The broker's ``retention.ms``
-    when it answers, else the settings' (``source`` says which); [] without Kafka."""
-    if settings.kafka.bootstrap_servers is None:
-        return []
-    from flywheel.kafka import topic_retention_ms
-
-    configured = {
-        settings.kafka.events_topic: settings.kafka.events_retention_ms,
-        settings.kafka.dead_letter_topic: settings.kafka.dead_letter_retention_ms,
-    }
-    started = datetime.fromisoformat(started_at)
-    remaining = []
-    for topic, setting in configured.items():
-        try:
-            retention, source = topic_retention_ms(settings.kafka, topic), "broker"
-        except Exception:  # noqa: BLE001 - a broker that does not answer: say what is configured
-            retention = None
-        if retention is None:
-            retention, source = setting, "settings"
-        until = None if retention < 0 else (started + timedelta(milliseconds=retention))
-        remaining.append({
-            "topic": topic, "retention_ms": retention, "source": source,
-            "until": until.isoformat(timespec="seconds") if until else "never (retention -1)",
-        })  # fmt: skip
-    return remaining
 
 
 def note_retry(data_dir: Path, request: str, *, in_seconds: float) -> None:
@@ -358,7 +253,7 @@ def _read_log(data_dir: Path) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def _one_erasure_at_a_time(data_dir: Path) -> Iterator[None]:
+def one_erasure_at_a_time(data_dir: Path) -> Iterator[None]:
     """Hold the data dir's erasure lock: erasures (from the CLI, or any API process) rewrite the
     same files, so they run one after the other. The lock goes with the process holding it."""
     path = data_dir / ERASURE_LOCK

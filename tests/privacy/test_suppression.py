@@ -11,9 +11,9 @@ import polars as pl
 from api.sink import EncodedEvent
 from ingest.anonymiser import PseudonymisingAnonymiser
 from ingest.embedded import EmbeddedSink
-from ingest.keys import Keyring
 from ingest.pipeline import DedupeWindow, Pipeline, RawMessage
-from ingest.suppression import SuppressionList, add_suppressed
+from privacy.keys import Keyring
+from privacy.suppression import SuppressionList, add_suppressed
 from tests.factories import make_event
 from warehouse.lake import Lake
 

@@ -12,7 +12,8 @@ import pytest
 
 from flywheel.errors import ConfigError
 from flywheel.settings import Settings
-from ingest.keys import (
+from ingest.pipeline import build_pipeline
+from privacy.keys import (
     DEMO_KEY_FILE,
     FINGERPRINTS,
     KEY_BYTES,
@@ -24,7 +25,6 @@ from ingest.keys import (
     rotate_keyring,
     write_keyring,
 )
-from ingest.pipeline import build_pipeline
 
 KEY_1 = bytes(range(32))
 KEY_2 = bytes(range(100, 132))

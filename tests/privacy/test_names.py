@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from flywheel.errors import ConfigError
-from ingest.names import NameDetector
+from privacy.detectors.names import NameDetector
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +51,9 @@ def test_the_scrubbing_anonymiser_removes_names_too(model: Path) -> None:
     import json
     import pickle
 
-    from ingest.keys import Keyring
     from ingest.pipeline import DedupeWindow, Pipeline, RawMessage
-    from ingest.scrubber import ScrubbingAnonymiser
+    from ingest.scrubbing import ScrubbingAnonymiser
+    from privacy.keys import Keyring
     from tests.factories import make_event
 
     anonymiser = ScrubbingAnonymiser(Keyring(1, {1: b"k" * 32}), names_model=str(model))
