@@ -23,6 +23,7 @@ SHELL = {"flywheel.cli", "flywheel.demo", "flywheel.__main__"}
 
 ALLOWED = {
     "api": {"ingest.contract", "ingest.fastcheck", "ingest.keys", "export.catalog",
+            "export.manifest",
             "flywheel.privacy"},
     "ingest": {"warehouse.lake"},
     "warehouse": set(),
