@@ -81,9 +81,7 @@ def test_publishes_a_version_whose_manifest_matches_its_files(data_dir: Path) ->
                        + b"\n" for row in loaded)  # fmt: skip
     assert lake.files_sha256 == hashlib.sha256(listing).hexdigest()
     assert sum(p.files for p in lake.partitions) == len(loaded)
-    assert {(p.topic, p.partition) for p in lake.partitions} == {
-        (row[1], row[2]) for row in loaded
-    }
+    assert {(p.topic, p.partition) for p in lake.partitions} == {(row[1], row[2]) for row in loaded}
     assert manifest.policy_hash and manifest.source.transforms_policy_hash
     first, last = manifest.time_window.first_event, manifest.time_window.last_event
     assert first is not None and last is not None and first < last
