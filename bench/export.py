@@ -202,7 +202,7 @@ def run_export(data_dir: Path) -> dict:
         "read_seconds": read_all,
         "cpu_seconds": cpu_seconds() - cpu_before,
         "steps": steps,
-        "rows": {kind: entry["rows"] for kind, entry in result.manifest["counts"].items()},
+        "rows": {kind: entry.rows for kind, entry in result.manifest.counts.items()},
         "data_files": len(data),
         "data_mb": sum(p.stat().st_size for p in data) / 2**20,
         "gate_success": result.gate is not None and result.gate.success,

@@ -9,7 +9,9 @@ deterministic parts only (no creation time), so a re-run writes the same bytes.
 from __future__ import annotations
 
 import json
-from typing import Any
+
+from export.manifest import Manifest
+from export.policy import DatasetPolicy
 
 _TRAINERS = {"dpo": "DPOTrainer", "kto": "KTOTrainer", "reward": "RewardTrainer"}
 _COLUMNS = {
@@ -23,12 +25,12 @@ def _yaml_string(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid YAML scalar
 
 
-def _front_matter(manifest: dict[str, Any]) -> list[str]:
-    lines = ["---", f"pretty_name: {_yaml_string(manifest['dataset'] + ' ' + manifest['version'])}"]
+def _front_matter(manifest: Manifest) -> list[str]:
+    lines = ["---", f"pretty_name: {_yaml_string(manifest.dataset + ' ' + manifest.version)}"]
     lines += ["license: other", "tags:", "- trl", "- preference", "- feedback-flywheel", "configs:"]
-    for kind, counts in manifest["counts"].items():
+    for kind, counts in manifest.counts.items():
         lines += [f"- config_name: {kind}", "  data_files:"]
-        for split in counts["splits"]:
+        for split in counts.splits:
             lines += [
                 f"  - split: {split}",
                 f"    path: {_yaml_string(f'data/{kind}/{split}-*.parquet')}",
@@ -37,18 +39,18 @@ def _front_matter(manifest: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_card(manifest: dict[str, Any]) -> str:
+def render_card(manifest: Manifest) -> str:
     """The card's Markdown for a manifest (before its file hashes are added)."""
-    policy = manifest["policy"]
-    quality = manifest["quality"]
-    window = manifest["time_window"]
-    name, version = manifest["dataset"], manifest["version"]
+    policy = DatasetPolicy.from_record(manifest.policy)
+    quality = manifest.quality
+    window = manifest.time_window
+    name, version = manifest.dataset, manifest.version
     lines = _front_matter(manifest)
     lines += [
         "",
         f"# {name} {version}",
         "",
-        policy.get("description") or "Preference data derived from chat users' actions.",
+        policy.description or "Preference data derived from chat users' actions.",
         "",
         "Derived from what users did with a chat model's answers (A/B choices, ratings, copies, "
         "edits, regenerations, continued conversations), anonymised before it was stored: user ids "
@@ -63,15 +65,15 @@ def render_card(manifest: dict[str, Any]) -> str:
         "| config | columns | split | rows | trainer |",
         "|---|---|---|---:|---|",
     ]
-    for kind, counts in manifest["counts"].items():
-        for split, split_counts in counts["splits"].items():
+    for kind, counts in manifest.counts.items():
+        for split, split_counts in counts.splits.items():
             lines.append(
-                f"| {kind} | {_COLUMNS[kind]} | {split} | {split_counts['rows']:,} "
+                f"| {kind} | {_COLUMNS[kind]} | {split} | {split_counts.rows:,} "
                 f"| TRL `{_TRAINERS[kind]}` |"
             )
     lines += [
         "",
-        f"Message format: **{policy['message_format']}**. Lineage columns, ignored by the "
+        f"Message format: **{policy.message_format}**. Lineage columns, ignored by the "
         "trainers: `id` (the pair or response), `confidence` (0 to 1), `signals`, `event_ids`, "
         "`models`, `user` and `conversation` (every id re-keyed; the publisher can trace a row "
         "back with `flywheel export trace`).",
@@ -89,9 +91,9 @@ def render_card(manifest: dict[str, Any]) -> str:
         "| config | split | " + " | ".join(_signals(manifest)) + " |",
         "|---|---|" + "---:|" * len(_signals(manifest)),
     ]
-    for kind, counts in manifest["counts"].items():
-        for split, split_counts in counts["splits"].items():
-            cells = [f"{split_counts['signals'].get(s, 0):,}" for s in _signals(manifest)]
+    for kind, counts in manifest.counts.items():
+        for split, split_counts in counts.splits.items():
+            cells = [f"{split_counts.signals.get(s, 0):,}" for s in _signals(manifest)]
             lines.append(f"| {kind} | {split} | " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -103,52 +105,52 @@ def render_card(manifest: dict[str, Any]) -> str:
         "| signal | against | agree | n | agreement | interval |",
         "|---|---|---:|---:|---:|---|",
     ]
-    for row in manifest["calibration"]:
-        agreement = "n/a" if row["agreement"] is None else f"{row['agreement']:.3f}"
+    for row in manifest.calibration:
+        agreement = "n/a" if row.agreement is None else f"{row.agreement:.3f}"
         interval = (
             "n/a"
-            if row["wilson_low"] is None
-            else f"{max(row['wilson_low'], 0.0):.3f} to {row['wilson_high']:.3f}"
+            if row.wilson_low is None or row.wilson_high is None
+            else f"{max(row.wilson_low, 0.0):.3f} to {row.wilson_high:.3f}"
         )
         lines.append(
-            f"| {row['signal']} | {row['explicit']} | {row['agree']:,} | {row['n']:,} "
+            f"| {row.signal} | {row.explicit} | {row.agree:,} | {row.n:,} "
             f"| {agreement} | {interval} |"
         )
     lines += [
         "",
         "## Quality",
         "",
-        f"Great Expectations gate: **{'passed' if quality['success'] else 'failed'}**, "
-        f"{quality['expectations']} expectations; the report is in `quality/index.html`.",
+        f"Great Expectations gate: **{'passed' if quality.success else 'failed'}**, "
+        f"{quality.expectations} expectations; the report is in `quality/index.html`.",
         "",
     ]
-    warnings = quality["warnings"]
+    warnings = quality.warnings
     lines += [f"- warning: {w}" for w in warnings] or ["- no warnings"]
     lines += [
         "",
         "## Time window",
         "",
-        f"Responses shown from {window['first_event']} to {window['last_event']}.",
+        f"Responses shown from {window.first_event} to {window.last_event}.",
         "",
         "## Policy",
         "",
-        f"Policy hash `{manifest['policy_hash']}`; transforms policy hash "
-        f"`{manifest['source']['transforms_policy_hash']}`; code version "
-        f"{manifest['code_version']}.",
+        f"Policy hash `{manifest.policy_hash}`; transforms policy hash "
+        f"`{manifest.source.transforms_policy_hash}`; code version "
+        f"{manifest.code_version}.",
         "",
         "```json",
-        json.dumps(policy, indent=2, sort_keys=True),
+        json.dumps(manifest.policy, indent=2, sort_keys=True),
         "```",
         "",
     ]
     return "\n".join(lines)
 
 
-def _signals(manifest: dict[str, Any]) -> list[str]:
+def _signals(manifest: Manifest) -> list[str]:
     found = {
         signal
-        for counts in manifest["counts"].values()
-        for split_counts in counts["splits"].values()
-        for signal in split_counts["signals"]
+        for counts in manifest.counts.values()
+        for split_counts in counts.splits.values()
+        for signal in split_counts.signals
     }
     return sorted(found)

@@ -1,17 +1,17 @@
 """The published datasets on disk: which exist, their versions, their manifests.
 
-Standard library only, so the API can serve the catalogue without loading the exporter.
-Layout: ``<data dir>/datasets/<name>/v<N>/`` holds a version (``manifest.json``, ``README.md``,
-``data/``, ``quality/``); ``failed-<attempt>/`` folders keep the attempts the gate stopped.
+No polars, DuckDB or Great Expectations (the manifest's model needs pydantic only), so the API
+can serve the catalogue without loading the exporter. Layout: ``<data dir>/datasets/<name>/v<N>/``
+holds a version (``manifest.json``, ``README.md``, ``data/``, ``quality/``); ``failed-<attempt>/``
+folders keep the attempts the gate stopped.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
-from flywheel.errors import ExportError, VersionNotFoundError
+from export.manifest import MANIFEST_FILE, Manifest, read_manifest_file
+from flywheel.errors import ExportError, ManifestVersionError, VersionNotFoundError
 
 DATASETS_DIR = "datasets"
 
@@ -29,46 +29,51 @@ def dataset_names(data_dir: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir() and versions(data_dir, p.name))
 
 
-def versions(data_dir: Path, name: str) -> list[str]:
-    """The published versions of a dataset, oldest first."""
-    folder = dataset_dir(data_dir, name)
+def is_version(name: str) -> bool:
+    """Whether a folder name is a version's (``v1``, ``v2``...)."""
+    return name.startswith("v") and name[1:].isdigit()
+
+
+def published_versions(folder: Path) -> list[str]:
+    """The published versions in a dataset's folder (those holding a manifest), oldest first."""
     if not folder.is_dir():
         return []
     found = [
-        p.name
-        for p in folder.iterdir()
-        if p.name.startswith("v") and p.name[1:].isdigit() and (p / "manifest.json").is_file()
+        p.name for p in folder.iterdir() if is_version(p.name) and (p / MANIFEST_FILE).is_file()
     ]
     return sorted(found, key=lambda v: int(v[1:]))
 
 
-def read_manifest(data_dir: Path, name: str, version: str) -> dict[str, Any]:
-    """A published version's manifest; an unknown dataset or version, or a manifest that is not
-    JSON, is an ``ExportError``."""
-    path = dataset_dir(data_dir, name) / version / "manifest.json"
-    if not (version.startswith("v") and version[1:].isdigit() and path.is_file()):
+def versions(data_dir: Path, name: str) -> list[str]:
+    """The published versions of a dataset, oldest first."""
+    return published_versions(dataset_dir(data_dir, name))
+
+
+def read_manifest(data_dir: Path, name: str, version: str) -> Manifest:
+    """A published version's manifest, upgraded to the current ``manifest_version``. An unknown
+    dataset or version is a ``VersionNotFoundError``, a manifest written by a newer release a
+    ``ManifestVersionError``, and one that is not a manifest an ``ExportError``."""
+    path = dataset_dir(data_dir, name) / version / MANIFEST_FILE
+    if not (is_version(version) and path.is_file()):
         raise VersionNotFoundError(f"dataset {name!r} has no version {version!r}")
+    # Errors are named by dataset and version: the message reaches API clients, never a path.
     try:
-        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError: damaged on disk
-        # Named by dataset and version: the message reaches API clients, never a server path.
-        raise ExportError(
-            f"the manifest of version {version} of dataset {name!r} is not valid JSON ({exc}):"
-            " the version is damaged"
+        return read_manifest_file(path)
+    except ManifestVersionError as exc:
+        raise ManifestVersionError(
+            f"version {version} of dataset {name!r} has {exc}: upgrade feedback-flywheel to read it"
         ) from None
-    if not isinstance(manifest, dict):
+    except ValueError as exc:  # not JSON, not an object, not a manifest: damaged on disk
         raise ExportError(
-            f"the manifest of version {version} of dataset {name!r} is not a JSON object:"
-            " the version is damaged"
-        )
-    return manifest
+            f"the manifest of version {version} of dataset {name!r} is {exc}: the version is "
+            "damaged"
+        ) from None
 
 
 def version_file(data_dir: Path, name: str, version: str, relative: str) -> Path:
     """A file of a published version, if its manifest lists it (nothing else is served)."""
     manifest = read_manifest(data_dir, name, version)
-    listed = {e["path"] for e in manifest["files"] if not e.get("deleted")} | {"manifest.json"}
     path = dataset_dir(data_dir, name) / version / relative
-    if relative not in listed or not path.is_file():
+    if relative not in manifest.listed() or not path.is_file():
         raise ExportError(f"version {version} of dataset {name!r} has no file {relative!r}")
     return path

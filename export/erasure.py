@@ -20,26 +20,18 @@ marking, so the step is idempotent.
 
 from __future__ import annotations
 
-import json
 import shutil
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from export.build import Rekeyer
-from export.card import render_card
 from export.catalog import dataset_dir, dataset_names, read_manifest, versions
+from export.commit import CARD_FILE, commit_version, file_entry, locked
+from export.manifest import Erasure, Fingerprint, Manifest, Supersession, write_manifest_file
 from export.policy import DatasetPolicy, Kind
-from export.publish import (
-    count_rows,
-    hash_files,
-    locked,
-    sha256_file,
-    write_files,
-    write_manifest,
-)
+from export.publish import count_rows, write_files
 from export.quality import run_gate
 from privacy.keys import Keyring
 
@@ -59,9 +51,9 @@ class DatasetErasure:
 
 
 def _targets(
-    manifest: dict[str, Any], name: str, pseudonyms: list[str], keyring: Keyring
+    manifest: Manifest, name: str, pseudonyms: list[str], keyring: Keyring
 ) -> set[str] | None:
-    version = manifest.get("pseudonym_key_version")
+    version = manifest.pseudonym_key_version
     if version not in keyring.keys:
         return None
     rekey = Rekeyer(keyring.keys[version], name)
@@ -114,7 +106,7 @@ def _erase_dataset(
     targets_of: dict[str, set[str]] = {}
     for version in every:
         manifest = read_manifest(data_dir, name, version)
-        if manifest.get("superseded_by"):
+        if manifest.superseded_by:
             continue
         targets = _targets(manifest, name, pseudonyms, keyring)
         if targets is None:
@@ -133,7 +125,7 @@ def _erase_dataset(
         result.published = published[0] if published else None
         result.rows_removed = published[1] if published else 0
     for version in holding:
-        _mark_superseded(folder / version, replacement, request_id, delete_files)
+        _mark_superseded(data_dir, name, version, replacement, request_id, delete_files)
         result.superseded.append(version)
     return result
 
@@ -145,9 +137,7 @@ def _republish_without(
     import polars as pl
 
     manifest = read_manifest(data_dir, name, source)
-    policy = DatasetPolicy.model_validate(
-        {k: v for k, v in manifest["policy"].items() if k != "name"}
-    )
+    policy = DatasetPolicy.from_record(manifest.policy)
     folder = dataset_dir(data_dir, name)
     frames: dict[Kind, pl.DataFrame] = {}
     removed = 0
@@ -164,40 +154,37 @@ def _republish_without(
     attempt = folder / f".attempt-erasure-{uuid.uuid4().hex[:8]}"
     attempt.mkdir()
     try:
-        write_files(frames, policy, attempt)
+        files = write_files(frames, policy, attempt)
         gate = run_gate(frames, policy, attempt / "quality")
         if not gate.success:
             return None
-        version = f"v{int(versions(data_dir, name)[-1][1:]) + 1}"
-        updated = {
-            **manifest,
-            "version": version,
-            "previous_version": source,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "counts": count_rows(frames, list(policy.splits)),
-            "quality": gate.summary(),
-            "superseded_by": None,
-            "erasure": {"request": request_id, "replaces": source, "rows_removed": removed},
-        }
-        (attempt / "README.md").write_text(render_card(updated))
-        updated["files"] = hash_files(attempt)
-        updated["fingerprint"] = {
-            "policy_hash": manifest["policy_hash"],
-            "files": {
-                f["path"]: f["sha256"] for f in updated["files"] if f["path"].startswith("data/")
-            },
-        }
-        write_manifest(attempt, updated)
-        attempt.rename(folder / version)
-        return version, removed
+        # The source's record (policy, lineage, key version) with the rows that are left.
+        replacement = manifest.model_copy(
+            update={
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "counts": count_rows(frames, list(policy.splits)),
+                "quality": gate.summary(),
+                "fingerprint": Fingerprint(policy_hash=manifest.policy_hash, files=files),
+                "superseded_by": None,
+                "superseded": None,
+                "erasure": Erasure(request=request_id, replaces=source, rows_removed=removed),
+            }
+        )
+        committed = commit_version(folder, attempt, replacement)
+        return committed.version, removed
     finally:
         shutil.rmtree(attempt, ignore_errors=True)
 
 
-def _mark_superseded(folder: Path, by: str, request_id: str, delete_files: bool) -> None:
-    manifest = json.loads((folder / "manifest.json").read_text())
+def _mark_superseded(
+    data_dir: Path, name: str, version: str, by: str, request_id: str, delete_files: bool
+) -> None:
+    """Mark ``version`` superseded by ``by``: a notice atop its card, its data files deleted
+    (with ``delete_files``), its manifest rewritten saying so."""
+    manifest = read_manifest(data_dir, name, version)
+    folder = dataset_dir(data_dir, name) / version
     when = datetime.now(UTC).isoformat(timespec="seconds")
-    card = folder / "README.md"
+    card = folder / CARD_FILE
     text = card.read_text()
     notice = (
         f"> **Superseded by {by}** on {when}: users were erased (request {request_id}); "
@@ -209,11 +196,13 @@ def _mark_superseded(folder: Path, by: str, request_id: str, delete_files: bool)
     if delete_files:
         shutil.rmtree(folder / "data", ignore_errors=True)
     present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
-    manifest["files"] = [
-        {**entry, "sha256": sha256_file(folder / entry["path"])} if entry["path"] == "README.md"
-        else {**entry, "deleted": entry["path"] not in present}
-        for entry in manifest["files"]
+    files = [
+        file_entry(folder, entry.path) if entry.path == CARD_FILE
+        else entry.model_copy(update={"deleted": entry.path not in present})
+        for entry in manifest.files
     ]  # fmt: skip
-    manifest["superseded_by"] = by
-    manifest["superseded"] = {"at": when, "request": request_id, "files_deleted": delete_files}
-    write_manifest(folder, manifest)
+    superseded = Supersession(at=when, request=request_id, files_deleted=delete_files)
+    write_manifest_file(
+        folder,
+        manifest.model_copy(update={"files": files, "superseded_by": by, "superseded": superseded}),
+    )

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -105,12 +106,22 @@ class DatasetPolicy(_Strict):
             raise ValueError("formats must include parquet (JSON Lines is an extra copy)")
         return self
 
+    def record(self, name: str) -> dict[str, Any]:
+        """The manifest's ``policy``: the dataset's name and policy, without its schedule."""
+        return {"name": name, **self.model_dump()}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, object]) -> DatasetPolicy:
+        """The policy a manifest recorded (``record``; a ``schedule`` of older records is
+        kept, and left out of the digest as ever)."""
+        return cls.model_validate({k: v for k, v in record.items() if k != "name"})
+
     def digest(self, name: str) -> str:
         """sha256 of the dataset's name and policy (without its schedule) as canonical JSON."""
-        canonical = json.dumps({"name": name, **self.model_dump()}, sort_keys=True)
+        canonical = json.dumps(self.record(name), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
-    def digests(self, name: str, recorded: dict[str, object] | None) -> set[str]:
+    def digests(self, name: str, recorded: Mapping[str, object] | None) -> set[str]:
         """``digest``, and the digest versions published before it had (the schedule included,
         taken from the version's ``recorded`` policy), so that this change of the digest alone
         does not make the next export publish the same data again."""

@@ -8,10 +8,11 @@ and the manifest. Then:
   deleted and no version is made (checked before the gate, which that version passed);
 - the gate failed a critical expectation: the attempt is renamed ``failed-<id>/`` (its report and
   data stay there for inspection), nothing is published, ``QualityGateError``;
-- otherwise the attempt is renamed to the next version, ``v<N>`` (a rename on one file system:
-  a version appears whole or not at all) and is never written again.
+- otherwise the attempt is committed as the next version, ``v<N>`` (``export.commit``: files
+  fsynced, then a rename on one file system, so a version appears whole or not at all) and is
+  never written again.
 
-One export per dataset at a time (a lock file; a second one fails at once). The files are
+One export per dataset at a time (the dataset's lock; a second one fails at once). The files are
 deterministic: rows in a fixed order, Parquet written with fixed settings and no timestamps, so the
 same warehouse and policy give byte-identical data files and card; the manifest (its creation time)
 and the quality report (Great Expectations stamps its pages) differ from run to run.
@@ -19,7 +20,6 @@ and the quality report (Great Expectations stamps its pages) differ from run to 
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import shutil
@@ -40,12 +40,25 @@ from export.build import (
     shape,
     unreadable_rows,
 )
-from export.card import render_card
 from export.catalog import dataset_dir, read_manifest, versions
+from export.commit import commit_version, locked, sha256_file
+from export.manifest import (
+    LINEAGE_IDS,
+    Calibration,
+    ConfigCounts,
+    Excluded,
+    Fingerprint,
+    LakePartition,
+    LakeSummary,
+    Manifest,
+    Source,
+    SplitCounts,
+    TimeWindow,
+    UnreadableTime,
+)
 from export.policy import DatasetPolicy, DatasetsFile, Kind, load_datasets
 from export.quality import GateResult, run_gate
-from flywheel.errors import ExportBusyError, ExportError, QualityGateError
-from flywheel.files import replace_text
+from flywheel.errors import ExportError, QualityGateError
 from privacy.keys import Keyring
 from warehouse.db import connected, warehouse_path
 from warehouse.lake import Lake
@@ -56,10 +69,6 @@ if TYPE_CHECKING:
 
 ROWS_PER_SHARD = 100_000
 MODEL_TABLES = ("preference_pairs", "labels", "responses", "signal_calibration")
-LINEAGE_IDS = "rekeyed"
-"""The manifest's ``lineage_ids``: the version's ``id`` and ``event_ids`` are re-keyed for the
-dataset (``Rekeyer.lineage``). Versions published before ids were re-keyed have no such field
-and show the warehouse's own ids."""
 LAKE_FILE_COLUMNS = ("path", "topic", "partition", "first_offset", "last_offset", "rows")
 CALIBRATION_COLUMNS = ("signal", "explicit", "agree", "disagree", "n", "agreement", "wilson_low",
                        "wilson_high")  # fmt: skip
@@ -72,7 +81,8 @@ class ExportResult:
     dataset: str
     version: str | None
     path: Path | None
-    manifest: dict[str, Any]
+    manifest: Manifest
+    """The new version's, or the latest's when nothing was new."""
     gate: GateResult | None
     """The quality gate's outcome; None when nothing was new (the gate is not run: the latest
     version passed it with the same data files and policy)."""
@@ -80,19 +90,6 @@ class ExportResult:
     @property
     def published(self) -> bool:
         return self.version is not None
-
-
-@contextmanager
-def locked(folder: Path) -> Iterator[None]:
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / ".lock").open("w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ExportBusyError(
-                f"another export of the dataset {folder.name!r} is running; wait for it to finish"
-            ) from None
-        yield
 
 
 def export_dataset(
@@ -140,7 +137,7 @@ def _export(
     step: Callable[[str], None],
 ) -> ExportResult:
     step("reading the warehouse")
-    frames, source = _read_warehouse(data_dir, name, policy, keyring)
+    frames, lineage, excluded = _read_warehouse(data_dir, name, policy, keyring)
     step("writing files")
     files = write_files(frames, policy, attempt)
     # Nothing new is decided before the gate: the latest version passed it with these very
@@ -148,9 +145,9 @@ def _export(
     # (Great Expectations' import alone is about 2 s) every hour.
     existing = versions(data_dir, name)
     latest = read_manifest(data_dir, name, existing[-1]) if existing else None
-    fingerprint = {"policy_hash": policy.digest(name), "files": files}
+    fingerprint = Fingerprint(policy_hash=policy.digest(name), files=files)
     if latest is not None and _same_export(
-        latest, fingerprint, policy.digests(name, latest.get("policy"))
+        latest, fingerprint, policy.digests(name, latest.policy)
     ):
         return ExportResult(name, None, None, latest, None)
     step("quality gate")
@@ -164,43 +161,50 @@ def _export(
             f"{name!r}: {listed}. Nothing was published",
             report=str(attempt / "quality"),
         )
-    version = f"v{int(existing[-1][1:]) + 1 if existing else 1}"
-    manifest: dict[str, Any] = {
-        "dataset": name,
-        "version": version,
-        "previous_version": existing[-1] if existing else None,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "code_version": metadata.version("feedback-flywheel"),
-        "policy": {"name": name, **policy.model_dump()},
-        "policy_hash": policy.digest(name),
-        "pseudonym_key_version": keyring.current,
-        "lineage_ids": LINEAGE_IDS,
-        "counts": counts,
-        "quality": {**gate.summary(), "excluded": source.pop("excluded")},
-        "fingerprint": fingerprint,
-        **source,
-        "superseded_by": None,
-    }
-    (attempt / "README.md").write_text(render_card(manifest))
-    manifest["files"] = hash_files(attempt)
-    write_manifest(attempt, manifest)
-    final = attempt.parent / version
-    attempt.rename(final)
-    return ExportResult(name, version, final, manifest, gate)
+    manifest = commit_version(
+        attempt.parent,
+        attempt,
+        Manifest(
+            dataset=name,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            code_version=metadata.version("feedback-flywheel"),
+            policy=policy.record(name),
+            policy_hash=policy.digest(name),
+            pseudonym_key_version=keyring.current,
+            lineage_ids=LINEAGE_IDS,
+            counts=counts,
+            quality=gate.summary().model_copy(update={"excluded": excluded}),
+            fingerprint=fingerprint,
+            source=lineage.source,
+            time_window=lineage.time_window,
+            calibration=lineage.calibration,
+        ),
+    )
+    return ExportResult(name, manifest.version, attempt.parent / manifest.version, manifest, gate)
 
 
-def _same_export(latest: dict[str, Any], fingerprint: dict[str, Any], digests: set[str]) -> bool:
+def _same_export(latest: Manifest, fingerprint: Fingerprint, digests: set[str]) -> bool:
     """Whether the latest version holds these very files under this policy (under its digest
     then or now)."""
-    recorded = latest.get("fingerprint") or {}
-    return recorded.get("files") == fingerprint["files"] and recorded.get("policy_hash") in digests
+    recorded = latest.fingerprint
+    return recorded.files == fingerprint.files and recorded.policy_hash in digests
+
+
+@dataclass
+class Lineage:
+    """What a version is made from, for its manifest."""
+
+    source: Source
+    time_window: TimeWindow
+    calibration: list[Calibration]
 
 
 def _read_warehouse(
     data_dir: Path, name: str, policy: DatasetPolicy, keyring: Keyring
-) -> tuple[dict[Kind, pl.DataFrame], dict[str, Any]]:
-    """Each config's shaped rows (with ``split`` and the gate's inputs) and the lineage of the
-    whole version: lake files, the transform run, the time window, the calibration."""
+) -> tuple[dict[Kind, pl.DataFrame], Lineage, Excluded]:
+    """Each config's shaped rows (with ``split`` and the gate's inputs), the lineage of the
+    whole version (lake files, the transform run, the time window, the calibration) and the
+    rows left out for unreadable times."""
     selected: dict[str, pl.DataFrame] = {}  # dpo and reward take the same rows
     with models_connection(data_dir, action="export from") as db:
         unreadable = [row[0] for row in db.execute(UNREADABLE_RESPONSES).fetchall()]
@@ -214,8 +218,10 @@ def _read_warehouse(
         response_ids = {
             i for rows in selected.values() for i in rows["response_ids"].explode().drop_nulls()
         }
-        source = _lineage(db, sorted(response_ids))
-    source["excluded"] = {"unreadable_time": {"responses": len(unreadable), "rows": excluded}}
+        lineage = _lineage(db, sorted(response_ids))
+    left_out = Excluded(
+        unreadable_time=UnreadableTime(responses=len(unreadable), rows=dict(excluded))
+    )
     # Shaped once the connection is closed: DuckDB's worker threads keep the memory of the
     # selecting queries (about 1 GB at 0.5M events) until then, and the shaped frames would
     # come on top of it.
@@ -229,7 +235,7 @@ def _read_warehouse(
         frames[kind] = shaped.with_columns(
             split=rows["split"], chosen_shown_first=rows["chosen_shown_first"]
         )
-    return frames, source
+    return frames, lineage, left_out
 
 
 @contextmanager
@@ -265,7 +271,7 @@ ORDER BY topic, partition
 """
 
 
-def lake_summary(db: Any) -> dict[str, Any]:
+def lake_summary(db: Any) -> LakeSummary:
     """The lake files the warehouse loaded, in a size that does not grow with them: per topic
     and partition the files, offset range and rows, and a sha256 of every file's path, offsets
     and rows (one line each, in path order) that names the exact set."""
@@ -276,15 +282,16 @@ def lake_summary(db: Any) -> dict[str, Any]:
         files += 1
         rows += entry["rows"]
     partitions = [
-        dict(zip(("topic", "partition", "files", "first_offset", "last_offset", "rows"), row,
-                 strict=True))
-        for row in db.execute(_LAKE_PARTITIONS).fetchall()
+        LakePartition(topic=topic, partition=partition, files=count, first_offset=first,
+                      last_offset=last, rows=partition_rows)
+        for topic, partition, count, first, last, partition_rows
+        in db.execute(_LAKE_PARTITIONS).fetchall()
     ]  # fmt: skip
-    return {"files": files, "rows": rows, "files_sha256": digest.hexdigest(),
-            "partitions": partitions}  # fmt: skip
+    return LakeSummary(files=files, rows=rows, files_sha256=digest.hexdigest(),
+                       partitions=partitions)  # fmt: skip
 
 
-def _lineage(db: Any, response_ids: list[str]) -> dict[str, Any]:
+def _lineage(db: Any, response_ids: list[str]) -> Lineage:
     run = db.execute(
         "SELECT run_id, policy_hash, finished_at FROM transform_runs WHERE status = 'succeeded' "
         "ORDER BY finished_at DESC LIMIT 1"
@@ -295,18 +302,18 @@ def _lineage(db: Any, response_ids: list[str]) -> dict[str, Any]:
         {"ids": response_ids},
     ).fetchone()
     calibration = _records(db, "signal_calibration", CALIBRATION_COLUMNS, "signal, explicit")
-    return {
-        "source": {
-            "lake": lake_summary(db),
-            "transform_run": run[0] if run else None,
-            "transforms_policy_hash": run[1] if run else None,
-        },
-        "time_window": {
-            "first_event": first.isoformat() if first else None,
-            "last_event": last.isoformat() if last else None,
-        },
-        "calibration": calibration,
-    }
+    return Lineage(
+        source=Source(
+            lake=lake_summary(db),
+            transform_run=run[0] if run else None,
+            transforms_policy_hash=run[1] if run else None,
+        ),
+        time_window=TimeWindow(
+            first_event=first.isoformat() if first else None,
+            last_event=last.isoformat() if last else None,
+        ),
+        calibration=[Calibration.model_validate(row) for row in calibration],
+    )
 
 
 def _arrow_table(frame: pl.DataFrame) -> Any:
@@ -360,44 +367,19 @@ def write_files(
     return written
 
 
-def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    """Write ``manifest.json`` atomically (a temporary file renamed over it)."""
-    replace_text(folder / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def hash_files(folder: Path) -> list[dict[str, Any]]:
-    return [
-        {
-            "path": p.relative_to(folder).as_posix(),
-            "sha256": sha256_file(p),
-            "bytes": p.stat().st_size,
-        }
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != "manifest.json"
-    ]
-
-
-def count_rows(frames: dict[Kind, pl.DataFrame], splits: list[str]) -> dict[str, Any]:
+def count_rows(frames: dict[Kind, pl.DataFrame], splits: list[str]) -> dict[str, ConfigCounts]:
     """Rows per config and split, and per signal within each."""
     import polars as pl
 
-    counts: dict[str, Any] = {}
+    counts: dict[str, ConfigCounts] = {}
     for kind, frame in frames.items():
-        per_split: dict[str, Any] = {}
+        per_split: dict[str, SplitCounts] = {}
         for split in splits:
             rows = frame.filter(pl.col("split") == split)
             signals = rows["signals"].explode().drop_nulls().value_counts()
-            per_split[split] = {
-                "rows": rows.height,
-                "signals": {str(s): int(n) for s, n in sorted(signals.iter_rows())},
-            }
-        counts[kind] = {"rows": frame.height, "splits": per_split}
+            per_split[split] = SplitCounts(
+                rows=rows.height,
+                signals={str(s): int(n) for s, n in sorted(signals.iter_rows())},
+            )
+        counts[kind] = ConfigCounts(rows=frame.height, splits=per_split)
     return counts

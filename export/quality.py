@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from export.manifest import Check, Quality
 from export.policy import DatasetPolicy, Kind
 from flywheel.extras import require
 from privacy.detectors import RAW_SECRETS
@@ -94,26 +95,26 @@ class GateResult:
     def failed(self, severity: str) -> list[Outcome]:
         return [o for o in self.outcomes if o.severity == severity and not o.success]
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> Quality:
         """What the manifest and the card record."""
-        return {
-            "success": self.success,
-            "expectations": len(self.outcomes),
-            "critical_failed": [o.line() for o in self.failed("critical")],
-            "warnings": [o.line() for o in self.failed("warning")],
-            "checks": [
-                {
-                    "config": o.config,
-                    "expectation": o.expectation,
-                    "column": o.column,
-                    "severity": o.severity,
-                    "success": o.success,
-                    "observed": o.observed,
-                    "unexpected": o.unexpected,
-                }
+        return Quality(
+            success=self.success,
+            expectations=len(self.outcomes),
+            critical_failed=[o.line() for o in self.failed("critical")],
+            warnings=[o.line() for o in self.failed("warning")],
+            checks=[
+                Check(
+                    config=o.config,
+                    expectation=o.expectation,
+                    column=o.column,
+                    severity=o.severity,
+                    success=o.success,
+                    observed=o.observed,
+                    unexpected=o.unexpected,
+                )
                 for o in self.outcomes
             ],
-        }
+        )
 
 
 def _as_text(values: pl.Series) -> pl.Series:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from export.build import Rekeyer
 from export.catalog import read_manifest, versions
-from export.publish import LINEAGE_IDS, models_connection
+from export.manifest import LINEAGE_IDS
+from export.publish import models_connection
 from flywheel.errors import ExportError
 from privacy.keys import Keyring
 from warehouse.lineage import LABEL_LINEAGE
@@ -61,8 +62,8 @@ def trace_rows(
     version = version or published[-1]
     manifest = read_manifest(data_dir, name, version)
     show: Callable[[str], str] = str  # a version from before ids were re-keyed shows them as is
-    if manifest.get("lineage_ids") == LINEAGE_IDS:
-        key_version = manifest.get("pseudonym_key_version")
+    if manifest.lineage_ids == LINEAGE_IDS:
+        key_version = manifest.pseudonym_key_version
         if key_version not in keyring.keys:
             raise ExportError(
                 f"{name} {version} was published under pseudonym key version {key_version}, "

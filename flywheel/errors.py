@@ -17,7 +17,8 @@ Every error the platform raises on purpose derives from ``FlywheelError``. Error
     └── ExportError              a dataset could not be published (nothing was)
         ├── ExportBusyError      another export of the same dataset is running
         ├── QualityGateError     the quality gate failed a critical expectation
-        └── VersionNotFoundError a dataset has no such version (also a NotFoundError)
+        ├── VersionNotFoundError a dataset has no such version (also a NotFoundError)
+        └── ManifestVersionError a dataset manifest was written by a newer release
 
 Only ``api/`` maps these to HTTP status codes, and only ``flywheel.shell.cli`` maps them to exit
 codes.
@@ -97,3 +98,8 @@ class QualityGateError(ExportError):
 
 class VersionNotFoundError(ExportError, NotFoundError):
     """A dataset has no such published version."""
+
+
+class ManifestVersionError(ExportError):
+    """A dataset manifest has a ``manifest_version`` newer than this release reads; upgrading
+    the code (not retrying) is the fix."""

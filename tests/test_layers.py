@@ -30,7 +30,7 @@ DEV = "flywheel.dev"
 
 ALLOWED = {
     "privacy": set(),
-    "api": {"privacy", "ingest.contract", "ingest.fastcheck", "export.catalog"},
+    "api": {"privacy", "ingest.contract", "ingest.fastcheck", "export.catalog", "export.manifest"},
     "ingest": {"privacy", "warehouse.lake"},
     "warehouse": {"privacy"},
     "transforms": {"privacy", "warehouse"},

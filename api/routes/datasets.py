@@ -12,7 +12,8 @@ from pydantic import BaseModel
 from api.deps import AdminKeyDep, SettingsDep
 from api.errors import ApiError, ErrorPublic
 from export.catalog import dataset_names, read_manifest, version_file, versions
-from flywheel.errors import ExportError
+from export.manifest import Manifest
+from flywheel.errors import ExportError, ManifestVersionError
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["datasets"])
@@ -57,27 +58,28 @@ class DatasetListPublic(BaseModel):
     datasets: list[DatasetPublic]
 
 
-def _summary(manifest: dict[str, Any], version: str) -> VersionSummaryPublic:
+def _summary(manifest: Manifest, version: str) -> VersionSummaryPublic:
     return VersionSummaryPublic(
         version=version,
-        created_at=manifest["created_at"],
-        rows={kind: c["rows"] for kind, c in manifest["counts"].items()},
-        quality_passed=manifest["quality"]["success"],
-        superseded_by=manifest.get("superseded_by"),
+        created_at=manifest.created_at,
+        rows={kind: c.rows for kind, c in manifest.counts.items()},
+        quality_passed=manifest.quality.success,
+        superseded_by=manifest.superseded_by,
     )
 
 
 @router.get("/v1/datasets", summary="List published datasets", responses=AUTH)
 async def list_datasets(_: AdminKeyDep, settings: SettingsDep) -> DatasetListPublic:
     """Every dataset with at least one published version, and its versions; a version whose
-    manifest is damaged is named in ``damaged`` instead of failing the whole list."""
+    manifest is damaged (or written by a newer release) is named in ``damaged`` instead of
+    failing the whole list."""
     found = []
     for name in dataset_names(settings.data_dir):
         summaries, damaged = [], []
         for version in versions(settings.data_dir, name):
             try:
                 summaries.append(_summary(read_manifest(settings.data_dir, name, version), version))
-            except (ExportError, KeyError, TypeError, AttributeError, ValueError):
+            except ExportError:
                 log.warning(
                     "damaged dataset manifest",
                     extra={"fields": {"dataset": name, "version": version}},
@@ -91,14 +93,21 @@ async def list_datasets(_: AdminKeyDep, settings: SettingsDep) -> DatasetListPub
 @router.get(
     "/v1/datasets/{name}/versions/{version}",
     summary="A version's manifest",
-    responses={**AUTH, **NOT_FOUND},
+    responses={
+        **AUTH,
+        **NOT_FOUND,
+        500: {"model": ErrorPublic, "description": "Written by a newer release of the server."},
+    },
 )
 async def get_manifest(
     _: AdminKeyDep, settings: SettingsDep, name: NameParam, version: VersionParam
-) -> dict[str, Any]:
-    """The manifest: counts per config, split and signal, file hashes, lineage, quality."""
+) -> Manifest:
+    """The manifest (``manifest.json``, upgraded to the current ``manifest_version``): counts
+    per config, split and signal, file hashes, lineage, quality."""
     try:
         return read_manifest(settings.data_dir, name, version)
+    except ManifestVersionError as exc:
+        raise ApiError(500, str(exc), code="manifest_version_unsupported") from None
     except ExportError as exc:
         raise ApiError(404, str(exc), code="not_found") from None
 

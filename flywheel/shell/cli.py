@@ -20,6 +20,7 @@ from flywheel.errors import (
     ConfigError,
     ExportBusyError,
     FlywheelError,
+    ManifestVersionError,
     NotFoundError,
     QualityGateError,
     TransientError,
@@ -676,11 +677,11 @@ def export_run(dataset: DatasetOption = "default") -> None:
         err.print(f"[yellow]quality warning:[/] {escape(warning.line())}", soft_wrap=True)
     if not result.published:
         out.print(
-            f"nothing new for dataset {dataset!r} since {result.manifest['version']}; "
+            f"nothing new for dataset {dataset!r} since {result.manifest.version}; "
             "no version published"
         )
         return
-    counts = ", ".join(f"{kind} {c['rows']:,}" for kind, c in result.manifest["counts"].items())
+    counts = ", ".join(f"{kind} {c.rows:,}" for kind, c in result.manifest.counts.items())
     out.print(
         f"published {dataset} {result.version} ({counts} rows) at {result.path}", soft_wrap=True
     )
@@ -703,16 +704,13 @@ def export_list() -> None:
     for name in dataset_names(settings.data_dir):
         for version in versions(settings.data_dir, name):
             manifest = read_manifest(settings.data_dir, name, version)
-            counts = manifest["counts"]
+            counts = manifest.counts
             table.add_row(
                 name,
-                version + (" (superseded)" if manifest.get("superseded_by") else ""),
-                manifest["created_at"],
-                *(
-                    f"{counts[k]['rows']:,}" if k in counts else "-"
-                    for k in ("dpo", "kto", "reward")
-                ),
-                "passed" if manifest["quality"]["success"] else "failed",
+                version + (" (superseded)" if manifest.superseded_by else ""),
+                manifest.created_at,
+                *(f"{counts[k].rows:,}" if k in counts else "-" for k in ("dpo", "kto", "reward")),
+                "passed" if manifest.quality.success else "failed",
             )
     out.print(table if table.row_count else "no published datasets")
 
@@ -950,6 +948,7 @@ def demo(
 
 
 EXIT_CODES: tuple[tuple[type[FlywheelError], int], ...] = (
+    (ManifestVersionError, 7),
     (QualityGateError, 5),
     (WarehouseBusyError, 4),
     (ExportBusyError, 4),
@@ -959,8 +958,9 @@ EXIT_CODES: tuple[tuple[type[FlywheelError], int], ...] = (
 )
 """What a scheduler needs to know, by the error's class (the first that matches): 3 fix the
 configuration, 4 busy or unavailable (try again later), 5 the quality gate stopped the export
-(nothing published), 6 what the command names does not exist; 1 for any other error, 2 for a
-command line that is wrong (from the command-line parser). docs/development.md lists them."""
+(nothing published), 6 what the command names does not exist, 7 a dataset manifest written by a
+newer release (upgrade); 1 for any other error, 2 for a command line that is wrong (from the
+command-line parser). docs/development.md lists them."""
 
 
 def exit_code(exc: FlywheelError) -> int:

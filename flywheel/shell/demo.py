@@ -27,7 +27,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 from rich.console import Console
@@ -40,6 +40,9 @@ from flywheel.errors import FlywheelError
 from flywheel.settings import Settings
 from flywheel.shell.erasure import finish_erasure
 from privacy.keys import DEMO_KEY_FILE
+
+if TYPE_CHECKING:
+    from export.manifest import ConfigCounts
 
 DATASET = "default"
 KAFKA_HOME = "kafka-local"
@@ -79,7 +82,7 @@ class DemoSummary:
     report_path: Path
     quality_passed: bool
     warnings: list[str]
-    counts: dict[str, Any]
+    counts: dict[str, ConfigCounts]
 
 
 def demo_keyring_path(settings: Settings, console: Console) -> Path:
@@ -267,16 +270,16 @@ def _export(settings: Settings, keyring: Any) -> dict[str, Any]:
         keep_failed=settings.export.keep_failed_attempts,
     )
     manifest = result.manifest  # the new version's, or the latest's when nothing was new
-    version = manifest["version"]
+    version = manifest.version
     path = settings.data_dir / "datasets" / DATASET / version
     return {
         "version": version,
         "published": result.published,
         "dataset_path": path,
         "report_path": path / "quality" / "index.html",
-        "quality_passed": manifest["quality"]["success"],
-        "warnings": manifest["quality"]["warnings"],
-        "counts": manifest["counts"],
+        "quality_passed": manifest.quality.success,
+        "warnings": manifest.quality.warnings,
+        "counts": manifest.counts,
     }
 
 
@@ -357,7 +360,7 @@ def print_summary(summary: DemoSummary, settings: Settings, console: Console) ->
         "responses (calibration, responses compared)"
     )
     verdict = "[green]passed[/]" if summary.quality_passed else "[red]failed[/]"
-    rows = ", ".join(f"{kind} {c['rows']:,}" for kind, c in summary.counts.items())
+    rows = ", ".join(f"{kind} {c.rows:,}" for kind, c in summary.counts.items())
     status = "published" if summary.published else "unchanged (nothing new to publish)"
     console.print(f"quality gate: {verdict}, {len(summary.warnings)} warning(s)")
     for warning in summary.warnings:

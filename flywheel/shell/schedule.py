@@ -128,7 +128,7 @@ def export_job(data_dir: Path, name: str, keyring: Keyring, datasets: DatasetsFi
 
     result = export_dataset(data_dir, name, keyring, datasets=datasets)
     if not result.published:
-        return f"skipped: nothing new since {result.manifest['version']}"
+        return f"skipped: nothing new since {result.manifest.version}"
     return f"published {result.version}"
 
 

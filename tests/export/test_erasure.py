@@ -121,8 +121,8 @@ def state(data_dir: Path) -> dict[str, Any]:
         manifest = read_manifest(data_dir, "default", version)
         folder = data_dir / "datasets" / "default" / version
         datasets[version] = {
-            "superseded_by": manifest["superseded_by"],
-            "counts": manifest["counts"],
+            "superseded_by": manifest.superseded_by,
+            "counts": manifest.counts,
             "data": {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
                      for p in sorted((folder / "data").rglob("*")) if p.is_file()},
         }  # fmt: skip
@@ -152,7 +152,7 @@ def test_erasure_removes_users_everywhere(published: Path) -> None:
     assert record.warehouse_rows_deleted["events"] > 0
     assert versions(data_dir, "default") == ["v1", "v2"]
     old, new = read_manifest(data_dir, "default", "v1"), read_manifest(data_dir, "default", "v2")
-    assert old["superseded_by"] == "v2" and new["superseded_by"] is None
+    assert old.superseded_by == "v2" and new.superseded_by is None
     assert not (data_dir / "datasets" / "default" / "v1" / "data").exists()
     assert (
         "Superseded by v2" in (data_dir / "datasets" / "default" / "v1" / "README.md").read_text()
@@ -160,13 +160,13 @@ def test_erasure_removes_users_everywhere(published: Path) -> None:
     v2 = data_dir / "datasets" / "default" / "v2"
     # The counts add up: the new version's files, and the old counts minus what was removed.
     removed = 0
-    for kind, counts in new["counts"].items():
-        for split, split_counts in counts["splits"].items():
+    for kind, counts in new.counts.items():
+        for split, split_counts in counts.splits.items():
             files = sorted((v2 / "data" / kind).glob(f"{split}-*.parquet"))
-            assert sum(pl.read_parquet(f).height for f in files) == split_counts["rows"]
-        removed += before["counts"][kind]["rows"] - counts["rows"]
-    assert removed == new["erasure"]["rows_removed"] > 0
-    assert new["quality"]["success"]
+            assert sum(pl.read_parquet(f).height for f in files) == split_counts.rows
+        removed += before.counts[kind].rows - counts.rows
+    assert new.erasure is not None and removed == new.erasure.rows_removed > 0
+    assert new.quality.success
     # Their future events are suppressed, by pseudonym.
     assert users <= SuppressionList(suppression_file(data_dir)).current()
     # Every log line names pseudonyms, never a raw id.
@@ -259,7 +259,7 @@ def test_a_latest_version_without_the_users_supersedes_older_ones(published: Pat
 
     assert [(d["superseded"], d["published"]) for d in record.datasets] == [(["v1"], None)]
     assert versions(published, "default") == ["v1", "v2"]
-    assert read_manifest(published, "default", "v1")["superseded_by"] == "v2"
+    assert read_manifest(published, "default", "v1").superseded_by == "v2"
     assert not (v1 / "data").exists()
 
 

@@ -54,37 +54,37 @@ def test_publishes_a_version_whose_manifest_matches_its_files(data_dir: Path) ->
 
     assert result.version == "v1" and result.path == data_dir / "datasets" / "default" / "v1"
     manifest = read_manifest(data_dir, "default", "v1")
-    assert manifest["quality"]["success"] is True
+    assert manifest.quality.success is True
     for kind, columns in TRL_COLUMNS.items():
         total = 0
-        for split, counts in manifest["counts"][kind]["splits"].items():
+        for split, counts in manifest.counts[kind].splits.items():
             frame = read(result.path, kind, split)
-            assert frame.height == counts["rows"] > 0
+            assert frame.height == counts.rows > 0
             assert frame.columns[:3] == columns
             signals = frame["signals"].explode().value_counts()
-            assert dict(signals.iter_rows()) == counts["signals"]
+            assert dict(signals.iter_rows()) == counts.signals
             total += frame.height
-        assert total == manifest["counts"][kind]["rows"]
-    for entry in manifest["files"]:
-        content = (result.path / entry["path"]).read_bytes()
-        assert hashlib.sha256(content).hexdigest() == entry["sha256"]
-        assert len(content) == entry["bytes"]
-    listed = {entry["path"] for entry in manifest["files"]}
+        assert total == manifest.counts[kind].rows
+    for entry in manifest.files:
+        content = (result.path / entry.path).read_bytes()
+        assert hashlib.sha256(content).hexdigest() == entry.sha256
+        assert len(content) == entry.bytes
+    listed = {entry.path for entry in manifest.files}
     assert "README.md" in listed and "quality/index.html" in listed
-    lake = manifest["source"]["lake"]
+    lake = manifest.source.lake
+    assert lake is not None
     loaded = sql(data_dir, "SELECT path, topic, partition, first_offset, last_offset, rows "
                            "FROM lake_files ORDER BY path")  # fmt: skip
-    assert lake["files"] == len(loaded) > 1 and lake["rows"] == sum(row[5] for row in loaded)
+    assert lake.files == len(loaded) > 1 and lake.rows == sum(row[5] for row in loaded)
     columns = ("path", "topic", "partition", "first_offset", "last_offset", "rows")
     listing = b"".join(json.dumps(dict(zip(columns, row, strict=True)), sort_keys=True).encode()
                        + b"\n" for row in loaded)  # fmt: skip
-    assert lake["files_sha256"] == hashlib.sha256(listing).hexdigest()
-    assert sum(p["files"] for p in lake["partitions"]) == len(loaded)
-    assert {(p["topic"], p["partition"]) for p in lake["partitions"]} == {
-        (row[1], row[2]) for row in loaded
-    }
-    assert manifest["policy_hash"] and manifest["source"]["transforms_policy_hash"]
-    assert manifest["time_window"]["first_event"] < manifest["time_window"]["last_event"]
+    assert lake.files_sha256 == hashlib.sha256(listing).hexdigest()
+    assert sum(p.files for p in lake.partitions) == len(loaded)
+    assert {(p.topic, p.partition) for p in lake.partitions} == {(row[1], row[2]) for row in loaded}
+    assert manifest.policy_hash and manifest.source.transforms_policy_hash
+    first, last = manifest.time_window.first_event, manifest.time_window.last_event
+    assert first is not None and last is not None and first < last
 
 
 def test_load_dataset_reads_every_config_and_split(data_dir: Path, tmp_path: Path) -> None:
@@ -94,9 +94,9 @@ def test_load_dataset_reads_every_config_and_split(data_dir: Path, tmp_path: Pat
     manifest = result.manifest
     for kind, columns in TRL_COLUMNS.items():
         loaded = datasets.load_dataset(str(result.path), kind, cache_dir=str(tmp_path / "hf"))
-        assert set(loaded) == set(manifest["counts"][kind]["splits"])
+        assert set(loaded) == set(manifest.counts[kind].splits)
         for split, table in loaded.items():
-            assert table.num_rows == manifest["counts"][kind]["splits"][split]["rows"]
+            assert table.num_rows == manifest.counts[kind].splits[split].rows
             assert table.column_names[:3] == columns
 
 
@@ -113,7 +113,7 @@ def test_nothing_new_publishes_nothing_and_skips_the_gate(
 
     assert first.published and first.gate is not None and first.gate.success
     assert not again.published and again.gate is None
-    assert again.manifest["version"] == "v1"
+    assert again.manifest.version == "v1"
     assert versions(data_dir, "default") == ["v1"]
     assert not [p for p in (data_dir / "datasets" / "default").iterdir() if "attempt" in p.name]
 
@@ -126,7 +126,7 @@ def test_same_warehouse_and_policy_give_the_same_bytes(data_dir: Path, tmp_path:
     second = export_dataset(data_dir, "default", KEYRING)
     assert second.path is not None and second.version == "v1"
 
-    compared = [e["path"] for e in first.manifest["files"] if not e["path"].startswith("quality/")]
+    compared = [e.path for e in first.manifest.files if not e.path.startswith("quality/")]
     assert any(p.endswith(".parquet") for p in compared) and "README.md" in compared
     for path in compared:
         assert (aside / path).read_bytes() == (second.path / path).read_bytes(), path
@@ -141,11 +141,12 @@ def test_new_events_make_a_new_version(data_dir: Path) -> None:
     result = export_dataset(data_dir, "default", KEYRING)
 
     assert result.version == "v2"
-    assert result.manifest["previous_version"] == "v1"
+    assert result.manifest.previous_version == "v1"
     previous = read_manifest(data_dir, "default", "v1")
-    assert result.manifest["counts"]["dpo"]["rows"] > previous["counts"]["dpo"]["rows"]
-    lake, before = result.manifest["source"]["lake"], previous["source"]["lake"]
-    assert lake["files"] > before["files"] and lake["files_sha256"] != before["files_sha256"]
+    assert result.manifest.counts["dpo"].rows > previous.counts["dpo"].rows
+    lake, before = result.manifest.source.lake, previous.source.lake
+    assert lake is not None and before is not None
+    assert lake.files > before.files and lake.files_sha256 != before.files_sha256
 
 
 def test_a_changed_policy_makes_a_new_version(data_dir: Path) -> None:
@@ -154,7 +155,7 @@ def test_a_changed_policy_makes_a_new_version(data_dir: Path) -> None:
     result = export_dataset(data_dir, "default", KEYRING, datasets=policies(default=stricter))
 
     assert result.version == "v2"
-    assert result.manifest["policy"]["min_confidence"] == 0.9
+    assert result.manifest.policy["min_confidence"] == 0.9
 
 
 def test_a_changed_schedule_alone_publishes_nothing_new(data_dir: Path) -> None:
@@ -167,9 +168,9 @@ def test_a_changed_schedule_alone_publishes_nothing_new(data_dir: Path) -> None:
     # When a dataset is exported is not part of what it holds: not in its recorded policy either,
     # so the policy hash stays the sha256 of the recorded policy.
     manifest = read_manifest(data_dir, "default", "v1")
-    assert "schedule" not in manifest["policy"]
-    canonical = json.dumps(manifest["policy"], sort_keys=True).encode()
-    assert manifest["policy_hash"] == hashlib.sha256(canonical).hexdigest()
+    assert "schedule" not in manifest.policy
+    canonical = json.dumps(manifest.policy, sort_keys=True).encode()
+    assert manifest.policy_hash == hashlib.sha256(canonical).hexdigest()
 
 
 def test_a_version_published_with_its_schedule_in_the_digest_is_still_nothing_new(
@@ -318,7 +319,7 @@ def test_pairs_with_identical_texts_are_not_exported(data_dir: Path) -> None:
 
     result = export_dataset(data_dir, "default", KEYRING)
 
-    assert result.path is not None and result.manifest["quality"]["success"]
+    assert result.path is not None and result.manifest.quality.success
     assert not set(read(result.path, "dpo")["id"]) & shown(same, "default")
 
 

@@ -46,7 +46,7 @@ def failed(result: Any) -> set[tuple[str, str | None]]:
 
 def test_clean_rows_pass_and_write_the_report(tmp_path: Path) -> None:
     result = gate(dpo_rows(), tmp_path)
-    assert result.success, result.summary()["critical_failed"]
+    assert result.success, result.summary().critical_failed
     assert result.report.is_file() and result.report.name == "index.html"
     assert len(result.outcomes) > 10
 
@@ -61,7 +61,7 @@ def test_the_report_shows_every_config_validated(tmp_path: Path) -> None:
     ]  # fmt: skip
     frames = {"dpo": pl.DataFrame(rows), "reward": pl.DataFrame(reward)}
     result = run_gate(frames, POLICY, tmp_path / "quality")
-    assert result.success, result.summary()["critical_failed"]
+    assert result.success, result.summary().critical_failed
     index = result.report.read_text()
     for kind in frames:
         pages = list((tmp_path / "quality" / "validations" / kind).rglob("*.html"))

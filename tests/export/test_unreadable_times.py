@@ -71,9 +71,10 @@ def test_a_landed_event_with_an_unreadable_time_is_left_out_and_the_rest_publish
     assert sql(data_dir, "SELECT count(*) FROM events WHERE event_id = ?", bad) == [(0,)]
     assert sql(data_dir, "SELECT response_id FROM responses WHERE conversation_id = 'c-bad-time'"
                ) == [("c-bad-time-b",)]  # fmt: skip
-    assert result.manifest["time_window"]["last_event"] < "9999"
+    assert (result.manifest.time_window.last_event or "") < "9999"
     # Only the transform run met the event: nothing was left for the export to exclude.
-    assert result.manifest["quality"]["excluded"]["unreadable_time"]["responses"] == 0
+    assert result.manifest.quality.excluded is not None
+    assert result.manifest.quality.excluded.unreadable_time.responses == 0
 
 
 def test_an_event_loaded_before_the_rule_is_removed_and_the_models_rebuilt(
@@ -98,11 +99,13 @@ def test_an_event_loaded_before_the_rule_is_removed_and_the_models_rebuilt(
 
     result = export_dataset(data_dir, "default", KEYRING)
 
-    excluded = read_manifest(data_dir, "default", "v1")["quality"]["excluded"]["unreadable_time"]
-    assert excluded["responses"] == 1
-    assert excluded["rows"]["dpo"] >= 1 and excluded["rows"]["reward"] == excluded["rows"]["dpo"]
-    assert excluded["rows"]["kto"] == labels
-    assert result.manifest["time_window"]["last_event"] < "9999"
+    left_out = read_manifest(data_dir, "default", "v1").quality.excluded
+    assert left_out is not None
+    excluded = left_out.unreadable_time
+    assert excluded.responses == 1
+    assert excluded.rows["dpo"] >= 1 and excluded.rows["reward"] == excluded.rows["dpo"]
+    assert excluded.rows["kto"] == labels
+    assert (result.manifest.time_window.last_event or "") < "9999"
 
     summary = run_transforms(data_dir)
 

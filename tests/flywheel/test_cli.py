@@ -29,7 +29,8 @@ def assert_one_line_error(
     result: subprocess.CompletedProcess[str], fragment: str, *, code: int = 1
 ) -> None:
     """One red line holding ``fragment``, no traceback, and the exit code of its kind (3 a
-    configuration error, 4 busy, 5 the quality gate, 6 not found, 1 anything else)."""
+    configuration error, 4 busy, 5 the quality gate, 6 not found, 7 a newer manifest, 1 anything
+    else)."""
     assert result.returncode == code, result.stderr
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]

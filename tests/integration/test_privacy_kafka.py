@@ -107,16 +107,17 @@ def test_erase_three_users_then_their_resent_events_are_suppressed(
     assert not set(pseudonyms) & set(lake_frame(data_dir)["user_pseudonym"])
     assert set(table_hits(data_dir, pseudonyms).values()) == {0}
     assert versions(data_dir, "default") == ["v1", "v2"]
-    assert read_manifest(data_dir, "default", "v1")["superseded_by"] == "v2"
+    assert read_manifest(data_dir, "default", "v1").superseded_by == "v2"
     current = data_dir / "datasets" / "default" / "v2"
     manifest = read_manifest(data_dir, "default", "v2")
-    for kind, counts in manifest["counts"].items():
+    for kind, counts in manifest.counts.items():
         frames = [pl.read_parquet(p) for p in sorted((current / "data" / kind).glob("*.parquet"))]
-        assert sum(f.height for f in frames) == counts["rows"]
-        assert sum(s["rows"] for s in counts["splits"].values()) == counts["rows"]
-    removed = manifest["erasure"]["rows_removed"]
-    assert removed == sum(first.manifest["counts"][k]["rows"] - manifest["counts"][k]["rows"]
-                          for k in manifest["counts"])  # fmt: skip
+        assert sum(f.height for f in frames) == counts.rows
+        assert sum(s.rows for s in counts.splits.values()) == counts.rows
+    assert manifest.erasure is not None
+    removed = manifest.erasure.rows_removed
+    assert removed == sum(first.manifest.counts[k].rows - manifest.counts[k].rows
+                          for k in manifest.counts)  # fmt: skip
 
     # Their later events (new ids: a resend of old ones would only be a duplicate) never land.
     again = [{**e, "event_id": str(uuid.uuid4())} for e in traffic if e["user_id"] in users]
