@@ -83,6 +83,11 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     root.setLevel(level)
     # kafka-python logs every reconnect attempt at WARNING/ERROR; one line per problem is ours.
     logging.getLogger("kafka").setLevel(logging.CRITICAL if level != "DEBUG" else logging.DEBUG)
+    # The connection that looks into a failed one (flywheel.kafka.diagnose): its finding is the
+    # error's message; librdkafka's own lines about it would repeat it.
+    logging.getLogger("flywheel.kafka.probe").setLevel(
+        logging.CRITICAL if level != "DEBUG" else logging.DEBUG
+    )
     # alembic announces its dialect on every command that opens the warehouse.
     logging.getLogger("alembic").setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)
     # httpx logs every request at INFO (the simulator posts thousands).
