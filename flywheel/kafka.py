@@ -24,6 +24,7 @@ from flywheel.errors import (
     SinkUnavailableError,
     TransientError,
 )
+from flywheel.logs import hide
 from flywheel.settings import KafkaSettings
 
 Client = Literal["producer", "consumer", "admin", "librdkafka"]
@@ -67,7 +68,16 @@ def security_config(settings: KafkaSettings, *, client: Client) -> dict[str, Any
     # Each passthrough property goes to the clients that take it (settings checked that one
     # does); kafka-python refuses a property it does not know.
     config.update({k: v for k, v in settings.client_properties.items() if k in accepted})
+    _hide_secrets(settings)
     return config
+
+
+def _hide_secrets(settings: KafkaSettings) -> None:
+    """Mask the passwords these settings hand to a client in every log record from now on:
+    kafka-python logs its whole configuration at DEBUG."""
+    for secret in (settings.sasl_secret(), settings.ssl_key_secret()):
+        if secret is not None:
+            hide(secret.get_secret_value())
 
 
 def _librdkafka_security(settings: KafkaSettings) -> dict[str, Any]:
@@ -95,6 +105,7 @@ def _librdkafka_security(settings: KafkaSettings) -> dict[str, Any]:
             "https" if settings.ssl_check_hostname else "none"
         )
     config.update(settings.librdkafka_properties)
+    _hide_secrets(settings)
     return config
 
 
