@@ -4,10 +4,12 @@ is given, and that a password shows nowhere (repr, errors, logs)."""
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka.net.sasl.oauth import AbstractTokenProvider
 
 from flywheel.cli import exit_code
 from flywheel.errors import ConfigError, KafkaAuthError
@@ -182,3 +184,38 @@ def test_kafka_python_authentication_errors_become_kafka_auth_errors() -> None:
     assert isinstance(translate(SaslAuthenticationFailedError("bad"), action="x"), KafkaAuthError)
     denied = translate(TopicAuthorizationFailedError(), action="produce", topic="t")
     assert isinstance(denied, KafkaAuthError) and "ACLs" in str(denied)
+
+
+class StaticTokens(AbstractTokenProvider):
+    """An OAUTHBEARER token provider for the test below."""
+
+    def token(self) -> str:
+        return "a-token"
+
+
+def test_oauthbearer_takes_tokens_from_the_named_provider_in_both_clients() -> None:
+    settings = KafkaSettings(
+        bootstrap_servers="broker-1:9093",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="OAUTHBEARER",
+        sasl_oauth_token_provider=f"{__name__}:StaticTokens",
+    )
+    provider = security_config(settings, client="producer")["sasl_oauth_token_provider"]
+    assert provider.token() == "a-token"
+    token, expires_at = security_config(settings, client="librdkafka")["oauth_cb"]("")
+    assert token == "a-token" and expires_at > time.time()
+    with_oidc = settings.model_copy(
+        update={"librdkafka_properties": {"sasl.oauthbearer.method": "oidc"}}
+    )
+    assert "oauth_cb" not in security_config(with_oidc, client="librdkafka")
+
+
+def test_a_token_provider_that_cannot_be_loaded_is_a_config_error() -> None:
+    settings = KafkaSettings(
+        bootstrap_servers="broker-1:9093",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="OAUTHBEARER",
+        sasl_oauth_token_provider="no_such_module:Tokens",
+    )
+    with pytest.raises(ConfigError, match="cannot load no_such_module:Tokens"):
+        security_config(settings, client="producer")
