@@ -17,6 +17,7 @@ from flywheel.errors import (
     ContractError,
     ExportBusyError,
     FlywheelError,
+    KafkaAuthError,
     SinkUnavailableError,
     WarehouseBusyError,
 )
@@ -118,6 +119,18 @@ def install(app: FastAPI) -> None:
             "events could not be stored right now; nothing was accepted, resend the same request",
             code="unavailable",
             headers={"Retry-After": str(exc.retry_after_s)},
+        )
+
+    @app.exception_handler(KafkaAuthError)
+    async def _refused(request: Request, exc: KafkaAuthError) -> JSONResponse:
+        # The operators' problem (credentials, certificates), not the client's: the reason goes
+        # to the log and /readyz, the client is told to resend later.
+        log.error("Kafka refused the API's producer", extra={"fields": {"reason": str(exc)}})
+        return error_response(
+            503,
+            "events could not be stored right now; nothing was accepted, resend the same request",
+            code="unavailable",
+            headers={"Retry-After": "30"},
         )
 
     @app.exception_handler(WarehouseBusyError)

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from api.sink import EncodedEvent
 from flywheel import kafka
-from flywheel.errors import FlywheelError, SinkUnavailableError
+from flywheel.errors import FlywheelError, KafkaAuthError, SinkUnavailableError
 from flywheel.settings import KafkaSettings
 
 HEADERS = [("content-type", b"application/json"), ("schema-version", b"1")]
+REFUSAL_MEMORY_S = 10.0
+"""For how long a refused sign-in or TLS handshake is answered from memory, without
+connecting again (the brokers may be fixed without restarting the API)."""
 
 
 class KafkaSink:
@@ -36,6 +40,9 @@ class KafkaSink:
         self._factory = producer_factory
         self._producer: Any = None
         self._lock = threading.Lock()
+        self._refused: tuple[float, KafkaAuthError] | None = None
+        """The brokers' last refusal (credentials, TLS) and when it came: each request would
+        otherwise wait the whole bootstrap timeout to learn the same."""
 
     @property
     def topic(self) -> str:
@@ -46,6 +53,10 @@ class KafkaSink:
         """The producer, built (and checked to be durable) on first use; raises if unreachable."""
         with self._lock:
             if self._producer is None:
+                if self._refused is not None:
+                    at, refusal = self._refused
+                    if time.monotonic() - at < REFUSAL_MEMORY_S:
+                        raise refusal
                 factory = self._factory
                 if factory is None:
                     from kafka import KafkaProducer
@@ -55,7 +66,12 @@ class KafkaSink:
                 try:
                     producer = factory(**config)
                 except Exception as exc:
-                    raise kafka.translate(exc, action="produce", topic=self.topic) from None
+                    error = kafka.connect_error(
+                        exc, self._settings, action="produce", topic=self.topic
+                    )
+                    if isinstance(error, KafkaAuthError):
+                        self._refused = (time.monotonic(), error)
+                    raise error from None
                 kafka.check_durable(producer)
                 self._producer = producer
             return self._producer

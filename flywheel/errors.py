@@ -11,6 +11,8 @@ Every error the platform raises on purpose derives from ``FlywheelError``. Error
     ├── TransientError           worth retrying with backoff (never dead-lettered)
     │   └── SinkUnavailableError the event sink (Kafka) did not acknowledge in time
     ├── KafkaError               a Kafka call failed permanently (bad topic, auth, config)
+    │   └── KafkaAuthError       the brokers refused the credentials or the TLS handshake failed
+    │                            (also a ConfigError: the configuration must be fixed)
     ├── LocalKafkaError          the local development broker could not be resolved or started
     ├── WarehouseError           the DuckDB warehouse could not be opened, migrated or written
     │   └── WarehouseBusyError   another process holds the warehouse (DuckDB has one writer)
@@ -66,6 +68,11 @@ class SinkUnavailableError(TransientError):
 
 class KafkaError(FlywheelError):
     """A Kafka operation failed for a reason retrying will not fix."""
+
+
+class KafkaAuthError(KafkaError, ConfigError):
+    """The brokers refused the client's credentials, or TLS failed (an untrusted certificate);
+    retrying will not help until the configuration is fixed. Never carries a secret."""
 
 
 class LocalKafkaError(FlywheelError):

@@ -17,6 +17,48 @@ from datetime import UTC, datetime
 from typing import Any
 
 MAX_FIELD_CHARS = 200
+MASK = "**********"
+
+_secrets: set[str] = set()
+_factory_installed = False
+
+
+def hide(secret: str) -> None:
+    """Mask ``secret`` in every log record made from now on, whoever logs it.
+
+    Client libraries get passwords in clear and some log their whole configuration (kafka-python
+    at DEBUG); a record factory masks them as records are made, so no handler, formatter or
+    test capture ever sees them.
+    """
+    global _factory_installed
+    if len(secret) < 4:  # too short to mask without mangling ordinary text
+        return
+    _secrets.add(secret)
+    if not _factory_installed:
+        _factory_installed = True
+        make_record = logging.getLogRecordFactory()
+
+        def masked_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = make_record(*args, **kwargs)
+            try:
+                message = record.getMessage()
+            except Exception:  # noqa: BLE001 - a bad format string is logging's to report
+                return record
+            masked = mask(message)
+            if masked != message:
+                record.msg, record.args = masked, None
+            # ``extra`` fields are set after the factory ran: the formatters mask those.
+            return record
+
+        logging.setLogRecordFactory(masked_record)
+
+
+def mask(text: str) -> str:
+    """``text`` with every secret given to ``hide`` masked."""
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -26,7 +68,7 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
         if isinstance(value, (int, float, bool)) or value is None:
             safe[key] = value
         else:
-            text = str(value)
+            text = mask(str(value))
             safe[key] = text if len(text) <= MAX_FIELD_CHARS else text[:MAX_FIELD_CHARS] + "..."
     return safe
 
@@ -83,6 +125,11 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     root.setLevel(level)
     # kafka-python logs every reconnect attempt at WARNING/ERROR; one line per problem is ours.
     logging.getLogger("kafka").setLevel(logging.CRITICAL if level != "DEBUG" else logging.DEBUG)
+    # The connection that looks into a failed one (flywheel.kafka.diagnose): its finding is the
+    # error's message; librdkafka's own lines about it would repeat it.
+    logging.getLogger("flywheel.kafka.probe").setLevel(
+        logging.CRITICAL if level != "DEBUG" else logging.DEBUG
+    )
     # alembic announces its dialect on every command that opens the warehouse.
     logging.getLogger("alembic").setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)
     # httpx logs every request at INFO (the simulator posts thousands).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -42,10 +44,108 @@ def _check_keys(keys: list[SecretStr], setting: str) -> list[SecretStr]:
     return keys
 
 
+def _check_password(value: str) -> None:
+    if value.strip().lower() in PLACEHOLDER_SECRETS:
+        raise ValueError("a Kafka password is a placeholder; use the real one")
+
+
+def _one_secret(value: SecretStr | None, file: Path | None, setting: str) -> SecretStr | None:
+    """A secret given either directly or as a file (read now, so a missing file stops the
+    start-up), never both."""
+    if file is None:
+        return value
+    if value is not None:
+        raise ValueError(
+            f"FLYWHEEL_KAFKA__{setting} and FLYWHEEL_KAFKA__{setting}_FILE are both set; keep one"
+        )
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise ValueError(f"FLYWHEEL_KAFKA__{setting}_FILE: cannot read {file}: {reason}") from None
+    # Mounted secrets often end with a newline the password does not have.
+    text = text.removesuffix("\n").removesuffix("\r")
+    if not text:
+        raise ValueError(f"FLYWHEEL_KAFKA__{setting}_FILE: {file} is empty")
+    _check_password(text)
+    return SecretStr(text)
+
+
+# kafka-python properties that a setting of ours sets (by that setting's name), or that the
+# platform pins (by why): refused in FLYWHEEL_KAFKA__CLIENT_PROPERTIES.
+CLIENT_MANAGED: dict[str, str] = {
+    "bootstrap_servers": "BOOTSTRAP_SERVERS", "client_id": "CLIENT_ID",
+    "security_protocol": "SECURITY_PROTOCOL", "sasl_mechanism": "SASL_MECHANISM",
+    "sasl_plain_username": "SASL_USERNAME", "sasl_plain_password": "SASL_PASSWORD",
+    "sasl_oauth_token_provider": "SASL_OAUTH_TOKEN_PROVIDER", "ssl_cafile": "SSL_CAFILE",
+    "ssl_certfile": "SSL_CERTFILE", "ssl_keyfile": "SSL_KEYFILE",
+    "ssl_password": "SSL_KEY_PASSWORD", "ssl_check_hostname": "SSL_CHECK_HOSTNAME",
+    "linger_ms": "LINGER_MS", "max_block_ms": "MAX_BLOCK_MS",
+    "request_timeout_ms": "REQUEST_TIMEOUT_MS", "compression_type": "COMPRESSION_TYPE",
+    "acks": "pinned to all (durability)", "enable_idempotence": "pinned on (durability)",
+    "group_id": "set by each command", "enable_auto_commit": "pinned off (exactly once)",
+}  # fmt: skip
+
+# The same for the ingest workers' librdkafka consumer (FLYWHEEL_KAFKA__LIBRDKAFKA_PROPERTIES).
+LIBRDKAFKA_MANAGED: dict[str, str] = {
+    "bootstrap.servers": "BOOTSTRAP_SERVERS", "client.id": "CLIENT_ID",
+    "security.protocol": "SECURITY_PROTOCOL", "sasl.mechanism": "SASL_MECHANISM",
+    "sasl.mechanisms": "SASL_MECHANISM", "sasl.username": "SASL_USERNAME",
+    "sasl.password": "SASL_PASSWORD", "ssl.ca.location": "SSL_CAFILE",
+    "ssl.certificate.location": "SSL_CERTFILE", "ssl.key.location": "SSL_KEYFILE",
+    "ssl.key.password": "SSL_KEY_PASSWORD",
+    "ssl.endpoint.identification.algorithm": "SSL_CHECK_HOSTNAME",
+    "group.id": "set by FLYWHEEL_INGEST__GROUP_ID",
+    "group.instance.id": "set by FLYWHEEL_INGEST__INSTANCE_ID",
+    "enable.auto.commit": "pinned off (exactly once)",
+    "enable.auto.offset.store": "pinned off (exactly once)",
+}  # fmt: skip
+
+
+def _refuse_managed(properties: Iterable[str], managed: dict[str, str]) -> None:
+    """Refuse properties that a setting of ours sets or the platform pins, naming which."""
+    found = sorted(set(properties) & set(managed))
+    if found:
+        reasons = []
+        for key in found:
+            where = managed[key]
+            why = f"set by FLYWHEEL_KAFKA__{where}" if where.isupper() else where
+            reasons.append(f"{key} is {why}")
+        raise ValueError("; ".join(reasons) + ", not here")
+
+
+def check_client_properties(
+    properties: dict[str, str | int | float | bool],
+) -> dict[str, str | int | float | bool]:
+    """Refuse kafka-python properties that no client takes, or that a setting of ours sets."""
+    if not properties:
+        return properties
+    _refuse_managed(properties, CLIENT_MANAGED)
+    # Only here, and only when properties are given: kafka-python is slow to import.
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+
+    known = (
+        set(KafkaProducer.DEFAULT_CONFIG)
+        | set(KafkaConsumer.DEFAULT_CONFIG)
+        | set(KafkaAdminClient.DEFAULT_CONFIG)
+    )
+    unknown = sorted(set(properties) - known)
+    if unknown:
+        raise ValueError(
+            f"unknown kafka-python client propert{'y' if len(unknown) == 1 else 'ies'} "
+            f"{', '.join(unknown)} (use the names kafka-python's KafkaProducer, KafkaConsumer "
+            "and KafkaAdminClient take, e.g. ssl_ciphers)"
+        )
+    return properties
+
+
 class KafkaSettings(BaseModel):
     """Where events travel between the API and the ingest workers."""
 
-    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+    # Validation errors must not quote their input: it holds the passwords.
+    model_config = ConfigDict(
+        use_attribute_docstrings=True, extra="forbid", hide_input_in_errors=True
+    )
 
     bootstrap_servers: str | None = None
     """Comma-separated ``host:port`` list. Unset: embedded mode, no Kafka at all."""
@@ -76,6 +176,130 @@ class KafkaSettings(BaseModel):
     """Producer compression; unset sends uncompressed (fastest on loopback)."""
     request_timeout_ms: int = Field(default=10000, ge=1000)
     """Timeout of a single request to the broker."""
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """How every client reaches the brokers: ``SASL_SSL`` for a managed Kafka (TLS and a user
+    name), ``SSL`` for TLS alone (with a client certificate for mutual TLS)."""
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    """SASL mechanism; required with ``SASL_SSL`` and ``SASL_PLAINTEXT``, refused otherwise."""
+    sasl_username: str | None = None
+    """SASL user name (``PLAIN`` and ``SCRAM-*``)."""
+    sasl_password: SecretStr | None = None
+    """SASL password (``PLAIN`` and ``SCRAM-*``); prefer ``SASL_PASSWORD_FILE``. Never logged."""
+    sasl_password_file: Path | None = None
+    """File holding the SASL password (a mounted secret; one trailing newline is ignored)."""
+    sasl_oauth_token_provider: str | None = None
+    """``OAUTHBEARER``: ``package.module:Class``, a kafka-python ``AbstractTokenProvider``
+    subclass made with no arguments (it reads its own settings); the ingest workers take their
+    tokens from it too, unless ``LIBRDKAFKA_PROPERTIES`` sets ``sasl.oauthbearer.method``."""
+    ssl_cafile: Path | None = None
+    """PEM file of the certificate authorities that signed the brokers' certificates; unset:
+    the system's trusted authorities."""
+    ssl_certfile: Path | None = None
+    """PEM client certificate, for brokers that require mutual TLS."""
+    ssl_keyfile: Path | None = None
+    """PEM private key of ``SSL_CERTFILE``."""
+    ssl_key_password: SecretStr | None = None
+    """Password of ``SSL_KEYFILE`` if it is encrypted; prefer ``SSL_KEY_PASSWORD_FILE``."""
+    ssl_key_password_file: Path | None = None
+    """File holding the password of ``SSL_KEYFILE``."""
+    ssl_check_hostname: bool = True
+    """Check that a broker's certificate names the host connected to (keep on in production)."""
+    client_properties: dict[str, str | int | float | bool] = {}
+    """Other kafka-python client properties, by their kafka-python names (JSON object, e.g.
+    ``{"ssl_ciphers": "ECDHE+AESGCM", "connections_max_idle_ms": 300000}``); each goes to the
+    clients (producer, consumer, admin) that take it. Properties with a setting of their own
+    are refused."""
+    librdkafka_properties: dict[str, str | int | float | bool] = {}
+    """Other properties of the ingest workers' consumer (librdkafka names, JSON object, e.g.
+    ``{"sasl.oauthbearer.method": "oidc", "sasl.oauthbearer.token.endpoint.url": "..."}``)."""
+
+    _sasl_password_read: SecretStr | None = PrivateAttr(default=None)
+    _ssl_key_password_read: SecretStr | None = PrivateAttr(default=None)
+
+    @field_validator("security_protocol", "sasl_mechanism", mode="before")
+    @classmethod
+    def _any_case_name(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("sasl_password", "ssl_key_password")
+    @classmethod
+    def _not_a_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            _check_password(value.get_secret_value())
+        return value
+
+    @field_validator("client_properties")
+    @classmethod
+    def _known_client_properties(
+        cls, value: dict[str, str | int | float | bool]
+    ) -> dict[str, str | int | float | bool]:
+        return check_client_properties(value)
+
+    @field_validator("librdkafka_properties")
+    @classmethod
+    def _librdkafka_properties_not_managed(
+        cls, value: dict[str, str | int | float | bool]
+    ) -> dict[str, str | int | float | bool]:
+        _refuse_managed(value, LIBRDKAFKA_MANAGED)
+        return value
+
+    @model_validator(mode="after")
+    def _security_is_complete(self) -> KafkaSettings:
+        sasl = self.security_protocol.startswith("SASL_")
+        if not sasl and self.sasl_mechanism is not None:
+            raise ValueError(
+                f"FLYWHEEL_KAFKA__SASL_MECHANISM is set but FLYWHEEL_KAFKA__SECURITY_PROTOCOL is "
+                f"{self.security_protocol}; use SASL_SSL (or SASL_PLAINTEXT)"
+            )
+        if sasl and self.sasl_mechanism is None:
+            raise ValueError(
+                f"FLYWHEEL_KAFKA__SECURITY_PROTOCOL={self.security_protocol} needs "
+                "FLYWHEEL_KAFKA__SASL_MECHANISM "
+                "(PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER)"
+            )
+        self._sasl_password_read = _one_secret(
+            self.sasl_password, self.sasl_password_file, "SASL_PASSWORD"
+        )
+        self._ssl_key_password_read = _one_secret(
+            self.ssl_key_password, self.ssl_key_password_file, "SSL_KEY_PASSWORD"
+        )
+        if self.sasl_mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+            if not self.sasl_username:
+                raise ValueError(f"SASL {self.sasl_mechanism} needs FLYWHEEL_KAFKA__SASL_USERNAME")
+            if self._sasl_password_read is None:
+                raise ValueError(
+                    f"SASL {self.sasl_mechanism} needs FLYWHEEL_KAFKA__SASL_PASSWORD_FILE "
+                    "(or FLYWHEEL_KAFKA__SASL_PASSWORD)"
+                )
+        if self.sasl_mechanism == "OAUTHBEARER" and not self.sasl_oauth_token_provider:
+            raise ValueError(
+                "SASL OAUTHBEARER needs FLYWHEEL_KAFKA__SASL_OAUTH_TOKEN_PROVIDER "
+                "(package.module:Class)"
+            )
+        if self.sasl_oauth_token_provider is not None and not re.fullmatch(
+            r"[\w.]+:[\w.]+", self.sasl_oauth_token_provider
+        ):
+            raise ValueError(
+                "FLYWHEEL_KAFKA__SASL_OAUTH_TOKEN_PROVIDER must be package.module:Class"
+            )
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"FLYWHEEL_KAFKA__{name.upper()}: {path} is not a file")
+        if self.ssl_keyfile is not None and self.ssl_certfile is None:
+            raise ValueError(
+                "FLYWHEEL_KAFKA__SSL_KEYFILE is set without FLYWHEEL_KAFKA__SSL_CERTFILE"
+            )
+        return self
+
+    def sasl_secret(self) -> SecretStr | None:
+        """The SASL password, from ``SASL_PASSWORD_FILE`` or ``SASL_PASSWORD``."""
+        return self._sasl_password_read
+
+    def ssl_key_secret(self) -> SecretStr | None:
+        """The password of the client key, from ``SSL_KEY_PASSWORD_FILE`` or
+        ``SSL_KEY_PASSWORD``."""
+        return self._ssl_key_password_read
 
 
 class ApiSettings(BaseModel):
@@ -212,6 +436,7 @@ class Settings(BaseSettings):
         env_ignore_empty=True,
         extra="ignore",
         use_attribute_docstrings=True,
+        hide_input_in_errors=True,
     )
 
     data_dir: Path = Path("data")
@@ -331,6 +556,7 @@ def reference_markdown() -> str:
     ]
     for env, type_name, default, description in setting_rows():
         meaning = " ".join(description.split()).replace("|", "\\|")
+        type_name = type_name.replace("|", "\\|")  # a union's bars would split the row
         lines.append(f"| `{env}` | `{type_name}` | `{default}` | {meaning} |")
     return "\n".join(lines) + "\n"
 

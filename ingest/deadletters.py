@@ -78,7 +78,7 @@ class KafkaDeadLetters:
             try:
                 self._producer = KafkaProducer(**config)
             except Exception as exc:
-                raise kafka.translate(exc, action="connect") from None
+                raise kafka.connect_error(exc, self.settings) from None
             kafka.check_durable(self._producer)
         return self._producer
 
@@ -171,17 +171,11 @@ def _read_to_end(consumer: Any, topic: str, timeout_s: float) -> list[Any]:
 def _consumer(settings: KafkaSettings, group_id: str | None) -> Any:
     from kafka import KafkaConsumer
 
+    config = kafka.consumer_config(settings, client_suffix="dead-letters", group_id=group_id)
     try:
-        return KafkaConsumer(
-            bootstrap_servers=(settings.bootstrap_servers or "").split(","),
-            client_id=f"{settings.client_id}-dead-letters",
-            group_id=group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            request_timeout_ms=max(settings.request_timeout_ms, 30_000),
-        )
+        return KafkaConsumer(**config)
     except Exception as exc:
-        raise kafka.translate(exc, action="connect") from None
+        raise kafka.connect_error(exc, settings) from None
 
 
 def list_dead_letters(settings: KafkaSettings, *, timeout_s: float = 60) -> list[DeadLetterRecord]:
@@ -226,7 +220,11 @@ def replay(
     from kafka.structs import OffsetAndMetadata
 
     consumer = _consumer(settings, group_id)
-    producer = KafkaProducer(**kafka.producer_config(settings, client_suffix="replay"))
+    try:
+        producer = KafkaProducer(**kafka.producer_config(settings, client_suffix="replay"))
+    except Exception as exc:
+        consumer.close()
+        raise kafka.connect_error(exc, settings) from None
     kafka.check_durable(producer)
     try:
         topic = settings.dead_letter_topic

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from flywheel import kafka
-from flywheel.errors import FlywheelError, KafkaError, TransientError
+from flywheel.errors import FlywheelError, KafkaAuthError, KafkaError, TransientError
 from flywheel.settings import Settings
 from ingest.deadletters import DeadLetterSink
 from ingest.metrics import IngestMetrics
@@ -168,7 +168,7 @@ class IngestWorker:
         self._last_activity = time.monotonic()
         self._ever_assigned = False
         """Whether the group ever gave this worker a partition (the broker answered)."""
-        self._fatal: str | None = None
+        self._fatal: FlywheelError | None = None
         """Why the consumer can no longer be used (a fatal client error), once it happened."""
 
     # -- Kafka -------------------------------------------------------------------------------
@@ -187,6 +187,7 @@ class IngestWorker:
             "session.timeout.ms": ingest.session_timeout_ms,
             "max.poll.interval.ms": ingest.max_poll_interval_ms,
             "socket.timeout.ms": max(kafka_settings.request_timeout_ms, 30_000),
+            **kafka.security_config(kafka_settings, client="librdkafka"),
             # librdkafka logs through this logger instead of printing to stderr.
             "logger": logging.getLogger("ingest.kafka"),
             "error_cb": self._on_client_error,
@@ -202,7 +203,13 @@ class IngestWorker:
         if error.fatal():
             # The consumer is unusable from now on (it reads nothing and never rejoins): the
             # loop ends the run with this reason instead of idling.
-            self._fatal = self._fatal or self._fatal_reason(error.name(), error.str())
+            self._fatal = self._fatal or KafkaError(self._fatal_reason(error.name(), error.str()))
+        elif error.name() in kafka.REFUSED_ERRORS:
+            # librdkafka retries a refused sign-in or an untrusted certificate for ever, and the
+            # worker would read nothing: the settings must change, so the run ends with that.
+            self._fatal = self._fatal or kafka.refused(
+                error.name(), error.str(), self.settings.kafka
+            )
         # librdkafka reconnects by itself; the others are reports (a broker away), not failures.
         log.warning(
             "Kafka client error", extra={"fields": {"error": error.name(), "detail": error.str()}}
@@ -244,7 +251,7 @@ class IngestWorker:
         except FlywheelError as exc:
             # librdkafka would only log an exception raised in this callback: the loop ends
             # the run with it, and nothing is assigned, so nothing is read.
-            self._fatal = str(exc)
+            self._fatal = exc
             return
         landed = self.lake.landed_offsets(lake_topic)
         for tp in assigned:
@@ -355,7 +362,12 @@ class IngestWorker:
         from confluent_kafka import KafkaException, TopicCollection
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": self.settings.kafka.bootstrap_servers or ""})
+        admin = AdminClient(
+            {
+                "bootstrap.servers": self.settings.kafka.bootstrap_servers or "",
+                **kafka.security_config(self.settings.kafka, client="librdkafka"),
+            }
+        )
         try:
             described = admin.describe_topics(TopicCollection([self.topic]), request_timeout=10)
             return str(described[self.topic].result().topic_id)
@@ -432,10 +444,13 @@ class IngestWorker:
                 except FlywheelError:
                     raise
                 except Exception as exc:
-                    self._retry_pause("poll", kafka.translate(exc, action="poll", topic=self.topic))
+                    error = kafka.translate(exc, action="poll", topic=self.topic)
+                    if isinstance(error, KafkaAuthError):
+                        raise error from None  # only new settings can help
+                    self._retry_pause("poll", error)
                     continue
                 if self._fatal is not None:
-                    raise KafkaError(self._fatal)
+                    raise self._fatal
                 now = time.monotonic()
                 self._buffer(polled, now)
                 for partition in list(self._buffers):
@@ -638,7 +653,7 @@ class IngestWorker:
             # The partition belongs to another worker now, which re-reads this range.
             self._give_up(partition, prepared, reason="lost the partition before landing")
             if str(fenced) == "FENCED_INSTANCE_ID" and self._fatal is None:
-                self._fatal = self._fatal_reason(str(fenced), "static member fenced")
+                self._fatal = KafkaError(self._fatal_reason(str(fenced), "static member fenced"))
             return
         self.fault("after_commit")
         try:

@@ -12,6 +12,13 @@ Everything of one broker lives in its home folder::
     <home>/data/             the log dirs (kept across stop/start, so a restart keeps the topics)
     <home>/logs/server.log   the broker's log; the last lines are shown when a start fails
 
+``start(home, sasl_ssl=True)`` serves clients on a ``SASL_SSL`` listener instead of a plaintext
+one, as a managed Kafka does: ``make_ca`` and ``make_broker_stores`` create a certificate authority
+and the broker's keystore with ``keytool`` under ``<home>/tls/`` (``ca.pem`` is what clients
+trust), the broker's own user ``admin`` signs in with ``PLAIN`` (its password in
+``<home>/tls/admin.password``), and ``add_scram_user`` creates ``SCRAM-SHA-256``/``-512`` users
+through the admin API. ``admin_settings`` gives the ``KafkaSettings`` of the admin user.
+
 ``stop`` then ``start`` on the same home restarts the broker on the same ports with its data,
 which is what the broker-restart tests need. ``stop`` signals the recorded pid only while that
 process is this home's broker (its command line ends with ``kafka.Kafka <home>/server.properties``,
@@ -23,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -31,10 +39,14 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from flywheel.errors import LocalKafkaError
+from flywheel.errors import FlywheelError, LocalKafkaError
 from flywheel.net import free_port
+from flywheel.settings import KafkaSettings
 
-__all__ = ["LocalKafkaError", "BrokerState", "start", "stop", "read_state", "is_running"]
+__all__ = [
+    "LocalKafkaError", "BrokerState", "start", "stop", "read_state", "is_running", "make_ca",
+    "make_broker_stores", "add_scram_user",
+]  # fmt: skip
 
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.24.3"
@@ -90,11 +102,11 @@ _PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-inter.broker.listener.name=PLAINTEXT
+listeners={listener}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners={listener}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+inter.broker.listener.name={listener}
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,{listener}:{listener}
 log.dirs={data_dir}
 num.partitions=1
 offsets.topic.replication.factor=1
@@ -110,6 +122,27 @@ num.io.threads=4
 auto.create.topics.enable=false
 """
 
+# The SASL_SSL listener: TLS with the keystore made by make_broker_stores; PLAIN for the
+# broker's own admin user (also what the broker uses to reach itself), SCRAM for the users
+# add_scram_user creates. Hostnames are checked: the certificate names 127.0.0.1.
+_SASL_SSL_PROPERTIES = """\
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=PLAIN
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="{admin_password}" user_admin="{admin_password}";
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PKCS12
+ssl.keystore.location={keystore}
+ssl.keystore.password={store_password}
+ssl.key.password={store_password}
+ssl.truststore.type=PKCS12
+ssl.truststore.location={truststore}
+ssl.truststore.password={store_password}
+ssl.client.auth=none
+"""
+
+ADMIN_USER = "admin"
+
 
 # Brokers started by this process, kept so their Popen objects are not collected while running
 # (and so stop() can reap them).
@@ -124,11 +157,34 @@ class BrokerState:
     port: int
     controller_port: int
     home: str
+    security_protocol: str = "PLAINTEXT"
+    """``PLAINTEXT``, or ``SASL_SSL`` for a broker started with ``sasl_ssl=True``."""
 
     @property
     def bootstrap_servers(self) -> str:
         """The ``host:port`` clients connect to."""
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def tls_dir(self) -> Path:
+        """Where a ``SASL_SSL`` broker keeps its certificates and the admin password."""
+        return Path(self.home) / "tls"
+
+    @property
+    def ca_file(self) -> Path:
+        """The PEM certificate of the authority that signed a ``SASL_SSL`` broker's certificate."""
+        return self.tls_dir / "ca.pem"
+
+    def admin_settings(self, **overrides: object) -> KafkaSettings:
+        """Settings that reach this broker as its admin user (plain settings for a plaintext
+        broker)."""
+        fields: dict[str, object] = {"bootstrap_servers": self.bootstrap_servers}
+        if self.security_protocol == "SASL_SSL":
+            fields.update(
+                security_protocol="SASL_SSL", sasl_mechanism="PLAIN", sasl_username=ADMIN_USER,
+                sasl_password_file=self.tls_dir / "admin.password", ssl_cafile=self.ca_file,
+            )  # fmt: skip
+        return KafkaSettings.model_validate({**fields, **overrides})
 
     @property
     def properties(self) -> Path:
@@ -251,14 +307,26 @@ def _java(libs: Path, main: str, *args: str, heap: str, log_dir: Path) -> list[s
     ]  # fmt: skip
 
 
-def start(home: Path, *, timeout_s: float = 120.0, cache_dir: Path | None = None) -> BrokerState:
-    """Start (or restart, same ports and data) the broker in ``home`` and wait until it serves."""
+def start(
+    home: Path,
+    *,
+    timeout_s: float = 120.0,
+    cache_dir: Path | None = None,
+    sasl_ssl: bool = False,
+    heap: tuple[str, str] = ("512m", "1g"),
+) -> BrokerState:
+    """Start (or restart, same ports and data) the broker in ``home`` and wait until it serves.
+
+    ``sasl_ssl``: serve clients on a ``SASL_SSL`` listener (a restart keeps what the first start
+    chose). ``heap``: the broker's initial and largest heap (``-Xms``, ``-Xmx``).
+    """
     home = home.resolve()
     previous = read_state(home)
     if is_running(previous):
         assert previous is not None
-        wait_ready(previous.bootstrap_servers, timeout_s=timeout_s, home=home)
+        wait_ready(previous.admin_settings(), timeout_s=timeout_s, home=home)
         return previous
+    sasl_ssl = sasl_ssl or (previous is not None and previous.security_protocol == "SASL_SSL")
     libs = resolve_jars(cache_dir)
     log_dir = home / "logs"
     data_dir = home / "data"
@@ -266,10 +334,15 @@ def start(home: Path, *, timeout_s: float = 120.0, cache_dir: Path | None = None
     data_dir.mkdir(parents=True, exist_ok=True)
     port = previous.port if previous else free_port()
     controller_port = previous.controller_port if previous else free_port()
-    properties = home / "server.properties"
-    properties.write_text(
-        _PROPERTIES.format(port=port, controller_port=controller_port, data_dir=data_dir)
+    listener = "SASL_SSL" if sasl_ssl else "PLAINTEXT"
+    text = _PROPERTIES.format(
+        port=port, controller_port=controller_port, data_dir=data_dir, listener=listener
     )
+    if sasl_ssl:
+        text += _sasl_ssl_properties(home / "tls")
+    properties = home / "server.properties"
+    properties.write_text(text)
+    properties.chmod(0o600)  # it holds the admin and keystore passwords
     (home / "log4j2.xml").write_text(_LOG4J2)
 
     cluster_id_file = home / "cluster.id"
@@ -284,22 +357,133 @@ def start(home: Path, *, timeout_s: float = 120.0, cache_dir: Path | None = None
 
     stdout = (log_dir / "stdout.log").open("ab")
     # is_running recognises the broker by these last two arguments.
-    command = _java(libs, BROKER_MAIN, str(properties), heap="1g", log_dir=log_dir)
-    command.insert(1, "-Xms512m")
+    command = _java(libs, BROKER_MAIN, str(properties), heap=heap[1], log_dir=log_dir)
+    command.insert(1, f"-Xms{heap[0]}")
     process = subprocess.Popen(
         command, stdout=stdout, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         start_new_session=True, cwd=home,
     )  # fmt: skip
     stdout.close()
     _children[process.pid] = process
-    state = BrokerState(pid=process.pid, port=port, controller_port=controller_port, home=str(home))
+    state = BrokerState(
+        pid=process.pid, port=port, controller_port=controller_port, home=str(home),
+        security_protocol=listener,
+    )  # fmt: skip
     (home / "state.json").write_text(json.dumps(asdict(state), indent=2) + "\n")
     try:
-        wait_ready(state.bootstrap_servers, timeout_s=timeout_s, home=home, process=process)
+        wait_ready(state.admin_settings(), timeout_s=timeout_s, home=home, process=process)
     except LocalKafkaError:
         stop(home)
         raise
     return state
+
+
+def _sasl_ssl_properties(tls: Path) -> str:
+    """The SASL_SSL listener's properties, making the certificates and passwords on first use."""
+    tls.mkdir(parents=True, exist_ok=True)
+    admin_password = _password_file(tls / "admin.password")
+    store_password = _password_file(tls / "store.password")
+    if not (tls / "broker.p12").exists():
+        make_broker_stores(tls, make_ca(tls / "ca"), store_password=tls / "store.password")
+        shutil.copyfile(tls / "ca" / "ca.pem", tls / "ca.pem")
+    return _SASL_SSL_PROPERTIES.format(
+        admin_password=admin_password.read_text(), store_password=store_password.read_text(),
+        keystore=tls / "broker.p12", truststore=tls / "truststore.p12",
+    )  # fmt: skip
+
+
+def _password_file(path: Path) -> Path:
+    """A file holding a random password (letters and digits: safe in properties and JAAS)."""
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(16))
+    return path
+
+
+def _keytool(*args: str, cwd: Path) -> None:
+    command = ["keytool", *args, "-J-Xmx64m"]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=cwd)
+    if result.returncode != 0:
+        raise LocalKafkaError(
+            f"keytool {args[0]} failed (exit {result.returncode}): "
+            + (result.stdout + result.stderr)[-1000:]
+        )
+
+
+def make_ca(folder: Path, *, name: str = "flywheel-local-ca") -> Path:
+    """A new certificate authority in ``folder`` (``ca.p12``, its key, and ``ca.pem``, what
+    clients trust); returns the folder."""
+    if shutil.which("keytool") is None:
+        raise LocalKafkaError("keytool is not on PATH; a SASL_SSL broker needs Java 17+")
+    folder.mkdir(parents=True, exist_ok=True)
+    password = _password_file(folder / "ca.password")
+    store = ["-keystore", "ca.p12", "-storetype", "PKCS12", "-storepass:file", str(password)]
+    _keytool(
+        "-genkeypair", "-alias", "ca", "-keyalg", "RSA", "-keysize", "2048", "-dname",
+        f"CN={name}", "-ext", "bc:c", "-validity", "30", *store, cwd=folder,
+    )  # fmt: skip
+    _keytool("-exportcert", "-rfc", "-alias", "ca", "-file", "ca.pem", *store, cwd=folder)
+    return folder
+
+
+def make_broker_stores(folder: Path, ca: Path, *, store_password: Path) -> None:
+    """The broker's keystore (``broker.p12``: a key and a certificate for 127.0.0.1 and
+    localhost, signed by the authority in ``ca``) and truststore (``truststore.p12``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ca_store = ["-keystore", str(ca / "ca.p12"), "-storepass:file", str(ca / "ca.password")]
+    store = ["-keystore", "broker.p12", "-storetype", "PKCS12", "-storepass:file",
+             str(store_password)]  # fmt: skip
+    names = "SAN=ip:127.0.0.1,dns:localhost"
+    _keytool(
+        "-genkeypair", "-alias", "broker", "-keyalg", "RSA", "-keysize", "2048",
+        "-dname", "CN=127.0.0.1", "-ext", names, "-validity", "30", *store, cwd=folder,
+    )  # fmt: skip
+    _keytool("-certreq", "-alias", "broker", "-file", "broker.csr", *store, cwd=folder)
+    _keytool(
+        "-gencert", "-alias", "ca", "-infile", "broker.csr", "-outfile", "broker.crt", "-rfc",
+        "-ext", names, "-validity", "30", *ca_store, cwd=folder,
+    )  # fmt: skip
+    ca_pem = str(ca / "ca.pem")
+    _keytool("-importcert", "-alias", "ca", "-file", ca_pem, "-noprompt", *store, cwd=folder)
+    _keytool("-importcert", "-alias", "broker", "-file", "broker.crt", *store, cwd=folder)
+    _keytool(
+        "-importcert", "-alias", "ca", "-file", ca_pem, "-noprompt", "-keystore",
+        "truststore.p12", "-storetype", "PKCS12", "-storepass:file", str(store_password),
+        cwd=folder,
+    )  # fmt: skip
+
+
+def add_scram_user(
+    state: BrokerState,
+    username: str,
+    password: str,
+    *,
+    mechanisms: tuple[str, ...] = ("SCRAM-SHA-256", "SCRAM-SHA-512"),
+) -> None:
+    """Create (or update) a SCRAM user through the admin API, signed in as the admin user."""
+    from kafka.admin import UserScramCredentialUpsertion
+
+    from flywheel.kafka import admin_client
+
+    admin = admin_client(state.admin_settings())
+    try:
+        for mechanism in mechanisms:
+            # One request per mechanism: the broker refuses two changes of a user in one.
+            failed = admin.alter_user_scram_credentials(
+                [UserScramCredentialUpsertion(username, mechanism, password)]
+            )
+            if failed.get(username):
+                raise LocalKafkaError(
+                    f"could not create SCRAM user {username} ({mechanism}): {failed[username]}"
+                )
+    finally:
+        admin.close()
+    # The broker answers before its metadata has the credentials: wait until a client signs in.
+    settings = state.admin_settings(
+        sasl_mechanism=mechanisms[-1], sasl_username=username,
+        sasl_password=password, sasl_password_file=None,
+    )  # fmt: skip
+    wait_ready(settings, timeout_s=30)
 
 
 def _run_tool(libs: Path, log_dir: Path, *args: str) -> str:
@@ -314,7 +498,7 @@ def _run_tool(libs: Path, log_dir: Path, *args: str) -> str:
 
 
 def wait_ready(
-    bootstrap: str,
+    settings: KafkaSettings,
     *,
     timeout_s: float,
     home: Path | None = None,
@@ -325,6 +509,11 @@ def wait_ready(
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError as KafkaPythonError
 
+    from flywheel.kafka import admin_config
+
+    bootstrap = settings.bootstrap_servers or ""
+    config = admin_config(settings.model_copy(update={"client_id": "flywheel-localkafka-probe"}))
+    config["request_timeout_ms"] = 5000
     deadline = time.monotonic() + timeout_s
     last_error = "no attempt yet"
     while time.monotonic() < deadline:
@@ -338,16 +527,13 @@ def wait_ready(
             time.sleep(0.3)
             continue
         try:
-            admin = KafkaAdminClient(
-                bootstrap_servers=bootstrap, request_timeout_ms=5000,
-                client_id="flywheel-localkafka-probe",
-            )  # fmt: skip
+            admin = KafkaAdminClient(**config)
             try:
                 admin.list_topics()
                 return
             finally:
                 admin.close()
-        except (KafkaPythonError, OSError) as exc:
+        except (KafkaPythonError, OSError, FlywheelError) as exc:
             last_error = f"{type(exc).__name__}: {exc}"
         time.sleep(0.5)
     tail = log_tail(home) if home else ""

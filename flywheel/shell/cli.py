@@ -265,13 +265,12 @@ def local_status(home: HomeOption = DEFAULT_KAFKA_HOME) -> None:
     """
     from flywheel.dev import localkafka
     from flywheel.kafka import ping
-    from flywheel.settings import KafkaSettings
 
     state = localkafka.read_state(home.resolve())
     if state is None or not localkafka.is_running(state):
         err.print("[red]not running[/]")
         raise typer.Exit(1)
-    answering = ping(KafkaSettings(bootstrap_servers=state.bootstrap_servers, max_block_ms=3000))
+    answering = ping(state.admin_settings(max_block_ms=3000))
     err.print(
         f"pid {state.pid}, {state.bootstrap_servers}, "
         + ("answering" if answering else "[red]not answering[/]")

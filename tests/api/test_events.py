@@ -11,6 +11,7 @@ import pytest
 
 from api.main import create_app
 from api.sink import MemorySink
+from flywheel.errors import KafkaAuthError
 from flywheel.settings import Settings
 from tests.factories import api_client, make_event
 
@@ -192,6 +193,26 @@ async def test_unavailable_sink_is_503_with_retry_after_and_a_resend_succeeds(
     response = await client.post("/v1/events", json={"events": events})
     assert response.status_code == 202
     assert len(sink.events) == 2
+
+
+async def test_a_broker_refusing_the_api_is_503_without_the_reason_and_nothing_is_stored(
+    client: httpx.AsyncClient,
+    sink: MemorySink,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def refuse(events: object) -> None:
+        raise KafkaAuthError("Kafka refused the sign-in of user flywheel-app (SCRAM-SHA-512)")
+
+    monkeypatch.setattr(sink, "publish", refuse)
+    response = await client.post("/v1/events", json={"events": [make_event()]})
+    assert response.status_code == 503
+    assert response.json()["error"] == "unavailable"
+    assert response.headers["retry-after"] == "30"
+    assert "flywheel-app" not in response.text  # for the operators' log, not the client
+    [logged] = [r for r in caplog.records if r.getMessage() == "Kafka refused the API's producer"]
+    assert "refused the sign-in of user flywheel-app" in logged.fields["reason"]  # type: ignore[attr-defined]
+    assert sink.events == []
 
 
 async def test_readyz_follows_the_sink_within_the_cache_time(

@@ -1,4 +1,5 @@
-"""The real Kafka broker for integration tests: one per test session.
+"""The real Kafka brokers for integration tests: one per test session (and a SASL_SSL one for
+the tests that ask for ``sasl_broker``).
 
 ``FLYWHEEL_TEST_KAFKA_BOOTSTRAP`` names an existing broker to use instead; otherwise the session
 starts one with ``flywheel.dev.localkafka`` under ``.test-kafka/`` (its logs stay there after a
@@ -8,9 +9,11 @@ failure, in ``.test-kafka/session/logs/server.log``).
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -60,3 +63,55 @@ def own_broker(tmp_path: Path) -> Iterator[Path]:
         yield home
     finally:
         localkafka.stop(home, kill=True)
+
+
+@dataclass(frozen=True)
+class SaslBroker:
+    """The session's SASL_SSL broker and the SCRAM user the tests connect as."""
+
+    state: localkafka.BrokerState
+    username: str
+    password: str
+    password_file: Path
+    untrusted_ca: Path
+    """A PEM authority that did not sign the broker's certificate."""
+
+    def settings(self, **overrides: object) -> KafkaSettings:
+        """SCRAM-SHA-512 over TLS as the test user, with topics unique to the test."""
+        suffix = uuid.uuid4().hex[:8]
+        fields: dict[str, object] = {
+            "bootstrap_servers": self.state.bootstrap_servers,
+            "events_topic": f"test.sasl.{suffix}",
+            "dead_letter_topic": f"test.sasl.{suffix}.dlq",
+            "partitions": 2,
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_username": self.username,
+            "sasl_password_file": self.password_file,
+            "ssl_cafile": self.state.ca_file,
+        }
+        return KafkaSettings.model_validate({**fields, **overrides})
+
+
+@pytest.fixture(scope="session")
+def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SaslBroker]:
+    """A broker of the session's own that serves only SASL_SSL (certificates made with keytool,
+    a SCRAM user created through the admin API); started on first use."""
+    home = KAFKA_HOME / "sasl-session"
+    localkafka.stop(home, kill=True)
+    shutil.rmtree(home, ignore_errors=True)
+    # A small heap: it may run beside the plaintext session broker on a two-core machine.
+    state = localkafka.start(home, sasl_ssl=True, heap=("256m", "512m"))
+    try:
+        secrets_dir = tmp_path_factory.mktemp("sasl-secrets")
+        password = "scram-" + secrets.token_urlsafe(18)
+        password_file = secrets_dir / "kafka-password"
+        password_file.write_text(password + "\n")  # as mounted secrets often end
+        localkafka.add_scram_user(state, "flywheel-app", password)
+        untrusted = localkafka.make_ca(secrets_dir / "other-ca", name="not-the-brokers-ca")
+        yield SaslBroker(
+            state=state, username="flywheel-app", password=password,
+            password_file=password_file, untrusted_ca=untrusted / "ca.pem",
+        )  # fmt: skip
+    finally:
+        localkafka.stop(home)

@@ -47,15 +47,39 @@ def lake_frame(data_dir: Path) -> pl.DataFrame:
     return pl.read_parquet(files)
 
 
+SECURITY_FIELDS = (
+    "security_protocol", "sasl_mechanism", "sasl_username", "sasl_password",
+    "sasl_password_file", "ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname",
+)  # fmt: skip
+
+
+def kafka_env(kafka: KafkaSettings) -> dict[str, str]:
+    """``FLYWHEEL_KAFKA__*`` variables for a subprocess: the broker, topics and security."""
+    env = {
+        "FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers or "",
+        "FLYWHEEL_KAFKA__EVENTS_TOPIC": kafka.events_topic,
+        "FLYWHEEL_KAFKA__DEAD_LETTER_TOPIC": kafka.dead_letter_topic,
+        "FLYWHEEL_KAFKA__PARTITIONS": str(kafka.partitions),
+    }
+    for name in SECURITY_FIELDS:
+        value = getattr(kafka, name)
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"FLYWHEEL_KAFKA__{name.upper()}"] = (
+            str(value).lower() if isinstance(value, bool) else str(value)
+        )
+    return env
+
+
 def worker_env(
     kafka: KafkaSettings, data_dir: Path, key_file: Path, **extra: str
 ) -> dict[str, str]:
     """Environment of a ``flywheel ingest`` subprocess."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLYWHEEL_")}
+    env.update(kafka_env(kafka))
     env.update(
-        FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS=kafka.bootstrap_servers or "",
-        FLYWHEEL_KAFKA__EVENTS_TOPIC=kafka.events_topic,
-        FLYWHEEL_KAFKA__DEAD_LETTER_TOPIC=kafka.dead_letter_topic,
         FLYWHEEL_DATA_DIR=str(data_dir),
         FLYWHEEL_PRIVACY__HMAC_KEY_FILE=str(key_file),
         FLYWHEEL_LOG_FORMAT="json",
