@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from kafka.net.sasl.oauth import AbstractTokenProvider
 
-from flywheel.cli import exit_code
 from flywheel.errors import ConfigError, KafkaAuthError
 from flywheel.kafka import producer_config, refused, security_config, translate
 from flywheel.settings import KafkaSettings, load_settings
+from flywheel.shell.cli import exit_code
 
 PASSWORD = "s3cret-kafka-password-81"
 

@@ -21,7 +21,7 @@ from api.server import running_api
 from flywheel.errors import KafkaAuthError
 from flywheel.kafka import create_topics, security_config
 from flywheel.settings import KafkaSettings, Settings, load_settings
-from ingest.keys import create_keyring
+from privacy.keys import create_keyring
 from tests.factories import WRITE_KEY, make_event
 from tests.integration.conftest import SaslBroker
 from tests.integration.kafka_tools import kafka_env, lake_frame, worker_env
