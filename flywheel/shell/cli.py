@@ -1,7 +1,8 @@
 """The ``flywheel`` command: the composition root that wires settings, stages and services.
 
 Commands stay thin: they read settings, build the pieces and call a stage's service function.
-Every ``FlywheelError`` ends as one red line on stderr and exit code 1, never a traceback.
+Every ``FlywheelError`` ends as one red line on stderr and the exit code its kind has
+(``EXIT_CODES``), never a traceback.
 Heavy libraries are imported inside the commands so ``flywheel --help`` is instant.
 """
 
@@ -650,8 +651,10 @@ DatasetOption = Annotated[
 def export_run(dataset: DatasetOption = "default") -> None:
     """Publish the next version of a dataset from the warehouse, if anything is new.
 
-    Exit code 0 when a version was published or nothing was new (it says which), 1 when the
-    quality gate failed (nothing published; the report's path is printed) or on any other error.
+    Exit code 0 when a version was published or nothing was new (it says which), 5 when the
+    quality gate failed (nothing published; the report's path is printed), 4 when another
+    export or a transform holds the data (try again later), 3 for a configuration error or a
+    missing extra; the others are in docs/development.md.
 
     Example: flywheel export run --dataset default
     """
