@@ -38,33 +38,32 @@ if TYPE_CHECKING:
     from privacy.keys import Keyring
     from privacy.requests import ErasureRecord
 
-app = typer.Typer(
+
+def group(help: str, **options: Any) -> typer.Typer:
+    """A command group. Help is plain text (``rich_markup_mode=None``): Rich's help renderer
+    costs a tenth of a second at every ``--help``, against a start-up goal of 0.3 s."""
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None, **options)
+
+
+app = group(
+    "Feedback Flywheel: chat feedback events in, TRL-ready preference datasets out.",
     name="flywheel",
-    help="Feedback Flywheel: chat feedback events in, TRL-ready preference datasets out.",
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-kafka_app = typer.Typer(help="Kafka topics and a local development broker.", no_args_is_help=True)
-local_app = typer.Typer(
-    help="A real single-node Kafka broker on loopback, for development and tests.",
-    no_args_is_help=True,
-)
-keys_app = typer.Typer(help="Pseudonym keys (HMAC) kept outside the lake.", no_args_is_help=True)
-dead_letters_app = typer.Typer(
-    help="List and replay messages the ingest workers could not land.", no_args_is_help=True
-)
+kafka_app = group("Kafka topics and a local development broker.")
+local_app = group("A real single-node Kafka broker on loopback, for development and tests.")
+keys_app = group("Pseudonym keys (HMAC) kept outside the lake.")
+dead_letters_app = group("List and replay messages the ingest workers could not land.")
+db_app = group("The DuckDB warehouse and its migrations.")
+transform_app = group("Build the warehouse from the lake.")
+export_app = group("Publish versioned, TRL-ready datasets behind a quality gate.")
 app.add_typer(kafka_app, name="kafka")
 kafka_app.add_typer(local_app, name="local")
 app.add_typer(keys_app, name="keys")
-db_app = typer.Typer(help="The DuckDB warehouse and its migrations.", no_args_is_help=True)
-transform_app = typer.Typer(help="Build the warehouse from the lake.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(transform_app, name="transform")
 app.add_typer(dead_letters_app, name="dead-letters")
-export_app = typer.Typer(
-    help="Publish versioned, TRL-ready datasets behind a quality gate.", no_args_is_help=True
-)
 app.add_typer(export_app, name="export")
 
 err = Console(stderr=True, highlight=False)
