@@ -87,6 +87,10 @@ _FENCED_CODES = frozenset(
 )
 
 
+UNREACHABLE_ERRORS = frozenset({"_TRANSPORT", "_ALL_BROKERS_DOWN", "_RESOLVE"})
+"""librdkafka's names for "no broker could be reached" (refused, down, name not resolved)."""
+
+
 class CommitFencedError(Exception):
     """The commit was refused because the partition belongs to another member now."""
 
@@ -169,6 +173,7 @@ class IngestWorker:
         self._ever_assigned = False
         """Whether the group ever gave this worker a partition (the broker answered)."""
         self._fatal: FlywheelError | None = None
+        self._unreachable = False  # librdkafka reported a broker it could not connect to
         """Why the consumer can no longer be used (a fatal client error), once it happened."""
 
     # -- Kafka -------------------------------------------------------------------------------
@@ -210,6 +215,8 @@ class IngestWorker:
             self._fatal = self._fatal or kafka.refused(
                 error.name(), error.str(), self.settings.kafka
             )
+        elif error.name() in UNREACHABLE_ERRORS:
+            self._unreachable = True
         # librdkafka reconnects by itself; the others are reports (a broker away), not failures.
         log.warning(
             "Kafka client error", extra={"fields": {"error": error.name(), "detail": error.str()}}
@@ -474,7 +481,10 @@ class IngestWorker:
                 if idle_exit_s is not None and idle:
                     if time.monotonic() - self._last_activity >= idle_exit_s:
                         if not self._ever_assigned:
-                            raise KafkaError(self._never_assigned(idle_exit_s))
+                            # No broker answered: try again later (exit 4, as `kafka init`);
+                            # a broker answered but gave nothing: a topic or group to fix.
+                            failure = TransientError if self._unreachable else KafkaError
+                            raise failure(self._never_assigned(idle_exit_s))
                         break
             # Finish what was read: SIGTERM lands the current batches, then leaves the group.
             self._stop = threading.Event()

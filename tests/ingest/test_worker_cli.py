@@ -20,7 +20,8 @@ def test_a_batch_run_that_never_reached_kafka_fails(tmp_path: Path) -> None:
         "FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS": address,
     })  # fmt: skip
 
-    assert_one_line_error(result, f"is Kafka reachable at {address}")
+    # Unreachable is "try again later" (4), as for `flywheel kafka init`.
+    assert_one_line_error(result, f"is Kafka reachable at {address}", code=4)
     assert "landed" not in result.stdout
 
 
