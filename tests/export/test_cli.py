@@ -5,16 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ingest.keys import write_keyring
-from tests.export.conftest import KEYRING, rewrite_texts
-from tests.flywheel.test_cli import assert_one_line_error, flywheel
-
-
-def env(data_dir: Path, **more: str) -> dict[str, str]:
-    return {
-        "FLYWHEEL_DATA_DIR": str(data_dir),
-        "FLYWHEEL_PRIVACY__HMAC_KEY_FILE": str(data_dir.parent / "keys.json"),
-        **more,
-    }
+from tests.helpers.cli import assert_one_line_error, env, flywheel
+from tests.helpers.datasets import KEYRING, rewrite_texts
 
 
 def test_export_run_then_nothing_new_then_list(data_dir: Path) -> None:

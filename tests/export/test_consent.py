@@ -19,7 +19,7 @@ from flywheel.settings import Settings
 from flywheel.simulator import SimulationConfig, simulate
 from ingest.keys import write_keyring
 from ingest.pipeline import DedupeWindow, RawMessage, build_pipeline
-from tests.export.conftest import KEYRING
+from tests.helpers.datasets import KEYRING
 from transforms.runner import run_transforms
 from warehouse.lake import Lake
 

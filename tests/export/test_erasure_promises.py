@@ -27,9 +27,10 @@ from ingest.embedded import embedded_sink
 from ingest.keys import normalise_user_id, write_keyring
 from ingest.pipeline import DedupeWindow, RawMessage, build_pipeline, frame_users, rename_batch
 from ingest.suppression import add_suppressed, suppression_file
-from tests.export.conftest import KEYRING, land
-from tests.export.test_api import ADMIN
-from tests.export.test_erasure import (
+from tests.factories import WRITE_KEY, make_event
+from tests.helpers.cli import flywheel
+from tests.helpers.datasets import ADMIN, KEYRING, land
+from tests.helpers.erasure import (
     API_KEYS,
     dataset_users,
     heavy_users,
@@ -38,8 +39,6 @@ from tests.export.test_erasure import (
     wait_for,
     warehouse_hits,
 )
-from tests.factories import WRITE_KEY, make_event
-from tests.flywheel.test_cli import flywheel
 from transforms.runner import run_transforms
 from warehouse.lake import Lake
 

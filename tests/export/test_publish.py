@@ -18,7 +18,7 @@ from export.policy import DatasetPolicy, DatasetsFile, load_datasets
 from export.publish import export_dataset
 from flywheel.errors import ConfigError, ExportBusyError, ExportError, QualityGateError
 from flywheel.simulator import SimulationConfig, simulate
-from tests.export.conftest import KEYRING, land, rewrite_texts
+from tests.helpers.datasets import KEYRING, land, rewrite_texts
 from transforms.runner import run_transforms
 
 TRL_COLUMNS = {

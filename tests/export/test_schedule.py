@@ -13,7 +13,7 @@ from export.policy import DatasetPolicy, DatasetsFile, Schedule, load_datasets
 from export.schedule import Job, Scheduler, build_jobs
 from flywheel.errors import ConfigError, ExportError
 from flywheel.simulator import SimulationConfig, simulate
-from tests.export.conftest import KEYRING, land
+from tests.helpers.datasets import KEYRING, land
 
 T0 = datetime(2026, 3, 2, 10, 0, 30, tzinfo=UTC)
 

@@ -16,7 +16,7 @@ import pytest
 
 from export.policy import DatasetPolicy, DatasetsFile
 from export.publish import export_dataset
-from tests.export.conftest import KEYRING
+from tests.helpers.datasets import KEYRING
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN_SCRIPT = Path(__file__).with_name("trl_train.py")

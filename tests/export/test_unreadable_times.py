@@ -13,8 +13,8 @@ import pytest
 
 from export.catalog import read_manifest
 from export.publish import export_dataset
-from tests.export.conftest import KEYRING, land
 from tests.factories import make_event
+from tests.helpers.datasets import KEYRING, land
 from transforms.runner import run_transforms
 from warehouse.lake import Lake
 

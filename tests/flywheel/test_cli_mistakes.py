@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.flywheel.test_cli import assert_one_line_error, flywheel
+from tests.helpers.cli import assert_one_line_error, flywheel
 
 
 def test_a_file_system_refusal_is_one_line_naming_the_path(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from flywheel.simulator import SimulationConfig, simulate
 from ingest.pipeline import raw_schema, read_events
 from tests.factories import make_event
-from tests.ingest.test_fastcheck import valid_events
+from tests.helpers.strategies import valid_events
 
 
 def polars_frame(body: bytes) -> pl.DataFrame:

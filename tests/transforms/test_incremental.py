@@ -11,9 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flywheel.simulator import SimulationConfig, simulate
-from tests.factories import make_event
-from tests.transforms.test_preference_pairs import generation
-from tests.warehouse.test_load import land, query
+from tests.factories import generation, make_event
+from tests.helpers.lake import land, query
 from transforms.models import discover
 from transforms.runner import RunSummary, run_transforms
 from warehouse.lake import Lake
