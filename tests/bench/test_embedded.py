@@ -15,6 +15,7 @@ from bench.all import embedded_rows
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_a_tiny_run_writes_figures_and_a_consistent_ratio(tmp_path: Path) -> None:
     out = tmp_path / "embedded.json"
     done = subprocess.run(

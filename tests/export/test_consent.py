@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 
 from export.publish import export_dataset
 from flywheel.settings import Settings
@@ -59,6 +60,7 @@ def data_files(version: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_a_dataset_is_the_same_whether_unconsented_events_were_kept_or_dropped(
     tmp_path: Path,
 ) -> None:

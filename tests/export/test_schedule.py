@@ -57,6 +57,7 @@ def test_a_failed_job_is_logged_and_the_scheduler_goes_on(caplog: pytest.LogCapt
     assert any(m == "scheduled run" and f["job"] == "hourly" for m, f in messages)
 
 
+@pytest.mark.slow
 def test_build_jobs_skips_and_publishes(data_dir: Path) -> None:
     datasets = DatasetsFile(
         schedule=Schedule(transforms="*/5 * * * *"),

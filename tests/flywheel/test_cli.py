@@ -144,6 +144,7 @@ def test_serve_with_several_workers_needs_kafka() -> None:
     )
 
 
+@pytest.mark.slow
 def test_demo_lands_simulated_traffic_and_loads_the_warehouse(tmp_path: Path) -> None:
     import duckdb
 

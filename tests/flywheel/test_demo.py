@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.helpers.cli import flywheel
 from tests.helpers.datasets import check_published
 
 
+@pytest.mark.slow
 def test_demo_publishes_a_dataset_and_reruns_safely(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = {"FLYWHEEL_DATA_DIR": str(data)}

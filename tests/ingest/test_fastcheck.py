@@ -136,6 +136,7 @@ def test_valid_events_pass_both_ways(event: dict[str, Any], ascii_only: bool) ->
     assert assert_agrees_with_the_contract(raw), "the fast path refused a plain valid event"
 
 
+@pytest.mark.slow
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(broken_events())
 def test_the_fast_path_never_accepts_what_the_contract_refuses(raw: bytes) -> None:

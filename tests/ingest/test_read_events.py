@@ -33,6 +33,7 @@ def assert_same_as_polars(body: bytes) -> None:
     assert frame.equals(expected)
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(valid_events(), min_size=1, max_size=8), st.booleans())
 def test_generated_valid_events(events: list[dict[str, Any]], ascii_only: bool) -> None:

@@ -331,6 +331,7 @@ def mirrored(choices: list[tuple[bool, str]]) -> list[tuple[bool, str]]:
     return [*choices, *((not x_first, choice) for x_first, choice in choices)]
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(SIDE, SIDE, CHOICES)
 def test_swapping_two_siblings_ids_swaps_their_pair_and_even_evidence_makes_none(
