@@ -43,8 +43,10 @@ lint: install
 test: lint trl-env
 	$(BIN)/pytest
 
-unit: install trl-env
-	$(BIN)/pytest -m "not integration"
+# The fast tests: no Kafka broker, no TRL environment, nothing that takes more than a few seconds
+# (the markers are in docs/development.md).
+unit: install
+	$(BIN)/pytest -m "not integration and not slow and not trl"
 
 integration: install
 	$(BIN)/pytest -m integration

@@ -1,12 +1,17 @@
-"""Shared fixtures. Tests under tests/integration/ are marked ``integration`` automatically."""
+"""Shared fixtures. Tests under tests/integration/ are marked ``integration`` automatically, and
+tests that use the ``trl_python`` fixture ``trl``."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytest_plugins = ["tests.helpers.simulated"]  # the simulated warehouse, shared
 
 INTEGRATION_DIR = Path(__file__).parent / "integration"
 
@@ -15,6 +20,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if INTEGRATION_DIR in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.integration)
+        if "trl_python" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.trl)
 
 
 @pytest.fixture(autouse=True)
@@ -25,3 +32,19 @@ def _clean_flywheel_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iter
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     yield
+
+
+@pytest.fixture(scope="session")
+def trl_python() -> Path:
+    """The interpreter of the cached TRL environment (scripts/trl_env.py, built by ``make test``);
+    a test that uses it is marked ``trl``, and fails when the environment is missing."""
+    spec = importlib.util.spec_from_file_location("trl_env", ROOT / "scripts" / "trl_env.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    python: Path | None = module.env_python()
+    if python is None:
+        pytest.fail(
+            "the TRL environment is missing: run `python scripts/trl_env.py` (make test does)"
+        )
+    return python

@@ -45,6 +45,13 @@ def make_event(type_: str = "rating", **fields: Any) -> dict[str, Any]:
     return {**base, **per_type[type_], **fields}
 
 
+def generation(response: str, parent: str = "m1", text: str | None = None, **extra: Any) -> Any:
+    """A generation with response id ``response`` and parent ``parent``; its text is ``text``,
+    else ``answer <response>``."""
+    return make_event("generation", response_id=response, parent_id=parent,
+                      response=text or f"answer {response}", **extra)  # fmt: skip
+
+
 @asynccontextmanager
 async def api_client(
     app: FastAPI, *, raise_app_exceptions: bool = True

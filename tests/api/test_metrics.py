@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from api.metrics import MULTIPROCESS_DIR, ApiMetrics, multiprocess_mode
 from flywheel.errors import ConfigError
+from tests.helpers.metrics import samples
 
 COUNT_IN_A_SERVER_PROCESS = """
 import sys
@@ -21,15 +21,6 @@ metrics.events.labels("accepted").inc(int(sys.argv[1]))
 metrics.requests.labels("POST", "/v1/events", "202").inc()
 metrics.produce_seconds.observe(0.01)
 """
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of a Prometheus text, by name and labels."""
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
 
 
 def test_a_scrape_in_multiprocess_mode_sums_every_process(

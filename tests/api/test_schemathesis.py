@@ -34,6 +34,9 @@ from flywheel.shell.erasure import finish_erasure
 from privacy.keys import Keyring, write_keyring
 from tests.factories import WRITE_KEY
 
+# Each operation's generated cases take seconds (measured: 5 to 26 s for the slowest ones).
+pytestmark = pytest.mark.slow
+
 ADMIN_KEY = "admin-key-for-schemathesis-0123"
 
 REJECTION_STATUSES = ["400", "401", "403", "404", "405", "406", "409", "415", "422", "428", "429"]

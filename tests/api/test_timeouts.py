@@ -15,6 +15,7 @@ from flywheel.settings import load_settings
 from tests.factories import WRITE_KEY
 
 
+@pytest.mark.slow
 def test_a_stalled_body_is_answered_408_within_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(events, "BODY_READ_TIMEOUT_S", 0.5, raising=False)
     settings = load_settings(api={"write_keys": [WRITE_KEY]})

@@ -6,11 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.all import ingest_rows, transforms_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_a_quick_run_writes_the_table(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.all", "--quick", "--only", "anonymiser",

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.all import cli_startup_rows
 from bench.cli_startup import command_paths
 
@@ -22,6 +24,7 @@ def test_every_command_line_is_found_in_the_cli() -> None:
     assert len(paths) == len({tuple(path) for path in paths})
 
 
+@pytest.mark.slow
 def test_a_run_measures_each_command_line_against_the_limit(tmp_path: Path) -> None:
     out = tmp_path / "cli.json"
     done = subprocess.run(

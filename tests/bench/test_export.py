@@ -16,6 +16,7 @@ from bench.export import READ_ORDER, READ_STEPS
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_a_tiny_run_writes_figures_and_a_consistent_ratio(tmp_path: Path) -> None:
     out = tmp_path / "export.json"
     done = subprocess.run(

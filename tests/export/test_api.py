@@ -13,10 +13,11 @@ from api.server import running_api
 from api.sink import MemorySink
 from export.publish import export_dataset
 from flywheel.settings import Settings
-from tests.export.conftest import KEYRING
 from tests.factories import WRITE_KEY, api_client
+from tests.helpers.datasets import ADMIN, ADMIN_KEY, KEYRING
 
-ADMIN_KEY = "admin-key-for-tests-0123456789"
+# Every test publishes from a copy of the simulated warehouse (measured: 5 to 25 s each).
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -28,9 +29,6 @@ def anyio_backend() -> str:
 def api_settings(data_dir: Path) -> Settings:
     export_dataset(data_dir, "default", KEYRING)
     return Settings(data_dir=data_dir, api={"write_keys": [WRITE_KEY], "admin_keys": [ADMIN_KEY]})
-
-
-ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 @pytest.mark.anyio

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from privacy.keys import write_keyring
-from tests.export.conftest import KEYRING, rewrite_texts
-from tests.flywheel.test_cli import assert_one_line_error, flywheel
+from tests.helpers.cli import assert_one_line_error, env, flywheel
+from tests.helpers.datasets import KEYRING, rewrite_texts
 
 
-def env(data_dir: Path, **more: str) -> dict[str, str]:
-    return {
-        "FLYWHEEL_DATA_DIR": str(data_dir),
-        "FLYWHEEL_PRIVACY__HMAC_KEY_FILE": str(data_dir.parent / "keys.json"),
-        **more,
-    }
-
-
+@pytest.mark.slow
 def test_export_run_then_nothing_new_then_list(data_dir: Path) -> None:
     first = flywheel("export", "run", "--dataset", "default", env=env(data_dir))
     assert first.returncode == 0, first.stderr
@@ -27,6 +22,7 @@ def test_export_run_then_nothing_new_then_list(data_dir: Path) -> None:
     assert listing.returncode == 0 and "default" in listing.stdout and "v1" in listing.stdout
 
 
+@pytest.mark.slow
 def test_user_mistakes_are_one_red_line(data_dir: Path, tmp_path: Path) -> None:
     assert_one_line_error(
         flywheel("export", "run", "--dataset", "nope", env=env(data_dir)),
@@ -50,6 +46,7 @@ def test_user_mistakes_are_one_red_line(data_dir: Path, tmp_path: Path) -> None:
     assert_one_line_error(result, "datasets.default.splits", code=3)
 
 
+@pytest.mark.slow
 def test_a_failed_gate_exits_5_and_names_the_report(data_dir: Path) -> None:
     rewrite_texts(
         data_dir,
@@ -62,6 +59,7 @@ def test_a_failed_gate_exits_5_and_names_the_report(data_dir: Path) -> None:
     assert not list((data_dir / "datasets" / "default").glob("v*"))
 
 
+@pytest.mark.slow
 def test_schedule_once(data_dir: Path) -> None:
     first = flywheel("schedule", "--once", env=env(data_dir, FLYWHEEL_LOG_FORMAT="json"))
     assert first.returncode == 0, first.stderr

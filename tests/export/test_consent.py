@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 
 from export.publish import export_dataset
 from flywheel.dev.simulator import SimulationConfig, simulate
 from flywheel.settings import Settings
 from ingest.pipeline import DedupeWindow, RawMessage, build_pipeline
 from privacy.keys import write_keyring
-from tests.export.conftest import KEYRING
+from tests.helpers.datasets import KEYRING
 from transforms.runner import run_transforms
 from warehouse.lake import Lake
 
@@ -59,6 +60,7 @@ def data_files(version: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_a_dataset_is_the_same_whether_unconsented_events_were_kept_or_dropped(
     tmp_path: Path,
 ) -> None:

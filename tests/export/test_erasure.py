@@ -10,8 +10,7 @@ import sys
 import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -40,50 +39,26 @@ from privacy.requests import (
     unfinished_erasures,
 )
 from privacy.suppression import SuppressionList, suppression_file
-from tests.export.conftest import KEYRING
-from tests.export.test_api import ADMIN, ADMIN_KEY
 from tests.factories import WRITE_KEY, api_client, warehouse_held
-from tests.flywheel.test_cli import assert_one_line_error, flywheel
+from tests.helpers.cli import assert_one_line_error, flywheel
+from tests.helpers.datasets import ADMIN, ADMIN_KEY, KEYRING
+from tests.helpers.erasure import (
+    API_KEYS,
+    dataset_users,
+    heavy_users,
+    lake_users,
+    settings_for,
+    wait_for,
+    warehouse_hits,
+)
 from warehouse.lake import Lake
 
-
-def heavy_users(count: int = 3) -> list[str]:
-    """Raw ids of the simulated users with the most events (the fixture's traffic)."""
-    events = simulate(SimulationConfig(events=12_000, seed=11, ab_rate=0.2))
-    return [user for user, _ in Counter(e["user_id"] for e in events).most_common(count)]
+# Nearly every test erases from a copy of the simulated warehouse (measured: 5 to 27 s each).
+pytestmark = pytest.mark.slow
 
 
 def pseudonyms(raw_ids: list[str]) -> set[str]:
     return {KEYRING.pseudonym(raw_id) for raw_id in raw_ids}
-
-
-def lake_users(data_dir: Path) -> Counter[str]:
-    files = [f.path for f in Lake.in_data_dir(data_dir).files()]
-    return Counter(pl.concat([pl.read_parquet(f, columns=["user_pseudonym"]) for f in files])
-                   ["user_pseudonym"].to_list())  # fmt: skip
-
-
-def warehouse_hits(data_dir: Path, users: set[str]) -> dict[str, int]:
-    """Rows per table that name the users (or a conversation of theirs, or a response of it)."""
-    hits = {}
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as db:
-        tables = [t for (t,) in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
-        for table in tables:
-            columns = {c for (c,) in db.execute(
-                "SELECT column_name FROM duckdb_columns() WHERE table_name = $t", {"t": table}
-            ).fetchall()}  # fmt: skip
-            if "user_pseudonym" in columns:
-                [(n,)] = db.execute(
-                    f"SELECT count(*) FROM {table} WHERE user_pseudonym IN (SELECT unnest($u))",
-                    {"u": sorted(users)},
-                ).fetchall()
-                hits[table] = n
-    return hits
-
-
-def dataset_users(version_dir: Path) -> set[str]:
-    files = sorted((version_dir / "data").rglob("*.parquet"))
-    return set(pl.concat([pl.read_parquet(f, columns=["user"]) for f in files])["user"])
 
 
 STEPS = ["step:lake", "step:warehouse", "step:datasets"]
@@ -95,12 +70,6 @@ def log_events(data_dir: Path) -> list[str]:
     lines = erasure_log(data_dir).read_text().splitlines()
     return [e["event"] + (f":{e['step']}" if e["event"] == "step" else "")
             for e in map(json.loads, lines)]  # fmt: skip
-
-
-def settings_for(data_dir: Path, **more: Any) -> Settings:
-    return Settings(
-        data_dir=data_dir, privacy={"hmac_key_file": data_dir.parent / "keys.json"}, **more
-    )
 
 
 def state(data_dir: Path) -> dict[str, Any]:
@@ -266,18 +235,6 @@ def test_a_latest_version_without_the_users_supersedes_older_ones(published: Pat
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-API_KEYS = {"write_keys": [WRITE_KEY], "admin_keys": [ADMIN_KEY]}
-
-
-def wait_for(get: Callable[[], dict[str, Any]], *, seconds: float = 120) -> dict[str, Any]:
-    """Poll an erasure's status until it is no longer pending; the last status."""
-    deadline = time.monotonic() + seconds
-    while (found := get())["status"] == "pending":
-        assert time.monotonic() < deadline, f"still pending after {seconds} s: {found}"
-        time.sleep(0.1)
-    return found
 
 
 @pytest.mark.anyio
@@ -646,7 +603,7 @@ def test_an_api_built_without_an_erasure_runner_refuses_erasures(published: Path
 
 def test_erasure_after_a_key_rotation_finds_both_pseudonyms(published: Path) -> None:
     from privacy.keys import load_keyring, rotate_keyring
-    from tests.export.conftest import land
+    from tests.helpers.datasets import land
     from transforms.runner import run_transforms
 
     key_file = published.parent / "keys.json"
@@ -695,9 +652,8 @@ def test_model_rows_naming_an_erased_response_from_another_conversation_go(
     unpaired A/B choice (the two answer different prompts) and the calibration vote naming the
     erased response go with the erasure, before any transform run; the other user's own events
     stay."""
-    from tests.factories import make_event
-    from tests.transforms.test_preference_pairs import generation
-    from tests.warehouse.test_load import land, query
+    from tests.factories import generation, make_event
+    from tests.helpers.lake import land, query
     from transforms.runner import run_transforms
     from warehouse.db import open_warehouse, raw
     from warehouse.erase import erase_from_warehouse
@@ -732,9 +688,8 @@ def test_erasure_keeps_other_users_answers_and_drops_rows_their_events_voted_for
     """The erased user copied another user's answer and continued from it in a conversation of
     their own: the other user's responses stay (they are theirs), and the pair whose lineage
     names the erased user's events goes until the next run rebuilds it from what is left."""
-    from tests.factories import make_event
-    from tests.transforms.test_preference_pairs import generation
-    from tests.warehouse.test_load import land, query
+    from tests.factories import generation, make_event
+    from tests.helpers.lake import land, query
     from transforms.runner import run_transforms
     from warehouse.db import open_warehouse, raw
     from warehouse.erase import erase_from_warehouse

@@ -27,9 +27,10 @@ from ingest.embedded import embedded_sink
 from ingest.pipeline import DedupeWindow, RawMessage, build_pipeline, frame_users, rename_batch
 from privacy.keys import normalise_user_id, write_keyring
 from privacy.suppression import add_suppressed, suppression_file
-from tests.export.conftest import KEYRING, land
-from tests.export.test_api import ADMIN
-from tests.export.test_erasure import (
+from tests.factories import WRITE_KEY, make_event
+from tests.helpers.cli import flywheel
+from tests.helpers.datasets import ADMIN, KEYRING, land
+from tests.helpers.erasure import (
     API_KEYS,
     dataset_users,
     heavy_users,
@@ -38,8 +39,6 @@ from tests.export.test_erasure import (
     wait_for,
     warehouse_hits,
 )
-from tests.factories import WRITE_KEY, make_event
-from tests.flywheel.test_cli import flywheel
 from transforms.runner import run_transforms
 from warehouse.lake import Lake
 
@@ -98,6 +97,7 @@ def variant_data_dir(tmp_path: Path) -> tuple[Path, list[str]]:
     return data_dir, users
 
 
+@pytest.mark.slow
 def test_every_spelling_of_an_id_is_one_user_erased_through_the_api(
     variant_data_dir: tuple[Path, list[str]],
 ) -> None:
@@ -135,6 +135,7 @@ def test_every_spelling_of_an_id_is_one_user_erased_through_the_api(
     assert pseudonym not in lake_users(data_dir)
 
 
+@pytest.mark.slow
 def test_erase_finds_events_landed_before_ids_were_normalised(
     variant_data_dir: tuple[Path, list[str]], tmp_path: Path
 ) -> None:
@@ -168,6 +169,7 @@ def published(data_dir: Path) -> Path:
     return data_dir
 
 
+@pytest.mark.slow
 def test_events_posted_while_an_erasure_runs_do_not_survive_it(published: Path) -> None:
     """Clients keep posting a user's events over real HTTP (embedded mode) while the user is
     erased; once the erasure is ``completed``, the lake holds none of them, in every trial."""
@@ -230,6 +232,7 @@ def test_a_batch_written_before_an_erasure_lands_without_the_user(tmp_path: Path
     assert not temporary.exists() and [p.name for p in final.parent.iterdir()] == [final.name]
 
 
+@pytest.mark.slow
 def test_no_byte_of_the_warehouse_file_holds_an_erased_user(published: Path) -> None:
     """Deleted rows keep their bytes in a DuckDB file until the space is reused: after the
     erasure, the file must hold none of the users' pseudonyms, conversation ids or response ids

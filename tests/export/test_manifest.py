@@ -26,9 +26,9 @@ from export.publish import export_dataset
 from export.trace import trace_rows
 from flywheel.errors import ExportError, ManifestVersionError
 from flywheel.settings import Settings
-from tests.export.conftest import KEYRING
 from tests.factories import WRITE_KEY, api_client
-from tests.flywheel.test_cli import assert_one_line_error, flywheel
+from tests.helpers.cli import assert_one_line_error, flywheel
+from tests.helpers.datasets import KEYRING
 from warehouse.lake import Lake
 
 FIXTURES = Path(__file__).parent / "fixtures"

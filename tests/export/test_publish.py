@@ -18,7 +18,7 @@ from export.policy import DatasetPolicy, DatasetsFile, load_datasets
 from export.publish import export_dataset
 from flywheel.dev.simulator import SimulationConfig, simulate
 from flywheel.errors import ConfigError, ExportBusyError, ExportError, QualityGateError
-from tests.export.conftest import KEYRING, land, rewrite_texts
+from tests.helpers.datasets import KEYRING, land, rewrite_texts
 from transforms.runner import run_transforms
 
 TRL_COLUMNS = {
@@ -87,6 +87,7 @@ def test_publishes_a_version_whose_manifest_matches_its_files(data_dir: Path) ->
     assert first is not None and last is not None and first < last
 
 
+@pytest.mark.slow
 def test_load_dataset_reads_every_config_and_split(data_dir: Path, tmp_path: Path) -> None:
     datasets = pytest.importorskip("datasets")
     result = export_dataset(data_dir, "default", KEYRING)
@@ -100,6 +101,7 @@ def test_load_dataset_reads_every_config_and_split(data_dir: Path, tmp_path: Pat
             assert table.column_names[:3] == columns
 
 
+@pytest.mark.slow
 def test_nothing_new_publishes_nothing_and_skips_the_gate(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -118,6 +120,7 @@ def test_nothing_new_publishes_nothing_and_skips_the_gate(
     assert not [p for p in (data_dir / "datasets" / "default").iterdir() if "attempt" in p.name]
 
 
+@pytest.mark.slow
 def test_same_warehouse_and_policy_give_the_same_bytes(data_dir: Path, tmp_path: Path) -> None:
     first = export_dataset(data_dir, "default", KEYRING)
     assert first.path is not None
@@ -132,6 +135,7 @@ def test_same_warehouse_and_policy_give_the_same_bytes(data_dir: Path, tmp_path:
         assert (aside / path).read_bytes() == (second.path / path).read_bytes(), path
 
 
+@pytest.mark.slow
 def test_new_events_make_a_new_version(data_dir: Path) -> None:
     export_dataset(data_dir, "default", KEYRING)
     more = list(simulate(SimulationConfig(events=3000, seed=99, ab_rate=0.2)))
@@ -149,6 +153,7 @@ def test_new_events_make_a_new_version(data_dir: Path) -> None:
     assert lake.files > before.files and lake.files_sha256 != before.files_sha256
 
 
+@pytest.mark.slow
 def test_a_changed_policy_makes_a_new_version(data_dir: Path) -> None:
     export_dataset(data_dir, "default", KEYRING, datasets=policies(default=DatasetPolicy()))
     stricter = DatasetPolicy(min_confidence=0.9)
@@ -173,6 +178,7 @@ def test_a_changed_schedule_alone_publishes_nothing_new(data_dir: Path) -> None:
     assert manifest.policy_hash == hashlib.sha256(canonical).hexdigest()
 
 
+@pytest.mark.slow
 def test_a_version_published_with_its_schedule_in_the_digest_is_still_nothing_new(
     data_dir: Path,
 ) -> None:
@@ -239,6 +245,7 @@ def test_rows_without_consent_are_never_exported(data_dir: Path) -> None:
     assert exported and not exported & shown(withdrawn, "default")
 
 
+@pytest.mark.slow
 def test_users_conversations_rows_and_events_are_rekeyed_per_dataset(data_dir: Path) -> None:
     both = policies(one=DatasetPolicy(), two=DatasetPolicy())
     first = export_dataset(data_dir, "one", KEYRING, datasets=both)

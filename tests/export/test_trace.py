@@ -14,9 +14,8 @@ from export.publish import export_dataset
 from export.trace import trace_rows
 from flywheel.errors import ExportError
 from privacy.keys import Keyring
-from tests.export.conftest import KEYRING
-from tests.export.test_cli import env
-from tests.flywheel.test_cli import assert_one_line_error, flywheel
+from tests.helpers.cli import assert_one_line_error, env, flywheel
+from tests.helpers.datasets import KEYRING
 from warehouse.lineage import LABEL_LINEAGE
 
 

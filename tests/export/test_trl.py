@@ -1,12 +1,12 @@
 """TRL itself trains on exported data: DPO, KTO and reward trainers, a couple of steps each.
 
 TRL needs torch, which lives in a cached environment of its own (scripts/trl_env.py; ``make test``
-builds it first), so the trainers run in a subprocess with that environment's interpreter.
+builds it first), so the trainers run in a subprocess with that environment's interpreter (the
+``trl_python`` fixture, which marks the test ``trl``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,30 +16,15 @@ import pytest
 
 from export.policy import DatasetPolicy, DatasetsFile
 from export.publish import export_dataset
-from tests.export.conftest import KEYRING
+from tests.helpers.datasets import KEYRING
 
-ROOT = Path(__file__).resolve().parents[2]
 TRAIN_SCRIPT = Path(__file__).with_name("trl_train.py")
-
-
-def trl_python() -> Path:
-    spec = importlib.util.spec_from_file_location("trl_env", ROOT / "scripts" / "trl_env.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    python: Path | None = module.env_python()
-    if python is None:
-        pytest.fail(
-            "the TRL environment is missing: run `python scripts/trl_env.py` (make test does)"
-        )
-    return python
 
 
 @pytest.mark.parametrize("message_format", ["standard", "conversational"])
 def test_trl_trainers_run_on_an_exported_version(
-    data_dir: Path, tmp_path: Path, message_format: str
+    trl_python: Path, data_dir: Path, tmp_path: Path, message_format: str
 ) -> None:
-    python = trl_python()
     policy = DatasetPolicy(message_format=message_format)  # type: ignore[arg-type]
     result = export_dataset(
         data_dir, "train-me", KEYRING, datasets=DatasetsFile(datasets={"train-me": policy})
@@ -49,7 +34,7 @@ def test_trl_trainers_run_on_an_exported_version(
                "HF_HOME": str(tmp_path / "hf"), "TOKENIZERS_PARALLELISM": "false"}  # fmt: skip
 
     run = subprocess.run(
-        [str(python), str(TRAIN_SCRIPT), str(result.path), str(tmp_path / "out")],
+        [str(trl_python), str(TRAIN_SCRIPT), str(result.path), str(tmp_path / "out")],
         capture_output=True,
         text=True,
         env={**os.environ, **offline},

@@ -13,8 +13,8 @@ import pytest
 
 from export.catalog import read_manifest
 from export.publish import export_dataset
-from tests.export.conftest import KEYRING, land
 from tests.factories import make_event
+from tests.helpers.datasets import KEYRING, land
 from transforms.runner import run_transforms
 from warehouse.lake import Lake
 
@@ -77,6 +77,7 @@ def test_a_landed_event_with_an_unreadable_time_is_left_out_and_the_rest_publish
     assert result.manifest.quality.excluded.unreadable_time.responses == 0
 
 
+@pytest.mark.slow
 def test_an_event_loaded_before_the_rule_is_removed_and_the_models_rebuilt(
     data_dir: Path,
 ) -> None:

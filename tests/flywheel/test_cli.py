@@ -3,40 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.flywheel.dev.test_localkafka import process
-
-
-def flywheel(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("FLYWHEEL_")}
-    return subprocess.run(
-        [sys.executable, "-m", "flywheel", *args],
-        capture_output=True,
-        text=True,
-        env={**clean, "COLUMNS": "200", **(env or {})},
-        timeout=120,
-        check=False,
-    )
-
-
-def assert_one_line_error(
-    result: subprocess.CompletedProcess[str], fragment: str, *, code: int = 1
-) -> None:
-    """One red line holding ``fragment``, no traceback, and the exit code of its kind (3 a
-    configuration error, 4 busy, 5 the quality gate, 6 not found, 7 a newer manifest, 1 anything
-    else)."""
-    assert result.returncode == code, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error:")]
-    assert len(errors) == 1, result.stderr
-    assert fragment in errors[0]
+from tests.helpers.cli import assert_one_line_error, flywheel
+from tests.helpers.processes import process
 
 
 def test_help_lists_the_commands() -> None:
@@ -172,6 +144,7 @@ def test_serve_with_several_workers_needs_kafka() -> None:
     )
 
 
+@pytest.mark.slow
 def test_demo_lands_simulated_traffic_and_loads_the_warehouse(tmp_path: Path) -> None:
     import duckdb
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.flywheel.test_cli import assert_one_line_error, flywheel
+import pytest
+
+from tests.helpers.cli import assert_one_line_error, flywheel
 
 
 def test_a_file_system_refusal_is_one_line_naming_the_path(tmp_path: Path) -> None:
@@ -46,6 +48,7 @@ def test_demo_without_its_dataset_refuses_before_sending_anything(tmp_path: Path
     assert not (data_dir / "lake").exists()
 
 
+@pytest.mark.slow
 def test_an_unreachable_broker_is_one_line_naming_the_setting() -> None:
     from flywheel.net import free_port
 

@@ -13,8 +13,8 @@ import pytest
 
 from flywheel.settings import Settings
 from ingest.pipeline import DedupeWindow, RawMessage, build_pipeline
-from tests.export.conftest import KEYRING
 from tests.factories import make_event
+from tests.helpers.datasets import KEYRING
 
 PERSONAL = [
     "jane.doe@example.com",

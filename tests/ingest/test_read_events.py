@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from flywheel.dev.simulator import SimulationConfig, simulate
 from ingest.pipeline import raw_schema, read_events
 from tests.factories import make_event
-from tests.ingest.test_fastcheck import valid_events
+from tests.helpers.strategies import valid_events
 
 
 def polars_frame(body: bytes) -> pl.DataFrame:
@@ -33,6 +33,7 @@ def assert_same_as_polars(body: bytes) -> None:
     assert frame.equals(expected)
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(valid_events(), min_size=1, max_size=8), st.booleans())
 def test_generated_valid_events(events: list[dict[str, Any]], ascii_only: bool) -> None:

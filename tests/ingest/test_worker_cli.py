@@ -6,7 +6,7 @@ from pathlib import Path
 
 from flywheel.net import free_port
 from privacy.keys import create_keyring
-from tests.flywheel.test_cli import assert_one_line_error, flywheel
+from tests.helpers.cli import assert_one_line_error, flywheel
 
 
 def test_a_batch_run_that_never_reached_kafka_fails(tmp_path: Path) -> None:

@@ -13,13 +13,13 @@ import secrets
 import shutil
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from flywheel.dev import localkafka
 from flywheel.settings import KafkaSettings
+from tests.integration.kafka_tools import SaslBroker
 
 EXTERNAL_BOOTSTRAP = os.environ.get("FLYWHEEL_TEST_KAFKA_BOOTSTRAP")
 KAFKA_HOME = Path(os.environ.get("FLYWHEEL_TEST_KAFKA_HOME", ".test-kafka")).resolve()
@@ -63,34 +63,6 @@ def own_broker(tmp_path: Path) -> Iterator[Path]:
         yield home
     finally:
         localkafka.stop(home, kill=True)
-
-
-@dataclass(frozen=True)
-class SaslBroker:
-    """The session's SASL_SSL broker and the SCRAM user the tests connect as."""
-
-    state: localkafka.BrokerState
-    username: str
-    password: str
-    password_file: Path
-    untrusted_ca: Path
-    """A PEM authority that did not sign the broker's certificate."""
-
-    def settings(self, **overrides: object) -> KafkaSettings:
-        """SCRAM-SHA-512 over TLS as the test user, with topics unique to the test."""
-        suffix = uuid.uuid4().hex[:8]
-        fields: dict[str, object] = {
-            "bootstrap_servers": self.state.bootstrap_servers,
-            "events_topic": f"test.sasl.{suffix}",
-            "dead_letter_topic": f"test.sasl.{suffix}.dlq",
-            "partitions": 2,
-            "security_protocol": "SASL_SSL",
-            "sasl_mechanism": "SCRAM-SHA-512",
-            "sasl_username": self.username,
-            "sasl_password_file": self.password_file,
-            "ssl_cafile": self.state.ca_file,
-        }
-        return KafkaSettings.model_validate({**fields, **overrides})
 
 
 @pytest.fixture(scope="session")

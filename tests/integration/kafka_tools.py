@@ -6,13 +6,16 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 from kafka import KafkaProducer
 
+from flywheel.dev import localkafka
 from flywheel.settings import KafkaSettings
 from warehouse.lake import Lake
 
@@ -98,3 +101,31 @@ def start_worker(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+
+
+@dataclass(frozen=True)
+class SaslBroker:
+    """The session's SASL_SSL broker and the SCRAM user the tests connect as."""
+
+    state: localkafka.BrokerState
+    username: str
+    password: str
+    password_file: Path
+    untrusted_ca: Path
+    """A PEM authority that did not sign the broker's certificate."""
+
+    def settings(self, **overrides: object) -> KafkaSettings:
+        """SCRAM-SHA-512 over TLS as the test user, with topics unique to the test."""
+        suffix = uuid.uuid4().hex[:8]
+        fields: dict[str, object] = {
+            "bootstrap_servers": self.state.bootstrap_servers,
+            "events_topic": f"test.sasl.{suffix}",
+            "dead_letter_topic": f"test.sasl.{suffix}.dlq",
+            "partitions": 2,
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_username": self.username,
+            "sasl_password_file": self.password_file,
+            "ssl_cafile": self.state.ca_file,
+        }
+        return KafkaSettings.model_validate({**fields, **overrides})

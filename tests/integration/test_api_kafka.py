@@ -225,7 +225,7 @@ def test_serve_with_two_worker_processes_produces_to_kafka_and_every_scrape_coun
     import sys
     from concurrent.futures import ThreadPoolExecutor
 
-    from tests.api.test_metrics import samples
+    from tests.helpers.metrics import samples
 
     create_topics(kafka_settings)
     port = localkafka.free_port()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.flywheel.shell.test_demo import check_published
-from tests.flywheel.test_cli import flywheel
+from tests.helpers.cli import flywheel
+from tests.helpers.datasets import check_published
 
 
 def test_demo_through_kafka(tmp_path: Path) -> None:

@@ -23,8 +23,7 @@ from flywheel.kafka import create_topics, security_config
 from flywheel.settings import KafkaSettings, Settings, load_settings
 from privacy.keys import create_keyring
 from tests.factories import WRITE_KEY, make_event
-from tests.integration.conftest import SaslBroker
-from tests.integration.kafka_tools import kafka_env, lake_frame, worker_env
+from tests.integration.kafka_tools import SaslBroker, kafka_env, lake_frame, worker_env
 
 AUTH = {"Authorization": f"Bearer {WRITE_KEY}"}
 WRONG_PASSWORD = "not-the-password-4711"

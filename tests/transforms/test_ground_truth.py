@@ -9,7 +9,7 @@ from flywheel.dev.simulator import SimulationConfig, simulate
 from ingest.anonymiser import PseudonymisingAnonymiser
 from ingest.pipeline import DedupeWindow, Pipeline, RawMessage
 from privacy.keys import Keyring
-from tests.warehouse.test_load import query
+from tests.helpers.lake import query
 from transforms.runner import run_transforms
 from warehouse.lake import Lake
 

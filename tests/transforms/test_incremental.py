@@ -7,13 +7,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flywheel.dev.simulator import SimulationConfig, simulate
-from tests.factories import make_event
-from tests.transforms.test_preference_pairs import generation
-from tests.warehouse.test_load import land, query
+from tests.factories import generation, make_event
+from tests.helpers.lake import land, query
 from transforms.models import discover
 from transforms.runner import RunSummary, run_transforms
 from warehouse.lake import Lake
@@ -54,6 +54,7 @@ def modes(summary: RunSummary) -> dict[str, str]:
     return {step.name: step.mode for step in summary.steps[1:]}
 
 
+@pytest.mark.slow
 def test_late_duplicated_and_cross_conversation_events_over_rounds(tmp_path: Path) -> None:
     rounds = Rounds(tmp_path)
     duplicated = make_event("rating", response_id="r1", value="up", conversation_id="c1")
@@ -137,6 +138,7 @@ def test_a_selected_run_leaves_the_other_models_to_catch_up(tmp_path: Path) -> N
     assert modes(summary)["preference_pairs"] == "incremental"
 
 
+@pytest.mark.slow
 def test_simulated_traffic_landed_in_rounds(tmp_path: Path) -> None:
     events = list(simulate(SimulationConfig(events=4000, seed=3, ab_rate=0.3)))
     rounds = Rounds(tmp_path)
@@ -182,6 +184,7 @@ def _event(draw: st.DrawFn) -> dict[str, Any]:
     return make_event(kind, response_id=response, **common)
 
 
+@pytest.mark.slow
 @settings(
     max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.factories import make_event
-from tests.transforms.test_preference_pairs import generation
-from tests.warehouse.test_load import land, query
+from tests.factories import generation, make_event
+from tests.helpers.lake import land, query
 from transforms.runner import run_transforms
 from warehouse.lake import Lake
 from warehouse.lineage import LABEL_LINEAGE

@@ -10,7 +10,7 @@ import pytest
 
 from flywheel.errors import ConfigError
 from tests.factories import make_event
-from tests.warehouse.test_load import ALL_TEXTS, land, query
+from tests.helpers.lake import ALL_TEXTS, land, query
 from transforms.models import Model, ordered, policy_variables, quote
 from transforms.policy import DEFAULT_POLICY, load_policy
 from transforms.runner import run_transforms

@@ -10,16 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.factories import make_event
-from tests.warehouse.test_load import ALL_TEXTS, land, query
+from tests.factories import generation, make_event
+from tests.helpers.lake import ALL_TEXTS, land, query
 from transforms.edits import change, edit_changes, is_real, words
 from transforms.runner import run_transforms
 from warehouse.lake import Lake
-
-
-def generation(response: str, parent: str = "m1", text: str | None = None, **extra: Any) -> Any:
-    return make_event("generation", response_id=response, parent_id=parent,
-                      response=text or f"answer {response}", **extra)  # fmt: skip
 
 
 def pairs(tmp_path: Path, events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -336,6 +331,7 @@ def mirrored(choices: list[tuple[bool, str]]) -> list[tuple[bool, str]]:
     return [*choices, *((not x_first, choice) for x_first, choice in choices)]
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(SIDE, SIDE, CHOICES)
 def test_swapping_two_siblings_ids_swaps_their_pair_and_even_evidence_makes_none(

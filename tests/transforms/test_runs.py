@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 import transforms.runner
-from tests.factories import make_event
-from tests.flywheel.test_cli import flywheel
-from tests.transforms.test_preference_pairs import generation
-from tests.warehouse.test_load import land, query
+from tests.factories import generation, make_event
+from tests.helpers.cli import flywheel
+from tests.helpers.lake import land, query
 from transforms.runner import run_transforms
 from warehouse.lake import Lake
 

@@ -180,7 +180,7 @@ def test_downgrading_0004_restores_the_whole_events_table_to_be_loaded_again(
     tmp_path: Path,
 ) -> None:
     from tests.factories import make_event
-    from tests.warehouse.test_load import land
+    from tests.helpers.lake import land
     from transforms.runner import run_transforms
     from warehouse.lake import Lake
 

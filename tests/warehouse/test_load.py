@@ -6,49 +6,15 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from flywheel.errors import WarehouseError
-from ingest.anonymiser import PseudonymisingAnonymiser
-from ingest.pipeline import DedupeWindow, Pipeline, RawMessage
-from privacy.keys import Keyring
+from ingest.pipeline import DedupeWindow, RawMessage
 from tests.factories import make_event, warehouse_held
+from tests.helpers.lake import ALL_TEXTS, PIPELINE, land, query
 from transforms.runner import run_transforms
-from warehouse.db import open_warehouse, raw
 from warehouse.lake import Lake
-from warehouse.texts import fetch_texts
-
-PIPELINE = Pipeline(PseudonymisingAnonymiser(Keyring(1, {1: b"k" * 32})), max_event_bytes=65536)
-
-
-def land(lake: Lake, events: list[dict[str, Any]], *, partition: int = 0, first: int = 0) -> None:
-    """Land events as one lake file, with no dedupe window (as if resent after it expired)."""
-    messages = [
-        RawMessage("t", partition, first + i, b"c", json.dumps(e).encode())
-        for i, e in enumerate(events)
-    ]
-    batch = PIPELINE.process(messages, DedupeWindow(0))
-    lake.land(PIPELINE.frame(batch), topic="t", partition=partition, first_offset=first,
-              last_offset=first + len(events) - 1)  # fmt: skip
-
-
-ALL_TEXTS = "SELECT event_id, lake_file, source_offset FROM events"
-
-
-def query(data_dir: Path, sql: str, *, texts: str | None = None) -> list[tuple[Any, ...]]:
-    """Rows of ``sql`` on the warehouse; with ``texts`` (a ``SELECT`` of events), their prompts
-    and texts read from the lake into ``lake_texts`` first."""
-    engine = open_warehouse(data_dir)
-    with engine.connect() as connection:
-        db = raw(connection)
-        if texts is not None:
-            fetch_texts(db, Lake.in_data_dir(data_dir).root, texts)
-        rows: list[tuple[Any, ...]] = db.execute(sql).fetchall()
-    engine.dispose()
-    return rows
-
 
 EVENTS_SQL = "SELECT * EXCLUDE (lake_file) FROM events ORDER BY event_id"
 
@@ -192,7 +158,7 @@ def test_cli_transform_run_prints_a_table_and_a_second_run_is_told_the_warehouse
 
 def test_cli_transform_run_refuses_a_data_dir_that_does_not_exist(tmp_path: Path) -> None:
     """A mistyped FLYWHEEL_DATA_DIR used to get a new, empty warehouse and a table of zeros."""
-    from tests.flywheel.test_cli import assert_one_line_error, flywheel
+    from tests.helpers.cli import assert_one_line_error, flywheel
 
     missing = tmp_path / "dta"
     result = flywheel("transform", "run", env={"FLYWHEEL_DATA_DIR": str(missing)})
@@ -203,7 +169,7 @@ def test_cli_transform_run_refuses_a_data_dir_that_does_not_exist(tmp_path: Path
 
 def test_cli_transform_run_on_a_damaged_lake_file_prints_only_the_error(tmp_path: Path) -> None:
     """Not on a terminal, the progress bar draws nothing: the error is the first line."""
-    from tests.flywheel.test_cli import assert_one_line_error, flywheel
+    from tests.helpers.cli import assert_one_line_error, flywheel
 
     land(Lake.in_data_dir(tmp_path), [make_event("rating")])
     damaged = next(Lake.in_data_dir(tmp_path).files()).path

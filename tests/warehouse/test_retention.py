@@ -48,8 +48,8 @@ def test_the_warehouse_forgets_expired_files_and_then_equals_a_full_refresh(
     tmp_path: Path,
 ) -> None:
     from tests.factories import make_event
-    from tests.warehouse.test_load import land as land_events
-    from tests.warehouse.test_load import query
+    from tests.helpers.lake import land as land_events
+    from tests.helpers.lake import query
     from transforms.runner import run_transforms
     from warehouse.db import connected
     from warehouse.retention import forget_missing_files
@@ -79,8 +79,8 @@ def test_an_event_landed_again_in_a_file_still_there_is_kept_as_a_full_refresh_w
     tmp_path: Path,
 ) -> None:
     from tests.factories import make_event
-    from tests.warehouse.test_load import land as land_events
-    from tests.warehouse.test_load import query
+    from tests.helpers.lake import land as land_events
+    from tests.helpers.lake import query
     from transforms.runner import run_transforms
     from warehouse.db import connected
     from warehouse.retention import forget_missing_files
@@ -112,8 +112,8 @@ def test_a_lake_holding_none_of_the_loaded_files_is_refused_and_nothing_is_delet
 
     from flywheel.errors import WarehouseError
     from tests.factories import make_event
-    from tests.warehouse.test_load import land as land_events
-    from tests.warehouse.test_load import query
+    from tests.helpers.lake import land as land_events
+    from tests.helpers.lake import query
     from transforms.runner import run_transforms
     from warehouse.db import connected
     from warehouse.retention import forget_missing_files

@@ -7,8 +7,6 @@ for one, launched with the arguments ``start`` gives the broker, or with others.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -16,19 +14,7 @@ import pytest
 
 from flywheel.dev import localkafka
 from flywheel.errors import LocalKafkaError
-
-
-def process(*args: str) -> subprocess.Popen[bytes]:
-    """A process in a session of its own (as ``start`` runs the broker) that waits for stdin.
-
-    Returned once it runs: just after the exec its command line can still read as empty.
-    """
-    started = subprocess.Popen(
-        [sys.executable, "-c", "import sys; print('up', flush=True); sys.stdin.read()", *args],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
-    )  # fmt: skip
-    assert started.stdout is not None and started.stdout.readline() == b"up\n"
-    return started
+from tests.helpers.processes import process
 
 
 @pytest.fixture

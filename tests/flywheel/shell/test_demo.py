@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import polars as pl
+import pytest
 
-from tests.flywheel.test_cli import flywheel
-
-
-def check_published(version_dir: Path) -> dict:
-    manifest = json.loads((version_dir / "manifest.json").read_text())
-    assert manifest["quality"]["success"] is True
-    for kind, counts in manifest["counts"].items():
-        for split, split_counts in counts["splits"].items():
-            files = sorted((version_dir / "data" / kind).glob(f"{split}-*.parquet"))
-            assert sum(pl.read_parquet(f).height for f in files) == split_counts["rows"]
-        assert counts["rows"] > 0
-    card = (version_dir / "README.md").read_text()
-    assert "config_name: dpo" in card and "## Calibration" in card
-    assert (version_dir / "quality" / "index.html").is_file()
-    return manifest
+from tests.helpers.cli import flywheel
+from tests.helpers.datasets import check_published
 
 
+@pytest.mark.slow
 def test_demo_publishes_a_dataset_and_reruns_safely(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = {"FLYWHEEL_DATA_DIR": str(data)}

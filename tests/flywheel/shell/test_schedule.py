@@ -13,7 +13,7 @@ from export.policy import DatasetPolicy, DatasetsFile, Schedule, load_datasets
 from flywheel.dev.simulator import SimulationConfig, simulate
 from flywheel.errors import ConfigError, ExportError
 from flywheel.shell.schedule import Job, Scheduler, build_jobs
-from tests.export.conftest import KEYRING, land
+from tests.helpers.datasets import KEYRING, land
 
 T0 = datetime(2026, 3, 2, 10, 0, 30, tzinfo=UTC)
 
@@ -57,6 +57,7 @@ def test_a_failed_job_is_logged_and_the_scheduler_goes_on(caplog: pytest.LogCapt
     assert any(m == "scheduled run" and f["job"] == "hourly" for m, f in messages)
 
 
+@pytest.mark.slow
 def test_build_jobs_skips_and_publishes(data_dir: Path) -> None:
     datasets = DatasetsFile(
         schedule=Schedule(transforms="*/5 * * * *"),

@@ -1,0 +1,45 @@
+"""Landing events in the lake as they are, and querying the warehouse loaded from it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ingest.anonymiser import PseudonymisingAnonymiser
+from ingest.pipeline import DedupeWindow, Pipeline, RawMessage
+from privacy.keys import Keyring
+from warehouse.db import open_warehouse, raw
+from warehouse.lake import Lake
+from warehouse.texts import fetch_texts
+
+PIPELINE = Pipeline(PseudonymisingAnonymiser(Keyring(1, {1: b"k" * 32})), max_event_bytes=65536)
+"""Pseudonymises user ids and scrubs nothing, so the texts land as the test wrote them."""
+
+
+def land(lake: Lake, events: list[dict[str, Any]], *, partition: int = 0, first: int = 0) -> None:
+    """Land events as one lake file, with no dedupe window (as if resent after it expired)."""
+    messages = [
+        RawMessage("t", partition, first + i, b"c", json.dumps(e).encode())
+        for i, e in enumerate(events)
+    ]
+    batch = PIPELINE.process(messages, DedupeWindow(0))
+    lake.land(PIPELINE.frame(batch), topic="t", partition=partition, first_offset=first,
+              last_offset=first + len(events) - 1)  # fmt: skip
+
+
+ALL_TEXTS = "SELECT event_id, lake_file, source_offset FROM events"
+"""The ``texts`` of :func:`query` that reads every loaded event's texts."""
+
+
+def query(data_dir: Path, sql: str, *, texts: str | None = None) -> list[tuple[Any, ...]]:
+    """Rows of ``sql`` on the warehouse; with ``texts`` (a ``SELECT`` of events), their prompts
+    and texts read from the lake into ``lake_texts`` first."""
+    engine = open_warehouse(data_dir)
+    with engine.connect() as connection:
+        db = raw(connection)
+        if texts is not None:
+            fetch_texts(db, Lake.in_data_dir(data_dir).root, texts)
+        rows: list[tuple[Any, ...]] = db.execute(sql).fetchall()
+    engine.dispose()
+    return rows
