@@ -86,6 +86,16 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _not_stored(*, retry_after_s: float) -> JSONResponse:
+    """503: the events were not stored (nothing was accepted); the client resends the request."""
+    return error_response(
+        503,
+        "events could not be stored right now; nothing was accepted, resend the same request",
+        code="unavailable",
+        headers={"Retry-After": f"{retry_after_s:g}"},
+    )
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that map errors to HTTP answers."""
 
@@ -114,24 +124,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(SinkUnavailableError)
     async def _unavailable(request: Request, exc: SinkUnavailableError) -> JSONResponse:
         log.warning("event sink unavailable", extra={"fields": {"reason": str(exc)}})
-        return error_response(
-            503,
-            "events could not be stored right now; nothing was accepted, resend the same request",
-            code="unavailable",
-            headers={"Retry-After": str(exc.retry_after_s)},
-        )
+        return _not_stored(retry_after_s=exc.retry_after_s)
 
     @app.exception_handler(KafkaAuthError)
     async def _refused(request: Request, exc: KafkaAuthError) -> JSONResponse:
         # The operators' problem (credentials, certificates), not the client's: the reason goes
         # to the log and /readyz, the client is told to resend later.
         log.error("Kafka refused the API's producer", extra={"fields": {"reason": str(exc)}})
-        return error_response(
-            503,
-            "events could not be stored right now; nothing was accepted, resend the same request",
-            code="unavailable",
-            headers={"Retry-After": "30"},
-        )
+        return _not_stored(retry_after_s=30)
 
     @app.exception_handler(WarehouseBusyError)
     @app.exception_handler(ExportBusyError)
