@@ -270,12 +270,15 @@ def translate(exc: Exception, *, action: str, topic: str | None = None) -> Flywh
     return KafkaError(message)
 
 
+# librdkafka's errors for "no broker could be reached" (refused, all down, name not resolved).
+UNREACHABLE_ERRORS = frozenset({"_TRANSPORT", "_ALL_BROKERS_DOWN", "_RESOLVE"})
+
 # confluent-kafka (the ingest workers' consumer) marks few errors retriable itself; these
 # mean a broker or the group coordinator is away or busy, and go away on their own.
-_CONFLUENT_TRANSIENT = frozenset(
+_CONFLUENT_TRANSIENT = UNREACHABLE_ERRORS | frozenset(
     {
-        "_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_TIMED_OUT_QUEUE", "_WAIT_COORD",
-        "_RESOLVE", "_MSG_TIMED_OUT", "REQUEST_TIMED_OUT", "NETWORK_EXCEPTION",
+        "_TIMED_OUT", "_TIMED_OUT_QUEUE", "_WAIT_COORD", "_MSG_TIMED_OUT",
+        "REQUEST_TIMED_OUT", "NETWORK_EXCEPTION",
         "COORDINATOR_NOT_AVAILABLE", "NOT_COORDINATOR", "COORDINATOR_LOAD_IN_PROGRESS",
         "LEADER_NOT_AVAILABLE", "NOT_LEADER_FOR_PARTITION", "BROKER_NOT_AVAILABLE",
         "NOT_ENOUGH_REPLICAS", "NOT_ENOUGH_REPLICAS_AFTER_APPEND",

@@ -87,10 +87,6 @@ _FENCED_CODES = frozenset(
 )
 
 
-UNREACHABLE_ERRORS = frozenset({"_TRANSPORT", "_ALL_BROKERS_DOWN", "_RESOLVE"})
-"""librdkafka's names for "no broker could be reached" (refused, down, name not resolved)."""
-
-
 class CommitFencedError(Exception):
     """The commit was refused because the partition belongs to another member now."""
 
@@ -215,7 +211,7 @@ class IngestWorker:
             self._fatal = self._fatal or kafka.refused(
                 error.name(), error.str(), self.settings.kafka
             )
-        elif error.name() in UNREACHABLE_ERRORS:
+        elif error.name() in kafka.UNREACHABLE_ERRORS:
             self._unreachable = True
         # librdkafka reconnects by itself; the others are reports (a broker away), not failures.
         log.warning(
