@@ -19,7 +19,7 @@ DISTRIBUTION = "feedback-flywheel"
 
 EXTRAS = {
     "export": "the export's quality gate (Great Expectations)",
-    "names": "person-name detection (Presidio and spaCy)",
+    "names": "person-name detection (FLYWHEEL_PRIVACY__NAMES_MODEL: Presidio and spaCy)",
 }
 """Each extra a command may ask for, and what it serves."""
 

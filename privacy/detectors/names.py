@@ -19,22 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.errors import ConfigError
+from flywheel.extras import require
 
 
 class NameDetector:
     """Finds PERSON entities with Presidio's spaCy recognizer (never downloads a model)."""
 
     def __init__(self, model: str, *, min_score: float = 0.6) -> None:
-        try:
-            import spacy
-            from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-            from presidio_analyzer.nlp_engine import NlpEngineProvider
-            from presidio_analyzer.predefined_recognizers import SpacyRecognizer
-        except ImportError:
-            raise ConfigError(
-                "FLYWHEEL_PRIVACY__NAMES_MODEL needs presidio-analyzer and spaCy: "
-                "pip install 'feedback-flywheel[names]'"
-            ) from None
+        spacy = require("spacy", extra="names")  # the names extra, or one line naming it
+        require("presidio_analyzer", extra="names")
+        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+        from presidio_analyzer.nlp_engine import NlpEngineProvider
+        from presidio_analyzer.predefined_recognizers import SpacyRecognizer
+
         # Presidio would try to download a missing model; fail clearly instead.
         if not (spacy.util.is_package(model) or Path(model).is_dir()):
             raise ConfigError(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
-from flywheel.errors import ConfigError
+from flywheel.errors import ConfigError, MissingExtraError
 from privacy.detectors.names import NameDetector
 
 
@@ -65,3 +66,11 @@ def test_the_scrubbing_anonymiser_removes_names_too(model: Path) -> None:
     [row] = pipeline.frame(pipeline.process([message], DedupeWindow(1))).to_dicts()
     assert row["edited_text"] == "Thanks <PERSON>, mail me at <EMAIL>"
     assert row["scrubbed"] == [{"kind": "email", "count": 1}, {"kind": "person", "count": 1}]
+
+
+def test_without_the_names_extra_the_error_names_it_and_its_pip_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "presidio_analyzer", None)  # as if not installed
+    with pytest.raises(MissingExtraError, match=r"pip install 'feedback-flywheel\[names\]'"):
+        NameDetector("en_core_web_sm")
