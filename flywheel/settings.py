@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from flywheel.errors import ConfigError
+from flywheel.storage import LakeLocation, parse_lake_url
 
 # Values people paste from templates; a deployment that still carries one is refused.
 PLACEHOLDER_SECRETS = frozenset(
@@ -412,6 +413,26 @@ class PrivacySettings(BaseModel):
     and no dataset changes by a byte."""
 
 
+class LakeSettings(BaseModel):
+    """Where the lake is."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    url: str | None = None
+    """The lake's folder or object-storage prefix: a local path, or ``s3://bucket/prefix`` (S3
+    or a compatible store, reached through the standard AWS environment: ``AWS_ENDPOINT_URL``,
+    ``AWS_REGION``, the credential variables or a profile). Unset: ``<data dir>/lake``. In
+    progress: only the lake's own reads and writes (``warehouse.lake.Lake``) take an S3 URL so
+    far, and the commands still use the lake under the data dir (docs/architecture.md)."""
+
+    @field_validator("url")
+    @classmethod
+    def _url_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_lake_url(value)
+        return value
+
+
 class ExportSettings(BaseModel):
     """Published datasets and the schedule."""
 
@@ -455,6 +476,8 @@ class Settings(BaseSettings):
     """Pseudonymisation and scrubbing."""
     export: ExportSettings = ExportSettings()
     """Published datasets and the schedule."""
+    lake: LakeSettings = LakeSettings()
+    """Where the lake is."""
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -473,6 +496,13 @@ class Settings(BaseSettings):
         if self.kafka.bootstrap_servers is not None and not self.kafka.bootstrap_servers.strip():
             self.kafka.bootstrap_servers = None
         return self
+
+    @property
+    def lake_location(self) -> LakeLocation:
+        """The lake's location: ``FLYWHEEL_LAKE__URL``, else ``<data dir>/lake``."""
+        if self.lake.url is None:
+            return LakeLocation(str(self.data_dir / "lake"))
+        return parse_lake_url(self.lake.url)
 
     @property
     def embedded(self) -> bool:
