@@ -16,12 +16,21 @@ was landed from; a topic created again lands under ``<topic>~<n>`` (``TopicRecor
 
 A file may hold fewer rows than its offset range: poison messages went to the dead-letter topic
 and duplicates were dropped, but their offsets are covered all the same, so nothing is read twice.
+
+On object storage (``Lake.at`` an ``s3://`` location) the layout is the same under
+``<prefix>/events/``, but there is no rename: a batch is uploaded once under its final key and
+appears whole when the upload completes (``Lake.land``). Files are listed, and read, through
+``flywheel.storage``; ``LakeFile.path`` is then the object's path as pyarrow names it
+(``bucket/key``), to be read through ``Lake.read_table`` and ``Lake.read_metadata``, not opened
+as a local file. In progress: the worker's write, commit, publish steps and the lake's other
+readers and writers still work on a local lake only (docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import errno
 import glob
+import io
 import json
 import os
 import re
@@ -32,9 +41,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flywheel.files import replace_text
+from flywheel.storage import LakeLocation, ObjectStorage, open_storage
 
 if TYPE_CHECKING:
     import polars as pl
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 OFFSET_DIGITS = 20
 _NAME = re.compile(
@@ -165,18 +177,35 @@ def _as_os_error(exc: Exception, path: Path) -> OSError:
 
 
 class Lake:
-    """The events lake under ``root`` (``<data dir>/lake/events``)."""
+    """The events lake under ``root`` (``<data dir>/lake/events``), or on object storage."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, objects: ObjectStorage | None = None) -> None:
         self.root = root
+        self.objects = objects
+        """The lake's objects when it is on object storage; None for a local folder."""
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> Lake:
         """The lake of a data directory."""
         return cls(data_dir / "lake" / "events")
 
+    @classmethod
+    def at(cls, location: LakeLocation, *, check: bool = True) -> Lake:
+        """The lake at a location (``Settings.lake_location``): its events under ``events/``.
+        On object storage the bucket is checked at once (``check``), so a missing bucket or an
+        unreachable endpoint stops the caller with one line."""
+        events = location.child("events")
+        if location.is_local:
+            return cls(events.local_path())
+        objects = open_storage(events, check=check)
+        assert isinstance(objects, ObjectStorage)
+        return cls(Path(objects.path_of("")), objects=objects)
+
     def files(self, topic: str | None = None) -> Iterator[LakeFile]:
         """Every landed file (of one topic), in no particular order."""
+        if self.objects is not None:
+            yield from self._object_files(topic)
+            return
         if not self.root.exists():
             return
         # Listed first, then yielded: a caller that stops early must not leave scandir open.
@@ -189,6 +218,32 @@ class Lake:
                 landed = parse_name(Path(name))
                 if landed is not None and (topic is None or landed.topic == topic):
                     yield landed
+
+    def _object_files(self, topic: str | None) -> Iterator[LakeFile]:
+        assert self.objects is not None
+        # Listed first (one paginated listing of the prefix), then yielded.
+        keys = [stored.key for stored in self.objects.list_files()]
+        for key in keys:
+            folder, _, name = key.partition("/")
+            if not folder.startswith("landed_date=") or "/" in name:
+                continue
+            landed = parse_name(Path(self.objects.path_of(key)))
+            if landed is not None and (topic is None or landed.topic == topic):
+                yield landed
+
+    def read_table(self, landed: LakeFile, columns: list[str] | None = None) -> pa.Table:
+        """A landed file's rows (of ``columns``) as an Arrow table, wherever the lake is."""
+        import pyarrow.parquet as pq
+
+        filesystem = self.objects.filesystem() if self.objects is not None else None
+        return pq.read_table(str(landed.path), columns=columns, filesystem=filesystem)
+
+    def read_metadata(self, landed: LakeFile) -> pq.FileMetaData:
+        """A landed file's Parquet footer (row count, schema, statistics), read alone."""
+        import pyarrow.parquet as pq
+
+        filesystem = self.objects.filesystem() if self.objects is not None else None
+        return pq.read_metadata(str(landed.path), filesystem=filesystem)
 
     def landed_offsets(self, topic: str) -> dict[int, int]:
         """The highest landed offset of every partition of ``topic``."""
@@ -208,8 +263,8 @@ class Lake:
         Only the partition's owner writes its temporary files, so the owner may remove them.
         """
         removed = 0
-        if not self.root.exists():
-            return 0
+        if self.objects is not None or not self.root.exists():
+            return 0  # nothing is written under a temporary name on object storage
         prefix = f"{TEMPORARY_PREFIX}{topic}+{partition}+"
         for folder in self.root.glob("landed_date=*"):
             for stale in folder.glob(f"{glob.escape(prefix)}*"):
@@ -228,6 +283,7 @@ class Lake:
         now: datetime | None = None,
     ) -> tuple[Path, Path]:
         """Write a batch under a temporary name, flushed to disk; returns (temporary, final)."""
+        self._local_only("writing a batch under a temporary name")
         day = (now or datetime.now(UTC)).strftime("%Y-%m-%d")
         folder = self.root / f"landed_date={day}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -283,36 +339,67 @@ class Lake:
         Lake.publish(temporary, path)
         return frame.height - keep.height, keep.height
 
+    def _local_only(self, what: str) -> None:
+        if self.objects is not None:
+            raise NotImplementedError(
+                f"{what} needs a local lake; on object storage a batch is written once under its "
+                "final key (Lake.land)"
+            )
+
     def land(
         self, frame: pl.DataFrame, *, topic: str, partition: int, first_offset: int,
-        last_offset: int,
+        last_offset: int, now: datetime | None = None,
     ) -> Path:  # fmt: skip
-        """Write and publish a batch in one step (for callers with nothing to do in between)."""
+        """Write and publish a batch in one step (for callers with nothing to do in between).
+
+        On object storage the batch is uploaded once under its final key, where it appears whole
+        when the upload completes; locally it is written, flushed and renamed."""
+        if self.objects is not None:
+            day = (now or datetime.now(UTC)).strftime("%Y-%m-%d")
+            key = f"landed_date={day}/{file_name(topic, partition, first_offset, last_offset)}"
+            buffer = io.BytesIO()
+            # The same bytes a local landing writes to its file.
+            frame.write_parquet(buffer, compression="zstd", statistics=True)
+            self.objects.write_once(key, buffer.getvalue())
+            return Path(self.objects.path_of(key))
         temporary, final = self.write_temporary(
             frame, topic=topic, partition=partition, first_offset=first_offset,
-            last_offset=last_offset,
+            last_offset=last_offset, now=now,
         )  # fmt: skip
         self.publish(temporary, final)
         return final
 
     def topic_records(self, topic: str) -> list[TopicRecord]:
         """The topic ids ``topic`` was landed from, oldest first (the last is current)."""
-        path = self.root / TOPICS_FILE
-        if not path.exists():
+        text = self._topics_text()
+        if text is None:
             return []
-        recorded = json.loads(path.read_text()).get(topic, [])
+        recorded = json.loads(text).get(topic, [])
         return [TopicRecord(r["topic_id"], r["lake_topic"]) for r in recorded]
 
     def record_topic(self, topic: str, topic_id: str) -> TopicRecord:
         """Land ``topic`` from the Kafka topic ``topic_id`` from now on; returns its record."""
-        path = self.root / TOPICS_FILE
-        every = json.loads(path.read_text()) if path.exists() else {}
+        text = self._topics_text()
+        every = json.loads(text) if text is not None else {}
         records = every.setdefault(topic, [])
         lake_topic = topic if not records else f"{topic}~{len(records) + 1}"
         records.append({"topic_id": topic_id, "lake_topic": lake_topic})
-        self.root.mkdir(parents=True, exist_ok=True)
-        replace_text(path, json.dumps(every, indent=2, sort_keys=True) + "\n")
+        content = json.dumps(every, indent=2, sort_keys=True) + "\n"
+        if self.objects is not None:
+            # Replaced whole. Two hosts recording a topic at once would each write their own
+            # view: left for the table format's catalog, which commits atomically.
+            self.objects.write_once(TOPICS_FILE, content.encode())
+        else:
+            self.root.mkdir(parents=True, exist_ok=True)
+            replace_text(self.root / TOPICS_FILE, content)
         return TopicRecord(topic_id, lake_topic)
+
+    def _topics_text(self) -> str | None:
+        if self.objects is not None:
+            data = self.objects.read_bytes(TOPICS_FILE)
+            return data.decode() if data is not None else None
+        path = self.root / TOPICS_FILE
+        return path.read_text() if path.exists() else None
 
     def recent_event_ids(self, topic: str, partition: int, *, limit: int) -> list[str]:
         """Event ids of the newest ``limit`` landed events of a partition, oldest first."""
@@ -321,7 +408,10 @@ class Lake:
         collected: list[list[str]] = []
         count = 0
         for landed in reversed(self.partition_files(topic, partition)):
-            ids = pl.read_parquet(landed.path, columns=["event_id"])["event_id"].to_list()
+            if self.objects is not None:
+                ids = self.read_table(landed, ["event_id"]).column("event_id").to_pylist()
+            else:
+                ids = pl.read_parquet(landed.path, columns=["event_id"])["event_id"].to_list()
             collected.append(ids)
             count += len(ids)
             if count >= limit:
