@@ -92,6 +92,10 @@ class ExportResult:
         return self.version is not None
 
 
+EXPORT = "the export (DuckDB reads the texts back from the lake's files)"
+"""What refuses a lake on object storage (``warehouse.lake.open_lake``)."""
+
+
 def export_dataset(
     data_dir: Path,
     name: str,
@@ -100,9 +104,12 @@ def export_dataset(
     datasets: DatasetsFile | None = None,
     keep_failed: int = 5,
     on_progress: Callable[[str], None] | None = None,
+    lake: Lake | None = None,
 ) -> ExportResult:
     """Publish the next version of dataset ``name`` (see the module's docstring); keep the
-    ``keep_failed`` latest failed attempts."""
+    ``keep_failed`` latest failed attempts. ``lake``: the configuration's (``open_lake``; the
+    texts are read back from its files on a local disk), unset the data dir's."""
+    lake_root = (lake or Lake.in_data_dir(data_dir)).local_root(EXPORT)
     policy = (datasets or load_datasets()).dataset(name)
     step = on_progress or (lambda _: None)
     folder = dataset_dir(data_dir, name)
@@ -114,7 +121,7 @@ def export_dataset(
         attempt = folder / f".attempt-{attempt_id}"
         attempt.mkdir()
         try:
-            return _export(data_dir, name, policy, keyring, attempt, step)
+            return _export(data_dir, lake_root, name, policy, keyring, attempt, step)
         except QualityGateError as failure:
             kept = folder / f"failed-{attempt_id}"
             attempt.rename(kept)
@@ -130,6 +137,7 @@ def export_dataset(
 
 def _export(
     data_dir: Path,
+    lake_root: Path,
     name: str,
     policy: DatasetPolicy,
     keyring: Keyring,
@@ -137,7 +145,7 @@ def _export(
     step: Callable[[str], None],
 ) -> ExportResult:
     step("reading the warehouse")
-    frames, lineage, excluded = _read_warehouse(data_dir, name, policy, keyring)
+    frames, lineage, excluded = _read_warehouse(data_dir, lake_root, name, policy, keyring)
     step("writing files")
     files = write_files(frames, policy, attempt)
     # Nothing new is decided before the gate: the latest version passed it with these very
@@ -200,7 +208,7 @@ class Lineage:
 
 
 def _read_warehouse(
-    data_dir: Path, name: str, policy: DatasetPolicy, keyring: Keyring
+    data_dir: Path, lake_root: Path, name: str, policy: DatasetPolicy, keyring: Keyring
 ) -> tuple[dict[Kind, pl.DataFrame], Lineage, Excluded]:
     """Each config's shaped rows (with ``split`` and the gate's inputs), the lineage of the
     whole version (lake files, the transform run, the time window, the calibration) and the
@@ -212,9 +220,7 @@ def _read_warehouse(
         for kind in policy.kinds:
             table = SOURCE_OF_KIND[kind]
             if table not in selected:
-                selected[table] = select_rows(
-                    db, policy, kind, Lake.in_data_dir(data_dir).root, unreadable=unreadable
-                )
+                selected[table] = select_rows(db, policy, kind, lake_root, unreadable=unreadable)
         response_ids = {
             i for rows in selected.values() for i in rows["response_ids"].explode().drop_nulls()
         }

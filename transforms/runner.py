@@ -67,6 +67,10 @@ class RunSummary:
     database file) at the first commit after its write-ahead log passes 16 MiB, else at close."""
 
 
+TRANSFORMS = "the transforms (DuckDB loads the lake's files and reads texts from them)"
+"""What refuses a lake on object storage (``warehouse.lake.open_lake``)."""
+
+
 def run_transforms(
     data_dir: Path,
     *,
@@ -74,9 +78,16 @@ def run_transforms(
     select: list[str] | None = None,
     policy_file: Path | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
+    lake: Lake | None = None,
 ) -> RunSummary:
     """Load the lake's new files (all of them with ``full_refresh``), build the models (those in
-    ``select`` and what they need), and record the run with the policy's hash."""
+    ``select`` and what they need), and record the run with the policy's hash.
+
+    ``lake``: the configuration's (``warehouse.lake.open_lake``, which refuses one on object
+    storage for the transforms: DuckDB reads its files from a local disk); unset, the data
+    dir's."""
+    lake = lake or Lake.in_data_dir(data_dir)
+    lake.local_root(TRANSFORMS)
     policy = load_policy(policy_file)
     ordered(discover(), select)  # an unknown model or a cycle fails before anything runs
     started = time.perf_counter()
@@ -84,7 +95,7 @@ def run_transforms(
     summary = RunSummary(run_id=uuid.uuid4().hex, full_refresh=full_refresh)
     summary.overhead["open"] = time.perf_counter() - started
     try:
-        _run(engine, data_dir, summary, policy, select, on_progress)
+        _run(engine, lake, summary, policy, select, on_progress)
     except BaseException as exc:
         _record_failure(engine, summary.run_id)
         if isinstance(exc, FlywheelError) or not isinstance(exc, Exception):
@@ -114,7 +125,7 @@ def _record_failure(engine: Engine, run_id: str) -> None:
 
 def _run(
     engine: Engine,
-    data_dir: Path,
+    lake: Lake,
     summary: RunSummary,
     policy: Policy,
     select: list[str] | None,
@@ -144,7 +155,7 @@ def _run(
         overhead["record"] = time.perf_counter() - started
         loaded = load_lake(
             connection,
-            Lake.in_data_dir(data_dir),
+            lake,
             run_id=summary.run_id,
             full_refresh=full_refresh,
             on_progress=(lambda done, total: on_progress("load", done, total))
@@ -167,7 +178,7 @@ def _run(
             built = run_models(
                 db,
                 policy,
-                lake_root=Lake.in_data_dir(data_dir).root,
+                lake_root=lake.root,
                 select=select,
                 # Removed events leave no new file to scope an incremental build by.
                 full_refresh=full_refresh or bool(loaded.removed),

@@ -47,6 +47,7 @@ def erase_from_lake(lake: Lake, pseudonyms: list[str]) -> list[LakeRewrite]:
     """Rewrite every lake file that holds one of ``pseudonyms`` without those rows."""
     import duckdb
 
+    lake.local_root("erasure")  # rewrites its files in place
     files = sorted(str(f.path) for f in lake.files())
     if not files or not pseudonyms:
         return []

@@ -22,8 +22,10 @@ On object storage (``Lake.at`` an ``s3://`` location) the layout is the same und
 appears whole when the upload completes (``Lake.land``). Files are listed, and read, through
 ``flywheel.storage``; ``LakeFile.path`` is then the object's path as pyarrow names it
 (``bucket/key``), to be read through ``Lake.read_table`` and ``Lake.read_metadata``, not opened
-as a local file. In progress: the worker's write, commit, publish steps and the lake's other
-readers and writers still work on a local lake only (docs/architecture.md).
+as a local file. Commands build the lake with ``open_lake``, from ``FLYWHEEL_LAKE__URL``. In
+progress: the worker's write, commit, publish steps and the lake's other readers and writers
+still work on a local lake only, and refuse one on object storage at start (``open_lake``'s
+``local_only``; docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -40,13 +42,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flywheel.errors import ConfigError
 from flywheel.files import replace_text
-from flywheel.storage import LakeLocation, ObjectStorage, open_storage
+from flywheel.storage import SETTING, LakeLocation, ObjectStorage, open_storage
 
 if TYPE_CHECKING:
     import polars as pl
     import pyarrow as pa
     import pyarrow.parquet as pq
+
+    from flywheel.settings import Settings
 
 OFFSET_DIGITS = 20
 _NAME = re.compile(
@@ -179,14 +184,20 @@ def _as_os_error(exc: Exception, path: Path) -> OSError:
 class Lake:
     """The events lake under ``root`` (``<data dir>/lake/events``), or on object storage."""
 
-    def __init__(self, root: Path, *, objects: ObjectStorage | None = None) -> None:
+    def __init__(
+        self, root: Path, *, objects: ObjectStorage | None = None,
+        location: LakeLocation | None = None,
+    ) -> None:  # fmt: skip
         self.root = root
         self.objects = objects
         """The lake's objects when it is on object storage; None for a local folder."""
+        self.location = location or LakeLocation(str(root.parent))
+        """Where the lake is, as ``FLYWHEEL_LAKE__URL`` names it (its events under ``events/``)."""
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> Lake:
-        """The lake of a data directory."""
+        """The lake of a data directory, as ``FLYWHEEL_LAKE__URL`` unset has it. Commands build
+        their lake with ``open_lake``, which honours the setting."""
         return cls(data_dir / "lake" / "events")
 
     @classmethod
@@ -196,10 +207,10 @@ class Lake:
         unreachable endpoint stops the caller with one line."""
         events = location.child("events")
         if location.is_local:
-            return cls(events.local_path())
+            return cls(events.local_path(), location=location)
         objects = open_storage(events, check=check)
         assert isinstance(objects, ObjectStorage)
-        return cls(Path(objects.path_of("")), objects=objects)
+        return cls(Path(objects.path_of("")), objects=objects, location=location)
 
     def files(self, topic: str | None = None) -> Iterator[LakeFile]:
         """Every landed file (of one topic), in no particular order."""
@@ -339,6 +350,13 @@ class Lake:
         Lake.publish(temporary, path)
         return frame.height - keep.height, keep.height
 
+    def local_root(self, what: str) -> Path:
+        """The events folder of a local lake, for ``what`` that reads or rewrites its files in
+        place; on object storage a ``ConfigError`` (``not_supported_on_object_storage``)."""
+        if self.objects is not None:
+            raise not_supported_on_object_storage(self.location, what)
+        return self.root
+
     def _local_only(self, what: str) -> None:
         if self.objects is not None:
             raise NotImplementedError(
@@ -418,3 +436,25 @@ class Lake:
                 break
         flat = [event_id for ids in reversed(collected) for event_id in ids]
         return flat[-limit:] if limit else []
+
+
+def open_lake(settings: Settings, *, local_only: str | None = None, check: bool = True) -> Lake:
+    """The lake of a configuration (``FLYWHEEL_LAKE__URL``, else ``<data dir>/lake``): the one
+    way a command, the API or a scheduled job builds it, so the setting is never ignored.
+
+    ``local_only`` names what the caller does when that still needs lake files on a local disk
+    (rewritten in place, renamed, read by DuckDB, locked): an ``s3://`` URL is then refused at
+    once, before any request to the store, with one ``ConfigError`` naming the setting. On
+    object storage the bucket is checked (``check``, see ``Lake.at``)."""
+    location = settings.lake_location
+    if local_only is not None and not location.is_local:
+        raise not_supported_on_object_storage(location, local_only)
+    return Lake.at(location, check=check)
+
+
+def not_supported_on_object_storage(location: LakeLocation, what: str) -> ConfigError:
+    """The one line that refuses a lake on object storage to ``what`` (not supported yet)."""
+    return ConfigError(
+        f"{SETTING}={location}: {what} does not support a lake on object storage yet; "
+        f"unset {SETTING} or give a local folder (docs/architecture.md)"
+    )

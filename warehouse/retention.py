@@ -33,6 +33,7 @@ class Expired:
 
 def expire_lake_files(lake: Lake, *, keep_days: int, today: date) -> Expired:
     """Delete files landed before ``today - keep_days`` (not the newest of any partition)."""
+    lake.local_root("lake retention")
     cutoff = today - timedelta(days=keep_days)
     newest: dict[tuple[str, int], LakeFile] = {}
     files = list(lake.files())
