@@ -421,9 +421,11 @@ class LakeSettings(BaseModel):
     url: str | None = None
     """The lake's folder or object-storage prefix: a local path, or ``s3://bucket/prefix`` (S3
     or a compatible store, reached through the standard AWS environment: ``AWS_ENDPOINT_URL``,
-    ``AWS_REGION``, the credential variables or a profile). Unset: ``<data dir>/lake``. In
-    progress: only the lake's own reads and writes (``warehouse.lake.Lake``) take an S3 URL so
-    far, and the commands still use the lake under the data dir (docs/architecture.md)."""
+    ``AWS_REGION``, the credential variables or a profile). Unset: ``<data dir>/lake``. Every
+    command uses the lake it names. In progress: the commands that land, transform, export,
+    erase or expire lake files (``serve``, ``ingest``, ``transform run``, ``export run``,
+    ``erase``, ``schedule``, ``demo``) refuse an ``s3://`` URL at start, as not supported there
+    yet (docs/architecture.md)."""
 
     @field_validator("url")
     @classmethod

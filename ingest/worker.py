@@ -68,6 +68,11 @@ crash tests can kill the process exactly there."""
 
 _T = TypeVar("_T")
 
+INGEST_WORKER = "the Kafka ingest worker (no guard yet against a fenced worker's late upload)"
+"""What refuses a lake on object storage (``warehouse.lake.open_lake``): on a local disk the
+partition's new owner removes the batch a fenced worker left under its temporary name; on S3 no
+object can be taken back that way, so a late upload would land a range twice."""
+
 MAX_IN_FLIGHT = 2
 """Batches handed to the preparer and not finished yet: one being prepared, one queued."""
 

@@ -20,10 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from export.policy import DatasetsFile
 from flywheel.errors import FlywheelError
 from privacy.keys import Keyring
+
+if TYPE_CHECKING:
+    from warehouse.lake import Lake
 
 log = logging.getLogger(__name__)
 
@@ -103,43 +107,46 @@ class Scheduler:
             self.stop.wait(min(max((upcoming - self.clock()).total_seconds(), 0.05), 1.0))
 
 
-def transforms_job(data_dir: Path) -> str:
+SCHEDULE = "flywheel schedule (its transforms, exports and lake retention)"
+"""What refuses a lake on object storage (``warehouse.lake.open_lake``)."""
+
+
+def transforms_job(data_dir: Path, lake: Lake) -> str:
     """Run the transforms if the lake has files the warehouse has not loaded."""
     from transforms.runner import run_transforms
     from warehouse.db import open_warehouse
-    from warehouse.lake import Lake
     from warehouse.load import pending_files
 
     engine = open_warehouse(data_dir)
     try:
         with engine.connect() as connection:
-            pending = len(pending_files(connection, Lake.in_data_dir(data_dir)))
+            pending = len(pending_files(connection, lake))
     finally:
         engine.dispose()
     if not pending:
         return "skipped: no new lake files"
-    summary = run_transforms(data_dir)
+    summary = run_transforms(data_dir, lake=lake)
     return f"loaded {summary.files_loaded} lake files, {summary.events_loaded} new events"
 
 
-def export_job(data_dir: Path, name: str, keyring: Keyring, datasets: DatasetsFile) -> str:
+def export_job(
+    data_dir: Path, name: str, keyring: Keyring, datasets: DatasetsFile, lake: Lake
+) -> str:
     """Export a dataset; nothing new is a skip."""
     from export.publish import export_dataset
 
-    result = export_dataset(data_dir, name, keyring, datasets=datasets)
+    result = export_dataset(data_dir, name, keyring, datasets=datasets, lake=lake)
     if not result.published:
         return f"skipped: nothing new since {result.manifest.version}"
     return f"published {result.version}"
 
 
-def retention_job(data_dir: Path, keep_days: int) -> str:
+def retention_job(data_dir: Path, keep_days: int, lake: Lake) -> str:
     """Delete lake files older than the retention period, then their events in the warehouse
     (texts are read from the lake: the warehouse follows it)."""
     from warehouse.db import connected, warehouse_path
-    from warehouse.lake import Lake
     from warehouse.retention import expire_lake_files, forget_missing_files
 
-    lake = Lake.in_data_dir(data_dir)
     expired = expire_lake_files(lake, keep_days=keep_days, today=datetime.now(UTC).date())
     forgotten = 0
     if warehouse_path(data_dir).exists():
@@ -159,23 +166,32 @@ def build_jobs(
     keyring: Keyring,
     *,
     lake_retention_days: int | None = None,
+    lake: Lake | None = None,
 ) -> list[Job]:
-    """The transforms job, one export job per scheduled dataset, and the retention job."""
+    """The transforms job, one export job per scheduled dataset, and the retention job, on
+    ``lake`` (the configuration's, ``open_lake``; unset, the data dir's)."""
+    from warehouse.lake import Lake
+
+    every = lake or Lake.in_data_dir(data_dir)
     jobs = []
     if datasets.schedule.transforms:
         jobs.append(
-            Job("transforms", datasets.schedule.transforms, lambda: transforms_job(data_dir))
+            Job("transforms", datasets.schedule.transforms, lambda: transforms_job(data_dir, every))
         )
     for name, policy in datasets.datasets.items():
         if policy.schedule:
 
             def run(name: str = name) -> str:
-                return export_job(data_dir, name, keyring, datasets)
+                return export_job(data_dir, name, keyring, datasets, every)
 
             jobs.append(Job(f"export:{name}", policy.schedule, run))
     if lake_retention_days is not None and datasets.schedule.retention:
         days = lake_retention_days
         jobs.append(
-            Job("retention", datasets.schedule.retention, lambda: retention_job(data_dir, days))
+            Job(
+                "retention",
+                datasets.schedule.retention,
+                lambda: retention_job(data_dir, days, every),
+            )
         )
     return jobs
