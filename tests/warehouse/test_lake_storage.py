@@ -5,7 +5,6 @@ bytes of every file."""
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,30 +13,12 @@ import pytest
 
 from flywheel.storage import LakeLocation, parse_lake_url
 from ingest.pipeline import DedupeWindow, RawMessage
-from tests.helpers.lake import PIPELINE
+from tests.helpers.lake import PIPELINE, events
 from tests.helpers.lake import land as land_events
 from tests.helpers.s3 import S3Bucket
 from warehouse.lake import Lake, LakeFile, lake_schema
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
-
-
-def events(count: int, *, seed: int) -> list[dict[str, object]]:
-    return [
-        {
-            "schema_version": 1,
-            "event_id": str(uuid.UUID(int=seed * 1000 + i)),
-            "type": "rating",
-            "occurred_at": "2026-11-26T10:00:00Z",
-            "user_id": f"user-{i % 3}",
-            "conversation_id": f"conversation-{seed}",
-            "app": {"name": "chat", "version": "1.0"},
-            "consent": {"training": True, "policy_version": "v1"},
-            "response_id": f"response-{seed}-{i}",
-            "value": "up",
-        }
-        for i in range(count)
-    ]
 
 
 def empty_frame() -> pl.DataFrame:
@@ -118,9 +99,24 @@ def test_on_s3_a_file_is_written_once_under_its_final_key(
     day = datetime.now(UTC).strftime("%Y-%m-%d")
     assert key == f"lake/events/landed_date={day}/t+0+{0:020d}+{1:020d}.parquet"
     assert remote.remove_temporary_files("t", 0) == 0
-    with pytest.raises(NotImplementedError, match="written once under its final key"):
-        remote.write_temporary(empty_frame(),
-                               topic="t", partition=0, first_offset=2, last_offset=2)  # fmt: skip
+    # A worker's batch: written in the local spool, nothing in the bucket until it is placed.
+    temporary, final = remote.write_temporary(
+        frame(1, partition=0, first=2), topic="t", partition=0, first_offset=2, last_offset=2
+    )
+    assert temporary.is_file() and s3_bucket.keys() == [key]
+    spooled = temporary.read_bytes()
+    remote.place(temporary, final)
+    assert not temporary.exists()
+    placed = f"lake/events/landed_date={day}/t+0+{2:020d}+{2:020d}.parquet"
+    assert s3_bucket.keys() == sorted([key, placed])
+    body = s3_bucket.server.client().get_object(Bucket=s3_bucket.name, Key=placed)["Body"]
+    assert body.read() == spooled
+    assert remote.landed_offsets("t") == {0: 2}
+    # A crash before the upload leaves the spooled file; the partition's next owner removes it.
+    left, _ = remote.write_temporary(
+        frame(1, partition=0, first=3), topic="t", partition=0, first_offset=3, last_offset=3
+    )
+    assert remote.remove_temporary_files("t", 0) == 1 and not left.exists()
 
 
 def test_topic_records_are_kept_alike_locally_and_on_s3(
