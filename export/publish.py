@@ -92,10 +92,6 @@ class ExportResult:
         return self.version is not None
 
 
-EXPORT = "the export (DuckDB reads the texts back from the lake's files)"
-"""What refuses a lake on object storage (``warehouse.lake.open_lake``)."""
-
-
 def export_dataset(
     data_dir: Path,
     name: str,
@@ -108,8 +104,9 @@ def export_dataset(
 ) -> ExportResult:
     """Publish the next version of dataset ``name`` (see the module's docstring); keep the
     ``keep_failed`` latest failed attempts. ``lake``: the configuration's (``open_lake``; the
-    texts are read back from its files on a local disk), unset the data dir's."""
-    lake_root = (lake or Lake.in_data_dir(data_dir)).local_root(EXPORT)
+    texts are read back from its files, on object storage from this host's copies), unset
+    the data dir's."""
+    lake = lake or Lake.in_data_dir(data_dir)
     policy = (datasets or load_datasets()).dataset(name)
     step = on_progress or (lambda _: None)
     folder = dataset_dir(data_dir, name)
@@ -121,7 +118,7 @@ def export_dataset(
         attempt = folder / f".attempt-{attempt_id}"
         attempt.mkdir()
         try:
-            return _export(data_dir, lake_root, name, policy, keyring, attempt, step)
+            return _export(data_dir, lake, name, policy, keyring, attempt, step)
         except QualityGateError as failure:
             kept = folder / f"failed-{attempt_id}"
             attempt.rename(kept)
@@ -137,7 +134,7 @@ def export_dataset(
 
 def _export(
     data_dir: Path,
-    lake_root: Path,
+    lake: Lake,
     name: str,
     policy: DatasetPolicy,
     keyring: Keyring,
@@ -145,7 +142,7 @@ def _export(
     step: Callable[[str], None],
 ) -> ExportResult:
     step("reading the warehouse")
-    frames, lineage, excluded = _read_warehouse(data_dir, lake_root, name, policy, keyring)
+    frames, lineage, excluded = _read_warehouse(data_dir, lake, name, policy, keyring)
     step("writing files")
     files = write_files(frames, policy, attempt)
     # Nothing new is decided before the gate: the latest version passed it with these very
@@ -208,13 +205,17 @@ class Lineage:
 
 
 def _read_warehouse(
-    data_dir: Path, lake_root: Path, name: str, policy: DatasetPolicy, keyring: Keyring
+    data_dir: Path, lake: Lake, name: str, policy: DatasetPolicy, keyring: Keyring
 ) -> tuple[dict[Kind, pl.DataFrame], Lineage, Excluded]:
     """Each config's shaped rows (with ``split`` and the gate's inputs), the lineage of the
     whole version (lake files, the transform run, the time window, the calibration) and the
     rows left out for unreadable times."""
     selected: dict[str, pl.DataFrame] = {}  # dpo and reward take the same rows
     with models_connection(data_dir, action="export from") as db:
+        # The texts are read back from the files the warehouse loaded (on object storage,
+        # from this host's copies of them).
+        loaded = [path for (path,) in db.execute("SELECT path FROM lake_files").fetchall()]
+        lake_root = lake.readable_root(loaded)
         unreadable = [row[0] for row in db.execute(UNREADABLE_RESPONSES).fetchall()]
         excluded = {kind: unreadable_rows(db, policy, kind, unreadable) for kind in policy.kinds}
         for kind in policy.kinds:

@@ -422,10 +422,17 @@ class LakeSettings(BaseModel):
     """The lake's folder or object-storage prefix: a local path, or ``s3://bucket/prefix`` (S3
     or a compatible store, reached through the standard AWS environment: ``AWS_ENDPOINT_URL``,
     ``AWS_REGION``, the credential variables or a profile). Unset: ``<data dir>/lake``. Every
-    command uses the lake it names. In progress: the commands that land, transform, export,
-    erase or expire lake files (``serve``, ``ingest``, ``transform run``, ``export run``,
-    ``erase``, ``schedule``, ``demo``) refuse an ``s3://`` URL at start, as not supported there
-    yet (docs/architecture.md)."""
+    command uses the lake it names; ``flywheel demo`` makes its own and refuses an ``s3://``
+    URL. Landed files form an Apache Iceberg table (``catalog``; docs/architecture.md)."""
+
+    catalog: str | None = None
+    """The Iceberg catalog of the lake's table, as a SQLAlchemy URL: ``postgresql+psycopg://...``
+    for workers on several hosts (docs/operations.md). Unset: a SQLite file in the data dir
+    (``lake-catalog.db``), for one host."""
+    commit_interval_s: float = Field(default=60.0, gt=0)
+    """How often an ingest worker commits the files landed since the last commit to the lake's
+    table (each worker tries; a commit finding nothing new costs one read of the catalog).
+    ``flywheel transform run`` commits first, whatever the interval."""
 
     @field_validator("url")
     @classmethod

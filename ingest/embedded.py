@@ -94,7 +94,9 @@ def hold_lock(lake: Lake) -> int:
     """
     import fcntl
 
-    path = lake.root.parent / LOCK_NAME
+    # Beside the events folder on a local disk; beside the spool for a lake on object storage,
+    # which only this host's processes see (one embedded API per lake: docs/operations.md).
+    path = lake.spool.parent / LOCK_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -103,7 +105,7 @@ def hold_lock(lake: Lake) -> int:
         holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "unknown"
         os.close(descriptor)
         raise ConfigError(
-            f"the lake {lake.root.parent} is already served in embedded mode (pid {holder} holds "
+            f"the lake {lake.location} is already served in embedded mode (pid {holder} holds "
             f"{path}); two processes would overwrite each other's lake files: stop it, or set "
             "another FLYWHEEL_DATA_DIR or FLYWHEEL_LAKE__URL, or run with Kafka "
             "(FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS)"
@@ -252,8 +254,10 @@ class EmbeddedSink:
                 frame, topic=EMBEDDED_TOPIC, partition=0, first_offset=batch.first_offset,
                 last_offset=batch.last_offset,
             )  # fmt: skip
-            removed = rename_batch(self.pipeline.suppression, temporary, final, frame_users(frame))
-            self.lake.sync_folder(final.parent)
+            removed = rename_batch(
+                self.lake, self.pipeline.suppression, temporary, final, frame_users(frame)
+            )
+            self.lake.sync_landed(final)
         except Exception as exc:
             # Read the lake again before the next batch: a failure after the rename (the folder's
             # fsync) leaves the file, and offsets and the dedupe window must count it.
@@ -342,7 +346,7 @@ class EmbeddedSink:
         return await asyncio.to_thread(self._check_storage)
 
     def _check_storage(self) -> str | None:
-        folder = self.lake.root
+        folder = self.lake.spool
         try:
             folder.mkdir(parents=True, exist_ok=True)
             if not self.disk.writable(folder):
@@ -386,7 +390,7 @@ def embedded_sink(settings: Settings, keyring: Keyring) -> EmbeddedSink:
     """The embedded sink of a configuration: its lake (``FLYWHEEL_LAKE__URL``, on a local disk:
     the sink renames its files and locks the lake with ``flock``), the configured pipeline."""
     return EmbeddedSink(
-        lake=open_lake(settings, local_only=EMBEDDED_SINK),
+        lake=open_lake(settings),
         pipeline=build_pipeline(settings, keyring),
         dedupe_window=settings.ingest.dedupe_window,
         max_batch_events=settings.ingest.batch_max_events,

@@ -28,6 +28,7 @@ from transforms.policy import Policy, load_policy
 from warehouse.db import open_warehouse, raw, translate, warehouse_path
 from warehouse.lake import Lake
 from warehouse.load import load_lake
+from warehouse.table import LakeTable, default_catalog_uri
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -52,6 +53,8 @@ class RunSummary:
 
     run_id: str
     full_refresh: bool
+    committed_files: int = 0
+    """Landed files this run committed to the lake's table before loading."""
     files_loaded: int = 0
     events_loaded: int = 0
     excluded_events: list[str] = field(default_factory=list)
@@ -62,13 +65,11 @@ class RunSummary:
     overhead: dict[str, float] = field(default_factory=dict)
     """Seconds spent outside the steps, by part: ``open`` (the engine and the migration check),
     ``record`` (the run's row in ``transform_runs``, written at the start and the end),
-    ``plan`` and ``scope`` (see ``run_models``), ``commit`` (the models' transaction) and
+    ``commit_lake`` (committing landed files to the lake's table, listing its files and, on
+    object storage, copying new ones to this host), ``plan`` and ``scope`` (see
+    ``run_models``), ``commit`` (the models' transaction) and
     ``close`` (closing the warehouse). DuckDB checkpoints (writes the run's changes into the
     database file) at the first commit after its write-ahead log passes 16 MiB, else at close."""
-
-
-TRANSFORMS = "the transforms (DuckDB loads the lake's files and reads texts from them)"
-"""What refuses a lake on object storage (``warehouse.lake.open_lake``)."""
 
 
 def run_transforms(
@@ -79,15 +80,17 @@ def run_transforms(
     policy_file: Path | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
     lake: Lake | None = None,
+    table: LakeTable | None = None,
 ) -> RunSummary:
-    """Load the lake's new files (all of them with ``full_refresh``), build the models (those in
-    ``select`` and what they need), and record the run with the policy's hash.
+    """Commit the landed files to the lake's table, load the files of its current snapshot not
+    loaded yet (all of them with ``full_refresh``), build the models (those in ``select`` and
+    what they need), and record the run with the policy's hash.
 
-    ``lake``: the configuration's (``warehouse.lake.open_lake``, which refuses one on object
-    storage for the transforms: DuckDB reads its files from a local disk); unset, the data
-    dir's."""
+    ``lake``: the configuration's (``warehouse.lake.open_lake``), unset the data dir's; on
+    object storage its files are copied to this host (``Lake.readable``) for DuckDB. ``table``:
+    the lake's table (``LakeTable.of``), unset the one in the data dir's catalog."""
     lake = lake or Lake.in_data_dir(data_dir)
-    lake.local_root(TRANSFORMS)
+    table = table or LakeTable(lake, default_catalog_uri(data_dir))
     policy = load_policy(policy_file)
     ordered(discover(), select)  # an unknown model or a cycle fails before anything runs
     started = time.perf_counter()
@@ -95,7 +98,7 @@ def run_transforms(
     summary = RunSummary(run_id=uuid.uuid4().hex, full_refresh=full_refresh)
     summary.overhead["open"] = time.perf_counter() - started
     try:
-        _run(engine, lake, summary, policy, select, on_progress)
+        _run(engine, lake, table, summary, policy, select, on_progress)
     except BaseException as exc:
         _record_failure(engine, summary.run_id)
         if isinstance(exc, FlywheelError) or not isinstance(exc, Exception):
@@ -126,6 +129,7 @@ def _record_failure(engine: Engine, run_id: str) -> None:
 def _run(
     engine: Engine,
     lake: Lake,
+    table: LakeTable,
     summary: RunSummary,
     policy: Policy,
     select: list[str] | None,
@@ -153,9 +157,13 @@ def _run(
                 },
             )
         overhead["record"] = time.perf_counter() - started
+        started = time.perf_counter()
+        summary.committed_files = len(table.commit().files)
+        lake_files = lake.readable(table.data_files())
+        overhead["commit_lake"] = time.perf_counter() - started
         loaded = load_lake(
             connection,
-            lake,
+            lake_files,
             run_id=summary.run_id,
             full_refresh=full_refresh,
             on_progress=(lambda done, total: on_progress("load", done, total))
@@ -178,7 +186,7 @@ def _run(
             built = run_models(
                 db,
                 policy,
-                lake_root=lake.root,
+                lake_root=lake.cache,
                 select=select,
                 # Removed events leave no new file to scope an incremental build by.
                 full_refresh=full_refresh or bool(loaded.removed),

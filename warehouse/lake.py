@@ -30,13 +30,14 @@ still work on a local lake only, and refuse one on object storage at start (``op
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import glob
 import io
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from flywheel.errors import ConfigError
 from flywheel.files import replace_text
-from flywheel.storage import SETTING, LakeLocation, ObjectStorage, open_storage
+from flywheel.storage import SETTING, LakeLocation, LocalStorage, ObjectStorage, open_storage
 
 if TYPE_CHECKING:
     import polars as pl
@@ -59,6 +60,10 @@ _NAME = re.compile(
     r"\.parquet$"
 )
 TEMPORARY_PREFIX = ".landing-"
+CACHE_FOLDER = "lake-cache"
+"""In the data dir: this host's copies of files of a lake on object storage, for DuckDB."""
+SPOOL_FOLDER = "lake-spool"
+"""In the data dir: batches written on this host before their upload to a lake on object storage."""
 TOPICS_FILE = "topics.json"
 """Beside the day folders: the Kafka topic id each topic was landed from (``TopicRecord``)."""
 
@@ -186,13 +191,20 @@ class Lake:
 
     def __init__(
         self, root: Path, *, objects: ObjectStorage | None = None,
-        location: LakeLocation | None = None,
+        location: LakeLocation | None = None, spool: Path | None = None,
     ) -> None:  # fmt: skip
         self.root = root
         self.objects = objects
         """The lake's objects when it is on object storage; None for a local folder."""
         self.location = location or LakeLocation(str(root.parent))
         """Where the lake is, as ``FLYWHEEL_LAKE__URL`` names it (its events under ``events/``)."""
+        self.spool: Path = spool if objects is not None and spool is not None else root
+        """Where batches are written before they land: the events folder itself on a local
+        disk (renamed into place), a local folder on object storage (uploaded, then removed)."""
+        self.cache = (spool.parent / CACHE_FOLDER if spool is not None else None) or root
+        """Where DuckDB reads lake files from (``readable``): the events folder itself on a
+        local disk; on object storage, a folder of this host's copies of landed files, which
+        never change once landed, under the same names (``landed_date=.../<name>``)."""
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> Lake:
@@ -201,16 +213,21 @@ class Lake:
         return cls(data_dir / "lake" / "events")
 
     @classmethod
-    def at(cls, location: LakeLocation, *, check: bool = True) -> Lake:
+    def at(cls, location: LakeLocation, *, check: bool = True, spool: Path | None = None) -> Lake:
         """The lake at a location (``Settings.lake_location``): its events under ``events/``.
         On object storage the bucket is checked at once (``check``), so a missing bucket or an
-        unreachable endpoint stops the caller with one line."""
+        unreachable endpoint stops the caller with one line, and batches are written in
+        ``spool`` (a local folder; default a temporary one) before they are uploaded."""
         events = location.child("events")
         if location.is_local:
             return cls(events.local_path(), location=location)
         objects = open_storage(events, check=check)
         assert isinstance(objects, ObjectStorage)
-        return cls(Path(objects.path_of("")), objects=objects, location=location)
+        if spool is None:  # a lake object of its own (open_lake gives the data dir's)
+            import tempfile
+
+            spool = Path(tempfile.mkdtemp(prefix="flywheel-lake-")) / SPOOL_FOLDER
+        return cls(Path(objects.path_of("")), objects=objects, location=location, spool=spool)
 
     def files(self, topic: str | None = None) -> Iterator[LakeFile]:
         """Every landed file (of one topic), in no particular order."""
@@ -274,10 +291,10 @@ class Lake:
         Only the partition's owner writes its temporary files, so the owner may remove them.
         """
         removed = 0
-        if self.objects is not None or not self.root.exists():
-            return 0  # nothing is written under a temporary name on object storage
+        if not self.spool.exists():
+            return 0
         prefix = f"{TEMPORARY_PREFIX}{topic}+{partition}+"
-        for folder in self.root.glob("landed_date=*"):
+        for folder in self.spool.glob("landed_date=*"):
             for stale in folder.glob(f"{glob.escape(prefix)}*"):
                 stale.unlink()
                 removed += 1
@@ -293,13 +310,17 @@ class Lake:
         last_offset: int,
         now: datetime | None = None,
     ) -> tuple[Path, Path]:
-        """Write a batch under a temporary name, flushed to disk; returns (temporary, final)."""
-        self._local_only("writing a batch under a temporary name")
+        """Write a batch under a temporary name, flushed to disk; returns (temporary, final).
+        ``place`` then lands it under its final name (on object storage: its final key)."""
         day = (now or datetime.now(UTC)).strftime("%Y-%m-%d")
-        folder = self.root / f"landed_date={day}"
+        name = file_name(topic, partition, first_offset, last_offset)
+        folder = self.spool / f"landed_date={day}"
         folder.mkdir(parents=True, exist_ok=True)
-        final = folder / file_name(topic, partition, first_offset, last_offset)
-        temporary = folder / f"{TEMPORARY_PREFIX}{final.name}"
+        temporary = folder / f"{TEMPORARY_PREFIX}{name}"
+        if self.objects is not None:
+            final = Path(self.objects.path_of(f"landed_date={day}/{name}"))
+        else:
+            final = folder / name
         try:
             with open(temporary, "wb") as handle:
                 frame.write_parquet(handle, compression="zstd", statistics=True)
@@ -313,6 +334,80 @@ class Lake:
                 raise
             raise _as_os_error(exc, temporary) from exc
         return temporary, final
+
+    def place(self, temporary: Path, final: Path) -> None:
+        """Land a batch ``write_temporary`` wrote: renamed to its final name on a local disk
+        (``sync_landed`` makes that durable), uploaded once under its final key on object
+        storage, where it appears whole when the upload completes, then removed from the spool.
+        A retry after a failed upload uploads the same bytes again."""
+        if self.objects is None:
+            os.replace(temporary, final)
+            return
+        self.objects.write_once(self.key_of(final), temporary.read_bytes())
+        temporary.unlink()
+
+    def sync_landed(self, final: Path) -> None:
+        """Make a landed batch durable: its folder's fsync on a local disk; on object storage a
+        completed upload is durable already."""
+        if self.objects is None:
+            Lake.sync_folder(final.parent)
+
+    def readable(self, files: Iterable[LakeFile]) -> list[LakeFile]:
+        """The same files, at paths DuckDB can read: as they are on a local disk; on object
+        storage, copies in ``cache`` (downloaded once, renamed into place when whole)."""
+        if self.objects is None:
+            return list(files)
+        copies = []
+        for landed in files:
+            path = Path(landed.path)
+            local = self.cache / path.parent.name / path.name
+            if not local.exists():
+                data = self.objects.read_bytes(self.key_of(path))
+                if data is None:
+                    continue  # gone (expired) since it was listed: as a missing local file
+                LocalStorage(LakeLocation(str(self.cache))).write_once(
+                    f"{path.parent.name}/{path.name}", data
+                )
+            copies.append(dataclasses.replace(landed, path=local))
+        return copies
+
+    def readable_root(self, names: Iterable[str]) -> Path:
+        """The folder DuckDB reads the named files (``landed_date=.../<name>``) from: the
+        events folder on a local disk; on object storage ``cache``, holding copies of them."""
+        if self.objects is None:
+            return self.root
+        files = (parse_name(Path(self.objects.path_of(name))) for name in names)
+        self.readable(landed for landed in files if landed is not None)
+        return self.cache
+
+    def delete(self, landed: LakeFile) -> int:
+        """Delete a landed file (and this host's copy of it); returns the bytes it held."""
+        if self.objects is None:
+            size = Path(landed.path).stat().st_size
+            Path(landed.path).unlink()
+            return size
+        filesystem = self.objects.filesystem()
+        size = int(filesystem.get_file_info(str(landed.path)).size or 0)
+        filesystem.delete_file(str(landed.path))
+        self.forget_copy(landed)
+        return size
+
+    def forget_copy(self, landed: LakeFile) -> None:
+        """Drop this host's copy of a lake object (``readable``), as after it was rewritten."""
+        if self.objects is not None:
+            path = Path(landed.path)
+            (self.cache / path.parent.name / path.name).unlink(missing_ok=True)
+
+    @staticmethod
+    def relative(landed: LakeFile) -> str:
+        """A lake file's path under the events folder: ``landed_date=.../<name>``."""
+        path = Path(landed.path)
+        return f"{path.parent.name}/{path.name}"
+
+    def key_of(self, path: Path | str) -> str:
+        """A lake file's key on object storage (its path under the events prefix)."""
+        assert self.objects is not None
+        return str(path).removeprefix(self.objects.path_of("").rstrip("/") + "/")
 
     @staticmethod
     def publish(temporary: Path, final: Path) -> None:
@@ -357,13 +452,6 @@ class Lake:
             raise not_supported_on_object_storage(self.location, what)
         return self.root
 
-    def _local_only(self, what: str) -> None:
-        if self.objects is not None:
-            raise NotImplementedError(
-                f"{what} needs a local lake; on object storage a batch is written once under its "
-                "final key (Lake.land)"
-            )
-
     def land(
         self, frame: pl.DataFrame, *, topic: str, partition: int, first_offset: int,
         last_offset: int, now: datetime | None = None,
@@ -386,6 +474,17 @@ class Lake:
         )  # fmt: skip
         self.publish(temporary, final)
         return final
+
+    def write_file(self, key: str, data: bytes) -> str:
+        """Write ``data`` once under ``key`` (a path relative to the events folder), whole or not
+        at all (renamed into place on a local disk); returns the path ``LakeFile.path`` takes."""
+        if self.objects is not None:
+            self.objects.write_once(key, data)
+            return self.objects.path_of(key)
+        LocalStorage(LakeLocation(str(self.root))).write_once(key, data)
+        path = self.root / key
+        Lake.sync_folder(path.parent)
+        return str(path)
 
     def topic_records(self, topic: str) -> list[TopicRecord]:
         """The topic ids ``topic`` was landed from, oldest first (the last is current)."""
@@ -449,7 +548,7 @@ def open_lake(settings: Settings, *, local_only: str | None = None, check: bool 
     location = settings.lake_location
     if local_only is not None and not location.is_local:
         raise not_supported_on_object_storage(location, local_only)
-    return Lake.at(location, check=check)
+    return Lake.at(location, check=check, spool=settings.data_dir / SPOOL_FOLDER)
 
 
 def not_supported_on_object_storage(location: LakeLocation, what: str) -> ConfigError:

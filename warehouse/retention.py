@@ -19,7 +19,8 @@ from typing import Any
 
 from flywheel.errors import WarehouseError
 from warehouse.lake import Lake, LakeFile
-from warehouse.load import insert_events, landing_order, relative
+from warehouse.load import insert_events, landing_order
+from warehouse.table import LakeTable
 
 
 @dataclass
@@ -31,9 +32,10 @@ class Expired:
     kept_as_resume_point: int = 0
 
 
-def expire_lake_files(lake: Lake, *, keep_days: int, today: date) -> Expired:
-    """Delete files landed before ``today - keep_days`` (not the newest of any partition)."""
-    lake.local_root("lake retention")
+def expire_lake_files(table: LakeTable, *, keep_days: int, today: date) -> Expired:
+    """Delete files landed before ``today - keep_days`` (not the newest of any partition) from
+    the lake: first out of the lake's table (one snapshot), then from the disk."""
+    lake = table.lake
     cutoff = today - timedelta(days=keep_days)
     newest: dict[tuple[str, int], LakeFile] = {}
     files = list(lake.files())
@@ -42,6 +44,7 @@ def expire_lake_files(lake: Lake, *, keep_days: int, today: date) -> Expired:
         if key not in newest or landed.last_offset > newest[key].last_offset:
             newest[key] = landed
     result = Expired()
+    expired = []
     for landed in files:
         day = date.fromisoformat(landed.path.parent.name.removeprefix("landed_date="))
         if day >= cutoff:
@@ -49,12 +52,17 @@ def expire_lake_files(lake: Lake, *, keep_days: int, today: date) -> Expired:
         if newest[(landed.topic, landed.partition)] is landed:
             result.kept_as_resume_point += 1
             continue
-        result.bytes += landed.path.stat().st_size
-        landed.path.unlink()
+        expired.append(landed)
+    # Out of the table first: a crash in between leaves files no reader takes, deleted by the
+    # next pass, never a table naming files that are gone.
+    table.replace(removed=expired)
+    for landed in expired:
+        result.bytes += lake.delete(landed)
         result.files += 1
-    for folder in lake.root.glob("landed_date=*"):
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
+    if lake.objects is None:  # object storage has no folders to leave empty
+        for folder in lake.root.glob("landed_date=*"):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
     return result
 
 
@@ -68,7 +76,8 @@ def forget_missing_files(db: Any, lake: Lake) -> tuple[int, int]:
     mounted), not taken as everything expired: retention always keeps each partition's newest
     file."""
     recorded = [path for (path,) in db.execute("SELECT path FROM lake_files").fetchall()]
-    missing = [path for path in recorded if not (lake.root / path).is_file()]
+    in_lake = {lake.relative(landed): landed for landed in lake.files()}
+    missing = [path for path in recorded if path not in in_lake]
     if not missing:
         return 0, 0
     if len(missing) == len(recorded):
@@ -77,7 +86,7 @@ def forget_missing_files(db: Any, lake: Lake) -> tuple[int, int]:
             "loaded: is the data dir right? Nothing was deleted"
         )
     kept = set(recorded) - set(missing)
-    present = [f for f in lake.files() if relative(f) in kept]
+    present = lake.readable(f for name, f in in_lake.items() if name in kept)
     db.execute("BEGIN TRANSACTION")
     try:
         db.execute(

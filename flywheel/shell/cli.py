@@ -121,14 +121,12 @@ def build_pipeline(settings: Settings) -> Pipeline:
     return pipeline_for(settings, keyring_for(settings))
 
 
-def check_api_lake(settings: Settings) -> None:
-    """Refuse at start a lake the API cannot work on yet: on object storage, neither the
-    embedded sink nor the erasure requests can (one line naming FLYWHEEL_LAKE__URL, exit 3)."""
-    from flywheel.shell.erasure import ERASURE
-    from ingest.embedded import EMBEDDED_SINK
+def check_lake(settings: Settings) -> None:
+    """Stop at start, with one line, on a lake that cannot be reached: a missing bucket or
+    refused credentials (exit 3), an unreachable endpoint (exit 4)."""
     from warehouse.lake import open_lake
 
-    open_lake(settings, local_only=EMBEDDED_SINK if settings.embedded else ERASURE, check=False)
+    open_lake(settings)
 
 
 def build_sink(settings: Settings) -> EventSink:
@@ -155,7 +153,7 @@ def api_from_environment() -> FastAPI:
     from flywheel.shell.erasure import finish_erasure
 
     settings = settings_and_logging()
-    check_api_lake(settings)
+    check_lake(settings)
     server_options(settings)  # this worker's header deadline
     return create_app(settings, build_sink(settings), erasure=finish_erasure)
 
@@ -187,7 +185,7 @@ def serve(
             "no write keys: set FLYWHEEL_API__WRITE_KEYS to a JSON list of keys, "
             "e.g. '[\"<at least 16 random characters>\"]'"
         )
-    check_api_lake(settings)
+    check_lake(settings)
     import uvicorn
 
     from api.server import server_options
@@ -464,8 +462,9 @@ def ingest(
 
     from ingest.deadletters import KafkaDeadLetters
     from ingest.metrics import IngestMetrics
-    from ingest.worker import INGEST_WORKER, IngestWorker
+    from ingest.worker import IngestWorker
     from warehouse.lake import open_lake
+    from warehouse.table import LakeTable, TableMetrics
 
     if idle_exit is not None and not idle_exit > 0:
         raise ConfigError(f"--idle-exit must be a number of seconds above 0, not {idle_exit:g}")
@@ -475,8 +474,10 @@ def ingest(
             "flywheel ingest reads Kafka: set FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS "
             "(in embedded mode `flywheel serve` lands events itself)"
         )
-    lake = open_lake(settings, local_only=INGEST_WORKER)
+    lake = open_lake(settings)
     metrics = IngestMetrics()
+    table = LakeTable.of(settings, lake, metrics=TableMetrics(metrics.registry))
+    table.table()  # a catalog that cannot be opened is one line at start
     if settings.ingest.metrics_port is not None:
         from prometheus_client import start_http_server
 
@@ -489,6 +490,7 @@ def ingest(
         metrics=metrics,
         fault=_fault_hook(),
         accept_topic=accept_topic,
+        commit_landed=table.commit,
     )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -614,12 +616,14 @@ def transform_run(
     from rich.table import Table
 
     from transforms.policy import load_policy
-    from transforms.runner import TRANSFORMS, run_transforms
+    from transforms.runner import run_transforms
     from warehouse.lake import open_lake
+    from warehouse.table import LakeTable
 
     settings = settings_and_logging()
     load_policy(policy)  # a bad policy file is named before anything else
-    lake = open_lake(settings, local_only=TRANSFORMS)
+    lake = open_lake(settings)
+    lake_table = LakeTable.of(settings, lake)
     require_data_dir(settings)
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
         tasks: dict[str, TaskID] = {}
@@ -636,6 +640,7 @@ def transform_run(
             policy_file=policy,
             on_progress=advance,
             lake=lake,
+            table=lake_table,
         )
     table = Table(title=f"transform run {summary.run_id[:8]}", show_edge=False)
     for column in ("step", "rows", "seconds"):
@@ -674,12 +679,12 @@ def export_run(dataset: DatasetOption = "default") -> None:
     Example: flywheel export run --dataset default
     """
     from export.policy import load_datasets
-    from export.publish import EXPORT, export_dataset
+    from export.publish import export_dataset
     from privacy.keys import keyring_for
     from warehouse.lake import open_lake
 
     settings = settings_and_logging()
-    lake = open_lake(settings, local_only=EXPORT)
+    lake = open_lake(settings)
     datasets = load_datasets(settings.export.datasets_file)
     datasets.dataset(dataset)  # an unknown name fails before the key or warehouse is read
     keyring = keyring_for(settings)
@@ -802,14 +807,15 @@ def schedule(
     import threading
 
     from export.policy import load_datasets
-    from flywheel.shell.schedule import SCHEDULE, Scheduler, build_jobs, next_time
+    from flywheel.shell.schedule import Scheduler, build_jobs, next_time
     from privacy.keys import keyring_for
     from warehouse.lake import open_lake
+    from warehouse.table import LakeTable
 
     if max_runs is not None and max_runs < 1:
         raise ConfigError(f"--max-runs must be at least 1, not {max_runs}")
     settings = settings_and_logging()
-    lake = open_lake(settings, local_only=SCHEDULE)
+    lake = open_lake(settings)
     datasets = load_datasets(settings.export.datasets_file)
     jobs = build_jobs(
         settings.data_dir,
@@ -817,6 +823,7 @@ def schedule(
         keyring_for(settings),
         lake_retention_days=settings.privacy.lake_retention_days,
         lake=lake,
+        table=LakeTable.of(settings, lake),
     )
     if not jobs:
         raise ConfigError("the datasets file schedules nothing (no transforms or dataset schedule)")
@@ -862,7 +869,6 @@ def erase(
     Example: flywheel erase --user u-123 --user u-456; flywheel erase --users-file ids.txt;
     flywheel erase --unfinished
     """
-    from flywheel.shell.erasure import check_erasure_lake
     from privacy.keys import keyring_for
     from privacy.requests import begin_erasure, unfinished_erasures
 
@@ -885,7 +891,7 @@ def erase(
             "or finish earlier requests: --unfinished"
         )
     settings = settings_and_logging()
-    check_erasure_lake(settings)
+    check_lake(settings)
     require_data_dir(settings)
     keyring = keyring_for(settings)
     # Read before this command logs a request of its own, which is not an earlier one.

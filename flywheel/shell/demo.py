@@ -169,9 +169,10 @@ def run_demo(
     by_type = Counter(event["type"] for event in traffic)
 
     from transforms.runner import run_transforms
+    from warehouse.table import LakeTable
 
     with console.status("transform run"):
-        run = run_transforms(settings.data_dir, lake=lake)
+        run = run_transforms(settings.data_dir, lake=lake, table=LakeTable.of(settings, lake))
     with console.status("quality gate and export"):
         exported = _export(settings, keyring, lake)
     summary = DemoSummary(

@@ -52,17 +52,6 @@ from privacy.requests import (
 )
 from privacy.suppression import add_suppressed, suppression_file
 
-ERASURE = "erasure (flywheel erase, the API's erasure requests)"
-"""What refuses a lake on object storage: erasure rewrites lake files in place."""
-
-
-def check_erasure_lake(settings: Settings) -> None:
-    """Refuse at start, before a request is logged, a lake erasure cannot rewrite yet (one on
-    object storage); no request is made to the store."""
-    from warehouse.lake import open_lake
-
-    open_lake(settings, local_only=ERASURE, check=False)
-
 
 def erase_users(
     settings: Settings,
@@ -74,7 +63,6 @@ def erase_users(
 ) -> ErasureRecord:
     """Erase the users ``raw_ids`` from lake, warehouse and datasets; suppress their future
     events; log it. Raises ``FlywheelError`` for a bad request (no ids, too many)."""
-    check_erasure_lake(settings)
     record = begin_erasure(settings, raw_ids, keyring)
     finished = finish_erasure(settings, record, keyring, fault=fault, on_step=on_step)
     # None: an API process resuming unfinished requests took this one first and completed it.
@@ -101,6 +89,7 @@ def finish_erasure(
     from warehouse.db import compact, connected, warehouse_path
     from warehouse.erase import erase_from_lake, erase_from_warehouse, refresh_lake_file_rows
     from warehouse.lake import open_lake
+    from warehouse.table import LakeTable
 
     step = on_step or (lambda _: None)
     crash = fault or (lambda _: None)
@@ -116,8 +105,8 @@ def finish_erasure(
             if resumed:  # step 1 may be what failed
                 record.newly_suppressed = add_suppressed(suppression_file(data_dir), pseudonyms)
             step("rewriting lake files")
-            lake = open_lake(settings, local_only=ERASURE)
-            rewrites = erase_from_lake(lake, pseudonyms)
+            lake = open_lake(settings)
+            rewrites = erase_from_lake(lake, pseudonyms, LakeTable.of(settings, lake))
             note_step(
                 data_dir, record.request, "lake",
                 lake_files_rewritten=[asdict(r) for r in rewrites],

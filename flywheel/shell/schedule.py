@@ -28,6 +28,7 @@ from privacy.keys import Keyring
 
 if TYPE_CHECKING:
     from warehouse.lake import Lake
+    from warehouse.table import LakeTable
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +108,7 @@ class Scheduler:
             self.stop.wait(min(max((upcoming - self.clock()).total_seconds(), 0.05), 1.0))
 
 
-SCHEDULE = "flywheel schedule (its transforms, exports and lake retention)"
-"""What refuses a lake on object storage (``warehouse.lake.open_lake``)."""
-
-
-def transforms_job(data_dir: Path, lake: Lake) -> str:
+def transforms_job(data_dir: Path, lake: Lake, table: LakeTable | None = None) -> str:
     """Run the transforms if the lake has files the warehouse has not loaded."""
     from transforms.runner import run_transforms
     from warehouse.db import open_warehouse
@@ -120,12 +117,12 @@ def transforms_job(data_dir: Path, lake: Lake) -> str:
     engine = open_warehouse(data_dir)
     try:
         with engine.connect() as connection:
-            pending = len(pending_files(connection, lake))
+            pending = len(pending_files(connection, lake.files()))
     finally:
         engine.dispose()
     if not pending:
         return "skipped: no new lake files"
-    summary = run_transforms(data_dir, lake=lake)
+    summary = run_transforms(data_dir, lake=lake, table=table)
     return f"loaded {summary.files_loaded} lake files, {summary.events_loaded} new events"
 
 
@@ -141,13 +138,14 @@ def export_job(
     return f"published {result.version}"
 
 
-def retention_job(data_dir: Path, keep_days: int, lake: Lake) -> str:
+def retention_job(data_dir: Path, keep_days: int, table: LakeTable) -> str:
     """Delete lake files older than the retention period, then their events in the warehouse
     (texts are read from the lake: the warehouse follows it)."""
     from warehouse.db import connected, warehouse_path
     from warehouse.retention import expire_lake_files, forget_missing_files
 
-    expired = expire_lake_files(lake, keep_days=keep_days, today=datetime.now(UTC).date())
+    lake = table.lake
+    expired = expire_lake_files(table, keep_days=keep_days, today=datetime.now(UTC).date())
     forgotten = 0
     if warehouse_path(data_dir).exists():
         with connected(data_dir, action="apply lake retention to") as db:
@@ -167,16 +165,23 @@ def build_jobs(
     *,
     lake_retention_days: int | None = None,
     lake: Lake | None = None,
+    table: LakeTable | None = None,
 ) -> list[Job]:
     """The transforms job, one export job per scheduled dataset, and the retention job, on
     ``lake`` (the configuration's, ``open_lake``; unset, the data dir's)."""
     from warehouse.lake import Lake
+    from warehouse.table import LakeTable, default_catalog_uri
 
     every = lake or Lake.in_data_dir(data_dir)
+    table = table or LakeTable(every, default_catalog_uri(data_dir))
     jobs = []
     if datasets.schedule.transforms:
         jobs.append(
-            Job("transforms", datasets.schedule.transforms, lambda: transforms_job(data_dir, every))
+            Job(
+                "transforms",
+                datasets.schedule.transforms,
+                lambda: transforms_job(data_dir, every, table),
+            )
         )
     for name, policy in datasets.datasets.items():
         if policy.schedule:
@@ -191,7 +196,7 @@ def build_jobs(
             Job(
                 "retention",
                 datasets.schedule.retention,
-                lambda: retention_job(data_dir, days, every),
+                lambda: retention_job(data_dir, days, table),
             )
         )
     return jobs

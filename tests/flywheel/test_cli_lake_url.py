@@ -1,7 +1,7 @@
-"""FLYWHEEL_LAKE__URL as the commands read it: a command that cannot work on a lake on object
-storage yet refuses an ``s3://`` URL at start, in one line naming the setting (exit 3), before it
-writes anything or sends a request to the store; a local lake elsewhere than the data dir is the
-one the commands use."""
+"""FLYWHEEL_LAKE__URL as the commands read it: on object storage, a command stops at start
+with one line when the store cannot be reached (exit 4, try again) or the bucket is missing
+(exit 3), before it writes anything; the demo, which makes its own lake, refuses one there; a
+local lake elsewhere than the data dir is the one the commands use."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.cli import assert_one_line_error, env, flywheel
+from tests.helpers.s3 import S3Bucket
 
 WRITE_KEYS = '["a-long-random-key-1234"]'
 NO_BROKER = "127.0.0.1:1"
@@ -25,24 +26,51 @@ COMMANDS = {
     "export run": (["export", "run"], {}),
     "erase": (["erase", "--user", "u-1"], {}),
     "schedule": (["schedule", "--once"], {}),
-    "demo": (["demo", "--events", "10"], {}),
 }
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
-def test_a_lake_on_object_storage_is_refused_at_start(tmp_path: Path, command: str) -> None:
+def test_an_unreachable_store_stops_a_command_at_start(tmp_path: Path, command: str) -> None:
     data = tmp_path / "data"
     data.mkdir()
     args, more = COMMANDS[command]
-    # Nobody listens on port 1: a request to the store would be a TransientError (exit 4).
+    # Nobody listens on port 1.
     settings = env(data, FLYWHEEL_LAKE__URL="s3://lake-bucket/lake",
-                   AWS_ENDPOINT_URL="http://127.0.0.1:1", **more)  # fmt: skip
+                   AWS_ENDPOINT_URL="http://127.0.0.1:1", AWS_ACCESS_KEY_ID="a",
+                   AWS_SECRET_ACCESS_KEY="b", **more)  # fmt: skip
 
     result = flywheel(*args, env=settings)
 
+    assert_one_line_error(result, "could not reach the S3 endpoint http://127.0.0.1:1", code=4)
+    assert list(data.iterdir()) == []  # no erasure logged, no warehouse, no spool
+
+
+@pytest.mark.parametrize("command", ["transform run", "erase", "ingest"])
+def test_a_missing_bucket_stops_a_command_at_start(
+    tmp_path: Path, s3_bucket: S3Bucket, command: str
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    args, more = COMMANDS[command]
+    url = f"s3://{s3_bucket.name}-missing/lake"
+
+    result = flywheel(*args, env=env(data, FLYWHEEL_LAKE__URL=url, **more))
+
+    assert_one_line_error(result, f"{s3_bucket.name}-missing", code=3)
+    assert list(data.iterdir()) == []
+
+
+def test_the_demo_refuses_a_lake_on_object_storage(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    settings = env(data, FLYWHEEL_LAKE__URL="s3://lake-bucket/lake",
+                   AWS_ENDPOINT_URL="http://127.0.0.1:1")  # fmt: skip
+
+    result = flywheel("demo", "--events", "10", env=settings)
+
     assert_one_line_error(result, "FLYWHEEL_LAKE__URL=s3://lake-bucket/lake", code=3)
-    assert "does not support a lake on object storage yet" in result.stderr
-    assert list(data.iterdir()) == []  # no erasure logged, no warehouse, no lake
+    assert "does not support a lake on object storage" in result.stderr
+    assert list(data.iterdir()) == []
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ from flywheel.errors import ConfigError
 from flywheel.settings import load_settings
 from tests.factories import make_event
 from tests.helpers.lake import land as land_events
+from tests.helpers.lake import query
 from tests.helpers.s3 import S3Bucket
 from transforms.runner import run_transforms
 from warehouse.lake import Lake, open_lake
@@ -63,7 +64,33 @@ def test_on_s3_events_land_and_read_back_and_local_work_is_refused(
 
     with pytest.raises(ConfigError, match=f"FLYWHEEL_LAKE__URL={s3_bucket.url('lake')}: "):
         again.local_root("erasure")
-    # A service handed such a lake refuses it too, before it opens the warehouse.
-    with pytest.raises(ConfigError, match=REFUSED):
-        run_transforms(tmp_path / "data", lake=again)
-    assert not (tmp_path / "data").exists()
+
+
+def test_the_transforms_build_the_same_warehouse_from_an_s3_lake_as_from_a_local_one(
+    tmp_path: Path, s3_bucket: S3Bucket
+) -> None:
+    """The same batches landed on a local disk and on S3: the transforms commit each lake's
+    table, load it (on S3 through this host's copies) and build identical models."""
+    users = [f"user-{i % 4}" for i in range(24)]
+    landed = [make_event(kind, user_id=user)
+              for kind in ("generation", "copy", "rating") for user in users]  # fmt: skip
+    summaries = {}
+    for name, url in (("local", str(tmp_path / "local-lake")), ("s3", s3_bucket.url("lake"))):
+        settings = load_settings(data_dir=tmp_path / name, lake={"url": url})
+        lake = open_lake(settings)
+        for partition, start in enumerate(range(0, len(landed), 20)):
+            land_events(lake, landed[start : start + 20], partition=partition, first=0)
+        summaries[name] = run_transforms(settings.data_dir, lake=lake)
+    assert summaries["local"].committed_files == summaries["s3"].committed_files == 4
+    assert summaries["local"].events_loaded == summaries["s3"].events_loaded == len(landed)
+    assert (tmp_path / "s3" / "lake-cache").is_dir()  # the copies DuckDB read
+    counts = {}
+    for table in ("events", "labels", "rewards", "preference_pairs", "lake_files"):
+        columns = "* EXCLUDE (run_id, loaded_at)" if table == "lake_files" else "*"
+        local, remote = (
+            query(tmp_path / name, f"SELECT {columns} FROM {table} ORDER BY ALL")
+            for name in ("local", "s3")
+        )
+        assert local == remote, table
+        counts[table] = len(local)
+    assert counts["events"] == len(landed) and counts["labels"] > 0 and counts["rewards"] > 0
