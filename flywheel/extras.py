@@ -20,6 +20,7 @@ DISTRIBUTION = "feedback-flywheel"
 EXTRAS = {
     "export": "the export's quality gate (Great Expectations)",
     "names": "person-name detection (FLYWHEEL_PRIVACY__NAMES_MODEL: Presidio and spaCy)",
+    "postgres": "the lake's catalog in PostgreSQL (FLYWHEEL_LAKE__CATALOG)",
 }
 """Each extra a command may ask for, and what it serves."""
 

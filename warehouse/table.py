@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flywheel.errors import ConfigError, FlywheelError, TransientError
+from flywheel.errors import ConfigError, FlywheelError, MissingExtraError, TransientError
+from flywheel.extras import install_hint
 from warehouse.lake import Lake, LakeFile, file_name, parse_name
 
 if TYPE_CHECKING:
@@ -424,9 +425,14 @@ def _open_catalog(uri: str, location: str) -> SqlCatalog:
     except (ArgumentError, NoSuchModuleError) as exc:
         # The URL is not repeated: it may hold a password.
         kind = "no driver for it is installed" if isinstance(exc, NoSuchModuleError) else (
-            "not a SQLAlchemy URL (e.g. postgresql+psycopg://user@host/db)"
+            "not a SQLAlchemy URL (e.g. postgresql+psycopg2://user@host/db)"
         )  # fmt: skip
         raise ConfigError(f"{CATALOG_SETTING}: {kind}") from None
+    except ModuleNotFoundError as exc:  # the URL names a driver that is not installed
+        raise MissingExtraError(
+            f"{CATALOG_SETTING}: its database driver ({exc.name}) is not installed; for "
+            f"PostgreSQL: {install_hint('postgres')}"
+        ) from None
     except OperationalError as exc:
         raise TransientError(
             f"{CATALOG_SETTING}: the catalog is unreachable ({type(exc.orig).__name__})"

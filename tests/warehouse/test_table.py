@@ -12,6 +12,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from flywheel.errors import ConfigError, MissingExtraError
 from flywheel.storage import parse_lake_url
 from tests.helpers.lake import events, land
 from tests.helpers.s3 import S3Bucket
@@ -154,3 +155,21 @@ def test_writers_that_commit_at_once_each_add_a_file_once(tmp_path: Path) -> Non
     added = [queue.get(timeout=5) for _ in writers]
     assert sum(added) == 6  # each file by exactly one writer; the others found nothing new
     assert len(rows(table)) == 12
+
+
+@pytest.mark.parametrize(
+    ("uri", "error", "message"),
+    [
+        ("not a url :secret-password", ConfigError, "not a SQLAlchemy URL"),
+        ("postgresql+psycopg2://flywheel:secret-password@127.0.0.1:1/lake", MissingExtraError,
+         "pip install 'feedback-flywheel[postgres]'"),
+    ],
+)  # fmt: skip
+def test_a_catalog_that_cannot_be_opened_is_one_line_without_its_password(
+    tmp_path: Path, uri: str, error: type[Exception], message: str
+) -> None:
+    table = LakeTable(Lake.at(parse_lake_url(str(tmp_path / "lake"))), uri)
+    with pytest.raises(error) as raised:
+        table.table()
+    assert message in str(raised.value) and "FLYWHEEL_LAKE__CATALOG" in str(raised.value)
+    assert "secret-password" not in str(raised.value) and "\n" not in str(raised.value)
