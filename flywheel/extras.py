@@ -20,6 +20,7 @@ DISTRIBUTION = "feedback-flywheel"
 EXTRAS = {
     "export": "the export's quality gate (Great Expectations)",
     "names": "person-name detection (FLYWHEEL_PRIVACY__NAMES_MODEL: Presidio and spaCy)",
+    "s3": "object storage beyond pyarrow's client (conditional puts: boto3; fsspec: s3fs)",
 }
 """Each extra a command may ask for, and what it serves."""
 
