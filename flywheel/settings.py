@@ -453,6 +453,18 @@ class ExportSettings(BaseModel):
     keep_failed_attempts: int = Field(default=5, ge=1)
     """How many failed export attempts (data and quality report, ``failed-*`` folders) to keep
     per dataset; older ones are deleted when a new attempt fails."""
+    target: str | None = None
+    """Where versions are published: a local folder, or ``s3://bucket/prefix`` (S3 or a
+    compatible store, reached through the standard AWS environment as the lake's is). Unset:
+    ``<data dir>/datasets``. A version is ``<target>/<dataset>/v<N>/``; on S3 its manifest is
+    written last, with a conditional put, and is its commit (docs/export.md)."""
+
+    @field_validator("target")
+    @classmethod
+    def _target_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_lake_url(value)
+        return value
 
 
 class Settings(BaseSettings):
@@ -512,6 +524,14 @@ class Settings(BaseSettings):
         if self.lake.url is None:
             return LakeLocation(str(self.data_dir / "lake"))
         return parse_lake_url(self.lake.url)
+
+    @property
+    def datasets_location(self) -> LakeLocation:
+        """Where datasets are published: ``FLYWHEEL_EXPORT__TARGET``, else
+        ``<data dir>/datasets``."""
+        if self.export.target is None:
+            return LakeLocation(str(self.data_dir / "datasets"))
+        return parse_lake_url(self.export.target)
 
     @property
     def embedded(self) -> bool:

@@ -207,16 +207,17 @@ def s3_filesystem() -> Any:
     return fs.S3FileSystem(**options)
 
 
-def translate(exc: OSError, location: LakeLocation) -> FlywheelError:
+def translate(exc: OSError, location: LakeLocation, setting: str = SETTING) -> FlywheelError:
     """An error of pyarrow's S3 client as the platform's: a refusal of the credentials or of
     access is a ``ConfigError``; anything else (the endpoint unreachable, a timeout, a server
-    error) a ``TransientError``. The message names the location, never a credential."""
+    error) a ``TransientError``. The message names the location (and ``setting``, the variable
+    that set it), never a credential."""
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     refused = ("ACCESS_DENIED", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
                "HTTP response code: 403", "No credentials")  # fmt: skip
     if any(word in reason for word in refused):
         return ConfigError(
-            f"{location} refused access ({SETTING}; check the AWS credentials): {reason}"
+            f"{location} refused access ({setting}; check the AWS credentials): {reason}"
         )
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     where = f"the S3 endpoint {endpoint}" if endpoint else "S3"
@@ -226,10 +227,14 @@ def translate(exc: OSError, location: LakeLocation) -> FlywheelError:
 class ObjectStorage:
     """Objects under a bucket and prefix on S3 (or an S3-compatible store)."""
 
-    def __init__(self, location: LakeLocation, filesystem: Any | None = None) -> None:
+    def __init__(
+        self, location: LakeLocation, filesystem: Any | None = None, *, setting: str = SETTING
+    ) -> None:
         if location.bucket is None:
             raise ValueError(f"{location} is not on object storage")
         self.location = location
+        self.setting = setting
+        """The variable that names the location, in error messages."""
         self._fs = filesystem if filesystem is not None else s3_filesystem()
         self._base = f"{location.bucket}/{location.prefix}".rstrip("/")
 
@@ -240,10 +245,11 @@ class ObjectStorage:
         try:
             info = self._fs.get_file_info(self.location.bucket)
         except OSError as exc:
-            raise translate(exc, self.location) from None
+            raise translate(exc, self.location, self.setting) from None
         if info.type == fs.FileType.NotFound:
             raise ConfigError(
-                f"the bucket {self.location.bucket} does not exist ({SETTING}={self.location}); "
+                f"the bucket {self.location.bucket} does not exist "
+                f"({self.setting}={self.location}); "
                 "create it first"
             )
 
@@ -256,7 +262,7 @@ class ObjectStorage:
             # pyarrow follows S3's paginated listing to the end.
             infos = self._fs.get_file_info(selector)
         except OSError as exc:
-            raise translate(exc, self.location) from None
+            raise translate(exc, self.location, self.setting) from None
         for info in infos:
             if info.type == fs.FileType.File:
                 yield StoredFile(info.path[len(self._base) + 1 :], info.size)
@@ -275,7 +281,7 @@ class ObjectStorage:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise translate(exc, self.location) from None
+            raise translate(exc, self.location, self.setting) from None
 
     def write_once(self, key: str, data: bytes) -> None:
         # The whole file is in memory before the first request, so nothing but the upload can
@@ -284,15 +290,62 @@ class ObjectStorage:
             with self._fs.open_output_stream(self.path_of(key)) as stream:
                 stream.write(data)
         except OSError as exc:
-            raise translate(exc, self.location) from None
+            raise translate(exc, self.location, self.setting) from None
+
+    def delete(self, key: str) -> None:
+        """Remove the object ``key``; nothing when there is none. Through boto3 (the ``s3``
+        extra): pyarrow's client leaves an empty marker object for the "folder" it empties."""
+        self._request("delete_object", key)
+
+    def write_if_absent(self, key: str, data: bytes) -> bool:
+        """Make ``data`` the object ``key`` only if there is none yet, in one request S3 decides
+        (a conditional put, ``If-None-Match: *``): False when one exists or another writer's
+        conditional put of the key is under way. pyarrow's client cannot send the condition, so
+        this goes through boto3 (the ``s3`` extra), configured from the same AWS environment."""
+        return self._request("put_object", key, Body=data, IfNoneMatch="*")
+
+    def _request(self, operation: str, key: str, **arguments: Any) -> bool:
+        """One boto3 request on ``key``; False when S3 refuses a condition (412, or 409 for
+        another conditional write of the key in flight), errors translated."""
+        from flywheel.extras import require
+
+        boto3 = require("boto3", extra="s3")
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        config = Config(connect_timeout=CONNECT_TIMEOUT_S, read_timeout=REQUEST_TIMEOUT_S)
+        try:
+            client = boto3.client("s3", endpoint_url=endpoint or None, config=config)
+            object_key = self.path_of(key).partition("/")[2]
+            getattr(client, operation)(Bucket=self.location.bucket, Key=object_key, **arguments)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise translate(OSError(str(exc)), self.location, self.setting) from None
+        except BotoCoreError as exc:
+            raise translate(OSError(str(exc)), self.location, self.setting) from None
+        return True
 
 
-def open_storage(location: LakeLocation, *, check: bool = True) -> LocalStorage | ObjectStorage:
+def fsspec_options() -> dict[str, Any]:
+    """``storage_options`` for s3fs (``datasets.load_dataset``, polars, pandas) from the same AWS
+    environment ``s3_filesystem`` reads: the endpoint of an S3-compatible store, when one is
+    set; credentials and region are found by botocore itself."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return {"endpoint_url": endpoint} if endpoint else {}
+
+
+def open_storage(
+    location: LakeLocation, *, check: bool = True, setting: str = SETTING
+) -> LocalStorage | ObjectStorage:
     """The storage of a location; on S3 checked at once (``check``), so a missing bucket or an
-    unreachable endpoint is one line at start, not a failure at the first landing."""
+    unreachable endpoint is one line at start, not a failure at the first landing. ``setting``:
+    the variable that names the location, for error messages."""
     if location.is_local:
         return LocalStorage(location)
-    storage = ObjectStorage(location)
+    storage = ObjectStorage(location, setting=setting)
     if check:
         storage.check()
     return storage

@@ -678,6 +678,7 @@ def export_run(dataset: DatasetOption = "default") -> None:
 
     Example: flywheel export run --dataset default
     """
+    from export.catalog import open_catalog
     from export.policy import load_datasets
     from export.publish import export_dataset
     from privacy.keys import keyring_for
@@ -685,6 +686,7 @@ def export_run(dataset: DatasetOption = "default") -> None:
 
     settings = settings_and_logging()
     lake = open_lake(settings)
+    catalog = open_catalog(settings)  # a missing bucket or no endpoint: one line, nothing built
     datasets = load_datasets(settings.export.datasets_file)
     datasets.dataset(dataset)  # an unknown name fails before the key or warehouse is read
     keyring = keyring_for(settings)
@@ -697,6 +699,7 @@ def export_run(dataset: DatasetOption = "default") -> None:
             keep_failed=settings.export.keep_failed_attempts,
             on_progress=lambda step: status.update(f"export {dataset}: {step}"),
             lake=lake,
+            catalog=catalog,
         )
     for warning in result.gate.failed("warning") if result.gate else []:
         err.print(f"[yellow]quality warning:[/] {escape(warning.line())}", soft_wrap=True)
@@ -708,7 +711,7 @@ def export_run(dataset: DatasetOption = "default") -> None:
         return
     counts = ", ".join(f"{kind} {c.rows:,}" for kind, c in result.manifest.counts.items())
     out.print(
-        f"published {dataset} {result.version} ({counts} rows) at {result.path}", soft_wrap=True
+        f"published {dataset} {result.version} ({counts} rows) at {result.url}", soft_wrap=True
     )
 
 
@@ -720,15 +723,16 @@ def export_list() -> None:
     """
     from rich.table import Table
 
-    from export.catalog import dataset_names, read_manifest, versions
+    from export.catalog import open_catalog
 
     settings = settings_and_logging()
+    catalog = open_catalog(settings)
     table = Table(show_edge=False)
     for column in ("dataset", "version", "created", "dpo", "kto", "reward", "quality"):
         table.add_column(column)
-    for name in dataset_names(settings.data_dir):
-        for version in versions(settings.data_dir, name):
-            manifest = read_manifest(settings.data_dir, name, version)
+    for name in catalog.names():
+        for version in catalog.versions(name):
+            manifest = catalog.read_manifest(name, version)
             counts = manifest.counts
             table.add_row(
                 name,
@@ -760,12 +764,16 @@ def export_trace(
 
     from rich.table import Table
 
+    from export.catalog import open_catalog
     from export.trace import trace_rows
     from privacy.keys import keyring_for
 
     settings = settings_and_logging()
+    catalog = open_catalog(settings)
     keyring = keyring_for(settings)
-    traced_version, rows = trace_rows(settings.data_dir, dataset, ids, keyring, version=version)
+    traced_version, rows = trace_rows(
+        settings.data_dir, dataset, ids, keyring, version=version, catalog=catalog
+    )
     if as_json:
         for row in rows:
             line = json.dumps({
@@ -806,6 +814,7 @@ def schedule(
     import signal
     import threading
 
+    from export.catalog import open_catalog
     from export.policy import load_datasets
     from flywheel.shell.schedule import Scheduler, build_jobs, next_time
     from privacy.keys import keyring_for
@@ -816,6 +825,7 @@ def schedule(
         raise ConfigError(f"--max-runs must be at least 1, not {max_runs}")
     settings = settings_and_logging()
     lake = open_lake(settings)
+    catalog = open_catalog(settings)
     datasets = load_datasets(settings.export.datasets_file)
     jobs = build_jobs(
         settings.data_dir,
@@ -824,6 +834,7 @@ def schedule(
         lake_retention_days=settings.privacy.lake_retention_days,
         lake=lake,
         table=LakeTable.of(settings, lake),
+        catalog=catalog,
     )
     if not jobs:
         raise ConfigError("the datasets file schedules nothing (no transforms or dataset schedule)")
@@ -869,6 +880,7 @@ def erase(
     Example: flywheel erase --user u-123 --user u-456; flywheel erase --users-file ids.txt;
     flywheel erase --unfinished
     """
+    from export.catalog import open_catalog
     from privacy.keys import keyring_for
     from privacy.requests import begin_erasure, unfinished_erasures
 
@@ -892,6 +904,7 @@ def erase(
         )
     settings = settings_and_logging()
     check_lake(settings)
+    open_catalog(settings)  # the datasets' store answers before a request is logged
     require_data_dir(settings)
     keyring = keyring_for(settings)
     # Read before this command logs a request of its own, which is not an earlier one.

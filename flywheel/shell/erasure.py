@@ -85,6 +85,7 @@ def finish_erasure(
     another process): it is not run again.
 
     ``resumed``: a request ``unfinished_erasures`` found; the log notes that it was resumed."""
+    from export.catalog import open_catalog
     from export.erasure import erase_from_datasets
     from warehouse.db import compact, connected, warehouse_path
     from warehouse.erase import erase_from_lake, erase_from_warehouse, refresh_lake_file_rows
@@ -127,6 +128,7 @@ def finish_erasure(
             datasets = erase_from_datasets(
                 data_dir, pseudonyms, keyring, request_id=record.request,
                 delete_files=settings.privacy.delete_superseded_files,
+                catalog=open_catalog(settings),
             )  # fmt: skip
             note_step(data_dir, record.request, "datasets", datasets=[asdict(d) for d in datasets])
         except Exception as exc:

@@ -27,6 +27,7 @@ from flywheel.errors import FlywheelError
 from privacy.keys import Keyring
 
 if TYPE_CHECKING:
+    from export.catalog import Catalog
     from warehouse.lake import Lake
     from warehouse.table import LakeTable
 
@@ -127,12 +128,18 @@ def transforms_job(data_dir: Path, lake: Lake, table: LakeTable | None = None) -
 
 
 def export_job(
-    data_dir: Path, name: str, keyring: Keyring, datasets: DatasetsFile, lake: Lake
+    data_dir: Path,
+    name: str,
+    keyring: Keyring,
+    datasets: DatasetsFile,
+    lake: Lake,
+    catalog: Catalog | None = None,
 ) -> str:
-    """Export a dataset; nothing new is a skip."""
+    """Export a dataset (to ``catalog``, the target; unset the data dir's); nothing new is a
+    skip."""
     from export.publish import export_dataset
 
-    result = export_dataset(data_dir, name, keyring, datasets=datasets, lake=lake)
+    result = export_dataset(data_dir, name, keyring, datasets=datasets, lake=lake, catalog=catalog)
     if not result.published:
         return f"skipped: nothing new since {result.manifest.version}"
     return f"published {result.version}"
@@ -166,9 +173,11 @@ def build_jobs(
     lake_retention_days: int | None = None,
     lake: Lake | None = None,
     table: LakeTable | None = None,
+    catalog: Catalog | None = None,
 ) -> list[Job]:
     """The transforms job, one export job per scheduled dataset, and the retention job, on
-    ``lake`` (the configuration's, ``open_lake``; unset, the data dir's)."""
+    ``lake`` (the configuration's, ``open_lake``; unset, the data dir's), publishing to
+    ``catalog`` (the target, ``open_catalog``; unset, the data dir's)."""
     from warehouse.lake import Lake
     from warehouse.table import LakeTable, default_catalog_uri
 
@@ -187,7 +196,7 @@ def build_jobs(
         if policy.schedule:
 
             def run(name: str = name) -> str:
-                return export_job(data_dir, name, keyring, datasets, every)
+                return export_job(data_dir, name, keyring, datasets, every, catalog)
 
             jobs.append(Job(f"export:{name}", policy.schedule, run))
     if lake_retention_days is not None and datasets.schedule.retention:
