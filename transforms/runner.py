@@ -28,6 +28,7 @@ from transforms.policy import Policy, load_policy
 from warehouse.db import open_warehouse, raw, translate, warehouse_path
 from warehouse.lake import Lake
 from warehouse.load import load_lake
+from warehouse.retention import forget_missing_files
 from warehouse.table import LakeTable, default_catalog_uri
 
 if TYPE_CHECKING:
@@ -161,6 +162,9 @@ def _run(
         summary.committed_files = len(table.commit().files)
         lake_files = lake.readable(table.data_files())
         overhead["commit_lake"] = time.perf_counter() - started
+        # Files the table no longer holds (a compaction merged them, retention expired them):
+        # their events go, and come back from the files that replaced them.
+        forgotten_files, _ = forget_missing_files(db, lake, lake_files)
         loaded = load_lake(
             connection,
             lake_files,
@@ -189,7 +193,7 @@ def _run(
                 lake_root=lake.cache,
                 select=select,
                 # Removed events leave no new file to scope an incremental build by.
-                full_refresh=full_refresh or bool(loaded.removed),
+                full_refresh=full_refresh or bool(loaded.removed) or bool(forgotten_files),
                 run_id=summary.run_id,
                 on_progress=(lambda done, total: on_progress("models", done, total))
                 if on_progress

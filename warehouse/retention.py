@@ -13,6 +13,7 @@ looking, so a pass interrupted between the two steps is finished by the next one
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -66,7 +67,9 @@ def expire_lake_files(table: LakeTable, *, keep_days: int, today: date) -> Expir
     return result
 
 
-def forget_missing_files(db: Any, lake: Lake) -> tuple[int, int]:
+def forget_missing_files(
+    db: Any, lake: Lake, files: Iterable[LakeFile] | None = None
+) -> tuple[int, int]:
     """Delete, in one transaction, the events of loaded files that are no longer in the lake
     and those files' rows, and clear the model state if any went; returns (files, events).
 
@@ -74,13 +77,16 @@ def forget_missing_files(db: Any, lake: Lake) -> tuple[int, int]:
     window) is not lost: its next landing becomes the loaded one, as a full refresh would have
     it. A lake that holds none of the loaded files is refused (a wrong data dir, a lake not
     mounted), not taken as everything expired: retention always keeps each partition's newest
-    file."""
+    file. ``files``: the lake's files to compare with (the transforms give the table's current
+    files, so that files a compaction replaced are forgotten too); unset, every landed file."""
     recorded = [path for (path,) in db.execute("SELECT path FROM lake_files").fetchall()]
-    in_lake = {lake.relative(landed): landed for landed in lake.files()}
+    in_lake = {
+        lake.relative(landed): landed for landed in (lake.files() if files is None else files)
+    }
     missing = [path for path in recorded if path not in in_lake]
     if not missing:
         return 0, 0
-    if len(missing) == len(recorded):
+    if len(missing) == len(recorded) and not _covered(db, in_lake.values()):
         raise WarehouseError(
             f"the lake at {lake.root} holds none of the {len(recorded):,} files the warehouse "
             "loaded: is the data dir right? Nothing was deleted"
@@ -117,3 +123,17 @@ def forget_missing_files(db: Any, lake: Lake) -> tuple[int, int]:
         db.execute("ROLLBACK")
         raise
     return len(missing), int(events)
+
+
+def _covered(db: Any, files: Iterable[LakeFile]) -> bool:
+    """Whether ``files`` cover the offsets of some file the warehouse loaded: files that replaced
+    them (a compaction merges a partition's files into one), not a lake of something else."""
+    by_partition: dict[tuple[str, int], list[LakeFile]] = {}
+    for landed in files:
+        by_partition.setdefault((landed.topic, landed.partition), []).append(landed)
+    loaded = db.execute("SELECT topic, partition, first_offset FROM lake_files").fetchall()
+    return any(
+        f.first_offset <= first <= f.last_offset
+        for topic, partition, first in loaded
+        for f in by_partition.get((topic, partition), ())
+    )

@@ -60,6 +60,9 @@ TABLE_PROPERTIES = {
     # pyiceberg would retry a beaten commit by applying the same files to the new snapshot,
     # which may already hold them; ``LakeTable.commit`` plans again instead.
     "commit.retry.num-retries": "0",
+    # One metadata file per commit: keep the newest 20, delete older ones as commits go by.
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "20",
 }
 
 Offsets = dict[str, dict[int, int]]
@@ -156,7 +159,7 @@ class LakeTable:
 
         catalog = self.catalog()
         try:
-            return catalog.load_table(IDENTIFIER)
+            return self._same_place(catalog.load_table(IDENTIFIER))
         except NoSuchTableError:
             pass
         try:
@@ -166,7 +169,21 @@ class LakeTable:
                 properties=TABLE_PROPERTIES,
             )  # fmt: skip
         except TableAlreadyExistsError:  # another process created it first
-            return catalog.load_table(IDENTIFIER)
+            return self._same_place(catalog.load_table(IDENTIFIER))
+
+    def _same_place(self, table: Table) -> Table:
+        """The catalog's table, if it is this lake's: Iceberg names files by absolute paths, so
+        a data dir copied or moved keeps a catalog that points at the old place, whose files
+        this lake's readers would read and whose upkeep would delete this lake's files."""
+        found = table.metadata.location.removeprefix("file://").rstrip("/")
+        if found != self.location.removeprefix("file://").rstrip("/"):
+            raise ConfigError(
+                f"the lake's catalog ({CATALOG_SETTING}, or lake-catalog.db in the data dir) holds "
+                f"the table of the lake at {found}, not of this one at {self.location} (a data "
+                "dir copied or moved?): point the setting at this lake's catalog, or delete "
+                "lake-catalog.db to build the table again from this lake's files"
+            )
+        return table
 
     def committed_offsets(self, table: Table | None = None) -> Offsets:
         """How far each partition is committed: the next offset, per lake topic."""

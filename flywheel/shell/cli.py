@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ingest.worker import WorkerStats
     from privacy.keys import Keyring
     from privacy.requests import ErasureRecord
+    from warehouse.table import LakeTable
 
 
 def group(help: str, **options: Any) -> typer.Typer:
@@ -57,12 +58,14 @@ keys_app = group("Pseudonym keys (HMAC) kept outside the lake.")
 dead_letters_app = group("List and replay messages the ingest workers could not land.")
 db_app = group("The DuckDB warehouse and its migrations.")
 transform_app = group("Build the warehouse from the lake.")
+lake_app = group("The lake's Iceberg table: commit, compact, expire, status.")
 export_app = group("Publish versioned, TRL-ready datasets behind a quality gate.")
 app.add_typer(kafka_app, name="kafka")
 kafka_app.add_typer(local_app, name="local")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(transform_app, name="transform")
+app.add_typer(lake_app, name="lake")
 app.add_typer(dead_letters_app, name="dead-letters")
 app.add_typer(export_app, name="export")
 
@@ -593,6 +596,103 @@ def db_upgrade() -> None:
         revision = current_revision(connection)
     engine.dispose()
     out.print(f"{warehouse_path(settings.data_dir)} is at revision {revision}")
+
+
+def lake_table(settings: Settings) -> LakeTable:
+    """The lake's table of a configuration (its lake checked at start, then its catalog)."""
+    from warehouse.lake import open_lake
+    from warehouse.table import LakeTable
+
+    table = LakeTable.of(settings, open_lake(settings))
+    table.table()  # a catalog that cannot be opened is one line here
+    return table
+
+
+@lake_app.command("commit")
+def lake_commit() -> None:
+    """Commit the files landed since the last commit to the lake's table, now.
+
+    Ingest workers commit every FLYWHEEL_LAKE__COMMIT_INTERVAL_S and `flywheel transform run`
+    before it reads; this is for operators and schedulers. Example: flywheel lake commit
+    """
+    table = lake_table(settings_and_logging())
+    result = table.commit()
+    if not result.files:
+        out.print("nothing new to commit")
+        return
+    out.print(
+        f"committed {len(result.files):,} files in snapshot {result.snapshot_id}"
+        + (f" ({result.trimmed} trimmed where they overlapped)" if result.trimmed else "")
+        + (f"; {result.conflicts} commits by other writers came first" if result.conflicts else "")
+    )
+
+
+@lake_app.command("compact")
+def lake_compact(
+    target_rows: Annotated[
+        int, typer.Option(min=1, help="Rows a merged file holds at most.")
+    ] = 200_000,
+    expire_after_hours: Annotated[
+        float,
+        typer.Option(min=0, help="Then expire snapshots older than this and delete what no "
+                     "snapshot references (readers of older snapshots lose them)."),
+    ] = 24.0,
+) -> None:  # fmt: skip
+    """Merge small lake files, expire old snapshots, delete unreferenced objects.
+
+    Example: flywheel lake compact; flywheel lake compact --expire-after-hours 1
+    """
+    from datetime import timedelta
+
+    from privacy.suppression import SuppressionList, suppression_file
+    from warehouse.maintenance import compact, expire
+
+    settings = settings_and_logging()
+    table = lake_table(settings)
+    suppression = SuppressionList(suppression_file(settings.data_dir))
+    with err.status("compacting") as status:
+        compacted = compact(
+            table, target_rows=target_rows, suppressed=suppression.landing,
+            on_progress=lambda done, total: status.update(f"compacting: {done}/{total} runs"),
+        )  # fmt: skip
+        status.update("expiring snapshots")
+        expired = expire(table, older_than=timedelta(hours=expire_after_hours))
+    out.print(
+        f"merged {compacted.replaced:,} files into {compacted.merged:,}; expired "
+        f"{expired.snapshots:,} snapshots, deleted {expired.data_files:,} data files and "
+        f"{expired.metadata_files:,} metadata files ({expired.bytes / 2**20:,.1f} MiB)"
+    )
+
+
+@lake_app.command("status")
+def lake_status() -> None:
+    """The lake's table: snapshots, files per partition, committed offsets, files waiting.
+
+    Example: flywheel lake status
+    """
+    from collections import Counter
+
+    from rich.table import Table
+
+    table = lake_table(settings_and_logging())
+    current = table.table()
+    committed = table.committed_offsets(current)
+    files = Counter((f.topic, f.partition) for f in table.data_files(current))
+    waiting = Counter(
+        (f.topic, f.partition) for f in table.lake.files()
+        if f.last_offset >= committed.get(f.topic, {}).get(f.partition, 0)
+    )  # fmt: skip
+    grid = Table(title=f"lake table ({len(current.snapshots())} snapshots)", show_edge=False)
+    for column in ("topic", "partition", "files", "committed up to", "files waiting"):
+        grid.add_column(column, justify="left" if column == "topic" else "right")
+    for topic, partition in sorted(set(files) | set(waiting)):
+        next_offset = committed.get(topic, {}).get(partition)
+        grid.add_row(
+            topic, str(partition), f"{files[(topic, partition)]:,}",
+            "-" if next_offset is None else f"{next_offset - 1:,}",
+            f"{waiting[(topic, partition)]:,}",
+        )  # fmt: skip
+    out.print(grid if grid.row_count else "the lake's table is empty")
 
 
 @transform_app.command("run")

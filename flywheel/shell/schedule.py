@@ -109,16 +109,18 @@ class Scheduler:
             self.stop.wait(min(max((upcoming - self.clock()).total_seconds(), 0.05), 1.0))
 
 
-def transforms_job(data_dir: Path, lake: Lake, table: LakeTable | None = None) -> str:
-    """Run the transforms if the lake has files the warehouse has not loaded."""
+def transforms_job(data_dir: Path, lake: Lake, table: LakeTable) -> str:
+    """Commit the landed files to the lake's table, then run the transforms if the table holds
+    files the warehouse has not loaded."""
     from transforms.runner import run_transforms
     from warehouse.db import open_warehouse
     from warehouse.load import pending_files
 
+    table.commit()
     engine = open_warehouse(data_dir)
     try:
         with engine.connect() as connection:
-            pending = len(pending_files(connection, lake.files()))
+            pending = len(pending_files(connection, table.data_files()))
     finally:
         engine.dispose()
     if not pending:
@@ -165,6 +167,22 @@ def retention_job(data_dir: Path, keep_days: int, table: LakeTable) -> str:
     )
 
 
+def maintenance_job(data_dir: Path, table: LakeTable) -> str:
+    """Compact the lake's table, expire its snapshots older than a day, delete what no snapshot
+    references (``flywheel lake compact``)."""
+    from privacy.suppression import SuppressionList, suppression_file
+    from warehouse.maintenance import compact, expire
+
+    compacted = compact(table, suppressed=SuppressionList(suppression_file(data_dir)).landing)
+    expired = expire(table)
+    if not compacted.merged and not expired.snapshots and not expired.data_files:
+        return "skipped: nothing to compact or expire"
+    return (
+        f"merged {compacted.replaced} files into {compacted.merged}; expired "
+        f"{expired.snapshots} snapshots and deleted {expired.data_files} data files"
+    )
+
+
 def build_jobs(
     data_dir: Path,
     datasets: DatasetsFile,
@@ -199,6 +217,14 @@ def build_jobs(
                 return export_job(data_dir, name, keyring, datasets, every, catalog)
 
             jobs.append(Job(f"export:{name}", policy.schedule, run))
+    if datasets.schedule.lake_maintenance:
+        jobs.append(
+            Job(
+                "lake maintenance",
+                datasets.schedule.lake_maintenance,
+                lambda: maintenance_job(data_dir, table),
+            )
+        )
     if lake_retention_days is not None and datasets.schedule.retention:
         days = lake_retention_days
         jobs.append(

@@ -173,3 +173,21 @@ def test_a_catalog_that_cannot_be_opened_is_one_line_without_its_password(
         table.table()
     assert message in str(raised.value) and "FLYWHEEL_LAKE__CATALOG" in str(raised.value)
     assert "secret-password" not in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_data_dir_copied_elsewhere_is_refused_until_its_catalog_is_rebuilt(
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    lake = Lake.in_data_dir(tmp_path / "data")
+    land(lake, events(3, seed=1), partition=0, first=0)
+    LakeTable(lake, default_catalog_uri(tmp_path / "data")).commit()
+    shutil.copytree(tmp_path / "data", tmp_path / "copy")
+    copied = LakeTable(Lake.in_data_dir(tmp_path / "copy"), default_catalog_uri(tmp_path / "copy"))
+    with pytest.raises(ConfigError, match="a data dir copied or moved"):
+        copied.commit()
+    (tmp_path / "copy" / "lake-catalog.db").unlink()  # as the message says
+    copied = LakeTable(Lake.in_data_dir(tmp_path / "copy"), default_catalog_uri(tmp_path / "copy"))
+    assert len(copied.commit().files) == 1 and len(rows(copied)) == 3
+    assert str(tmp_path / "copy") in str(copied.data_files()[0].path)
