@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from flywheel.errors import ConfigError, FlywheelError, MissingExtraError, TransientError
 from flywheel.extras import install_hint
+from flywheel.storage import CONNECT_TIMEOUT_S, REQUEST_TIMEOUT_S, translate
 from warehouse.lake import Lake, LakeFile, file_name, parse_name
 
 if TYPE_CHECKING:
@@ -216,56 +217,70 @@ class LakeTable:
     def commit(self) -> CommitResult:
         """Add every landed file that continues a partition's committed range, in one
         snapshot; a commit another writer beat is planned again (``COMMIT_ATTEMPTS`` times)."""
-        from pyiceberg.exceptions import CommitFailedException
-
         started = time.perf_counter()
         result = CommitResult()
         try:
-            for _ in range(COMMIT_ATTEMPTS):
-                table = self.table()
-                committed = self.committed_offsets(table)
-                chosen, trims, offsets = plan_commit(self.lake.files(), committed)
-                result.offsets = offsets
-                if not chosen and not trims:
-                    self._observe(table)
-                    return result
-                added = chosen + [self._trimmed(landed, start) for landed, start in trims]
-                properties = {OFFSETS_PROPERTY: json.dumps(_jsonable(offsets), sort_keys=True)}
-                try:
-                    with table.transaction() as transaction:
-                        transaction.add_files(
-                            [self.iceberg_path(f) for f in added],
-                            snapshot_properties=properties,
-                            check_duplicate_files=False,
-                        )
-                except CommitFailedException:
-                    result.conflicts += 1
-                    self.metrics.conflicts.inc()
-                    continue
-                except _catalog_busy_errors() as exc:  # SQLite busy: another writer's commit
-                    if "locked" not in str(exc):
-                        raise
-                    result.conflicts += 1
-                    self.metrics.conflicts.inc()
-                    time.sleep(0.05)
-                    continue
-                except (OSError, ValueError) as exc:
-                    # pyarrow reads every footer; name the file that cannot be read.
-                    raise self._unreadable(added, exc) from None
-                table = self.table()
-                result.files = sorted(added)
-                result.trimmed = len(trims)
-                result.snapshot_id = table.current_snapshot().snapshot_id  # type: ignore[union-attr]
-                self.metrics.committed_files.inc(len(added))
-                self.metrics.trimmed_files.inc(len(trims))
-                self._observe(table)
-                return result
-            raise TransientError(
-                f"could not commit to the lake's table: {COMMIT_ATTEMPTS} attempts were beaten "
-                "by other writers; the files stay landed for the next commit"
-            )
+            return self._commit(result)
+        except OSError as exc:  # the store or the catalog's files out of reach
+            raise self._io_error(exc, "commit to") from None
         finally:
             self.metrics.commit_seconds.observe(time.perf_counter() - started)
+
+    def _io_error(self, exc: OSError, action: str) -> FlywheelError:
+        """An I/O error of the table's files as the one line it is: the S3 client's translated
+        (``flywheel.storage.translate``), a local one with its errno; both ``TransientError``
+        unless access was refused."""
+        if self.lake.objects is not None:
+            return translate(exc, self.lake.location)
+        return TransientError(
+            f"could not {action} the lake's table at {self.location}: {exc.strerror or exc}"
+        )
+
+    def _commit(self, result: CommitResult) -> CommitResult:
+        from pyiceberg.exceptions import CommitFailedException
+
+        for _ in range(COMMIT_ATTEMPTS):
+            table = self.table()
+            committed = self.committed_offsets(table)
+            chosen, trims, offsets = plan_commit(self.lake.files(), committed)
+            result.offsets = offsets
+            if not chosen and not trims:
+                self._observe(table)
+                return result
+            added = chosen + [self._trimmed(landed, start) for landed, start in trims]
+            properties = {OFFSETS_PROPERTY: json.dumps(_jsonable(offsets), sort_keys=True)}
+            try:
+                with table.transaction() as transaction:
+                    transaction.add_files(
+                        [self.iceberg_path(f) for f in added],
+                        snapshot_properties=properties,
+                        check_duplicate_files=False,
+                    )
+            except CommitFailedException:
+                result.conflicts += 1
+                self.metrics.conflicts.inc()
+                continue
+            except _catalog_busy_errors() as exc:  # SQLite busy: another writer's commit
+                if "locked" not in str(exc):
+                    raise
+                result.conflicts += 1
+                self.metrics.conflicts.inc()
+                time.sleep(0.05)
+                continue
+            except ValueError as exc:  # pyarrow's ArrowInvalid: a footer it cannot read
+                raise self._unreadable(added, exc) from None
+            table = self.table()
+            result.files = sorted(added)
+            result.trimmed = len(trims)
+            result.snapshot_id = table.current_snapshot().snapshot_id  # type: ignore[union-attr]
+            self.metrics.committed_files.inc(len(added))
+            self.metrics.trimmed_files.inc(len(trims))
+            self._observe(table)
+            return result
+        raise TransientError(
+            f"could not commit to the lake's table: {COMMIT_ATTEMPTS} attempts were beaten "
+            "by other writers; the files stay landed for the next commit"
+        )
 
     def replace(
         self, removed: list[LakeFile] | None = None, added: list[LakeFile] | None = None, *,
@@ -320,7 +335,7 @@ class LakeTable:
         for landed in files:
             try:
                 self.lake.read_metadata(landed)
-            except (OSError, ValueError) as exc:
+            except ValueError as exc:
                 return FlywheelError(
                     f"the lake file {landed.path} is not a readable Parquet file ({exc}); "
                     "nothing was committed to the lake's table (docs/operations.md)"
@@ -428,7 +443,11 @@ def _open_catalog(uri: str, location: str) -> SqlCatalog:
     from pyiceberg.catalog.sql import SqlCatalog
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
-    properties: dict[str, str] = {"uri": uri, "warehouse": location}
+    properties: dict[str, str] = {
+        "uri": uri, "warehouse": location,
+        # As the lake's own client (flywheel.storage): an unreachable store fails in seconds.
+        "s3.connect-timeout": str(CONNECT_TIMEOUT_S), "s3.request-timeout": str(REQUEST_TIMEOUT_S),
+    }  # fmt: skip
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     if endpoint:
         properties["s3.endpoint"] = endpoint

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import random
 import signal
+import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import duckdb
 import polars as pl
@@ -16,10 +18,33 @@ import pytest
 
 from flywheel.dev import localkafka
 from flywheel.settings import KafkaSettings, Settings
+from ingest.anonymiser import PseudonymisingAnonymiser
+from ingest.deadletters import KafkaDeadLetters
+from ingest.metrics import IngestMetrics
+from ingest.pipeline import Pipeline
+from ingest.worker import IngestWorker
+from privacy.keys import load_keyring
+from tests.helpers.proxy import CuttableProxy
 from tests.helpers.s3 import S3Bucket
-from tests.integration.kafka_tools import consented, start_worker, topic_with_events, worker_env
+from tests.integration.kafka_tools import (
+    consented,
+    encoded,
+    produce,
+    simulated,
+    start_worker,
+    topic_with_events,
+    worker_env,
+)  # fmt: skip
 from warehouse.lake import open_lake
 from warehouse.table import LakeTable
+
+
+def parquet_keys(bucket: S3Bucket) -> list[str]:
+    return [key for key in bucket.keys() if key.endswith(".parquet")]
+
+
+def retried(metrics: IngestMetrics) -> float | None:
+    return metrics.registry.get_sample_value("flywheel_ingest_retries_total", {"action": "rename"})
 
 
 def table_ids(table: LakeTable) -> list[str]:
@@ -95,3 +120,71 @@ def test_workers_on_two_hosts_sigkilled_and_a_broker_restart_land_every_event_on
     in_duckdb = connection.sql("SELECT count(DISTINCT event_id) FROM lake_events").fetchall()
     assert in_duckdb == [(len(expected),)]
     assert pl.scan_iceberg(table.table()).select(pl.len()).collect().item() == len(expected)
+
+
+def test_a_store_that_goes_away_is_retried_then_fails_and_nothing_is_lost(
+    kafka_settings: KafkaSettings, tmp_path: Path, s3_bucket: S3Bucket,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The network to S3 is cut under a running worker: its uploads are retried (counted), it
+    lands nothing meanwhile, and stopped while the store is away it exits with the error; a
+    worker started once the store is back lands every event, once."""
+    upstream = urlsplit(s3_bucket.server.endpoint_url)
+    proxy = CuttableProxy((upstream.hostname or "127.0.0.1", upstream.port or 80))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    events, key_file = topic_with_events(kafka_settings, tmp_path, events=3000, seed=71)
+    settings = Settings(
+        data_dir=tmp_path / "data", kafka=kafka_settings,
+        lake={"url": s3_bucket.url("lake"), "commit_interval_s": 1},
+        ingest={"group_id": "store-away", "batch_max_events": 500, "retry_max_s": 0.5},
+    )  # fmt: skip
+    keyring = load_keyring(key_file)
+
+    def worker(metrics: IngestMetrics) -> tuple[IngestWorker, LakeTable]:
+        lake = open_lake(settings)
+        table = LakeTable.of(settings, lake)
+        return IngestWorker(
+            settings=settings, lake=lake, metrics=metrics,
+            pipeline=Pipeline(PseudonymisingAnonymiser(keyring), max_event_bytes=64 * 1024),
+            dead_letters=KafkaDeadLetters(kafka_settings), commit_landed=table.commit,
+        ), table  # fmt: skip
+
+    metrics = IngestMetrics()
+    first, _ = worker(metrics)
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            first.run(stop)
+        except BaseException as exc:  # noqa: BLE001 - what the test looks at
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 90
+    while not parquet_keys(s3_bucket):
+        assert time.monotonic() < deadline, "nothing landed"
+        time.sleep(0.2)
+    landed_before = parquet_keys(s3_bucket)
+    proxy.cut()  # from now on every upload of this worker fails
+    later = simulated(3000, seed=72)
+    produce(kafka_settings.bootstrap_servers or "", kafka_settings.events_topic, encoded(later))
+    while (retried(metrics) or 0) < 3:
+        assert time.monotonic() < deadline, "the worker never retried an upload"
+        time.sleep(0.2)
+    stop.set()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert failure and "could not reach the S3 endpoint" in str(failure[0])
+    assert parquet_keys(s3_bucket) == landed_before  # nothing landed while the store was away
+
+    proxy.restore()
+    second, table = worker(IngestMetrics())
+    second.run(threading.Event(), idle_exit_s=6)
+    table.commit()
+    landed = table_ids(table)
+    assert len(landed) == len(set(landed)) and set(landed) == {
+        e["event_id"] for e in consented(events + later)
+    }
+    proxy.close()
