@@ -1,19 +1,44 @@
-"""The published datasets on disk: which exist, their versions, their manifests.
+"""The published datasets: which exist, their versions, their manifests, their files.
 
 No polars, DuckDB or Great Expectations (the manifest's model needs pydantic only), so the API
-can serve the catalogue without loading the exporter. Layout: ``<data dir>/datasets/<name>/v<N>/``
-holds a version (``manifest.json``, ``README.md``, ``data/``, ``quality/``); ``failed-<attempt>/``
-folders keep the attempts the gate stopped.
+can serve the catalogue without loading the exporter. Layout: ``<target>/<name>/v<N>/`` holds a
+version (``manifest.json``, ``README.md``, ``data/``, ``quality/``), where the target is
+``FLYWHEEL_EXPORT__TARGET``: ``<data dir>/datasets`` unset, another folder, or a prefix on S3.
+On disk, ``failed-<attempt>/`` folders keep the attempts the gate stopped.
+
+A version exists when its manifest does, wherever it is: on disk the manifest arrives with the
+rename of the whole folder, on S3 it is the last object written (``export.commit``). Objects
+under a version's prefix with no manifest are an attempt in progress or abandoned, and no reader
+here sees them.
+
+The module-level functions read the data dir's own folder; ``Catalog`` reads a target, and
+``open_catalog`` builds the one the settings name.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from export.manifest import MANIFEST_FILE, Manifest, read_manifest_file
+from export.manifest import MANIFEST_FILE, Manifest
 from flywheel.errors import ExportError, ManifestVersionError, VersionNotFoundError
+from flywheel.storage import (
+    LakeLocation,
+    LocalStorage,
+    ObjectStorage,
+    fsspec_options,
+    open_storage,
+)
+
+if TYPE_CHECKING:
+    from flywheel.settings import Settings
 
 DATASETS_DIR = "datasets"
+TARGET_SETTING = "FLYWHEEL_EXPORT__TARGET"
+CLAIM_FILE = ".claim"
+"""On S3, the object that reserves a version's number for one attempt (``export.commit``)."""
 
 
 def dataset_dir(data_dir: Path, name: str) -> Path:
@@ -56,9 +81,13 @@ def read_manifest(data_dir: Path, name: str, version: str) -> Manifest:
     path = dataset_dir(data_dir, name) / version / MANIFEST_FILE
     if not (is_version(version) and path.is_file()):
         raise VersionNotFoundError(f"dataset {name!r} has no version {version!r}")
+    return _parse_manifest(path.read_bytes(), name, version)
+
+
+def _parse_manifest(text: bytes, name: str, version: str) -> Manifest:
     # Errors are named by dataset and version: the message reaches API clients, never a path.
     try:
-        return read_manifest_file(path)
+        return Manifest.from_json(text)
     except ManifestVersionError as exc:
         raise ManifestVersionError(
             f"version {version} of dataset {name!r} has {exc}: upgrade feedback-flywheel to read it"
@@ -77,3 +106,162 @@ def version_file(data_dir: Path, name: str, version: str, relative: str) -> Path
     if relative not in manifest.listed() or not path.is_file():
         raise ExportError(f"version {version} of dataset {name!r} has no file {relative!r}")
     return path
+
+
+@dataclass
+class VersionObjects:
+    """What a listing of a target found under one version's prefix."""
+
+    keys: dict[str, int] = field(default_factory=dict)
+    """Every object, relative to the version's prefix, with its size."""
+
+    @property
+    def published(self) -> bool:
+        return MANIFEST_FILE in self.keys
+
+
+class Catalog:
+    """The published datasets at a target: a local folder (the data dir's ``datasets``, as
+    before, or another) or a bucket and prefix on S3."""
+
+    def __init__(self, storage: LocalStorage | ObjectStorage) -> None:
+        self.storage = storage
+        self.location: LakeLocation = storage.location
+
+    @classmethod
+    def in_data_dir(cls, data_dir: Path) -> Catalog:
+        """The data dir's own folder (``FLYWHEEL_EXPORT__TARGET`` unset)."""
+        return cls(LocalStorage(LakeLocation(str(data_dir / DATASETS_DIR))))
+
+    @property
+    def is_local(self) -> bool:
+        return self.location.is_local
+
+    @property
+    def objects(self) -> ObjectStorage:
+        """The object storage of a target on S3."""
+        if not isinstance(self.storage, ObjectStorage):
+            raise ValueError(f"{self.location} is not on object storage")
+        return self.storage
+
+    def folder(self, name: str) -> Path:
+        """A dataset's folder, on a local target."""
+        return self.location.local_path() / name
+
+    def listing(self, name: str | None = None) -> dict[str, dict[str, VersionObjects]]:
+        """On S3: every object under the target (or one dataset), by dataset and version,
+        published or not; one paginated listing."""
+        found: dict[str, dict[str, VersionObjects]] = {}
+        for stored in self.objects.list_files(name or ""):
+            dataset, _, rest = stored.key.partition("/")
+            version, _, relative = rest.partition("/")
+            if is_version(version) and relative:
+                entry = found.setdefault(dataset, {}).setdefault(version, VersionObjects())
+                entry.keys[relative] = stored.size
+        return found
+
+    def names(self) -> list[str]:
+        """Datasets with at least one published version, by name."""
+        if self.is_local:
+            root = self.location.local_path()
+            if not root.is_dir():
+                return []
+            return sorted(p.name for p in root.iterdir() if p.is_dir() and self.versions(p.name))
+        return sorted(
+            dataset
+            for dataset, found in self.listing().items()
+            if any(v.published for v in found.values())
+        )
+
+    def versions(self, name: str) -> list[str]:
+        """A dataset's published versions (those with a manifest), oldest first."""
+        if self.is_local:
+            return published_versions(self.folder(name))
+        found = self.listing(name).get(name, {})
+        return sorted((v for v, o in found.items() if o.published), key=lambda v: int(v[1:]))
+
+    def key(self, name: str, version: str, relative: str) -> str:
+        """A file's key under the target."""
+        return f"{name}/{version}/{relative}"
+
+    def read_manifest(self, name: str, version: str) -> Manifest:
+        """``read_manifest`` of a version at this target."""
+        data = (
+            self.storage.read_bytes(self.key(name, version, MANIFEST_FILE))
+            if is_version(version)
+            else None
+        )
+        if data is None:
+            raise VersionNotFoundError(f"dataset {name!r} has no version {version!r}")
+        return _parse_manifest(data, name, version)
+
+    def read_file(self, name: str, version: str, relative: str) -> bytes:
+        """A file of a published version that its manifest lists (nothing else is served)."""
+        manifest = self.read_manifest(name, version)
+        data = (
+            self.storage.read_bytes(self.key(name, version, relative))
+            if relative in manifest.listed()
+            else None
+        )
+        if data is None:
+            raise ExportError(f"version {version} of dataset {name!r} has no file {relative!r}")
+        return data
+
+    def version_file(self, name: str, version: str, relative: str) -> Path:
+        """A listed file of a published version on a local target (``version_file``)."""
+        manifest = self.read_manifest(name, version)
+        path = self.folder(name) / version / relative
+        if relative not in manifest.listed() or not path.is_file():
+            raise ExportError(f"version {version} of dataset {name!r} has no file {relative!r}")
+        return path
+
+    def url(self, name: str, version: str, relative: str = "") -> str:
+        """Where a reader finds a version (or one of its files): a local path or an
+        ``s3://`` URL."""
+        return str(self.location.child(self.key(name, version, relative).rstrip("/")))
+
+    def data_files(self, name: str, version: str) -> dict[str, dict[str, list[str]]]:
+        """The Parquet files of a published version, by config and split, as URLs: what
+        ``datasets.load_dataset("parquet", data_files=...)`` takes (with ``storage_options``)."""
+        manifest = self.read_manifest(name, version)
+        found: dict[str, dict[str, list[str]]] = {}
+        for entry in manifest.files:
+            parts = entry.path.split("/")
+            if entry.deleted or len(parts) != 3 or parts[0] != "data":
+                continue
+            if not parts[2].endswith(".parquet"):
+                continue
+            split = parts[2].split("-", 1)[0]
+            found.setdefault(parts[1], {}).setdefault(split, []).append(
+                self.url(name, version, entry.path)
+            )
+        return {c: {s: sorted(f) for s, f in splits.items()} for c, splits in found.items()}
+
+    def storage_options(self) -> dict[str, object]:
+        """``storage_options`` for fsspec readers of this target (empty on a local one)."""
+        return {} if self.is_local else dict(fsspec_options())
+
+
+def open_catalog(settings: Settings, *, check: bool = True) -> Catalog:
+    """The target the settings name (``FLYWHEEL_EXPORT__TARGET``, else ``<data dir>/datasets``);
+    on S3 the bucket is checked at once (``check``): a missing bucket is a ``ConfigError``, an
+    endpoint nobody answers on a ``TransientError``, one line naming the setting."""
+    location = settings.datasets_location
+    return Catalog(open_storage(location, check=check, setting=TARGET_SETTING))
+
+
+def claim_record(owner: str, attempt: str, started_at: str) -> bytes:
+    """The body of a version's claim on S3: who reserved the number, for which attempt, when."""
+    return json.dumps({"owner": owner, "attempt": attempt, "started_at": started_at}).encode()
+
+
+def claim_owner(data: bytes | None) -> str | None:
+    """The owner a claim names (None when it is missing or unreadable)."""
+    if data is None:
+        return None
+    try:
+        found = json.loads(data)
+    except ValueError:
+        return None
+    owner = found.get("owner") if isinstance(found, dict) else None
+    return owner if isinstance(owner, str) else None

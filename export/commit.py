@@ -13,22 +13,53 @@ hand it to ``commit_version``, which:
 A failure before the rename leaves no version: the attempt is the caller's to remove, and the
 next commit takes the same number. Versions are never written again after the rename, except
 by erasure marking one superseded (``write_manifest_file``).
+
+On object storage (``FLYWHEEL_EXPORT__TARGET=s3://...``) there is no rename and no lock, so
+``commit_objects`` publishes the attempt (built on the exporting host's disk as above) this way:
+
+1. numbers it: one more than the highest version with any object under its prefix;
+2. claims the number: a conditional put (``If-None-Match: *``) of ``v<N>/.claim``, naming the
+   owner (the host and the staging folder) and the attempt. Two exporters that pick the same
+   number cannot both claim it: the second fails with ``ExportBusyError`` before uploading
+   anything, and its next run numbers past the first's version;
+3. uploads the card, the data files and the quality report under ``v<N>/``;
+4. writes ``v<N>/manifest.json`` last, with a conditional put too: the manifest is the commit,
+   and a version without one does not exist for any reader (``export.catalog``);
+5. deletes the claim.
+
+A failure in steps 3 or 4 deletes what the attempt uploaded, claim last. A process killed
+there leaves objects without a manifest, which no reader sees; the owner's next export or
+erasure (holding its local lock, so none of its own attempts is running) deletes them and takes
+the number again. Claims of another owner are left alone and numbered past.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from export.card import render_card
-from export.catalog import is_version, published_versions
+from export.catalog import (
+    CLAIM_FILE,
+    Catalog,
+    VersionObjects,
+    claim_owner,
+    claim_record,
+    is_version,
+    published_versions,
+)
 from export.manifest import MANIFEST_FILE, FileEntry, Manifest, write_manifest_file
-from flywheel.errors import ExportBusyError, ExportError
+from flywheel.errors import ExportBusyError, ExportError, FlywheelError
 from warehouse.lake import Lake
+
+log = logging.getLogger(__name__)
 
 CARD_FILE = "README.md"
 LOCK_FILE = ".lock"
@@ -74,6 +105,97 @@ def commit_version(folder: Path, attempt: Path, manifest: Manifest) -> Manifest:
         raise ExportError(f"{version} of dataset {folder.name!r} appeared while it was committed")
     Lake.publish(attempt, final)
     return manifest
+
+
+def publish_attempt(catalog: Catalog, folder: Path, attempt: Path, manifest: Manifest) -> Manifest:
+    """Commit a finished attempt to the target: ``commit_version`` on disk, ``commit_objects``
+    on S3. ``folder`` is the dataset's local folder holding the attempt and the lock."""
+    if catalog.is_local:
+        return commit_version(folder, attempt, manifest)
+    return commit_objects(catalog, attempt, manifest, owner=owner_of(folder))
+
+
+def owner_of(folder: Path) -> str:
+    """Who claims versions on S3 for the attempts built in ``folder``: this host and folder.
+    One owner's attempts never overlap (they hold the folder's lock)."""
+    return f"{socket.gethostname()}:{folder.resolve()}"
+
+
+def commit_objects(catalog: Catalog, attempt: Path, manifest: Manifest, *, owner: str) -> Manifest:
+    """Publish ``attempt`` as the next version of ``manifest.dataset`` on S3 (see the module's
+    docstring); returns the manifest written. The caller holds the owner's lock."""
+    name = manifest.dataset
+    found = clear_abandoned(catalog, name, owner)
+    published = sorted((v for v, o in found.items() if o.published), key=lambda v: int(v[1:]))
+    version = f"v{max((int(v[1:]) for v in found), default=0) + 1}"
+    claim = catalog.key(name, version, CLAIM_FILE)
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    if not catalog.objects.write_if_absent(claim, claim_record(owner, attempt.name, started)):
+        raise ExportBusyError(
+            f"{version} of dataset {name!r} was claimed by another exporter at "
+            f"{catalog.location} meanwhile; nothing was uploaded, try again (one exporting data "
+            "dir per dataset)"
+        )
+    uploaded: list[str] = []
+    try:
+        manifest = manifest.model_copy(
+            update={"version": version, "previous_version": published[-1] if published else None}
+        )
+        (attempt / CARD_FILE).write_text(render_card(manifest))
+        manifest = manifest.model_copy(update={"files": hash_files(attempt)})
+        for entry in manifest.files:
+            key = catalog.key(name, version, entry.path)
+            uploaded.append(key)
+            catalog.objects.write_once(key, (attempt / entry.path).read_bytes())
+        # The commit: readers see the version from here on, whole.
+        written = catalog.objects.write_if_absent(
+            catalog.key(name, version, MANIFEST_FILE), manifest.to_json().encode()
+        )
+    except BaseException:
+        remove_objects(catalog, [*uploaded, claim])
+        raise
+    if not written:  # only a writer that ignored the claim gets here: its files are ours now
+        raise ExportError(
+            f"{version} of dataset {name!r} got a manifest from another writer while it was "
+            "committed; check that version"
+        )
+    remove_objects(catalog, [claim])
+    return manifest
+
+
+def clear_abandoned(catalog: Catalog, name: str, owner: str) -> dict[str, VersionObjects]:
+    """Delete what ``owner``'s killed attempts left under ``name`` on S3 (a claim, some files, no
+    manifest), and a claim its commit did not get to delete; returns the listing left."""
+    found = catalog.listing(name).get(name, {})
+    left: dict[str, VersionObjects] = {}
+    for version, objects in sorted(found.items()):
+        claim = catalog.key(name, version, CLAIM_FILE)
+        if CLAIM_FILE in objects.keys and claim_owner(catalog.objects.read_bytes(claim)) == owner:
+            if objects.published:
+                remove_objects(catalog, [claim])
+            else:
+                log.warning(
+                    "removing an abandoned export attempt",
+                    extra={"fields": {"dataset": name, "version": version}},
+                )
+                keys = [catalog.key(name, version, k) for k in objects.keys if k != CLAIM_FILE]
+                remove_objects(catalog, [*sorted(keys), claim], strict=True)
+                continue
+        left[version] = objects
+    return left
+
+
+def remove_objects(catalog: Catalog, keys: list[str], *, strict: bool = False) -> None:
+    """Delete objects in order. Not ``strict`` (cleaning up after a failure): an error is logged
+    and the rest left for ``clear_abandoned``, so the failure that matters is the one raised."""
+    for key in keys:
+        try:
+            catalog.objects.delete(key)
+        except FlywheelError:
+            if strict:
+                raise
+            log.warning("could not remove an attempt's object", extra={"fields": {"key": key}})
+            return
 
 
 def sync_tree(root: Path) -> None:

@@ -16,24 +16,51 @@ so the erased users' warehouse pseudonyms are re-keyed the same way and looked u
 Re-running finds nothing more to do once every version holding the users is superseded, and
 after a crash between publishing the replacement and marking the old version it finishes the
 marking, so the step is idempotent.
+
+On S3 the same steps read and write objects: the replacement is uploaded manifest last
+(``export.commit.commit_objects``); marking rewrites the card, deletes the data objects, then
+rewrites the manifest. Before searching a dataset, the objects of this data dir's abandoned
+export attempts (no manifest) are deleted, so no object under the target holds an erased user
+(attempts of another owner are left to it: docs/export.md).
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import shutil
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from export.build import Rekeyer
-from export.catalog import dataset_dir, dataset_names, read_manifest, versions
-from export.commit import CARD_FILE, commit_version, file_entry, locked
-from export.manifest import Erasure, Fingerprint, Manifest, Supersession, write_manifest_file
+from export.catalog import Catalog
+from export.commit import (
+    CARD_FILE,
+    clear_abandoned,
+    file_entry,
+    locked,
+    owner_of,
+    publish_attempt,
+)
+from export.manifest import (
+    MANIFEST_FILE,
+    Erasure,
+    FileEntry,
+    Fingerprint,
+    Manifest,
+    Supersession,
+    write_manifest_file,
+)
 from export.policy import DatasetPolicy, Kind
-from export.publish import count_rows, write_files
+from export.publish import count_rows, staging_folder, write_files
 from export.quality import run_gate
 from privacy.keys import Keyring
+
+if TYPE_CHECKING:
+    import polars as pl
 
 WITHDRAWN = "withdrawn"
 
@@ -60,16 +87,32 @@ def _targets(
     return {rekey(p) for p in pseudonyms}
 
 
-def _data_files(folder: Path) -> list[Path]:
-    return sorted((folder / "data").glob("*/*.parquet"))
+def _data_files(catalog: Catalog, name: str, version: str) -> list[str]:
+    """The Parquet files a version still has, relative to it, in path order."""
+    if catalog.is_local:
+        folder = catalog.folder(name) / version
+        return [p.relative_to(folder).as_posix() for p in sorted(folder.glob("data/*/*.parquet"))]
+    found = catalog.listing(name).get(name, {}).get(version)
+    keys = found.keys if found is not None else {}
+    return sorted(k for k in keys if k.startswith("data/") and k.endswith(".parquet"))
 
 
-def _holds(folder: Path, targets: set[str]) -> int:
+def _read_parquet(
+    catalog: Catalog, name: str, version: str, relative: str, **options: Any
+) -> pl.DataFrame:
+    """A data file of a version, read whole (a local file or an object alike)."""
     import polars as pl
 
+    data = catalog.storage.read_bytes(catalog.key(name, version, relative))
+    if data is None:
+        raise FileNotFoundError(catalog.url(name, version, relative))
+    return pl.read_parquet(io.BytesIO(data), **options)
+
+
+def _holds(catalog: Catalog, name: str, version: str, targets: set[str]) -> int:
     return sum(
-        int(pl.read_parquet(path, columns=["user"])["user"].is_in(targets).sum())
-        for path in _data_files(folder)
+        int(_read_parquet(catalog, name, version, f, columns=["user"])["user"].is_in(targets).sum())
+        for f in _data_files(catalog, name, version)
     )
 
 
@@ -80,18 +123,28 @@ def erase_from_datasets(
     *,
     request_id: str,
     delete_files: bool = True,
+    catalog: Catalog | None = None,
 ) -> list[DatasetErasure]:
-    """Replace and supersede every dataset version that holds one of ``pseudonyms``."""
+    """Replace and supersede every dataset version that holds one of ``pseudonyms``, at
+    ``catalog`` (the target, ``open_catalog``; unset the data dir's ``datasets`` folder)."""
+    target = catalog or Catalog.in_data_dir(data_dir)
+    names = target.names() if target.is_local else sorted(target.listing())
     results = []
-    for name in dataset_names(data_dir):
-        with locked(dataset_dir(data_dir, name)):
-            result = _erase_dataset(data_dir, name, pseudonyms, keyring, request_id, delete_files)
+    for name in names:
+        folder = staging_folder(target, data_dir, name)
+        with locked(folder):
+            if not target.is_local:
+                clear_abandoned(target, name, owner_of(folder))
+            result = _erase_dataset(
+                target, data_dir, name, pseudonyms, keyring, request_id, delete_files
+            )
         if result.superseded or result.published or result.unchecked:
             results.append(result)
     return results
 
 
 def _erase_dataset(
+    catalog: Catalog,
     data_dir: Path,
     name: str,
     pseudonyms: list[str],
@@ -100,12 +153,11 @@ def _erase_dataset(
     delete_files: bool,
 ) -> DatasetErasure:
     result = DatasetErasure(name)
-    folder = dataset_dir(data_dir, name)
-    every = versions(data_dir, name)
+    every = catalog.versions(name)
     holding: list[str] = []
     targets_of: dict[str, set[str]] = {}
     for version in every:
-        manifest = read_manifest(data_dir, name, version)
+        manifest = catalog.read_manifest(name, version)
         if manifest.superseded_by:
             continue
         targets = _targets(manifest, name, pseudonyms, keyring)
@@ -113,39 +165,42 @@ def _erase_dataset(
             result.unchecked.append(version)
             continue
         targets_of[version] = targets
-        if _data_files(folder / version) and _holds(folder / version, targets):
+        if _holds(catalog, name, version, targets):
             holding.append(version)
     if not holding:
         return result
     latest = every[-1]
     replacement = latest
     if latest in holding:
-        published = _republish_without(data_dir, name, latest, targets_of[latest], request_id)
+        published = _republish_without(
+            catalog, data_dir, name, latest, targets_of[latest], request_id
+        )
         replacement = published[0] if published else WITHDRAWN
         result.published = published[0] if published else None
         result.rows_removed = published[1] if published else 0
     for version in holding:
-        _mark_superseded(data_dir, name, version, replacement, request_id, delete_files)
+        _mark_superseded(catalog, name, version, replacement, request_id, delete_files)
         result.superseded.append(version)
     return result
 
 
 def _republish_without(
-    data_dir: Path, name: str, source: str, targets: set[str], request_id: str
+    catalog: Catalog, data_dir: Path, name: str, source: str, targets: set[str], request_id: str
 ) -> tuple[str, int] | None:
     """A new version: ``source``'s rows without the targets' rows; None if the gate fails."""
     import polars as pl
 
-    manifest = read_manifest(data_dir, name, source)
+    manifest = catalog.read_manifest(name, source)
     policy = DatasetPolicy.from_record(manifest.policy)
-    folder = dataset_dir(data_dir, name)
+    folder = staging_folder(catalog, data_dir, name)
+    present = _data_files(catalog, name, source)
     frames: dict[Kind, pl.DataFrame] = {}
     removed = 0
     for kind in policy.kinds:
         parts = []
         for split in policy.splits:
-            for path in sorted((folder / source / "data" / kind).glob(f"{split}-*.parquet")):
-                rows = pl.read_parquet(path)
+            for path in (f for f in present if f.startswith(f"data/{kind}/{split}-")):
+                rows = _read_parquet(catalog, name, source, path)
                 kept = rows.filter(~pl.col("user").is_in(targets))
                 removed += rows.height - kept.height
                 parts.append(kept.with_columns(split=pl.lit(split)))
@@ -170,29 +225,41 @@ def _republish_without(
                 "erasure": Erasure(request=request_id, replaces=source, rows_removed=removed),
             }
         )
-        committed = commit_version(folder, attempt, replacement)
+        committed = publish_attempt(catalog, folder, attempt, replacement)
         return committed.version, removed
     finally:
         shutil.rmtree(attempt, ignore_errors=True)
 
 
-def _mark_superseded(
-    data_dir: Path, name: str, version: str, by: str, request_id: str, delete_files: bool
-) -> None:
-    """Mark ``version`` superseded by ``by``: a notice atop its card, its data files deleted
-    (with ``delete_files``), its manifest rewritten saying so."""
-    manifest = read_manifest(data_dir, name, version)
-    folder = dataset_dir(data_dir, name) / version
-    when = datetime.now(UTC).isoformat(timespec="seconds")
-    card = folder / CARD_FILE
-    text = card.read_text()
+def _with_notice(text: str, by: str, when: str, request_id: str) -> str:
+    """The card with the superseded notice atop its body (once)."""
     notice = (
         f"> **Superseded by {by}** on {when}: users were erased (request {request_id}); "
         "do not train on this version.\n\n"
     )
-    if "**Superseded by" not in text:
-        head, marker, body = text.partition("\n---\n")
-        card.write_text(f"{head}{marker}\n{notice}{body.lstrip()}" if marker else notice + text)
+    if "**Superseded by" in text:
+        return text
+    head, marker, body = text.partition("\n---\n")
+    return f"{head}{marker}\n{notice}{body.lstrip()}" if marker else notice + text
+
+
+def _mark_superseded(
+    catalog: Catalog, name: str, version: str, by: str, request_id: str, delete_files: bool
+) -> None:
+    """Mark ``version`` superseded by ``by``: a notice atop its card, its data files deleted
+    (with ``delete_files``), its manifest rewritten saying so."""
+    manifest = catalog.read_manifest(name, version)
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    superseded = Supersession(at=when, request=request_id, files_deleted=delete_files)
+    if not catalog.is_local:
+        _mark_superseded_objects(catalog, manifest, by, when, request_id, delete_files)
+        return
+    folder = catalog.folder(name) / version
+    card = folder / CARD_FILE
+    text = card.read_text()
+    marked = _with_notice(text, by, when, request_id)
+    if marked != text:
+        card.write_text(marked)
     if delete_files:
         shutil.rmtree(folder / "data", ignore_errors=True)
     present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
@@ -201,8 +268,39 @@ def _mark_superseded(
         else entry.model_copy(update={"deleted": entry.path not in present})
         for entry in manifest.files
     ]  # fmt: skip
-    superseded = Supersession(at=when, request=request_id, files_deleted=delete_files)
     write_manifest_file(
         folder,
         manifest.model_copy(update={"files": files, "superseded_by": by, "superseded": superseded}),
+    )
+
+
+def _mark_superseded_objects(
+    catalog: Catalog, manifest: Manifest, by: str, when: str, request_id: str, delete_files: bool
+) -> None:
+    """``_mark_superseded`` on S3: the card rewritten, the data objects deleted, then the
+    manifest rewritten (the data go before the manifest says so: a crash in between leaves a
+    version erasure searches again, never one that claims a deletion not done)."""
+    name, version = manifest.dataset, manifest.version
+    objects = catalog.objects
+    card_key = catalog.key(name, version, CARD_FILE)
+    card = (objects.read_bytes(card_key) or b"").decode()
+    marked = _with_notice(card, by, when, request_id).encode()
+    objects.write_once(card_key, marked)
+    deleted = set()
+    if delete_files:
+        for entry in manifest.files:
+            if entry.path.startswith("data/"):
+                objects.delete(catalog.key(name, version, entry.path))
+                deleted.add(entry.path)
+    files = [
+        FileEntry(path=CARD_FILE, sha256=hashlib.sha256(marked).hexdigest(), bytes=len(marked))
+        if entry.path == CARD_FILE
+        else entry.model_copy(update={"deleted": entry.deleted or entry.path in deleted})
+        for entry in manifest.files
+    ]
+    superseded = Supersession(at=when, request=request_id, files_deleted=delete_files)
+    update = {"files": files, "superseded_by": by, "superseded": superseded}
+    objects.write_once(
+        catalog.key(name, version, MANIFEST_FILE),
+        manifest.model_copy(update=update).to_json().encode(),
     )

@@ -139,8 +139,11 @@ class Schedule(_Strict):
     """Cron expression; ``""`` turns the scheduled transform runs off."""
     retention: str | None = "30 3 * * *"
     """When the retention job runs (only if a retention period is set)."""
+    lake_maintenance: str | None = "0 4 * * *"
+    """When the lake's table is compacted and its old snapshots expired (``flywheel lake
+    compact``)."""
 
-    @field_validator("transforms", "retention")
+    @field_validator("transforms", "retention", "lake_maintenance")
     @classmethod
     def _cron(cls, expression: str | None) -> str | None:
         return _check_cron(expression or None)

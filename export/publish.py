@@ -12,6 +12,10 @@ and the manifest. Then:
   fsynced, then a rename on one file system, so a version appears whole or not at all) and is
   never written again.
 
+With ``FLYWHEEL_EXPORT__TARGET`` on S3, the attempt is built the same way in the data dir's
+``datasets/<name>/`` folder (which keeps the lock and the failed attempts) and published by
+uploading it, manifest last (``export.commit.commit_objects``).
+
 One export per dataset at a time (the dataset's lock; a second one fails at once). The files are
 deterministic: rows in a fixed order, Parquet written with fixed settings and no timestamps, so the
 same warehouse and policy give byte-identical data files and card; the manifest (its creation time)
@@ -40,8 +44,8 @@ from export.build import (
     shape,
     unreadable_rows,
 )
-from export.catalog import dataset_dir, read_manifest, versions
-from export.commit import commit_version, locked, sha256_file
+from export.catalog import Catalog, dataset_dir
+from export.commit import locked, publish_attempt, sha256_file
 from export.manifest import (
     LINEAGE_IDS,
     Calibration,
@@ -81,11 +85,15 @@ class ExportResult:
     dataset: str
     version: str | None
     path: Path | None
+    """The version's folder on a local target; None on S3 or when nothing was new."""
     manifest: Manifest
     """The new version's, or the latest's when nothing was new."""
     gate: GateResult | None
     """The quality gate's outcome; None when nothing was new (the gate is not run: the latest
     version passed it with the same data files and policy)."""
+
+    url: str | None = None
+    """Where readers find the version: its folder, or its ``s3://`` prefix."""
 
     @property
     def published(self) -> bool:
@@ -100,12 +108,19 @@ def export_dataset(
     datasets: DatasetsFile | None = None,
     keep_failed: int = 5,
     on_progress: Callable[[str], None] | None = None,
+    lake: Lake | None = None,
+    catalog: Catalog | None = None,
 ) -> ExportResult:
     """Publish the next version of dataset ``name`` (see the module's docstring); keep the
-    ``keep_failed`` latest failed attempts."""
+    ``keep_failed`` latest failed attempts. ``lake``: the configuration's (``open_lake``; the
+    texts are read back from its files, on object storage from this host's copies), unset
+    the data dir's. ``catalog``: the target (``open_catalog``), unset the data dir's
+    ``datasets`` folder."""
+    lake = lake or Lake.in_data_dir(data_dir)
     policy = (datasets or load_datasets()).dataset(name)
     step = on_progress or (lambda _: None)
-    folder = dataset_dir(data_dir, name)
+    target = catalog or Catalog.in_data_dir(data_dir)
+    folder = staging_folder(target, data_dir, name)
     with locked(folder):
         # Attempts a killed export left behind (the lock says none is running now).
         for stale in folder.glob(".attempt-*"):
@@ -114,7 +129,7 @@ def export_dataset(
         attempt = folder / f".attempt-{attempt_id}"
         attempt.mkdir()
         try:
-            return _export(data_dir, name, policy, keyring, attempt, step)
+            return _export(data_dir, lake, name, policy, keyring, attempt, step, target)
         except QualityGateError as failure:
             kept = folder / f"failed-{attempt_id}"
             attempt.rename(kept)
@@ -130,21 +145,23 @@ def export_dataset(
 
 def _export(
     data_dir: Path,
+    lake: Lake,
     name: str,
     policy: DatasetPolicy,
     keyring: Keyring,
     attempt: Path,
     step: Callable[[str], None],
+    target: Catalog,
 ) -> ExportResult:
     step("reading the warehouse")
-    frames, lineage, excluded = _read_warehouse(data_dir, name, policy, keyring)
+    frames, lineage, excluded = _read_warehouse(data_dir, lake, name, policy, keyring)
     step("writing files")
     files = write_files(frames, policy, attempt)
     # Nothing new is decided before the gate: the latest version passed it with these very
     # files and policy, and an unchanged warehouse exported every hour should not pay the gate
     # (Great Expectations' import alone is about 2 s) every hour.
-    existing = versions(data_dir, name)
-    latest = read_manifest(data_dir, name, existing[-1]) if existing else None
+    existing = target.versions(name)
+    latest = target.read_manifest(name, existing[-1]) if existing else None
     fingerprint = Fingerprint(policy_hash=policy.digest(name), files=files)
     if latest is not None and _same_export(
         latest, fingerprint, policy.digests(name, latest.policy)
@@ -161,7 +178,9 @@ def _export(
             f"{name!r}: {listed}. Nothing was published",
             report=str(attempt / "quality"),
         )
-    manifest = commit_version(
+    step("publishing")
+    manifest = publish_attempt(
+        target,
         attempt.parent,
         attempt,
         Manifest(
@@ -180,7 +199,16 @@ def _export(
             calibration=lineage.calibration,
         ),
     )
-    return ExportResult(name, manifest.version, attempt.parent / manifest.version, manifest, gate)
+    path = attempt.parent / manifest.version if target.is_local else None
+    return ExportResult(
+        name, manifest.version, path, manifest, gate, url=target.url(name, manifest.version)
+    )
+
+
+def staging_folder(target: Catalog, data_dir: Path, name: str) -> Path:
+    """Where a dataset's attempts are built, locked and kept when they fail: its folder on a
+    local target (the rename that commits stays on one file system), else the data dir's."""
+    return target.folder(name) if target.is_local else dataset_dir(data_dir, name)
 
 
 def _same_export(latest: Manifest, fingerprint: Fingerprint, digests: set[str]) -> bool:
@@ -200,21 +228,23 @@ class Lineage:
 
 
 def _read_warehouse(
-    data_dir: Path, name: str, policy: DatasetPolicy, keyring: Keyring
+    data_dir: Path, lake: Lake, name: str, policy: DatasetPolicy, keyring: Keyring
 ) -> tuple[dict[Kind, pl.DataFrame], Lineage, Excluded]:
     """Each config's shaped rows (with ``split`` and the gate's inputs), the lineage of the
     whole version (lake files, the transform run, the time window, the calibration) and the
     rows left out for unreadable times."""
     selected: dict[str, pl.DataFrame] = {}  # dpo and reward take the same rows
     with models_connection(data_dir, action="export from") as db:
+        # The texts are read back from the files the warehouse loaded (on object storage,
+        # from this host's copies of them).
+        loaded = [path for (path,) in db.execute("SELECT path FROM lake_files").fetchall()]
+        lake_root = lake.readable_root(loaded)
         unreadable = [row[0] for row in db.execute(UNREADABLE_RESPONSES).fetchall()]
         excluded = {kind: unreadable_rows(db, policy, kind, unreadable) for kind in policy.kinds}
         for kind in policy.kinds:
             table = SOURCE_OF_KIND[kind]
             if table not in selected:
-                selected[table] = select_rows(
-                    db, policy, kind, Lake.in_data_dir(data_dir).root, unreadable=unreadable
-                )
+                selected[table] = select_rows(db, policy, kind, lake_root, unreadable=unreadable)
         response_ids = {
             i for rows in selected.values() for i in rows["response_ids"].explode().drop_nulls()
         }

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from export.build import Rekeyer
-from export.catalog import read_manifest, versions
+from export.catalog import Catalog
 from export.manifest import LINEAGE_IDS
 from export.publish import models_connection
 from flywheel.errors import ExportError
@@ -52,15 +52,23 @@ class TracedRow:
 
 
 def trace_rows(
-    data_dir: Path, name: str, ids: list[str], keyring: Keyring, *, version: str | None = None
+    data_dir: Path,
+    name: str,
+    ids: list[str],
+    keyring: Keyring,
+    *,
+    version: str | None = None,
+    catalog: Catalog | None = None,
 ) -> tuple[str, list[TracedRow]]:
     """The warehouse rows behind ``ids`` of dataset ``name``'s ``version`` (the latest by
-    default); returns the version traced and one ``TracedRow`` per id, in the order given."""
-    published = versions(data_dir, name)
+    default) at ``catalog`` (unset: the data dir's ``datasets`` folder); returns the version
+    traced and one ``TracedRow`` per id, in the order given."""
+    target = catalog or Catalog.in_data_dir(data_dir)
+    published = target.versions(name)
     if not published:
         raise ExportError(f"dataset {name!r} has no published version")
     version = version or published[-1]
-    manifest = read_manifest(data_dir, name, version)
+    manifest = target.read_manifest(name, version)
     show: Callable[[str], str] = str  # a version from before ids were re-keyed shows them as is
     if manifest.lineage_ids == LINEAGE_IDS:
         key_version = manifest.pseudonym_key_version

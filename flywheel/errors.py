@@ -14,6 +14,7 @@ Every error the platform raises on purpose derives from ``FlywheelError``. Error
     │   └── KafkaAuthError       the brokers refused the credentials or the TLS handshake failed
     │                            (also a ConfigError: the configuration must be fixed)
     ├── LocalKafkaError          the local development broker could not be resolved or started
+    ├── LocalS3Error             the local S3 server (moto_server) could not be started
     ├── WarehouseError           the DuckDB warehouse could not be opened, migrated or written
     │   └── WarehouseBusyError   another process holds the warehouse (DuckDB has one writer)
     └── ExportError              a dataset could not be published (nothing was)
@@ -77,6 +78,10 @@ class KafkaAuthError(KafkaError, ConfigError):
 
 class LocalKafkaError(FlywheelError):
     """The local development broker could not be resolved, formatted or started."""
+
+
+class LocalS3Error(FlywheelError):
+    """The local S3 server for tests and benchmarks (``moto_server``) could not be started."""
 
 
 class WarehouseError(FlywheelError):

@@ -20,6 +20,8 @@ DISTRIBUTION = "feedback-flywheel"
 EXTRAS = {
     "export": "the export's quality gate (Great Expectations)",
     "names": "person-name detection (FLYWHEEL_PRIVACY__NAMES_MODEL: Presidio and spaCy)",
+    "postgres": "the lake's catalog in PostgreSQL (FLYWHEEL_LAKE__CATALOG)",
+    "s3": "object storage beyond pyarrow's client (conditional puts: boto3; fsspec: s3fs)",
 }
 """Each extra a command may ask for, and what it serves."""
 

@@ -134,6 +134,8 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)
     # httpx logs every request at INFO (the simulator posts thousands).
     logging.getLogger("httpx").setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)
+    # pyiceberg announces its file IO on every catalog it opens.
+    logging.getLogger("pyiceberg").setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)
     # Great Expectations logs its own start-up (hundreds of lines) at INFO.
     logging.getLogger("great_expectations").setLevel(
         logging.WARNING if level != "DEBUG" else logging.DEBUG

@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from flywheel.errors import ConfigError
+from flywheel.storage import LakeLocation, parse_lake_url
 
 # Values people paste from templates; a deployment that still carries one is refused.
 PLACEHOLDER_SECRETS = frozenset(
@@ -412,6 +413,35 @@ class PrivacySettings(BaseModel):
     and no dataset changes by a byte."""
 
 
+class LakeSettings(BaseModel):
+    """Where the lake is."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    url: str | None = None
+    """The lake's folder or object-storage prefix: a local path, or ``s3://bucket/prefix`` (S3
+    or a compatible store, reached through the standard AWS environment: ``AWS_ENDPOINT_URL``,
+    ``AWS_REGION``, the credential variables or a profile). Unset: ``<data dir>/lake``. Every
+    command uses the lake it names; ``flywheel demo`` makes its own and refuses an ``s3://``
+    URL. Landed files form an Apache Iceberg table (``catalog``; docs/architecture.md)."""
+
+    catalog: str | None = None
+    """The Iceberg catalog of the lake's table, as a SQLAlchemy URL: ``postgresql+psycopg://...``
+    for workers on several hosts (docs/operations.md). Unset: a SQLite file in the data dir
+    (``lake-catalog.db``), for one host."""
+    commit_interval_s: float = Field(default=60.0, gt=0)
+    """How often an ingest worker commits the files landed since the last commit to the lake's
+    table (each worker tries; a commit finding nothing new costs one read of the catalog).
+    ``flywheel transform run`` commits first, whatever the interval."""
+
+    @field_validator("url")
+    @classmethod
+    def _url_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_lake_url(value)
+        return value
+
+
 class ExportSettings(BaseModel):
     """Published datasets and the schedule."""
 
@@ -423,6 +453,18 @@ class ExportSettings(BaseModel):
     keep_failed_attempts: int = Field(default=5, ge=1)
     """How many failed export attempts (data and quality report, ``failed-*`` folders) to keep
     per dataset; older ones are deleted when a new attempt fails."""
+    target: str | None = None
+    """Where versions are published: a local folder, or ``s3://bucket/prefix`` (S3 or a
+    compatible store, reached through the standard AWS environment as the lake's is). Unset:
+    ``<data dir>/datasets``. A version is ``<target>/<dataset>/v<N>/``; on S3 its manifest is
+    written last, with a conditional put, and is its commit (docs/export.md)."""
+
+    @field_validator("target")
+    @classmethod
+    def _target_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_lake_url(value)
+        return value
 
 
 class Settings(BaseSettings):
@@ -455,6 +497,8 @@ class Settings(BaseSettings):
     """Pseudonymisation and scrubbing."""
     export: ExportSettings = ExportSettings()
     """Published datasets and the schedule."""
+    lake: LakeSettings = LakeSettings()
+    """Where the lake is."""
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -473,6 +517,21 @@ class Settings(BaseSettings):
         if self.kafka.bootstrap_servers is not None and not self.kafka.bootstrap_servers.strip():
             self.kafka.bootstrap_servers = None
         return self
+
+    @property
+    def lake_location(self) -> LakeLocation:
+        """The lake's location: ``FLYWHEEL_LAKE__URL``, else ``<data dir>/lake``."""
+        if self.lake.url is None:
+            return LakeLocation(str(self.data_dir / "lake"))
+        return parse_lake_url(self.lake.url)
+
+    @property
+    def datasets_location(self) -> LakeLocation:
+        """Where datasets are published: ``FLYWHEEL_EXPORT__TARGET``, else
+        ``<data dir>/datasets``."""
+        if self.export.target is None:
+            return LakeLocation(str(self.data_dir / "datasets"))
+        return parse_lake_url(self.export.target)
 
     @property
     def embedded(self) -> bool:

@@ -47,7 +47,7 @@ from ingest.pipeline import (
     rename_batch,
 )
 from privacy.keys import Keyring
-from warehouse.lake import Lake, polars_errno
+from warehouse.lake import Lake, open_lake, polars_errno
 
 if TYPE_CHECKING:
     import polars as pl
@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 
 EMBEDDED_TOPIC = "embedded"
 LOCK_NAME = "embedded.lock"
+EMBEDDED_SINK = "the embedded sink (FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS unset)"
+"""What refuses a lake on object storage: it renames its files and locks the lake's folder."""
 """Beside the lake's ``events`` folder: ``<data dir>/lake/embedded.lock``."""
 FULL_DISK_RETRY_AFTER_S = 30
 """A full disk is not freed in seconds; clients that resend sooner only add load."""
@@ -92,7 +94,9 @@ def hold_lock(lake: Lake) -> int:
     """
     import fcntl
 
-    path = lake.root.parent / LOCK_NAME
+    # Beside the events folder on a local disk; beside the spool for a lake on object storage,
+    # which only this host's processes see (one embedded API per lake: docs/operations.md).
+    path = lake.spool.parent / LOCK_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -101,9 +105,10 @@ def hold_lock(lake: Lake) -> int:
         holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "unknown"
         os.close(descriptor)
         raise ConfigError(
-            f"{lake.root.parent.parent} is already served in embedded mode (pid {holder} holds "
+            f"the lake {lake.location} is already served in embedded mode (pid {holder} holds "
             f"{path}); two processes would overwrite each other's lake files: stop it, or set "
-            "another FLYWHEEL_DATA_DIR, or run with Kafka (FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS)"
+            "another FLYWHEEL_DATA_DIR or FLYWHEEL_LAKE__URL, or run with Kafka "
+            "(FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS)"
         ) from None
     except BaseException:
         os.close(descriptor)
@@ -249,8 +254,10 @@ class EmbeddedSink:
                 frame, topic=EMBEDDED_TOPIC, partition=0, first_offset=batch.first_offset,
                 last_offset=batch.last_offset,
             )  # fmt: skip
-            removed = rename_batch(self.pipeline.suppression, temporary, final, frame_users(frame))
-            self.lake.sync_folder(final.parent)
+            removed = rename_batch(
+                self.lake, self.pipeline.suppression, temporary, final, frame_users(frame)
+            )
+            self.lake.sync_landed(final)
         except Exception as exc:
             # Read the lake again before the next batch: a failure after the rename (the folder's
             # fsync) leaves the file, and offsets and the dedupe window must count it.
@@ -339,7 +346,7 @@ class EmbeddedSink:
         return await asyncio.to_thread(self._check_storage)
 
     def _check_storage(self) -> str | None:
-        folder = self.lake.root
+        folder = self.lake.spool
         try:
             folder.mkdir(parents=True, exist_ok=True)
             if not self.disk.writable(folder):
@@ -380,9 +387,10 @@ class EmbeddedSink:
 
 
 def embedded_sink(settings: Settings, keyring: Keyring) -> EmbeddedSink:
-    """The embedded sink of a configuration: the data dir's lake, the configured pipeline."""
+    """The embedded sink of a configuration: its lake (``FLYWHEEL_LAKE__URL``, on a local disk:
+    the sink renames its files and locks the lake with ``flock``), the configured pipeline."""
     return EmbeddedSink(
-        lake=Lake.in_data_dir(settings.data_dir),
+        lake=open_lake(settings),
         pipeline=build_pipeline(settings, keyring),
         dedupe_window=settings.ingest.dedupe_window,
         max_batch_events=settings.ingest.batch_max_events,

@@ -8,7 +8,6 @@ the frame to land, the dead letters to send and how many duplicates it dropped.
 from __future__ import annotations
 
 import io
-import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -221,17 +220,19 @@ written (so a crash leaves a file ``Lake.remove_temporary_files`` finds)."""
 
 
 def rename_batch(
-    suppression: SuppressionList | None, temporary: Path, final: Path, pseudonyms: frozenset[str]
-) -> int:
-    """Rename a written batch (of users ``pseudonyms``) to its final name in the lake, without
-    the events of users erased since it was prepared; returns how many events that removed. The
-    caller makes the rename durable (``Lake.sync_folder``).
+    lake: Lake, suppression: SuppressionList | None, temporary: Path, final: Path,
+    pseudonyms: frozenset[str],
+) -> int:  # fmt: skip
+    """Land a written batch (of users ``pseudonyms``) under its final name in the lake
+    (``Lake.place``: renamed, or uploaded), without the events of users erased since it was
+    prepared; returns how many events that removed. The caller makes it durable
+    (``Lake.sync_landed``).
 
     Under the suppression list's landing lock, so an erasure that lists users either waits for
     this batch to land (and then finds it in the lake) or is seen here
     (``privacy.suppression``)."""
     if suppression is None:
-        os.replace(temporary, final)
+        lake.place(temporary, final)
         return 0
     with suppression.landing() as suppressed:
         erased = pseudonyms & suppressed
@@ -240,7 +241,7 @@ def rename_batch(
             removed, _ = Lake.rewrite_without_users(
                 temporary, set(erased), temporary=temporary.with_name(temporary.name + LATE_SUFFIX)
             )
-        os.replace(temporary, final)
+        lake.place(temporary, final)
     return removed
 
 

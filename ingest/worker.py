@@ -146,6 +146,7 @@ class IngestWorker:
         metrics: IngestMetrics | None = None,
         fault: FaultHook | None = None,
         accept_topic: bool = False,
+        commit_landed: Callable[[], object] | None = None,
     ) -> None:
         self.settings = settings
         self.topic = settings.kafka.events_topic
@@ -157,6 +158,11 @@ class IngestWorker:
         self.dead_letters = dead_letters
         self.metrics = metrics or IngestMetrics()
         self.fault = fault or (lambda point: None)
+        self.commit_landed = commit_landed
+        """Commits the landed files to the lake's table (``warehouse.table.LakeTable.commit``),
+        every ``lake.commit_interval_s`` and once more before the worker stops; None: never
+        (the transforms commit before they read)."""
+        self._next_table_commit = 0.0
         self.stats = WorkerStats()
         self._buffers: dict[int, _Buffer] = {}
         self._in_flight: deque[_InFlight] = deque()
@@ -470,6 +476,7 @@ class IngestWorker:
                     ):
                         self._submit(partition)
                 self._finish_in_flight(until_empty=False)
+                self._commit_table(now)
                 self._update_lag()
                 if on_progress is not None:
                     on_progress(self.stats)
@@ -488,6 +495,7 @@ class IngestWorker:
                 if partition in self._buffers and self._buffers[partition].records:
                     self._submit(partition)
             self._finish_in_flight(until_empty=True)
+            self._commit_table(None)
             if on_progress is not None:
                 on_progress(self.stats)
         finally:
@@ -498,6 +506,21 @@ class IngestWorker:
                 self.preparer.close()
                 self.dead_letters.close()
         return self.stats
+
+    def _commit_table(self, now: float | None) -> None:
+        """Commit the landed files to the lake's table when the interval is up (``now`` None:
+        at once). A failed commit is logged and tried again at the next interval: the files
+        stay landed, and the worker's resume point is the lake, not the table."""
+        if self.commit_landed is None or (now is not None and now < self._next_table_commit):
+            return
+        self._next_table_commit = time.monotonic() + self.settings.lake.commit_interval_s
+        try:
+            self.commit_landed()
+        except FlywheelError as exc:
+            log.warning(
+                "could not commit the landed files to the lake's table; trying again later",
+                extra={"fields": {"error": type(exc).__name__, "reason": str(exc)}},
+            )
 
     def _never_assigned(self, waited_s: float) -> str:
         """Why a batch run (``idle_exit_s``) that never got a partition landed nothing."""
@@ -709,14 +732,15 @@ class IngestWorker:
             nonlocal renamed, removed
             if not renamed:
                 try:
-                    removed = rename_batch(self.pipeline.suppression, prepared.temporary,
-                                           prepared.final, prepared.users)  # fmt: skip
+                    removed = rename_batch(self.lake, self.pipeline.suppression,
+                                           prepared.temporary, prepared.final,
+                                           prepared.users)  # fmt: skip
                 except FileNotFoundError:
                     if prepared.temporary.exists():
                         raise  # the folder, not the batch: retried like any other OSError
                     raise _TemporaryGone() from None
                 renamed = True
-            self.lake.sync_folder(prepared.final.parent)
+            self.lake.sync_landed(prepared.final)
             return removed
 
         return publish

@@ -1,5 +1,6 @@
-"""Shared fixtures. Tests under tests/integration/ are marked ``integration`` automatically, and
-tests that use the ``trl_python`` fixture ``trl``."""
+"""Shared fixtures. Tests under tests/integration/ are marked ``integration`` automatically (so are
+tests that use the S3 server: ``tests.helpers.s3`` marks them), and tests that use the
+``trl_python`` fixture ``trl``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-pytest_plugins = ["tests.helpers.simulated"]  # the simulated warehouse, shared
+# The simulated warehouse, and the S3 server (moto), shared.
+pytest_plugins = ["tests.helpers.simulated", "tests.helpers.s3"]
 
 INTEGRATION_DIR = Path(__file__).parent / "integration"
 

@@ -18,7 +18,7 @@ PACKAGES = (
 
 BASE = {
     "flywheel", "flywheel.settings", "flywheel.errors", "flywheel.logs", "flywheel.kafka",
-    "flywheel.files", "flywheel.net", "flywheel.tomlfile", "flywheel.extras",
+    "flywheel.files", "flywheel.net", "flywheel.tomlfile", "flywheel.extras", "flywheel.storage",
 }  # fmt: skip
 """Imported by everyone; imports no stage and nothing else of ``flywheel``."""
 

@@ -28,6 +28,8 @@ from transforms.policy import Policy, load_policy
 from warehouse.db import open_warehouse, raw, translate, warehouse_path
 from warehouse.lake import Lake
 from warehouse.load import load_lake
+from warehouse.retention import forget_missing_files
+from warehouse.table import LakeTable, default_catalog_uri
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -52,6 +54,8 @@ class RunSummary:
 
     run_id: str
     full_refresh: bool
+    committed_files: int = 0
+    """Landed files this run committed to the lake's table before loading."""
     files_loaded: int = 0
     events_loaded: int = 0
     excluded_events: list[str] = field(default_factory=list)
@@ -62,7 +66,9 @@ class RunSummary:
     overhead: dict[str, float] = field(default_factory=dict)
     """Seconds spent outside the steps, by part: ``open`` (the engine and the migration check),
     ``record`` (the run's row in ``transform_runs``, written at the start and the end),
-    ``plan`` and ``scope`` (see ``run_models``), ``commit`` (the models' transaction) and
+    ``commit_lake`` (committing landed files to the lake's table, listing its files and, on
+    object storage, copying new ones to this host), ``plan`` and ``scope`` (see
+    ``run_models``), ``commit`` (the models' transaction) and
     ``close`` (closing the warehouse). DuckDB checkpoints (writes the run's changes into the
     database file) at the first commit after its write-ahead log passes 16 MiB, else at close."""
 
@@ -74,9 +80,18 @@ def run_transforms(
     select: list[str] | None = None,
     policy_file: Path | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
+    lake: Lake | None = None,
+    table: LakeTable | None = None,
 ) -> RunSummary:
-    """Load the lake's new files (all of them with ``full_refresh``), build the models (those in
-    ``select`` and what they need), and record the run with the policy's hash."""
+    """Commit the landed files to the lake's table, load the files of its current snapshot not
+    loaded yet (all of them with ``full_refresh``), build the models (those in ``select`` and
+    what they need), and record the run with the policy's hash.
+
+    ``lake``: the configuration's (``warehouse.lake.open_lake``), unset the data dir's; on
+    object storage its files are copied to this host (``Lake.readable``) for DuckDB. ``table``:
+    the lake's table (``LakeTable.of``), unset the one in the data dir's catalog."""
+    lake = lake or Lake.in_data_dir(data_dir)
+    table = table or LakeTable(lake, default_catalog_uri(data_dir))
     policy = load_policy(policy_file)
     ordered(discover(), select)  # an unknown model or a cycle fails before anything runs
     started = time.perf_counter()
@@ -84,7 +99,7 @@ def run_transforms(
     summary = RunSummary(run_id=uuid.uuid4().hex, full_refresh=full_refresh)
     summary.overhead["open"] = time.perf_counter() - started
     try:
-        _run(engine, data_dir, summary, policy, select, on_progress)
+        _run(engine, lake, table, summary, policy, select, on_progress)
     except BaseException as exc:
         _record_failure(engine, summary.run_id)
         if isinstance(exc, FlywheelError) or not isinstance(exc, Exception):
@@ -114,7 +129,8 @@ def _record_failure(engine: Engine, run_id: str) -> None:
 
 def _run(
     engine: Engine,
-    data_dir: Path,
+    lake: Lake,
+    table: LakeTable,
     summary: RunSummary,
     policy: Policy,
     select: list[str] | None,
@@ -142,9 +158,16 @@ def _run(
                 },
             )
         overhead["record"] = time.perf_counter() - started
+        started = time.perf_counter()
+        summary.committed_files = len(table.commit().files)
+        lake_files = lake.readable(table.data_files())
+        overhead["commit_lake"] = time.perf_counter() - started
+        # Files the table no longer holds (a compaction merged them, retention expired them):
+        # their events go, and come back from the files that replaced them.
+        forgotten_files, _ = forget_missing_files(db, lake, lake_files)
         loaded = load_lake(
             connection,
-            Lake.in_data_dir(data_dir),
+            lake_files,
             run_id=summary.run_id,
             full_refresh=full_refresh,
             on_progress=(lambda done, total: on_progress("load", done, total))
@@ -167,10 +190,10 @@ def _run(
             built = run_models(
                 db,
                 policy,
-                lake_root=Lake.in_data_dir(data_dir).root,
+                lake_root=lake.cache,
                 select=select,
                 # Removed events leave no new file to scope an incremental build by.
-                full_refresh=full_refresh or bool(loaded.removed),
+                full_refresh=full_refresh or bool(loaded.removed) or bool(forgotten_files),
                 run_id=summary.run_id,
                 on_progress=(lambda done, total: on_progress("models", done, total))
                 if on_progress

@@ -24,11 +24,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flywheel.errors import WarehouseError
-from warehouse.lake import Lake
+from warehouse.lake import Lake, LakeFile
 from warehouse.lineage import LABEL_LINEAGE
+
+if TYPE_CHECKING:
+    from warehouse.table import LakeTable
 
 ERASE_PREFIX = ".erasing-"
 
@@ -43,35 +46,82 @@ class LakeRewrite:
     kept: int
 
 
-def erase_from_lake(lake: Lake, pseudonyms: list[str]) -> list[LakeRewrite]:
-    """Rewrite every lake file that holds one of ``pseudonyms`` without those rows."""
-    import duckdb
-
-    files = sorted(str(f.path) for f in lake.files())
+def erase_from_lake(
+    lake: Lake, pseudonyms: list[str], table: LakeTable | None = None
+) -> list[LakeRewrite]:
+    """Rewrite every lake file that holds one of ``pseudonyms`` without those rows: every file
+    landed, committed to the lake's table or not. ``table``: the lake's table, whose entries of
+    the rewritten files are then replaced in one snapshot (their row counts and sizes change,
+    their names do not)."""
+    files = sorted(lake.files())
     if not files or not pseudonyms:
         return []
+    wanted = set(pseudonyms)
+    hits = _files_holding(lake, files, pseudonyms)
+    rewrites = []
+    for landed in hits:
+        if lake.objects is None:
+            path = Path(landed.path)
+            removed, kept = Lake.rewrite_without_users(
+                path, wanted, temporary=path.with_name(ERASE_PREFIX + path.name)
+            )
+        else:
+            removed, kept = _rewrite_object(lake, landed, wanted)
+        rewrites.append(LakeRewrite(path=lake.relative(landed), removed=removed, kept=kept))
+    if table is not None and hits:
+        table.replace(refreshed=hits)
+    return rewrites
+
+
+def _files_holding(lake: Lake, files: list[LakeFile], pseudonyms: list[str]) -> list[LakeFile]:
+    """The files with a row of one of ``pseudonyms``: one DuckDB scan of the ``user_pseudonym``
+    column on a local disk, that column of each file through pyarrow on object storage."""
+    if lake.objects is not None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        wanted = pa.array(pseudonyms, pa.string())
+        return [
+            landed for landed in files
+            if pc.any(pc.is_in(
+                lake.read_table(landed, ["user_pseudonym"]).column("user_pseudonym"), wanted
+            )).as_py()
+        ]  # fmt: skip
+    import duckdb
+
+    by_path = {str(f.path): f for f in files}
     with duckdb.connect() as db:
         try:
             hits = db.execute(
-                "SELECT filename, count(*) FROM read_parquet($files, filename = true, "
+                "SELECT DISTINCT filename FROM read_parquet($files, filename = true, "
                 "union_by_name = true) WHERE user_pseudonym IN (SELECT unnest($users)) "
-                "GROUP BY filename ORDER BY filename",
-                {"files": files, "users": pseudonyms},
+                "ORDER BY filename",
+                {"files": list(by_path), "users": pseudonyms},
             ).fetchall()
         except duckdb.Error as exc:  # a damaged file: DuckDB's first line names it
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise WarehouseError(f"could not read the lake {lake.root}: {first[:300]}") from None
-    rewrites = []
-    wanted = set(pseudonyms)
-    for filename, _ in hits:
-        path = Path(filename)
-        removed, kept = Lake.rewrite_without_users(
-            path, wanted, temporary=path.with_name(ERASE_PREFIX + path.name)
-        )
-        rewrites.append(
-            LakeRewrite(path=path.relative_to(lake.root).as_posix(), removed=removed, kept=kept)
-        )
-    return rewrites
+    return [by_path[filename] for (filename,) in hits]
+
+
+def _rewrite_object(lake: Lake, landed: LakeFile, pseudonyms: set[str]) -> tuple[int, int]:
+    """Rewrite a lake object without the rows of ``pseudonyms``: uploaded again under its own
+    key, which replaces it whole (an object is never half written), and this host's copy of it
+    dropped. Returns (events removed, events kept)."""
+    import io
+
+    import polars as pl
+
+    frame = pl.from_arrow(lake.read_table(landed))
+    assert isinstance(frame, pl.DataFrame)
+    keep = frame.filter(
+        ~pl.col("user_pseudonym").is_in(pseudonyms) | pl.col("user_pseudonym").is_null()
+    )
+    buffer = io.BytesIO()
+    keep.write_parquet(buffer, compression="zstd", statistics=True)
+    lake.write_file(lake.key_of(landed.path), buffer.getvalue())
+    lake.forget_copy(landed)
+    return frame.height - keep.height, keep.height
 
 
 def erase_from_warehouse(db: Any, pseudonyms: list[str]) -> dict[str, int]:
@@ -157,15 +207,13 @@ def refresh_lake_file_rows(db: Any, lake: Lake) -> int:
     """Set ``lake_files.rows`` to each file's row count (from its Parquet footer) where they
     differ, as after a rewrite; returns how many rows were corrected. Reading every footer
     (not only this run's rewrites) lets a re-run after a crash correct what the first run did."""
-    import pyarrow.parquet as pq
-
     recorded = dict(db.execute("SELECT path, rows FROM lake_files").fetchall())
     corrected = 0
     for landed in lake.files():
-        relative = landed.path.relative_to(lake.root).as_posix()
+        relative = lake.relative(landed)
         if relative not in recorded:
             continue
-        rows = pq.read_metadata(landed.path).num_rows
+        rows = lake.read_metadata(landed).num_rows
         if rows != recorded[relative]:
             db.execute(
                 "UPDATE lake_files SET rows = $rows WHERE path = $path",

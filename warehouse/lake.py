@@ -16,25 +16,43 @@ was landed from; a topic created again lands under ``<topic>~<n>`` (``TopicRecor
 
 A file may hold fewer rows than its offset range: poison messages went to the dead-letter topic
 and duplicates were dropped, but their offsets are covered all the same, so nothing is read twice.
+
+On object storage (``Lake.at`` an ``s3://`` location) the layout is the same under
+``<prefix>/events/``, but there is no rename: a batch is uploaded once under its final key and
+appears whole when the upload completes (``Lake.land``). Files are listed, and read, through
+``flywheel.storage``; ``LakeFile.path`` is then the object's path as pyarrow names it
+(``bucket/key``), to be read through ``Lake.read_table`` and ``Lake.read_metadata``, not opened
+as a local file. Commands build the lake with ``open_lake``, from ``FLYWHEEL_LAKE__URL``. In
+progress: the worker's write, commit, publish steps and the lake's other readers and writers
+still work on a local lake only, and refuse one on object storage at start (``open_lake``'s
+``local_only``; docs/architecture.md).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import glob
+import io
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flywheel.errors import ConfigError
 from flywheel.files import replace_text
+from flywheel.storage import SETTING, LakeLocation, LocalStorage, ObjectStorage, open_storage
 
 if TYPE_CHECKING:
     import polars as pl
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from flywheel.settings import Settings
 
 OFFSET_DIGITS = 20
 _NAME = re.compile(
@@ -42,6 +60,10 @@ _NAME = re.compile(
     r"\.parquet$"
 )
 TEMPORARY_PREFIX = ".landing-"
+CACHE_FOLDER = "lake-cache"
+"""In the data dir: this host's copies of files of a lake on object storage, for DuckDB."""
+SPOOL_FOLDER = "lake-spool"
+"""In the data dir: batches written on this host before their upload to a lake on object storage."""
 TOPICS_FILE = "topics.json"
 """Beside the day folders: the Kafka topic id each topic was landed from (``TopicRecord``)."""
 
@@ -165,18 +187,53 @@ def _as_os_error(exc: Exception, path: Path) -> OSError:
 
 
 class Lake:
-    """The events lake under ``root`` (``<data dir>/lake/events``)."""
+    """The events lake under ``root`` (``<data dir>/lake/events``), or on object storage."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(
+        self, root: Path, *, objects: ObjectStorage | None = None,
+        location: LakeLocation | None = None, spool: Path | None = None,
+    ) -> None:  # fmt: skip
         self.root = root
+        self.objects = objects
+        """The lake's objects when it is on object storage; None for a local folder."""
+        self.location = location or LakeLocation(str(root.parent))
+        """Where the lake is, as ``FLYWHEEL_LAKE__URL`` names it (its events under ``events/``)."""
+        self.spool: Path = spool if objects is not None and spool is not None else root
+        """Where batches are written before they land: the events folder itself on a local
+        disk (renamed into place), a local folder on object storage (uploaded, then removed)."""
+        self.cache = (spool.parent / CACHE_FOLDER if spool is not None else None) or root
+        """Where DuckDB reads lake files from (``readable``): the events folder itself on a
+        local disk; on object storage, a folder of this host's copies of landed files, which
+        never change once landed, under the same names (``landed_date=.../<name>``)."""
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> Lake:
-        """The lake of a data directory."""
+        """The lake of a data directory, as ``FLYWHEEL_LAKE__URL`` unset has it. Commands build
+        their lake with ``open_lake``, which honours the setting."""
         return cls(data_dir / "lake" / "events")
+
+    @classmethod
+    def at(cls, location: LakeLocation, *, check: bool = True, spool: Path | None = None) -> Lake:
+        """The lake at a location (``Settings.lake_location``): its events under ``events/``.
+        On object storage the bucket is checked at once (``check``), so a missing bucket or an
+        unreachable endpoint stops the caller with one line, and batches are written in
+        ``spool`` (a local folder; default a temporary one) before they are uploaded."""
+        events = location.child("events")
+        if location.is_local:
+            return cls(events.local_path(), location=location)
+        objects = open_storage(events, check=check)
+        assert isinstance(objects, ObjectStorage)
+        if spool is None:  # a lake object of its own (open_lake gives the data dir's)
+            import tempfile
+
+            spool = Path(tempfile.mkdtemp(prefix="flywheel-lake-")) / SPOOL_FOLDER
+        return cls(Path(objects.path_of("")), objects=objects, location=location, spool=spool)
 
     def files(self, topic: str | None = None) -> Iterator[LakeFile]:
         """Every landed file (of one topic), in no particular order."""
+        if self.objects is not None:
+            yield from self._object_files(topic)
+            return
         if not self.root.exists():
             return
         # Listed first, then yielded: a caller that stops early must not leave scandir open.
@@ -189,6 +246,32 @@ class Lake:
                 landed = parse_name(Path(name))
                 if landed is not None and (topic is None or landed.topic == topic):
                     yield landed
+
+    def _object_files(self, topic: str | None) -> Iterator[LakeFile]:
+        assert self.objects is not None
+        # Listed first (one paginated listing of the prefix), then yielded.
+        keys = [stored.key for stored in self.objects.list_files()]
+        for key in keys:
+            folder, _, name = key.partition("/")
+            if not folder.startswith("landed_date=") or "/" in name:
+                continue
+            landed = parse_name(Path(self.objects.path_of(key)))
+            if landed is not None and (topic is None or landed.topic == topic):
+                yield landed
+
+    def read_table(self, landed: LakeFile, columns: list[str] | None = None) -> pa.Table:
+        """A landed file's rows (of ``columns``) as an Arrow table, wherever the lake is."""
+        import pyarrow.parquet as pq
+
+        filesystem = self.objects.filesystem() if self.objects is not None else None
+        return pq.read_table(str(landed.path), columns=columns, filesystem=filesystem)
+
+    def read_metadata(self, landed: LakeFile) -> pq.FileMetaData:
+        """A landed file's Parquet footer (row count, schema, statistics), read alone."""
+        import pyarrow.parquet as pq
+
+        filesystem = self.objects.filesystem() if self.objects is not None else None
+        return pq.read_metadata(str(landed.path), filesystem=filesystem)
 
     def landed_offsets(self, topic: str) -> dict[int, int]:
         """The highest landed offset of every partition of ``topic``."""
@@ -208,10 +291,10 @@ class Lake:
         Only the partition's owner writes its temporary files, so the owner may remove them.
         """
         removed = 0
-        if not self.root.exists():
+        if not self.spool.exists():
             return 0
         prefix = f"{TEMPORARY_PREFIX}{topic}+{partition}+"
-        for folder in self.root.glob("landed_date=*"):
+        for folder in self.spool.glob("landed_date=*"):
             for stale in folder.glob(f"{glob.escape(prefix)}*"):
                 stale.unlink()
                 removed += 1
@@ -227,12 +310,17 @@ class Lake:
         last_offset: int,
         now: datetime | None = None,
     ) -> tuple[Path, Path]:
-        """Write a batch under a temporary name, flushed to disk; returns (temporary, final)."""
+        """Write a batch under a temporary name, flushed to disk; returns (temporary, final).
+        ``place`` then lands it under its final name (on object storage: its final key)."""
         day = (now or datetime.now(UTC)).strftime("%Y-%m-%d")
-        folder = self.root / f"landed_date={day}"
+        name = file_name(topic, partition, first_offset, last_offset)
+        folder = self.spool / f"landed_date={day}"
         folder.mkdir(parents=True, exist_ok=True)
-        final = folder / file_name(topic, partition, first_offset, last_offset)
-        temporary = folder / f"{TEMPORARY_PREFIX}{final.name}"
+        temporary = folder / f"{TEMPORARY_PREFIX}{name}"
+        if self.objects is not None:
+            final = Path(self.objects.path_of(f"landed_date={day}/{name}"))
+        else:
+            final = folder / name
         try:
             with open(temporary, "wb") as handle:
                 frame.write_parquet(handle, compression="zstd", statistics=True)
@@ -246,6 +334,80 @@ class Lake:
                 raise
             raise _as_os_error(exc, temporary) from exc
         return temporary, final
+
+    def place(self, temporary: Path, final: Path) -> None:
+        """Land a batch ``write_temporary`` wrote: renamed to its final name on a local disk
+        (``sync_landed`` makes that durable), uploaded once under its final key on object
+        storage, where it appears whole when the upload completes, then removed from the spool.
+        A retry after a failed upload uploads the same bytes again."""
+        if self.objects is None:
+            os.replace(temporary, final)
+            return
+        self.objects.write_once(self.key_of(final), temporary.read_bytes())
+        temporary.unlink()
+
+    def sync_landed(self, final: Path) -> None:
+        """Make a landed batch durable: its folder's fsync on a local disk; on object storage a
+        completed upload is durable already."""
+        if self.objects is None:
+            Lake.sync_folder(final.parent)
+
+    def readable(self, files: Iterable[LakeFile]) -> list[LakeFile]:
+        """The same files, at paths DuckDB can read: as they are on a local disk; on object
+        storage, copies in ``cache`` (downloaded once, renamed into place when whole)."""
+        if self.objects is None:
+            return list(files)
+        copies = []
+        for landed in files:
+            path = Path(landed.path)
+            local = self.cache / path.parent.name / path.name
+            if not local.exists():
+                data = self.objects.read_bytes(self.key_of(path))
+                if data is None:
+                    continue  # gone (expired) since it was listed: as a missing local file
+                LocalStorage(LakeLocation(str(self.cache))).write_once(
+                    f"{path.parent.name}/{path.name}", data
+                )
+            copies.append(dataclasses.replace(landed, path=local))
+        return copies
+
+    def readable_root(self, names: Iterable[str]) -> Path:
+        """The folder DuckDB reads the named files (``landed_date=.../<name>``) from: the
+        events folder on a local disk; on object storage ``cache``, holding copies of them."""
+        if self.objects is None:
+            return self.root
+        files = (parse_name(Path(self.objects.path_of(name))) for name in names)
+        self.readable(landed for landed in files if landed is not None)
+        return self.cache
+
+    def delete(self, landed: LakeFile) -> int:
+        """Delete a landed file (and this host's copy of it); returns the bytes it held."""
+        if self.objects is None:
+            size = Path(landed.path).stat().st_size
+            Path(landed.path).unlink()
+            return size
+        filesystem = self.objects.filesystem()
+        size = int(filesystem.get_file_info(str(landed.path)).size or 0)
+        filesystem.delete_file(str(landed.path))
+        self.forget_copy(landed)
+        return size
+
+    def forget_copy(self, landed: LakeFile) -> None:
+        """Drop this host's copy of a lake object (``readable``), as after it was rewritten."""
+        if self.objects is not None:
+            path = Path(landed.path)
+            (self.cache / path.parent.name / path.name).unlink(missing_ok=True)
+
+    @staticmethod
+    def relative(landed: LakeFile) -> str:
+        """A lake file's path under the events folder: ``landed_date=.../<name>``."""
+        path = Path(landed.path)
+        return f"{path.parent.name}/{path.name}"
+
+    def key_of(self, path: Path | str) -> str:
+        """A lake file's key on object storage (its path under the events prefix)."""
+        assert self.objects is not None
+        return str(path).removeprefix(self.objects.path_of("").rstrip("/") + "/")
 
     @staticmethod
     def publish(temporary: Path, final: Path) -> None:
@@ -283,36 +445,78 @@ class Lake:
         Lake.publish(temporary, path)
         return frame.height - keep.height, keep.height
 
+    def local_root(self, what: str) -> Path:
+        """The events folder of a local lake, for ``what`` that reads or rewrites its files in
+        place; on object storage a ``ConfigError`` (``not_supported_on_object_storage``)."""
+        if self.objects is not None:
+            raise not_supported_on_object_storage(self.location, what)
+        return self.root
+
     def land(
         self, frame: pl.DataFrame, *, topic: str, partition: int, first_offset: int,
-        last_offset: int,
+        last_offset: int, now: datetime | None = None,
     ) -> Path:  # fmt: skip
-        """Write and publish a batch in one step (for callers with nothing to do in between)."""
+        """Write and publish a batch in one step (for callers with nothing to do in between).
+
+        On object storage the batch is uploaded once under its final key, where it appears whole
+        when the upload completes; locally it is written, flushed and renamed."""
+        if self.objects is not None:
+            day = (now or datetime.now(UTC)).strftime("%Y-%m-%d")
+            key = f"landed_date={day}/{file_name(topic, partition, first_offset, last_offset)}"
+            buffer = io.BytesIO()
+            # The same bytes a local landing writes to its file.
+            frame.write_parquet(buffer, compression="zstd", statistics=True)
+            self.objects.write_once(key, buffer.getvalue())
+            return Path(self.objects.path_of(key))
         temporary, final = self.write_temporary(
             frame, topic=topic, partition=partition, first_offset=first_offset,
-            last_offset=last_offset,
+            last_offset=last_offset, now=now,
         )  # fmt: skip
         self.publish(temporary, final)
         return final
 
+    def write_file(self, key: str, data: bytes) -> str:
+        """Write ``data`` once under ``key`` (a path relative to the events folder), whole or not
+        at all (renamed into place on a local disk); returns the path ``LakeFile.path`` takes."""
+        if self.objects is not None:
+            self.objects.write_once(key, data)
+            return self.objects.path_of(key)
+        LocalStorage(LakeLocation(str(self.root))).write_once(key, data)
+        path = self.root / key
+        Lake.sync_folder(path.parent)
+        return str(path)
+
     def topic_records(self, topic: str) -> list[TopicRecord]:
         """The topic ids ``topic`` was landed from, oldest first (the last is current)."""
-        path = self.root / TOPICS_FILE
-        if not path.exists():
+        text = self._topics_text()
+        if text is None:
             return []
-        recorded = json.loads(path.read_text()).get(topic, [])
+        recorded = json.loads(text).get(topic, [])
         return [TopicRecord(r["topic_id"], r["lake_topic"]) for r in recorded]
 
     def record_topic(self, topic: str, topic_id: str) -> TopicRecord:
         """Land ``topic`` from the Kafka topic ``topic_id`` from now on; returns its record."""
-        path = self.root / TOPICS_FILE
-        every = json.loads(path.read_text()) if path.exists() else {}
+        text = self._topics_text()
+        every = json.loads(text) if text is not None else {}
         records = every.setdefault(topic, [])
         lake_topic = topic if not records else f"{topic}~{len(records) + 1}"
         records.append({"topic_id": topic_id, "lake_topic": lake_topic})
-        self.root.mkdir(parents=True, exist_ok=True)
-        replace_text(path, json.dumps(every, indent=2, sort_keys=True) + "\n")
+        content = json.dumps(every, indent=2, sort_keys=True) + "\n"
+        if self.objects is not None:
+            # Replaced whole. Two hosts recording a topic at once would each write their own
+            # view: left for the table format's catalog, which commits atomically.
+            self.objects.write_once(TOPICS_FILE, content.encode())
+        else:
+            self.root.mkdir(parents=True, exist_ok=True)
+            replace_text(self.root / TOPICS_FILE, content)
         return TopicRecord(topic_id, lake_topic)
+
+    def _topics_text(self) -> str | None:
+        if self.objects is not None:
+            data = self.objects.read_bytes(TOPICS_FILE)
+            return data.decode() if data is not None else None
+        path = self.root / TOPICS_FILE
+        return path.read_text() if path.exists() else None
 
     def recent_event_ids(self, topic: str, partition: int, *, limit: int) -> list[str]:
         """Event ids of the newest ``limit`` landed events of a partition, oldest first."""
@@ -321,10 +525,35 @@ class Lake:
         collected: list[list[str]] = []
         count = 0
         for landed in reversed(self.partition_files(topic, partition)):
-            ids = pl.read_parquet(landed.path, columns=["event_id"])["event_id"].to_list()
+            if self.objects is not None:
+                ids = self.read_table(landed, ["event_id"]).column("event_id").to_pylist()
+            else:
+                ids = pl.read_parquet(landed.path, columns=["event_id"])["event_id"].to_list()
             collected.append(ids)
             count += len(ids)
             if count >= limit:
                 break
         flat = [event_id for ids in reversed(collected) for event_id in ids]
         return flat[-limit:] if limit else []
+
+
+def open_lake(settings: Settings, *, local_only: str | None = None, check: bool = True) -> Lake:
+    """The lake of a configuration (``FLYWHEEL_LAKE__URL``, else ``<data dir>/lake``): the one
+    way a command, the API or a scheduled job builds it, so the setting is never ignored.
+
+    ``local_only`` names what the caller does when that still needs lake files on a local disk
+    (rewritten in place, renamed, read by DuckDB, locked): an ``s3://`` URL is then refused at
+    once, before any request to the store, with one ``ConfigError`` naming the setting. On
+    object storage the bucket is checked (``check``, see ``Lake.at``)."""
+    location = settings.lake_location
+    if local_only is not None and not location.is_local:
+        raise not_supported_on_object_storage(location, local_only)
+    return Lake.at(location, check=check, spool=settings.data_dir / SPOOL_FOLDER)
+
+
+def not_supported_on_object_storage(location: LakeLocation, what: str) -> ConfigError:
+    """The one line that refuses a lake on object storage to ``what`` (not supported yet)."""
+    return ConfigError(
+        f"{SETTING}={location}: {what} does not support a lake on object storage yet; "
+        f"unset {SETTING} or give a local folder (docs/architecture.md)"
+    )

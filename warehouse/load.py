@@ -128,14 +128,14 @@ class LoadResult:
 
 
 def relative(landed: LakeFile) -> str:
-    """A lake file's path as recorded: ``landed_date=.../<name>``."""
-    return f"{landed.path.parent.name}/{landed.path.name}"
+    """A lake file's path as recorded: ``landed_date=.../<name>``, wherever the lake is."""
+    return Lake.relative(landed)
 
 
-def pending_files(connection: Connection, lake: Lake) -> list[LakeFile]:
-    """Lake files not loaded yet, in landing order."""
+def pending_files(connection: Connection, files: Iterable[LakeFile]) -> list[LakeFile]:
+    """Those of ``files`` not loaded yet, in landing order."""
     loaded = {row[0] for row in raw(connection).execute("SELECT path FROM lake_files").fetchall()}
-    return landing_order(f for f in lake.files() if relative(f) not in loaded)
+    return landing_order(f for f in files if relative(f) not in loaded)
 
 
 def landing_order(files: Iterable[LakeFile]) -> list[LakeFile]:
@@ -145,13 +145,15 @@ def landing_order(files: Iterable[LakeFile]) -> list[LakeFile]:
 
 def load_lake(
     connection: Connection,
-    lake: Lake,
+    lake_files: Iterable[LakeFile],
     *,
     run_id: str,
     full_refresh: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> LoadResult:
-    """Load every lake file not loaded yet (all of them with ``full_refresh``)."""
+    """Load those of ``lake_files`` not loaded yet (all of them with ``full_refresh``): the
+    files of the lake table's current snapshot (``warehouse.table``), at paths DuckDB reads
+    (``Lake.readable``)."""
     started = time.perf_counter()
     db = raw(connection)
     result = LoadResult()
@@ -162,7 +164,7 @@ def load_lake(
             db.execute("DELETE FROM lake_files")
         else:
             result.removed = sorted(row[0] for row in db.execute(_LOADED_UNREADABLE).fetchall())
-    files = pending_files(connection, lake)
+    files = pending_files(connection, lake_files)
     for start in range(0, len(files), FILES_PER_TRANSACTION):
         chunk = files[start : start + FILES_PER_TRANSACTION]
         with connection.begin():

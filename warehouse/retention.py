@@ -13,13 +13,15 @@ looking, so a pass interrupted between the two steps is finished by the next one
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from flywheel.errors import WarehouseError
 from warehouse.lake import Lake, LakeFile
-from warehouse.load import insert_events, landing_order, relative
+from warehouse.load import insert_events, landing_order
+from warehouse.table import LakeTable
 
 
 @dataclass
@@ -31,8 +33,10 @@ class Expired:
     kept_as_resume_point: int = 0
 
 
-def expire_lake_files(lake: Lake, *, keep_days: int, today: date) -> Expired:
-    """Delete files landed before ``today - keep_days`` (not the newest of any partition)."""
+def expire_lake_files(table: LakeTable, *, keep_days: int, today: date) -> Expired:
+    """Delete files landed before ``today - keep_days`` (not the newest of any partition) from
+    the lake: first out of the lake's table (one snapshot), then from the disk."""
+    lake = table.lake
     cutoff = today - timedelta(days=keep_days)
     newest: dict[tuple[str, int], LakeFile] = {}
     files = list(lake.files())
@@ -41,6 +45,7 @@ def expire_lake_files(lake: Lake, *, keep_days: int, today: date) -> Expired:
         if key not in newest or landed.last_offset > newest[key].last_offset:
             newest[key] = landed
     result = Expired()
+    expired = []
     for landed in files:
         day = date.fromisoformat(landed.path.parent.name.removeprefix("landed_date="))
         if day >= cutoff:
@@ -48,16 +53,23 @@ def expire_lake_files(lake: Lake, *, keep_days: int, today: date) -> Expired:
         if newest[(landed.topic, landed.partition)] is landed:
             result.kept_as_resume_point += 1
             continue
-        result.bytes += landed.path.stat().st_size
-        landed.path.unlink()
+        expired.append(landed)
+    # Out of the table first: a crash in between leaves files no reader takes, deleted by the
+    # next pass, never a table naming files that are gone.
+    table.replace(removed=expired)
+    for landed in expired:
+        result.bytes += lake.delete(landed)
         result.files += 1
-    for folder in lake.root.glob("landed_date=*"):
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
+    if lake.objects is None:  # object storage has no folders to leave empty
+        for folder in lake.root.glob("landed_date=*"):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
     return result
 
 
-def forget_missing_files(db: Any, lake: Lake) -> tuple[int, int]:
+def forget_missing_files(
+    db: Any, lake: Lake, files: Iterable[LakeFile] | None = None
+) -> tuple[int, int]:
     """Delete, in one transaction, the events of loaded files that are no longer in the lake
     and those files' rows, and clear the model state if any went; returns (files, events).
 
@@ -65,18 +77,22 @@ def forget_missing_files(db: Any, lake: Lake) -> tuple[int, int]:
     window) is not lost: its next landing becomes the loaded one, as a full refresh would have
     it. A lake that holds none of the loaded files is refused (a wrong data dir, a lake not
     mounted), not taken as everything expired: retention always keeps each partition's newest
-    file."""
+    file. ``files``: the lake's files to compare with (the transforms give the table's current
+    files, so that files a compaction replaced are forgotten too); unset, every landed file."""
     recorded = [path for (path,) in db.execute("SELECT path FROM lake_files").fetchall()]
-    missing = [path for path in recorded if not (lake.root / path).is_file()]
+    in_lake = {
+        lake.relative(landed): landed for landed in (lake.files() if files is None else files)
+    }
+    missing = [path for path in recorded if path not in in_lake]
     if not missing:
         return 0, 0
-    if len(missing) == len(recorded):
+    if len(missing) == len(recorded) and not _covered(db, in_lake.values()):
         raise WarehouseError(
             f"the lake at {lake.root} holds none of the {len(recorded):,} files the warehouse "
             "loaded: is the data dir right? Nothing was deleted"
         )
     kept = set(recorded) - set(missing)
-    present = [f for f in lake.files() if relative(f) in kept]
+    present = lake.readable(f for name, f in in_lake.items() if name in kept)
     db.execute("BEGIN TRANSACTION")
     try:
         db.execute(
@@ -107,3 +123,17 @@ def forget_missing_files(db: Any, lake: Lake) -> tuple[int, int]:
         db.execute("ROLLBACK")
         raise
     return len(missing), int(events)
+
+
+def _covered(db: Any, files: Iterable[LakeFile]) -> bool:
+    """Whether ``files`` cover the offsets of some file the warehouse loaded: files that replaced
+    them (a compaction merges a partition's files into one), not a lake of something else."""
+    by_partition: dict[tuple[str, int], list[LakeFile]] = {}
+    for landed in files:
+        by_partition.setdefault((landed.topic, landed.partition), []).append(landed)
+    loaded = db.execute("SELECT topic, partition, first_offset FROM lake_files").fetchall()
+    return any(
+        f.first_offset <= first <= f.last_offset
+        for topic, partition, first in loaded
+        for f in by_partition.get((topic, partition), ())
+    )

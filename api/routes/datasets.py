@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
+import mimetypes
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
 from api.deps import AdminKeyDep, SettingsDep
 from api.errors import ApiError, ErrorPublic
-from export.catalog import dataset_names, read_manifest, version_file, versions
+from export.catalog import open_catalog
 from export.manifest import Manifest
 from flywheel.errors import ExportError, ManifestVersionError
 
@@ -74,11 +75,12 @@ async def list_datasets(_: AdminKeyDep, settings: SettingsDep) -> DatasetListPub
     manifest is damaged (or written by a newer release) is named in ``damaged`` instead of
     failing the whole list."""
     found = []
-    for name in dataset_names(settings.data_dir):
+    catalog = open_catalog(settings, check=False)
+    for name in catalog.names():
         summaries, damaged = [], []
-        for version in versions(settings.data_dir, name):
+        for version in catalog.versions(name):
             try:
-                summaries.append(_summary(read_manifest(settings.data_dir, name, version), version))
+                summaries.append(_summary(catalog.read_manifest(name, version), version))
             except ExportError:
                 log.warning(
                     "damaged dataset manifest",
@@ -105,7 +107,7 @@ async def get_manifest(
     """The manifest (``manifest.json``, upgraded to the current ``manifest_version``): counts
     per config, split and signal, file hashes, lineage, quality."""
     try:
-        return read_manifest(settings.data_dir, name, version)
+        return open_catalog(settings, check=False).read_manifest(name, version)
     except ManifestVersionError as exc:
         raise ApiError(500, str(exc), code="manifest_version_unsupported") from None
     except ExportError as exc:
@@ -120,11 +122,21 @@ async def get_manifest(
 )
 async def get_file(
     _: AdminKeyDep, settings: SettingsDep, name: NameParam, version: VersionParam, path: str
-) -> FileResponse:
+) -> Response:
     """A file the manifest lists (``README.md``, ``data/dpo/train-00000-of-00001.parquet``...);
-    nothing outside the version is reachable."""
+    nothing outside the version is reachable. On S3 the object is read and sent whole."""
+    catalog = open_catalog(settings, check=False)
     try:
-        target = version_file(settings.data_dir, name, version, path)
+        if catalog.is_local:
+            target = catalog.version_file(name, version, path)
+            return FileResponse(target, filename=target.name)
+        data = catalog.read_file(name, version, path)
     except ExportError as exc:
         raise ApiError(404, str(exc), code="not_found") from None
-    return FileResponse(target, filename=target.name)
+    filename = path.rsplit("/", 1)[-1]
+    media_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    return Response(
+        data,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ingest.worker import WorkerStats
     from privacy.keys import Keyring
     from privacy.requests import ErasureRecord
+    from warehouse.table import LakeTable
 
 
 def group(help: str, **options: Any) -> typer.Typer:
@@ -57,12 +58,14 @@ keys_app = group("Pseudonym keys (HMAC) kept outside the lake.")
 dead_letters_app = group("List and replay messages the ingest workers could not land.")
 db_app = group("The DuckDB warehouse and its migrations.")
 transform_app = group("Build the warehouse from the lake.")
+lake_app = group("The lake's Iceberg table: commit, compact, expire, status.")
 export_app = group("Publish versioned, TRL-ready datasets behind a quality gate.")
 app.add_typer(kafka_app, name="kafka")
 kafka_app.add_typer(local_app, name="local")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(transform_app, name="transform")
+app.add_typer(lake_app, name="lake")
 app.add_typer(dead_letters_app, name="dead-letters")
 app.add_typer(export_app, name="export")
 
@@ -121,6 +124,14 @@ def build_pipeline(settings: Settings) -> Pipeline:
     return pipeline_for(settings, keyring_for(settings))
 
 
+def check_lake(settings: Settings) -> None:
+    """Stop at start, with one line, on a lake that cannot be reached: a missing bucket or
+    refused credentials (exit 3), an unreachable endpoint (exit 4)."""
+    from warehouse.lake import open_lake
+
+    open_lake(settings)
+
+
 def build_sink(settings: Settings) -> EventSink:
     """The event sink for this configuration: Kafka, or in-process in embedded mode."""
     if settings.embedded:
@@ -145,6 +156,7 @@ def api_from_environment() -> FastAPI:
     from flywheel.shell.erasure import finish_erasure
 
     settings = settings_and_logging()
+    check_lake(settings)
     server_options(settings)  # this worker's header deadline
     return create_app(settings, build_sink(settings), erasure=finish_erasure)
 
@@ -176,6 +188,7 @@ def serve(
             "no write keys: set FLYWHEEL_API__WRITE_KEYS to a JSON list of keys, "
             "e.g. '[\"<at least 16 random characters>\"]'"
         )
+    check_lake(settings)
     import uvicorn
 
     from api.server import server_options
@@ -453,7 +466,8 @@ def ingest(
     from ingest.deadletters import KafkaDeadLetters
     from ingest.metrics import IngestMetrics
     from ingest.worker import IngestWorker
-    from warehouse.lake import Lake
+    from warehouse.lake import open_lake
+    from warehouse.table import LakeTable, TableMetrics
 
     if idle_exit is not None and not idle_exit > 0:
         raise ConfigError(f"--idle-exit must be a number of seconds above 0, not {idle_exit:g}")
@@ -463,19 +477,23 @@ def ingest(
             "flywheel ingest reads Kafka: set FLYWHEEL_KAFKA__BOOTSTRAP_SERVERS "
             "(in embedded mode `flywheel serve` lands events itself)"
         )
+    lake = open_lake(settings)
     metrics = IngestMetrics()
+    table = LakeTable.of(settings, lake, metrics=TableMetrics(metrics.registry))
+    table.table()  # a catalog that cannot be opened is one line at start
     if settings.ingest.metrics_port is not None:
         from prometheus_client import start_http_server
 
         start_http_server(settings.ingest.metrics_port, registry=metrics.registry)
     worker = IngestWorker(
         settings=settings,
-        lake=Lake.in_data_dir(settings.data_dir),
+        lake=lake,
         pipeline=build_pipeline(settings),
         dead_letters=KafkaDeadLetters(settings.kafka),
         metrics=metrics,
         fault=_fault_hook(),
         accept_topic=accept_topic,
+        commit_landed=table.commit,
     )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -580,6 +598,103 @@ def db_upgrade() -> None:
     out.print(f"{warehouse_path(settings.data_dir)} is at revision {revision}")
 
 
+def lake_table(settings: Settings) -> LakeTable:
+    """The lake's table of a configuration (its lake checked at start, then its catalog)."""
+    from warehouse.lake import open_lake
+    from warehouse.table import LakeTable
+
+    table = LakeTable.of(settings, open_lake(settings))
+    table.table()  # a catalog that cannot be opened is one line here
+    return table
+
+
+@lake_app.command("commit")
+def lake_commit() -> None:
+    """Commit the files landed since the last commit to the lake's table, now.
+
+    Ingest workers commit every FLYWHEEL_LAKE__COMMIT_INTERVAL_S and `flywheel transform run`
+    before it reads; this is for operators and schedulers. Example: flywheel lake commit
+    """
+    table = lake_table(settings_and_logging())
+    result = table.commit()
+    if not result.files:
+        out.print("nothing new to commit")
+        return
+    out.print(
+        f"committed {len(result.files):,} files in snapshot {result.snapshot_id}"
+        + (f" ({result.trimmed} trimmed where they overlapped)" if result.trimmed else "")
+        + (f"; {result.conflicts} commits by other writers came first" if result.conflicts else "")
+    )
+
+
+@lake_app.command("compact")
+def lake_compact(
+    target_rows: Annotated[
+        int, typer.Option(min=1, help="Rows a merged file holds at most.")
+    ] = 200_000,
+    expire_after_hours: Annotated[
+        float,
+        typer.Option(min=0, help="Then expire snapshots older than this and delete what no "
+                     "snapshot references (readers of older snapshots lose them)."),
+    ] = 24.0,
+) -> None:  # fmt: skip
+    """Merge small lake files, expire old snapshots, delete unreferenced objects.
+
+    Example: flywheel lake compact; flywheel lake compact --expire-after-hours 1
+    """
+    from datetime import timedelta
+
+    from privacy.suppression import SuppressionList, suppression_file
+    from warehouse.maintenance import compact, expire
+
+    settings = settings_and_logging()
+    table = lake_table(settings)
+    suppression = SuppressionList(suppression_file(settings.data_dir))
+    with err.status("compacting") as status:
+        compacted = compact(
+            table, target_rows=target_rows, suppressed=suppression.landing,
+            on_progress=lambda done, total: status.update(f"compacting: {done}/{total} runs"),
+        )  # fmt: skip
+        status.update("expiring snapshots")
+        expired = expire(table, older_than=timedelta(hours=expire_after_hours))
+    out.print(
+        f"merged {compacted.replaced:,} files into {compacted.merged:,}; expired "
+        f"{expired.snapshots:,} snapshots, deleted {expired.data_files:,} data files and "
+        f"{expired.metadata_files:,} metadata files ({expired.bytes / 2**20:,.1f} MiB)"
+    )
+
+
+@lake_app.command("status")
+def lake_status() -> None:
+    """The lake's table: snapshots, files per partition, committed offsets, files waiting.
+
+    Example: flywheel lake status
+    """
+    from collections import Counter
+
+    from rich.table import Table
+
+    table = lake_table(settings_and_logging())
+    current = table.table()
+    committed = table.committed_offsets(current)
+    files = Counter((f.topic, f.partition) for f in table.data_files(current))
+    waiting = Counter(
+        (f.topic, f.partition) for f in table.lake.files()
+        if f.last_offset >= committed.get(f.topic, {}).get(f.partition, 0)
+    )  # fmt: skip
+    grid = Table(title=f"lake table ({len(current.snapshots())} snapshots)", show_edge=False)
+    for column in ("topic", "partition", "files", "committed up to", "files waiting"):
+        grid.add_column(column, justify="left" if column == "topic" else "right")
+    for topic, partition in sorted(set(files) | set(waiting)):
+        next_offset = committed.get(topic, {}).get(partition)
+        grid.add_row(
+            topic, str(partition), f"{files[(topic, partition)]:,}",
+            "-" if next_offset is None else f"{next_offset - 1:,}",
+            f"{waiting[(topic, partition)]:,}",
+        )  # fmt: skip
+    out.print(grid if grid.row_count else "the lake's table is empty")
+
+
 @transform_app.command("run")
 def transform_run(
     full_refresh: Annotated[
@@ -602,9 +717,13 @@ def transform_run(
 
     from transforms.policy import load_policy
     from transforms.runner import run_transforms
+    from warehouse.lake import open_lake
+    from warehouse.table import LakeTable
 
     settings = settings_and_logging()
     load_policy(policy)  # a bad policy file is named before anything else
+    lake = open_lake(settings)
+    lake_table = LakeTable.of(settings, lake)
     require_data_dir(settings)
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
         tasks: dict[str, TaskID] = {}
@@ -620,6 +739,8 @@ def transform_run(
             select=select,
             policy_file=policy,
             on_progress=advance,
+            lake=lake,
+            table=lake_table,
         )
     table = Table(title=f"transform run {summary.run_id[:8]}", show_edge=False)
     for column in ("step", "rows", "seconds"):
@@ -657,11 +778,15 @@ def export_run(dataset: DatasetOption = "default") -> None:
 
     Example: flywheel export run --dataset default
     """
+    from export.catalog import open_catalog
     from export.policy import load_datasets
     from export.publish import export_dataset
     from privacy.keys import keyring_for
+    from warehouse.lake import open_lake
 
     settings = settings_and_logging()
+    lake = open_lake(settings)
+    catalog = open_catalog(settings)  # a missing bucket or no endpoint: one line, nothing built
     datasets = load_datasets(settings.export.datasets_file)
     datasets.dataset(dataset)  # an unknown name fails before the key or warehouse is read
     keyring = keyring_for(settings)
@@ -673,6 +798,8 @@ def export_run(dataset: DatasetOption = "default") -> None:
             datasets=datasets,
             keep_failed=settings.export.keep_failed_attempts,
             on_progress=lambda step: status.update(f"export {dataset}: {step}"),
+            lake=lake,
+            catalog=catalog,
         )
     for warning in result.gate.failed("warning") if result.gate else []:
         err.print(f"[yellow]quality warning:[/] {escape(warning.line())}", soft_wrap=True)
@@ -684,7 +811,7 @@ def export_run(dataset: DatasetOption = "default") -> None:
         return
     counts = ", ".join(f"{kind} {c.rows:,}" for kind, c in result.manifest.counts.items())
     out.print(
-        f"published {dataset} {result.version} ({counts} rows) at {result.path}", soft_wrap=True
+        f"published {dataset} {result.version} ({counts} rows) at {result.url}", soft_wrap=True
     )
 
 
@@ -696,15 +823,16 @@ def export_list() -> None:
     """
     from rich.table import Table
 
-    from export.catalog import dataset_names, read_manifest, versions
+    from export.catalog import open_catalog
 
     settings = settings_and_logging()
+    catalog = open_catalog(settings)
     table = Table(show_edge=False)
     for column in ("dataset", "version", "created", "dpo", "kto", "reward", "quality"):
         table.add_column(column)
-    for name in dataset_names(settings.data_dir):
-        for version in versions(settings.data_dir, name):
-            manifest = read_manifest(settings.data_dir, name, version)
+    for name in catalog.names():
+        for version in catalog.versions(name):
+            manifest = catalog.read_manifest(name, version)
             counts = manifest.counts
             table.add_row(
                 name,
@@ -736,12 +864,16 @@ def export_trace(
 
     from rich.table import Table
 
+    from export.catalog import open_catalog
     from export.trace import trace_rows
     from privacy.keys import keyring_for
 
     settings = settings_and_logging()
+    catalog = open_catalog(settings)
     keyring = keyring_for(settings)
-    traced_version, rows = trace_rows(settings.data_dir, dataset, ids, keyring, version=version)
+    traced_version, rows = trace_rows(
+        settings.data_dir, dataset, ids, keyring, version=version, catalog=catalog
+    )
     if as_json:
         for row in rows:
             line = json.dumps({
@@ -782,19 +914,27 @@ def schedule(
     import signal
     import threading
 
+    from export.catalog import open_catalog
     from export.policy import load_datasets
     from flywheel.shell.schedule import Scheduler, build_jobs, next_time
     from privacy.keys import keyring_for
+    from warehouse.lake import open_lake
+    from warehouse.table import LakeTable
 
     if max_runs is not None and max_runs < 1:
         raise ConfigError(f"--max-runs must be at least 1, not {max_runs}")
     settings = settings_and_logging()
+    lake = open_lake(settings)
+    catalog = open_catalog(settings)
     datasets = load_datasets(settings.export.datasets_file)
     jobs = build_jobs(
         settings.data_dir,
         datasets,
         keyring_for(settings),
         lake_retention_days=settings.privacy.lake_retention_days,
+        lake=lake,
+        table=LakeTable.of(settings, lake),
+        catalog=catalog,
     )
     if not jobs:
         raise ConfigError("the datasets file schedules nothing (no transforms or dataset schedule)")
@@ -840,6 +980,7 @@ def erase(
     Example: flywheel erase --user u-123 --user u-456; flywheel erase --users-file ids.txt;
     flywheel erase --unfinished
     """
+    from export.catalog import open_catalog
     from privacy.keys import keyring_for
     from privacy.requests import begin_erasure, unfinished_erasures
 
@@ -862,6 +1003,8 @@ def erase(
             "or finish earlier requests: --unfinished"
         )
     settings = settings_and_logging()
+    check_lake(settings)
+    open_catalog(settings)  # the datasets' store answers before a request is logged
     require_data_dir(settings)
     keyring = keyring_for(settings)
     # Read before this command logs a request of its own, which is not an earlier one.

@@ -36,13 +36,14 @@ from rich.progress import Progress
 from rich.table import Table
 
 from api.server import running_api
-from flywheel.errors import FlywheelError
+from flywheel.errors import ConfigError, FlywheelError
 from flywheel.settings import Settings
 from flywheel.shell.erasure import finish_erasure
 from privacy.keys import DEMO_KEY_FILE
 
 if TYPE_CHECKING:
     from export.manifest import ConfigCounts
+    from warehouse.lake import Lake
 
 DATASET = "default"
 KAFKA_HOME = "kafka-local"
@@ -137,9 +138,17 @@ def run_demo(
     from export.policy import load_datasets
     from flywheel.dev import simulator
     from privacy.keys import keyring_for
+    from warehouse.lake import open_lake
 
     load_datasets(settings.export.datasets_file).dataset(DATASET)  # before any event is sent
+    lake = open_lake(settings, local_only="flywheel demo")
     if fresh:
+        if settings.lake_location.local_path().resolve() != (settings.data_dir / "lake").resolve():
+            # Not the data dir's: a folder this command did not create, left to its owner.
+            raise ConfigError(
+                f"--fresh removes the data dir's lake, but FLYWHEEL_LAKE__URL puts the lake at "
+                f"{settings.lake_location}: remove its events folder yourself, or unset the setting"
+            )
         clear_data(settings.data_dir, console)
     key_file = demo_keyring_path(settings, console)
     write_key = secrets.token_urlsafe(24)
@@ -160,11 +169,12 @@ def run_demo(
     by_type = Counter(event["type"] for event in traffic)
 
     from transforms.runner import run_transforms
+    from warehouse.table import LakeTable
 
     with console.status("transform run"):
-        run = run_transforms(settings.data_dir)
+        run = run_transforms(settings.data_dir, lake=lake, table=LakeTable.of(settings, lake))
     with console.status("quality gate and export"):
-        exported = _export(settings, keyring)
+        exported = _export(settings, keyring, lake)
     summary = DemoSummary(
         posted=posted.events,
         accepted=posted.accepted,
@@ -258,7 +268,7 @@ def _through_kafka(
     return result
 
 
-def _export(settings: Settings, keyring: Any) -> dict[str, Any]:
+def _export(settings: Settings, keyring: Any, lake: Lake) -> dict[str, Any]:
     from export.policy import load_datasets
     from export.publish import export_dataset
 
@@ -268,6 +278,7 @@ def _export(settings: Settings, keyring: Any) -> dict[str, Any]:
         keyring,
         datasets=load_datasets(settings.export.datasets_file),
         keep_failed=settings.export.keep_failed_attempts,
+        lake=lake,
     )
     manifest = result.manifest  # the new version's, or the latest's when nothing was new
     version = manifest.version

@@ -85,10 +85,12 @@ def finish_erasure(
     another process): it is not run again.
 
     ``resumed``: a request ``unfinished_erasures`` found; the log notes that it was resumed."""
+    from export.catalog import open_catalog
     from export.erasure import erase_from_datasets
     from warehouse.db import compact, connected, warehouse_path
     from warehouse.erase import erase_from_lake, erase_from_warehouse, refresh_lake_file_rows
-    from warehouse.lake import Lake
+    from warehouse.lake import open_lake
+    from warehouse.table import LakeTable
 
     step = on_step or (lambda _: None)
     crash = fault or (lambda _: None)
@@ -104,8 +106,8 @@ def finish_erasure(
             if resumed:  # step 1 may be what failed
                 record.newly_suppressed = add_suppressed(suppression_file(data_dir), pseudonyms)
             step("rewriting lake files")
-            lake = Lake.in_data_dir(data_dir)
-            rewrites = erase_from_lake(lake, pseudonyms)
+            lake = open_lake(settings)
+            rewrites = erase_from_lake(lake, pseudonyms, LakeTable.of(settings, lake))
             note_step(
                 data_dir, record.request, "lake",
                 lake_files_rewritten=[asdict(r) for r in rewrites],
@@ -126,6 +128,7 @@ def finish_erasure(
             datasets = erase_from_datasets(
                 data_dir, pseudonyms, keyring, request_id=record.request,
                 delete_files=settings.privacy.delete_superseded_files,
+                catalog=open_catalog(settings),
             )  # fmt: skip
             note_step(data_dir, record.request, "datasets", datasets=[asdict(d) for d in datasets])
         except Exception as exc:

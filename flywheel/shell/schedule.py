@@ -20,10 +20,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from export.policy import DatasetsFile
 from flywheel.errors import FlywheelError
 from privacy.keys import Keyring
+
+if TYPE_CHECKING:
+    from export.catalog import Catalog
+    from warehouse.lake import Lake
+    from warehouse.table import LakeTable
 
 log = logging.getLogger(__name__)
 
@@ -103,44 +109,52 @@ class Scheduler:
             self.stop.wait(min(max((upcoming - self.clock()).total_seconds(), 0.05), 1.0))
 
 
-def transforms_job(data_dir: Path) -> str:
-    """Run the transforms if the lake has files the warehouse has not loaded."""
+def transforms_job(data_dir: Path, lake: Lake, table: LakeTable) -> str:
+    """Commit the landed files to the lake's table, then run the transforms if the table holds
+    files the warehouse has not loaded."""
     from transforms.runner import run_transforms
     from warehouse.db import open_warehouse
-    from warehouse.lake import Lake
     from warehouse.load import pending_files
 
+    table.commit()
     engine = open_warehouse(data_dir)
     try:
         with engine.connect() as connection:
-            pending = len(pending_files(connection, Lake.in_data_dir(data_dir)))
+            pending = len(pending_files(connection, table.data_files()))
     finally:
         engine.dispose()
     if not pending:
         return "skipped: no new lake files"
-    summary = run_transforms(data_dir)
+    summary = run_transforms(data_dir, lake=lake, table=table)
     return f"loaded {summary.files_loaded} lake files, {summary.events_loaded} new events"
 
 
-def export_job(data_dir: Path, name: str, keyring: Keyring, datasets: DatasetsFile) -> str:
-    """Export a dataset; nothing new is a skip."""
+def export_job(
+    data_dir: Path,
+    name: str,
+    keyring: Keyring,
+    datasets: DatasetsFile,
+    lake: Lake,
+    catalog: Catalog | None = None,
+) -> str:
+    """Export a dataset (to ``catalog``, the target; unset the data dir's); nothing new is a
+    skip."""
     from export.publish import export_dataset
 
-    result = export_dataset(data_dir, name, keyring, datasets=datasets)
+    result = export_dataset(data_dir, name, keyring, datasets=datasets, lake=lake, catalog=catalog)
     if not result.published:
         return f"skipped: nothing new since {result.manifest.version}"
     return f"published {result.version}"
 
 
-def retention_job(data_dir: Path, keep_days: int) -> str:
+def retention_job(data_dir: Path, keep_days: int, table: LakeTable) -> str:
     """Delete lake files older than the retention period, then their events in the warehouse
     (texts are read from the lake: the warehouse follows it)."""
     from warehouse.db import connected, warehouse_path
-    from warehouse.lake import Lake
     from warehouse.retention import expire_lake_files, forget_missing_files
 
-    lake = Lake.in_data_dir(data_dir)
-    expired = expire_lake_files(lake, keep_days=keep_days, today=datetime.now(UTC).date())
+    lake = table.lake
+    expired = expire_lake_files(table, keep_days=keep_days, today=datetime.now(UTC).date())
     forgotten = 0
     if warehouse_path(data_dir).exists():
         with connected(data_dir, action="apply lake retention to") as db:
@@ -153,29 +167,71 @@ def retention_job(data_dir: Path, keep_days: int) -> str:
     )
 
 
+def maintenance_job(data_dir: Path, table: LakeTable) -> str:
+    """Compact the lake's table, expire its snapshots older than a day, delete what no snapshot
+    references (``flywheel lake compact``)."""
+    from privacy.suppression import SuppressionList, suppression_file
+    from warehouse.maintenance import compact, expire
+
+    compacted = compact(table, suppressed=SuppressionList(suppression_file(data_dir)).landing)
+    expired = expire(table)
+    if not compacted.merged and not expired.snapshots and not expired.data_files:
+        return "skipped: nothing to compact or expire"
+    return (
+        f"merged {compacted.replaced} files into {compacted.merged}; expired "
+        f"{expired.snapshots} snapshots and deleted {expired.data_files} data files"
+    )
+
+
 def build_jobs(
     data_dir: Path,
     datasets: DatasetsFile,
     keyring: Keyring,
     *,
     lake_retention_days: int | None = None,
+    lake: Lake | None = None,
+    table: LakeTable | None = None,
+    catalog: Catalog | None = None,
 ) -> list[Job]:
-    """The transforms job, one export job per scheduled dataset, and the retention job."""
+    """The transforms job, one export job per scheduled dataset, and the retention job, on
+    ``lake`` (the configuration's, ``open_lake``; unset, the data dir's), publishing to
+    ``catalog`` (the target, ``open_catalog``; unset, the data dir's)."""
+    from warehouse.lake import Lake
+    from warehouse.table import LakeTable, default_catalog_uri
+
+    every = lake or Lake.in_data_dir(data_dir)
+    table = table or LakeTable(every, default_catalog_uri(data_dir))
     jobs = []
     if datasets.schedule.transforms:
         jobs.append(
-            Job("transforms", datasets.schedule.transforms, lambda: transforms_job(data_dir))
+            Job(
+                "transforms",
+                datasets.schedule.transforms,
+                lambda: transforms_job(data_dir, every, table),
+            )
         )
     for name, policy in datasets.datasets.items():
         if policy.schedule:
 
             def run(name: str = name) -> str:
-                return export_job(data_dir, name, keyring, datasets)
+                return export_job(data_dir, name, keyring, datasets, every, catalog)
 
             jobs.append(Job(f"export:{name}", policy.schedule, run))
+    if datasets.schedule.lake_maintenance:
+        jobs.append(
+            Job(
+                "lake maintenance",
+                datasets.schedule.lake_maintenance,
+                lambda: maintenance_job(data_dir, table),
+            )
+        )
     if lake_retention_days is not None and datasets.schedule.retention:
         days = lake_retention_days
         jobs.append(
-            Job("retention", datasets.schedule.retention, lambda: retention_job(data_dir, days))
+            Job(
+                "retention",
+                datasets.schedule.retention,
+                lambda: retention_job(data_dir, days, table),
+            )
         )
     return jobs

@@ -225,7 +225,7 @@ def test_a_batch_written_before_an_erasure_lands_without_the_user(tmp_path: Path
     )
     add_suppressed(suppression_file(data_dir), [KEYRING.pseudonym("late-erased")])
 
-    removed = rename_batch(pipeline.suppression, temporary, final, frame_users(frame))
+    removed = rename_batch(lake, pipeline.suppression, temporary, final, frame_users(frame))
 
     assert removed == 2
     assert pl.read_parquet(final)["user_pseudonym"].to_list() == [KEYRING.pseudonym("keep")] * 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,25 @@ def land(lake: Lake, events: list[dict[str, Any]], *, partition: int = 0, first:
     batch = PIPELINE.process(messages, DedupeWindow(0))
     lake.land(PIPELINE.frame(batch), topic="t", partition=partition, first_offset=first,
               last_offset=first + len(events) - 1)  # fmt: skip
+
+
+def events(count: int, *, seed: int) -> list[dict[str, object]]:
+    """``count`` valid rating events of three users, with ids unique to ``seed``."""
+    return [
+        {
+            "schema_version": 1,
+            "event_id": str(uuid.UUID(int=seed * 1000 + i)),
+            "type": "rating",
+            "occurred_at": "2026-11-26T10:00:00Z",
+            "user_id": f"user-{i % 3}",
+            "conversation_id": f"conversation-{seed}",
+            "app": {"name": "chat", "version": "1.0"},
+            "consent": {"training": True, "policy_version": "v1"},
+            "response_id": f"response-{seed}-{i}",
+            "value": "up",
+        }
+        for i in range(count)
+    ]
 
 
 ALL_TEXTS = "SELECT event_id, lake_file, source_offset FROM events"

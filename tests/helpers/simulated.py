@@ -33,6 +33,8 @@ def data_dir(simulated: tuple[Path, list[dict[str, Any]]], tmp_path: Path) -> Pa
     """A private copy of the simulated data dir (and its key file beside it)."""
     source, _ = simulated
     copy = tmp_path / "data"
-    shutil.copytree(source, copy)
+    # Without the lake's catalog, which names the session's copy of the files: the table is
+    # built again from this copy's files at its first commit.
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("lake-catalog.db"))
     shutil.copy(source.parent / "keys.json", tmp_path / "keys.json")
     return copy

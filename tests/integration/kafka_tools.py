@@ -16,7 +16,10 @@ import polars as pl
 from kafka import KafkaProducer
 
 from flywheel.dev import localkafka
+from flywheel.dev.simulator import SimulationConfig, simulate
+from flywheel.kafka import create_topics
 from flywheel.settings import KafkaSettings
+from privacy.keys import create_keyring
 from warehouse.lake import Lake
 
 
@@ -129,3 +132,24 @@ class SaslBroker:
             "ssl_cafile": self.state.ca_file,
         }
         return KafkaSettings.model_validate({**fields, **overrides})
+
+
+def simulated(n: int, seed: int) -> list[dict[str, Any]]:
+    return list(simulate(SimulationConfig(events=n, seed=seed)))
+
+
+def consented(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events that may land: their user consented to training."""
+    return [e for e in events if (e.get("consent") or {}).get("training") is True]
+
+
+def topic_with_events(
+    kafka: KafkaSettings, tmp_path: Path, *, events: int, seed: int
+) -> tuple[list[dict[str, Any]], Path]:
+    """Create the topics, produce simulated events, and write a key file for worker processes."""
+    create_topics(kafka)
+    key_file = tmp_path / "keys.json"
+    create_keyring(key_file)
+    produced = simulated(events, seed=seed)
+    produce(kafka.bootstrap_servers or "", kafka.events_topic, encoded(produced))
+    return produced, key_file

@@ -34,10 +34,13 @@ from privacy.keys import Keyring, create_keyring
 from tests.factories import make_event
 from tests.filesystems import fill, small_file_system
 from tests.integration.kafka_tools import (
+    consented,
     encoded,
     lake_frame,
     produce,
+    simulated,
     start_worker,
+    topic_with_events,
     worker_env,
 )
 from warehouse.lake import TOPICS_FILE, Lake
@@ -78,15 +81,6 @@ def run_worker(
         metrics=metrics,
     )
     return worker.run(threading.Event(), idle_exit_s=idle_exit_s)
-
-
-def simulated(n: int, seed: int) -> list[dict[str, Any]]:
-    return list(simulate(SimulationConfig(events=n, seed=seed)))
-
-
-def consented(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The events that may land: their user consented to training."""
-    return [e for e in events if (e.get("consent") or {}).get("training") is True]
 
 
 def assert_exactly_once(data_dir: Path, events: list[dict[str, Any]]) -> None:
@@ -294,18 +288,6 @@ def wait_for_rows(data_dir: Path, rows: int, *, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while len(lake_frame(data_dir)) < rows and time.monotonic() < deadline:
         time.sleep(0.2)
-
-
-def topic_with_events(
-    kafka: KafkaSettings, tmp_path: Path, *, events: int, seed: int
-) -> tuple[list[dict[str, Any]], Path]:
-    """Create the topics, produce simulated events, and write a key file for worker processes."""
-    create_topics(kafka)
-    key_file = tmp_path / "keys.json"
-    create_keyring(key_file)
-    produced = simulated(events, seed=seed)
-    produce(kafka.bootstrap_servers or "", kafka.events_topic, encoded(produced))
-    return produced, key_file
 
 
 def test_two_workers_share_a_4_partition_topic_and_one_stops_halfway(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from flywheel.errors import WarehouseError
+from flywheel.errors import FlywheelError
 from ingest.pipeline import DedupeWindow, RawMessage
 from tests.factories import make_event, warehouse_held
 from tests.helpers.lake import ALL_TEXTS, PIPELINE, land, query
@@ -128,7 +129,8 @@ def test_a_file_that_cannot_be_read_loads_nothing_of_its_chunk(tmp_path: Path) -
         "t+0+00000000000000000001+00000000000000000001.parquet"
     )
     broken.write_bytes(b"not parquet")
-    with pytest.raises(WarehouseError, match="could not load into the warehouse"):
+    # The commit to the lake's table reads every footer first, and commits nothing.
+    with pytest.raises(FlywheelError, match=re.escape(f"the lake file {broken} is not a readable")):
         run_transforms(tmp_path)
     assert query(tmp_path, "SELECT count(*) FROM events") == [(0,)]
     assert query(tmp_path, "SELECT count(*) FROM lake_files") == [(0,)]
@@ -177,5 +179,6 @@ def test_cli_transform_run_on_a_damaged_lake_file_prints_only_the_error(tmp_path
 
     result = flywheel("transform", "run", env={"FLYWHEEL_DATA_DIR": str(tmp_path)})
 
-    assert_one_line_error(result, f"{damaged}' too small to be a Parquet file")
-    assert result.stderr.startswith("error: could not load into the warehouse")
+    # The transforms commit the landed files to the lake's table first, reading their footers.
+    assert_one_line_error(result, f"the lake file {damaged} is not a readable Parquet file")
+    assert result.stderr.startswith("error: ")

@@ -7,18 +7,25 @@ from pathlib import Path
 
 import polars as pl
 
-from warehouse.lake import Lake
+from warehouse.lake import Lake, LakeFile, lake_schema
 from warehouse.retention import expire_lake_files
+from warehouse.table import LakeTable, default_catalog_uri
 
 
 def land(lake: Lake, day: str, partition: int, first: int) -> Path:
     temporary, final = lake.write_temporary(
-        pl.DataFrame({"event_id": [f"e{partition}-{first}"]}), topic="events",
+        pl.DataFrame([{"event_id": f"e{partition}-{first}"}], schema=lake_schema()), topic="events",
         partition=partition, first_offset=first, last_offset=first,
         now=datetime.fromisoformat(day).replace(tzinfo=UTC),
     )  # fmt: skip
     lake.publish(temporary, final)
     return final
+
+
+def expire(lake: Lake, data_dir: Path, landed: LakeFile) -> None:
+    """Remove a file as ``expire_lake_files`` does: out of the lake's table, then the disk."""
+    LakeTable(lake, default_catalog_uri(data_dir)).replace(removed=[landed])
+    landed.path.unlink()
 
 
 def test_expires_old_files_but_keeps_each_partitions_newest(tmp_path: Path) -> None:
@@ -28,9 +35,15 @@ def test_expires_old_files_but_keeps_each_partitions_newest(tmp_path: Path) -> N
     recent_0 = land(lake, "2026-03-01", 0, 2)
     only_1 = land(lake, "2026-01-01", 1, 0)  # old, but the newest of partition 1
 
-    expired = expire_lake_files(lake, keep_days=30, today=date(2026, 3, 10))
+    table = LakeTable(lake, default_catalog_uri(tmp_path))
+    assert len(table.commit().files) == 4
+
+    expired = expire_lake_files(table, keep_days=30, today=date(2026, 3, 10))
 
     assert expired.files == 2 and expired.kept_as_resume_point == 1
+    # Out of the table too, in one snapshot that keeps the committed offsets.
+    assert [(f.partition, f.first_offset) for f in table.data_files()] == [(0, 2), (1, 0)]
+    assert table.committed_offsets() == {"events": {0: 3, 1: 1}}
     assert not old_0.exists() and not newer_0.exists()
     assert recent_0.exists() and only_1.exists()
     assert lake.landed_offsets("events") == {0: 2, 1: 0}  # resume points unchanged
@@ -41,7 +54,8 @@ def test_nothing_is_due_inside_the_period(tmp_path: Path) -> None:
     lake = Lake.in_data_dir(tmp_path)
     land(lake, "2026-03-01", 0, 0)
     land(lake, "2026-03-02", 0, 1)
-    assert expire_lake_files(lake, keep_days=30, today=date(2026, 3, 10)).files == 0
+    table = LakeTable(lake, default_catalog_uri(tmp_path))
+    assert expire_lake_files(table, keep_days=30, today=date(2026, 3, 10)).files == 0
 
 
 def test_the_warehouse_forgets_expired_files_and_then_equals_a_full_refresh(
@@ -60,8 +74,7 @@ def test_the_warehouse_forgets_expired_files_and_then_equals_a_full_refresh(
     land_events(lake, old)
     land_events(lake, [make_event("generation", response_id="r-new", parent_id="m2")], first=2)
     run_transforms(tmp_path)
-    expired = next(f for f in lake.files() if f.first_offset == 0)
-    expired.path.unlink()  # as expire_lake_files would
+    expire(lake, tmp_path, next(f for f in lake.files() if f.first_offset == 0))
 
     with connected(tmp_path, action="test") as db:
         assert forget_missing_files(db, lake) == (1, 2)
@@ -91,7 +104,7 @@ def test_an_event_landed_again_in_a_file_still_there_is_kept_as_a_full_refresh_w
     # The same event resent after the workers' dedupe window, in a later file.
     land_events(lake, [generation, make_event("generation", response_id="r2")], first=1)
     run_transforms(tmp_path)
-    next(f for f in lake.files() if f.first_offset == 0).path.unlink()
+    expire(lake, tmp_path, next(f for f in lake.files() if f.first_offset == 0))
 
     with connected(tmp_path, action="test") as db:
         assert forget_missing_files(db, lake) == (1, 1)

@@ -64,7 +64,7 @@ def test_build_jobs_skips_and_publishes(data_dir: Path) -> None:
         datasets={"default": DatasetPolicy(schedule="0 * * * *"), "manual": DatasetPolicy()},
     )
     jobs = build_jobs(data_dir, datasets, KEYRING)
-    assert [job.name for job in jobs] == ["transforms", "export:default"]
+    assert [job.name for job in jobs] == ["transforms", "export:default", "lake maintenance"]
 
     assert jobs[0].run() == "skipped: no new lake files"
     assert jobs[1].run() == "published v1"
@@ -73,6 +73,14 @@ def test_build_jobs_skips_and_publishes(data_dir: Path) -> None:
     land(data_dir, list(simulate(SimulationConfig(events=2000, seed=3))), partition=2)
     assert jobs[0].run().startswith("loaded 1 lake files")
     assert jobs[1].run() == "published v2"
+    # The fixture's six files of partition 0 are merged; the replaced files stay for the
+    # snapshots younger than a day, which still name them.
+    assert jobs[2].run() == "merged 6 files into 1; expired 0 snapshots and deleted 0 data files"
+    assert jobs[2].run() == "skipped: nothing to compact or expire"
+    # The transforms take the merged file in place of the six, then have nothing new.
+    assert jobs[0].run().startswith("loaded 1 lake files")
+    assert jobs[0].run() == "skipped: no new lake files"
+    assert jobs[1].run() == "skipped: nothing new since v2"  # the same rows, the same version
 
 
 def test_an_unexpected_error_is_logged_and_a_stop_ends_the_round(
@@ -102,7 +110,9 @@ def test_an_empty_transforms_schedule_turns_it_off(data_dir: Path) -> None:
     datasets = DatasetsFile(
         schedule=Schedule(transforms=""), datasets={"default": DatasetPolicy(schedule="0 * * * *")}
     )
-    assert [job.name for job in build_jobs(data_dir, datasets, KEYRING)] == ["export:default"]
+    assert [job.name for job in build_jobs(data_dir, datasets, KEYRING)] == [
+        "export:default", "lake maintenance",
+    ]  # fmt: skip
 
 
 def test_retention_job_only_with_a_period(data_dir: Path) -> None:
