@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # The simulated warehouse, and the S3 server (moto), shared.
-pytest_plugins = ["tests.helpers.simulated", "tests.helpers.s3"]
+pytest_plugins = ["tests.helpers.simulated", "tests.helpers.s3", "tests.helpers.postgres"]
 
 INTEGRATION_DIR = Path(__file__).parent / "integration"
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import polars as pl
 
+from flywheel.storage import parse_lake_url
+from tests.helpers.s3 import S3Bucket
 from warehouse.lake import Lake, LakeFile, lake_schema
 from warehouse.retention import expire_lake_files
 from warehouse.table import LakeTable, default_catalog_uri
@@ -18,7 +20,8 @@ def land(lake: Lake, day: str, partition: int, first: int) -> Path:
         partition=partition, first_offset=first, last_offset=first,
         now=datetime.fromisoformat(day).replace(tzinfo=UTC),
     )  # fmt: skip
-    lake.publish(temporary, final)
+    lake.place(temporary, final)
+    lake.sync_landed(final)
     return final
 
 
@@ -136,3 +139,25 @@ def test_a_lake_holding_none_of_the_loaded_files_is_refused_and_nothing_is_delet
     with connected(tmp_path, action="test") as db, pytest.raises(WarehouseError, match="data dir"):
         forget_missing_files(db, Lake(tmp_path / "elsewhere"))
     assert query(tmp_path, "SELECT count(*) FROM events") == [(1,)]
+
+
+def test_on_s3_retention_deletes_the_objects_and_takes_them_out_of_the_table(
+    tmp_path: Path, s3_bucket: S3Bucket
+) -> None:
+    lake = Lake.at(parse_lake_url(s3_bucket.url()), spool=tmp_path / "spool")
+    for day, partition, first in (("2026-01-01", 0, 0), ("2026-01-02", 0, 1),
+                                  ("2026-03-01", 0, 2), ("2026-01-01", 1, 0)):  # fmt: skip
+        land(lake, day, partition, first)
+    table = LakeTable(lake, default_catalog_uri(tmp_path))
+    table.commit()
+
+    expired = expire_lake_files(table, keep_days=30, today=date(2026, 3, 10))
+
+    assert expired.files == 2 and expired.bytes > 0
+    assert [(f.partition, f.first_offset) for f in table.data_files()] == [(0, 2), (1, 0)]
+    landed = [key for key in s3_bucket.keys() if key.endswith(".parquet")]
+    assert [key.split("/")[-2] for key in landed] == [
+        "landed_date=2026-01-01",
+        "landed_date=2026-03-01",
+    ]
+    assert table.table().scan().to_arrow().num_rows == 2

@@ -12,7 +12,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from flywheel.errors import ConfigError, MissingExtraError
+from flywheel.errors import ConfigError, MissingExtraError, TransientError
 from flywheel.storage import parse_lake_url
 from tests.helpers.lake import events, land
 from tests.helpers.s3 import S3Bucket
@@ -130,9 +130,24 @@ def test_the_table_reads_the_same_in_pyiceberg_duckdb_and_polars(
     assert in_duckdb == in_polars == from_files
 
 
-def _commit_in_process(url: str, catalog_dir: str, queue: multiprocessing.Queue[int]) -> None:
-    table = LakeTable(Lake.at(parse_lake_url(url)), default_catalog_uri(Path(catalog_dir)))
+def _commit_in_process(url: str, catalog: str, queue: multiprocessing.Queue[int]) -> None:
+    table = LakeTable(Lake.at(parse_lake_url(url)), catalog)
     queue.put(len(table.commit().files))
+
+
+def commit_at_once(url: str, catalog: str, writers: int) -> list[int]:
+    """Files each of ``writers`` processes added, committing at the same moment."""
+    context = multiprocessing.get_context("spawn")
+    queue: multiprocessing.Queue[int] = context.Queue()
+    processes = [
+        context.Process(target=_commit_in_process, args=(url, catalog, queue))
+        for _ in range(writers)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+    return [queue.get(timeout=5) for _ in processes]
 
 
 def test_writers_that_commit_at_once_each_add_a_file_once(tmp_path: Path) -> None:
@@ -142,27 +157,37 @@ def test_writers_that_commit_at_once_each_add_a_file_once(tmp_path: Path) -> Non
     table.commit()  # the table exists before the race
     for partition in range(6):
         land(lake, events(2, seed=partition), partition=partition, first=0)
-    queue: multiprocessing.Queue[int] = multiprocessing.get_context("spawn").Queue()
-    context = multiprocessing.get_context("spawn")
-    writers = [
-        context.Process(target=_commit_in_process, args=(url, str(tmp_path), queue))
-        for _ in range(3)
-    ]
-    for writer in writers:
-        writer.start()
-    for writer in writers:
-        writer.join(60)
-    added = [queue.get(timeout=5) for _ in writers]
+    added = commit_at_once(url, default_catalog_uri(tmp_path), writers=3)
     assert sum(added) == 6  # each file by exactly one writer; the others found nothing new
     assert len(rows(table)) == 12
+
+
+def test_hosts_sharing_a_postgresql_catalog_and_an_s3_lake_commit_each_file_once(
+    s3_bucket: S3Bucket, postgres_catalog: str
+) -> None:
+    """What several hosts run: the lake on S3, the catalog in a real PostgreSQL server."""
+    url = s3_bucket.url("lake")
+    lake = Lake.at(parse_lake_url(url))
+    table = LakeTable(lake, postgres_catalog)
+    for partition in range(4):
+        land(lake, events(3, seed=partition), partition=partition, first=0)
+    added = commit_at_once(url, postgres_catalog, writers=3)
+    assert sum(added) == 4
+    land(lake, events(2, seed=9), partition=0, first=3)
+    assert len(table.commit().files) == 1
+    assert len(rows(table)) == 14 and table.committed_offsets() == {"t": {0: 5, 1: 3, 2: 3, 3: 3}}
+    # The table's metadata is on S3, beside the files; the catalog holds only its pointer.
+    assert any(key.startswith("lake/events/metadata/") for key in s3_bucket.keys())
 
 
 @pytest.mark.parametrize(
     ("uri", "error", "message"),
     [
         ("not a url :secret-password", ConfigError, "not a SQLAlchemy URL"),
-        ("postgresql+psycopg2://flywheel:secret-password@127.0.0.1:1/lake", MissingExtraError,
+        ("postgresql+pg8000://flywheel:secret-password@127.0.0.1:1/lake", MissingExtraError,
          "pip install 'feedback-flywheel[postgres]'"),
+        ("postgresql+psycopg2://flywheel:secret-password@127.0.0.1:1/lake", TransientError,
+         "the catalog is unreachable"),
     ],
 )  # fmt: skip
 def test_a_catalog_that_cannot_be_opened_is_one_line_without_its_password(
