@@ -53,6 +53,8 @@ OFFSETS_PROPERTY = "flywheel.committed-offsets"
 """In every snapshot the platform commits: JSON ``{lake topic: {partition: next offset}}``."""
 CATALOG_SETTING = "FLYWHEEL_LAKE__CATALOG"
 COMMIT_ATTEMPTS = 10
+CREATE_ATTEMPTS = 5
+"""Tries at opening a catalog whose tables another process is creating at the same moment."""
 TABLE_PROPERTIES = {
     # Counts only: column bounds would copy pseudonyms and the first bytes of texts into the
     # manifests, where an erasure that rewrites data files would not reach them.
@@ -70,9 +72,13 @@ Offsets = dict[str, dict[int, int]]
 """Next offset to commit, per lake topic and partition."""
 
 
+CATALOG_FILE = "lake-catalog.db"
+"""In the data dir: the lake's catalog when ``FLYWHEEL_LAKE__CATALOG`` is unset."""
+
+
 def default_catalog_uri(data_dir: Path) -> str:
     """The catalog of a data dir when ``FLYWHEEL_LAKE__CATALOG`` is unset: a SQLite file."""
-    return f"sqlite:///{(data_dir / 'lake-catalog.db').resolve()}"
+    return f"sqlite:///{(data_dir / CATALOG_FILE).resolve()}"
 
 
 class TableMetrics:
@@ -156,20 +162,29 @@ class LakeTable:
 
     def table(self) -> Table:
         """The table, created (empty, the lake's schema) on first use."""
-        from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
+        from pyiceberg.exceptions import (
+            NamespaceAlreadyExistsError,
+            NoSuchTableError,
+            TableAlreadyExistsError,
+        )
 
         catalog = self.catalog()
         try:
             return self._same_place(catalog.load_table(IDENTIFIER))
         except NoSuchTableError:
             pass
+        from sqlalchemy.exc import IntegrityError
+
         try:
-            catalog.create_namespace_if_not_exists(NAMESPACE)
+            try:
+                catalog.create_namespace_if_not_exists(NAMESPACE)
+            except (NamespaceAlreadyExistsError, IntegrityError):
+                pass  # another process created it between the check and the insert
             return catalog.create_table(
                 IDENTIFIER, schema=arrow_schema(), location=self.location,
                 properties=TABLE_PROPERTIES,
             )  # fmt: skip
-        except TableAlreadyExistsError:  # another process created it first
+        except (TableAlreadyExistsError, IntegrityError):  # another process created it first
             return self._same_place(catalog.load_table(IDENTIFIER))
 
     def _same_place(self, table: Table) -> Table:
@@ -223,6 +238,12 @@ class LakeTable:
             return self._commit(result)
         except OSError as exc:  # the store or the catalog's files out of reach
             raise self._io_error(exc, "commit to") from None
+        except _catalog_busy_errors() as exc:  # the catalog's database out of reach, or busy
+            raise TransientError(
+                f"{CATALOG_SETTING}: could not commit to the lake's table "
+                f"({type(getattr(exc, 'orig', exc)).__name__}); the files stay landed for the "
+                "next commit"
+            ) from None
         finally:
             self.metrics.commit_seconds.observe(time.perf_counter() - started)
 
@@ -441,7 +462,13 @@ def _catalog_busy_errors() -> tuple[type[Exception], ...]:
 def _open_catalog(uri: str, location: str) -> SqlCatalog:
     """A pyiceberg SQL catalog at ``uri``, reaching S3 as the lake does (the AWS environment)."""
     from pyiceberg.catalog.sql import SqlCatalog
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+    from sqlalchemy.exc import (
+        ArgumentError,
+        IntegrityError,
+        NoSuchModuleError,
+        OperationalError,
+        ProgrammingError,
+    )
 
     properties: dict[str, str] = {
         "uri": uri, "warehouse": location,
@@ -457,7 +484,17 @@ def _open_catalog(uri: str, location: str) -> SqlCatalog:
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
-        return SqlCatalog(NAMESPACE, **properties)
+        for attempt in range(CREATE_ATTEMPTS):
+            try:
+                return SqlCatalog(NAMESPACE, **properties)
+            except (OperationalError, IntegrityError, ProgrammingError) as exc:
+                # Two processes creating the catalog's tables at once: one of them finds the
+                # table it was about to create ("already exists"), or the file locked.
+                racing = "already exists" in str(exc) or "locked" in str(exc)
+                if not racing or attempt == CREATE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+        raise AssertionError("unreachable")
     except (ArgumentError, NoSuchModuleError) as exc:
         # The URL is not repeated: it may hold a password.
         kind = "no driver for it is installed" if isinstance(exc, NoSuchModuleError) else (

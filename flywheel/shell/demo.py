@@ -103,17 +103,21 @@ def demo_keyring_path(settings: Settings, console: Console) -> Path:
 
 
 def clear_data(data_dir: Path, console: Console) -> None:
-    """Remove the lake, the warehouse, the datasets and the demo's local broker of a data dir
-    (not its keys)."""
+    """Remove the lake (with its catalog), the warehouse, the datasets and the demo's local
+    broker of a data dir (not its keys)."""
     from export.catalog import DATASETS_DIR
     from flywheel.dev import localkafka
     from warehouse.db import WAREHOUSE_FILE
+    from warehouse.lake import CACHE_FOLDER, SPOOL_FOLDER
+    from warehouse.table import CATALOG_FILE
 
     removed = []
     kafka_home = data_dir / KAFKA_HOME
     if kafka_home.exists():  # the demo's own broker: its topics hold earlier runs' events
         localkafka.stop(kafka_home)
-    for name in ("lake", DATASETS_DIR, WAREHOUSE_FILE, WAREHOUSE_FILE + ".wal", KAFKA_HOME):
+    # The lake's catalog goes with the lake: it names the lake's files, which go.
+    lake = ("lake", CATALOG_FILE, CACHE_FOLDER, SPOOL_FOLDER)
+    for name in (*lake, DATASETS_DIR, WAREHOUSE_FILE, WAREHOUSE_FILE + ".wal", KAFKA_HOME):
         path = data_dir / name
         if path.is_dir():
             shutil.rmtree(path)

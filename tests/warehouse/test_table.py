@@ -162,6 +162,31 @@ def test_writers_that_commit_at_once_each_add_a_file_once(tmp_path: Path) -> Non
     assert len(rows(table)) == 12
 
 
+def test_a_catalog_another_process_created_in_the_same_moment_is_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers started together on a fresh data dir all create the catalog's tables: the one
+    that loses finds them there ("already exists") and opens the catalog instead of failing."""
+    from pyiceberg.catalog.sql import SqlCatalog
+    from sqlalchemy.exc import OperationalError
+
+    create_tables = SqlCatalog.create_tables
+    raced: list[bool] = []
+
+    def created_by_another_first(catalog: SqlCatalog) -> None:
+        create_tables(catalog)  # the other process's, just before ours
+        if not raced:
+            raced.append(True)
+            raise OperationalError("CREATE TABLE iceberg_tables", {}, Exception(
+                "table iceberg_tables already exists"))  # fmt: skip
+
+    monkeypatch.setattr(SqlCatalog, "create_tables", created_by_another_first)
+    table = LakeTable(
+        Lake.at(parse_lake_url(str(tmp_path / "lake"))), default_catalog_uri(tmp_path)
+    )
+    assert table.table().metadata.location.endswith("/lake/events") and raced == [True]
+
+
 def test_hosts_sharing_a_postgresql_catalog_and_an_s3_lake_commit_each_file_once(
     s3_bucket: S3Bucket, postgres_catalog: str
 ) -> None:
