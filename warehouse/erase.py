@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flywheel.errors import WarehouseError
-from warehouse.lake import Lake, LakeFile
+from warehouse.lake import Lake, LakeFile, without_users
 from warehouse.lineage import LABEL_LINEAGE
 
 if TYPE_CHECKING:
@@ -108,18 +108,9 @@ def _rewrite_object(lake: Lake, landed: LakeFile, pseudonyms: set[str]) -> tuple
     """Rewrite a lake object without the rows of ``pseudonyms``: uploaded again under its own
     key, which replaces it whole (an object is never half written), and this host's copy of it
     dropped. Returns (events removed, events kept)."""
-    import io
-
-    import polars as pl
-
-    frame = pl.from_arrow(lake.read_table(landed))
-    assert isinstance(frame, pl.DataFrame)
-    keep = frame.filter(
-        ~pl.col("user_pseudonym").is_in(pseudonyms) | pl.col("user_pseudonym").is_null()
-    )
-    buffer = io.BytesIO()
-    keep.write_parquet(buffer, compression="zstd", statistics=True)
-    lake.write_file(lake.key_of(landed.path), buffer.getvalue())
+    frame = lake.read_frame(landed)
+    keep = without_users(frame, pseudonyms)
+    lake.write_frame(lake.key_of(landed.path), keep)
     lake.forget_copy(landed)
     return frame.height - keep.height, keep.height
 

@@ -435,9 +435,7 @@ class Lake:
         import polars as pl
 
         frame = pl.read_parquet(path)
-        keep = frame.filter(
-            ~pl.col("user_pseudonym").is_in(pseudonyms) | pl.col("user_pseudonym").is_null()
-        )
+        keep = without_users(frame, pseudonyms)
         with open(temporary, "wb") as handle:
             keep.write_parquet(handle, compression="zstd", statistics=True)
             handle.flush()
@@ -463,17 +461,29 @@ class Lake:
         if self.objects is not None:
             day = (now or datetime.now(UTC)).strftime("%Y-%m-%d")
             key = f"landed_date={day}/{file_name(topic, partition, first_offset, last_offset)}"
-            buffer = io.BytesIO()
             # The same bytes a local landing writes to its file.
-            frame.write_parquet(buffer, compression="zstd", statistics=True)
-            self.objects.write_once(key, buffer.getvalue())
-            return Path(self.objects.path_of(key))
+            return Path(self.write_frame(key, frame))
         temporary, final = self.write_temporary(
             frame, topic=topic, partition=partition, first_offset=first_offset,
             last_offset=last_offset, now=now,
         )  # fmt: skip
         self.publish(temporary, final)
         return final
+
+    def read_frame(self, landed: LakeFile) -> pl.DataFrame:
+        """A landed file's rows as a polars frame, wherever the lake is."""
+        import polars as pl
+
+        frame = pl.from_arrow(self.read_table(landed))
+        assert isinstance(frame, pl.DataFrame)
+        return frame
+
+    def write_frame(self, key: str, frame: pl.DataFrame) -> str:
+        """Write ``frame`` as a lake file (Parquet as a landing writes it) once under ``key``
+        (``write_file``); returns its path."""
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer, compression="zstd", statistics=True)
+        return self.write_file(key, buffer.getvalue())
 
     def write_file(self, key: str, data: bytes) -> str:
         """Write ``data`` once under ``key`` (a path relative to the events folder), whole or not
@@ -535,6 +545,14 @@ class Lake:
                 break
         flat = [event_id for ids in reversed(collected) for event_id in ids]
         return flat[-limit:] if limit else []
+
+
+def without_users(frame: pl.DataFrame, pseudonyms: Iterable[str]) -> pl.DataFrame:
+    """A lake frame without the events of ``pseudonyms`` (events with no user are kept)."""
+    import polars as pl
+
+    column = pl.col("user_pseudonym")
+    return frame.filter(~column.is_in(list(pseudonyms)) | column.is_null())
 
 
 def open_lake(settings: Settings, *, local_only: str | None = None, check: bool = True) -> Lake:

@@ -22,15 +22,14 @@ place (apache/iceberg-python#2604), hence this pass.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from warehouse.lake import LakeFile, file_name
+from warehouse.lake import LakeFile, file_name, without_users
 from warehouse.table import LakeTable
 
 if TYPE_CHECKING:
@@ -90,24 +89,19 @@ def compact(
     runs = list(_runs(table, rows, target_rows))
     result = Compacted()
     for done, run in enumerate(runs, start=1):
-        frame = pl.concat([_frame(table, landed) for landed in run], how="vertical_relaxed").sort(
+        frame = pl.concat([lake.read_frame(landed) for landed in run], how="vertical_relaxed").sort(
             "source_offset"
         )
         first, last = run[0], run[-1]
         key = f"{Path(last.path).parent.name}/" + file_name(
             first.topic, first.partition, first.first_offset, last.last_offset
         )
-        with suppressed() if suppressed is not None else _nothing() as erased:
+        with suppressed() if suppressed is not None else nullcontext(frozenset()) as erased:
             if erased:
-                kept = frame.filter(
-                    ~pl.col("user_pseudonym").is_in(list(erased))
-                    | pl.col("user_pseudonym").is_null()
-                )
+                kept = without_users(frame, erased)
                 result.dropped_erased += frame.height - kept.height
                 frame = kept
-            buffer = io.BytesIO()
-            frame.write_parquet(buffer, compression="zstd", statistics=True)
-            path = lake.write_file(key, buffer.getvalue())
+            path = lake.write_frame(key, frame)
             target = LakeFile(first.topic, first.partition, first.first_offset,
                               last.last_offset, Path(path))  # fmt: skip
             # One snapshot per merge, under the lock: an erasure waits for it, then finds the
@@ -145,22 +139,6 @@ def _runs(table: LakeTable, rows: dict[str, int], target_rows: int) -> Iterator[
             total += count
         if len(run) > 1:
             yield run
-
-
-def _frame(table: LakeTable, landed: LakeFile) -> Any:
-    import polars as pl
-
-    frame = pl.from_arrow(table.lake.read_table(landed))
-    assert isinstance(frame, pl.DataFrame)
-    return frame
-
-
-class _nothing(AbstractContextManager[frozenset[str]]):
-    def __enter__(self) -> frozenset[str]:
-        return frozenset()
-
-    def __exit__(self, *_: object) -> None:
-        return None
 
 
 def expire(

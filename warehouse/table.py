@@ -24,7 +24,6 @@ pseudonym or text is copied out of the data files into the table's metadata.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import time
@@ -368,16 +367,12 @@ class LakeTable:
         for the offsets it now covers), for a file that overlaps what is already committed."""
         import polars as pl
 
-        frame = pl.from_arrow(self.lake.read_table(landed))
-        assert isinstance(frame, pl.DataFrame)
-        kept = frame.filter(pl.col("source_offset") >= start)
+        kept = self.lake.read_frame(landed).filter(pl.col("source_offset") >= start)
         name = file_name(landed.topic, landed.partition, start, landed.last_offset)
         # Beside the original, as a landed file of those offsets: readers, erasure and
         # retention take it like any other.
         key = f"{Path(landed.path).parent.name}/{name}"
-        buffer = io.BytesIO()
-        kept.write_parquet(buffer, compression="zstd", statistics=True)
-        path = self.lake.write_file(key, buffer.getvalue())
+        path = self.lake.write_frame(key, kept)
         return LakeFile(landed.topic, landed.partition, start, landed.last_offset, Path(path))
 
     def _observe(self, table: Table) -> None:
