@@ -22,6 +22,7 @@ EXTRAS = {
     "names": "person-name detection (FLYWHEEL_PRIVACY__NAMES_MODEL: Presidio and spaCy)",
     "postgres": "the lake's catalog in PostgreSQL (FLYWHEEL_LAKE__CATALOG)",
     "s3": "object storage beyond pyarrow's client (conditional puts: boto3; fsspec: s3fs)",
+    "spark": "the transforms on Apache Spark (--engine spark: pyspark and SQLGlot)",
 }
 """Each extra a command may ask for, and what it serves."""
 

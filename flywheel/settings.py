@@ -467,6 +467,24 @@ class ExportSettings(BaseModel):
         return value
 
 
+class SparkSettings(BaseModel):
+    """The transforms on Apache Spark (``flywheel transform run --engine spark``)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    master: str = "local[2]"
+    """The Spark master: ``local[N]`` on this host, ``spark://host:7077``, ``yarn``, or
+    ``k8s://...``. Under ``spark-submit`` the master and properties it was given win
+    (docs/spark.md)."""
+    properties: dict[str, str] = {}
+    """Further Spark properties, as JSON (``{"spark.executor.memory": "4g"}``); they override
+    the platform's own (the Iceberg catalog, the jars, the session time zone)."""
+    jars_cache: Path | None = None
+    """Where Spark keeps the jars it resolves from Maven Central on first use (Ivy's cache).
+    Unset: ``~/.cache/flywheel/spark``. A cluster without access to Maven Central gets them
+    with ``--jars`` instead (docs/spark.md)."""
+
+
 class Settings(BaseSettings):
     """All settings of the platform; see docs/configuration.md."""
 
@@ -499,6 +517,8 @@ class Settings(BaseSettings):
     """Published datasets and the schedule."""
     lake: LakeSettings = LakeSettings()
     """Where the lake is."""
+    spark: SparkSettings = SparkSettings()
+    """The transforms on Apache Spark."""
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -1,6 +1,6 @@
 """Shared fixtures. Tests under tests/integration/ are marked ``integration`` automatically (so are
-tests that use the S3 server: ``tests.helpers.s3`` marks them), and tests that use the
-``trl_python`` fixture ``trl``."""
+tests that use the S3 server: ``tests.helpers.s3`` marks them), tests that use the
+``trl_python`` fixture ``trl``, and those that use ``spark_settings`` ``spark``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # The simulated warehouse, and the S3 server (moto), shared.
-pytest_plugins = ["tests.helpers.simulated", "tests.helpers.s3", "tests.helpers.postgres"]
+pytest_plugins = [
+    "tests.helpers.simulated", "tests.helpers.s3", "tests.helpers.postgres", "tests.helpers.spark",
+]  # fmt: skip
 
 INTEGRATION_DIR = Path(__file__).parent / "integration"
 
@@ -24,6 +26,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
         if "trl_python" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.trl)
+        if "spark_settings" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.spark)
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import warnings
+from functools import lru_cache
 from typing import Any
 
 PYTHON_TAGS = ("python", "py", "python3")
@@ -30,15 +32,22 @@ as much as finding them)."""
 
 COUNTS = ("code_blocks", "python_blocks", "python_parsed", "json_blocks", "json_parsed")
 
+SECRET = "<SECRET:"
+"""What the scrubber leaves where it removed a secret (``<SECRET:kind>``)."""
+
+TEXTS = """
+SELECT t.text, list(r.response_id) AS response_ids
+FROM {responses} AS r
+JOIN lake_texts AS t ON t.event_id = r.event_id
+WHERE contains(t.text, '```') OR contains(t.text, '<SECRET:')
+GROUP BY t.text
+"""
+"""Each distinct response text with a fence or a secret placeholder, and the responses that have
+it (the same SQL on both engines)."""
+
 _BLOCKS = """
 CREATE OR REPLACE TEMP TABLE code_texts AS
-WITH texts AS (
-    SELECT t.text, list(r.response_id) AS response_ids
-    FROM {responses} AS r
-    JOIN lake_texts AS t ON t.event_id = r.event_id
-    WHERE contains(t.text, '```') OR contains(t.text, '<SECRET:')
-    GROUP BY t.text
-)
+WITH texts AS ({texts})
 SELECT
     row_number() OVER () AS text_id,
     response_ids,
@@ -103,11 +112,43 @@ def parses(tag: str, body: str) -> bool:
         return False
 
 
+_FENCE = re.compile(FENCE)
+_TAG = re.compile(TAG)
+
+
+def text_counts(text: str) -> dict[str, int]:
+    """A text's block counts (``COUNTS``) computed in Python: the twin of the SQL above, for
+    engines without RE2 and lambdas (Spark runs it on its executors; the parity tests hold the
+    two to the same counts). Python's ``re`` reads ``FENCE`` and ``TAG`` as RE2 does."""
+    counts = dict.fromkeys(COUNTS, 0)
+    for block in _FENCE.findall(text):
+        first_line = block.split("\n", 1)[0]
+        found = _TAG.match(first_line)
+        tag = found.group(1).lower() if found else ""
+        body = block[block.index("\n") + 1 : len(block) - 3]
+        counts["code_blocks"] += 1
+        if tag in PYTHON_TAGS:
+            counts["python_blocks"] += 1
+            counts["python_parsed"] += _parses_once(tag, body)
+        elif tag == "json":
+            counts["json_blocks"] += 1
+            counts["json_parsed"] += _parses_once(tag, body)
+    return counts
+
+
+@lru_cache(maxsize=4096)
+def _parses_once(tag: str, body: str) -> bool:
+    return parses(tag, body)
+
+
 def code_checks(db: Any, inputs: dict[str, str]) -> tuple[str, dict[str, list[Any]]]:
     """The checks of the responses in ``inputs["responses"]`` (a table name or a parenthesised
     ``SELECT``) whose text holds a fence or a secret placeholder: a ``SELECT`` and its
     parameters (the parse results, bound, never formatted in)."""
-    db.execute(_BLOCKS.format(responses=inputs["responses"]), {"fence": FENCE, "tag": TAG})
+    db.execute(
+        _BLOCKS.format(texts=TEXTS.format(responses=inputs["responses"])),
+        {"fence": FENCE, "tag": TAG},
+    )
     checkable = db.execute(_CHECKABLE.format(python=_PYTHON)).fetchall()
     parameters: dict[str, list[Any]] = {
         "tag": [tag for tag, _ in checkable],

@@ -41,7 +41,7 @@ _WORD = re.compile(r"[0-9a-z\x80-\U0010ffff]+")
 """A word once the text is folded: ASCII letters (lower case by then) and digits, and any
 character above ASCII left (``_fold`` turned the others into spaces)."""
 
-_CANDIDATES = """
+CANDIDATES = """
 SELECT e.event_id, original.text, edited.text
 FROM {events} AS e
 JOIN {responses} AS r ON r.response_id = e.response_id
@@ -51,7 +51,7 @@ WHERE e.type = 'edit' AND original.text IS NOT NULL AND edited.text IS NOT NULL
 """
 """Each edit's event id, the text of the response it edits and its own."""
 
-_ROWS = """
+ROWS = """
 SELECT
     *,
     -- The latest real edit of a response is the one that counts (the user's last word on it).
@@ -65,18 +65,20 @@ SELECT
          ELSE 0.0 END AS weight
 FROM (
     SELECT e.event_id AS edit_event_id, e.response_id, e.occurred_at, c.real_edit, c.change
-    FROM (
-        SELECT
-            unnest($edit_event_id::VARCHAR[]) AS edit_event_id,
-            unnest($real_edit::BOOLEAN[]) AS real_edit,
-            unnest($change::DOUBLE[]) AS change
-    ) AS c
+    FROM {computed} AS c
     JOIN {events} AS e ON e.event_id = c.edit_event_id
 )
 """
-"""The computed values (bound), with the rest of each edit's row from ``events`` (whose ids are
-unique) and its weight. Timestamps stay in DuckDB: DuckDB 1.x needs pytz to hand them to
-Python."""
+"""The computed values (``computed``: bound on DuckDB, ``BOUND``; a view on Spark), with the rest
+of each edit's row from ``events`` (whose ids are unique) and its weight. Timestamps stay in
+DuckDB: DuckDB 1.x needs pytz to hand them to Python."""
+
+BOUND = """(
+    SELECT
+        unnest($edit_event_id::VARCHAR[]) AS edit_event_id,
+        unnest($real_edit::BOOLEAN[]) AS real_edit,
+        unnest($change::DOUBLE[]) AS change
+)"""
 
 
 @lru_cache(maxsize=8192)
@@ -111,11 +113,12 @@ def edit_changes(db: Any, inputs: dict[str, str]) -> tuple[str, dict[str, list[A
     """The rows of the edits in ``inputs["events"]`` of the responses in ``inputs["responses"]``
     (each a table name or a parenthesised ``SELECT``): a ``SELECT`` and its parameters (the
     computed values, bound)."""
-    rows = db.execute(_CANDIDATES.format(**inputs)).fetchall()
+    rows = db.execute(CANDIDATES.format(**inputs)).fetchall()
     edits, real, changes = [], [], []
     for edit, original, edited in rows:
         before, after = words(original), words(edited)
         edits.append(edit)
         real.append(is_real(before, after))
         changes.append(change(before, after))
-    return _ROWS.format(**inputs), {"edit_event_id": edits, "real_edit": real, "change": changes}
+    computed = {"edit_event_id": edits, "real_edit": real, "change": changes}
+    return ROWS.format(computed=BOUND, **inputs), computed

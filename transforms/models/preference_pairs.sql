@@ -61,26 +61,42 @@ ab_votes AS (
         AND p.b = greatest(e.response_a_id, e.response_b_id)
     WHERE e.type = 'ab_choice' AND e.choice IN ('a', 'b')
 ),
-state_votes AS (
-    -- Votes that follow from what happened to each sibling (copies, ratings, regenerations).
-    SELECT p.a, p.b, v.winner, v.signal, v.weight
+sibling_sides AS (
+    -- Each pair of siblings with what happened to both sides.
+    SELECT
+        p.a, p.b,
+        sa.kept AS a_kept, sa.regenerated AS a_regenerated, sa.copied AS a_copied,
+        sa.rating AS a_rating,
+        sb.kept AS b_kept, sb.regenerated AS b_regenerated, sb.copied AS b_copied,
+        sb.rating AS b_rating
     FROM sibling_pairs AS p
     JOIN sides AS sa ON sa.response_id = p.a
     JOIN sides AS sb ON sb.response_id = p.b
-    CROSS JOIN LATERAL (
-        SELECT * FROM (VALUES
-            (CASE WHEN sa.kept AND sb.regenerated AND NOT sb.kept THEN p.a
-                  WHEN sb.kept AND sa.regenerated AND NOT sa.kept THEN p.b END,
-             'regenerate', getvariable('weights_regenerate')),
-            (CASE WHEN sa.copied AND NOT sb.copied THEN p.a
-                  WHEN sb.copied AND NOT sa.copied THEN p.b END,
-             'copy', getvariable('weights_copy')),
-            (CASE WHEN sa.rating > 0 AND sb.rating < sa.rating THEN p.a
-                  WHEN sb.rating > 0 AND sa.rating < sb.rating THEN p.b END,
-             'rating', getvariable('weights_rating'))
-        ) AS t(winner, signal, weight)
-    ) AS v
-    WHERE v.winner IS NOT NULL
+),
+state_votes AS (
+    -- Votes that follow from what happened to each sibling (copies, ratings, regenerations).
+    -- One SELECT per signal: Spark cannot read a pair's columns in a lateral VALUES list.
+    SELECT a, b, winner, signal, weight
+    FROM (
+        SELECT a, b,
+               CASE WHEN a_kept AND b_regenerated AND NOT b_kept THEN a
+                    WHEN b_kept AND a_regenerated AND NOT a_kept THEN b END AS winner,
+               'regenerate' AS signal, getvariable('weights_regenerate') AS weight
+        FROM sibling_sides
+        UNION ALL
+        SELECT a, b,
+               CASE WHEN a_copied AND NOT b_copied THEN a
+                    WHEN b_copied AND NOT a_copied THEN b END,
+               'copy', getvariable('weights_copy')
+        FROM sibling_sides
+        UNION ALL
+        SELECT a, b,
+               CASE WHEN a_rating > 0 AND b_rating < a_rating THEN a
+                    WHEN b_rating > 0 AND a_rating < b_rating THEN b END,
+               'rating', getvariable('weights_rating')
+        FROM sibling_sides
+    )
+    WHERE winner IS NOT NULL
 ),
 voted AS (
     SELECT a AS response_id FROM state_votes
@@ -140,7 +156,7 @@ tallies AS (
         a, b,
         sum(weight) FILTER (WHERE winner = a) AS for_a,
         sum(weight) FILTER (WHERE winner = b) AS for_b,
-        list(DISTINCT signal ORDER BY signal) AS signals,
+        list_sort(list(DISTINCT signal)) AS signals,
         flatten(list(events)) AS votes_from  -- sorted and deduplicated with the pair's own
     FROM votes
     GROUP BY a, b
@@ -189,8 +205,9 @@ SELECT
     round(p.losing / (p.winning + p.losing), 6) AS disagreement,
     p.signals,
     list_sort(list_distinct(list_concat([c.event_id, r.event_id], p.votes_from))) AS event_ids,
-    list_distinct([c.model_id || coalesce('@' || c.model_version, ''),
-                   r.model_id || coalesce('@' || r.model_version, '')]) AS models
+    -- Sorted: list_distinct keeps no order on DuckDB, and keeps it on Spark.
+    list_sort(list_distinct([c.model_id || coalesce('@' || c.model_version, ''),
+                             r.model_id || coalesce('@' || r.model_version, '')])) AS models
 FROM response_pairs AS p
 JOIN responses AS c ON c.response_id = p.chosen_id
 JOIN responses AS r ON r.response_id = p.rejected_id

@@ -1,0 +1,539 @@
+"""The models on Apache Spark: the same SQL, read from the lake's Iceberg table, written as
+Iceberg tables (``flywheel transform run --engine spark``).
+
+DuckDB on one host stays the default. On Spark a run reads the lake's table
+(``flywheel.flywheel.events``, the catalog the ingest workers commit to) and builds every model
+into ``flywheel.models.<name>``, an Iceberg table in the same catalog, stored under
+``<lake>/models/<name>``. What each part does, and its DuckDB twin:
+
+- ``events``: the warehouse's ``events`` table as the loader (warehouse/load.py) makes it,
+  computed from the lake's table: events whose time no reader can take left out, each event id
+  once (its first landing: landing day, topic, partition, offset), those without training
+  consent left out, and ``lake_file`` and ``prompt_response_ids`` as the loader writes them.
+- ``lake_texts``: the texts of generations and edits (warehouse/texts.py reads them from the
+  lake files; here they are columns of the same table).
+- The SQL models: their DuckDB SQL transpiled (transforms/dialect.py), the policy bound as
+  named parameters.
+- The two Python steps (transforms/checks.py, transforms/edits.py): the same Python functions,
+  run on the executors over Arrow batches (``mapInArrow``), and the same SQL around them.
+
+Each model's columns are cast to the types DuckDB gives them (``duckdb_types``: the models built
+on empty tables in an in-memory DuckDB), so that a table means the same whichever engine built
+it, and an export from either publishes the same bytes.
+
+A run computes every model before it writes any (each result is persisted on the executors),
+then replaces the tables one after the other; a write that fails rolls the tables written
+before it back to the snapshots they had, so a failed run leaves the previous tables as they
+were.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from flywheel.errors import ConfigError, FlywheelError, TransientError
+from flywheel.extras import require
+from transforms import checks, edits
+from transforms.dialect import to_spark
+from transforms.models import Built, Model, discover, ordered, policy_variables, quote
+from transforms.policy import Policy
+
+if TYPE_CHECKING:
+    from flywheel.settings import SparkSettings
+    from warehouse.table import LakeTable
+
+log = logging.getLogger(__name__)
+
+ICEBERG_VERSION = "1.12.0"
+PACKAGES = (
+    f"org.apache.iceberg:iceberg-spark-runtime-4.1_2.13:{ICEBERG_VERSION}",
+    f"org.apache.iceberg:iceberg-aws-bundle:{ICEBERG_VERSION}",
+    "org.xerial:sqlite-jdbc:3.54.1.0",
+    "org.postgresql:postgresql:42.7.14",
+)
+"""The jars a session needs besides Spark's own, pinned (Maven coordinates): Iceberg's Spark
+runtime for Spark 4.1 (Scala 2.13), its AWS bundle (S3FileIO), and the JDBC drivers of the
+catalogs the platform takes (SQLite for one host, PostgreSQL for several)."""
+CATALOG = "flywheel"
+"""The Spark catalog's name: the name pyiceberg's SQL catalog records (warehouse/table.py)."""
+EVENTS_TABLE = f"{CATALOG}.flywheel.events"
+MODELS_NAMESPACE = "models"
+TABLE_PROPERTIES = {
+    "format-version": "2",
+    # Counts only, as for the lake's table: column bounds would copy pseudonyms and ids into the
+    # manifests.
+    "write.metadata.metrics.default": "counts",
+}
+RUN_PROPERTY = "flywheel.run-id"
+FINGERPRINT_PROPERTY = "flywheel.fingerprint"
+
+READABLE_TIME = (
+    "coalesce(occurred_at BETWEEN TIMESTAMP '0001-01-01 00:00:00' "
+    "AND TIMESTAMP '9999-12-31 23:59:59.999999', false)"
+)
+"""warehouse.load.READABLE_TIME in Spark SQL (the session's time zone is UTC)."""
+
+EVENTS_SQL = """
+WITH readable AS (
+    SELECT
+        *,
+        element_at(split(_file, '/'), -2) AS landed_folder,
+        element_at(split(_file, '/'), -1) AS landed_name
+    FROM {table}
+    WHERE {readable}
+),
+landings AS (
+    SELECT
+        *,
+        row_number() OVER (
+            PARTITION BY event_id
+            ORDER BY landed_folder,
+                     split(landed_name, '[+]')[0],
+                     CAST(split(landed_name, '[+]')[1] AS INT),
+                     CAST(split(landed_name, '[+]')[2] AS BIGINT),
+                     source_offset
+        ) AS landing
+    FROM readable
+)
+SELECT
+    {columns},
+    concat(landed_folder, '/', landed_name) AS lake_file,
+    filter(transform(prompt, m -> m.response_id), id -> id IS NOT NULL) AS prompt_response_ids
+FROM landings
+WHERE landing = 1 AND consent_training IS TRUE
+"""
+"""The warehouse's ``events`` from the lake's table: the loader's rules (warehouse/load.py), in
+one statement. ``_file`` is Iceberg's metadata column: the data file a row is in."""
+
+
+@dataclass
+class SparkRun:
+    """What a Spark run built, and where its time went."""
+
+    run_id: str
+    steps: list[Built] = field(default_factory=list)
+    events: int = 0
+    overhead: dict[str, float] = field(default_factory=dict)
+
+
+def jdbc_catalog(catalog_uri: str) -> dict[str, str]:
+    """The Iceberg JDBC catalog properties for a lake catalog given as a SQLAlchemy URL
+    (``sqlite:///path`` or ``postgresql+driver://user:password@host:port/db``)."""
+    parts = urlsplit(catalog_uri)
+    scheme = parts.scheme.split("+")[0]
+    if scheme == "sqlite":
+        # SQLAlchemy's form: sqlite:////abs/path.db, or sqlite:///relative.db (from the
+        # working directory, resolved here: Spark runs elsewhere).
+        path = unquote(parts.path)[1:]
+        if parts.netloc or not path or path == ":memory:":
+            raise ConfigError(
+                f"Spark reaches a SQLite catalog as a file (sqlite:////abs/path.db), "
+                f"not {catalog_uri!r}"
+            )
+        return {"uri": f"jdbc:sqlite:{Path(path).resolve()}"}
+    if scheme in ("postgresql", "postgres"):
+        host = parts.hostname or "localhost"
+        port = f":{parts.port}" if parts.port else ""
+        properties = {"uri": f"jdbc:postgresql://{host}{port}{parts.path}"}
+        if parts.username:
+            properties["jdbc.user"] = unquote(parts.username)
+        if parts.password:
+            properties["jdbc.password"] = unquote(parts.password)
+        return properties
+    raise ConfigError(
+        f"Spark takes the lake catalog in SQLite or PostgreSQL, not {scheme or catalog_uri!r}"
+    )
+
+
+def session_properties(settings: SparkSettings) -> dict[str, str]:
+    """The properties of the Spark application (fixed when its context starts): the jars, the
+    Iceberg extensions, the time zone; the settings' own override them."""
+    properties = {
+        "spark.jars.packages": ",".join(PACKAGES),
+        "spark.jars.ivy": str(settings.jars_cache or default_jars_cache()),
+        "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        # The models are small joins and aggregates; Spark's default of 200 shuffle partitions
+        # makes 200 tasks of nothing on one host. Adaptive execution merges them on a cluster.
+        "spark.sql.shuffle.partitions": "8",
+    }
+    properties.update(settings.properties)
+    return properties
+
+
+def catalog_properties(*, catalog_uri: str, lake_url: str) -> dict[str, str]:
+    """The Spark SQL properties of the lake's catalog (``flywheel``): the same catalog database
+    pyiceberg commits to, the lake as its warehouse, S3 through the standard AWS environment."""
+    prefix = f"spark.sql.catalog.{CATALOG}"
+    properties = {
+        prefix: "org.apache.iceberg.spark.SparkCatalog",
+        f"{prefix}.type": "jdbc",
+        f"{prefix}.warehouse": lake_url,
+    }
+    properties.update({f"{prefix}.{k}": v for k, v in jdbc_catalog(catalog_uri).items()})
+    if lake_url.startswith("s3://"):
+        properties[f"{prefix}.io-impl"] = "org.apache.iceberg.aws.s3.S3FileIO"
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        if endpoint:
+            properties[f"{prefix}.s3.endpoint"] = endpoint
+            properties[f"{prefix}.s3.path-style-access"] = "true"
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        if region:
+            properties[f"{prefix}.client.region"] = region
+    return properties
+
+
+def default_jars_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "flywheel" / "spark"
+
+
+def open_session(settings: SparkSettings, *, catalog_uri: str, lake_url: str) -> Any:
+    """A Spark SQL session of its own for one run, with the lake's catalog (``flywheel``).
+
+    The application (its context: the JVM, the executors, the jars) is the one already running
+    in this process if there is one (``spark-submit``'s, whose own properties then stand, or a
+    test run's), else one started with ``session_properties``. Each run gets a new SQL session
+    on it: its catalog, temporary views and SQL properties are its own, so two runs on two lakes
+    in one process do not see each other's catalog."""
+    require("pyspark", extra="spark")
+    from pyspark.sql import SparkSession
+
+    if settings.master.startswith("local"):
+        # The Python steps run in Python workers, started by pyspark with PYSPARK_PYTHON: on
+        # this host, this interpreter (whose environment has the platform installed), not
+        # whichever python3 is first on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.master(settings.master).appName("flywheel-transforms")
+    for key, value in session_properties(settings).items():
+        builder = builder.config(key, value)
+    try:
+        application = builder.getOrCreate()
+    except Exception as exc:  # noqa: BLE001 - Py4J and the JVM raise their own kinds
+        raise _session_error(exc, settings) from None
+    application.sparkContext.setLogLevel("ERROR")
+    spark = application.newSession()
+    for key, value in catalog_properties(catalog_uri=catalog_uri, lake_url=lake_url).items():
+        spark.conf.set(key, value)
+    return spark
+
+
+def _session_error(exc: BaseException, settings: SparkSettings) -> FlywheelError:
+    text = str(exc)
+    if "unresolved dependency" in text or "dependencies not found" in text.lower():
+        return ConfigError(
+            f"Spark could not fetch its jars ({', '.join(PACKAGES)}) from Maven Central; "
+            "give them with spark.jars instead (docs/spark.md)"
+        )
+    if "Java gateway process exited" in text or "JAVA_HOME" in text:
+        return ConfigError("Spark could not start a JVM: Java 17 or later must be on PATH")
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return TransientError(f"Spark master {settings.master} is unreachable: {first[:300]}")
+
+
+def duckdb_types(policy: Policy, models: list[Model]) -> dict[str, list[tuple[str, str]]]:
+    """Each model's columns and their DuckDB types: the models built on empty tables in an
+    in-memory DuckDB (the types follow from the SQL and the inputs' types, not the rows)."""
+    import duckdb
+    import sqlalchemy as sa
+    from sqlalchemy.schema import CreateTable
+
+    from warehouse.schema import events
+
+    db = duckdb.connect(":memory:")
+    try:
+        db.execute(str(CreateTable(events).compile(sa.create_engine("duckdb:///:memory:"))))
+        db.execute("CREATE TABLE lake_texts (event_id VARCHAR, prompt JSON, text VARCHAR)")
+        for name, value in policy_variables(policy).items():
+            db.execute(f"SET VARIABLE {quote(name)} = $value", {"value": value})
+        found: dict[str, list[tuple[str, str]]] = {}
+        for model in models:
+            if model.build is None:
+                select, parameters = model.sql, None
+            else:
+                select, parameters = model.build(db, {n: n for n in model.depends_on})
+            db.execute(
+                f"CREATE TABLE {quote(model.name)} AS SELECT * FROM ({select}) LIMIT 0",
+                parameters,
+            )
+            found[model.name] = [
+                (str(name), str(kind))
+                for name, kind, *_ in db.execute(f"DESCRIBE {quote(model.name)}").fetchall()
+            ]
+        return found
+    finally:
+        db.close()
+
+
+_SPARK_TYPES = {
+    "VARCHAR": "STRING",
+    "BIGINT": "BIGINT",
+    "INTEGER": "INT",
+    "DOUBLE": "DOUBLE",
+    "FLOAT": "FLOAT",
+    "BOOLEAN": "BOOLEAN",
+    "TIMESTAMP WITH TIME ZONE": "TIMESTAMP",
+    "TIMESTAMP": "TIMESTAMP_NTZ",
+    "DATE": "DATE",
+    "HUGEINT": "DECIMAL(38, 0)",
+}
+
+
+def spark_type(duckdb_type: str) -> str:
+    """The Spark SQL type of a DuckDB column type."""
+    if duckdb_type.endswith("[]"):
+        return f"ARRAY<{spark_type(duckdb_type[:-2])}>"
+    if duckdb_type.startswith("DECIMAL"):
+        return duckdb_type
+    try:
+        return _SPARK_TYPES[duckdb_type]
+    except KeyError:
+        raise ConfigError(f"no Spark type for DuckDB's {duckdb_type}") from None
+
+
+def _cast(frame: Any, columns: list[tuple[str, str]], model: str) -> Any:
+    """``frame`` with DuckDB's columns, in DuckDB's order, cast to their types."""
+    have = set(frame.columns)
+    missing = [name for name, _ in columns if name not in have]
+    if missing or len(have) != len(columns):
+        raise ConfigError(
+            f"model {model} gives other columns on Spark ({', '.join(sorted(have))}) than on "
+            f"DuckDB ({', '.join(name for name, _ in columns)})"
+        )
+    return frame.selectExpr(
+        *(f"CAST(`{name}` AS {spark_type(kind)}) AS `{name}`" for name, kind in columns)
+    )
+
+
+def register_sources(spark: Any, table: str = EVENTS_TABLE) -> int:
+    """The ``events`` and ``lake_texts`` views of this run, from the lake's table; returns how
+    many events."""
+    from warehouse.load import COLUMNS
+
+    events = spark.sql(
+        EVENTS_SQL.format(table=table, readable=READABLE_TIME, columns=COLUMNS)
+    ).persist()
+    events.createOrReplaceTempView("events")
+    # The texts of the rows events kept (an event landed twice has its first landing's).
+    spark.sql(
+        f"SELECT event_id, CAST(NULL AS STRING) AS prompt, coalesce(response, edited_text) AS text "
+        f"FROM (SELECT *, concat(element_at(split(_file, '/'), -2), '/', "
+        f"element_at(split(_file, '/'), -1)) AS lake_file FROM {table}) AS landed "
+        f"LEFT SEMI JOIN events AS kept ON kept.event_id = landed.event_id "
+        f"AND kept.lake_file = landed.lake_file AND kept.source_offset = landed.source_offset "
+        f"AND kept.type IN ('generation', 'edit')"
+    ).persist().createOrReplaceTempView("lake_texts")
+    return int(events.count())
+
+
+def build_sql_model(spark: Any, model: Model, variables: dict[str, float]) -> Any:
+    """A SQL model's rows on Spark, as a DataFrame."""
+    return spark.sql(to_spark(model.sql, variables, model=model.name))
+
+
+_EDIT_VALUES_SQL = "edit_event_id STRING, real_edit BOOLEAN, change DOUBLE"
+
+
+def _edit_values(batches: Iterator[Any]) -> Iterator[Any]:
+    """On an executor: each edit's ``real_edit`` and ``change`` (transforms/edits.py)."""
+    import pyarrow as pa
+
+    schema = pa.schema(
+        [("edit_event_id", pa.string()), ("real_edit", pa.bool_()), ("change", pa.float64())]
+    )
+    for batch in batches:
+        columns = batch.to_pydict()
+        real, changes = [], []
+        for original, edited in zip(columns["original"], columns["edited"], strict=True):
+            before, after = edits.words(original), edits.words(edited)
+            real.append(edits.is_real(before, after))
+            changes.append(edits.change(before, after))
+        yield pa.RecordBatch.from_pydict(
+            {"edit_event_id": columns["event_id"], "real_edit": real, "change": changes},
+            schema=schema,
+        )
+
+
+def build_edit_changes(spark: Any, variables: dict[str, float]) -> Any:
+    """``edit_changes`` on Spark: the texts compared by the same Python as on DuckDB."""
+    candidates = spark.sql(
+        to_spark(edits.CANDIDATES.format(events="events", responses="responses"))
+    ).toDF("event_id", "original", "edited")
+    computed = candidates.mapInArrow(_edit_values, _EDIT_VALUES_SQL)
+    computed.createOrReplaceTempView("edit_values")
+    sql = edits.ROWS.format(events="events", computed="edit_values")
+    return spark.sql(to_spark(sql, variables, model="edit_changes"))
+
+
+def _text_checks(batches: Iterator[Any]) -> Iterator[Any]:
+    """On an executor: each text's block counts and secret flag, one row per response that has
+    the text (transforms/checks.py)."""
+    import pyarrow as pa
+
+    schema = pa.schema(
+        [("response_id", pa.string())]
+        + [(name, pa.int32()) for name in checks.COUNTS]
+        + [("leaked_secret", pa.bool_())]
+    )
+    for batch in batches:
+        columns = batch.to_pydict()
+        rows: dict[str, list[Any]] = {name: [] for name in schema.names}
+        for text, response_ids in zip(columns["text"], columns["response_ids"], strict=True):
+            counts = checks.text_counts(text)
+            leaked = checks.SECRET in text
+            for response_id in response_ids:
+                rows["response_id"].append(response_id)
+                for name in checks.COUNTS:
+                    rows[name].append(counts[name])
+                rows["leaked_secret"].append(leaked)
+        yield pa.RecordBatch.from_pydict(rows, schema=schema)
+
+
+def build_code_checks(spark: Any) -> Any:
+    """``code_checks`` on Spark: each distinct text with a fence or a secret placeholder checked
+    by the same Python as on DuckDB."""
+    texts = spark.sql(to_spark(checks.TEXTS.format(responses="responses")))
+    return texts.mapInArrow(
+        _text_checks,
+        "response_id STRING, "
+        + ", ".join(f"{name} INT" for name in checks.COUNTS)
+        + ", leaked_secret BOOLEAN",
+    )
+
+
+def build_model(spark: Any, model: Model, variables: dict[str, float]) -> Any:
+    if model.name == "edit_changes":
+        return build_edit_changes(spark, variables)
+    if model.name == "code_checks":
+        return build_code_checks(spark)
+    if model.build is not None:
+        raise ConfigError(f"model {model.name} is a Python step with no Spark build")
+    return build_sql_model(spark, model, variables)
+
+
+def table_name(model: str) -> str:
+    return f"{CATALOG}.{MODELS_NAMESPACE}.{model}"
+
+
+def _current_snapshot(spark: Any, model: str) -> int | None:
+    """The model table's current snapshot id; None when the table does not exist."""
+    if not spark.catalog.tableExists(table_name(model)):
+        return None
+    rows = spark.sql(
+        f"SELECT snapshot_id FROM {table_name(model)}.snapshots ORDER BY committed_at DESC LIMIT 1"
+    ).collect()
+    return int(rows[0][0]) if rows else None
+
+
+def _restore(spark: Any, written: dict[str, int | None]) -> None:
+    """Put the tables a failed run wrote back as they were before it."""
+    for model, snapshot in written.items():
+        try:
+            if snapshot is None:
+                spark.sql(f"DROP TABLE IF EXISTS {table_name(model)}")
+            else:
+                spark.sql(
+                    f"CALL {CATALOG}.system.rollback_to_snapshot("
+                    f"'{MODELS_NAMESPACE}.{model}', {snapshot})"
+                )
+        except Exception:  # noqa: BLE001 - the run's own error is the one to report
+            log.error("could not restore a model table", extra={"fields": {"model": model}})
+
+
+def run_models_on_spark(
+    spark: Any,
+    policy: Policy,
+    *,
+    run_id: str,
+    select: list[str] | None = None,
+    events_table: str = EVENTS_TABLE,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> SparkRun:
+    """Build the models (those in ``select`` and what they need) on Spark, in full, and replace
+    their tables; a failure leaves every table as it was."""
+    from transforms.models import fingerprints
+
+    run = SparkRun(run_id)
+    every = discover()
+    models = ordered(every, select)
+    prints = fingerprints(every, policy)
+    started = time.perf_counter()
+    types = duckdb_types(policy, models)
+    variables = policy_variables(policy)
+    run.overhead["plan"] = time.perf_counter() - started
+    started = time.perf_counter()
+    run.events = register_sources(spark, events_table)
+    run.overhead["sources"] = time.perf_counter() - started
+    frames: dict[str, Any] = {}
+    for model in models:
+        started = time.perf_counter()
+        frame = _cast(build_model(spark, model, variables), types[model.name], model.name)
+        # Computed once, here, and kept on the executors for the models that read it and for
+        # the write; checkpointed rather than cached: caching the plan of calibration_votes
+        # failed in Spark 4.1 with an internal error.
+        frame = frame.localCheckpoint(eager=True)
+        rows = frame.count()
+        frame.createOrReplaceTempView(model.name)
+        frames[model.name] = frame
+        run.steps.append(Built(model.name, int(rows), time.perf_counter() - started, "full"))
+        if on_progress is not None:
+            on_progress(len(run.steps), len(models))
+    started = time.perf_counter()
+    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG}.{MODELS_NAMESPACE}")
+    written: dict[str, int | None] = {}
+    try:
+        for model in models:
+            before = _current_snapshot(spark, model.name)
+            writer = frames[model.name].writeTo(table_name(model.name)).using("iceberg")
+            for key, value in TABLE_PROPERTIES.items():
+                writer = writer.tableProperty(key, value)
+            writer = writer.tableProperty(FINGERPRINT_PROPERTY, prints[model.name])
+            writer = writer.tableProperty(RUN_PROPERTY, run_id)
+            written[model.name] = before
+            writer.createOrReplace()
+    except BaseException:
+        _restore(spark, written)
+        raise
+    run.overhead["write"] = time.perf_counter() - started
+    return run
+
+
+def run_transforms_on_spark(
+    spark_settings: SparkSettings,
+    table: LakeTable,
+    *,
+    policy_file: Path | None = None,
+    select: list[str] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> SparkRun:
+    """``flywheel transform run --engine spark``: commit the landed files to the lake's table,
+    then build the models from its current snapshot on Spark into ``flywheel.models.*``."""
+    import uuid
+
+    from transforms.policy import load_policy
+
+    policy = load_policy(policy_file)
+    ordered(discover(), select)  # an unknown model or a cycle fails before anything runs
+    started = time.perf_counter()
+    table.commit()  # also refuses a catalog whose table lies elsewhere than this lake
+    committed = time.perf_counter() - started
+    started = time.perf_counter()
+    spark = open_session(
+        spark_settings, catalog_uri=table.catalog_uri, lake_url=table.location.rsplit("/", 1)[0]
+    )
+    opened = time.perf_counter() - started
+    run = run_models_on_spark(
+        spark, policy, run_id=uuid.uuid4().hex, select=select, on_progress=on_progress
+    )
+    run.overhead = {"commit_lake": committed, "session": opened, **run.overhead}
+    return run
