@@ -20,16 +20,19 @@ Materialising a day again, or an earlier one, changes nothing.
 
 Schedules follow the datasets file, as ``flywheel schedule`` does: ``flywheel_transforms`` on
 ``[schedule] transforms`` and ``flywheel_export_<name>`` on each dataset's ``schedule``; each
-tick materialises the partition of its own day. Schedules start stopped, as Dagster's do.
-The ops of both write the warehouse, which has one writer: they share the concurrency pool
-``flywheel_warehouse`` (give it a limit of 1), and an op that finds the warehouse or the dataset
-busy (the commands' exit code 4) asks Dagster to retry it later.
+tick materialises the partition of its own day. ``flywheel_lake_maintenance`` (``[schedule]
+lake_maintenance``) and, with ``FLYWHEEL_PRIVACY__LAKE_RETENTION_DAYS`` set,
+``flywheel_lake_retention`` (``[schedule] retention``) are plain jobs, not assets. Schedules
+start stopped, as Dagster's do. Every op writes the warehouse or the lake's table, and the
+warehouse has one writer: they share the concurrency pool ``flywheel_warehouse`` (give it a
+limit of 1), and an op that finds the warehouse or the dataset busy (the commands' exit code 4)
+asks Dagster to retry it later.
 """
 
 # No ``from __future__ import annotations``: Dagster checks an op's ``context`` annotation as the
 # object it is, and a string is refused.
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +49,7 @@ from transforms.models import Model, discover, ordered  # noqa: E402
 
 if TYPE_CHECKING:
     from flywheel.settings import Settings
+    from warehouse.table import LakeTable
 
 LAKE_EVENTS = dg.AssetKey(["lake", "events"])
 GATE = "quality_gate"
@@ -280,6 +284,57 @@ def day_schedule(
     return tick
 
 
+def upkeep_job(
+    settings: "Settings", name: str, description: str, work: "Callable[[LakeTable], str]"
+) -> dg.JobDefinition:
+    """A job of one op that runs ``work`` on the lake's table (not partitioned: it keeps the
+    lake in shape, it builds no asset)."""
+
+    @dg.op(name=name.removeprefix("flywheel_"), pool=POOL, description=description)
+    def upkeep(context: dg.OpExecutionContext) -> None:
+        from warehouse.lake import open_lake
+        from warehouse.table import LakeTable
+
+        try:
+            outcome = work(LakeTable.of(settings, open_lake(settings)))
+        except FlywheelError as exc:
+            raise dagster_error(exc) from exc
+        context.log.info(f"{name}: {outcome}")
+
+    @dg.job(name=name, description=description)
+    def job() -> None:
+        upkeep()
+
+    return job
+
+
+def upkeep_jobs(
+    settings: "Settings", datasets: DatasetsFile
+) -> dict[str, tuple[str, dg.JobDefinition]]:
+    """The lake's compaction and, with a retention period set, its retention, by job name, each
+    with its cron expression from the datasets file: what ``flywheel schedule`` also runs."""
+    from flywheel.shell.schedule import maintenance_job, retention_job
+
+    data_dir = settings.data_dir
+    jobs = {}
+    if datasets.schedule.lake_maintenance:
+        name = "flywheel_lake_maintenance"
+        compact = "flywheel lake compact: merge small lake files, expire old snapshots."
+        jobs[name] = (
+            datasets.schedule.lake_maintenance,
+            upkeep_job(settings, name, compact, lambda table: maintenance_job(data_dir, table)),
+        )
+    days = settings.privacy.lake_retention_days
+    if days is not None and datasets.schedule.retention:
+        name = "flywheel_lake_retention"
+        expire = f"Delete lake files landed over {days} days ago, then their events."
+        jobs[name] = (
+            datasets.schedule.retention,
+            upkeep_job(settings, name, expire, lambda table: retention_job(data_dir, days, table)),
+        )
+    return jobs
+
+
 def build_definitions(settings: "Settings") -> dg.Definitions:
     """The assets, checks, jobs and schedules of a configuration and its datasets file."""
     datasets = load_datasets(settings.export.datasets_file)
@@ -316,9 +371,14 @@ def build_definitions(settings: "Settings") -> dg.Definitions:
             schedules.append(
                 day_schedule(job_name(name), policy.schedule, export_jobs[name], first)
             )
+    upkeep = upkeep_jobs(settings, datasets)
+    schedules += [
+        dg.ScheduleDefinition(name=name, cron_schedule=cron, job=job, execution_timezone="UTC")
+        for name, (cron, job) in upkeep.items()
+    ]
     return dg.Definitions(
         assets=[lake, transforms, *exports.values()],
-        jobs=[transforms_job, *export_jobs.values()],
+        jobs=[transforms_job, *export_jobs.values(), *(job for _, job in upkeep.values())],
         schedules=schedules,
     )
 

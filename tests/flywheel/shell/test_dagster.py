@@ -20,9 +20,12 @@ from flywheel.extras import EXTRAS
 from flywheel.settings import Settings
 from flywheel.shell.dagster import build_definitions, dagster_error
 from privacy.keys import write_keyring
+from tests.factories import generation
 from tests.helpers.datasets import KEYRING, land
+from tests.helpers.lake import land as land_events
 from tests.helpers.lake import query
 from transforms.models import discover
+from warehouse.lake import Lake
 
 MONDAY = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 TUESDAY = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)
@@ -44,14 +47,16 @@ min_rows = 1000000
 rows than it has, so its gate fails."""
 
 
-def configure(tmp_path: Path, datasets: str = DATASETS) -> Settings:
+def configure(
+    tmp_path: Path, datasets: str = DATASETS, retention_days: int | None = None
+) -> Settings:
     data_dir = tmp_path / "data"
     data_dir.mkdir(exist_ok=True)
     write_keyring(KEYRING, tmp_path / "keys.json")
     (tmp_path / "datasets.toml").write_text(datasets)
     return Settings(
         data_dir=data_dir,
-        privacy={"hmac_key_file": tmp_path / "keys.json"},
+        privacy={"hmac_key_file": tmp_path / "keys.json", "lake_retention_days": retention_days},
         export={"datasets_file": tmp_path / "datasets.toml"},
         dagster={"start_date": date(2026, 3, 1)},
     )
@@ -193,7 +198,8 @@ def test_assets_schedules_and_partitions_follow_the_datasets_file(tmp_path: Path
     assert {name: s.cron_schedule for name, s in schedules.items()} == {
         "flywheel_transforms": datasets.schedule.transforms,
         "flywheel_export_default": datasets.datasets["default"].schedule,
-    }  # labels-only has no schedule: exported on request only
+        "flywheel_lake_maintenance": datasets.schedule.lake_maintenance,
+    }  # labels-only has no schedule (exported on request only), retention no period
     assert all(s.execution_timezone == "UTC" for s in schedules.values())
     assert schedules["flywheel_export_default"].job_name == "flywheel_export_default"
     assert definitions.resolve_job_def("flywheel_export_labels_only") is not None
@@ -211,8 +217,30 @@ def test_assets_schedules_and_partitions_follow_the_datasets_file(tmp_path: Path
     assert isinstance(tick(early), dg.SkipReason)
 
 
+def test_the_lake_upkeep_jobs_run_on_the_datasets_file_schedule(tmp_path: Path) -> None:
+    settings = configure(tmp_path, retention_days=30)
+    lake = Lake.in_data_dir(settings.data_dir)
+    for day, first in ((5, 0), (6, 2), (7, 4)):
+        land_events(
+            lake, [generation(f"r{day}")], first=first, now=datetime(2026, 1, day, tzinfo=UTC)
+        )
+    definitions = build_definitions(settings)
+
+    schedules = {s.name: s.cron_schedule for s in definitions.schedules or []}
+    assert schedules["flywheel_lake_retention"] == "30 3 * * *"  # the shipped datasets file's
+    assert schedules["flywheel_lake_maintenance"] == "0 4 * * *"
+    retention = definitions.resolve_job_def("flywheel_lake_retention").execute_in_process()
+    maintenance = definitions.resolve_job_def("flywheel_lake_maintenance").execute_in_process()
+
+    assert retention.success and maintenance.success
+    # Older than 30 days: the first two files go, the newest stays as the workers' resume point.
+    assert [f.landed_date.day for f in lake.files()] == [7]
+
+
 def test_a_datasets_file_without_schedules_gives_none(tmp_path: Path) -> None:
-    settings = configure(tmp_path, '[schedule]\ntransforms = ""\n\n[datasets.default]\n')
+    settings = configure(
+        tmp_path, '[schedule]\ntransforms = ""\nlake_maintenance = ""\n\n[datasets.default]\n'
+    )
     definitions = build_definitions(settings)
     assert not definitions.schedules
     assert definitions.resolve_job_def("flywheel_transforms") is not None
