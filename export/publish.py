@@ -137,7 +137,9 @@ def export_dataset(
             for old in failed[: max(0, len(failed) - keep_failed)]:
                 shutil.rmtree(old, ignore_errors=True)
             raise QualityGateError(
-                f"{failure}; report: {kept}/quality/index.html", report=str(kept)
+                f"{failure}; report: {kept}/quality/index.html",
+                report=str(kept),
+                failed=failure.failed,
             ) from None
         finally:
             shutil.rmtree(attempt, ignore_errors=True)
@@ -177,6 +179,7 @@ def _export(
             f"the quality gate failed {len(failures)} critical expectation(s) of dataset "
             f"{name!r}: {listed}. Nothing was published",
             report=str(attempt / "quality"),
+            failed=[o.line() for o in failures],
         )
     step("publishing")
     manifest = publish_attempt(

@@ -29,6 +29,8 @@ codes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class FlywheelError(Exception):
     """Root of every error the platform raises on purpose."""
@@ -101,11 +103,14 @@ class ExportBusyError(ExportError):
 
 
 class QualityGateError(ExportError):
-    """The quality gate failed a critical expectation; the report is kept beside the attempt."""
+    """The quality gate failed a critical expectation; the report is kept beside the attempt.
+    ``failed``: one line per failed critical expectation (config, column, expectation, what was
+    observed), the message lists the first few."""
 
-    def __init__(self, message: str, *, report: str) -> None:
+    def __init__(self, message: str, *, report: str, failed: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.report = report
+        self.failed = list(failed)
 
 
 class VersionNotFoundError(ExportError, NotFoundError):

@@ -3,9 +3,10 @@ that is not installed.
 
 The core install runs the API, the ingest workers and the transforms. Heavier libraries come
 with extras named after what they serve (pyproject.toml): ``export`` (the quality gate: Great
-Expectations and pandas), ``names`` (person names: Presidio and spaCy), ``dev`` (tests, linters
-and benchmarks). Code that needs one imports it through ``require``, inside the function that
-uses it, so a missing extra is one line that says what to install, never a traceback.
+Expectations and pandas), ``names`` (person names: Presidio and spaCy), ``dagster`` (the
+transforms and exports as Dagster assets), ``dev`` (tests, linters and benchmarks). Code that
+needs one imports it through ``require``, inside the function that uses it, so a missing extra
+is one line that says what to install, never a traceback.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ EXTRAS = {
     "postgres": "the lake's catalog in PostgreSQL (FLYWHEEL_LAKE__CATALOG)",
     "s3": "object storage beyond pyarrow's client (conditional puts: boto3; fsspec: s3fs)",
     "spark": "the transforms on Apache Spark (--engine spark: pyspark and SQLGlot)",
+    "dagster": "the Dagster assets, checks and schedules (flywheel.shell.dagster)",
 }
 """Each extra a command may ask for, and what it serves."""
 

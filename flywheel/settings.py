@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -485,6 +486,16 @@ class SparkSettings(BaseModel):
     with ``--jars`` instead (docs/spark.md)."""
 
 
+class DagsterSettings(BaseModel):
+    """The Dagster assets (the ``dagster`` extra, ``flywheel.shell.dagster``)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    start_date: date = date(2026, 1, 1)
+    """First landing day (UTC) of the assets' daily partitions (the last is today). A day before
+    the lake's first file landed has nothing to load: set it to that day."""
+
+
 class Settings(BaseSettings):
     """All settings of the platform; see docs/configuration.md."""
 
@@ -519,6 +530,8 @@ class Settings(BaseSettings):
     """Where the lake is."""
     spark: SparkSettings = SparkSettings()
     """The transforms on Apache Spark."""
+    dagster: DagsterSettings = DagsterSettings()
+    """The Dagster assets."""
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -605,7 +618,7 @@ def setting_rows() -> list[tuple[str, str, str, str]]:
             default = "(unset)" if field.default is None else repr(field.default)
             if isinstance(field.default, list) and not field.default:
                 default = "[]"
-            if isinstance(field.default, Path):
+            if isinstance(field.default, Path | date):
                 default = str(field.default)
             for noise in ("typing.", "pydantic.types.", "pathlib."):
                 type_name = type_name.replace(noise, "")

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,6 +82,7 @@ def run_transforms(
     on_progress: Callable[[str, int, int], None] | None = None,
     lake: Lake | None = None,
     table: LakeTable | None = None,
+    through: date | None = None,
 ) -> RunSummary:
     """Commit the landed files to the lake's table, load the files of its current snapshot not
     loaded yet (all of them with ``full_refresh``), build the models (those in ``select`` and
@@ -89,7 +90,9 @@ def run_transforms(
 
     ``lake``: the configuration's (``warehouse.lake.open_lake``), unset the data dir's; on
     object storage its files are copied to this host (``Lake.readable``) for DuckDB. ``table``:
-    the lake's table (``LakeTable.of``), unset the one in the data dir's catalog."""
+    the lake's table (``LakeTable.of``), unset the one in the data dir's catalog.
+    ``through``: load only the files landed on or before that day (their ``landed_date=``
+    folder, UTC); later ones wait for a later run."""
     lake = lake or Lake.in_data_dir(data_dir)
     table = table or LakeTable(lake, default_catalog_uri(data_dir))
     policy = load_policy(policy_file)
@@ -99,7 +102,7 @@ def run_transforms(
     summary = RunSummary(run_id=uuid.uuid4().hex, full_refresh=full_refresh)
     summary.overhead["open"] = time.perf_counter() - started
     try:
-        _run(engine, lake, table, summary, policy, select, on_progress)
+        _run(engine, lake, table, summary, policy, select, on_progress, through)
     except BaseException as exc:
         _record_failure(engine, summary.run_id)
         if isinstance(exc, FlywheelError) or not isinstance(exc, Exception):
@@ -135,6 +138,7 @@ def _run(
     policy: Policy,
     select: list[str] | None,
     on_progress: Callable[[str, int, int], None] | None,
+    through: date | None = None,
 ) -> None:
     full_refresh = summary.full_refresh
     overhead = summary.overhead
@@ -167,7 +171,7 @@ def _run(
         forgotten_files, _ = forget_missing_files(db, lake, lake_files)
         loaded = load_lake(
             connection,
-            lake_files,
+            [f for f in lake_files if through is None or f.landed_date <= through],
             run_id=summary.run_id,
             full_refresh=full_refresh,
             on_progress=(lambda done, total: on_progress("load", done, total))

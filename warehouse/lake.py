@@ -39,7 +39,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -137,6 +137,11 @@ class LakeFile:
     first_offset: int
     last_offset: int
     path: Path
+
+    @property
+    def landed_date(self) -> date:
+        """The day (UTC) the batch landed: its ``landed_date=`` folder."""
+        return date.fromisoformat(Path(self.path).parent.name.removeprefix("landed_date="))
 
 
 def file_name(topic: str, partition: int, first_offset: int, last_offset: int) -> str:

@@ -29,6 +29,8 @@ from flywheel.errors import (
 )
 
 if TYPE_CHECKING:
+    from datetime import date
+
     from fastapi import FastAPI
 
     from api.sink import EventSink
@@ -695,6 +697,19 @@ def lake_status() -> None:
     out.print(grid if grid.row_count else "the lake's table is empty")
 
 
+def landing_day(value: str) -> date:
+    """A ``--through`` day: ``YYYY-MM-DD`` and a real date, else one ``ConfigError`` line."""
+    import re
+    from datetime import date
+
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            return date.fromisoformat(value)
+    except ValueError:
+        pass
+    raise ConfigError(f"--through must be a day as YYYY-MM-DD, not {value!r}")
+
+
 @transform_app.command("run")
 def transform_run(
     full_refresh: Annotated[
@@ -707,10 +722,21 @@ def transform_run(
     policy: Annotated[
         Path | None, typer.Option(help="Policy file (TOML); default: the shipped policy.")
     ] = None,
+    through: Annotated[
+        str | None,
+        typer.Option(
+            metavar="YYYY-MM-DD",
+            help="Load only the lake files landed on or before this day (UTC); later ones wait.",
+        ),
+    ] = None,
 ) -> None:
     """Load new lake files into the warehouse (and build the models).
 
-    Example: flywheel transform run; flywheel transform run --full-refresh
+    With --through DAY, only files landed up to that day are loaded, so a scheduler can run the
+    command once per landing day; running it again for the same or an earlier day loads nothing
+    and changes nothing. A day that is not YYYY-MM-DD is one line and exit code 3.
+
+    Example: flywheel transform run; flywheel transform run --through 2026-01-05
     """
     from rich.progress import Progress, TaskID
     from rich.table import Table
@@ -720,6 +746,7 @@ def transform_run(
     from warehouse.lake import open_lake
     from warehouse.table import LakeTable
 
+    last_day = landing_day(through) if through is not None else None
     settings = settings_and_logging()
     load_policy(policy)  # a bad policy file is named before anything else
     lake = open_lake(settings)
@@ -741,6 +768,7 @@ def transform_run(
             on_progress=advance,
             lake=lake,
             table=lake_table,
+            through=last_day,
         )
     table = Table(title=f"transform run {summary.run_id[:8]}", show_edge=False)
     for column in ("step", "rows", "seconds"):
@@ -749,7 +777,10 @@ def transform_run(
         name = f"{step.name} ({step.mode})" if step.mode else step.name
         table.add_row(name, f"{step.rows:,}", f"{step.seconds:.2f}")
     out.print(table)
-    out.print(f"{summary.files_loaded:,} lake files loaded, {summary.events_loaded:,} new events")
+    out.print(
+        f"{summary.files_loaded:,} lake files loaded, {summary.events_loaded:,} new events"
+        + (f" (landed through {last_day})" if last_day else "")
+    )
     if summary.interrupted:
         err.print(
             f"[yellow]{summary.interrupted} earlier run(s) had been killed before they ended; "

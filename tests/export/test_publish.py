@@ -343,6 +343,8 @@ def test_a_broken_dataset_is_stopped_by_the_gate(data_dir: Path) -> None:
 
     message = str(raised.value)
     assert "confidence" in message and "_raw_secret_" in message
+    assert all(line in message for line in raised.value.failed[:5])  # the first five listed
+    assert any(line.startswith("dpo.confidence: ") for line in raised.value.failed)
     assert versions(data_dir, "default") == []
     failed = [p for p in (data_dir / "datasets" / "default").iterdir() if p.name.startswith("f")]
     assert len(failed) == 1

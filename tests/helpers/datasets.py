@@ -5,6 +5,7 @@ and what every published version holds."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,10 @@ KEYRING = Keyring(1, {1: b"k" * 32})
 
 
 def land(data_dir: Path, events: list[dict[str, Any]], *, partition: int = 0, first: int = 0,
-         chunk: int = 2000, keyring: Keyring = KEYRING) -> None:  # fmt: skip
-    """Land events in the lake through the configured (scrubbing) pipeline."""
+         chunk: int = 2000, keyring: Keyring = KEYRING,
+         now: datetime | None = None) -> None:  # fmt: skip
+    """Land events in the lake through the configured (scrubbing) pipeline; ``now``: the
+    landing time, whose day names the files' ``landed_date=`` folder."""
     pipeline = build_pipeline(Settings(data_dir=data_dir), keyring)
     lake, window = Lake.in_data_dir(data_dir), DedupeWindow(100_000)
     for start in range(0, len(events), chunk):
@@ -33,7 +36,7 @@ def land(data_dir: Path, events: list[dict[str, Any]], *, partition: int = 0, fi
         for event_id in batch.event_ids:
             window.add(event_id)
         lake.land(pipeline.frame(batch), topic="sim", partition=partition, first_offset=offset,
-                  last_offset=offset + len(part) - 1)  # fmt: skip
+                  last_offset=offset + len(part) - 1, now=now)  # fmt: skip
 
 
 def rewrite_texts(data_dir: Path, where: str, text: str) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +19,19 @@ PIPELINE = Pipeline(PseudonymisingAnonymiser(Keyring(1, {1: b"k" * 32})), max_ev
 """Pseudonymises user ids and scrubs nothing, so the texts land as the test wrote them."""
 
 
-def land(lake: Lake, events: list[dict[str, Any]], *, partition: int = 0, first: int = 0) -> None:
-    """Land events as one lake file, with no dedupe window (as if resent after it expired)."""
+def land(
+    lake: Lake, events: list[dict[str, Any]], *, partition: int = 0, first: int = 0,
+    now: datetime | None = None,
+) -> None:  # fmt: skip
+    """Land events as one lake file, with no dedupe window (as if resent after it expired);
+    ``now``: the landing time, whose day names the file's ``landed_date=`` folder."""
     messages = [
         RawMessage("t", partition, first + i, b"c", json.dumps(e).encode())
         for i, e in enumerate(events)
     ]
     batch = PIPELINE.process(messages, DedupeWindow(0))
     lake.land(PIPELINE.frame(batch), topic="t", partition=partition, first_offset=first,
-              last_offset=first + len(events) - 1)  # fmt: skip
+              last_offset=first + len(events) - 1, now=now)  # fmt: skip
 
 
 def events(count: int, *, seed: int) -> list[dict[str, object]]:
