@@ -156,9 +156,15 @@ def jdbc_catalog(catalog_uri: str) -> dict[str, str]:
 def session_properties(settings: SparkSettings) -> dict[str, str]:
     """The properties of the Spark application (fixed when its context starts): the jars, the
     Iceberg extensions, the time zone; the settings' own override them."""
+    cache = settings.jars_cache or default_jars_cache()
+    resolved = [cache / "jars" / _jar_name(package) for package in PACKAGES]
+    if all(jar.is_file() for jar in resolved):
+        # Resolved before: the jars as files, with no Ivy resolution (quiet, and offline).
+        jars = {"spark.jars": ",".join(str(jar) for jar in resolved)}
+    else:
+        jars = {"spark.jars.packages": ",".join(PACKAGES), "spark.jars.ivy": str(cache)}
     properties = {
-        "spark.jars.packages": ",".join(PACKAGES),
-        "spark.jars.ivy": str(settings.jars_cache or default_jars_cache()),
+        **jars,
         "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.enabled": "false",
@@ -193,6 +199,12 @@ def catalog_properties(*, catalog_uri: str, lake_url: str) -> dict[str, str]:
     return properties
 
 
+def _jar_name(package: str) -> str:
+    """The file Ivy keeps a package's jar in, under ``<cache>/jars``."""
+    group, artifact, version = package.split(":")
+    return f"{group}_{artifact}-{version}.jar"
+
+
 def default_jars_cache() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "flywheel" / "spark"
@@ -222,6 +234,7 @@ def open_session(settings: SparkSettings, *, catalog_uri: str, lake_url: str) ->
     except Exception as exc:  # noqa: BLE001 - Py4J and the JVM raise their own kinds
         raise _session_error(exc, settings) from None
     application.sparkContext.setLogLevel("ERROR")
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # a line per connection it closes
     spark = application.newSession()
     for key, value in catalog_properties(catalog_uri=catalog_uri, lake_url=lake_url).items():
         spark.conf.set(key, value)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -710,6 +711,38 @@ def landing_day(value: str) -> date:
     raise ConfigError(f"--through must be a day as YYYY-MM-DD, not {value!r}")
 
 
+class Engine(StrEnum):
+    """Where the models are built."""
+
+    duckdb = "duckdb"
+    spark = "spark"
+
+
+def _transform_on_spark(
+    settings: Settings, lake_table: LakeTable, *, policy: Path | None, select: list[str] | None
+) -> None:
+    """``flywheel transform run --engine spark``: the models on Spark, and a table of them."""
+    from rich.table import Table
+
+    from transforms.spark import run_transforms_on_spark
+
+    with err.status("building the models on Spark") as status:
+        run = run_transforms_on_spark(
+            settings.spark,
+            lake_table,
+            policy_file=policy,
+            select=select,
+            on_progress=lambda done, total: status.update(f"models on Spark: {done}/{total}"),
+        )
+    table = Table(title=f"transform run {run.run_id[:8]} on Spark", show_edge=False)
+    for column in ("model", "rows", "seconds"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for step in run.steps:
+        table.add_row(f"{step.name} ({step.mode})", f"{step.rows:,}", f"{step.seconds:.2f}")
+    out.print(table)
+    out.print(f"{run.events:,} events read from the lake's table; tables in flywheel.models.*")
+
+
 @transform_app.command("run")
 def transform_run(
     full_refresh: Annotated[
@@ -729,8 +762,18 @@ def transform_run(
             help="Load only the lake files landed on or before this day (UTC); later ones wait.",
         ),
     ] = None,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="duckdb: the warehouse file on this host; spark: the lake's Iceberg table into "
+            "Iceberg model tables (FLYWHEEL_SPARK__*, docs/spark.md)."
+        ),
+    ] = Engine.duckdb,
 ) -> None:
     """Load new lake files into the warehouse (and build the models).
+
+    With --engine spark the models are built on Apache Spark from the lake's table into
+    flywheel.models.* in the lake's catalog, in full (docs/spark.md).
 
     With --through DAY, only files landed up to that day are loaded, so a scheduler can run the
     command once per landing day; running it again for the same or an earlier day loads nothing
@@ -751,6 +794,11 @@ def transform_run(
     load_policy(policy)  # a bad policy file is named before anything else
     lake = open_lake(settings)
     lake_table = LakeTable.of(settings, lake)
+    if engine is Engine.spark:
+        if through is not None:
+            raise ConfigError("--through is not supported with --engine spark yet")
+        _transform_on_spark(settings, lake_table, policy=policy, select=select)
+        return
     require_data_dir(settings)
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
         tasks: dict[str, TaskID] = {}
