@@ -67,6 +67,7 @@ from privacy.keys import Keyring
 from warehouse.db import connected, warehouse_path
 from warehouse.lake import Lake
 from warehouse.load import READABLE_TIME
+from warehouse.table import LakeTable, models_table
 
 if TYPE_CHECKING:
     import polars as pl
@@ -110,12 +111,14 @@ def export_dataset(
     on_progress: Callable[[str], None] | None = None,
     lake: Lake | None = None,
     catalog: Catalog | None = None,
+    models: LakeTable | None = None,
 ) -> ExportResult:
     """Publish the next version of dataset ``name`` (see the module's docstring); keep the
     ``keep_failed`` latest failed attempts. ``lake``: the configuration's (``open_lake``; the
     texts are read back from its files, on object storage from this host's copies), unset
     the data dir's. ``catalog``: the target (``open_catalog``), unset the data dir's
-    ``datasets`` folder."""
+    ``datasets`` folder. ``models``: read the model tables Spark wrote in this lake table's
+    catalog (``flywheel transform run --engine spark``) instead of the warehouse file."""
     lake = lake or Lake.in_data_dir(data_dir)
     policy = (datasets or load_datasets()).dataset(name)
     step = on_progress or (lambda _: None)
@@ -129,7 +132,7 @@ def export_dataset(
         attempt = folder / f".attempt-{attempt_id}"
         attempt.mkdir()
         try:
-            return _export(data_dir, lake, name, policy, keyring, attempt, step, target)
+            return _export(data_dir, lake, name, policy, keyring, attempt, step, target, models)
         except QualityGateError as failure:
             kept = folder / f"failed-{attempt_id}"
             attempt.rename(kept)
@@ -154,9 +157,10 @@ def _export(
     attempt: Path,
     step: Callable[[str], None],
     target: Catalog,
+    models: LakeTable | None = None,
 ) -> ExportResult:
-    step("reading the warehouse")
-    frames, lineage, excluded = _read_warehouse(data_dir, lake, name, policy, keyring)
+    step("reading the warehouse" if models is None else "reading Spark's model tables")
+    frames, lineage, excluded = _read_warehouse(data_dir, lake, name, policy, keyring, models)
     step("writing files")
     files = write_files(frames, policy, attempt)
     # Nothing new is decided before the gate: the latest version passed it with these very
@@ -231,13 +235,24 @@ class Lineage:
 
 
 def _read_warehouse(
-    data_dir: Path, lake: Lake, name: str, policy: DatasetPolicy, keyring: Keyring
+    data_dir: Path,
+    lake: Lake,
+    name: str,
+    policy: DatasetPolicy,
+    keyring: Keyring,
+    models: LakeTable | None = None,
 ) -> tuple[dict[Kind, pl.DataFrame], Lineage, Excluded]:
     """Each config's shaped rows (with ``split`` and the gate's inputs), the lineage of the
     whole version (lake files, the transform run, the time window, the calibration) and the
-    rows left out for unreadable times."""
+    rows left out for unreadable times; from the warehouse, or from Spark's tables
+    (``models``)."""
     selected: dict[str, pl.DataFrame] = {}  # dpo and reward take the same rows
-    with models_connection(data_dir, action="export from") as db:
+    connection = (
+        models_connection(data_dir, action="export from")
+        if models is None
+        else spark_models_connection(models)
+    )
+    with connection as db:
         # The texts are read back from the files the warehouse loaded (on object storage,
         # from this host's copies of them).
         loaded = [path for (path,) in db.execute("SELECT path FROM lake_files").fetchall()]
@@ -287,6 +302,30 @@ def models_connection(data_dir: Path, *, action: str) -> Iterator[Any]:
                 "first"
             )
         yield db
+
+
+SPARK_TABLES = (*MODEL_TABLES, "events", "lake_files", "transform_runs")
+"""What an export reads of the tables a Spark run wrote (transforms/spark.py): the models, the
+events and lake files they were built from, and the runs."""
+
+
+@contextmanager
+def spark_models_connection(table: LakeTable) -> Iterator[Any]:
+    """An in-memory DuckDB holding the tables a Spark run wrote, read through pyiceberg as
+    Arrow: the export's queries then run on them as on the warehouse's, and publish the same
+    bytes from the same rows."""
+    import duckdb
+
+    db = duckdb.connect(":memory:")
+    try:
+        for name in SPARK_TABLES:
+            rows = models_table(table, name)
+            db.register("spark_rows", rows)
+            db.execute(f"CREATE TABLE {name} AS SELECT * FROM spark_rows")  # noqa: S608
+            db.unregister("spark_rows")
+        yield db
+    finally:
+        db.close()
 
 
 def _records(db: Any, table: str, columns: tuple[str, ...], order: str) -> list[dict[str, Any]]:

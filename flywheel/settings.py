@@ -468,6 +468,18 @@ class ExportSettings(BaseModel):
         return value
 
 
+class TransformsSettings(BaseModel):
+    """The transforms: where the models are built."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    """``duckdb``: the warehouse file on this host. ``spark``: Apache Spark builds the models
+    from the lake's Iceberg table into Iceberg tables in the lake's catalog (``spark``
+    settings, docs/spark.md), and exports read them from there. ``flywheel transform run
+    --engine`` overrides it for one run."""
+
+
 class SparkSettings(BaseModel):
     """The transforms on Apache Spark (``flywheel transform run --engine spark``)."""
 
@@ -528,6 +540,8 @@ class Settings(BaseSettings):
     """Published datasets and the schedule."""
     lake: LakeSettings = LakeSettings()
     """Where the lake is."""
+    transforms: TransformsSettings = TransformsSettings()
+    """The transforms: where the models are built."""
     spark: SparkSettings = SparkSettings()
     """The transforms on Apache Spark."""
     dagster: DagsterSettings = DagsterSettings()

@@ -35,6 +35,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -45,6 +46,7 @@ from transforms import checks, edits
 from transforms.dialect import to_spark
 from transforms.models import Built, Model, discover, ordered, policy_variables, quote
 from transforms.policy import Policy
+from warehouse.table import MODELS_NAMESPACE
 
 if TYPE_CHECKING:
     from flywheel.settings import SparkSettings
@@ -65,13 +67,20 @@ catalogs the platform takes (SQLite for one host, PostgreSQL for several)."""
 CATALOG = "flywheel"
 """The Spark catalog's name: the name pyiceberg's SQL catalog records (warehouse/table.py)."""
 EVENTS_TABLE = f"{CATALOG}.flywheel.events"
-MODELS_NAMESPACE = "models"
 TABLE_PROPERTIES = {
     "format-version": "2",
     # Counts only, as for the lake's table: column bounds would copy pseudonyms and ids into the
     # manifests.
     "write.metadata.metrics.default": "counts",
 }
+SOURCE_TABLES = ("events", "lake_files")
+"""Written beside the models: what they were built from, which an export reads too."""
+RUNS_TABLE = "transform_runs"
+RUNS_SCHEMA = (
+    "run_id STRING, started_at TIMESTAMP, finished_at TIMESTAMP, full_refresh BOOLEAN, "
+    "files_loaded INT, events_loaded BIGINT, policy_hash STRING, status STRING"
+)
+"""The warehouse's ``transform_runs`` columns: one row per Spark run that wrote its tables."""
 RUN_PROPERTY = "flywheel.run-id"
 FINGERPRINT_PROPERTY = "flywheel.fingerprint"
 
@@ -255,8 +264,9 @@ def _session_error(exc: BaseException, settings: SparkSettings) -> FlywheelError
 
 
 def duckdb_types(policy: Policy, models: list[Model]) -> dict[str, list[tuple[str, str]]]:
-    """Each model's columns and their DuckDB types: the models built on empty tables in an
-    in-memory DuckDB (the types follow from the SQL and the inputs' types, not the rows)."""
+    """Each model's columns and their DuckDB types (and those of ``SOURCE_TABLES``): the models
+    built on empty tables in an in-memory DuckDB (the types follow from the SQL and the inputs'
+    types, not the rows)."""
     import duckdb
     import sqlalchemy as sa
     from sqlalchemy.schema import CreateTable
@@ -269,7 +279,16 @@ def duckdb_types(policy: Policy, models: list[Model]) -> dict[str, list[tuple[st
         db.execute("CREATE TABLE lake_texts (event_id VARCHAR, prompt JSON, text VARCHAR)")
         for name, value in policy_variables(policy).items():
             db.execute(f"SET VARIABLE {quote(name)} = $value", {"value": value})
+        db.execute(
+            "CREATE TABLE lake_files (path VARCHAR, topic VARCHAR, partition INTEGER, "
+            "first_offset BIGINT, last_offset BIGINT, rows BIGINT)"
+        )
         found: dict[str, list[tuple[str, str]]] = {}
+        for name in SOURCE_TABLES:
+            found[name] = [
+                (str(column), str(kind))
+                for column, kind, *_ in db.execute(f"DESCRIBE {quote(name)}").fetchall()
+            ]
         for model in models:
             if model.build is None:
                 select, parameters = model.sql, None
@@ -328,14 +347,32 @@ def _cast(frame: Any, columns: list[tuple[str, str]], model: str) -> Any:
     )
 
 
-def register_sources(spark: Any, table: str = EVENTS_TABLE) -> int:
-    """The ``events`` and ``lake_texts`` views of this run, from the lake's table; returns how
-    many events."""
+LAKE_FILES_SQL = """
+SELECT
+    concat(element_at(split(_file, '/'), -2), '/', element_at(split(_file, '/'), -1)) AS path,
+    split(element_at(split(_file, '/'), -1), '[+]')[0] AS topic,
+    CAST(split(element_at(split(_file, '/'), -1), '[+]')[1] AS INT) AS partition,
+    CAST(split(element_at(split(_file, '/'), -1), '[+]')[2] AS BIGINT) AS first_offset,
+    CAST(split(split(element_at(split(_file, '/'), -1), '[+]')[3], '[.]')[0] AS BIGINT)
+        AS last_offset,
+    count(*) AS rows
+FROM {table}
+GROUP BY _file
+"""
+"""The lake files of the snapshot read, as the warehouse's ``lake_files`` lists them (path,
+topic, partition, offsets and every row of the file, as its footer counts them)."""
+
+
+def register_sources(spark: Any, table: str = EVENTS_TABLE, *, snapshot: int | None = None) -> int:
+    """The ``events``, ``lake_texts`` and ``lake_files`` views of this run, from the lake's
+    table (at ``snapshot``, else its current one); returns how many events."""
     from warehouse.load import COLUMNS
 
+    if snapshot is not None:
+        table = f"{table} VERSION AS OF {int(snapshot)}"
     events = spark.sql(
         EVENTS_SQL.format(table=table, readable=READABLE_TIME, columns=COLUMNS)
-    ).persist()
+    ).localCheckpoint(eager=True)
     events.createOrReplaceTempView("events")
     # The texts of the rows events kept (an event landed twice has its first landing's).
     spark.sql(
@@ -345,7 +382,10 @@ def register_sources(spark: Any, table: str = EVENTS_TABLE) -> int:
         f"LEFT SEMI JOIN events AS kept ON kept.event_id = landed.event_id "
         f"AND kept.lake_file = landed.lake_file AND kept.source_offset = landed.source_offset "
         f"AND kept.type IN ('generation', 'edit')"
-    ).persist().createOrReplaceTempView("lake_texts")
+    ).localCheckpoint(eager=True).createOrReplaceTempView("lake_texts")
+    spark.sql(LAKE_FILES_SQL.format(table=table)).localCheckpoint(
+        eager=True
+    ).createOrReplaceTempView("lake_files")
     return int(events.count())
 
 
@@ -470,13 +510,18 @@ def run_models_on_spark(
     run_id: str,
     select: list[str] | None = None,
     events_table: str = EVENTS_TABLE,
+    snapshot: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> SparkRun:
-    """Build the models (those in ``select`` and what they need) on Spark, in full, and replace
-    their tables; a failure leaves every table as it was."""
+    """Build the models (those in ``select`` and what they need) on Spark, in full, from the
+    lake's table at ``snapshot`` (else its current one), and replace their tables, with the
+    ``events`` and ``lake_files`` they were built from (``SOURCE_TABLES``, what an export reads
+    besides the models); a failure leaves every table as it was. The run is appended to
+    ``transform_runs`` once every table is written."""
     from transforms.models import fingerprints
 
     run = SparkRun(run_id)
+    begun = datetime.now(UTC)
     every = discover()
     models = ordered(every, select)
     prints = fingerprints(every, policy)
@@ -485,40 +530,93 @@ def run_models_on_spark(
     variables = policy_variables(policy)
     run.overhead["plan"] = time.perf_counter() - started
     started = time.perf_counter()
-    run.events = register_sources(spark, events_table)
+    run.events = register_sources(spark, events_table, snapshot=snapshot)
     run.overhead["sources"] = time.perf_counter() - started
     frames: dict[str, Any] = {}
     for model in models:
         started = time.perf_counter()
-        frame = _cast(build_model(spark, model, variables), types[model.name], model.name)
-        # Computed once, here, and kept on the executors for the models that read it and for
-        # the write; checkpointed rather than cached: caching the plan of calibration_votes
-        # failed in Spark 4.1 with an internal error.
-        frame = frame.localCheckpoint(eager=True)
+        try:
+            frame = _cast(build_model(spark, model, variables), types[model.name], model.name)
+            # Computed once, here, and kept on the executors for the models that read it and
+            # for the write; checkpointed rather than cached: caching the plan of
+            # calibration_votes failed in Spark 4.1 with an internal error.
+            frame = frame.localCheckpoint(eager=True)
+        except FlywheelError:
+            _record_failure(spark, run, begun, policy=policy)
+            raise
+        except Exception as exc:  # noqa: BLE001 - Spark's errors, as one line
+            _record_failure(spark, run, begun, policy=policy)
+            raise SparkModelError(
+                f"model {model.name} failed on Spark ({_first_line(exc)}); no table was changed"
+            ) from exc
         rows = frame.count()
         frame.createOrReplaceTempView(model.name)
         frames[model.name] = frame
         run.steps.append(Built(model.name, int(rows), time.perf_counter() - started, "full"))
         if on_progress is not None:
             on_progress(len(run.steps), len(models))
+    for name in SOURCE_TABLES:
+        frames[name] = _cast(spark.table(name), types[name], name)
     started = time.perf_counter()
     spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG}.{MODELS_NAMESPACE}")
     written: dict[str, int | None] = {}
     try:
-        for model in models:
-            before = _current_snapshot(spark, model.name)
-            writer = frames[model.name].writeTo(table_name(model.name)).using("iceberg")
+        for name, frame in frames.items():
+            before = _current_snapshot(spark, name)
+            writer = frame.writeTo(table_name(name)).using("iceberg")
             for key, value in TABLE_PROPERTIES.items():
                 writer = writer.tableProperty(key, value)
-            writer = writer.tableProperty(FINGERPRINT_PROPERTY, prints[model.name])
+            writer = writer.tableProperty(FINGERPRINT_PROPERTY, prints.get(name, ""))
             writer = writer.tableProperty(RUN_PROPERTY, run_id)
-            written[model.name] = before
+            written[name] = before
             writer.createOrReplace()
     except BaseException:
         _restore(spark, written)
+        _record_failure(spark, run, begun, policy=policy)
         raise
     run.overhead["write"] = time.perf_counter() - started
+    files = spark.table("lake_files").count()
+    _record_run(spark, run, begun, policy=policy, files=int(files))
     return run
+
+
+class SparkModelError(FlywheelError):
+    """A model could not be computed on Spark; the run changed no table."""
+
+
+def _record_failure(spark: Any, run: SparkRun, begun: datetime, *, policy: Policy) -> None:
+    """Record a run that failed, if the catalog takes even that."""
+    try:
+        _record_run(spark, run, begun, policy=policy, files=0, status="failed")
+    except Exception:  # noqa: BLE001 - the run's own error is the one to report
+        log.warning("could not record the failed run", extra={"fields": {"run": run.run_id}})
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
+def _record_run(
+    spark: Any,
+    run: SparkRun,
+    begun: datetime,
+    *,
+    policy: Policy,
+    files: int,
+    status: str = "succeeded",
+) -> None:
+    """Append the run to ``flywheel.models.transform_runs`` (the warehouse's columns)."""
+    row = [(run.run_id, begun, datetime.now(UTC), True, files, run.events, policy.digest,
+            status)]  # fmt: skip
+    frame = spark.createDataFrame(row, RUNS_SCHEMA)
+    if spark.catalog.tableExists(table_name(RUNS_TABLE)):
+        frame.writeTo(table_name(RUNS_TABLE)).append()
+    else:
+        writer = frame.writeTo(table_name(RUNS_TABLE)).using("iceberg")
+        for key, value in TABLE_PROPERTIES.items():
+            writer = writer.tableProperty(key, value)
+        writer.create()
 
 
 def run_transforms_on_spark(
@@ -539,6 +637,8 @@ def run_transforms_on_spark(
     ordered(discover(), select)  # an unknown model or a cycle fails before anything runs
     started = time.perf_counter()
     table.commit()  # also refuses a catalog whose table lies elsewhere than this lake
+    # The snapshot the run reads, whatever the ingest workers commit meanwhile.
+    current = table.table().current_snapshot()
     committed = time.perf_counter() - started
     started = time.perf_counter()
     spark = open_session(
@@ -546,7 +646,12 @@ def run_transforms_on_spark(
     )
     opened = time.perf_counter() - started
     run = run_models_on_spark(
-        spark, policy, run_id=uuid.uuid4().hex, select=select, on_progress=on_progress
+        spark,
+        policy,
+        run_id=uuid.uuid4().hex,
+        select=select,
+        snapshot=current.snapshot_id if current is not None else None,
+        on_progress=on_progress,
     )
     run.overhead = {"commit_lake": committed, "session": opened, **run.overhead}
     return run

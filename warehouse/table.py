@@ -33,7 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flywheel.errors import ConfigError, FlywheelError, MissingExtraError, TransientError
+from flywheel.errors import (
+    ConfigError,
+    FlywheelError,
+    MissingExtraError,
+    NotFoundError,
+    TransientError,
+)
 from flywheel.extras import install_hint
 from flywheel.storage import CONNECT_TIMEOUT_S, REQUEST_TIMEOUT_S, translate
 from warehouse.lake import Lake, LakeFile, file_name, parse_name
@@ -48,6 +54,9 @@ if TYPE_CHECKING:
 NAMESPACE = "flywheel"
 TABLE_NAME = "events"
 IDENTIFIER = (NAMESPACE, TABLE_NAME)
+MODELS_NAMESPACE = "models"
+"""Where ``flywheel transform run --engine spark`` writes the model tables, in the same catalog
+(transforms/spark.py); ``models_table`` reads them back."""
 OFFSETS_PROPERTY = "flywheel.committed-offsets"
 """In every snapshot the platform commits: JSON ``{lake topic: {partition: next offset}}``."""
 CATALOG_SETTING = "FLYWHEEL_LAKE__CATALOG"
@@ -505,3 +514,18 @@ def _open_catalog(uri: str, location: str) -> SqlCatalog:
         raise TransientError(
             f"{CATALOG_SETTING}: the catalog is unreachable ({type(exc.orig).__name__})"
         ) from None
+
+
+def models_table(table: LakeTable, name: str) -> Any:
+    """The rows of the model table ``name`` that Spark wrote (``MODELS_NAMESPACE``) as Arrow,
+    read through pyiceberg; ``NotFoundError`` when there is none."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    try:
+        found = table.catalog().load_table((MODELS_NAMESPACE, name))
+    except NoSuchTableError:
+        raise NotFoundError(
+            f"the lake's catalog has no {MODELS_NAMESPACE}.{name} table: run "
+            "`flywheel transform run --engine spark` first"
+        ) from None
+    return found.scan().to_arrow()

@@ -763,12 +763,13 @@ def transform_run(
         ),
     ] = None,
     engine: Annotated[
-        Engine,
+        Engine | None,
         typer.Option(
             help="duckdb: the warehouse file on this host; spark: the lake's Iceberg table into "
-            "Iceberg model tables (FLYWHEEL_SPARK__*, docs/spark.md)."
+            "Iceberg model tables (FLYWHEEL_SPARK__*, docs/spark.md). Default: "
+            "FLYWHEEL_TRANSFORMS__ENGINE, else duckdb."
         ),
-    ] = Engine.duckdb,
+    ] = None,
 ) -> None:
     """Load new lake files into the warehouse (and build the models).
 
@@ -794,7 +795,7 @@ def transform_run(
     load_policy(policy)  # a bad policy file is named before anything else
     lake = open_lake(settings)
     lake_table = LakeTable.of(settings, lake)
-    if engine is Engine.spark:
+    if (engine or settings.transforms.engine) == Engine.spark:
         if through is not None:
             raise ConfigError("--through is not supported with --engine spark yet")
         _transform_on_spark(settings, lake_table, policy=policy, select=select)
@@ -862,6 +863,7 @@ def export_run(dataset: DatasetOption = "default") -> None:
     from export.publish import export_dataset
     from privacy.keys import keyring_for
     from warehouse.lake import open_lake
+    from warehouse.table import LakeTable
 
     settings = settings_and_logging()
     lake = open_lake(settings)
@@ -879,6 +881,8 @@ def export_run(dataset: DatasetOption = "default") -> None:
             on_progress=lambda step: status.update(f"export {dataset}: {step}"),
             lake=lake,
             catalog=catalog,
+            # With the Spark engine, the model tables are in the lake's catalog.
+            models=LakeTable.of(settings, lake) if settings.transforms.engine == "spark" else None,
         )
     for warning in result.gate.failed("warning") if result.gate else []:
         err.print(f"[yellow]quality warning:[/] {escape(warning.line())}", soft_wrap=True)

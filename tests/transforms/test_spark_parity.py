@@ -1,24 +1,38 @@
 """Every model on Spark equals the same model on DuckDB, row for row and type for type, on the
 same lake: simulated traffic, and rounds of late, duplicated and cross-conversation events
-(DuckDB building incrementally round after round, Spark from the lake's table at the end)."""
+(DuckDB building incrementally round after round, Spark from the lake's table at the end). A
+dataset exported from Spark's tables is byte for byte the one exported from DuckDB's, and a
+model that fails on Spark leaves every table as it was."""
 
 from __future__ import annotations
 
 import json
+import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from export.catalog import Catalog
+from export.publish import export_dataset
 from flywheel.settings import SparkSettings
 from tests.factories import generation, make_event
+from tests.helpers.datasets import KEYRING
 from tests.helpers.lake import land
 from transforms.models import discover
 from transforms.runner import run_transforms
-from transforms.spark import CATALOG, MODELS_NAMESPACE, run_transforms_on_spark
+from transforms.spark import (
+    CATALOG,
+    RUNS_TABLE,
+    SOURCE_TABLES,
+    SparkModelError,
+    SparkRun,
+    run_transforms_on_spark,
+)
 from warehouse.db import open_warehouse, raw
 from warehouse.lake import Lake
-from warehouse.table import LakeTable, default_catalog_uri
+from warehouse.table import MODELS_NAMESPACE, LakeTable, default_catalog_uri
 
 pytestmark = pytest.mark.slow
 
@@ -77,11 +91,25 @@ def lake_table(data_dir: Path) -> LakeTable:
     return LakeTable(Lake.in_data_dir(data_dir), default_catalog_uri(data_dir))
 
 
-def test_every_model_matches_duckdb_on_simulated_traffic(
-    data_dir: Path, spark_settings: SparkSettings
-) -> None:
+@pytest.fixture(scope="module")
+def built_on_spark(
+    simulated: tuple[Path, list[dict[str, Any]]],
+    spark_settings: SparkSettings,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, LakeTable, SparkRun]:
+    """A copy of the simulated data dir (its DuckDB warehouse built) whose models Spark built
+    too, once for the module's tests: a Spark run is most of a minute here."""
+    source, _ = simulated
+    data_dir = tmp_path_factory.mktemp("spark") / "data"
+    shutil.copytree(source, data_dir, ignore=shutil.ignore_patterns("lake-catalog.db"))
     table = lake_table(data_dir)
-    run = run_transforms_on_spark(spark_settings, table)
+    return data_dir, table, run_transforms_on_spark(spark_settings, table)
+
+
+def test_every_model_matches_duckdb_on_simulated_traffic(
+    built_on_spark: tuple[Path, LakeTable, SparkRun],
+) -> None:
+    data_dir, table, run = built_on_spark
     assert [step.name for step in run.steps] == [
         step.name for step in run_transforms(data_dir).steps[1:]
     ]
@@ -133,3 +161,64 @@ def test_models_match_after_rounds_of_late_and_duplicated_events(
     run_transforms_on_spark(spark_settings, table)
     counts = assert_same(data_dir, table)
     assert counts["preference_pairs"] and counts["edit_changes"] and counts["unpaired_ab_choices"]
+
+
+def test_a_dataset_published_from_spark_is_byte_identical_to_duckdbs(
+    built_on_spark: tuple[Path, LakeTable, SparkRun],
+) -> None:
+    data_dir, table, _ = built_on_spark
+    from_duckdb = export_dataset(
+        data_dir, "default", KEYRING, catalog=Catalog.in_data_dir(data_dir / "duckdb")
+    )
+    from_spark = export_dataset(
+        data_dir, "default", KEYRING, catalog=Catalog.in_data_dir(data_dir / "spark"),
+        models=table,
+    )  # fmt: skip
+    assert from_duckdb.path is not None and from_spark.path is not None
+    files = sorted(p.relative_to(from_duckdb.path) for p in from_duckdb.path.rglob("*.parquet"))
+    assert files and files == sorted(
+        p.relative_to(from_spark.path) for p in from_spark.path.rglob("*.parquet")
+    )
+    for name in files:
+        assert (from_spark.path / name).read_bytes() == (from_duckdb.path / name).read_bytes()
+    duck, spark = from_duckdb.manifest, from_spark.manifest
+    assert spark.fingerprint == duck.fingerprint
+    assert spark.counts == duck.counts
+    # The same lake files, named the same way; the run is Spark's.
+    assert spark.source.lake == duck.source.lake
+    assert spark.source.transform_run != duck.source.transform_run
+
+
+def test_a_model_that_fails_on_spark_leaves_every_table_as_it_was(
+    tmp_path: Path, spark_settings: SparkSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data_dir = tmp_path / "data"
+    land(
+        Lake.in_data_dir(data_dir),
+        [
+            generation("r1", "m1"),
+            generation("r2", "m1"),
+            make_event("copy", response_id="r1", text="answer"),
+        ],
+    )
+    table = lake_table(data_dir)
+    run_transforms_on_spark(spark_settings, table)
+    catalog = table.catalog()
+    written = [*MODELS, *SOURCE_TABLES]
+    before = {name: catalog.load_table((MODELS_NAMESPACE, name)).current_snapshot()
+              for name in written}  # fmt: skip
+    every = discover()
+    # Fails on the executors, after the models before it were computed.
+    broken = replace(every["rewards"], sql="SELECT response_id, 1 / 0 AS reward FROM responses")
+    monkeypatch.setattr("transforms.spark.discover", lambda: {**every, "rewards": broken})
+    land(Lake.in_data_dir(data_dir), [generation("r3", "m1")], first=3)
+    with pytest.raises(
+        SparkModelError, match=r"model rewards failed on Spark \(\[DIVIDE_BY_ZERO\].*\); no table"
+    ):
+        run_transforms_on_spark(spark_settings, table)
+    catalog = table.catalog()
+    after = {name: catalog.load_table((MODELS_NAMESPACE, name)).current_snapshot()
+             for name in written}  # fmt: skip
+    assert after == before
+    runs = catalog.load_table((MODELS_NAMESPACE, RUNS_TABLE)).scan().to_arrow()
+    assert runs.sort_by("started_at")["status"].to_pylist() == ["succeeded", "failed"]
