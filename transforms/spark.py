@@ -42,7 +42,7 @@ from urllib.parse import unquote, urlsplit
 
 from flywheel.errors import ConfigError, FlywheelError, TransientError
 from flywheel.extras import require
-from transforms import checks, edits
+from transforms import checks, edits, spark_scope
 from transforms.dialect import to_spark
 from transforms.models import Built, Model, discover, ordered, policy_variables, quote
 from transforms.policy import Policy
@@ -245,6 +245,12 @@ def open_session(settings: SparkSettings, *, catalog_uri: str, lake_url: str) ->
     application.sparkContext.setLogLevel("ERROR")
     logging.getLogger("py4j").setLevel(logging.WARNING)  # a line per connection it closes
     spark = application.newSession()
+    # Spark 4.1's constraint propagation failed on the union an incremental build makes (the
+    # rows kept and the rows recomputed): "key not found" for a column of the union.
+    spark.conf.set("spark.sql.constraintPropagation.enabled", "false")
+    # ...and, with adaptive execution off, its planner took the two sides' hash partitionings
+    # for the union's and zipped them ("Can't zip RDDs with unequal numbers of partitions").
+    spark.conf.set("spark.sql.unionOutputPartitioning", "false")
     for key, value in catalog_properties(catalog_uri=catalog_uri, lake_url=lake_url).items():
         spark.conf.set(key, value)
     return spark
@@ -509,15 +515,17 @@ def run_models_on_spark(
     *,
     run_id: str,
     select: list[str] | None = None,
+    full_refresh: bool = False,
     events_table: str = EVENTS_TABLE,
     snapshot: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> SparkRun:
-    """Build the models (those in ``select`` and what they need) on Spark, in full, from the
-    lake's table at ``snapshot`` (else its current one), and replace their tables, with the
-    ``events`` and ``lake_files`` they were built from (``SOURCE_TABLES``, what an export reads
-    besides the models); a failure leaves every table as it was. The run is appended to
-    ``transform_runs`` once every table is written."""
+    """Build the models (those in ``select`` and what they need) on Spark from the lake's table
+    at ``snapshot`` (else its current one): in full, or incrementally for what the files
+    appended since a model's last build touch (transforms/spark_scope.py). The tables are
+    written once every model is computed, with the ``events`` and ``lake_files`` they were built
+    from (``SOURCE_TABLES``, what an export reads besides the models); a failure leaves every
+    table as it was. The run is appended to ``transform_runs`` once every table is written."""
     from transforms.models import fingerprints
 
     run = SparkRun(run_id)
@@ -528,15 +536,59 @@ def run_models_on_spark(
     started = time.perf_counter()
     types = duckdb_types(policy, models)
     variables = policy_variables(policy)
+    full, since = spark_scope.plan(
+        models, prints, _states(spark, models), full_refresh=full_refresh
+    )
+    if since is not None and (
+        snapshot is None
+        or not spark_scope.appended_only(_history(spark, events_table), since, snapshot)
+    ):
+        # Files were replaced or removed since (compaction, erasure, retention): their events
+        # have no new file to be found by.
+        full, since = {m.name for m in models}, None
+    changed = since is not None and since != snapshot
     run.overhead["plan"] = time.perf_counter() - started
     started = time.perf_counter()
     run.events = register_sources(spark, events_table, snapshot=snapshot)
-    run.overhead["sources"] = time.perf_counter() - started
+    if since is not None and snapshot is not None and changed:
+        _new_files(spark, events_table, since, snapshot).createOrReplaceTempView("new_lake_files")
+    # Each relation's full rows stay under full_<name> while a model reads the scope's rows
+    # under <name> (spark_scope.shadow).
+    full_views = {name: f"full_{name}" for name in ("events", *(m.name for m in models))}
+    spark.table("events").createOrReplaceTempView(full_views["events"])
+    for model in models:
+        if model.name not in full:
+            # The table as the last run left it, for the scope and the rows not recomputed.
+            existing = spark.table(table_name(model.name)).localCheckpoint(eager=True)
+            existing.createOrReplaceTempView(model.name)
+            existing.createOrReplaceTempView(full_views[model.name])
+    if changed:
+        spark_scope.prepare(spark)
+    run.overhead["scope"] = time.perf_counter() - started
     frames: dict[str, Any] = {}
+    recomputed: dict[str, Any] = {}
     for model in models:
         started = time.perf_counter()
         try:
-            frame = _cast(build_model(spark, model, variables), types[model.name], model.name)
+            if model.name in full:
+                frame = _cast(build_model(spark, model, variables), types[model.name], model.name)
+                mode = "full"
+            elif changed:
+                spark_scope.shadow(spark, model, full_views)
+                rows = _cast(build_model(spark, model, variables), types[model.name], model.name)
+                rows.createOrReplaceTempView("recomputed")
+                condition = spark_scope.touched(model)
+                recomputed[model.name] = spark.sql(
+                    f"SELECT * FROM recomputed WHERE {condition}"
+                ).localCheckpoint(eager=True)
+                spark_scope.unshadow(spark, model, full_views)
+                frame = spark.sql(
+                    f"SELECT * FROM {full_views[model.name]} WHERE NOT {condition}"
+                ).unionByName(recomputed[model.name])
+                mode = "incremental"
+            else:
+                frame = spark.table(model.name)
+                mode = "unchanged"
             # Computed once, here, and kept on the executors for the models that read it and
             # for the write; checkpointed rather than cached: caching the plan of
             # calibration_votes failed in Spark 4.1 with an internal error.
@@ -549,35 +601,100 @@ def run_models_on_spark(
             raise SparkModelError(
                 f"model {model.name} failed on Spark ({_first_line(exc)}); no table was changed"
             ) from exc
-        rows = frame.count()
+        count = frame.count()
         frame.createOrReplaceTempView(model.name)
+        frame.createOrReplaceTempView(full_views[model.name])
+        if model.name == "responses" and mode == "incremental":
+            spark_scope.responses_rebuilt(spark)
         frames[model.name] = frame
-        run.steps.append(Built(model.name, int(rows), time.perf_counter() - started, "full"))
+        run.steps.append(Built(model.name, int(count), time.perf_counter() - started, mode))
         if on_progress is not None:
             on_progress(len(run.steps), len(models))
-    for name in SOURCE_TABLES:
-        frames[name] = _cast(spark.table(name), types[name], name)
     started = time.perf_counter()
-    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG}.{MODELS_NAMESPACE}")
-    written: dict[str, int | None] = {}
-    try:
-        for name, frame in frames.items():
-            before = _current_snapshot(spark, name)
-            writer = frame.writeTo(table_name(name)).using("iceberg")
-            for key, value in TABLE_PROPERTIES.items():
-                writer = writer.tableProperty(key, value)
-            writer = writer.tableProperty(FINGERPRINT_PROPERTY, prints.get(name, ""))
-            writer = writer.tableProperty(RUN_PROPERTY, run_id)
-            written[name] = before
-            writer.createOrReplace()
-    except BaseException:
-        _restore(spark, written)
-        _record_failure(spark, run, begun, policy=policy)
-        raise
+    _write(spark, run, models, frames, recomputed, full, types, prints=prints, snapshot=snapshot)
     run.overhead["write"] = time.perf_counter() - started
     files = spark.table("lake_files").count()
-    _record_run(spark, run, begun, policy=policy, files=int(files))
+    _record_run(spark, run, begun, policy=policy, files=int(files), full_refresh=full_refresh)
     return run
+
+
+def _states(spark: Any, models: list[Model]) -> dict[str, tuple[str, int] | None]:
+    """Per model, the fingerprint and lake snapshot its table records; None without a table
+    (or one a run of an earlier release wrote, without them)."""
+    found: dict[str, tuple[str, int] | None] = {}
+    for model in models:
+        found[model.name] = None
+        if spark.catalog.tableExists(table_name(model.name)):
+            properties = {
+                row[0]: row[1]
+                for row in spark.sql(f"SHOW TBLPROPERTIES {table_name(model.name)}").collect()
+            }
+            snapshot = properties.get(spark_scope.SNAPSHOT_PROPERTY, "")
+            if snapshot.isdigit():
+                found[model.name] = (properties.get(FINGERPRINT_PROPERTY, ""), int(snapshot))
+    return found
+
+
+def _history(spark: Any, events_table: str) -> list[tuple[int, int | None, str]]:
+    """The lake table's snapshots: id, parent id, operation."""
+    rows = spark.sql(f"SELECT snapshot_id, parent_id, operation FROM {events_table}.snapshots")
+    return [(int(r[0]), None if r[1] is None else int(r[1]), str(r[2])) for r in rows.collect()]
+
+
+def _new_files(spark: Any, events_table: str, since: int, current: int) -> Any:
+    """The lake files (as ``events.lake_file`` names them) appended after snapshot ``since``."""
+    rows = (
+        spark.read.format("iceberg")
+        .option("start-snapshot-id", str(since))
+        .option("end-snapshot-id", str(current))
+        .load(events_table)
+    )
+    return rows.selectExpr(
+        "concat(element_at(split(_file, '/'), -2), '/', element_at(split(_file, '/'), -1)) "
+        "AS lake_file"
+    ).distinct()
+
+
+def _write(
+    spark: Any,
+    run: SparkRun,
+    models: list[Model],
+    frames: dict[str, Any],
+    recomputed: dict[str, Any],
+    full: set[str],
+    types: dict[str, list[tuple[str, str]]],
+    *,
+    prints: dict[str, str],
+    snapshot: int | None,
+) -> None:
+    """Write what the run computed: a model built in full replaces its table, one built
+    incrementally loses the rows of the touched keys and gets them recomputed (a delete and an
+    append), the source tables are replaced. A failure puts back every table written."""
+    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG}.{MODELS_NAMESPACE}")
+    properties = {RUN_PROPERTY: run.run_id, spark_scope.SNAPSHOT_PROPERTY: str(snapshot or "")}
+    replaced = {m.name: frames[m.name] for m in models if m.name in full}
+    for name in SOURCE_TABLES:
+        replaced[name] = _cast(spark.table(name), types[name], name)
+    written: dict[str, int | None] = {}
+    try:
+        for name, frame in replaced.items():
+            written[name] = _current_snapshot(spark, name)
+            writer = frame.writeTo(table_name(name)).using("iceberg")
+            for key, value in {**TABLE_PROPERTIES, **properties}.items():
+                writer = writer.tableProperty(key, value)
+            writer.tableProperty(FINGERPRINT_PROPERTY, prints.get(name, "")).createOrReplace()
+        for model in models:
+            if model.name not in recomputed:
+                continue
+            written[model.name] = _current_snapshot(spark, model.name)
+            table = table_name(model.name)
+            spark.sql(f"DELETE FROM {table} WHERE {spark_scope.touched(model)}")
+            recomputed[model.name].writeTo(table).append()
+            listed = ", ".join(f"'{key}' = '{value}'" for key, value in properties.items())
+            spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ({listed})")
+    except BaseException:
+        _restore(spark, written)
+        raise
 
 
 class SparkModelError(FlywheelError):
@@ -605,9 +722,10 @@ def _record_run(
     policy: Policy,
     files: int,
     status: str = "succeeded",
+    full_refresh: bool = False,
 ) -> None:
     """Append the run to ``flywheel.models.transform_runs`` (the warehouse's columns)."""
-    row = [(run.run_id, begun, datetime.now(UTC), True, files, run.events, policy.digest,
+    row = [(run.run_id, begun, datetime.now(UTC), full_refresh, files, run.events, policy.digest,
             status)]  # fmt: skip
     frame = spark.createDataFrame(row, RUNS_SCHEMA)
     if spark.catalog.tableExists(table_name(RUNS_TABLE)):
@@ -625,10 +743,12 @@ def run_transforms_on_spark(
     *,
     policy_file: Path | None = None,
     select: list[str] | None = None,
+    full_refresh: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> SparkRun:
     """``flywheel transform run --engine spark``: commit the landed files to the lake's table,
-    then build the models from its current snapshot on Spark into ``flywheel.models.*``."""
+    then build the models from its current snapshot on Spark into ``flywheel.models.*``, in
+    full or incrementally (``run_models_on_spark``)."""
     import uuid
 
     from transforms.policy import load_policy
@@ -650,6 +770,7 @@ def run_transforms_on_spark(
         policy,
         run_id=uuid.uuid4().hex,
         select=select,
+        full_refresh=full_refresh,
         snapshot=current.snapshot_id if current is not None else None,
         on_progress=on_progress,
     )

@@ -719,7 +719,12 @@ class Engine(StrEnum):
 
 
 def _transform_on_spark(
-    settings: Settings, lake_table: LakeTable, *, policy: Path | None, select: list[str] | None
+    settings: Settings,
+    lake_table: LakeTable,
+    *,
+    policy: Path | None,
+    select: list[str] | None,
+    full_refresh: bool,
 ) -> None:
     """``flywheel transform run --engine spark``: the models on Spark, and a table of them."""
     from rich.table import Table
@@ -732,6 +737,7 @@ def _transform_on_spark(
             lake_table,
             policy_file=policy,
             select=select,
+            full_refresh=full_refresh,
             on_progress=lambda done, total: status.update(f"models on Spark: {done}/{total}"),
         )
     table = Table(title=f"transform run {run.run_id[:8]} on Spark", show_edge=False)
@@ -774,7 +780,7 @@ def transform_run(
     """Load new lake files into the warehouse (and build the models).
 
     With --engine spark the models are built on Apache Spark from the lake's table into
-    flywheel.models.* in the lake's catalog, in full (docs/spark.md).
+    flywheel.models.* in the lake's catalog, incrementally as here (docs/spark.md).
 
     With --through DAY, only files landed up to that day are loaded, so a scheduler can run the
     command once per landing day; running it again for the same or an earlier day loads nothing
@@ -798,7 +804,9 @@ def transform_run(
     if (engine or settings.transforms.engine) == Engine.spark:
         if through is not None:
             raise ConfigError("--through is not supported with --engine spark yet")
-        _transform_on_spark(settings, lake_table, policy=policy, select=select)
+        _transform_on_spark(
+            settings, lake_table, policy=policy, select=select, full_refresh=full_refresh
+        )
         return
     require_data_dir(settings)
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:

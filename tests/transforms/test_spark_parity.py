@@ -1,8 +1,10 @@
 """Every model on Spark equals the same model on DuckDB, row for row and type for type, on the
 same lake: simulated traffic, and rounds of late, duplicated and cross-conversation events
-(DuckDB building incrementally round after round, Spark from the lake's table at the end). A
+(both engines building incrementally round after round, and a full refresh on Spark equal to
+its incremental result). A
 dataset exported from Spark's tables is byte for byte the one exported from DuckDB's, and a
-model that fails on Spark leaves every table as it was."""
+model that fails on Spark leaves every table as it was (checked at the end of the rounds: a
+Spark run costs tens of seconds here)."""
 
 from __future__ import annotations
 
@@ -34,7 +36,16 @@ from warehouse.db import open_warehouse, raw
 from warehouse.lake import Lake
 from warehouse.table import MODELS_NAMESPACE, LakeTable, default_catalog_uri
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    # pyspark reads each result from the JVM over a local socket it leaves to the garbage
+    # collector to close (pyspark.util._load_from_socket says so).
+    pytest.mark.filterwarnings(
+        r"ignore:Exception ignored in. <socket.socket fd=\d+, family=2, type=1, proto=6, "
+        r"laddr=\('127.0.0.1', \d+\), raddr=\('127.0.0.1', \d+\)>"
+        ":pytest.PytestUnraisableExceptionWarning"
+    ),
+]
 
 MODELS = sorted(discover())
 CODE = 'Here:\n```python\ndef f(xs):\n    return xs[::-1]\n```\n```json\n{"a": }\n```\n'
@@ -120,7 +131,7 @@ def test_every_model_matches_duckdb_on_simulated_traffic(
 
 
 def test_models_match_after_rounds_of_late_and_duplicated_events(
-    tmp_path: Path, spark_settings: SparkSettings
+    tmp_path: Path, spark_settings: SparkSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data_dir = tmp_path / "data"
     lake, table = Lake.in_data_dir(data_dir), lake_table(data_dir)
@@ -154,13 +165,56 @@ def test_models_match_after_rounds_of_late_and_duplicated_events(
         ],
     ]  # fmt: skip
     offset = 0
+    modes = []
     for events in rounds:
         land(lake, events, first=offset)
         offset += len(events)
         run_transforms(data_dir)  # DuckDB: in full, then incrementally
-    run_transforms_on_spark(spark_settings, table)
-    counts = assert_same(data_dir, table)
+        run = run_transforms_on_spark(spark_settings, table)  # the same on Spark
+        modes.append({step.name: step.mode for step in run.steps})
+        counts = assert_same(data_dir, table)
+    assert set(modes[0].values()) == {"full"}
+    assert modes[1]["preference_pairs"] == modes[1]["responses"] == "incremental"
+    assert modes[1]["signal_calibration"] == "full"  # no keys: always in full
     assert counts["preference_pairs"] and counts["edit_changes"] and counts["unpaired_ab_choices"]
+    # A full refresh on Spark gives what the incremental runs gave.
+    run = run_transforms_on_spark(spark_settings, table, full_refresh=True)
+    assert {step.mode for step in run.steps} == {"full"}
+    assert_same(data_dir, table)
+    # No new file: nothing is recomputed.
+    run = run_transforms_on_spark(spark_settings, table)
+    assert {step.name: step.mode for step in run.steps}["responses"] == "unchanged"
+    assert_same(data_dir, table)
+    assert_a_failed_run_changes_no_table(data_dir, table, spark_settings, monkeypatch, offset)
+
+
+def assert_a_failed_run_changes_no_table(
+    data_dir: Path,
+    table: LakeTable,
+    spark_settings: SparkSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    offset: int,
+) -> None:
+    """A model that fails on Spark (after the models before it were computed) is one error
+    naming it; every table stays as it was, and the run is recorded as failed."""
+    catalog = table.catalog()
+    written = [*MODELS, *SOURCE_TABLES]
+    before = {name: catalog.load_table((MODELS_NAMESPACE, name)).current_snapshot()
+              for name in written}  # fmt: skip
+    every = discover()
+    broken = replace(every["rewards"], sql="SELECT response_id, 1 / 0 AS reward FROM responses")
+    monkeypatch.setattr("transforms.spark.discover", lambda: {**every, "rewards": broken})
+    land(Lake.in_data_dir(data_dir), [generation("r8", "m1", conversation_id="c8")], first=offset)
+    with pytest.raises(
+        SparkModelError, match=r"model rewards failed on Spark \(\[DIVIDE_BY_ZERO\].*\); no table"
+    ):
+        run_transforms_on_spark(spark_settings, table)
+    catalog = table.catalog()
+    after = {name: catalog.load_table((MODELS_NAMESPACE, name)).current_snapshot()
+             for name in written}  # fmt: skip
+    assert after == before
+    runs = catalog.load_table((MODELS_NAMESPACE, RUNS_TABLE)).scan().to_arrow()
+    assert runs.sort_by("finished_at")["status"].to_pylist()[-2:] == ["succeeded", "failed"]
 
 
 def test_a_dataset_published_from_spark_is_byte_identical_to_duckdbs(
@@ -187,38 +241,3 @@ def test_a_dataset_published_from_spark_is_byte_identical_to_duckdbs(
     # The same lake files, named the same way; the run is Spark's.
     assert spark.source.lake == duck.source.lake
     assert spark.source.transform_run != duck.source.transform_run
-
-
-def test_a_model_that_fails_on_spark_leaves_every_table_as_it_was(
-    tmp_path: Path, spark_settings: SparkSettings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    data_dir = tmp_path / "data"
-    land(
-        Lake.in_data_dir(data_dir),
-        [
-            generation("r1", "m1"),
-            generation("r2", "m1"),
-            make_event("copy", response_id="r1", text="answer"),
-        ],
-    )
-    table = lake_table(data_dir)
-    run_transforms_on_spark(spark_settings, table)
-    catalog = table.catalog()
-    written = [*MODELS, *SOURCE_TABLES]
-    before = {name: catalog.load_table((MODELS_NAMESPACE, name)).current_snapshot()
-              for name in written}  # fmt: skip
-    every = discover()
-    # Fails on the executors, after the models before it were computed.
-    broken = replace(every["rewards"], sql="SELECT response_id, 1 / 0 AS reward FROM responses")
-    monkeypatch.setattr("transforms.spark.discover", lambda: {**every, "rewards": broken})
-    land(Lake.in_data_dir(data_dir), [generation("r3", "m1")], first=3)
-    with pytest.raises(
-        SparkModelError, match=r"model rewards failed on Spark \(\[DIVIDE_BY_ZERO\].*\); no table"
-    ):
-        run_transforms_on_spark(spark_settings, table)
-    catalog = table.catalog()
-    after = {name: catalog.load_table((MODELS_NAMESPACE, name)).current_snapshot()
-             for name in written}  # fmt: skip
-    assert after == before
-    runs = catalog.load_table((MODELS_NAMESPACE, RUNS_TABLE)).scan().to_arrow()
-    assert runs.sort_by("started_at")["status"].to_pylist() == ["succeeded", "failed"]
