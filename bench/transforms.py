@@ -20,6 +20,14 @@ in a fresh child process of its own (so that one step's memory does not count ag
 - ``incremental``: ``--increment`` (1%) more events, from another seed, landed after the full run,
   then ``run_transforms(data_dir)``.
 
+With ``--engine spark`` the same lakes are also built on Apache Spark (``local[N]`` with N the
+machine's cores, a 6 GB driver; transforms/spark.py): a full build (``--full-refresh``) and an
+incremental one after the same new events, each in a child of its own whose Spark application
+starts with it (its start-up is printed apart). Spark reads the lake's Iceberg table, which the
+DuckDB run before it committed. The report puts both engines side by side, with events per
+second per core: Spark is expected to be slower on one small machine; the figure is there to
+size a cluster (docs/spark.md), not to win.
+
 Peak memory is each child's peak resident set (``ru_maxrss``), interpreter and libraries
 included; CPU seconds (user and system, all threads) are printed beside the wall-clock seconds,
 as they move less when other processes share the machine. Goals: a full run at most 3 times the
@@ -199,6 +207,40 @@ def transform(data_dir: Path, *, full_refresh: bool) -> dict:
     }
 
 
+SPARK_DRIVER_MEMORY = "6g"
+
+
+def spark_transform(data_dir: Path, *, full_refresh: bool) -> dict:
+    """One run of the models on Spark (``local[<cores>]``), its application started here."""
+    from flywheel.settings import SparkSettings
+    from transforms.spark import run_transforms_on_spark
+    from warehouse.lake import Lake
+    from warehouse.table import LakeTable, default_catalog_uri
+
+    cores = os.cpu_count() or 1
+    settings = SparkSettings(
+        master=f"local[{cores}]", properties={"spark.driver.memory": SPARK_DRIVER_MEMORY}
+    )
+    table = LakeTable(Lake.in_data_dir(data_dir), default_catalog_uri(data_dir))
+    cpu_before = cpu_seconds()
+    started = time.perf_counter()
+    run = run_transforms_on_spark(settings, table, full_refresh=full_refresh)
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "session_seconds": run.overhead.get("session", 0.0),
+        "cores": cores,
+        "events": run.events,
+        # The driver's Python only: the JVM and the Python workers are other processes.
+        "driver_cpu_seconds": cpu_seconds() - cpu_before,
+        "steps": [
+            {"name": s.name, "rows": s.rows, "seconds": s.seconds, "mode": s.mode}
+            for s in run.steps
+        ],  # fmt: skip
+        "overhead": run.overhead,
+    }
+
+
 def child(args: argparse.Namespace) -> None:
     """Run one step (``--child``) and print its result as one JSON line."""
     data_dir: Path = args.data_dir
@@ -207,6 +249,8 @@ def child(args: argparse.Namespace) -> None:
                        file_events=args.file_events, later_days=args.later_days)  # fmt: skip
     elif args.child == "floor":
         result = floor(data_dir)
+    elif args.child.startswith("spark-"):
+        result = spark_transform(data_dir, full_refresh=args.child == "spark-full")
     else:
         result = transform(data_dir, full_refresh=args.child == "full")
     print(json.dumps(result))
@@ -264,7 +308,21 @@ def measure(size: int, args: argparse.Namespace) -> dict[str, Any]:
         added = run_child("build", data_dir, "--events", str(increment),
                           "--seed", str(args.seed + 1), "--later-days", "30", *layout)  # fmt: skip
         incremental = run_child("incremental", data_dir)
+        spark: dict[str, Any] = {}
+        if args.engine == "spark":
+            # After DuckDB's runs: Spark's full build reads the lake with DuckDB's increment
+            # in it (1% more events than DuckDB's full run), and its incremental build follows
+            # a second increment of the same size.
+            note(f"{size:,} events: Spark, full build")
+            spark["full"] = run_child("spark-full", data_dir)
+            note(f"{size:,} events: landing {increment:,} more, Spark incremental build")
+            spark["increment"] = run_child(
+                "build", data_dir, "--events", str(increment), "--seed", str(args.seed + 2),
+                "--later-days", "31", *layout,
+            )  # fmt: skip
+            spark["incremental"] = run_child("spark-incremental", data_dir)
         return {
+            "spark": spark,
             "events": size,
             "lake": lake,
             "floor": floors,
@@ -379,6 +437,34 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
           f"(worst {worst_incr:.2f})")  # fmt: skip
 
 
+def report_spark(results: list[dict[str, Any]]) -> None:
+    """Spark beside DuckDB on the same lakes: seconds, and events per second per core."""
+    print("\nSpark beside DuckDB, the same lakes (Spark's seconds include its application's "
+          "start; 'start' is that part)")  # fmt: skip
+    print(f"{'events':>10} {'duckdb s':>9} {'spark s':>8} {'start s':>7} {'spark/duckdb':>12} "
+          f"{'duckdb ev/s/core':>16} {'spark ev/s/core':>15} {'duckdb incr s':>13} "
+          f"{'spark incr s':>12}")  # fmt: skip
+    for r in results:
+        duck, spark = r["full"], r["spark"]["full"]
+        cores = spark["cores"]
+        warm = spark["seconds"] - spark["session_seconds"]
+        print(
+            f"{r['events']:>10,} {duck['seconds']:>9.1f} {spark['seconds']:>8.1f} "
+            f"{spark['session_seconds']:>7.1f} {spark['seconds'] / duck['seconds']:>12.1f} "
+            f"{r['events'] / duck['seconds'] / cores:>16,.0f} "
+            f"{r['events'] / warm / cores:>15,.0f} "
+            f"{r['incremental']['seconds']:>13.1f} {r['spark']['incremental']['seconds']:>12.1f}"
+        )
+    for r in results:
+        spark = r["spark"]
+        for kind in ("full", "incremental"):
+            steps = ", ".join(f"{s['name']} {s['seconds']:.1f}" for s in spark[kind]["steps"])
+            overhead = ", ".join(f"{k} {v:.1f}" for k, v in spark[kind]["overhead"].items())
+            print(f"  {r['events']:,} events, Spark {kind}: {steps}; {overhead}")
+    print(f"Spark: local[{results[0]['spark']['full']['cores']}], driver "
+          f"{SPARK_DRIVER_MEMORY}; events per second per core leave out the start")  # fmt: skip
+
+
 def main() -> None:
     """Run the benchmark (or, with ``--child``, one of its steps)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -390,7 +476,14 @@ def main() -> None:
     parser.add_argument("--floor-repeats", type=int, default=3)
     parser.add_argument("--increment", type=float, default=0.01, help="share of new events")
     parser.add_argument("--json-out", type=Path)
-    parser.add_argument("--child", choices=["build", "floor", "full", "incremental"],
+    parser.add_argument(
+        "--engine",
+        choices=["duckdb", "spark"],
+        default="duckdb",
+        help="spark: Spark's full and incremental builds beside DuckDB's",
+    )
+    parser.add_argument("--child", choices=["build", "floor", "full", "incremental",
+                                            "spark-full", "spark-incremental"],
                         help=argparse.SUPPRESS)  # fmt: skip
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--events", type=int, help=argparse.SUPPRESS)
@@ -403,6 +496,8 @@ def main() -> None:
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     results = [measure(size, args) for size in sizes]
     report(results, args)
+    if args.engine == "spark":
+        report_spark(results)
     if args.json_out:
         args.json_out.write_text(json.dumps({"sizes": sizes, "results": results}, indent=2))
 

@@ -253,7 +253,27 @@ def open_session(settings: SparkSettings, *, catalog_uri: str, lake_url: str) ->
     spark.conf.set("spark.sql.unionOutputPartitioning", "false")
     for key, value in catalog_properties(catalog_uri=catalog_uri, lake_url=lake_url).items():
         spark.conf.set(key, value)
+    try:
+        spark.sql(f"SHOW NAMESPACES IN {CATALOG}").collect()
+    except Exception as exc:  # noqa: BLE001 - Py4J and the JVM raise their own kinds
+        raise _catalog_error(exc) from None
     return spark
+
+
+def _catalog_error(exc: BaseException) -> FlywheelError:
+    """The session's first look at the lake's catalog failed: why, in one line."""
+    text = str(exc)
+    if "SparkCatalog" in text and ("ClassNotFound" in text or "Cannot find catalog" in text):
+        return ConfigError(
+            "Iceberg's Spark runtime is not on Spark's classpath: give spark-submit "
+            f"--packages {PACKAGES[0]} (python -m transforms.spark_job --packages lists them all)"
+        )
+    if "No suitable driver" in text:
+        return ConfigError(
+            "Spark has no JDBC driver for the lake's catalog: add the SQLite or PostgreSQL "
+            "driver to its jars (python -m transforms.spark_job --packages lists them)"
+        )
+    return TransientError(f"Spark could not open the lake's catalog: {_first_line(exc)}")
 
 
 def _session_error(exc: BaseException, settings: SparkSettings) -> FlywheelError:

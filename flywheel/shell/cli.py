@@ -1026,6 +1026,7 @@ def schedule(
         lake=lake,
         table=LakeTable.of(settings, lake),
         catalog=catalog,
+        spark=settings.spark if settings.transforms.engine == "spark" else None,
     )
     if not jobs:
         raise ConfigError("the datasets file schedules nothing (no transforms or dataset schedule)")

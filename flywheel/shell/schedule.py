@@ -28,6 +28,7 @@ from privacy.keys import Keyring
 
 if TYPE_CHECKING:
     from export.catalog import Catalog
+    from flywheel.settings import SparkSettings
     from warehouse.lake import Lake
     from warehouse.table import LakeTable
 
@@ -129,6 +130,18 @@ def transforms_job(data_dir: Path, lake: Lake, table: LakeTable) -> str:
     return f"loaded {summary.files_loaded} lake files, {summary.events_loaded} new events"
 
 
+def spark_transforms_job(spark: SparkSettings, table: LakeTable) -> str:
+    """The models on Spark (``flywheel transform run --engine spark``); a run with no new file
+    leaves them unchanged."""
+    from transforms.spark import run_transforms_on_spark
+
+    run = run_transforms_on_spark(spark, table)
+    modes = {step.mode for step in run.steps}
+    if modes <= {"unchanged", "full"} and "unchanged" in modes:
+        return f"Spark run {run.run_id[:8]}: no new lake files, models unchanged"
+    return f"Spark run {run.run_id[:8]}: {run.events:,} events, {len(run.steps)} models"
+
+
 def export_job(
     data_dir: Path,
     name: str,
@@ -136,12 +149,15 @@ def export_job(
     datasets: DatasetsFile,
     lake: Lake,
     catalog: Catalog | None = None,
+    models: LakeTable | None = None,
 ) -> str:
-    """Export a dataset (to ``catalog``, the target; unset the data dir's); nothing new is a
-    skip."""
+    """Export a dataset (to ``catalog``, the target; unset the data dir's; from Spark's tables
+    in ``models``' catalog, unset the warehouse); nothing new is a skip."""
     from export.publish import export_dataset
 
-    result = export_dataset(data_dir, name, keyring, datasets=datasets, lake=lake, catalog=catalog)
+    result = export_dataset(
+        data_dir, name, keyring, datasets=datasets, lake=lake, catalog=catalog, models=models
+    )
     if not result.published:
         return f"skipped: nothing new since {result.manifest.version}"
     return f"published {result.version}"
@@ -192,10 +208,12 @@ def build_jobs(
     lake: Lake | None = None,
     table: LakeTable | None = None,
     catalog: Catalog | None = None,
+    spark: SparkSettings | None = None,
 ) -> list[Job]:
     """The transforms job, one export job per scheduled dataset, and the retention job, on
     ``lake`` (the configuration's, ``open_lake``; unset, the data dir's), publishing to
-    ``catalog`` (the target, ``open_catalog``; unset, the data dir's)."""
+    ``catalog`` (the target, ``open_catalog``; unset, the data dir's). With ``spark`` (the
+    Spark engine's settings) the transforms run on Spark and the exports read its tables."""
     from warehouse.lake import Lake
     from warehouse.table import LakeTable, default_catalog_uri
 
@@ -207,14 +225,17 @@ def build_jobs(
             Job(
                 "transforms",
                 datasets.schedule.transforms,
-                lambda: transforms_job(data_dir, every, table),
+                (lambda: spark_transforms_job(spark, table))
+                if spark is not None
+                else (lambda: transforms_job(data_dir, every, table)),
             )
         )
     for name, policy in datasets.datasets.items():
         if policy.schedule:
 
             def run(name: str = name) -> str:
-                return export_job(data_dir, name, keyring, datasets, every, catalog)
+                models = table if spark is not None else None
+                return export_job(data_dir, name, keyring, datasets, every, catalog, models)
 
             jobs.append(Job(f"export:{name}", policy.schedule, run))
     if datasets.schedule.lake_maintenance:

@@ -9,7 +9,9 @@ Spark run costs tens of seconds here)."""
 from __future__ import annotations
 
 import json
+import random
 import shutil
+import uuid
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -130,6 +132,69 @@ def test_every_model_matches_duckdb_on_simulated_traffic(
     assert CATALOG == "flywheel"
 
 
+TEXTS = [
+    "plain answer",
+    "Here:\n```python\nprint('ok')\n```\n",
+    'Broken:\n```py\ndef f(:\n```\nand\n```json\n{"a": 1}\n```',
+    "```JSON\n{oops}\n```",
+    "key <SECRET:api_key> inside\n```\nno tag\n```",
+    "Ünïcödé ａｎｓｗｅｒ — ﬁne",
+]
+
+
+def tangled(seed: int, count: int, first: int) -> list[dict[str, Any]]:
+    """``count`` events over small pools of conversations, responses, parents and times, so
+    that ids collide across conversations, times tie, generations repeat a response id, signals
+    come before their generations and events are sent again with other fields (the first
+    landing wins): every rule, and every tie, on both engines."""
+    draw = random.Random(seed)
+    conversations = [f"c{i}" for i in range(4)]
+    responses = [f"t{i}" for i in range(14)]
+    times = [f"2026-01-0{day}T09:00:00Z" for day in (5, 5, 6, 7)]  # ties on purpose
+    sent: list[dict[str, Any]] = []
+    for n in range(count):
+        kind = draw.choice(["generation"] * 4 + ["copy", "edit", "regenerate", "rating",
+                                                  "ab_choice", "again"])  # fmt: skip
+        common = {"conversation_id": draw.choice(conversations),
+                  "occurred_at": draw.choice(times),
+                  "event_id": str(uuid.UUID(int=seed * 100_000 + first + n))}  # fmt: skip
+        if kind == "again" and sent:
+            earlier = draw.choice(sent)
+            sent.append({**earlier, "occurred_at": draw.choice(times)})
+            continue
+        if kind == "again" or kind == "generation":
+            prompt = [{"role": "user", "content": "q"}]
+            if draw.random() < 0.4:
+                prompt += [{"role": "assistant", "content": "a",
+                            "response_id": draw.choice(responses)}]  # fmt: skip
+            event = generation(draw.choice(responses), draw.choice(["m1", "m2"]),
+                               text=draw.choice(TEXTS), prompt=prompt, **common)  # fmt: skip
+        elif kind == "copy":
+            event = make_event("copy", response_id=draw.choice(responses), text="x",
+                               code_block=draw.random() < 0.5, **common)  # fmt: skip
+        elif kind == "edit":
+            event = make_event("edit", response_id=draw.choice(responses),
+                               edited_text=draw.choice(TEXTS) + draw.choice(["", " more", "!"]),
+                               **common)  # fmt: skip
+        elif kind == "regenerate":
+            event = make_event("regenerate", response_id=draw.choice(responses),
+                               new_response_id=draw.choice(responses), **common)  # fmt: skip
+        elif kind == "rating":
+            event = make_event("rating", response_id=draw.choice(responses),
+                               value=draw.choice(["up", "down"]), **common)  # fmt: skip
+        else:
+            a, b = draw.sample(responses, 2)
+            event = make_event(
+                "ab_choice",
+                response_a_id=a,
+                response_b_id=b,
+                choice=draw.choice(["a", "b", "a", "tie", "both_bad"]),
+                **common,
+            )
+        sent.append(event)
+    return sent
+
+
 def test_models_match_after_rounds_of_late_and_duplicated_events(
     tmp_path: Path, spark_settings: SparkSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -164,6 +229,9 @@ def test_models_match_after_rounds_of_late_and_duplicated_events(
                         {"role": "assistant", "content": "a", "response_id": "r3"}]},
         ],
     ]  # fmt: skip
+    # And a tangle of colliding ids and tied times, landed over the same rounds.
+    for number, events in enumerate(rounds):
+        events += tangled(number, 120, first=number * 1000)
     offset = 0
     modes = []
     for events in rounds:
