@@ -43,10 +43,10 @@ lint: install
 test: lint trl-env
 	$(BIN)/pytest
 
-# The fast tests: no Kafka broker, no TRL environment, nothing that takes more than a few seconds
+# The fast tests: no Kafka broker, no TRL environment, no Spark, nothing that takes more than a few seconds
 # (the markers are in docs/development.md).
 unit: install
-	$(BIN)/pytest -m "not integration and not slow and not trl"
+	$(BIN)/pytest -m "not integration and not slow and not trl and not spark"
 
 integration: install
 	$(BIN)/pytest -m integration
