@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from flywheel.dev.simulator import SimulationConfig, simulate
 from tests.factories import generation, make_event
 from tests.helpers.lake import land, query
+from tests.helpers.scenarios import late_and_duplicated_rounds
 from transforms.models import discover
 from transforms.runner import RunSummary, run_transforms
 from warehouse.lake import Lake
@@ -57,53 +58,17 @@ def modes(summary: RunSummary) -> dict[str, str]:
 @pytest.mark.slow
 def test_late_duplicated_and_cross_conversation_events_over_rounds(tmp_path: Path) -> None:
     rounds = Rounds(tmp_path)
-    duplicated = make_event("rating", response_id="r1", value="up", conversation_id="c1")
-    first = rounds.land(
-        [
-            # Signals before their generations: a copy, and an A/B whose sides come later.
-            make_event("copy", response_id="r1", text="def", code_block=True, conversation_id="c1"),
-            make_event("ab_choice", response_a_id="r2", response_b_id="r3", choice="b",
-                       conversation_id="c2"),
-            generation("r2", "m1", conversation_id="c2"),
-            duplicated,
-            generation("r9", "m1", conversation_id="c9"),
-        ]
-    )  # fmt: skip
+    scenario = late_and_duplicated_rounds()
+    first = rounds.land(scenario[0])
     assert set(modes(first).values()) == {"full"}
-    second = rounds.land(
-        [
-            generation("r1", "m1", text=CODE, conversation_id="c1"),
-            generation("r3", "m1", conversation_id="c2"),  # the A/B now has both sides
-            {**duplicated, "value": "down"},  # the same event again: its first landing counts
-            make_event("edit", response_id="r2", edited_text="answer r2, with a fix",
-                       conversation_id="c2"),
-            make_event("regenerate", response_id="r2", new_response_id="r3", conversation_id="c2"),
-        ]
-    )  # fmt: skip
+    second = rounds.land(scenario[1])
     assert modes(second)["responses"] == "incremental"
     assert modes(second)["signal_calibration"] == "full"
-    rounds.land(
-        [
-            # A follow-up that continued from r3, in another conversation than r3's.
-            generation("r4", "m2", conversation_id="c3", prompt=[
-                {"role": "user", "content": "q"},
-                {"role": "assistant", "content": "answer r3", "response_id": "r3"},
-                {"role": "user", "content": "more"},
-            ]),
-            # A signal naming a response of another conversation.
-            make_event("copy", response_id="r9", text="x", conversation_id="c1"),
-            # An earlier duplicate of r2's generation, elsewhere: the response moves there.
-            generation("r2", "m7", conversation_id="c4", occurred_at="2026-01-04T09:00:00Z"),
-            make_event("ab_choice", response_a_id="r1", response_b_id="r9", choice="a",
-                       conversation_id="c1"),
-        ]
-    )  # fmt: skip
+    rounds.land(scenario[2])
     [(conversation,)] = query(rounds.full, "SELECT conversation_id FROM responses "
                               "WHERE response_id = 'r2'")  # fmt: skip
-    assert conversation == "c4"
-    # Only r1's conversation is touched; its A/B choice with r9 (in c9, not a sibling) still
-    # needs r9's row to be told apart from a choice whose side has not landed.
-    rounds.land([make_event("rating", response_id="r1", value="up", conversation_id="c1")])
+    assert conversation == "c4"  # an earlier duplicate of r2's generation moved it
+    rounds.land(scenario[3])
     assert query(rounds.incremental, "SELECT reason FROM unpaired_ab_choices "
                  "WHERE response_b_id = 'r9'") == [("not_siblings",)]  # fmt: skip
     again = run_transforms(rounds.incremental)

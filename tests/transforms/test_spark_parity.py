@@ -24,6 +24,7 @@ from flywheel.settings import SparkSettings
 from tests.factories import generation, make_event
 from tests.helpers.datasets import KEYRING
 from tests.helpers.lake import land
+from tests.helpers.scenarios import late_and_duplicated_rounds
 from transforms.models import discover
 from transforms.runner import run_transforms
 from transforms.spark import (
@@ -50,7 +51,6 @@ pytestmark = [
 ]
 
 MODELS = sorted(discover())
-CODE = 'Here:\n```python\ndef f(xs):\n    return xs[::-1]\n```\n```json\n{"a": }\n```\n'
 
 
 def _rows(table: Any) -> list[str]:
@@ -200,35 +200,9 @@ def test_models_match_after_rounds_of_late_and_duplicated_events(
 ) -> None:
     data_dir = tmp_path / "data"
     lake, table = Lake.in_data_dir(data_dir), lake_table(data_dir)
-    duplicated = make_event("rating", response_id="r1", value="up", conversation_id="c1")
-    rounds = [
-        [
-            # Signals before their generations: a copy, an A/B whose sides come later.
-            make_event("copy", response_id="r1", text="def", code_block=True, conversation_id="c1"),
-            make_event("ab_choice", response_a_id="r2", response_b_id="r3", choice="b",
-                       conversation_id="c2"),
-            generation("r2", "m1", conversation_id="c2"),
-            duplicated,
-            generation("r9", "m1", conversation_id="c9"),
-            make_event("ab_choice", response_a_id="r9", response_b_id="r1", choice="a",
-                       conversation_id="c9"),
-        ],
-        [
-            generation("r1", "m1", text=CODE, conversation_id="c1"),
-            generation("r3", "m1", conversation_id="c2"),  # the A/B now has both sides
-            {**duplicated, "value": "down"},  # the same event again: its first landing counts
-            make_event("edit", response_id="r2", edited_text="answer r2, with a fix",
-                       conversation_id="c2"),
-            make_event("edit", response_id="r2", edited_text="answer r2 , with a fix",
-                       conversation_id="c2"),
-            make_event("regenerate", response_id="r2", new_response_id="r3", conversation_id="c2"),
-            make_event("rating", response_id="r3", value="up", conversation_id="c2"),
-            # A generation continuing from r3, in another conversation.
-            {**generation("r4", "m1", conversation_id="c4"),
-             "prompt": [{"role": "user", "content": "q"},
-                        {"role": "assistant", "content": "a", "response_id": "r3"}]},
-        ],
-    ]  # fmt: skip
+    scenario = late_and_duplicated_rounds()
+    # Three runs: the late generations after their signals, then the rest.
+    rounds = [scenario[0], scenario[1], scenario[2] + scenario[3]]
     # And a tangle of colliding ids and tied times, landed over the same rounds.
     for number, events in enumerate(rounds):
         events += tangled(number, 120, first=number * 1000)
