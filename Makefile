@@ -40,8 +40,16 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:randomly tests/test_layers.py
 
+# The whole suite, as two pytest processes side by side: the Spark tests (one Spark application,
+# minutes of mostly one-core query planning; marker `spark`) and all the others. The Spark
+# report is printed after the main one; the target fails if either does.
 test: lint trl-env
-	$(BIN)/pytest
+	@$(BIN)/pytest -m spark -p no:cacheprovider > .spark-tests.log 2>&1 & spark=$$!; \
+	$(BIN)/pytest -m "not spark"; main=$$?; \
+	wait $$spark; status=$$?; \
+	echo "--- the Spark tests (pytest -m spark), run beside the others ---"; \
+	cat .spark-tests.log; \
+	test $$main -eq 0 && test $$status -eq 0
 
 # The fast tests: no Kafka broker, no TRL environment, no Spark, nothing that takes more than a few seconds
 # (the markers are in docs/development.md).

@@ -18,6 +18,10 @@ syntax tree:
   by field and so does Spark's struct ordering, where SQLGlot's own output (``explode`` of a
   ``min_by`` over a bare tuple) does not run.
 
+- ``round_half_up(x, digits)`` (a macro on DuckDB: ``transforms.models.FUNCTIONS``) becomes
+  ``CAST(ROUND(CAST(x AS DECIMAL(38, 12)), digits) AS DOUBLE)``: both engines round the same
+  DECIMAL half up. (A DOUBLE's ``round`` disagreed: DuckDB rounds the binary value, Spark its
+  shortest decimal form, so 0.0296875 became 0.029687 and 0.029688.)
 - ``list_concat(a, b, ...)`` reads a NULL list as empty (DuckDB), where Spark's ``concat``
   returns NULL: it becomes ``flatten(filter(array(a, b, ...), part -> part IS NOT NULL))``.
 - ``list_distinct(x)`` drops NULLs (DuckDB), where Spark's ``array_distinct`` keeps one: it
@@ -34,6 +38,7 @@ from typing import Any
 from flywheel.errors import ConfigError
 
 VARIABLE = "getvariable"
+ROUND_HALF_UP = "round_half_up"
 MAX_NESTING = 20
 
 
@@ -65,6 +70,11 @@ def _without_nulls(items: Any, name: str) -> Any:
 def _rewrite(node: Any) -> Any:
     from sqlglot import exp
 
+    if isinstance(node, exp.Anonymous) and str(node.this).lower() == ROUND_HALF_UP:
+        value, digits = node.expressions
+        decimal = exp.DataType.build("DECIMAL(38, 12)")
+        rounded = exp.Round(this=exp.Cast(this=value, to=decimal), decimals=digits)
+        return exp.Cast(this=rounded, to=exp.DataType.build("DOUBLE"))
     # Built of Anonymous nodes, which this function leaves alone; the transform then goes on
     # into their arguments, so a list_concat inside a list_distinct is rewritten too.
     if isinstance(node, exp.ArrayConcat):
@@ -115,7 +125,7 @@ def _rewritten(node: Any) -> bool:
     from sqlglot import exp
 
     return (
-        (isinstance(node, exp.Anonymous) and str(node.this).lower() == VARIABLE)
+        (isinstance(node, exp.Anonymous) and str(node.this).lower() in (VARIABLE, ROUND_HALF_UP))
         or isinstance(node, exp.ArrayConcat | exp.ArrayDistinct)
         or (isinstance(node, exp.Explode) and isinstance(node.this, exp.ArgMin))
     )

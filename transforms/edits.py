@@ -60,7 +60,7 @@ SELECT
                                      ORDER BY occurred_at DESC, edit_event_id) = 1
               AND change >= getvariable('edit_min_change')
               AND change <= getvariable('edit_max_change')
-         THEN round(getvariable('weights_edit')
+         THEN round_half_up(getvariable('weights_edit')
                     * least(1.0, 0.5 + 0.5 * change / getvariable('edit_max_change')), 6)
          ELSE 0.0 END AS weight
 FROM (

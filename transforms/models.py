@@ -34,6 +34,15 @@ from transforms import incremental
 from transforms.policy import Policy
 
 MODELS = packaged("transforms", "models")
+FUNCTIONS = (
+    # round(x, digits) rounds a DOUBLE by its binary value on DuckDB and by its shortest decimal
+    # form on Spark, so the two disagreed on halves such as 3/640 = 0.0296875 (0.029687 on
+    # DuckDB, 0.029688 on Spark). Both round the same DECIMAL half up (away from zero).
+    "CREATE OR REPLACE TEMP MACRO round_half_up(x, digits) AS "
+    "round(CAST(x AS DECIMAL(38, 12)), digits)::DOUBLE",
+)
+"""Functions the models call that DuckDB does not have under that name (transforms/dialect.py
+writes each for Spark)."""
 SOURCES = frozenset({"events", "lake_files", "lake_texts"})
 """What models read besides each other: the warehouse's tables, and ``lake_texts`` (texts read
 from the lake for the run: see ``read_texts``)."""
@@ -131,6 +140,12 @@ def ordered(models: dict[str, Model], select: list[str] | None = None) -> list[M
                 stack.extend(graph[name])
         order = [name for name in order if name in wanted]
     return [models[name] for name in order]
+
+
+def define_functions(db: Any) -> None:
+    """Create ``FUNCTIONS`` on the connection the models run on."""
+    for statement in FUNCTIONS:
+        db.execute(statement)
 
 
 def policy_variables(policy: Policy) -> dict[str, float]:
@@ -272,6 +287,7 @@ def run_models(
     (variables, fingerprints, state), ``scope`` (what the new events touch) and ``texts``
     (reading the texts the models compare from the lake, ``lake_root``)."""
     started = time.perf_counter()
+    define_functions(db)
     for name, value in policy_variables(policy).items():
         db.execute(f"SET VARIABLE {quote(name)} = $value", {"value": value})
     every = discover()

@@ -44,7 +44,15 @@ from flywheel.errors import ConfigError, FlywheelError, TransientError
 from flywheel.extras import require
 from transforms import checks, edits, spark_scope
 from transforms.dialect import to_spark
-from transforms.models import Built, Model, discover, ordered, policy_variables, quote
+from transforms.models import (
+    Built,
+    Model,
+    define_functions,
+    discover,
+    ordered,
+    policy_variables,
+    quote,
+)
 from transforms.policy import Policy
 from warehouse.table import MODELS_NAMESPACE
 
@@ -150,8 +158,11 @@ def jdbc_catalog(catalog_uri: str) -> dict[str, str]:
         return {"uri": f"jdbc:sqlite:{Path(path).resolve()}"}
     if scheme in ("postgresql", "postgres"):
         host = parts.hostname or "localhost"
+        host = f"[{host}]" if ":" in host else host  # IPv6
         port = f":{parts.port}" if parts.port else ""
-        properties = {"uri": f"jdbc:postgresql://{host}{port}{parts.path}"}
+        # The query (sslmode=require, ...) is the JDBC driver's too.
+        query = f"?{parts.query}" if parts.query else ""
+        properties = {"uri": f"jdbc:postgresql://{host}{port}{parts.path}{query}"}
         if parts.username:
             properties["jdbc.user"] = unquote(parts.username)
         if parts.password:
@@ -245,6 +256,8 @@ def open_session(settings: SparkSettings, *, catalog_uri: str, lake_url: str) ->
     application.sparkContext.setLogLevel("ERROR")
     logging.getLogger("py4j").setLevel(logging.WARNING)  # a line per connection it closes
     spark = application.newSession()
+    # Times are UTC whoever started the application (spark-submit's may have another zone).
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
     # Spark 4.1's constraint propagation failed on the union an incremental build makes (the
     # rows kept and the rows recomputed): "key not found" for a column of the union.
     spark.conf.set("spark.sql.constraintPropagation.enabled", "false")
@@ -303,6 +316,7 @@ def duckdb_types(policy: Policy, models: list[Model]) -> dict[str, list[tuple[st
     try:
         db.execute(str(CreateTable(events).compile(sa.create_engine("duckdb:///:memory:"))))
         db.execute("CREATE TABLE lake_texts (event_id VARCHAR, prompt JSON, text VARCHAR)")
+        define_functions(db)
         for name, value in policy_variables(policy).items():
             db.execute(f"SET VARIABLE {quote(name)} = $value", {"value": value})
         db.execute(
@@ -316,14 +330,20 @@ def duckdb_types(policy: Policy, models: list[Model]) -> dict[str, list[tuple[st
                 for column, kind, *_ in db.execute(f"DESCRIBE {quote(name)}").fetchall()
             ]
         for model in models:
-            if model.build is None:
-                select, parameters = model.sql, None
-            else:
-                select, parameters = model.build(db, {n: n for n in model.depends_on})
-            db.execute(
-                f"CREATE TABLE {quote(model.name)} AS SELECT * FROM ({select}) LIMIT 0",
-                parameters,
-            )
+            try:
+                if model.build is None:
+                    select, parameters = model.sql, None
+                else:
+                    select, parameters = model.build(db, {n: n for n in model.depends_on})
+                db.execute(
+                    f"CREATE TABLE {quote(model.name)} AS SELECT * FROM ({select}) LIMIT 0",
+                    parameters,
+                )
+            except duckdb.Error as exc:
+                raise SparkModelError(
+                    f"model {model.name} does not read as SQL ({_first_line(exc)}); no table "
+                    "was changed"
+                ) from None
             found[model.name] = [
                 (str(name), str(kind))
                 for name, kind, *_ in db.execute(f"DESCRIBE {quote(model.name)}").fetchall()
@@ -340,6 +360,8 @@ _SPARK_TYPES = {
     "DOUBLE": "DOUBLE",
     "FLOAT": "FLOAT",
     "BOOLEAN": "BOOLEAN",
+    "TINYINT": "TINYINT",
+    "SMALLINT": "SMALLINT",
     "TIMESTAMP WITH TIME ZONE": "TIMESTAMP",
     "TIMESTAMP": "TIMESTAMP_NTZ",
     "DATE": "DATE",
@@ -504,29 +526,49 @@ def table_name(model: str) -> str:
     return f"{CATALOG}.{MODELS_NAMESPACE}.{model}"
 
 
-def _current_snapshot(spark: Any, model: str) -> int | None:
-    """The model table's current snapshot id; None when the table does not exist."""
-    if not spark.catalog.tableExists(table_name(model)):
+@dataclass(frozen=True)
+class TableState:
+    """A model table as a run found it before writing: its current snapshot and properties."""
+
+    snapshot: int | None
+    properties: dict[str, str]
+
+
+def _table_state(spark: Any, name: str) -> TableState | None:
+    """The table's current snapshot (the ``main`` branch's) and its platform properties; None
+    when the table does not exist."""
+    table = table_name(name)
+    if not spark.catalog.tableExists(table):
         return None
-    rows = spark.sql(
-        f"SELECT snapshot_id FROM {table_name(model)}.snapshots ORDER BY committed_at DESC LIMIT 1"
-    ).collect()
-    return int(rows[0][0]) if rows else None
+    rows = spark.sql(f"SELECT snapshot_id FROM {table}.refs WHERE name = 'main'").collect()
+    properties = {
+        str(row[0]): str(row[1])
+        for row in spark.sql(f"SHOW TBLPROPERTIES {table}").collect()
+        if str(row[0]).startswith("flywheel.")
+    }
+    return TableState(int(rows[0][0]) if rows else None, properties)
 
 
-def _restore(spark: Any, written: dict[str, int | None]) -> None:
-    """Put the tables a failed run wrote back as they were before it."""
-    for model, snapshot in written.items():
+def _restore(spark: Any, written: dict[str, TableState | None]) -> None:
+    """Put the tables a failed run wrote back as they were before it: the snapshot they had
+    made current again (a replaced table's new snapshot has no parent, so a rollback to an
+    ancestor cannot reach the old one), their properties as they were; dropped when the run
+    created them."""
+    for name, before in written.items():
+        table = table_name(name)
         try:
-            if snapshot is None:
-                spark.sql(f"DROP TABLE IF EXISTS {table_name(model)}")
-            else:
-                spark.sql(
-                    f"CALL {CATALOG}.system.rollback_to_snapshot("
-                    f"'{MODELS_NAMESPACE}.{model}', {snapshot})"
-                )
+            if before is None or before.snapshot is None:
+                spark.sql(f"DROP TABLE IF EXISTS {table}")
+                continue
+            spark.sql(
+                f"CALL {CATALOG}.system.set_current_snapshot("
+                f"table => '{MODELS_NAMESPACE}.{name}', snapshot_id => {before.snapshot})"
+            )
+            if before.properties:
+                listed = ", ".join(f"'{k}' = '{v}'" for k, v in before.properties.items())
+                spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ({listed})")
         except Exception:  # noqa: BLE001 - the run's own error is the one to report
-            log.error("could not restore a model table", extra={"fields": {"model": model}})
+            log.error("could not restore a model table", extra={"fields": {"model": name}})
 
 
 def run_models_on_spark(
@@ -631,7 +673,15 @@ def run_models_on_spark(
         if on_progress is not None:
             on_progress(len(run.steps), len(models))
     started = time.perf_counter()
-    _write(spark, run, models, frames, recomputed, full, types, prints=prints, snapshot=snapshot)
+    try:
+        _write(spark, run, models, frames, recomputed, full, types, prints=prints,
+               snapshot=snapshot)  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - Spark's and the catalog's errors, as one line
+        _record_failure(spark, run, begun, policy=policy)
+        raise SparkModelError(
+            f"writing the model tables failed ({_first_line(exc)}); the tables written were "
+            "put back as they were"
+        ) from exc
     run.overhead["write"] = time.perf_counter() - started
     files = spark.table("lake_files").count()
     _record_run(spark, run, begun, policy=policy, files=int(files), full_refresh=full_refresh)
@@ -695,26 +745,54 @@ def _write(
     replaced = {m.name: frames[m.name] for m in models if m.name in full}
     for name in SOURCE_TABLES:
         replaced[name] = _cast(spark.table(name), types[name], name)
-    written: dict[str, int | None] = {}
+    written: dict[str, TableState | None] = {}
     try:
         for name, frame in replaced.items():
-            written[name] = _current_snapshot(spark, name)
-            writer = frame.writeTo(table_name(name)).using("iceberg")
-            for key, value in {**TABLE_PROPERTIES, **properties}.items():
-                writer = writer.tableProperty(key, value)
-            writer.tableProperty(FINGERPRINT_PROPERTY, prints.get(name, "")).createOrReplace()
+            written[name] = _table_state(spark, name)
+            replace_table(frame, name, {**properties, FINGERPRINT_PROPERTY: prints.get(name, "")})
         for model in models:
-            if model.name not in recomputed:
-                continue
-            written[model.name] = _current_snapshot(spark, model.name)
-            table = table_name(model.name)
-            spark.sql(f"DELETE FROM {table} WHERE {spark_scope.touched(model)}")
-            recomputed[model.name].writeTo(table).append()
-            listed = ", ".join(f"'{key}' = '{value}'" for key, value in properties.items())
-            spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ({listed})")
+            if model.name in recomputed:
+                written[model.name] = _table_state(spark, model.name)
+                update_table(spark, model, recomputed[model.name], properties)
     except BaseException:
         _restore(spark, written)
         raise
+    _expire_snapshots(spark, sorted(written))
+
+
+def _expire_snapshots(spark: Any, names: list[str]) -> None:
+    """Keep only the current snapshot of each table written, deleting the files of the others:
+    a replaced or deleted row (an erased user's, an expired event's) does not stay in an old
+    snapshot, and a table does not grow run after run."""
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    for name in names:
+        try:
+            spark.sql(
+                f"CALL {CATALOG}.system.expire_snapshots(table => '{MODELS_NAMESPACE}.{name}', "
+                f"older_than => TIMESTAMP '{now}', retain_last => 1)"
+            ).collect()
+        except Exception as exc:  # noqa: BLE001 - the run's tables are written; say so, go on
+            log.warning(
+                "could not expire a model table's old snapshots",
+                extra={"fields": {"model": name, "error": _first_line(exc)}},
+            )
+
+
+def replace_table(frame: Any, name: str, properties: dict[str, str]) -> None:
+    """Replace the table ``name`` by ``frame``'s rows (one commit)."""
+    writer = frame.writeTo(table_name(name)).using("iceberg")
+    for key, value in {**TABLE_PROPERTIES, **properties}.items():
+        writer = writer.tableProperty(key, value)
+    writer.createOrReplace()
+
+
+def update_table(spark: Any, model: Model, rows: Any, properties: dict[str, str]) -> None:
+    """Replace the rows of the keys the new events touch by ``rows``: a delete, an append."""
+    table = table_name(model.name)
+    spark.sql(f"DELETE FROM {table} WHERE {spark_scope.touched(model)}")
+    rows.writeTo(table).append()
+    listed = ", ".join(f"'{key}' = '{value}'" for key, value in properties.items())
+    spark.sql(f"ALTER TABLE {table} SET TBLPROPERTIES ({listed})")
 
 
 class SparkModelError(FlywheelError):

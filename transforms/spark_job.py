@@ -10,8 +10,8 @@ and this file's path. The job reads its settings from the environment like every
 (``spark.yarn.appMasterEnv.*`` or the submitting shell in client mode). The master, the
 executors and the other properties are ``spark-submit``'s; the job adds the lake's catalog to
 the session. The executors need the platform installed in their Python environment (the Python
-steps run there). Exit codes: 0 done, 1 a model failed (no table changed), 3 a configuration
-error, 4 the lake or the catalog unreachable.
+steps run there). Exit codes as the CLI's: 0 done, 1 a model failed (no table changed), 3 a
+configuration error, 4 the lake or the catalog unreachable, 6 something named is missing.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from flywheel.errors import ConfigError, FlywheelError, TransientError
+from flywheel.errors import ConfigError, FlywheelError, NotFoundError, TransientError
 from transforms.spark import PACKAGES
 
 
@@ -30,6 +30,14 @@ def submit_command(master: str = "spark://HOST:7077") -> str:
     return shlex.join(
         ["spark-submit", "--master", master, "--packages", ",".join(PACKAGES), __file__]
     )
+
+
+def exit_code(exc: FlywheelError) -> int:
+    """The CLI's exit codes (flywheel/shell/cli.py's ``EXIT_CODES``, docs/development.md)."""
+    for kind, code in ((TransientError, 4), (ConfigError, 3), (NotFoundError, 6)):
+        if isinstance(exc, kind):
+            return code
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,13 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         print(shown_text)  # noqa: T201
         return 0
 
-    from flywheel.settings import Settings
+    from flywheel.settings import load_settings
     from transforms.spark import run_transforms_on_spark
     from warehouse.lake import open_lake
     from warehouse.table import LakeTable
 
     try:
-        settings = Settings()
+        settings = load_settings()
         table = LakeTable.of(settings, open_lake(settings))
         run = run_transforms_on_spark(
             settings.spark,
@@ -65,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             full_refresh=args.full_refresh,
         )
     except FlywheelError as exc:
-        print(f"error: {exc}", file=sys.stderr)  # noqa: T201
-        return 3 if isinstance(exc, ConfigError) else 4 if isinstance(exc, TransientError) else 1
+        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)  # noqa: T201
+        return exit_code(exc)
     for step in run.steps:
         print(f"{step.name} ({step.mode}): {step.rows:,} rows in {step.seconds:.1f} s")  # noqa: T201
     print(f"run {run.run_id}: {run.events:,} events from the lake's table")  # noqa: T201

@@ -529,3 +529,35 @@ def models_table(table: LakeTable, name: str) -> Any:
             "`flywheel transform run --engine spark` first"
         ) from None
     return found.scan().to_arrow()
+
+
+def drop_models(table: LakeTable) -> list[str]:
+    """Drop every table Spark wrote in the lake's catalog (``MODELS_NAMESPACE``) and delete
+    every file under each one's location, snapshots and metadata included: what an erasure does
+    to them (the next Spark run builds them again, in full, from the erased lake). Returns the
+    names dropped."""
+    from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+
+    from flywheel.storage import open_storage, parse_lake_url
+
+    catalog = table.catalog()
+    try:
+        identifiers = catalog.list_tables(MODELS_NAMESPACE)
+    except NoSuchNamespaceError:
+        return []
+    dropped = []
+    for identifier in identifiers:
+        try:
+            location = catalog.load_table(identifier).metadata.location
+        except NoSuchTableError:
+            continue
+        catalog.drop_table(identifier)
+        if location.startswith("file:"):
+            location = "/" + location.removeprefix("file:").lstrip("/")
+        storage = open_storage(parse_lake_url(location), check=False)
+        try:
+            storage.filesystem().delete_dir(storage.path_of("").rstrip("/"))
+        except FileNotFoundError:
+            pass
+        dropped.append(identifier[-1])
+    return sorted(dropped)

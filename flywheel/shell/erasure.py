@@ -90,7 +90,7 @@ def finish_erasure(
     from warehouse.db import compact, connected, warehouse_path
     from warehouse.erase import erase_from_lake, erase_from_warehouse, refresh_lake_file_rows
     from warehouse.lake import open_lake
-    from warehouse.table import LakeTable
+    from warehouse.table import LakeTable, drop_models
 
     step = on_step or (lambda _: None)
     crash = fault or (lambda _: None)
@@ -124,6 +124,12 @@ def finish_erasure(
                     compact(db, warehouse_path(data_dir))
                 note_step(data_dir, record.request, "warehouse", warehouse_rows_deleted=deleted)
             crash("erase_after_warehouse")
+            # The Spark engine's tables (docs/spark.md): dropped with their files; the next
+            # Spark run builds them again from the erased lake.
+            step("dropping the Spark engine's model tables")
+            dropped = drop_models(LakeTable.of(settings, lake))
+            if dropped:
+                note_step(data_dir, record.request, "spark_models", tables_dropped=dropped)
             step("replacing dataset versions")
             datasets = erase_from_datasets(
                 data_dir, pseudonyms, keyring, request_id=record.request,

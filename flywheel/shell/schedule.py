@@ -136,10 +136,19 @@ def spark_transforms_job(spark: SparkSettings, table: LakeTable) -> str:
     from transforms.spark import run_transforms_on_spark
 
     run = run_transforms_on_spark(spark, table)
-    modes = {step.mode for step in run.steps}
-    if modes <= {"unchanged", "full"} and "unchanged" in modes:
+    built = [step.name for step in run.steps if step.mode != "unchanged"]
+    if any(step.mode == "unchanged" for step in run.steps) and all(
+        step.mode == "unchanged" or not _keyed(step.name) for step in run.steps
+    ):
         return f"Spark run {run.run_id[:8]}: no new lake files, models unchanged"
-    return f"Spark run {run.run_id[:8]}: {run.events:,} events, {len(run.steps)} models"
+    return f"Spark run {run.run_id[:8]}: {run.events:,} events; built {', '.join(built)}"
+
+
+def _keyed(model: str) -> bool:
+    """Whether a model is built incrementally (it names keys); the others are always built."""
+    from transforms.models import discover
+
+    return bool(discover()[model].refresh_by)
 
 
 def export_job(

@@ -8,7 +8,7 @@ import pytest
 
 from flywheel.errors import ConfigError
 from transforms.dialect import to_spark
-from transforms.models import discover, policy_variables
+from transforms.models import define_functions, discover, policy_variables
 from transforms.policy import load_policy
 from transforms.spark import jdbc_catalog, spark_type
 
@@ -42,7 +42,13 @@ def test_every_shipped_model_transpiles_without_duckdb_only_functions() -> None:
     for model in discover().values():
         if model.sql:
             sql = to_spark(model.sql, variables, model=model.name).lower()
-            for duckdb_only in ("getvariable", "list_concat", "struct_pack", "explode(min_by"):
+            for duckdb_only in (
+                "getvariable",
+                "list_concat",
+                "struct_pack",
+                "explode(min_by",
+                "round_half_up",
+            ):
                 assert duckdb_only not in sql, (model.name, duckdb_only)
 
 
@@ -86,3 +92,26 @@ def test_duckdb_types_have_spark_twins() -> None:
     assert spark_type("DECIMAL(18,3)") == "DECIMAL(18,3)"
     with pytest.raises(ConfigError, match="no Spark type for DuckDB's MAP"):
         spark_type("MAP(VARCHAR, INTEGER)")
+
+
+def test_round_half_up_rounds_the_decimal_half_up_on_duckdb() -> None:
+    import duckdb
+
+    db = duckdb.connect()
+    define_functions(db)
+    # 3/640 is 0.0046875 in decimal and a hair below it in binary: DuckDB's round(x, 6) on the
+    # DOUBLE gives 0.004687, Spark's 0.004688; round_half_up gives 0.004688 on both.
+    rounded = db.sql(
+        "SELECT round(3 / 640, 6), round_half_up(3 / 640, 6), round_half_up(-3 / 640, 6)"
+    ).fetchall()
+    assert rounded == [(0.004687, 0.004688, -0.004688)]
+
+
+def test_round_half_up_is_written_for_spark_as_a_decimal_round() -> None:
+    sql = to_spark("SELECT round_half_up(a / n, 6) FROM t")
+    assert sql == "SELECT CAST(ROUND(CAST(a / n AS DECIMAL(38, 12)), 6) AS DOUBLE) FROM t"
+
+
+def test_a_postgresql_catalog_keeps_its_query_and_an_ipv6_host() -> None:
+    found = jdbc_catalog("postgresql+psycopg://u@[::1]:5432/lake?sslmode=require")
+    assert found["uri"] == "jdbc:postgresql://[::1]:5432/lake?sslmode=require"

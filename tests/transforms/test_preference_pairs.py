@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from tests.factories import generation, make_event
 from tests.helpers.lake import ALL_TEXTS, land, query
 from transforms.edits import change, edit_changes, is_real, words
+from transforms.models import define_functions
 from transforms.runner import run_transforms
 from warehouse.lake import Lake
 
@@ -254,6 +255,7 @@ def test_an_edit_whose_text_is_missing_is_left_out_not_a_crash() -> None:
     """Texts come from lake files, which only the ingest workers write; a text missing anyway
     (NULL) leaves its edit out of ``edit_changes`` instead of failing the run."""
     with duckdb.connect() as db:
+        define_functions(db)
         db.execute(
             "CREATE TABLE events AS SELECT * FROM (VALUES "
             "('g1', 'generation', 'r1', TIMESTAMPTZ '2026-01-01 10:00:00+00'), "

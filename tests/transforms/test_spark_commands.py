@@ -67,6 +67,17 @@ def test_transform_run_with_the_spark_engine_builds_the_tables(
     [job] = [j for j in build_jobs(data_dir, load_datasets(), KEYRING, table=table,
                                    spark=spark_settings) if j.name == "transforms"]  # fmt: skip
     assert "no new lake files, models unchanged" in job.run()
+    # Each run keeps the current snapshot of each table only (an erased or replaced row does
+    # not stay in an old one).
+    events_table = table.catalog().load_table((MODELS_NAMESPACE, "events"))
+    assert len(events_table.metadata.snapshots) == 1
+    # An erasure drops Spark's tables with every file of theirs.
+    write_keyring(KEYRING, tmp_path / "keys.json")
+    monkeypatch.setenv("FLYWHEEL_PRIVACY__HMAC_KEY_FILE", str(tmp_path / "keys.json"))
+    erased = CliRunner().invoke(app, ["erase", "--user", "user-1"])
+    assert erased.exit_code == 0, erased.output
+    assert table.catalog().list_tables(MODELS_NAMESPACE) == []
+    assert [p for p in (data_dir / "lake" / "models").rglob("*") if p.is_file()] == []
 
 
 @pytest.mark.slow
@@ -89,15 +100,19 @@ def test_spark_submit_runs_the_job(tmp_path: Path, spark_settings: SparkSettings
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FLYWHEEL_")}
     done = subprocess.run(
         [str(submit), "--master", "local[1]", "--conf", "spark.ui.enabled=false", *jars,
-         spark_job.__file__, "--select", "labels"],
+         spark_job.__file__, "--select", "responses"],
         env={**clean, **env(data_dir), "PYSPARK_PYTHON": sys.executable,
              "PYSPARK_DRIVER_PYTHON": sys.executable},
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "labels (full)" in done.stdout
-    labels = table.catalog().load_table((MODELS_NAMESPACE, "labels")).scan().to_arrow()
-    assert labels.column("response_id").to_pylist() == ["r1"]
+    assert "responses (full)" in done.stdout
+    responses = table.catalog().load_table((MODELS_NAMESPACE, "responses")).scan().to_arrow()
+    assert sorted(responses.column("response_id").to_pylist()) == ["r1", "r2"]
+    assert (
+        responses.column("copies").to_pylist()[responses["response_id"].to_pylist().index("r1")]
+        == 1
+    )
 
 
 def test_the_job_prints_its_submit_command() -> None:

@@ -25,7 +25,8 @@ from tests.factories import generation, make_event
 from tests.helpers.datasets import KEYRING
 from tests.helpers.lake import land
 from tests.helpers.scenarios import late_and_duplicated_rounds
-from transforms.models import discover
+from transforms.dialect import to_spark
+from transforms.models import define_functions, discover
 from transforms.runner import run_transforms
 from transforms.spark import (
     CATALOG,
@@ -33,7 +34,9 @@ from transforms.spark import (
     SOURCE_TABLES,
     SparkModelError,
     SparkRun,
+    open_session,
     run_transforms_on_spark,
+    update_table,
 )
 from warehouse.db import open_warehouse, raw
 from warehouse.lake import Lake
@@ -237,26 +240,50 @@ def assert_a_failed_run_changes_no_table(
     monkeypatch: pytest.MonkeyPatch,
     offset: int,
 ) -> None:
-    """A model that fails on Spark (after the models before it were computed) is one error
-    naming it; every table stays as it was, and the run is recorded as failed."""
-    catalog = table.catalog()
-    written = [*MODELS, *SOURCE_TABLES]
-    before = {name: catalog.load_table((MODELS_NAMESPACE, name)).current_snapshot()
-              for name in written}  # fmt: skip
-    every = discover()
-    broken = replace(every["rewards"], sql="SELECT response_id, 1 / 0 AS reward FROM responses")
-    monkeypatch.setattr("transforms.spark.discover", lambda: {**every, "rewards": broken})
+    """A model that fails on Spark is one error naming it, and so is a write that fails after
+    some tables were written; either way every
+    table stays as it was (snapshot and properties), and the run is recorded as failed."""
+
+    def states() -> dict[str, tuple[Any, dict[str, str]]]:
+        catalog = table.catalog()
+        found = {}
+        for name in [*MODELS, *SOURCE_TABLES]:
+            loaded = catalog.load_table((MODELS_NAMESPACE, name))
+            found[name] = (loaded.current_snapshot(), dict(loaded.properties))
+        return found
+
+    before = states()
     land(Lake.in_data_dir(data_dir), [generation("r8", "m1", conversation_id="c8")], first=offset)
-    with pytest.raises(
-        SparkModelError, match=r"model rewards failed on Spark \(\[DIVIDE_BY_ZERO\].*\); no table"
-    ):
-        run_transforms_on_spark(spark_settings, table)
-    catalog = table.catalog()
-    after = {name: catalog.load_table((MODELS_NAMESPACE, name)).current_snapshot()
-             for name in written}  # fmt: skip
-    assert after == before
-    runs = catalog.load_table((MODELS_NAMESPACE, RUNS_TABLE)).scan().to_arrow()
-    assert runs.sort_by("finished_at")["status"].to_pylist()[-2:] == ["succeeded", "failed"]
+    every = discover()
+    # The same columns, and a division by zero (NULL on DuckDB, an error on Spark).
+    broken = replace(
+        every["responses"], sql=f"SELECT * FROM ({every['responses'].sql}\n) WHERE 1 / 0 = 1"
+    )
+    with monkeypatch.context() as patched:
+        patched.setattr("transforms.spark.discover", lambda: {**every, "responses": broken})
+        with pytest.raises(SparkModelError, match=r"model responses failed on Spark "
+                           r"\(\[DIVIDE_BY_ZERO\].*\); no table"):  # fmt: skip
+            run_transforms_on_spark(spark_settings, table)
+    assert states() == before
+    # The second incremental table's write fails: the tables replaced in full and the first
+    # table updated (a delete, an append, its properties) go back as they were.
+    real, calls = update_table, []
+
+    def fails_second(*args: Any, **kwargs: Any) -> None:
+        calls.append(args[1].name)
+        if len(calls) == 2:
+            raise RuntimeError("the store went away")
+        real(*args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr("transforms.spark.update_table", fails_second)
+        failed = r"writing the model tables failed \(the store went away\); the tables written"
+        with pytest.raises(SparkModelError, match=failed):
+            run_transforms_on_spark(spark_settings, table)
+    assert states() == before
+    runs = table.catalog().load_table((MODELS_NAMESPACE, RUNS_TABLE)).scan().to_arrow()
+    statuses = runs.sort_by("finished_at")["status"].to_pylist()
+    assert statuses[-3:] == ["succeeded", "failed", "failed"]
 
 
 def test_a_dataset_published_from_spark_is_byte_identical_to_duckdbs(
@@ -283,3 +310,31 @@ def test_a_dataset_published_from_spark_is_byte_identical_to_duckdbs(
     # The same lake files, named the same way; the run is Spark's.
     assert spark.source.lake == duck.source.lake
     assert spark.source.transform_run != duck.source.transform_run
+
+
+def test_rounding_is_the_same_on_both_engines(
+    tmp_path: Path, spark_settings: SparkSettings
+) -> None:
+    """The models round ratios of counts (agreement, confidence, weights): on every ratio a/n
+    with n up to 2,000 (among them the halves such as 3/640 = 0.0046875 on which DuckDB's and
+    Spark's own round disagree), round_half_up gives the same DOUBLE on both engines."""
+    import duckdb
+    import pyarrow as pa
+
+    pairs = [(a, n) for n in range(1, 2001) for a in range(0, min(n, 50) + 1)]
+    ratios = pa.table({"a": [a for a, _ in pairs], "n": [n for _, n in pairs]})
+    sql = (
+        "SELECT a, n, round_half_up(a / n, 6) AS r6, round_half_up(a / n, 9) AS r9, "
+        "round_half_up(0.6 * least(1.0, 0.5 + 0.5 * (a / n) / 0.85), 6) AS weight FROM ratios"
+    )
+    db = duckdb.connect()
+    define_functions(db)
+    db.register("ratios", ratios)
+    on_duckdb = sorted(db.sql(sql).fetchall())
+    spark = open_session(
+        spark_settings, catalog_uri=f"sqlite:///{tmp_path / 'catalog.db'}", lake_url=str(tmp_path)
+    )
+    spark.createDataFrame(pairs, "a BIGINT, n BIGINT").createOrReplaceTempView("ratios")
+    on_spark = sorted(tuple(row) for row in spark.sql(to_spark(sql)).collect())
+    assert len(on_spark) == ratios.num_rows
+    assert on_spark == on_duckdb

@@ -34,8 +34,8 @@ SELECT
     -- and text are read from are in responses (written once, not again here).
     response_id,
     for_it > against_it AS label,
-    round(least(1.0, greatest(for_it, against_it)) * abs(for_it - against_it)
+    round_half_up(least(1.0, greatest(for_it, against_it)) * abs(for_it - against_it)
           / (for_it + against_it), 6) AS confidence
 FROM evidence
 -- Rounded: an edit's weight is rounded, and an even split must read as one.
-WHERE round(for_it, 9) <> round(against_it, 9)
+WHERE round_half_up(for_it, 9) <> round_half_up(against_it, 9)

@@ -166,8 +166,8 @@ weighed AS (
     -- even split must read as one.
     SELECT
         a, b,
-        round(coalesce(for_a, 0), 9) AS for_a,
-        round(coalesce(for_b, 0), 9) AS for_b,
+        round_half_up(coalesce(for_a, 0), 9) AS for_a,
+        round_half_up(coalesce(for_b, 0), 9) AS for_b,
         signals,
         votes_from
     FROM tallies
@@ -200,9 +200,9 @@ SELECT
     r.event_id AS rejected_event_id,
     p.chosen_id AS chosen_response_id,
     p.rejected_id AS rejected_response_id,
-    round(least(1.0, p.winning) * (p.winning - p.losing) / (p.winning + p.losing), 6)
+    round_half_up(least(1.0, p.winning) * (p.winning - p.losing) / (p.winning + p.losing), 6)
         AS confidence,
-    round(p.losing / (p.winning + p.losing), 6) AS disagreement,
+    round_half_up(p.losing / (p.winning + p.losing), 6) AS disagreement,
     p.signals,
     list_sort(list_distinct(list_concat([c.event_id, r.event_id], p.votes_from))) AS event_ids,
     -- Sorted: list_distinct keeps no order on DuckDB, and keeps it on Spark.

@@ -63,13 +63,13 @@ scored AS (
 SELECT
     -- Keyed by response (its conversation, user, consent and model are in responses).
     response_id,
-    round(explicit_score, 6) AS explicit_score,
-    round(implicit_score, 6) AS implicit_score,
-    round(process_score, 6) AS process_score,
+    round_half_up(explicit_score, 6) AS explicit_score,
+    round_half_up(implicit_score, 6) AS implicit_score,
+    round_half_up(process_score, 6) AS process_score,
     penalty,
     checkable AS code_blocks_checked,
     leaked_secret,
-    round(getvariable('rewards_explicit') * explicit_score
+    round_half_up(getvariable('rewards_explicit') * explicit_score
           + getvariable('rewards_implicit') * implicit_score
           + getvariable('rewards_process') * process_score
           + getvariable('rewards_leaked_secret') * penalty, 6) AS reward

@@ -16,12 +16,12 @@ SELECT
     agree,
     n - agree AS disagree,
     n,
-    round(agree / n, 6) AS agreement,
+    round_half_up(agree / n, 6) AS agreement,
     -- Wilson score interval, z = 1.96
-    round((agree / n + 1.9208 / n
+    round_half_up((agree / n + 1.9208 / n
            - 1.96 * sqrt(agree / n * (1 - agree / n) / n + 0.9604 / (n * n)))
           / (1 + 3.8416 / n), 6) AS wilson_low,
-    round((agree / n + 1.9208 / n
+    round_half_up((agree / n + 1.9208 / n
            + 1.96 * sqrt(agree / n * (1 - agree / n) / n + 0.9604 / (n * n)))
           / (1 + 3.8416 / n), 6) AS wilson_high
 FROM counts
