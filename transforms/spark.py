@@ -395,9 +395,13 @@ def _cast(frame: Any, columns: list[tuple[str, str]], model: str) -> Any:
     )
 
 
+LAKE_FILE = "concat(element_at(split(_file, '/'), -2), '/', element_at(split(_file, '/'), -1))"
+"""A row's lake file as ``events.lake_file`` names it (``landed_date=.../<name>``), from
+Iceberg's ``_file`` metadata column."""
+
 LAKE_FILES_SQL = """
 SELECT
-    concat(element_at(split(_file, '/'), -2), '/', element_at(split(_file, '/'), -1)) AS path,
+    {lake_file} AS path,
     split(element_at(split(_file, '/'), -1), '[+]')[0] AS topic,
     CAST(split(element_at(split(_file, '/'), -1), '[+]')[1] AS INT) AS partition,
     CAST(split(element_at(split(_file, '/'), -1), '[+]')[2] AS BIGINT) AS first_offset,
@@ -425,13 +429,12 @@ def register_sources(spark: Any, table: str = EVENTS_TABLE, *, snapshot: int | N
     # The texts of the rows events kept (an event landed twice has its first landing's).
     spark.sql(
         f"SELECT event_id, CAST(NULL AS STRING) AS prompt, coalesce(response, edited_text) AS text "
-        f"FROM (SELECT *, concat(element_at(split(_file, '/'), -2), '/', "
-        f"element_at(split(_file, '/'), -1)) AS lake_file FROM {table}) AS landed "
+        f"FROM (SELECT *, {LAKE_FILE} AS lake_file FROM {table}) AS landed "
         f"LEFT SEMI JOIN events AS kept ON kept.event_id = landed.event_id "
         f"AND kept.lake_file = landed.lake_file AND kept.source_offset = landed.source_offset "
         f"AND kept.type IN ('generation', 'edit')"
     ).localCheckpoint(eager=True).createOrReplaceTempView("lake_texts")
-    spark.sql(LAKE_FILES_SQL.format(table=table)).localCheckpoint(
+    spark.sql(LAKE_FILES_SQL.format(table=table, lake_file=LAKE_FILE)).localCheckpoint(
         eager=True
     ).createOrReplaceTempView("lake_files")
     return int(events.count())
@@ -693,15 +696,13 @@ def _states(spark: Any, models: list[Model]) -> dict[str, tuple[str, int] | None
     (or one a run of an earlier release wrote, without them)."""
     found: dict[str, tuple[str, int] | None] = {}
     for model in models:
-        found[model.name] = None
-        if spark.catalog.tableExists(table_name(model.name)):
-            properties = {
-                row[0]: row[1]
-                for row in spark.sql(f"SHOW TBLPROPERTIES {table_name(model.name)}").collect()
-            }
-            snapshot = properties.get(spark_scope.SNAPSHOT_PROPERTY, "")
-            if snapshot.isdigit():
-                found[model.name] = (properties.get(FINGERPRINT_PROPERTY, ""), int(snapshot))
+        state = _table_state(spark, model.name)
+        snapshot = state.properties.get(spark_scope.SNAPSHOT_PROPERTY, "") if state else ""
+        found[model.name] = (
+            (state.properties.get(FINGERPRINT_PROPERTY, ""), int(snapshot))
+            if state is not None and snapshot.isdigit()
+            else None
+        )
     return found
 
 
@@ -719,10 +720,7 @@ def _new_files(spark: Any, events_table: str, since: int, current: int) -> Any:
         .option("end-snapshot-id", str(current))
         .load(events_table)
     )
-    return rows.selectExpr(
-        "concat(element_at(split(_file, '/'), -2), '/', element_at(split(_file, '/'), -1)) "
-        "AS lake_file"
-    ).distinct()
+    return rows.selectExpr(f"{LAKE_FILE} AS lake_file").distinct()
 
 
 def _write(
