@@ -16,12 +16,15 @@ $(BIN)/uv:
 
 # The demo needs the core and the export extra (the quality gate) only; the tests need every
 # extra and the dev tools. Each stamp is remade when pyproject.toml changes.
+# --compile-bytecode: uv leaves the .pyc files to the first import, which never writes them where
+# PYTHONDONTWRITEBYTECODE is set; every command and test process then compiled pandas, pyiceberg
+# and the rest from source again (3 s more per process start, docs/development.md).
 $(VENV)/.demo-installed: pyproject.toml | $(BIN)/uv
-	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[export]'
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -e '.[export]'
 	touch $@
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/uv
-	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -e '.[dev]'
 	touch $@ $(VENV)/.demo-installed
 
 install: $(VENV)/.installed
