@@ -61,6 +61,7 @@ export class Queue {
   private timer: unknown = null;
   private timerAt = Infinity;
   private running: Promise<void> | null = null;
+  private soon = false;
   private writes: Promise<unknown> = Promise.resolve();
   private lastAdoption = -Infinity;
   /** Storage other pages see (not memory): adopting their leftovers makes sense. */
@@ -166,7 +167,10 @@ export class Queue {
     try {
       const [store, orphaned] = await Promise.all([this.store, this.pages.orphaned()]);
       await this.pages.ready;
+      const now = this.env.now();
       for (const record of await store.adopt(this.pages.id, orphaned)) {
+        // Left behind by a closed page: due now, unless a backoff still runs.
+        record.notBefore = Math.max(record.notBefore, now);
         if (!this.items.has(record.id)) this.items.set(record.id, record);
       }
     } catch {
@@ -303,8 +307,12 @@ export class Queue {
     const waiting = [...this.items.values()].filter((record) => !((this.leases.get(record.id) ?? 0) > now));
     let at = this.shared ? now + ADOPT_EVERY_MS : Infinity;
     if (waiting.length) {
-      const due = waiting.length >= this.options.flushAt ? now : Math.min(...waiting.map((r) => r.at)) + this.options.flushIntervalMs;
-      at = Math.max(due, this.pausedUntil, Math.min(...waiting.map((r) => r.notBefore)));
+      // A retried event is due when its backoff ends, a new one after the interval.
+      const due =
+        waiting.length >= this.options.flushAt
+          ? now
+          : Math.min(...waiting.map((r) => (r.notBefore > 0 ? r.notBefore : r.at + this.options.flushIntervalMs)));
+      at = Math.max(due, this.pausedUntil);
     } else {
       const leased = [...this.leases.values()].filter((until) => until !== Infinity);
       if (leased.length) at = Math.min(at, ...leased);
@@ -320,6 +328,17 @@ export class Queue {
       this.timerAt = Infinity;
     }
     if (at === Infinity || this.closed || !this.active) return;
+    if (at <= this.env.now()) {
+      // Due now: send in this turn of the event loop, once however many events came in.
+      if (!this.soon) {
+        this.soon = true;
+        queueMicrotask(() => {
+          this.soon = false;
+          void this.flush();
+        });
+      }
+      return;
+    }
     this.timerAt = at;
     this.timer = this.env.setTimeout(() => {
       this.timer = null;

@@ -76,12 +76,12 @@ export interface TrackerOptions {
   /** The application, sent with every event as `app`. */
   app: { name: string; version: string };
   /** The user's id (raw: the API pseudonymises it before storing anything). `setUser` changes it. */
-  userId?: string;
+  userId?: string | undefined;
   /**
    * The user's training consent. Only with `{training: true}` does the tracker record and send
    * events; not given, `null` or `{training: false}`: nothing is sent or stored.
    */
-  consent?: Consent | null;
+  consent?: Consent | null | undefined;
   /** Metadata added to every event; a helper's own `metadata` wins key by key. */
   metadata?: Metadata;
   /** Send as soon as this many events wait (default 20). */
