@@ -82,7 +82,6 @@ async function main(argv) {
   const types = await compile(schema, "ContractEvent", {
     bannerComment: BANNER,
     additionalProperties: false,
-    strictIndexSignatures: true,
   });
   writeFileSync(out, types);
   console.log(`wrote ${out}`);
