@@ -30,7 +30,9 @@ def test_the_checked_in_event_types_match_the_contract_the_api_serves(
 ) -> None:
     generated = tmp_path / "contract.ts"
     with running_api(load_settings(api={"write_keys": [WRITE_KEY]}), MemorySink()) as url:
-        jsclient.run("node", "scripts/generate-types.mjs", f"{url}/v1/schema", "--out", str(generated))
+        jsclient.run(
+            "node", "scripts/generate-types.mjs", f"{url}/v1/schema", "--out", str(generated)
+        )
     checked_in = (js_package / "src" / "contract.ts").read_text()
     diff = "".join(
         difflib.unified_diff(
@@ -48,7 +50,9 @@ def test_a_backend_sends_every_event_type_and_learns_which_event_was_refused(
 ) -> None:
     sink = MemorySink()
     with running_api(load_settings(api={"write_keys": [WRITE_KEY]}), sink) as url:
-        output = jsclient.run("node", str(HERE / "send_events.mjs"), str(js_package), url, WRITE_KEY)
+        output = jsclient.run(
+            "node", str(HERE / "send_events.mjs"), str(js_package), url, WRITE_KEY
+        )
     result = json.loads(output)
     stored = [json.loads(event.value) for event in sink.events]
     assert [event["event_id"] for event in stored] == result["ids"]

@@ -55,7 +55,9 @@ function tidy(node, isDefinition = false) {
     }
   }
   if (out.$ref !== undefined && Object.keys(out).length > 1) {
-    return out.description ? { description: out.description, allOf: [{ $ref: out.$ref }] } : { $ref: out.$ref };
+    return out.description
+      ? { description: out.description, allOf: [{ $ref: out.$ref }] }
+      : { $ref: out.$ref };
   }
   // A definition with both fields and an `anyOf` of requirements (CopyEvent: text or span):
   // name both halves instead of the generated `CopyEvent1 & CopyEvent2`.
@@ -64,7 +66,10 @@ function tidy(node, isDefinition = false) {
     return {
       title,
       description,
-      allOf: [{ ...fields, title: `${title}Fields` }, { anyOf, title: `${title}Requires` }],
+      allOf: [
+        { ...fields, title: `${title}Fields` },
+        { anyOf, title: `${title}Requires` },
+      ],
     };
   }
   return out;

@@ -60,7 +60,9 @@ export function abContext(node: Node | null): Omit<AbChoiceInput, "choice"> | nu
   const a = element.getAttribute(ATTRIBUTES.responseA);
   const b = element.getAttribute(ATTRIBUTES.responseB);
   const conversationId = conversationOf(element);
-  return a && b && conversationId ? { response_a_id: a, response_b_id: b, conversation_id: conversationId } : null;
+  return a && b && conversationId
+    ? { response_a_id: a, response_b_id: b, conversation_id: conversationId }
+    : null;
 }
 
 /** Length in Unicode code points, as the API (Python) counts characters. */
@@ -118,7 +120,11 @@ export interface Captured {
 }
 
 /** Adds the listeners to `document`; returns what removes them. */
-export function capture(document: Document, report: Captured, options: { copy: boolean; clicks: boolean }): () => void {
+export function capture(
+  document: Document,
+  report: Captured,
+  options: { copy: boolean; clicks: boolean },
+): () => void {
   const onCopy = (): void => {
     const selection = document.getSelection();
     if (!selection || selection.isCollapsed || selection.rangeCount === 0) return;
@@ -128,13 +134,16 @@ export function capture(document: Document, report: Captured, options: { copy: b
   };
   const onClick = (event: Event): void => {
     const target = elementOf(event.target as Node | null);
-    const control = target?.closest(`[${ATTRIBUTES.rating}], [${ATTRIBUTES.regenerate}], [${ATTRIBUTES.choice}]`);
+    const control = target?.closest(
+      `[${ATTRIBUTES.rating}], [${ATTRIBUTES.regenerate}], [${ATTRIBUTES.choice}]`,
+    );
     if (!control) return;
     const rating = control.getAttribute(ATTRIBUTES.rating);
     const choice = control.getAttribute(ATTRIBUTES.choice);
     if (choice !== null) {
       const pair = abContext(control);
-      if (pair && CHOICES.has(choice)) report.abChoice({ ...pair, choice: choice as AbChoiceInput["choice"] });
+      if (pair && CHOICES.has(choice))
+        report.abChoice({ ...pair, choice: choice as AbChoiceInput["choice"] });
       return;
     }
     const context = responseContext(control);

@@ -44,8 +44,6 @@ export interface QueueEnv {
   random: () => number;
   setTimeout: (run: () => void, ms: number) => unknown;
   clearTimeout: (handle: unknown) => void;
-  /** `navigator.onLine`: false means a network error is the device being offline. */
-  online: () => boolean;
 }
 
 const encoder = new TextEncoder();
@@ -105,7 +103,12 @@ export class Queue {
   /** Queues an event; false (and `onDrop`) when it is over 64 KiB or the queue is full. */
   add(event: TrackedEvent): boolean {
     const bytes = encoder.encode(JSON.stringify(event)).length;
-    const reason = bytes > MAX_EVENT_BYTES ? "too_large" : this.items.size >= this.options.maxQueueSize ? "queue_full" : null;
+    const reason =
+      bytes > MAX_EVENT_BYTES
+        ? "too_large"
+        : this.items.size >= this.options.maxQueueSize
+          ? "queue_full"
+          : null;
     if (reason) {
       this.report(reason, [event]);
       return false;
@@ -186,7 +189,12 @@ export class Queue {
     await this.adopt();
     const records = [...this.items.values()];
     this.forget(records);
-    if (records.length) this.report(reason, records.map((record) => record.event));
+    if (records.length) {
+      this.report(
+        reason,
+        records.map((record) => record.event),
+      );
+    }
     await this.writes;
   }
 
@@ -224,7 +232,12 @@ export class Queue {
         this.forget(batch.filter((_, index) => accepted.has(index) || outcome.rejected.has(index)));
         if (rejected.length) {
           const errors = new Map(batch.map((record, index) => [record.id, outcome.rejected.get(index)]));
-          this.report("rejected", rejected.map((record) => record.event), undefined, errors);
+          this.report(
+            "rejected",
+            rejected.map((record) => record.event),
+            undefined,
+            errors,
+          );
         }
         return true;
       }
@@ -233,14 +246,19 @@ export class Queue {
         return true;
       case "refused":
         this.forget(batch);
-        this.report("refused", batch.map((record) => record.event), outcome.status);
+        this.report(
+          "refused",
+          batch.map((record) => record.event),
+          outcome.status,
+        );
         return true;
       case "retry": {
         const now = this.env.now();
         this.failures += 1;
         this.pausedUntil = now + retryDelay(this.failures, outcome.retryAfterMs, this.env.random);
-        // Waiting for the network to come back costs no retry; an answer asking to retry does.
-        const counted = !(outcome.network && !this.env.online());
+        // Only an answer asking to retry counts: without one (offline, the API unreachable) the
+        // events wait, stored, for as long as it takes.
+        const counted = !outcome.network;
         const exhausted = [];
         for (const record of batch) {
           if (counted) record.attempts += 1;
@@ -249,7 +267,11 @@ export class Queue {
         }
         this.forget(exhausted);
         if (exhausted.length) {
-          this.report("retries_exhausted", exhausted.map((record) => record.event), outcome.status);
+          this.report(
+            "retries_exhausted",
+            exhausted.map((record) => record.event),
+            outcome.status,
+          );
         }
         const waiting = batch.filter((record) => this.items.has(record.id));
         if (waiting.length) this.persist((store) => store.put(waiting));
@@ -311,7 +333,9 @@ export class Queue {
       const due =
         waiting.length >= this.options.flushAt
           ? now
-          : Math.min(...waiting.map((r) => (r.notBefore > 0 ? r.notBefore : r.at + this.options.flushIntervalMs)));
+          : Math.min(
+              ...waiting.map((r) => (r.notBefore > 0 ? r.notBefore : r.at + this.options.flushIntervalMs)),
+            );
       at = Math.max(due, this.pausedUntil);
     } else {
       const leased = [...this.leases.values()].filter((until) => until !== Infinity);
@@ -340,11 +364,14 @@ export class Queue {
       return;
     }
     this.timerAt = at;
-    this.timer = this.env.setTimeout(() => {
-      this.timer = null;
-      this.timerAt = Infinity;
-      void this.flush();
-    }, Math.max(0, at - this.env.now()));
+    this.timer = this.env.setTimeout(
+      () => {
+        this.timer = null;
+        this.timerAt = Infinity;
+        void this.flush();
+      },
+      Math.max(0, at - this.env.now()),
+    );
   }
 
   private report(
@@ -357,7 +384,9 @@ export class Queue {
       reason,
       events: events.map((event) => {
         const found = errors?.get(event.event_id);
-        return found ? { event_id: event.event_id, type: event.type, errors: found } : { event_id: event.event_id, type: event.type };
+        return found
+          ? { event_id: event.event_id, type: event.type, errors: found }
+          : { event_id: event.event_id, type: event.type };
       }),
     };
     if (status !== undefined) dropped.status = status;

@@ -1,7 +1,14 @@
 /** The tracker: event helpers, consent, user, metadata, and the page's lifecycle. */
 
 import type { Consent, ContractEvent } from "./contract.js";
-import { abContext, capture, copyOfElement, copyOfRange, responseContext, type ResponseContext } from "./dom.js";
+import {
+  abContext,
+  capture,
+  copyOfElement,
+  copyOfRange,
+  responseContext,
+  type ResponseContext,
+} from "./dom.js";
 import { Queue, type QueueEnv } from "./queue.js";
 import { openStore, type StorageEnv } from "./store.js";
 import { Pages } from "./tabs.js";
@@ -43,10 +50,10 @@ export function browserEnv(): Env {
     random: Math.random,
     setTimeout: (run, ms) => g.setTimeout(run, ms),
     clearTimeout: (handle) => g.clearTimeout(handle as ReturnType<typeof setTimeout>),
-    online: () => navigator?.onLine !== false,
     randomUUID: () => uuid4(),
   };
-  if (typeof navigator?.sendBeacon === "function") env.sendBeacon = (url, body) => navigator.sendBeacon(url, body);
+  if (typeof navigator?.sendBeacon === "function")
+    env.sendBeacon = (url, body) => navigator.sendBeacon(url, body);
   if (navigator?.locks) env.locks = navigator.locks;
   if (g.indexedDB) env.indexedDB = g.indexedDB;
   if (localStorage) env.localStorage = localStorage;
@@ -84,7 +91,8 @@ export class Tracker {
     for (const name of ["endpoint", "key"] as const) {
       if (!options[name]) throw new TypeError(`createTracker: ${name} is required`);
     }
-    if (!options.app?.name || !options.app?.version) throw new TypeError("createTracker: app {name, version} is required");
+    if (!options.app?.name || !options.app?.version)
+      throw new TypeError("createTracker: app {name, version} is required");
     this.userId = options.userId;
     this.consent = options.consent ?? null;
     this.metadata = { ...options.metadata };
@@ -224,7 +232,11 @@ export class Tracker {
   private listen(): void {
     const { window, document } = this.env;
     if (!window || !document) return;
-    const on = (target: Pick<EventTarget, "addEventListener" | "removeEventListener">, type: string, listener: () => void) => {
+    const on = (
+      target: Pick<EventTarget, "addEventListener" | "removeEventListener">,
+      type: string,
+      listener: () => void,
+    ) => {
       target.addEventListener(type, listener);
       this.removers.push(() => target.removeEventListener(type, listener));
     };
@@ -237,7 +249,10 @@ export class Tracker {
     on(window, "online", () => this.queue.resume());
     const auto = this.options.autoCapture;
     if (auto) {
-      const wanted = auto === true ? { copy: true, clicks: true } : { copy: auto.copy ?? false, clicks: auto.clicks ?? false };
+      const wanted =
+        auto === true
+          ? { copy: true, clicks: true }
+          : { copy: auto.copy ?? false, clicks: auto.clicks ?? false };
       this.removers.push(capture(document, this, wanted));
     }
   }

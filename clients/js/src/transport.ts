@@ -74,7 +74,9 @@ export class Transport {
     };
     let body: string | ArrayBuffer = json;
     if (this.compress && json.length >= COMPRESS_FROM_BYTES && typeof CompressionStream === "function") {
-      body = await new Response(new Blob([json]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer();
+      body = await new Response(
+        new Blob([json]).stream().pipeThrough(new CompressionStream("gzip")),
+      ).arrayBuffer();
       headers["Content-Encoding"] = "gzip";
     }
     const abort = new AbortController();

@@ -90,7 +90,8 @@ export interface TrackerOptions {
   flushIntervalMs?: number;
   /** Most events a page keeps unsent; beyond it new events are dropped (default 1000). */
   maxQueueSize?: number;
-  /** Retryable answers (not network errors) an event survives before it is dropped (default 10). */
+  /** Answers asking to retry (408, 429, 5xx) an event survives before it is dropped (default 10);
+   * network errors (offline, the API unreachable) never drop an event. */
   maxRetries?: number;
   /** Where unsent events wait across reloads (default `auto`). */
   storage?: StorageKind;

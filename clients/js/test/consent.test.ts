@@ -33,14 +33,20 @@ test("consent given later: events from then on are sent, carrying it", async () 
 test("consent withdrawn: unsent events are deleted from storage and reported, and nothing more is sent", async () => {
   const origin = new Origin();
   const dropped: DroppedEvents[] = [];
-  const tracker = origin.tracker({ storage: "localstorage", flushIntervalMs: 60_000, onError: (d) => dropped.push(d) });
+  const tracker = origin.tracker({
+    storage: "localstorage",
+    flushIntervalMs: 60_000,
+    onError: (d) => dropped.push(d),
+  });
   const ids = [tracker.rating(rating(1)), tracker.rating(rating(2))];
   await settle();
   assert.equal(origin.localStorage.length, 2);
   await tracker.setConsent({ training: false });
   assert.equal(origin.localStorage.length, 0);
   assert.equal(tracker.pending, 0);
-  assert.deepEqual(dropped, [{ reason: "consent_withdrawn", events: ids.map((id) => ({ event_id: id, type: "rating" })) }]);
+  assert.deepEqual(dropped, [
+    { reason: "consent_withdrawn", events: ids.map((id) => ({ event_id: id, type: "rating" })) },
+  ]);
   assert.equal(tracker.rating(rating(3)), null);
   await origin.clock.advance(600_000);
   assert.equal(origin.api.sent.length, 0);

@@ -39,7 +39,10 @@ function chat(autoCapture: TrackerOptions["autoCapture"] = true) {
   /** Selects `[start, end)` of the element's first text node and copies it. */
   const copy = (id: string, start: number, end: number, endId = id, endOffset = end) => {
     const range = document.createRange();
-    range.setStart(byId(id).firstChild!.nodeName === "CODE" ? byId(id).firstChild!.firstChild! : byId(id).firstChild!, start);
+    range.setStart(
+      byId(id).firstChild!.nodeName === "CODE" ? byId(id).firstChild!.firstChild! : byId(id).firstChild!,
+      start,
+    );
     const last = byId(endId).firstChild!;
     range.setEnd(last.nodeName === "CODE" ? last.firstChild! : last, endOffset);
     const selection = document.getSelection()!;
@@ -47,12 +50,14 @@ function chat(autoCapture: TrackerOptions["autoCapture"] = true) {
     selection.addRange(range);
     document.dispatchEvent(new window.Event("copy", { bubbles: true }) as unknown as Event);
   };
-  const click = (id: string) => byId(id).dispatchEvent(new window.MouseEvent("click", { bubbles: true }) as unknown as Event);
+  const click = (id: string) =>
+    byId(id).dispatchEvent(new window.MouseEvent("click", { bubbles: true }) as unknown as Event);
   const events = async () => {
     await tracker.flush();
     return origin.api.sent.flatMap((request) => request.events) as unknown as Record<string, unknown>[];
   };
-  const fire = (type: string) => document.dispatchEvent(new window.Event(type, { bubbles: true }) as unknown as Event);
+  const fire = (type: string) =>
+    document.dispatchEvent(new window.Event(type, { bubbles: true }) as unknown as Event);
   return { tracker, document, byId, copy, click, fire, events };
 }
 
@@ -104,7 +109,10 @@ test("autoCapture can take copies only", async () => {
   const { copy, click, events } = chat({ copy: true });
   copy("prose", 0, 3);
   click("up");
-  assert.deepEqual((await events()).map((event) => event.type), ["copy"]);
+  assert.deepEqual(
+    (await events()).map((event) => event.type),
+    ["copy"],
+  );
 });
 
 test("rating and regenerate controls inside a response", async () => {
@@ -130,7 +138,13 @@ test("A/B choice controls; a value outside the contract is ignored", async () =>
   click("nonsense");
   const sent = await events();
   assert.deepEqual(
-    sent.map((event) => [event.type, event.response_a_id, event.response_b_id, event.choice, event.conversation_id]),
+    sent.map((event) => [
+      event.type,
+      event.response_a_id,
+      event.response_b_id,
+      event.choice,
+      event.conversation_id,
+    ]),
     [
       ["ab_choice", "resp-1", "resp-2", "a", "conv-7"],
       ["ab_choice", "resp-1", "resp-2", "both_bad", "conv-7"],
@@ -142,7 +156,11 @@ test("hooks for widgets: context, abContext and copyElement", async () => {
   const { tracker, byId, events } = chat(false);
   assert.deepEqual(tracker.context(byId("code")), { response_id: "resp-42", conversation_id: "conv-7" });
   assert.equal(tracker.context(byId("outside")), null);
-  assert.deepEqual(tracker.abContext(byId("a")), { response_a_id: "resp-1", response_b_id: "resp-2", conversation_id: "conv-7" });
+  assert.deepEqual(tracker.abContext(byId("a")), {
+    response_a_id: "resp-1",
+    response_b_id: "resp-2",
+    conversation_id: "conv-7",
+  });
   tracker.edit({ ...tracker.context(byId("prose"))!, edited_text: "Hello world" });
   tracker.copyElement(byId("code"), undefined, { button: "code-copy" });
   const [edit, copy] = await events();

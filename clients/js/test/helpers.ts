@@ -35,7 +35,9 @@ export class FakeClock {
     const end = this.time + ms;
     await settle();
     for (;;) {
-      const due = [...this.timers.entries()].filter(([, t]) => t.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
+      const due = [...this.timers.entries()]
+        .filter(([, t]) => t.at <= end)
+        .sort((a, b) => a[1].at - b[1].at)[0];
       if (!due) break;
       this.timers.delete(due[0]);
       this.time = Math.max(this.time, due[1].at);
@@ -90,11 +92,17 @@ export class FakeApi {
 }
 
 export function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json", ...headers } });
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "Content-Type": "application/json", ...headers },
+  });
 }
 
 export function accepted(request: Sent): Response {
-  return json(202, { accepted: request.events.length, event_ids: request.events.map((event) => event.event_id) });
+  return json(202, {
+    accepted: request.events.length,
+    event_ids: request.events.map((event) => event.event_id),
+  });
 }
 
 /** A 207 that rejects the events at `bad` (by index) and accepts the others. */
@@ -102,7 +110,11 @@ export function partly(bad: number[]): (request: Sent) => Response {
   return (request) => {
     const results = request.events.map((event, index) =>
       bad.includes(index)
-        ? { index, status: "rejected", errors: [{ path: "value", type: "literal_error", message: "Input should be 'up' or 'down'" }] }
+        ? {
+            index,
+            status: "rejected",
+            errors: [{ path: "value", type: "literal_error", message: "Input should be 'up' or 'down'" }],
+          }
         : { index, status: "accepted", event_id: event.event_id },
     );
     return json(207, { accepted: request.events.length - bad.length, rejected: bad.length, results });
@@ -115,7 +127,8 @@ export class FakeLocks {
   private waiting = new Map<string, (() => void)[]>();
 
   async request<T>(name: string, callback: () => T | Promise<T>): Promise<T> {
-    while (this.held.has(name)) await new Promise<void>((go) => this.waiting.set(name, [...(this.waiting.get(name) ?? []), go]));
+    while (this.held.has(name))
+      await new Promise<void>((go) => this.waiting.set(name, [...(this.waiting.get(name) ?? []), go]));
     this.held.add(name);
     try {
       return await callback();
@@ -165,7 +178,6 @@ export class Origin {
   readonly indexedDB: IDBFactory | undefined = new IDBFactory();
   readonly localStorage = new FakeStorage();
   readonly locks: FakeLocks | undefined = new FakeLocks();
-  online = true;
   beacons: { url: string; body: string }[] = [];
 
   constructor(options: { indexedDB?: boolean; locks?: boolean } = {}) {
@@ -181,7 +193,6 @@ export class Origin {
       random: () => 0.5,
       setTimeout: this.clock.setTimeout,
       clearTimeout: this.clock.clearTimeout,
-      online: () => this.online,
       randomUUID: () => crypto.randomUUID(),
       sendBeacon: (url, body) => {
         this.beacons.push({ url, body });

@@ -10,7 +10,10 @@ const HOUR = 3_600_000;
 function browserPage(origin = new Origin(), extra = {}) {
   const window = new EventTarget();
   const document = Object.assign(new EventTarget(), { visibilityState: "visible" });
-  const tracker = origin.tracker({ flushIntervalMs: HOUR }, { window, document: document as unknown as Document, ...extra });
+  const tracker = origin.tracker(
+    { flushIntervalMs: HOUR },
+    { window, document: document as unknown as Document, ...extra },
+  );
   const hide = () => {
     document.visibilityState = "hidden";
     document.dispatchEvent(new Event("visibilitychange"));
@@ -60,7 +63,8 @@ test("a visible page's visibilitychange sends nothing", () => {
 test("the beacon carries what fits in 60 KiB; the rest stays stored for later", async () => {
   const { api, tracker, hide } = browserPage();
   const text = "x".repeat(25_000);
-  for (let n = 0; n < 5; n++) tracker.edit({ response_id: `r-${n}`, conversation_id: "c", edited_text: text });
+  for (let n = 0; n < 5; n++)
+    tracker.edit({ response_id: `r-${n}`, conversation_id: "c", edited_text: text });
   hide();
   assert.ok(api.sent[0]!.body.length <= BEACON_MAX_BYTES);
   assert.equal(api.sent[0]!.events.length, 2);
@@ -81,7 +85,10 @@ test("where keepalive fetch throws, sendBeacon takes the events; if the page liv
   const id = tracker.rating(rating(1));
   hide();
   assert.equal(origin.beacons.length, 1);
-  assert.deepEqual(JSON.parse(origin.beacons[0]!.body).events.map((e: { event_id: string }) => e.event_id), [id]);
+  assert.deepEqual(
+    JSON.parse(origin.beacons[0]!.body).events.map((e: { event_id: string }) => e.event_id),
+    [id],
+  );
   // The answer is never seen: the event stays stored, and the page, still alive, resends it.
   keepaliveWorks = true;
   await origin.clock.advance(BEACON_LEASE_MS - 1);
@@ -105,12 +112,21 @@ test("a rejected event in the beacon's answer is dropped and reported like any o
   const dropped: unknown[] = [];
   const window = new EventTarget();
   const document = Object.assign(new EventTarget(), { visibilityState: "hidden" }) as unknown as Document;
-  const tracker = origin.tracker({ flushIntervalMs: HOUR, onError: (d) => dropped.push(d) }, { window, document });
+  const tracker = origin.tracker(
+    { flushIntervalMs: HOUR, onError: (d) => dropped.push(d) },
+    { window, document },
+  );
   origin.api.answers.push((request) =>
     json(207, {
       accepted: 0,
       rejected: 1,
-      results: [{ index: 0, status: "rejected", errors: [{ path: "type", type: "event_type_not_allowed", message: "m" }] }],
+      results: [
+        {
+          index: 0,
+          status: "rejected",
+          errors: [{ path: "type", type: "event_type_not_allowed", message: "m" }],
+        },
+      ],
       event_ids: [],
       request: request.url.href,
     }),

@@ -51,7 +51,10 @@ for (const storage of ["indexeddb", "localstorage"] as const) {
   test(`${storage}: a tab that crashed leaves its events to an open tab, which sends them once`, async () => {
     const origin = new Origin();
     // A page whose timers never fire, whose lock the browser frees when it crashes.
-    const crashed = origin.tracker({ storage, flushIntervalMs: HOUR }, { setTimeout: () => 0, clearTimeout: () => {}, randomUUID: uuids("crashed") });
+    const crashed = origin.tracker(
+      { storage, flushIntervalMs: HOUR },
+      { setTimeout: () => 0, clearTimeout: () => {}, randomUUID: uuids("crashed") },
+    );
     await settle();
     const ids = [crashed.rating(rating(1))!, crashed.rating(rating(2))!];
     const survivor = origin.tracker({ storage, flushIntervalMs: HOUR });
@@ -100,7 +103,9 @@ test("a failed send is stored with its backoff and attempts, so the next page ke
   const id = page.rating(rating(1))!;
   await page.flush();
   await page.close();
-  const stored = JSON.parse(origin.localStorage.getItem(`feedback-flywheel https://flywheel.example.com:${id}`)!);
+  const stored = JSON.parse(
+    origin.localStorage.getItem(`feedback-flywheel https://flywheel.example.com:${id}`)!,
+  );
   assert.equal(stored.attempts, 1);
   assert.equal(stored.notBefore, origin.clock.now() + 120_000);
   origin.tracker({ storage: "localstorage" });
@@ -112,13 +117,26 @@ test("a failed send is stored with its backoff and attempts, so the next page ke
 
 test("auto: IndexedDB first, localStorage where IndexedDB is refused, memory where neither works", async () => {
   const origin = new Origin();
-  const idb = await openStore("auto", "t", { indexedDB: origin.indexedDB!, localStorage: origin.localStorage });
+  const idb = await openStore("auto", "t", {
+    indexedDB: origin.indexedDB!,
+    localStorage: origin.localStorage,
+  });
   assert.equal(idb.constructor.name, "IndexedDbStore");
-  const refusing = { open: () => { throw new DOMException("private window", "InvalidStateError"); } } as unknown as IDBFactory;
+  const refusing = {
+    open: () => {
+      throw new DOMException("private window", "InvalidStateError");
+    },
+  } as unknown as IDBFactory;
   const local = await openStore("auto", "t", { indexedDB: refusing, localStorage: origin.localStorage });
   assert.ok(local instanceof LocalStorageStore);
-  const full = Object.assign(origin.localStorage, { setItem: () => { throw new DOMException("full", "QuotaExceededError"); } });
-  assert.ok((await openStore("auto", "t", { indexedDB: refusing, localStorage: full })) instanceof MemoryStore);
+  const full = Object.assign(origin.localStorage, {
+    setItem: () => {
+      throw new DOMException("full", "QuotaExceededError");
+    },
+  });
+  assert.ok(
+    (await openStore("auto", "t", { indexedDB: refusing, localStorage: full })) instanceof MemoryStore,
+  );
   assert.ok((await openStore("auto", "t", {})) instanceof MemoryStore);
 });
 

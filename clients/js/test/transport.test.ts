@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { gunzipSync } from "node:zlib";
-import { Transport } from "../src/transport.js";
+import { REQUEST_TIMEOUT_MS, Transport } from "../src/transport.js";
 import type { TrackedEvent } from "../src/types.js";
 import { FakeApi, FakeClock, json, partly } from "./helpers.js";
 
@@ -58,7 +58,10 @@ test("a 207 names the accepted and the rejected events with their errors", async
 test("a 422 without partial acceptance rejects the events it names and stores none", async () => {
   const { api, transport } = setup();
   api.answers.push(() =>
-    json(422, { error: "invalid_events", errors: [{ index: 2, path: "value", type: "literal_error", message: "m" }] }),
+    json(422, {
+      error: "invalid_events",
+      errors: [{ index: 2, path: "value", type: "literal_error", message: "m" }],
+    }),
   );
   const outcome = await transport.send(events(3));
   assert.ok(outcome.kind === "done");
@@ -68,16 +71,31 @@ test("a 422 without partial acceptance rejects the events it names and stores no
 
 test("a 422 about the body itself refuses the whole request", async () => {
   const { api, transport } = setup();
-  api.answers.push(() => json(422, { errors: [{ index: null, path: "events", type: "too_long", message: "m" }] }));
+  api.answers.push(() =>
+    json(422, { errors: [{ index: null, path: "events", type: "too_long", message: "m" }] }),
+  );
   assert.deepEqual(await transport.send(events(2)), { kind: "refused", status: 422 });
 });
 
 for (const status of [408, 429, 500, 502, 503, 504]) {
   test(`${status} is retried, after Retry-After when given`, async () => {
     const { api, transport } = setup();
-    api.answers.push(() => json(status, {}, { "Retry-After": "7" }), () => json(status, {}));
-    assert.deepEqual(await transport.send(events(1)), { kind: "retry", retryAfterMs: 7000, network: false, status });
-    assert.deepEqual(await transport.send(events(1)), { kind: "retry", retryAfterMs: null, network: false, status });
+    api.answers.push(
+      () => json(status, {}, { "Retry-After": "7" }),
+      () => json(status, {}),
+    );
+    assert.deepEqual(await transport.send(events(1)), {
+      kind: "retry",
+      retryAfterMs: 7000,
+      network: false,
+      status,
+    });
+    assert.deepEqual(await transport.send(events(1)), {
+      kind: "retry",
+      retryAfterMs: null,
+      network: false,
+      status,
+    });
   });
 }
 
@@ -91,12 +109,15 @@ for (const status of [400, 401, 403, 404, 415, 501]) {
 
 test("413 splits a batch, and refuses a single event", async () => {
   const { api, transport } = setup();
-  api.answers.push(() => json(413, {}), () => json(413, {}));
+  api.answers.push(
+    () => json(413, {}),
+    () => json(413, {}),
+  );
   assert.deepEqual(await transport.send(events(2)), { kind: "split" });
   assert.deepEqual(await transport.send(events(1)), { kind: "refused", status: 413 });
 });
 
-test("a network error or a timeout is retried", async () => {
+test("a network error is retried", async () => {
   const { api, transport } = setup();
   api.answers.push(() => "network-error");
   assert.deepEqual(await transport.send(events(1)), { kind: "retry", retryAfterMs: null, network: true });
@@ -105,7 +126,12 @@ test("a network error or a timeout is retried", async () => {
 test("a 207 whose body cannot be read is sent again (ids make the resend safe)", async () => {
   const { api, transport } = setup();
   api.answers.push(() => new Response("not json", { status: 207 }));
-  assert.deepEqual(await transport.send(events(1)), { kind: "retry", retryAfterMs: null, network: false, status: 207 });
+  assert.deepEqual(await transport.send(events(1)), {
+    kind: "retry",
+    retryAfterMs: null,
+    network: false,
+    status: 207,
+  });
 });
 
 test("the beacon goes to /v1/beacon with the key in the URL, as text/plain, keepalive", async () => {
@@ -153,4 +179,27 @@ test("compress gzips large bodies and says so", async () => {
   await transport.send(batch);
   assert.equal(seen!.headers.get("content-encoding"), "gzip");
   assert.deepEqual(JSON.parse(gunzipSync(Buffer.from(seen!.body)).toString()), { events: batch });
+});
+
+test("a request without an answer after 30 s is aborted and retried", async () => {
+  const { env } = setup();
+  const clock = new FakeClock();
+  const transport = new Transport("https://api.example.com", "pk_1", {
+    ...env,
+    now: clock.now,
+    setTimeout: clock.setTimeout,
+    clearTimeout: clock.clearTimeout,
+    fetch: (_url, init) =>
+      new Promise((_resolve, reject) =>
+        init!.signal!.addEventListener("abort", () => reject(init!.signal!.reason)),
+      ),
+  });
+  const outcome = transport.send(events(1));
+  await clock.advance(REQUEST_TIMEOUT_MS - 1);
+  let settled = false;
+  void outcome.then(() => (settled = true));
+  await clock.advance(0);
+  assert.equal(settled, false);
+  await clock.advance(1);
+  assert.deepEqual(await outcome, { kind: "retry", retryAfterMs: null, network: true });
 });
