@@ -1,3 +1,5 @@
+"""The browser tracker package, installed and built once per test session."""
+
 from __future__ import annotations
 
 from pathlib import Path
