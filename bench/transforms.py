@@ -339,6 +339,7 @@ def measure(size: int, args: argparse.Namespace) -> dict[str, Any]:
 OVERHEAD = {
     "open": "open",
     "record": "run row",
+    "commit_lake": "lake commit",
     "plan": "plan",
     "scope": "scope",
     "texts": "lake texts",
