@@ -117,7 +117,7 @@ def browser_caller(request: Request, keys: ApiKeys, token: str) -> Caller:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
                 "only publishable keys are accepted here; a secret key never belongs in a URL "
-                "(replace this one)",
+                "or a web page (replace this one)",
             )
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this is not a publishable key")
     check_origin(request, caller.browser)
