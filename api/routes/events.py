@@ -426,7 +426,8 @@ def decode_items(
 
 
 def encode_one(event: Event) -> EncodedEvent:
-    """The event as the sink takes it: keyed by conversation, valued by its compact JSON."""
+    """The event as the sink takes it: keyed by conversation, valued by its compact JSON
+    (``encode_all`` does the same inline, on the hot path)."""
     key = event.conversation_id.encode()
     return EncodedEvent(event_id=event.event_id, key=key, value=encode_event(event))
 
@@ -435,12 +436,13 @@ def encode_all(events: list[Event], *, max_event_bytes: int) -> list[EncodedEven
     """Encode each event for the sink, refusing any over the per-event size limit."""
     encoded = []
     for index, event in enumerate(events):
-        one = encode_one(event)
-        if len(one.value) > max_event_bytes:
+        value = encode_event(event)
+        if len(value) > max_event_bytes:
             raise ApiError(
-                413, f"event {index} is {len(one.value)} bytes; the limit is {max_event_bytes}"
+                413, f"event {index} is {len(value)} bytes; the limit is {max_event_bytes}"
             )
-        encoded.append(one)
+        key = event.conversation_id.encode()
+        encoded.append(EncodedEvent(event_id=event.event_id, key=key, value=value))
     return encoded
 
 
