@@ -1,17 +1,25 @@
-"""Dependencies the routes declare, as ``Annotated`` aliases."""
+"""Dependencies the routes declare, as ``Annotated`` aliases; the key checks of every route.
+
+Which key a route takes (``api.keys``): ``POST /v1/events`` a write or a publishable key (bearer),
+``POST /v1/beacon`` a publishable key in the query or the body, the datasets a reader or an admin
+key, erasure an admin key. A missing key is 401, a key of another kind 403.
+"""
 
 from __future__ import annotations
 
-import hmac
+import logging
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.erasures import ErasureQueue
+from api.keys import ApiKeys, BrowserKey, Caller
 from api.metrics import ApiMetrics
 from api.sink import CachedReadiness, EventSink
 from flywheel.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 async def get_settings(request: Request) -> Settings:
@@ -44,6 +52,12 @@ async def get_erasure_queue(request: Request) -> ErasureQueue:
     return queue
 
 
+async def get_keys(request: Request) -> ApiKeys:
+    """The configured keys and their scopes."""
+    keys: ApiKeys = request.app.state.keys
+    return keys
+
+
 # Dependencies are ``async def`` although they never await: FastAPI runs plain ``def``
 # dependencies in a worker thread, four thread hops per request for nothing.
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -51,6 +65,7 @@ SinkDep = Annotated[EventSink, Depends(get_sink)]
 ReadinessDep = Annotated[CachedReadiness, Depends(get_readiness)]
 MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
 ErasureQueueDep = Annotated[ErasureQueue, Depends(get_erasure_queue)]
+KeysDep = Annotated[ApiKeys, Depends(get_keys)]
 
 
 def _bearer(request: Request, kind: str) -> str:
@@ -71,40 +86,113 @@ def _bearer(request: Request, kind: str) -> str:
     return token.strip()
 
 
-def _matches(token: str, keys: list[str]) -> bool:
-    # compare_digest against every key, so timing does not tell which key was close.
-    found = False
-    for key in keys:
-        found |= hmac.compare_digest(token.encode(), key.encode())
-    return found
+def check_origin(request: Request, browser: BrowserKey) -> None:
+    """403 unless the request's ``Origin`` header is one of the publishable key's origins."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "a publishable key is accepted only from its origins, and this request has no "
+            "Origin header",
+        )
+    if origin not in browser.origins:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "this publishable key is not accepted from this origin"
+        )
 
 
-# The schemes only document which key a route takes (OpenAPI ``security``); ``_bearer`` reads
-# the header itself, for answers that say which key is missing.
-_WRITE_SCHEME = HTTPBearer(scheme_name="WriteKey", description="A write key.", auto_error=False)
+def browser_caller(request: Request, keys: ApiKeys, token: str) -> Caller:
+    """The caller of ``POST /v1/beacon``: a publishable key, sent from one of its origins.
+
+    A write, reader or admin key is refused there: it travelled in a URL (or a body a page can
+    read), where proxies and browsers keep it. The log says so, so that it is replaced.
+    """
+    caller = keys.identify(token)
+    if caller.browser is None:
+        if caller.scopes:
+            log.warning(
+                "a secret key was sent to /v1/beacon and refused; replace it",
+                extra={"fields": {"scopes": sorted(caller.scopes)}},
+            )
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                "only publishable keys are accepted here; a secret key never belongs in a URL "
+                "or a web page (replace this one)",
+            )
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this is not a publishable key")
+    check_origin(request, caller.browser)
+    return caller
+
+
+# The schemes only document which key a route takes (OpenAPI ``security``, one alternative
+# each); ``_bearer`` reads the header itself, for answers that say which key is missing.
+_WRITE_SCHEME = HTTPBearer(
+    scheme_name="WriteKey", description="A write key (backends).", auto_error=False
+)
+_PUBLISHABLE_SCHEME = HTTPBearer(
+    scheme_name="PublishableKey",
+    description="A publishable key (browsers), from one of its origins.",
+    auto_error=False,
+)
+_BEACON_SCHEME = APIKeyQuery(
+    name="key",
+    scheme_name="PublishableKeyQuery",
+    description='A publishable key in the query (or ``{"key": ..., "events": [...]}`` in the '
+    "body), from one of its origins.",
+    auto_error=False,
+)
+_READER_SCHEME = HTTPBearer(
+    scheme_name="ReaderKey", description="A reader key (datasets).", auto_error=False
+)
 _ADMIN_SCHEME = HTTPBearer(scheme_name="AdminKey", description="An admin key.", auto_error=False)
 Credentials = HTTPAuthorizationCredentials | None
 
 
-async def require_write_key(
-    request: Request, settings: SettingsDep, _: Annotated[Credentials, Depends(_WRITE_SCHEME)]
+async def require_event_key(
+    request: Request,
+    keys: KeysDep,
+    _write: Annotated[Credentials, Depends(_WRITE_SCHEME)],
+    _publishable: Annotated[Credentials, Depends(_PUBLISHABLE_SCHEME)],
+) -> Caller:
+    """401 without a bearer token, 403 with one that is neither a write key nor a publishable
+    key sent from one of its origins."""
+    caller = keys.identify(_bearer(request, "write or publishable"))
+    if "write" in caller.scopes:
+        return caller
+    if caller.browser is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this key may not post events")
+    check_origin(request, caller.browser)
+    return caller
+
+
+async def beacon_query_key(
+    key: Annotated[str | None, Depends(_BEACON_SCHEME)],
+) -> str | None:
+    """The key of ``?key=``, if given (the route looks in the body otherwise)."""
+    return key
+
+
+async def require_reader_key(
+    request: Request,
+    keys: KeysDep,
+    _reader: Annotated[Credentials, Depends(_READER_SCHEME)],
+    _admin: Annotated[Credentials, Depends(_ADMIN_SCHEME)],
 ) -> None:
-    """401 without a bearer token, 403 with one that is not a write key."""
-    token = _bearer(request, "write")
-    keys = [key.get_secret_value() for key in settings.api.write_keys]
-    if not _matches(token, keys):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this key may not write events")
+    """401 without a bearer token, 403 with one that is neither a reader nor an admin key."""
+    caller = keys.identify(_bearer(request, "reader or admin"))
+    if not caller.scopes & {"reader", "admin"}:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this key may not read datasets")
 
 
 async def require_admin_key(
-    request: Request, settings: SettingsDep, _: Annotated[Credentials, Depends(_ADMIN_SCHEME)]
+    request: Request, keys: KeysDep, _: Annotated[Credentials, Depends(_ADMIN_SCHEME)]
 ) -> None:
     """401 without a bearer token, 403 with one that is not an admin key."""
-    token = _bearer(request, "admin")
-    keys = [key.get_secret_value() for key in settings.api.admin_keys]
-    if not _matches(token, keys):
+    if "admin" not in keys.identify(_bearer(request, "admin")).scopes:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this key is not an admin key")
 
 
-WriteKeyDep = Annotated[None, Depends(require_write_key)]
+EventKeyDep = Annotated[Caller, Depends(require_event_key)]
+BeaconQueryKeyDep = Annotated[str | None, Depends(beacon_query_key)]
+ReaderKeyDep = Annotated[None, Depends(require_reader_key)]
 AdminKeyDep = Annotated[None, Depends(require_admin_key)]

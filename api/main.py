@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -12,13 +13,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
 from api.erasures import ErasureQueue, ErasureRunner
+from api.keys import ApiKeys
 from api.metrics import ApiMetrics
 from api.routes import datasets, events, meta, privacy
 from api.sink import CachedReadiness, EventSink
 from flywheel.settings import Settings
 from ingest.contract import EVENT_ADAPTER
 
-KNOWN_ROUTES = frozenset({"/v1/events", "/v1/schema", "/healthz", "/readyz", "/metrics"})
+KNOWN_ROUTES = frozenset(
+    {"/v1/events", "/v1/beacon", "/v1/schema", "/healthz", "/readyz", "/metrics"}
+)
 
 
 class RequestMetricsMiddleware:
@@ -83,18 +87,29 @@ def _openapi_with_contract(app: FastAPI) -> dict[str, Any]:
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.update(contract.pop("$defs"))
     components["EventCreate"] = contract
+    events = {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": app.state.settings.api.max_events_per_request,
+        "items": {"$ref": "#/components/schemas/EventCreate"},
+    }
     components["EventBatchCreate"] = {
         "title": "EventBatchCreate",
         "type": "object",
         "additionalProperties": False,
         "required": ["events"],
+        "properties": {"events": events},
+    }
+    components["BeaconBatchCreate"] = {
+        "title": "BeaconBatchCreate",
+        "description": "A batch carrying its publishable key, for ``POST /v1/beacon`` without "
+        "``?key=``.",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["key", "events"],
         "properties": {
-            "events": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": app.state.settings.api.max_events_per_request,
-                "items": {"$ref": "#/components/schemas/EventCreate"},
-            }
+            "key": {"type": "string", "minLength": 1, "description": "A publishable key."},
+            "events": events,
         },
     }
     app.openapi_schema = schema
@@ -107,11 +122,13 @@ def create_app(
     *,
     metrics: ApiMetrics | None = None,
     erasure: ErasureRunner | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
     """Build the API around an event sink (Kafka in production, in-process in embedded mode)
     and what finishes erasure requests in the background (the shell's ``finish_erasure``; the
     composition root passes it, since the API does not import the shell). Without ``erasure``
-    the erasure endpoint answers 503."""
+    the erasure endpoint answers 503. ``clock`` (monotonic seconds) refills the publishable
+    keys' rate limits."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -134,6 +151,7 @@ def create_app(
     )
     app.state.metrics = metrics or ApiMetrics()
     app.state.erasures = ErasureQueue(settings, app.state.metrics, erasure)
+    app.state.keys = ApiKeys(settings.api, clock=clock)
     errors.install(app)
     app.include_router(events.router)
     app.include_router(meta.router)
@@ -141,10 +159,13 @@ def create_app(
     app.include_router(privacy.router)
     app.add_middleware(
         CORSMiddleware,
-        allow_origins=settings.api.cors_origins,
+        allow_origins=settings.api.browser_origins,
         allow_methods=["GET", "POST"],
-        allow_headers=["Authorization", "Content-Type"],
-        # Bearer keys travel in a header, so cookies (credentials) are never needed.
+        allow_headers=["Authorization", "Content-Type", "Content-Encoding"],
+        # A browser client waits as told after a 429 or a 503: it must be able to read this.
+        expose_headers=["Retry-After"],
+        # Keys travel in a header, the query or the body, so cookies (credentials) are never
+        # needed.
         allow_credentials=False,
         max_age=600,
     )

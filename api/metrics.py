@@ -27,7 +27,8 @@ MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class ApiMetrics:
-    """Requests by status, events accepted and rejected, produce latency, and erasures."""
+    """Requests by status, events accepted and rejected, rate-limit refusals, produce latency,
+    and erasures."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -44,6 +45,12 @@ class ApiMetrics:
             "flywheel_api_events",
             "Events received, by outcome (accepted, rejected, unavailable).",
             ["outcome"],
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "flywheel_api_rate_limited",
+            "Requests refused with 429 by a publishable key's rate limit, by the key's name.",
+            ["key"],
             registry=self.registry,
         )
         self.produce_seconds = Histogram(

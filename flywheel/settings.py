@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -20,6 +21,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
@@ -44,6 +46,41 @@ def _check_keys(keys: list[SecretStr], setting: str) -> list[SecretStr]:
         if len(value) < MIN_KEY_LENGTH:
             raise ValueError(f"{setting} keys must be at least {MIN_KEY_LENGTH} characters long")
     return keys
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _check_origins(origins: list[str], setting: str) -> list[str]:
+    """Exact browser origins (``scheme://host[:port]``), written as browsers send them in the
+    ``Origin`` header: lower case, no default port, no path; ``*`` is refused."""
+    checked = []
+    for origin in origins:
+        if "*" in origin:
+            raise ValueError(f"{setting} must list exact origins, not '*'")
+        parts = urlsplit(origin.strip().lower())
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if (
+            parts.scheme not in _DEFAULT_PORTS
+            or not parts.hostname
+            or port == -1
+            or parts.username is not None
+            or parts.password is not None
+            or parts.path
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValueError(
+                f"{setting}: {origin!r} is not an origin; write scheme://host[:port] with no "
+                "path and no trailing slash, e.g. https://chat.example.com"
+            )
+        if port == _DEFAULT_PORTS[parts.scheme]:
+            port = None  # browsers leave the default port out of the Origin header
+        checked.append(f"{parts.scheme}://{parts.hostname}" + (f":{port}" if port else ""))
+    return checked
 
 
 def _check_password(value: str) -> None:
@@ -304,17 +341,71 @@ class KafkaSettings(BaseModel):
         return self._ssl_key_password_read
 
 
+EventTypeName = Literal["generation", "copy", "edit", "regenerate", "ab_choice", "rating"]
+"""The event types of the contract (``ingest.contract.EVENT_TYPES``; a test keeps them equal)."""
+
+BROWSER_EVENT_TYPES: list[EventTypeName] = ["copy", "edit", "regenerate", "ab_choice", "rating"]
+"""What a browser may post by default: its users' reactions. A ``generation`` carries the
+prompt and the model's response, which the backend that called the model knows first hand."""
+
+KeyName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class PublishableKeySettings(BaseModel):
+    """A browser key: public by nature, so bound to origins, event types and a rate."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    key: SecretStr
+    """The key, at least 16 random characters."""
+    name: KeyName | None = None
+    """What logs and metrics call the key (the key itself never appears there); unset:
+    ``publishable-<position in the list, from 1>``."""
+    origins: list[str] = Field(min_length=1)
+    """The browser origins the key is accepted from (the request's ``Origin`` header)."""
+    rate_per_second: float = Field(default=50.0, gt=0)
+    """Events per second the key may post, on average (per API process)."""
+    burst: int = Field(default=200, ge=1)
+    """Events the key may post at once after a quiet spell (the token bucket's size)."""
+    event_types: list[EventTypeName] = Field(
+        default_factory=lambda: list(BROWSER_EVENT_TYPES), min_length=1
+    )
+    """The event types the key may post."""
+
+    @field_validator("key")
+    @classmethod
+    def _key_is_real(cls, key: SecretStr) -> SecretStr:
+        return _check_keys([key], "FLYWHEEL_API__PUBLISHABLE_KEYS")[0]
+
+    @field_validator("origins")
+    @classmethod
+    def _exact_origins(cls, origins: list[str]) -> list[str]:
+        return _check_origins(origins, "FLYWHEEL_API__PUBLISHABLE_KEYS origins")
+
+
 class ApiSettings(BaseModel):
     """The HTTP ingest API."""
 
     model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
 
     write_keys: list[SecretStr] = []
-    """Bearer keys allowed to post events (JSON list). Required by ``flywheel serve``."""
+    """Bearer keys of backends, allowed to post events of every type (JSON list). ``flywheel
+    serve`` needs a write key or a publishable key."""
+    publishable_keys: list[PublishableKeySettings] = []
+    """Browser keys (JSON list of objects): ``{"key": "...", "name": "web", "origins":
+    ["https://chat.example.com"], "rate_per_second": 50, "burst": 200, "event_types": ["copy",
+    "edit", "regenerate", "ab_choice", "rating"]}``; only ``key`` and ``origins`` are required.
+    A publishable key may only post events (``POST /v1/events`` or ``POST /v1/beacon``), only
+    from its origins, only its event types, and at most ``rate_per_second`` events a second
+    with bursts of ``burst`` (docs/api.md). Its origins are allowed by CORS too."""
+    reader_keys: list[SecretStr] = []
+    """Bearer keys allowed to read the published datasets (``GET /v1/datasets...``), nothing
+    else (JSON list)."""
     admin_keys: list[SecretStr] = []
-    """Bearer keys allowed to call the admin and privacy endpoints (JSON list)."""
+    """Bearer keys allowed to call the admin endpoints: erasure and the datasets (JSON list)."""
     cors_origins: list[str] = []
-    """Browser origins allowed to post events (exact origins; ``*`` is refused)."""
+    """Browser origins allowed by CORS besides the publishable keys' origins (exact origins;
+    ``*`` is refused)."""
     max_events_per_request: int = Field(default=500, ge=1)
     """Most events one ``POST /v1/events`` may carry."""
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
@@ -348,12 +439,51 @@ class ApiSettings(BaseModel):
     def _admin_keys_are_real(cls, keys: list[SecretStr]) -> list[SecretStr]:
         return _check_keys(keys, "FLYWHEEL_API__ADMIN_KEYS")
 
+    @field_validator("reader_keys")
+    @classmethod
+    def _reader_keys_are_real(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        return _check_keys(keys, "FLYWHEEL_API__READER_KEYS")
+
     @field_validator("cors_origins")
     @classmethod
-    def _no_wildcard_origin(cls, origins: list[str]) -> list[str]:
-        if "*" in origins:
-            raise ValueError("FLYWHEEL_API__CORS_ORIGINS must list exact origins, not '*'")
-        return origins
+    def _exact_cors_origins(cls, origins: list[str]) -> list[str]:
+        return _check_origins(origins, "FLYWHEEL_API__CORS_ORIGINS")
+
+    @model_validator(mode="after")
+    def _publishable_keys_stand_alone(self) -> ApiSettings:
+        # A publishable key is visible to every visitor of the page that sends it: were it also
+        # a write, reader or admin key, anyone could use those rights.
+        secret = {
+            key.get_secret_value()
+            for key in (*self.write_keys, *self.reader_keys, *self.admin_keys)
+        }
+        seen: set[str] = set()
+        names: set[str] = set()
+        for position, browser in enumerate(self.publishable_keys, start=1):
+            value = browser.key.get_secret_value()
+            if value in secret:
+                raise ValueError(
+                    f"FLYWHEEL_API__PUBLISHABLE_KEYS: key {position} is also a write, reader or "
+                    "admin key; a browser key is public, give it a key of its own"
+                )
+            if value in seen:
+                raise ValueError(f"FLYWHEEL_API__PUBLISHABLE_KEYS: key {position} is listed twice")
+            seen.add(value)
+            browser.name = browser.name or f"publishable-{position}"
+            if browser.name in names:
+                raise ValueError(
+                    f"FLYWHEEL_API__PUBLISHABLE_KEYS: the name {browser.name!r} is used twice"
+                )
+            names.add(browser.name)
+        return self
+
+    @property
+    def browser_origins(self) -> list[str]:
+        """Every origin CORS allows: ``cors_origins`` and the publishable keys' origins."""
+        origins = dict.fromkeys(self.cors_origins)
+        for browser in self.publishable_keys:
+            origins.update(dict.fromkeys(browser.origins))
+        return list(origins)
 
 
 class IngestSettings(BaseModel):
@@ -634,7 +764,8 @@ def setting_rows() -> list[tuple[str, str, str, str]]:
                 default = "[]"
             if isinstance(field.default, Path | date):
                 default = str(field.default)
-            for noise in ("typing.", "pydantic.types.", "pathlib."):
+            # A model of ours is named by its class alone (its module is __main__ under -m).
+            for noise in ("typing.", "pydantic.types.", "pathlib.", f"{__name__}.", "__main__."):
                 type_name = type_name.replace(noise, "")
             type_name = type_name.replace(" | None", ", optional")
             if type_name.startswith("Optional["):

@@ -1,4 +1,5 @@
-"""Published datasets for ML engineers and schedulers (admin key): list, manifest, files."""
+"""Published datasets for ML engineers and schedulers (reader or admin key): list, manifest,
+files."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Path
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
-from api.deps import AdminKeyDep, SettingsDep
+from api.deps import ReaderKeyDep, SettingsDep
 from api.errors import ApiError, ErrorPublic
 from export.catalog import open_catalog
 from export.manifest import Manifest
@@ -26,7 +27,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 AUTH: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorPublic, "description": "No bearer key."},
-    403: {"model": ErrorPublic, "description": "Not an admin key."},
+    403: {"model": ErrorPublic, "description": "Neither a reader nor an admin key."},
 }
 
 
@@ -70,7 +71,7 @@ def _summary(manifest: Manifest, version: str) -> VersionSummaryPublic:
 
 
 @router.get("/v1/datasets", summary="List published datasets", responses=AUTH)
-async def list_datasets(_: AdminKeyDep, settings: SettingsDep) -> DatasetListPublic:
+async def list_datasets(_: ReaderKeyDep, settings: SettingsDep) -> DatasetListPublic:
     """Every dataset with at least one published version, and its versions; a version whose
     manifest is damaged (or written by a newer release) is named in ``damaged`` instead of
     failing the whole list."""
@@ -102,7 +103,7 @@ async def list_datasets(_: AdminKeyDep, settings: SettingsDep) -> DatasetListPub
     },
 )
 async def get_manifest(
-    _: AdminKeyDep, settings: SettingsDep, name: NameParam, version: VersionParam
+    _: ReaderKeyDep, settings: SettingsDep, name: NameParam, version: VersionParam
 ) -> Manifest:
     """The manifest (``manifest.json``, upgraded to the current ``manifest_version``): counts
     per config, split and signal, file hashes, lineage, quality."""
@@ -121,7 +122,7 @@ async def get_manifest(
     responses={**AUTH, **NOT_FOUND, 200: {"description": "The file's bytes."}},
 )
 async def get_file(
-    _: AdminKeyDep, settings: SettingsDep, name: NameParam, version: VersionParam, path: str
+    _: ReaderKeyDep, settings: SettingsDep, name: NameParam, version: VersionParam, path: str
 ) -> Response:
     """A file the manifest lists (``README.md``, ``data/dpo/train-00000-of-00001.parquet``...);
     nothing outside the version is reachable. On S3 the object is read and sent whole."""

@@ -186,10 +186,11 @@ def serve(
     if not 1 <= port <= 65535:
         raise ConfigError(f"--port must be a TCP port, 1 to 65535, not {port}")
     settings = settings_and_logging()
-    if not settings.api.write_keys:
+    if not settings.api.write_keys and not settings.api.publishable_keys:
         raise ConfigError(
-            "no write keys: set FLYWHEEL_API__WRITE_KEYS to a JSON list of keys, "
-            "e.g. '[\"<at least 16 random characters>\"]'"
+            "no key may post events: set FLYWHEEL_API__WRITE_KEYS to a JSON list of keys, "
+            "e.g. '[\"<at least 16 random characters>\"]' (or FLYWHEEL_API__PUBLISHABLE_KEYS "
+            "for browsers, docs/api.md)"
         )
     check_lake(settings)
     import uvicorn

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from flywheel.errors import ConfigError
-from flywheel.settings import load_settings
+from flywheel.settings import EventTypeName, load_settings
+from ingest.contract import EVENT_TYPES
 
 
 def test_defaults_are_embedded_mode_under_data() -> None:
@@ -82,3 +84,90 @@ def test_a_dotenv_that_is_not_utf8_is_one_clear_error(
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match="the .env file here is not UTF-8 text"):
         load_settings()
+
+
+def test_publishable_keys_take_json_objects_with_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "FLYWHEEL_API__PUBLISHABLE_KEYS",
+        '[{"key": "pk-web-0123456789abcdef", "origins": ["https://chat.example.com"]},'
+        ' {"key": "pk-ide-0123456789abcdef", "name": "ide", "origins": ["http://localhost:3000"],'
+        ' "rate_per_second": 5, "burst": 20, "event_types": ["copy", "rating"]}]',
+    )
+    monkeypatch.setenv("FLYWHEEL_API__CORS_ORIGINS", '["https://admin.example.com"]')
+    web, ide = load_settings().api.publishable_keys
+    assert (web.name, web.rate_per_second, web.burst) == ("publishable-1", 50, 200)
+    assert web.event_types == ["copy", "edit", "regenerate", "ab_choice", "rating"]
+    assert (ide.name, ide.rate_per_second, ide.burst, ide.event_types) == (
+        "ide", 5, 20, ["copy", "rating"]
+    )  # fmt: skip
+    assert load_settings().api.browser_origins == [
+        "https://admin.example.com", "https://chat.example.com", "http://localhost:3000"
+    ]  # fmt: skip
+    assert "pk-web-0123456789abcdef" not in repr(load_settings())
+
+
+def test_origins_are_kept_as_browsers_send_them() -> None:
+    api = load_settings(
+        api={"cors_origins": ["HTTPS://Chat.Example.com:443", "http://localhost:8080"]}
+    ).api
+    assert api.cors_origins == ["https://chat.example.com", "http://localhost:8080"]
+
+
+def test_the_settings_know_every_event_type_of_the_contract() -> None:
+    assert get_args(EventTypeName) == EVENT_TYPES
+
+
+@pytest.mark.parametrize(
+    ("publishable", "fragment"),
+    [
+        ({"key": "changeme", "origins": ["https://a.example"]}, "placeholder"),
+        ({"key": "short", "origins": ["https://a.example"]}, "at least 16"),
+        ({"key": "pk-0123456789abcdef", "origins": ["*"]}, "not '*'"),
+        ({"key": "pk-0123456789abcdef", "origins": ["https://*.example.com"]}, "not '*'"),
+        ({"key": "pk-0123456789abcdef", "origins": ["https://a.example/"]}, "not an origin"),
+        ({"key": "pk-0123456789abcdef", "origins": ["a.example"]}, "not an origin"),
+        ({"key": "pk-0123456789abcdef", "origins": []}, "ORIGINS"),
+        ({"key": "pk-0123456789abcdef"}, "ORIGINS"),
+        ({"key": "pk-0123456789abcdef", "origins": ["https://a.example"], "burst": 0}, "BURST"),
+        (
+            {"key": "pk-0123456789abcdef", "origins": ["https://a.example"], "name": "a b"},
+            "NAME",
+        ),
+        (
+            {"key": "pk-0123456789abcdef", "origins": ["https://a.example"], "event_types": ["x"]},
+            "EVENT_TYPES",
+        ),
+    ],
+)
+def test_bad_publishable_keys_are_one_clear_config_error(
+    publishable: dict[str, object], fragment: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(api={"publishable_keys": [publishable]})
+    assert "FLYWHEEL_API__PUBLISHABLE_KEYS" in str(caught.value)
+    assert fragment in str(caught.value)
+    assert "pk-0123456789abcdef" not in str(caught.value)
+
+
+@pytest.mark.parametrize("scope", ["write_keys", "reader_keys", "admin_keys"])
+def test_a_publishable_key_is_never_also_a_secret_key(scope: str) -> None:
+    key = "pk-0123456789abcdef"
+    with pytest.raises(ConfigError, match="key 1 is also a write, reader or admin key") as caught:
+        load_settings(
+            api={scope: [key], "publishable_keys": [{"key": key, "origins": ["https://a.example"]}]}
+        )
+    assert key not in str(caught.value)
+
+
+def test_publishable_keys_and_their_names_are_unique() -> None:
+    origins = ["https://a.example"]
+    with pytest.raises(ConfigError, match="key 2 is listed twice"):
+        load_settings(
+            api={"publishable_keys": [{"key": "pk-0123456789abcdef", "origins": origins}] * 2}
+        )
+    named = [
+        {"key": "pk-0123456789abcdef", "origins": origins, "name": "web"},
+        {"key": "pk-fedcba9876543210", "origins": origins, "name": "web"},
+    ]
+    with pytest.raises(ConfigError, match="the name 'web' is used twice"):
+        load_settings(api={"publishable_keys": named})
