@@ -229,7 +229,7 @@ async def post_events(
     body = await read_body(request, limits.max_request_bytes)
     items, is_batch = decode_items(body, max_events=limits.max_events_per_request)
     try:
-        events = parse_events(items)
+        events = parse_events(items, max_text_chars=settings.contract.max_text_chars)
     except ContractError as exc:
         if not is_batch:
             for error in exc.errors:
