@@ -17,57 +17,23 @@ from typing import Any
 
 import duckdb
 import polars as pl
-import pyarrow as pa
 import pytest
 
 from flywheel.settings import Settings
 from flywheel.shell.erasure import erase_users
-from ingest.pipeline import DedupeWindow, RawMessage
 from tests.factories import generation, make_event
 from tests.helpers.datasets import KEYRING
-from tests.helpers.lake import PIPELINE
+from tests.helpers.lake import NEW_COLUMNS, create_table_before, land
 from tests.helpers.s3 import S3Bucket
 from transforms.runner import run_transforms
 from warehouse.db import open_warehouse, raw
-from warehouse.lake import Lake, open_lake
+from warehouse.lake import open_lake
 from warehouse.maintenance import compact
-from warehouse.table import (
-    IDENTIFIER,
-    NAMESPACE,
-    TABLE_PROPERTIES,
-    LakeTable,
-    arrow_schema,
-)
+from warehouse.table import LakeTable
 from warehouse.texts import fetch_texts
 
-NEW_COLUMNS = ("metadata", "prompt_structure")
 TOOL_CALL = {"id": "call_1", "type": "function",
              "function": {"name": "search_docs", "arguments": '{"query": "lists"}'}}  # fmt: skip
-
-
-def frame_of(events: list[dict[str, Any]], first: int) -> pl.DataFrame:
-    messages = [RawMessage("t", 0, first + i, b"c", json.dumps(e).encode())
-                for i, e in enumerate(events)]  # fmt: skip
-    return PIPELINE.frame(PIPELINE.process(messages, DedupeWindow(0)))
-
-
-def land(lake: Lake, events: list[dict[str, Any]], *, first: int, before: bool) -> None:
-    """One file of partition 0 from ``first``; ``before``: in the previous release's layout."""
-    frame = frame_of(events, first)
-    if before:
-        frame = frame.drop(NEW_COLUMNS)
-    lake.land(frame, topic="t", partition=0, first_offset=first,
-              last_offset=first + len(events) - 1)  # fmt: skip
-
-
-def create_table_before(table: LakeTable) -> None:
-    """The lake's table as the previous release created it: without the two columns."""
-    catalog = table.catalog()
-    catalog.create_namespace_if_not_exists(NAMESPACE)
-    schema = arrow_schema()
-    old = pa.schema([field for field in schema if field.name not in NEW_COLUMNS])
-    catalog.create_table(IDENTIFIER, schema=old, location=table.location,
-                         properties=TABLE_PROPERTIES)  # fmt: skip
 
 
 def old_traffic(user: str, index: int) -> list[dict[str, Any]]:
