@@ -18,7 +18,7 @@ from api.metrics import ApiMetrics
 from api.routes import datasets, events, meta, privacy
 from api.sink import CachedReadiness, EventSink
 from flywheel.settings import Settings
-from ingest.contract import EVENT_ADAPTER
+from ingest.contract import contract_json_schema
 
 KNOWN_ROUTES = frozenset(
     {"/v1/events", "/v1/beacon", "/v1/schema", "/healthz", "/readyz", "/metrics"}
@@ -83,7 +83,10 @@ def _openapi_with_contract(app: FastAPI) -> dict[str, Any]:
     schema = get_openapi(
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
-    contract = EVENT_ADAPTER.json_schema(ref_template="#/components/schemas/{model}")
+    contract = contract_json_schema(
+        max_text_chars=app.state.settings.contract.max_text_chars,
+        ref_template="#/components/schemas/{model}",
+    )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.update(contract.pop("$defs"))
     components["EventCreate"] = contract

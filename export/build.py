@@ -17,6 +17,18 @@ TRL's formats (https://huggingface.co/docs/trl/dataset_formats):
   rejected, margin}`` with the prompt implicit (both texts or message lists start with it; as
   text, the whole exchange is in labelled turns) and the margin the pair's confidence.
 
+Prompts with content parts or tool calls (docs/export.md, "Content parts and tool calls"): a
+message's text parts are its content, joined by a line break; a row whose prompt shows an image
+is left out (the datasets are text, and an image is known only by a URL nobody checked);
+tool calls are written in the standard format as ``Tool call: name(arguments)`` lines of the
+assistant's turn, and in the conversational format as OpenAI's ``tool_calls`` and
+``tool_call_id`` fields of the messages, which every message of the version then has (so a
+version without tool calls has the columns it had before they existed).
+
+``metadata_filter`` keeps the rows whose every response was generated with that metadata: a
+row is judged by its responses' generation events (``responses.event_id``), both sides of a
+pair, never by the events of its signals.
+
 Lineage columns trainers ignore: ``id`` (the pair or response id), ``confidence``, ``signals``,
 ``event_ids``, ``models``, ``user`` and ``conversation``. Every id among them is re-keyed for the
 dataset (an HMAC under a key derived from the pseudonym key and the dataset's name; row and
@@ -83,10 +95,51 @@ SOURCE_OF_KIND: dict[str, str] = {"dpo": "pairs", "reward": "pairs", "kto": "lab
 
 _CANDIDATES = """
 CREATE OR REPLACE TEMP TABLE export_candidates AS
-SELECT * FROM ({source})
+SELECT * FROM ({source}) AS c
 WHERE confidence >= $min_confidence AND list_has_any(signals, $signals)
-    AND NOT list_has_any(response_ids, $unreadable::VARCHAR[])
+    AND NOT list_has_any(response_ids, $unreadable::VARCHAR[]){matching}
 """
+
+_MATCHING = """
+CREATE OR REPLACE TEMP TABLE export_matching AS
+-- The responses whose generation carries the dataset's metadata (``metadata_filter``).
+SELECT r.response_id FROM responses AS r JOIN events AS e ON e.event_id = r.event_id
+WHERE {conditions}
+"""
+_ONLY_MATCHING = """
+    AND NOT EXISTS (
+        SELECT 1 FROM (SELECT unnest(c.response_ids) AS response_id) AS held
+        WHERE held.response_id NOT IN (SELECT response_id FROM export_matching))"""
+"""Every response of the row is one of ``export_matching``'s."""
+
+
+def metadata_conditions(selection: dict[str, list[Any]]) -> tuple[str, dict[str, Any]]:
+    """A condition on ``e.metadata`` (JSON text) that holds when every key of ``selection`` has
+    one of its values, and its parameters. Values compare by JSON type: a string only equals a
+    string, a boolean a boolean, a number a number (7 equals 7.0)."""
+    conditions, parameters = [], {}
+    for n, (key, values) in enumerate(selection.items()):
+        path = f"metadata_path_{n}"
+        parameters[path] = f"$.{key}"  # an identifier: no quoting needed in a JSON path
+        found, kind = f"json_extract(e.metadata, ${path})", f"json_type(e.metadata, ${path})"
+        options = []
+        for m, value in enumerate(values):
+            name = f"metadata_value_{n}_{m}"
+            parameters[name] = value
+            if isinstance(value, bool):
+                options.append(f"({kind} = 'BOOLEAN' AND {found}::BOOLEAN = ${name})")
+            elif isinstance(value, int | float):
+                options.append(
+                    f"({kind} IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
+                    f"AND {found}::DOUBLE = ${name}::DOUBLE)"
+                )
+            else:
+                options.append(
+                    f"({kind} = 'VARCHAR' AND json_extract_string(e.metadata, ${path}) = ${name})"
+                )
+        conditions.append("(" + " OR ".join(options) + ")")
+    return " AND ".join(conditions), parameters
+
 
 UNREADABLE_RESPONSES = f"""
 SELECT response_id FROM responses WHERE NOT {READABLE_TIME} ORDER BY response_id
@@ -96,7 +149,7 @@ warehouse whose events were loaded before the loader refused such times holds an
 transform run removes them."""
 
 _UNREADABLE_ROWS = """
-SELECT count(*) FROM ({source})
+SELECT count(*) FROM ({source}) AS c
 WHERE confidence >= $min_confidence AND list_has_any(signals, $signals)
     AND list_has_any(response_ids, $unreadable::VARCHAR[])
 """
@@ -111,6 +164,14 @@ WHERE event_id IN (
 """The events whose prompts and texts the candidates need (``warehouse.texts``)."""
 
 _PROMPT_TYPE = '[{"role": "VARCHAR", "content": "VARCHAR"}]'
+_STRUCTURE_TYPE = (
+    '[{"parts": [{"type": "VARCHAR"}], "tool_calls": [{"id": "VARCHAR", "type": "VARCHAR", '
+    '"name": "VARCHAR", "arguments": "VARCHAR"}], "tool_call_id": "VARCHAR"}]'
+)
+"""What the export reads of a prompt's ``prompt_structure``: part types and tool calls."""
+_SHOWS_IMAGE = """coalesce(list_contains(flatten(list_transform(
+    from_json({structure}, $structure_type), lambda m: list_transform(m.parts, lambda p: p.type))),
+    'image_url'), false)"""
 
 _KEEP = """
 CREATE OR REPLACE TEMP TABLE export_kept AS
@@ -129,6 +190,8 @@ WITH source AS (
         AND (c.completion_event_id IS NULL) = (completion.text IS NULL)
         -- Two siblings can carry the same text; such a pair teaches nothing.
         AND (c.chosen_event_id IS NULL OR chosen.text <> rejected.text)
+        -- A prompt that showed the model an image: the text alone would mislead.
+        AND NOT {shows_image}
 ),
 prompt_keys AS (
     -- The per-prompt cap's key, once per distinct prompt (siblings share theirs): the whole
@@ -165,9 +228,30 @@ the texts through the caps' windows and the sort held about 1 GB more at 0.5M ev
 
 _KEPT_ROWS = "SELECT * FROM export_kept ORDER BY split_draw, id"
 _KEPT_PROMPTS = """
-SELECT event_id AS prompt_event_id, from_json(prompt, $prompt_type) AS prompt
-FROM lake_texts
-WHERE event_id IN (SELECT prompt_event_id FROM export_kept)
+WITH kept AS (
+    SELECT event_id, from_json(prompt, $prompt_type) AS messages,
+           from_json(structure, $structure_type) AS structure
+    FROM lake_texts
+    WHERE event_id IN (SELECT prompt_event_id FROM export_kept)
+)
+SELECT
+    event_id AS prompt_event_id,
+    -- Role and text; an assistant's tool calls as lines of its text (the standard format).
+    CASE WHEN structure IS NULL THEN messages ELSE list_transform(messages, lambda m, i: {
+        'role': m.role,
+        'content': array_to_string(list_filter(list_concat([nullif(m.content, '')], coalesce(
+            list_transform(structure[i].tool_calls,
+                           lambda c: 'Tool call: ' || c.name || '(' || c.arguments || ')'),
+            [])), lambda line: line IS NOT NULL), chr(10))})
+    END AS prompt,
+    -- OpenAI's message fields (the conversational format, when the version has tool calls).
+    list_transform(messages, lambda m, i: {
+        'role': m.role,
+        'content': m.content,
+        'tool_calls': list_transform(structure[i].tool_calls, lambda c: {
+            'id': c.id, 'type': c.type, 'function': {'name': c.name, 'arguments': c.arguments}}),
+        'tool_call_id': structure[i].tool_call_id}) AS prompt_tools
+FROM kept
 """
 _KEPT_TEXTS = """
 SELECT event_id, text
@@ -176,9 +260,9 @@ WHERE event_id IN (
     SELECT unnest([chosen_event_id, rejected_event_id, completion_event_id]) FROM export_kept)
 """
 _ROW_COLUMNS = (
-    "id", "conversation_id", "user_pseudonym", "prompt", "chosen", "rejected", "completion",
-    "label", "confidence", "signals", "event_ids", "models", "response_ids", "chosen_shown_first",
-    "split_draw",
+    "id", "conversation_id", "user_pseudonym", "prompt", "prompt_tools", "chosen", "rejected",
+    "completion", "label", "confidence", "signals", "event_ids", "models", "response_ids",
+    "chosen_shown_first", "split_draw",
 )  # fmt: skip
 
 
@@ -187,11 +271,22 @@ def unreadable_rows(db: Any, policy: DatasetPolicy, kind: Kind, unreadable: list
     if not unreadable:
         return 0
     [(count,)] = db.execute(
-        _UNREADABLE_ROWS.format(source=_SOURCES[SOURCE_OF_KIND[kind]]),
+        _UNREADABLE_ROWS.format(source=_SOURCES[SOURCE_OF_KIND[kind]]) + _matching(db, policy),
         {"min_confidence": policy.min_confidence, "signals": list(policy.signals),
          "unreadable": unreadable},
     ).fetchall()  # fmt: skip
     return int(count)
+
+
+def _matching(db: Any, policy: DatasetPolicy) -> str:
+    """The condition keeping the rows ``metadata_filter`` selects, on a source aliased ``c``
+    ("" without a filter), once ``export_matching`` is built for it."""
+    selection = policy.metadata_values()
+    if not selection:
+        return ""
+    conditions, parameters = metadata_conditions(selection)
+    db.execute(_MATCHING.format(conditions=conditions), parameters)
+    return _ONLY_MATCHING
 
 
 def select_rows(
@@ -214,17 +309,20 @@ def select_rows(
     from warehouse.texts import fetch_texts
 
     db.execute(
-        _CANDIDATES.format(source=_SOURCES[SOURCE_OF_KIND[kind]]),
+        _CANDIDATES.format(
+            source=_SOURCES[SOURCE_OF_KIND[kind]], matching=_matching(db, policy)
+        ),
         {"min_confidence": policy.min_confidence, "signals": list(policy.signals),
          "unreadable": unreadable or []},
     )  # fmt: skip
     fetch_texts(db, lake_root, _CANDIDATE_TEXTS)
-    _release_memory(db, drop=())
-    db.execute(_KEEP, {
+    _release_memory(db, drop=("export_matching",))
+    db.execute(_KEEP.format(shows_image=_SHOWS_IMAGE.format(structure="p.structure")), {
         "seed": str(policy.seed),
         "max_per_prompt": policy.max_rows_per_prompt,
         "max_per_user": policy.max_rows_per_user,
         "prompt_type": _PROMPT_TYPE,
+        "structure_type": _STRUCTURE_TYPE,
     })  # fmt: skip
 
     def fetch(query: str, **params: Any) -> pl.DataFrame:
@@ -234,7 +332,7 @@ def select_rows(
 
     _release_memory(db, drop=("export_candidates",))
     rows = fetch(_KEPT_ROWS)
-    prompts = fetch(_KEPT_PROMPTS, prompt_type=_PROMPT_TYPE)
+    prompts = fetch(_KEPT_PROMPTS, prompt_type=_PROMPT_TYPE, structure_type=_STRUCTURE_TYPE)
     texts = fetch(_KEPT_TEXTS)
     _release_memory(db, drop=("export_kept", "lake_texts"))
     rows = rows.join(prompts, on="prompt_event_id", how="left", maintain_order="left")
@@ -325,12 +423,28 @@ def rekeyed(values: pl.Series, rekey: Callable[[str], str]) -> pl.Series | pl.Ex
     )
 
 
-def shape(frame: pl.DataFrame, kind: Kind, *, conversational: bool, rekey: Rekeyer) -> pl.DataFrame:
-    """The selected rows in TRL's columns for ``kind``, lineage columns after them: polars
-    expressions over the whole frame, no Python per row."""
+def has_tool_calls(frame: pl.DataFrame) -> bool:
+    """Whether a prompt of the selected rows holds a tool call or a tool's answer."""
     import polars as pl
 
-    messages = pl.col("prompt")  # a list of {role, content} (``select_rows``)
+    message = pl.element().struct
+    found = pl.col("prompt_tools").list.eval(
+        message.field("tool_calls").is_not_null() | message.field("tool_call_id").is_not_null()
+    )
+    return bool(frame.select(found.list.any().any()).item())
+
+
+def shape(
+    frame: pl.DataFrame, kind: Kind, *, conversational: bool, rekey: Rekeyer, tools: bool = False
+) -> pl.DataFrame:
+    """The selected rows in TRL's columns for ``kind``, lineage columns after them: polars
+    expressions over the whole frame, no Python per row. With ``tools`` (the version holds a
+    tool call, ``has_tool_calls``), conversational messages carry OpenAI's ``tool_calls`` and
+    ``tool_call_id`` fields too (NULL where a message has none)."""
+    import polars as pl
+
+    # A list of {role, content}, tool calls written in the assistant's text (``select_rows``).
+    messages = pl.col("prompt")
     # Standard format: ``Role: text`` paragraphs; a one-message user prompt is its text alone.
     transcript = messages.list.eval(
         pl.element().struct.field("role").str.to_titlecase()
@@ -344,10 +458,21 @@ def shape(frame: pl.DataFrame, kind: Kind, *, conversational: bool, rekey: Rekey
         .otherwise(transcript)
     )
 
+    no_calls: list[pl.Expr] = []
+    if conversational and tools:
+        messages = pl.col("prompt_tools")
+        function = pl.Struct({"name": pl.String, "arguments": pl.String})
+        calls = pl.List(pl.Struct({"id": pl.String, "type": pl.String, "function": function}))
+        no_calls = [
+            pl.lit(None, calls).alias("tool_calls"),
+            pl.lit(None, pl.String).alias("tool_call_id"),
+        ]
+
     def answer(column: str) -> pl.Expr:
         """A text as one assistant message (conversational) or its labelled turn (standard)."""
         if conversational:
-            return pl.concat_list(pl.struct(role=pl.lit("assistant"), content=pl.col(column)))
+            role, content = pl.lit("assistant").alias("role"), pl.col(column).alias("content")
+            return pl.concat_list(pl.struct(role, content, *no_calls))
         return pl.lit("Assistant: ") + pl.col(column)
 
     prompt = messages if conversational else flat

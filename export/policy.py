@@ -24,6 +24,9 @@ DEFAULT_DATASETS_FILE = packaged("export", "datasets.toml")
 Kind = Literal["dpo", "kto", "reward"]
 Signal = Literal["ab_choice", "edit", "regenerate", "copy", "rating", "continued"]
 SPLIT_NAME = r"^[a-z][a-z0-9_]*$"
+METADATA_KEY = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+"""A metadata key, as the event contract takes them (``ingest.contract.METADATA_KEY``)."""
+MetadataValue = str | bool | int | float
 
 
 class _Strict(BaseModel):
@@ -68,6 +71,10 @@ class DatasetPolicy(_Strict):
     formats: list[Literal["parquet", "jsonl"]] = ["parquet"]
     message_format: Literal["standard", "conversational"] = "standard"
     min_rows: int = Field(default=10, ge=0)
+    metadata_filter: dict[str, MetadataValue | list[MetadataValue]] | None = None
+    """Only rows whose every response was generated with this metadata: each key at its value
+    (or one of the listed values). A row is judged by the metadata of its responses'
+    generation events (both responses of a pair), never by its signals' events."""
     # When the dataset is exported, not what it holds: left out of model_dump, hence out of the
     # digest (a new schedule alone publishes nothing new) and of the manifest's policy record.
     schedule: str | None = Field(default=None, exclude=True)
@@ -100,6 +107,33 @@ class DatasetPolicy(_Strict):
     def _cron(cls, expression: str | None) -> str | None:
         return _check_cron(expression)
 
+    @field_validator("metadata_filter")
+    @classmethod
+    def _metadata_filter(
+        cls, selection: dict[str, MetadataValue | list[MetadataValue]] | None
+    ) -> dict[str, MetadataValue | list[MetadataValue]] | None:
+        import re
+
+        if selection is None:
+            return None
+        if not selection:
+            raise ValueError("names no key; leave metadata_filter out to take every row")
+        for key, value in selection.items():
+            if not re.match(METADATA_KEY, key):
+                raise ValueError(
+                    f"{key!r} is not a metadata key (a letter or _, then letters, digits or _)"
+                )
+            if isinstance(value, list) and not value:
+                raise ValueError(f"{key!r} lists no value")
+        return selection
+
+    def metadata_values(self) -> dict[str, list[MetadataValue]]:
+        """``metadata_filter`` with every key's values as a list (empty: no filter)."""
+        return {
+            key: value if isinstance(value, list) else [value]
+            for key, value in sorted((self.metadata_filter or {}).items())
+        }
+
     @model_validator(mode="after")
     def _parquet_always(self) -> DatasetPolicy:
         if "parquet" not in self.formats:
@@ -107,8 +141,13 @@ class DatasetPolicy(_Strict):
         return self
 
     def record(self, name: str) -> dict[str, Any]:
-        """The manifest's ``policy``: the dataset's name and policy, without its schedule."""
-        return {"name": name, **self.model_dump()}
+        """The manifest's ``policy``: the dataset's name and policy, without its schedule, and
+        without ``metadata_filter`` when it is unset, so that a dataset's digest is what it was
+        before the key existed (and nothing is published again for it)."""
+        dump = self.model_dump()
+        if dump["metadata_filter"] is None:
+            del dump["metadata_filter"]
+        return {"name": name, **dump}
 
     @classmethod
     def from_record(cls, record: Mapping[str, object]) -> DatasetPolicy:
@@ -127,7 +166,7 @@ class DatasetPolicy(_Strict):
         does not make the next export publish the same data again."""
         found = {self.digest(name)}
         if recorded is not None and "schedule" in recorded:
-            legacy = {"name": name, **self.model_dump(), "schedule": recorded["schedule"]}
+            legacy = {**self.record(name), "schedule": recorded["schedule"]}
             found.add(hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest())
         return found
 

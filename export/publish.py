@@ -40,6 +40,7 @@ from export.build import (
     SOURCE_OF_KIND,
     UNREADABLE_RESPONSES,
     Rekeyer,
+    has_tool_calls,
     select_rows,
     shape,
     unreadable_rows,
@@ -274,12 +275,16 @@ def _read_warehouse(
     # selecting queries (about 1 GB at 0.5M events) until then, and the shaped frames would
     # come on top of it.
     rekey = Rekeyer(keyring.keys[keyring.current], name)
+    # One message shape for the whole version: with a tool call anywhere, every config's
+    # conversational messages carry the tool fields.
+    tools = any(has_tool_calls(rows) for rows in selected.values())
     frames: dict[Kind, pl.DataFrame] = {}
     for kind in policy.kinds:
         rows = selected[SOURCE_OF_KIND[kind]]
         shaped = shape(
-            rows, kind, conversational=policy.message_format == "conversational", rekey=rekey
-        )
+            rows, kind, conversational=policy.message_format == "conversational", rekey=rekey,
+            tools=tools,
+        )  # fmt: skip
         frames[kind] = shaped.with_columns(
             split=rows["split"], chosen_shown_first=rows["chosen_shown_first"]
         )

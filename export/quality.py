@@ -118,12 +118,21 @@ class GateResult:
 
 
 def _as_text(values: pl.Series) -> pl.Series:
-    """A text column, or a column of message lists, as plain text (messages joined)."""
+    """A text column, or a column of message lists, as plain text (messages joined, with their
+    tool calls' arguments when they have any)."""
     import polars as pl
 
     if values.dtype == pl.String:
         return values
-    return values.list.eval(pl.element().struct.field("content")).list.join("\n")
+    message = pl.element().struct
+    text = message.field("content")
+    if "tool_calls" in values.dtype.inner.to_schema():  # type: ignore[attr-defined]
+        arguments = message.field("tool_calls").list.eval(
+            pl.element().struct.field("function").struct.field("arguments")
+        )
+        text = pl.concat_str(text.fill_null(""), arguments.list.join("\n").fill_null(""),
+                             separator="\n")  # fmt: skip
+    return values.list.eval(text).list.join("\n")
 
 
 def has_card_number(text: str) -> bool:

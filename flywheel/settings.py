@@ -486,6 +486,18 @@ class ApiSettings(BaseModel):
         return list(origins)
 
 
+class ContractSettings(BaseModel):
+    """The event contract's configurable limits (the API and the ingest workers apply both)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    max_text_chars: int = Field(default=64 * 1024, ge=1)
+    """Longest free text of an event, in characters: a prompt message's text or text part, a
+    response, a copied or edited text, a tool call's arguments. At most the smaller of
+    ``API__MAX_EVENT_BYTES`` and ``INGEST__MAX_EVENT_BYTES`` (a text takes a byte per character
+    at least); ``GET /v1/schema`` states it. Set the same value for the API and the workers."""
+
+
 class IngestSettings(BaseModel):
     """The ingest workers: Kafka to the lake."""
 
@@ -662,6 +674,8 @@ class Settings(BaseSettings):
     """Kafka connection and topics."""
     api: ApiSettings = ApiSettings()
     """HTTP ingest API."""
+    contract: ContractSettings = ContractSettings()
+    """The event contract's limits."""
     ingest: IngestSettings = IngestSettings()
     """Ingest workers."""
     privacy: PrivacySettings = PrivacySettings()
@@ -688,6 +702,24 @@ class Settings(BaseSettings):
         if value.exists() and not value.is_dir():
             raise ValueError(f"{value} is a file, not a folder")
         return value
+
+    @model_validator(mode="after")
+    def _texts_fit_in_an_event(self) -> Settings:
+        limit = min(self.api.max_event_bytes, self.ingest.max_event_bytes)
+        if self.contract.max_text_chars > limit:
+            # Raised as the text limit's error, so it names FLYWHEEL_CONTRACT__MAX_TEXT_CHARS.
+            raise ValidationError.from_exception_data(
+                "Settings",
+                [
+                    {
+                        "type": "less_than_equal",
+                        "loc": ("contract", "max_text_chars"),
+                        "input": self.contract.max_text_chars,
+                        "ctx": {"le": f"{limit} (the per-event byte limit)"},
+                    }
+                ],
+            )
+        return self
 
     @model_validator(mode="after")
     def _blank_bootstrap_means_embedded(self) -> Settings:

@@ -24,6 +24,12 @@ if TYPE_CHECKING:
 TEXT_COLUMNS = ("prompt", "response", "copy_text", "edited_text", "rating_reason")
 """Lake columns holding free text (``prompt`` holds it in each message's ``content``)."""
 
+STRUCTURED_COLUMNS = ("metadata", "prompt_structure")
+"""Lake columns holding texts inside structure: ``metadata``'s string values (its keys are
+identifiers the client chose, kept), and in ``prompt_structure`` the text parts, image URLs and
+tool call arguments (texts) and the tool call ids, function names and tool call ids answered
+(identifiers, as in ``IDENTIFIER_COLUMNS``)."""
+
 IDENTIFIER_COLUMNS = (
     "conversation_id", "response_id", "parent_id", "new_response_id", "response_a_id",
     "response_b_id", "app_name", "app_version", "consent_policy_version", "model_id",

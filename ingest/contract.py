@@ -9,11 +9,19 @@ Rules that hold for every event:
 - ``user_id`` is the raw id; it is pseudonymised before anything lands in the lake.
 - ``occurred_at`` must carry a timezone.
 - Unknown fields are refused, so typos surface at the API instead of vanishing.
+- Every free text (``Text``) is at most ``max_text_chars`` characters, a setting
+  (``FLYWHEEL_CONTRACT__MAX_TEXT_CHARS``) the callers pass to ``parse_events``,
+  ``parse_event_json`` and ``event_json_schema``; ``MAX_TEXT_CHARS`` when they pass none.
+- ``metadata`` is a flat object of the client's own labels (``{"experiment": "exp-7"}``):
+  identifier keys, scalar values, bounded in count, length and bytes (``Metadata``).
+- A prompt message's ``content`` is a text or a list of OpenAI-style content parts (``text``,
+  ``image_url``); assistant messages may carry ``tool_calls``, tool messages a ``tool_call_id``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,14 +34,21 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    JsonValue,
     StrictBool,
     StringConstraints,
+    Tag,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
     model_validator,
     with_config,
 )
+from pydantic.json_schema import DEFAULT_REF_TEMPLATE, GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
 from typing_extensions import TypedDict
 
 from flywheel.errors import ContractError
@@ -43,8 +58,25 @@ SCHEMA_VERSION = 1
 Id = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=False)]
 """An opaque client-side identifier (response, message, conversation)."""
 
-Text = Annotated[str, StringConstraints(max_length=64 * 1024)]
-"""Free text written by a person or a model; scrubbed of PII and secrets before landing."""
+MAX_TEXT_CHARS = 64 * 1024
+"""The default limit of every free text, in characters (``FLYWHEEL_CONTRACT__MAX_TEXT_CHARS``)."""
+
+
+def _within_text_limit(value: str, info: ValidationInfo) -> str:
+    # The limit is a setting, so it travels in the validation context rather than in the type.
+    limit = info.context.get("max_text_chars", MAX_TEXT_CHARS) if info.context else MAX_TEXT_CHARS
+    if len(value) > limit:
+        raise PydanticCustomError(
+            "string_too_long",
+            "String should have at most {max_length} characters",
+            {"max_length": limit},
+        )
+    return value
+
+
+Text = Annotated[str, AfterValidator(_within_text_limit)]
+"""Free text written by a person or a model, at most ``max_text_chars`` characters; scrubbed of
+PII and secrets before landing."""
 
 EVENT_TYPES = ("generation", "copy", "edit", "regenerate", "ab_choice", "rating")
 
@@ -61,6 +93,11 @@ def _rfc3339_string(value: object) -> object:
     if isinstance(value, datetime):
         return value
     raise ValueError("expected an RFC 3339 date-time with a timezone, e.g. 2026-01-05T09:00:00Z")
+
+
+def _context(max_text_chars: int) -> dict[str, int] | None:
+    """The validation context carrying the text limit (None: the default)."""
+    return None if max_text_chars == MAX_TEXT_CHARS else {"max_text_chars": max_text_chars}
 
 
 def _uuid_string(value: object) -> object:
@@ -148,16 +185,273 @@ class ModelInfo(TypedDict):
     """Model version or checkpoint, when the frontend knows it."""
 
 
+MAX_PARTS = 100
+"""Most content parts one message may have."""
+MAX_TOOL_CALLS = 128
+"""Most tool calls one assistant message may carry."""
+MAX_URL_CHARS = 2048
+PART_TYPES = ("text", "image_url")
+"""The content parts the contract takes (docs/api.md says why not audio or files)."""
+
+
 @with_config(_NESTED)
+class TextPart(TypedDict):
+    """A text part of a message's content."""
+
+    type: Literal["text"]
+    text: Text
+    """The text."""
+
+
+def _linked_image(url: str) -> str:
+    # An image sent inline would land in the lake as it is: no detector can scrub a picture.
+    if not url.lower().startswith(("https://", "http://")):
+        raise ValueError(
+            "expected an http(s) URL; images themselves (data: URLs) are not accepted, link them"
+        )
+    return url
+
+
+@with_config(_NESTED)
+class ImageUrl(TypedDict):
+    """Where an image shown to the model is."""
+
+    url: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=MAX_URL_CHARS),
+        AfterValidator(_linked_image),
+    ]
+    """An ``http(s)`` URL of the image (scrubbed like a text before landing)."""
+    detail: NotRequired[Literal["auto", "low", "high"] | None]
+    """The resolution the model saw it at, as OpenAI names it."""
+
+
+@with_config(_NESTED)
+class ImagePart(TypedDict):
+    """An image part of a user message's content, by URL."""
+
+    type: Literal["image_url"]
+    image_url: ImageUrl
+    """The image."""
+
+
+# Union members are told apart by callables with tags of their own, so that error paths do not
+# carry a member's name (``error_details`` drops these tags as it drops the event types).
+_PART_TAGS = {"text": "text part", "image_url": "image part"}
+_CONTENT_TAGS = ("text content", "content parts")
+
+
+def _part_tag(value: object) -> str | None:
+    kind = value.get("type") if isinstance(value, dict) else None
+    return _PART_TAGS.get(kind) if isinstance(kind, str) else None
+
+
+def _content_tag(value: object) -> str | None:
+    if isinstance(value, str):
+        return _CONTENT_TAGS[0]
+    return _CONTENT_TAGS[1] if isinstance(value, list) else None
+
+
+ContentPart = Annotated[
+    Annotated[TextPart, Tag("text part")] | Annotated[ImagePart, Tag("image part")],
+    Discriminator(
+        _part_tag,
+        custom_error_type="content_part_type",
+        custom_error_message="a content part is an object whose type is one of: "
+        + ", ".join(PART_TYPES),
+    ),
+]
+"""One part of a message's content: ``{"type": "text", "text": ...}`` or
+``{"type": "image_url", "image_url": {"url": ...}}``."""
+
+Content = Annotated[
+    Annotated[Text, Tag("text content")]
+    | Annotated[list[ContentPart], Field(min_length=1, max_length=MAX_PARTS), Tag("content parts")],
+    Discriminator(
+        _content_tag,
+        custom_error_type="content_type",
+        custom_error_message="content must be a string or a list of content parts",
+    ),
+]
+"""A message's content: its text, or a list of content parts."""
+
+
+@with_config(_NESTED)
+class FunctionCall(TypedDict):
+    """The function a tool call invokes."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+    """The function's name: letters, digits, ``_``, ``.`` or ``-``, at most 64."""
+    arguments: Text
+    """Its arguments as the model wrote them: a JSON text, not parsed (a model may write broken
+    JSON, and that is part of what was shown)."""
+
+
+@with_config(_NESTED)
+class ToolCall(TypedDict):
+    """A call an assistant message made to a tool, as OpenAI's chat format writes it."""
+
+    id: Id
+    """The call's id; the tool message answering it names it in ``tool_call_id``."""
+    type: Literal["function"]
+    function: FunctionCall
+
+
+# JSON Schema twins of ``_message_rules``.
+_MESSAGE_RULES: list[JsonValue] = [
+    {
+        "if": {
+            "not": {"required": ["tool_calls"], "properties": {"tool_calls": {"type": "array"}}}
+        },
+        "then": {"required": ["content"], "properties": {"content": {"not": {"type": "null"}}}},
+    },
+    {
+        "if": {"required": ["tool_calls"], "properties": {"tool_calls": {"type": "array"}}},
+        "then": {"properties": {"role": {"const": "assistant"}}},
+    },
+    {
+        "if": {"required": ["tool_call_id"], "properties": {"tool_call_id": {"type": "string"}}},
+        "then": {"properties": {"role": {"const": "tool"}}},
+    },
+    {
+        "if": {"not": {"properties": {"role": {"const": "user"}}}},
+        "then": {
+            "properties": {
+                "content": {
+                    "if": {"type": "array"},
+                    "then": {"items": {"properties": {"type": {"const": "text"}}}},
+                }
+            }
+        },
+    },
+]
+
+
+@with_config(ConfigDict(**_NESTED, json_schema_extra={"allOf": _MESSAGE_RULES}))
 class Message(TypedDict):
-    """One message of the conversation the model saw."""
+    """One message of the conversation the model saw (OpenAI's chat format)."""
 
     role: Literal["system", "user", "assistant", "tool"]
     """Who wrote the message."""
-    content: Text
-    """The message text."""
+    content: NotRequired[Content | None]
+    """The message text, or a list of content parts (images only in user messages). Required,
+    except on an assistant message with ``tool_calls``."""
     response_id: NotRequired[Id | None]
     """For assistant messages: the response this message is, linking continued conversations."""
+    tool_calls: NotRequired[
+        Annotated[list[ToolCall], Field(min_length=1, max_length=MAX_TOOL_CALLS)] | None
+    ]
+    """For assistant messages: the tools the model called."""
+    tool_call_id: NotRequired[Id | None]
+    """For tool messages: the call (``tool_calls[].id``) this message answers."""
+
+
+def _message_rules(message: Message) -> Message:
+    """What depends on the role: tool calls are an assistant's, a call's answer a tool's, images
+    a user's; content may be missing only beside tool calls. Errors name the field
+    (``error_details`` appends the context's ``field`` to the path)."""
+    role = message["role"]
+    calls = message.get("tool_calls")
+    content = message.get("content")
+    if calls is not None and role != "assistant":
+        raise PydanticCustomError(
+            "tool_calls_not_allowed", "only assistant messages carry tool_calls",
+            {"field": "tool_calls"},
+        )  # fmt: skip
+    if message.get("tool_call_id") is not None and role != "tool":
+        raise PydanticCustomError(
+            "tool_call_id_not_allowed", "only tool messages carry a tool_call_id",
+            {"field": "tool_call_id"},
+        )  # fmt: skip
+    if content is None and calls is None:
+        raise PydanticCustomError(
+            "missing",
+            "Field required (content may be left out only on an assistant message with tool_calls)",
+            {"field": "content"},
+        )
+    if isinstance(content, list) and role != "user":
+        for index, part in enumerate(content):
+            if part["type"] != "text":
+                raise PydanticCustomError(
+                    "image_not_allowed", "only user messages carry image parts",
+                    {"field": f"content[{index}]"},
+                )  # fmt: skip
+    return message
+
+
+METADATA_KEY = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+"""A metadata key: an identifier of at most 64 characters."""
+MAX_METADATA_KEYS = 32
+MAX_METADATA_STRING = 256
+"""Longest metadata string value, in characters."""
+MAX_METADATA_BYTES = 4096
+"""Largest metadata object, measured as its canonical JSON (``canonical_metadata``) in UTF-8."""
+
+
+def _metadata_value(value: object) -> object:
+    """A scalar the lake can store as written: no object or array, no integer past 64 bits."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if not -(2**63) <= value <= MAX_INTEGER:
+            raise ValueError("an integer must fit in 64 bits")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("a number must be finite")
+        return value
+    if isinstance(value, str):
+        if len(value) > MAX_METADATA_STRING:
+            raise PydanticCustomError(
+                "string_too_long",
+                "String should have at most {max_length} characters",
+                {"max_length": MAX_METADATA_STRING},
+            )
+        return value
+    raise PydanticCustomError(
+        "metadata_value_type",
+        "metadata is flat: a value is a string, number, boolean or null, not an object or array",
+    )
+
+
+def canonical_metadata(metadata: dict[str, Any]) -> str:
+    """Metadata as the lake stores it: compact JSON, keys sorted, text unescaped."""
+    return json.dumps(metadata, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _metadata_size(metadata: dict[str, Any]) -> dict[str, Any]:
+    size = len(canonical_metadata(metadata).encode())
+    if size > MAX_METADATA_BYTES:
+        raise PydanticCustomError(
+            "metadata_too_large",
+            "metadata is {size} bytes as compact JSON; the limit is {limit}",
+            {"size": size, "limit": MAX_METADATA_BYTES},
+        )
+    return metadata
+
+
+MetadataValue = Annotated[Any, BeforeValidator(_metadata_value)]
+
+Metadata = Annotated[
+    dict[Annotated[str, StringConstraints(pattern=METADATA_KEY)], MetadataValue],
+    Field(max_length=MAX_METADATA_KEYS),
+    AfterValidator(_metadata_size),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "description": "The client's own labels of the event, e.g. "
+            '{"experiment": "exp-7", "prompt_version": "v3"}: flat, at most '
+            f"{MAX_METADATA_KEYS} keys, {MAX_METADATA_BYTES} bytes as compact JSON.",
+            "maxProperties": MAX_METADATA_KEYS,
+            "propertyNames": {"pattern": METADATA_KEY},
+            "additionalProperties": {
+                "type": ["string", "number", "boolean", "null"],
+                "maxLength": MAX_METADATA_STRING,
+            },
+        }
+    ),
+]
+"""A flat object of the client's own labels: identifier keys, scalar values."""
 
 
 @with_config(_NESTED)
@@ -191,6 +485,11 @@ class EventBase(_Strict):
     """The client application."""
     consent: Consent | None = None
     """The user's training consent, when the frontend knows it."""
+    # Left out of the encoded event when absent, so events without metadata travel and land
+    # byte for byte as before it existed.
+    metadata: Metadata | None = Field(default=None, exclude_if=lambda value: value is None)
+    """The client's own labels (experiment, prompt version...); string values are scrubbed
+    like texts before landing, and a dataset can select its rows by them."""
     schema_version: Annotated[Literal[1], BeforeValidator(_json_integer)]
     """Version of this contract; always 1 for now."""
 
@@ -203,7 +502,10 @@ class GenerationEvent(EventBase):
     """Id of this response."""
     parent_id: Id
     """Id of the user message it answers; regenerations of the same prompt share it (siblings)."""
-    prompt: Annotated[list[Message], Field(min_length=1, max_length=200)]
+    prompt: Annotated[
+        list[Annotated[Message, AfterValidator(_message_rules)]],
+        Field(min_length=1, max_length=200),
+    ]
     """The messages the model saw, oldest first."""
     response: Text
     """The response text as shown."""
@@ -301,9 +603,50 @@ EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 EVENTS_ADAPTER: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
 
 
-def event_json_schema() -> dict[str, Any]:
+def uses_extensions(event: Event) -> bool:
+    """Whether the event uses what contract v1 gained after its first release (metadata,
+    content parts, tool calls): the ingest pipeline lands such events by a path of its own."""
+    if event.metadata is not None:
+        return True
+    if not isinstance(event, GenerationEvent):
+        return False
+    return any(
+        not isinstance(message.get("content"), str)
+        or message.get("tool_calls") is not None
+        or message.get("tool_call_id") is not None
+        for message in event.prompt
+    )
+
+
+class _ContractSchema(GenerateJsonSchema):
+    """The contract's JSON Schema, with the text limit a configuration sets."""
+
+    max_text_chars = MAX_TEXT_CHARS
+
+    def function_after_schema(
+        self, schema: core_schema.AfterValidatorFunctionSchema
+    ) -> JsonSchemaValue:
+        found = super().function_after_schema(schema)
+        if schema["function"]["function"] is _within_text_limit:
+            found["maxLength"] = self.max_text_chars
+        return found
+
+
+def contract_json_schema(
+    *, max_text_chars: int = MAX_TEXT_CHARS, ref_template: str = DEFAULT_REF_TEMPLATE
+) -> dict[str, Any]:
+    """The JSON Schema of one v1 event with the configured text limit as every text's
+    ``maxLength``, its definitions referenced by ``ref_template`` (the OpenAPI document's
+    components, or its own ``$defs``)."""
+    generator = type("ContractSchema", (_ContractSchema,), {"max_text_chars": max_text_chars})
+    return EVENT_ADAPTER.json_schema(
+        mode="validation", schema_generator=generator, ref_template=ref_template
+    )
+
+
+def event_json_schema(*, max_text_chars: int = MAX_TEXT_CHARS) -> dict[str, Any]:
     """The JSON Schema of one v1 event, as published at ``GET /v1/schema``."""
-    schema = EVENT_ADAPTER.json_schema(mode="validation")
+    schema = contract_json_schema(max_text_chars=max_text_chars)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Feedback Flywheel event, contract v1"
     return schema
@@ -319,16 +662,27 @@ def error_details(
     not a field the client wrote.
     """
     details = []
-    for error in exc.errors(include_input=False, include_url=False, include_context=False):
+    # The context is read for a rule's field (``_message_rules``) only; it is never returned.
+    for error in exc.errors(include_input=False, include_url=False):
         loc = list(error["loc"])
         if batch and loc and isinstance(loc[0], int):
             index, loc = loc[0], loc[1:]
-        loc = [part for part in loc if part not in EVENT_TYPES]
+        loc = [part for part in loc if part not in _UNION_TAGS]
         message = error["msg"]
         if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
             loc.append("type")
             # pydantic's message quotes the submitted tag; name the allowed ones instead.
             message = "type must be one of: " + ", ".join(EVENT_TYPES)
+        field = error.get("ctx", {}).get("field")
+        if isinstance(field, str):
+            loc += _field_path(field)
+        if loc and loc[-1] == "[key]":
+            # A metadata key that is not an identifier: it may be user data, so it is not shown.
+            loc = [*loc[:-2], "<key>"]
+            message = (
+                "metadata keys are identifiers: a letter or _, then letters, digits or _, "
+                "at most 64 characters"
+            )
         details.append(
             {
                 "index": index,
@@ -340,12 +694,22 @@ def error_details(
     return details
 
 
+_UNION_TAGS = frozenset((*EVENT_TYPES, *_PART_TAGS.values(), *_CONTENT_TAGS))
+"""Names of union members pydantic puts in error locations; not fields the client wrote."""
+
+
+def _field_path(field: str) -> list[int | str]:
+    """``content[2]`` as location parts, ``["content", 2]``."""
+    name, _, rest = field.partition("[")
+    return [name, int(rest.rstrip("]"))] if rest else [name]
+
+
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 
 
 def _safe_key(part: int | str) -> int | str:
     """A path element as is if it looks like a field name; an unknown key may be user data."""
-    if isinstance(part, int) or _FIELD_NAME.fullmatch(part):
+    if isinstance(part, int) or _FIELD_NAME.fullmatch(part) or part == "<key>":
         return part
     return "<unknown field>"
 
@@ -402,7 +766,7 @@ DUPLICATE_KEY = "duplicate_key"
 DUPLICATE_KEY_MESSAGE = "the key is given more than once in the same object"
 
 
-def parse_event_json(value: bytes) -> Event:
+def parse_event_json(value: bytes, *, max_text_chars: int = MAX_TEXT_CHARS) -> Event:
     """Validate one event from its JSON bytes (the form the workers read), refusing repeated
     keys; raises ``ContractError`` with field paths, or ``ValueError`` if it is not JSON."""
     if (loc := duplicate_key(value)) is not None:
@@ -418,7 +782,7 @@ def parse_event_json(value: bytes) -> Event:
             ],
         )
     try:
-        return EVENT_ADAPTER.validate_json(value)
+        return EVENT_ADAPTER.validate_json(value, context=_context(max_text_chars))
     except ValidationError as exc:
         details = error_details(exc)
         if any(d["type"] == "json_invalid" for d in details):
@@ -426,20 +790,22 @@ def parse_event_json(value: bytes) -> Event:
         raise ContractError("event breaks the contract", errors=details) from None
 
 
-def parse_event(data: object, *, index: int | None = None) -> Event:
+def parse_event(
+    data: object, *, index: int | None = None, max_text_chars: int = MAX_TEXT_CHARS
+) -> Event:
     """Validate one decoded JSON value as an event, raising ``ContractError`` with field paths."""
     try:
-        return EVENT_ADAPTER.validate_python(data)
+        return EVENT_ADAPTER.validate_python(data, context=_context(max_text_chars))
     except ValidationError as exc:
         raise ContractError(
             "event breaks the contract", errors=error_details(exc, index=index)
         ) from None
 
 
-def parse_events(items: list[object]) -> list[Event]:
+def parse_events(items: list[object], *, max_text_chars: int = MAX_TEXT_CHARS) -> list[Event]:
     """Validate a list of decoded JSON values; errors carry each bad event's index."""
     try:
-        return EVENTS_ADAPTER.validate_python(items)
+        return EVENTS_ADAPTER.validate_python(items, context=_context(max_text_chars))
     except ValidationError as exc:
         raise ContractError(
             "events break the contract", errors=error_details(exc, batch=True)

@@ -12,7 +12,9 @@ only definition of a valid event, and tests/ingest/test_fastcheck.py compares bo
 valid and invalid events.
 
 The rules mirrored here, field by field, are those of ``ingest.contract``; a change to the
-contract must be made here too (the property test fails until it is).
+contract must be made here too (the property test fails until it is). The text limit is a
+setting: the types here hold the default (``MAX_TEXT_CHARS``), and with a lower limit a message
+longer than the limit is left to the contract (a text of n characters takes at least n bytes).
 """
 
 from __future__ import annotations
@@ -21,6 +23,17 @@ from typing import Annotated, Literal, NamedTuple
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
+
+from ingest.contract import (
+    MAX_INTEGER,
+    MAX_METADATA_BYTES,
+    MAX_METADATA_KEYS,
+    MAX_METADATA_STRING,
+    MAX_PARTS,
+    MAX_TEXT_CHARS,
+    MAX_TOOL_CALLS,
+    MAX_URL_CHARS,
+)
 
 _UUID = r"\A[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z"
 
@@ -34,7 +47,7 @@ _TIMESTAMP = (
 )
 
 _Id = Annotated[str, Meta(min_length=1, max_length=200)]
-_Text = Annotated[str, Meta(max_length=64 * 1024)]
+_Text = Annotated[str, Meta(max_length=MAX_TEXT_CHARS)]
 
 
 class _Object(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -56,10 +69,79 @@ class _Model(_Object):
     version: Annotated[str, Meta(max_length=100)] | None | UnsetType = UNSET
 
 
+class _TextPart(_Object, tag_field="type", tag="text"):
+    text: _Text
+
+
+class _ImageUrl(_Object):
+    # Only the ASCII spellings of the schemes: the contract decides any other.
+    url: Annotated[
+        str, Meta(min_length=1, max_length=MAX_URL_CHARS, pattern=r"\A[Hh][Tt][Tt][Pp][Ss]?://")
+    ]
+    detail: Literal["auto", "low", "high"] | None | UnsetType = UNSET
+
+
+class _ImagePart(_Object, tag_field="type", tag="image_url"):
+    image_url: _ImageUrl
+
+
+class _Function(_Object):
+    name: Annotated[str, Meta(pattern=r"\A[A-Za-z0-9_.-]{1,64}\Z")]
+    arguments: _Text
+
+
+class _ToolCall(_Object):
+    id: _Id
+    type: Literal["function"]
+    function: _Function
+
+
+_Parts = Annotated[list[_TextPart | _ImagePart], Meta(min_length=1, max_length=MAX_PARTS)]
+
+
 class _Message(_Object):
     role: Literal["system", "user", "assistant", "tool"]
-    content: _Text
+    content: _Text | _Parts | None | UnsetType = UNSET
     response_id: _Id | None | UnsetType = UNSET
+    tool_calls: (
+        Annotated[list[_ToolCall], Meta(min_length=1, max_length=MAX_TOOL_CALLS)] | None | UnsetType
+    ) = UNSET
+    tool_call_id: _Id | None | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        calls = isinstance(self.tool_calls, list)
+        if calls and self.role != "assistant":
+            raise ValueError("only assistant messages carry tool_calls")
+        if isinstance(self.tool_call_id, str) and self.role != "tool":
+            raise ValueError("only tool messages carry a tool_call_id")
+        if not calls and not isinstance(self.content, str | list):
+            raise ValueError("content is required")
+        if isinstance(self.content, list) and self.role != "user":
+            if any(isinstance(part, _ImagePart) for part in self.content):
+                raise ValueError("only user messages carry image parts")
+
+    @property
+    def extended(self) -> bool:
+        """Whether the message uses content parts or tool calls."""
+        return (
+            not isinstance(self.content, str)
+            or self.tool_calls not in (UNSET, None)
+            or self.tool_call_id not in (UNSET, None)
+        )
+
+
+# A float bounded by the largest finite double: refuses what a decoder might read as infinite.
+_Scalar = (
+    Annotated[str, Meta(max_length=MAX_METADATA_STRING)]
+    | Annotated[int, Meta(ge=-(2**63), le=MAX_INTEGER)]
+    | Annotated[float, Meta(ge=-1.7976931348623157e308, le=1.7976931348623157e308)]
+    | bool
+    | None
+)
+_Metadata = Annotated[
+    dict[Annotated[str, Meta(pattern=r"\A[A-Za-z_][A-Za-z0-9_]{0,63}\Z")], _Scalar],
+    Meta(max_length=MAX_METADATA_KEYS),
+]
 
 
 class _Span(_Object):
@@ -78,6 +160,7 @@ class _Event(_Object, tag_field="type", kw_only=True):
     conversation_id: _Id
     app: _App
     consent: _Consent | None | UnsetType = UNSET
+    metadata: _Metadata | None | UnsetType = UNSET
     schema_version: Literal[1]
 
 
@@ -153,15 +236,30 @@ class Checked(NamedTuple):
     """The canonical (lower-case) event id, as ``str(event.event_id)`` of the contract."""
     training_consent: bool
     """``consent.training``; false when the event carries no consent."""
+    extended: bool = False
+    """The event uses metadata, content parts or tool calls (``contract.uses_extensions``)."""
 
 
-def check(value: bytes) -> Checked | None:
-    """The event's id and consent if the contract surely accepts ``value``; else None."""
+def check(value: bytes, *, max_text_chars: int = MAX_TEXT_CHARS) -> Checked | None:
+    """The event's id and consent if the contract surely accepts ``value`` (with texts of at
+    most ``max_text_chars`` characters); else None."""
+    if max_text_chars < MAX_TEXT_CHARS and len(value) > max_text_chars:
+        return None  # a text may be past the configured limit: the contract counts
     try:
         event = _DECODER.decode(value)
     except Exception:  # whatever the reason, the contract decides and explains
         return None
     if not keys_surely_unique(value, _ENCODER.encode(event)):
         return None
+    metadata = event.metadata
+    extended = isinstance(metadata, dict)
+    # The contract measures metadata as sorted, compact JSON; msgspec writes it at least half
+    # as long, so anything over half the limit is left to the contract to measure.
+    if extended and len(_ENCODER.encode(metadata)) > MAX_METADATA_BYTES // 2:
+        return None
+    if isinstance(event, _Generation) and not extended:
+        extended = any(message.extended for message in event.prompt)
     consent = event.consent
-    return Checked(event.event_id.lower(), isinstance(consent, _Consent) and consent.training)
+    return Checked(
+        event.event_id.lower(), isinstance(consent, _Consent) and consent.training, extended
+    )

@@ -15,10 +15,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from flywheel.errors import ContractError
 from flywheel.settings import Settings
 from ingest.anonymiser import Anonymiser, scrubbed_type
-from ingest.contract import Event, parse_event_json
+from ingest.contract import (
+    MAX_TEXT_CHARS,
+    Event,
+    canonical_metadata,
+    parse_event_json,
+    uses_extensions,
+)
 from ingest.fastcheck import check
 from privacy.suppression import SuppressionList, suppression_file
 from warehouse.lake import Lake, lake_columns
@@ -86,6 +94,9 @@ class ProcessedBatch:
     """Valid, new messages, in offset order."""
     event_ids: list[str] = field(default_factory=list)
     """Their event ids (canonical lower-case UUIDs), in the same order."""
+    extended: list[bool] = field(default_factory=list)
+    """Whether each uses metadata, content parts or tool calls, in the same order (unknown when
+    the list is not as long as ``kept``: ``flatten`` then looks for itself)."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
     duplicates: int = 0
     without_consent: int = 0
@@ -102,11 +113,13 @@ class Pipeline:
         anonymiser: Anonymiser | None,
         *,
         max_event_bytes: int,
+        max_text_chars: int = MAX_TEXT_CHARS,
         drop_without_consent: bool = True,
         suppression: SuppressionList | None = None,
     ) -> None:
         self.anonymiser = anonymiser
         self.max_event_bytes = max_event_bytes
+        self.max_text_chars = max_text_chars
         self.drop_without_consent = drop_without_consent
         self.suppression = suppression
 
@@ -120,7 +133,7 @@ class Pipeline:
                 message, "oversize", f"{len(value)} bytes; the limit is {self.max_event_bytes}"
             )
         try:
-            return parse_event_json(value)
+            return parse_event_json(value, max_text_chars=self.max_text_chars)
         except ContractError as exc:
             reason = "; ".join(f"{d['path']}: {d['message']}" for d in exc.errors[:10])
             return DeadLetter(message, "contract", reason)
@@ -135,9 +148,13 @@ class Pipeline:
         for message in messages:
             value = message.value
             # The native pass settles the common case; the contract decides everything else.
-            checked = check(value) if value is not None and len(value) <= limit else None
+            checked = (
+                check(value, max_text_chars=self.max_text_chars)
+                if value is not None and len(value) <= limit
+                else None
+            )
             if checked is not None:
-                event_id, consent = checked
+                event_id, consent, extended = checked
             else:
                 decoded = self.decode(message)
                 if isinstance(decoded, DeadLetter):
@@ -145,6 +162,7 @@ class Pipeline:
                     continue
                 event_id = str(decoded.event_id)
                 consent = bool(decoded.consent and decoded.consent["training"])
+                extended = uses_extensions(decoded)
             if event_id in window or event_id in in_batch:
                 batch.duplicates += 1
                 continue
@@ -155,6 +173,7 @@ class Pipeline:
             in_batch.add(event_id)
             batch.kept.append(message)
             batch.event_ids.append(event_id)
+            batch.extended.append(extended)
         return batch
 
     def frame_or_dead_letter(
@@ -168,9 +187,12 @@ class Pipeline:
             return self.frame(batch, landed_at=landed_at)
         except Exception:  # noqa: BLE001 - any reader error: find the events that cause it
             pass
-        kept, ids = [], []
-        for message, event_id in zip(batch.kept, batch.event_ids, strict=True):
-            single = ProcessedBatch(message.offset, message.offset, [message], [event_id])
+        kept, ids, extended = [], [], []
+        flags = (
+            batch.extended if len(batch.extended) == len(batch.kept) else [True] * len(batch.kept)
+        )
+        for message, event_id, flag in zip(batch.kept, batch.event_ids, flags, strict=True):
+            single = ProcessedBatch(message.offset, message.offset, [message], [event_id], [flag])
             try:
                 self.frame(single, landed_at=landed_at)
             except Exception as exc:  # noqa: BLE001
@@ -181,14 +203,16 @@ class Pipeline:
                 continue
             kept.append(message)
             ids.append(event_id)
-        batch.kept, batch.event_ids = kept, ids
+            extended.append(flag)
+        batch.kept, batch.event_ids, batch.extended = kept, ids, extended
         return self.frame(batch, landed_at=landed_at)
 
     def frame(self, batch: ProcessedBatch, *, landed_at: datetime | None = None) -> pl.DataFrame:
         """The anonymised lake frame of a processed batch (one row per kept event)."""
         import polars as pl
 
-        frame = flatten(batch.kept)
+        known = len(batch.extended) == len(batch.kept)
+        frame = flatten(batch.kept, extended=batch.extended if known else None)
         if self.anonymiser is not None:
             frame = self.anonymiser.anonymise(frame)
         else:
@@ -260,16 +284,22 @@ def build_pipeline(settings: Settings, keyring: Keyring) -> Pipeline:
     return Pipeline(
         ScrubbingAnonymiser(keyring, names_model=settings.privacy.names_model),
         max_event_bytes=settings.ingest.max_event_bytes,
+        max_text_chars=settings.contract.max_text_chars,
         drop_without_consent=settings.privacy.without_consent == "drop",
         suppression=SuppressionList(suppression_file(settings.data_dir)),
     )
 
 
 def raw_schema() -> dict[str, Any]:
-    """Polars types of every field of every contract v1 event type (all nullable)."""
+    """Polars types of every field of every contract v1 event type (all nullable), as
+    ``read_events`` reads them: an event using metadata, content parts or tool calls is read in
+    the form ``normalised`` gives it."""
     import polars as pl
 
+    from warehouse.lake import lake_schema
+
     message = pl.Struct({"role": pl.String, "content": pl.String, "response_id": pl.String})
+    lake = lake_schema()
     return {
         "event_id": pl.String, "type": pl.String, "occurred_at": pl.String, "user_id": pl.String,
         "conversation_id": pl.String,
@@ -282,6 +312,7 @@ def raw_schema() -> dict[str, Any]:
         "code_block": pl.Boolean, "edited_text": pl.String, "new_response_id": pl.String,
         "response_a_id": pl.String, "response_b_id": pl.String, "choice": pl.String,
         "value": pl.String, "reason": pl.String,
+        "metadata": lake["metadata"], "prompt_structure": lake["prompt_structure"],
     }  # fmt: skip
 
 
@@ -323,15 +354,84 @@ def read_events(body: bytes) -> pl.DataFrame:
     return frame
 
 
-def flatten(messages: Sequence[RawMessage]) -> pl.DataFrame:
+def _part(part: dict[str, Any]) -> dict[str, Any]:
+    image = part.get("image_url") or {}
+    return {"type": part["type"], "text": part.get("text"), "image_url": image.get("url"),
+            "detail": image.get("detail")}  # fmt: skip
+
+
+def _call(call: dict[str, Any]) -> dict[str, Any]:
+    function = call["function"]
+    return {"id": call["id"], "type": call["type"], "name": function["name"],
+            "arguments": function["arguments"]}  # fmt: skip
+
+
+def _structure(message: dict[str, Any]) -> dict[str, Any]:
+    """What a message holds beyond its role and text (``prompt_structure``); the message keeps
+    its text: the text itself, its text parts joined by a line break, or "" without content."""
+    content = message.get("content")
+    parts = None
+    if isinstance(content, list):
+        parts = [_part(part) for part in content]
+        message["content"] = "\n".join(p["text"] for p in content if p["type"] == "text")
+    elif content is None:
+        message["content"] = ""
+    calls = message.pop("tool_calls", None)
+    return {
+        "parts": parts,
+        "tool_calls": None if calls is None else [_call(call) for call in calls],
+        "tool_call_id": message.pop("tool_call_id", None),
+    }
+
+
+def normalised(value: bytes) -> bytes:
+    """An event the contract accepted, in the shape the native reader takes (``raw_schema``):
+    ``metadata`` as its canonical JSON text, each prompt message's ``content`` as its text, and
+    the content parts and tool calls of the prompt in ``prompt_structure``, one entry per
+    message (left out when no message has any)."""
+    event = msgspec.json.decode(value)
+    metadata = event.pop("metadata", None)
+    if metadata is not None:
+        event["metadata"] = canonical_metadata(metadata)
+    prompt = event.get("prompt")
+    if isinstance(prompt, list):
+        structure = [_structure(message) for message in prompt]
+        if any(any(v is not None for v in entry.values()) for entry in structure):
+            event["prompt_structure"] = structure
+    return msgspec.json.encode(event)
+
+
+def _uses_extensions(value: bytes) -> bool:
+    """Whether a validated event uses metadata, content parts or tool calls (when the
+    validation's own answer is not at hand)."""
+    event = msgspec.json.decode(value)
+    if event.get("metadata") is not None:
+        return True
+    return any(
+        not isinstance(m.get("content"), str) or m.get("tool_calls") is not None
+        or m.get("tool_call_id") is not None
+        for m in event.get("prompt") or []
+    )  # fmt: skip
+
+
+def flatten(
+    messages: Sequence[RawMessage], *, extended: Sequence[bool] | None = None
+) -> pl.DataFrame:
     """Validated messages as lake columns, with the raw ``user_id`` still in (parsed natively).
 
     The values were validated by the contract already; a native JSON reader turns the batch into
-    columns in one call, which is several times faster than building rows in Python.
+    columns in one call, which is several times faster than building rows in Python. Events
+    using metadata, content parts or tool calls (``extended``, one flag per message, as the
+    validation found; unset: looked for here) are rewritten by ``normalised`` first.
     """
     import polars as pl
 
-    body = b"\n".join(m.value or b"" for m in messages)
+    values = [m.value or b"" for m in messages]
+    if extended is None:
+        extended = [_uses_extensions(value) for value in values]
+    body = b"\n".join(
+        normalised(value) if flag else value for value, flag in zip(values, extended, strict=True)
+    )
     raw = read_events(body) if messages else pl.DataFrame(schema=raw_schema())
     timestamp = (
         pl.col("occurred_at")
@@ -368,4 +468,6 @@ def flatten(messages: Sequence[RawMessage]) -> pl.DataFrame:
         "choice",
         pl.col("value").alias("rating_value"),
         pl.col("reason").alias("rating_reason"),
+        "metadata",
+        "prompt_structure",
     )

@@ -10,11 +10,13 @@ replaced whole by a keyed pseudonym, counted as ``identifier``.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ingest.anonymiser import IDENTIFIER_COLUMNS, TEXT_COLUMNS, PseudonymisingAnonymiser
+from ingest.contract import canonical_metadata
 from privacy.detectors import PREFILTER, Scrubber
 from privacy.detectors.names import NameDetector
 from privacy.keys import Keyring
@@ -115,6 +117,7 @@ class ScrubbingAnonymiser:
                     for row, value in zip(rows, values, strict=True)
                 ]
             replaced.append(_replace_rows(series, rows, new_values))
+        replaced += self._scrub_structured(frame, counts)
         frame = frame.with_columns(*replaced)
         replaced = self._redact_identifiers(frame, counts)  # prompt's response ids too
         report = frame["scrubbed"]
@@ -142,6 +145,72 @@ class ScrubbingAnonymiser:
         scrubbed, found = done
         counts.update(found)
         return scrubbed
+
+    def _scrub_structured(
+        self, frame: pl.DataFrame, counts: dict[int, Counter[str]]
+    ) -> list[pl.Series]:
+        """``metadata`` and ``prompt_structure`` (``STRUCTURED_COLUMNS``) scrubbed: texts like
+        the text columns, identifiers like the identifier columns."""
+        replaced = []
+        metadata = frame["metadata"]
+        # The canonical JSON escapes only quotes, backslashes and control characters, none of
+        # which a detector's gate spans, so the prefilter over the whole text misses no value.
+        mask = metadata.is_not_null() if self.names_model else metadata.str.contains(PREFILTER)
+        rows = mask.fill_null(False).arg_true().to_list()
+        if rows:
+            values = [
+                self._scrub_metadata(text, counts.setdefault(row, Counter()))
+                for row, text in zip(rows, metadata.gather(rows).to_list(), strict=True)
+            ]
+            replaced.append(_replace_rows(metadata, rows, values))
+        structure = frame["prompt_structure"]
+        # Few prompts have any structure: each one is looked at whole.
+        rows = structure.is_not_null().arg_true().to_list()
+        if rows:
+            entries_of = [
+                self._scrub_structure(entries, counts.setdefault(row, Counter()))
+                for row, entries in zip(rows, structure.gather(rows).to_list(), strict=True)
+            ]
+            replaced.append(_replace_rows(structure, rows, entries_of))
+        return replaced
+
+    def _scrub_metadata(self, text: str, counts: Counter[str]) -> str:
+        metadata = json.loads(text)
+        for key, value in metadata.items():
+            if isinstance(value, str):
+                metadata[key] = self._scrub_text(value, counts)
+        return canonical_metadata(metadata)
+
+    def _scrub_structure(
+        self, entries: list[dict[str, Any]], counts: Counter[str]
+    ) -> list[dict[str, Any]]:
+        scrubbed = []
+        for entry in entries:
+            entry = dict(entry)
+            if entry["parts"] is not None:
+                # A text part's text is in the message's content too, where it is counted.
+                entry["parts"] = [
+                    {**part, "text": self._scrub_text(part["text"], Counter()),
+                     "image_url": self._scrub_text(part["image_url"], counts)}
+                    for part in entry["parts"]
+                ]  # fmt: skip
+            if entry["tool_calls"] is not None:
+                calls = []
+                for call in entry["tool_calls"]:
+                    call = {**call, "arguments": self._scrub_text(call["arguments"], counts)}
+                    for field in ("id", "name"):
+                        call[field] = self._counted_identifier(call[field], counts)
+                    calls.append(call)
+                entry["tool_calls"] = calls
+            entry["tool_call_id"] = self._counted_identifier(entry["tool_call_id"], counts)
+            scrubbed.append(entry)
+        return scrubbed
+
+    def _counted_identifier(self, value: str | None, counts: Counter[str]) -> str | None:
+        new = self._identifier(value)
+        if new != value:
+            counts["identifier"] += 1
+        return new
 
     def _redact_identifiers(
         self, frame: pl.DataFrame, counts: dict[int, Counter[str]]

@@ -82,10 +82,22 @@ class TopicRecord:
 
 
 def lake_schema() -> dict[str, Any]:
-    """Column names and polars types of a lake file (contract v1 flattened, anonymised)."""
+    """Column names and polars types of a lake file (contract v1 flattened, anonymised).
+
+    ``prompt`` holds each message's role and text: the text as sent, or a message's text parts
+    joined by a line break, or "" for an assistant message that only called tools. What the
+    role and text leave out is in ``prompt_structure``: one entry per message of ``prompt``
+    (its content parts, tool calls and tool call id), NULL when no message had any, so the
+    common prompt is read as before. ``metadata`` is the event's metadata as canonical JSON
+    text (``ingest.contract.canonical_metadata``), NULL when there was none. Both are columns of
+    their own, added last, so that a lake landed before them is read by every engine through
+    plain schema evolution (docs/architecture.md, "Metadata and prompt structure in the lake").
+    """
     import polars as pl
 
     message = pl.Struct({"role": pl.String, "content": pl.String, "response_id": pl.String})
+    part = {"type": pl.String, "text": pl.String, "image_url": pl.String, "detail": pl.String}
+    call = {"id": pl.String, "type": pl.String, "name": pl.String, "arguments": pl.String}
     return {
         "event_id": pl.String,
         "type": pl.String,
@@ -120,7 +132,32 @@ def lake_schema() -> dict[str, Any]:
         "source_partition": pl.Int32,
         "source_offset": pl.Int64,
         "landed_at": pl.Datetime("us", "UTC"),
+        # Added later, last (where Iceberg's schema evolution puts them): files landed before
+        # have neither (``conform``).
+        "metadata": pl.String,
+        "prompt_structure": pl.List(
+            pl.Struct(
+                {
+                    "parts": pl.List(pl.Struct(part)),
+                    "tool_calls": pl.List(pl.Struct(call)),
+                    "tool_call_id": pl.String,
+                }
+            )
+        ),
     }
+
+
+def conform(frame: pl.DataFrame) -> pl.DataFrame:
+    """A lake frame with every column of ``lake_schema`` in its order: a file landed before a
+    column existed reads as NULLs in it, as Iceberg, DuckDB and Spark read it."""
+    import polars as pl
+
+    schema = lake_schema()
+    missing = [name for name in schema if name not in frame.columns]
+    if not missing:
+        return frame
+    added = frame.with_columns(pl.lit(None, schema[name]).alias(name) for name in missing)
+    return added.select(list(schema))
 
 
 def lake_columns() -> list[str]:
@@ -476,12 +513,13 @@ class Lake:
         return final
 
     def read_frame(self, landed: LakeFile) -> pl.DataFrame:
-        """A landed file's rows as a polars frame, wherever the lake is."""
+        """A landed file's rows as a polars frame of the current lake columns (``conform``),
+        wherever the lake is."""
         import polars as pl
 
         frame = pl.from_arrow(self.read_table(landed))
         assert isinstance(frame, pl.DataFrame)
-        return frame
+        return conform(frame)
 
     def write_frame(self, key: str, frame: pl.DataFrame) -> str:
         """Write ``frame`` as a lake file (Parquet as a landing writes it) once under ``key``

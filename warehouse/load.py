@@ -69,7 +69,8 @@ SELECT
     -- The answers a prompt continues from, read from the nested column (the prompt itself
     -- stays in the lake).
     [m.response_id FOR m IN prompt IF m.response_id IS NOT NULL] AS prompt_response_ids
-FROM read_parquet($files, filename = true)
+-- By name: files landed before a column was added (metadata) read NULL in it.
+FROM read_parquet($files, filename = true, union_by_name = true)
 WHERE event_id NOT IN (SELECT event_id FROM loaded_before) AND {READABLE_TIME}
 -- In landing order: the table's row groups are full but the last. Unsorted, the parallel insert
 -- left partly filled row groups in the middle, which DuckDB's checkpoint merged at the next

@@ -6,8 +6,9 @@ Tables written by the loader (``warehouse.load``):
   the same transaction as the file's events, so a file is loaded entirely or not at all.
 - ``events``: every landed event once (the loader's dedupe on ``event_id`` is the final guard
   after the workers' window), without its texts: ids, type, times, user, consent, the signal's
-  fields and the lake file it came from. Prompts and texts stay in the lake and are read from
-  there when needed (``warehouse.texts``; migration 0004 says why).
+  fields, the event's metadata (added in 0006) and the lake file it came from. Prompts and
+  texts stay in the lake and are read from there when needed (``warehouse.texts``; migration
+  0004 says why).
 - ``withheld_events``: the ids of landed events without training consent (kept in the lake with
   ``FLYWHEEL_PRIVACY__WITHOUT_CONSENT=keep``), which ``events`` never holds: no model counts
   them, and their first landing still wins over a later copy (added in 0005).
@@ -82,6 +83,11 @@ events = Table(
         "prompt_response_ids",
         ARRAY(String),
         comment="Response ids named by a generation's prompt (added in 0003).",
+    ),
+    Column(
+        "metadata",
+        String,
+        comment="The event's metadata as the lake holds it: canonical JSON, scrubbed (0006).",
     ),
 )
 

@@ -20,6 +20,10 @@ number of processes may call ``commit``: the ingest workers every ``commit_inter
 
 Manifests keep no column values (``write.metadata.metrics.default`` is ``counts``), so no
 pseudonym or text is copied out of the data files into the table's metadata.
+
+A table created before the lake's files gained a column (``metadata``, ``prompt_structure``)
+gains it the first time this code opens it (``_with_lake_columns``: Iceberg's schema evolution,
+an optional column added last); files landed before it read NULL there in every engine.
 """
 
 from __future__ import annotations
@@ -178,7 +182,7 @@ class LakeTable:
 
         catalog = self.catalog()
         try:
-            return self._same_place(catalog.load_table(IDENTIFIER))
+            return self._with_lake_columns(self._same_place(catalog.load_table(IDENTIFIER)))
         except NoSuchTableError:
             pass
         from sqlalchemy.exc import IntegrityError
@@ -193,7 +197,32 @@ class LakeTable:
                 properties=TABLE_PROPERTIES,
             )  # fmt: skip
         except (TableAlreadyExistsError, IntegrityError):  # another process created it first
-            return self._same_place(catalog.load_table(IDENTIFIER))
+            return self._with_lake_columns(self._same_place(catalog.load_table(IDENTIFIER)))
+
+    def _with_lake_columns(self, table: Table) -> Table:
+        """``table``, with the lake's columns it lacks added (in one schema change; a change
+        another process beat is tried again from the schema it made)."""
+        from pyiceberg.exceptions import CommitFailedException
+
+        wanted = arrow_schema()
+        for _ in range(COMMIT_ATTEMPTS):
+            present = {field.name for field in table.schema().fields}
+            if all(name in present for name in wanted.names):
+                return table
+            try:
+                with table.update_schema() as update:
+                    update.union_by_name(wanted)
+            except CommitFailedException:
+                pass
+            except _catalog_busy_errors() as exc:  # SQLite busy: another writer's change
+                if "locked" not in str(exc):
+                    raise
+                time.sleep(0.05)
+            table = self.catalog().load_table(IDENTIFIER)
+        raise TransientError(
+            f"could not add the lake's new columns to its table: {COMMIT_ATTEMPTS} attempts were "
+            "beaten by other writers"
+        )
 
     def _same_place(self, table: Table) -> Table:
         """The catalog's table, if it is this lake's: Iceberg names files by absolute paths, so

@@ -21,8 +21,9 @@ CREATE OR REPLACE TEMP TABLE lake_texts AS
 SELECT
     landed.event_id,
     {prompt} AS prompt,
+    {structure} AS structure,
     coalesce(landed.response, landed.edited_text) AS text
-FROM read_parquet($files, filename = true) AS landed
+FROM read_parquet($files, filename = true{by_name}) AS landed
 SEMI JOIN wanted_texts AS wanted
     ON wanted.event_id = landed.event_id
     AND wanted.lake_file = $names[list_position($files, landed.filename)]
@@ -36,8 +37,9 @@ def fetch_texts(
 ) -> None:
     """Read the texts of ``events`` (a ``SELECT`` of ``event_id, lake_file, source_offset`` rows
     of ``events``) into the temporary table ``lake_texts`` (``event_id``, ``prompt`` as JSON,
-    ``text``: the response of a generation, the edited text of an edit). ``prompts=False``
-    leaves ``prompt`` NULL (and unread); ``keep`` is a condition on the lake row (``landed``) a
+    ``structure``: the prompt's ``prompt_structure`` as JSON, NULL for most, ``text``: the
+    response of a generation, the edited text of an edit). ``prompts=False`` leaves ``prompt``
+    and ``structure`` NULL (and unread); ``keep`` is a condition on the lake row (``landed``) a
     text must meet."""
     db.execute(f"CREATE OR REPLACE TEMP TABLE wanted_texts AS {events}")
     names = [name for (name,) in db.execute(
@@ -45,11 +47,20 @@ def fetch_texts(
     present = [name for name in names if (lake_root / name).is_file()]
     if not present:
         db.execute(
-            "CREATE OR REPLACE TEMP TABLE lake_texts (event_id VARCHAR, prompt JSON, text VARCHAR)"
+            "CREATE OR REPLACE TEMP TABLE lake_texts "
+            "(event_id VARCHAR, prompt JSON, structure JSON, text VARCHAR)"
         )
         return
     prompt = "to_json(landed.prompt)" if prompts else "NULL::JSON"
+    # Files landed before prompt_structure existed lack the column: read by name, they give
+    # NULL. Only the prompts need it, so the transforms' reads stay as they were.
+    structure = "to_json(landed.prompt_structure)" if prompts else "NULL::JSON"
     db.execute(
-        _FETCH.format(prompt=prompt, keep=keep),
+        _FETCH.format(
+            prompt=prompt,
+            structure=structure,
+            keep=keep,
+            by_name=", union_by_name = true" if prompts else "",
+        ),
         {"files": [str(lake_root / name) for name in present], "names": present},
     )

@@ -502,11 +502,13 @@ def _rejected(metrics: ApiMetrics, caller: Caller, *, events: int, errors: int) 
     log.info("rejected events", extra={"fields": fields})
 
 
-def validate_all(decoded: DecodedBody, caller: Caller, metrics: ApiMetrics) -> list[Event]:
+def validate_all(
+    decoded: DecodedBody, caller: Caller, metrics: ApiMetrics, *, max_text_chars: int
+) -> list[Event]:
     """Every event of the request, or 422 listing each bad event's problems."""
     refused = types_not_allowed(decoded.items, caller)
     try:
-        events = parse_events(decoded.items)
+        events = parse_events(decoded.items, max_text_chars=max_text_chars)
         if not refused:
             return events
         errors: list[dict[str, object]] = []
@@ -523,7 +525,7 @@ def validate_all(decoded: DecodedBody, caller: Caller, metrics: ApiMetrics) -> l
 
 
 def validate_each(
-    decoded: DecodedBody, caller: Caller
+    decoded: DecodedBody, caller: Caller, *, max_text_chars: int
 ) -> tuple[dict[int, Event], dict[int, list[dict[str, object]]]]:
     """The valid events and the refused ones' problems, both by index (partial acceptance)."""
     refused = types_not_allowed(decoded.items, caller)
@@ -531,14 +533,18 @@ def validate_each(
         refused.setdefault(index, []).extend(problems)
     candidates = [index for index in range(len(decoded.items)) if index not in refused]
     try:
-        parsed = parse_events([decoded.items[index] for index in candidates])
+        parsed = parse_events(
+            [decoded.items[index] for index in candidates], max_text_chars=max_text_chars
+        )
     except ContractError as exc:
         for error in exc.errors:
             index = candidates[cast(int, error["index"])]
             refused.setdefault(index, []).append({**error, "index": index})
         # Events of a list are validated one by one: those without an error pass alone.
         candidates = [index for index in candidates if index not in refused]
-        parsed = parse_events([decoded.items[index] for index in candidates])
+        parsed = parse_events(
+            [decoded.items[index] for index in candidates], max_text_chars=max_text_chars
+        )
     return dict(zip(candidates, parsed, strict=True)), refused
 
 
@@ -560,6 +566,7 @@ async def accept(
     caller: Caller,
     partial: bool,
     limits: ApiSettings,
+    max_text_chars: int,
     sink: EventSink,
     metrics: ApiMetrics,
     response: Response,
@@ -568,11 +575,11 @@ async def accept(
     none (422, 413), or with ``partial`` the valid ones (202, or 207 naming the others)."""
     charge(caller, len(decoded.items), metrics)
     if not partial:
-        events = validate_all(decoded, caller, metrics)
+        events = validate_all(decoded, caller, metrics, max_text_chars=max_text_chars)
         encoded = encode_all(events, max_event_bytes=limits.max_event_bytes)
         await publish(encoded, sink=sink, metrics=metrics)
         return EventsAcceptedPublic(accepted=len(encoded), event_ids=[e.event_id for e in encoded])
-    valid, refused = validate_each(decoded, caller)
+    valid, refused = validate_each(decoded, caller, max_text_chars=max_text_chars)
     stored: dict[int, EncodedEvent] = {}
     for index, event in valid.items():
         one = encode_one(event)
@@ -643,7 +650,7 @@ async def post_events(
     decoded = decode_items(body, max_events=limits.max_events_per_request, partial=partial)
     return await accept(
         decoded, caller=caller, partial=partial, limits=limits, sink=sink, metrics=metrics,
-        response=response,
+        response=response, max_text_chars=settings.contract.max_text_chars,
     )  # fmt: skip
 
 
@@ -722,5 +729,5 @@ async def post_beacon(
         )
     return await accept(
         decoded, caller=caller, partial=partial, limits=limits, sink=sink, metrics=metrics,
-        response=response,
+        response=response, max_text_chars=settings.contract.max_text_chars,
     )  # fmt: skip

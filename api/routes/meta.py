@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
-from api.deps import MetricsDep, ReadinessDep
+from api.deps import MetricsDep, ReadinessDep, SettingsDep
 from api.errors import ApiError, ErrorPublic
 from ingest.contract import event_json_schema
 
@@ -23,9 +23,10 @@ class StatusPublic(BaseModel):
 
 
 @router.get("/v1/schema", summary="JSON Schema of one event (contract v1)")
-async def get_schema() -> dict[str, Any]:
-    """The event contract as JSON Schema (draft 2020-12), for clients to validate before sending."""
-    return event_json_schema()
+async def get_schema(settings: SettingsDep) -> dict[str, Any]:
+    """The event contract as JSON Schema (draft 2020-12), for clients to validate before sending;
+    texts are bounded by ``FLYWHEEL_CONTRACT__MAX_TEXT_CHARS``."""
+    return event_json_schema(max_text_chars=settings.contract.max_text_chars)
 
 
 @router.get("/healthz", summary="Liveness")

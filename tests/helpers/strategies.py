@@ -104,6 +104,72 @@ TEXTS = st.one_of(
 )
 
 
+METADATA_KEYS = st.one_of(
+    st.sampled_from(["experiment", "prompt_version", "_a", "A9", "k" * 64]),
+    st.from_regex(r"\A[A-Za-z_][A-Za-z0-9_]{0,10}\Z"),
+)
+METADATA_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    text_within(256),
+)
+METADATA = st.dictionaries(METADATA_KEYS, METADATA_VALUES, max_size=6)
+"""Metadata within the contract's limits (the byte limit is far: six short values)."""
+
+URLS = st.one_of(
+    st.sampled_from(["https://img.example.com/a.png", "HTTP://x", "https://" + "u" * 2040]),
+    st.text(max_size=20).map(lambda path: "https://example.com/" + path),
+)
+
+
+def text_parts() -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries({"type": st.just("text"), "text": TEXTS})
+
+
+def image_parts() -> st.SearchStrategy[dict[str, Any]]:
+    image_url = st.fixed_dictionaries(
+        {"url": URLS}, optional={"detail": st.sampled_from(["auto", "low", "high", None])}
+    )
+    return st.fixed_dictionaries({"type": st.just("image_url"), "image_url": image_url})
+
+
+def tool_calls() -> st.SearchStrategy[list[dict[str, Any]]]:
+    call = st.fixed_dictionaries(
+        {
+            "id": IDS,
+            "type": st.just("function"),
+            "function": st.fixed_dictionaries(
+                {"name": st.from_regex(r"\A[A-Za-z0-9_.-]{1,64}\Z"), "arguments": TEXTS}
+            ),
+        }
+    )
+    return st.lists(call, min_size=1, max_size=3)
+
+
+@st.composite
+def messages(draw: st.DrawFn) -> dict[str, Any]:
+    """A prompt message: mostly plain text, else content parts, tool calls or a tool's answer,
+    each where its role allows it."""
+    role = draw(st.sampled_from(["system", "user", "assistant", "tool"]))
+    message: dict[str, Any] = {"role": role}
+    shape = draw(st.sampled_from(["text", "text", "text", "parts", "tools"]))
+    if shape == "parts":
+        part = st.one_of(text_parts(), image_parts()) if role == "user" else text_parts()
+        message["content"] = draw(st.lists(part, min_size=1, max_size=3))
+    else:
+        message["content"] = draw(TEXTS)
+    if shape == "tools" and role == "assistant":
+        message["tool_calls"] = draw(tool_calls())
+        message["content"] = draw(maybe(st.one_of(TEXTS, st.lists(text_parts(), min_size=1))))
+    if shape == "tools" and role == "tool":
+        message["tool_call_id"] = draw(st.one_of(st.none(), IDS))
+    if draw(st.booleans()):
+        message["response_id"] = draw(st.one_of(st.none(), IDS))
+    return message
+
+
 @st.composite
 def valid_events(draw: st.DrawFn) -> dict[str, Any]:
     """Events the contract accepts, each field drawn from its rule (timestamps kept valid)."""
@@ -134,15 +200,13 @@ def valid_events(draw: st.DrawFn) -> dict[str, Any]:
         ),
         "schema_version": 1,
     }
+    if draw(st.integers(0, 3)) == 0:
+        event["metadata"] = draw(st.one_of(st.none(), METADATA))
     if type_ == "generation":
-        message = st.fixed_dictionaries(
-            {"role": st.sampled_from(["system", "user", "assistant", "tool"]), "content": TEXTS},
-            optional={"response_id": st.one_of(st.none(), IDS)},
-        )
         event |= {
             "response_id": draw(IDS),
             "parent_id": draw(IDS),
-            "prompt": draw(st.lists(message, min_size=1, max_size=4)),
+            "prompt": draw(st.lists(messages(), min_size=1, max_size=4)),
             "response": draw(TEXTS),
             "model": draw(
                 st.fixed_dictionaries(

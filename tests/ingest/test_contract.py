@@ -35,9 +35,19 @@ def errors_of(raw: Any) -> list[dict[str, Any]]:
 
 
 def test_error_names_nested_field_path_without_the_union_tag() -> None:
-    raw = make_event("generation", prompt=[{"role": "user", "content": "hi"}, {"role": "robot"}])
+    raw = make_event(
+        "generation", prompt=[{"role": "user", "content": "hi"}, {"role": "robot", "content": 7}]
+    )
     paths = {e["path"] for e in errors_of(raw)}
     assert paths == {"prompt[1].role", "prompt[1].content"}
+
+
+def test_a_message_without_content_is_refused_once_its_role_is_known() -> None:
+    # Content may be left out beside tool calls, so its absence is judged with the role.
+    [error] = errors_of(make_event("generation", prompt=[{"role": "robot"}]))
+    assert error["path"] == "prompt[0].role"
+    [error] = errors_of(make_event("generation", prompt=[{"role": "user"}]))
+    assert (error["path"], error["type"]) == ("prompt[0].content", "missing")
 
 
 def test_unknown_type_points_at_type() -> None:
@@ -166,3 +176,151 @@ def test_the_json_schema_bounds_the_span() -> None:
     assert span["start"]["maximum"] == 2**63 - 2
     assert (span["end"]["minimum"], span["end"]["maximum"]) == (1, 2**63 - 1)
     assert "greater than" in span["end"]["description"]
+
+
+# Metadata, content parts and tool calls (contract v1, extended).
+
+TOOL_CALL = {
+    "id": "call_1",
+    "type": "function",
+    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+}
+RICH_PROMPT = [
+    {"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+    {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "What is on this picture?"},
+            {"type": "image_url", "image_url": {"url": "https://img.example.com/a.png"}},
+        ],
+    },
+    {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]},
+    {"role": "tool", "content": "sunny", "tool_call_id": "call_1"},
+]
+
+
+def test_metadata_content_parts_and_tool_calls_round_trip() -> None:
+    raw = make_event(
+        "generation", prompt=RICH_PROMPT, metadata={"experiment": "exp-7", "temperature": 0.7}
+    )
+    event = parse_event(raw)
+    assert event.metadata == {"experiment": "exp-7", "temperature": 0.7}
+    assert parse_event(json.loads(encode_event(event))) == event
+
+
+def test_an_event_without_metadata_is_encoded_as_before() -> None:
+    encoded = encode_event(parse_event(make_event("rating")))
+    assert b"metadata" not in encoded
+
+
+@pytest.mark.parametrize(
+    ("metadata", "path", "type_"),
+    [
+        ({"experiment": {"id": 7}}, "metadata.experiment", "metadata_value_type"),
+        ({"variants": ["a", "b"]}, "metadata.variants", "metadata_value_type"),
+        ({"note": "x" * 257}, "metadata.note", "string_too_long"),
+        ({"seed": 2**64}, "metadata.seed", "value_error"),
+        ({f"k{i}": i for i in range(33)}, "metadata", "too_long"),
+        ({f"k{i}": "x" * 250 for i in range(17)}, "metadata", "metadata_too_large"),
+        (["experiment", "exp-7"], "metadata", "dict_type"),
+        ({"prompt-version": "v3"}, "metadata.<key>", "string_pattern_mismatch"),
+    ],
+)
+def test_metadata_errors_name_the_field(metadata: Any, path: str, type_: str) -> None:
+    [error] = errors_of(make_event("copy", metadata=metadata))
+    assert (error["path"], error["type"]) == (path, type_)
+
+
+def test_a_metadata_key_that_is_not_an_identifier_is_not_echoed() -> None:
+    [error] = errors_of(make_event("copy", metadata={"jane.doe@example.com": 1}))
+    assert "jane" not in json.dumps(error)
+    assert error["path"] == "metadata.<key>"
+
+
+@pytest.mark.parametrize(
+    ("message", "path", "type_"),
+    [
+        ({"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]},
+         "prompt[0].content[0]", "content_part_type"),
+        ({"role": "user", "content": [{"type": "image_url", "image_url": {
+            "url": "data:image/png;base64,iVBORw0KGgo="}}]},
+         "prompt[0].content[0].image_url.url", "value_error"),
+        ({"role": "assistant", "content": [{"type": "text", "text": "a"}, {
+            "type": "image_url", "image_url": {"url": "https://a.example/b.png"}}]},
+         "prompt[0].content[1]", "image_not_allowed"),
+        ({"role": "user", "content": []}, "prompt[0].content", "too_short"),
+        ({"role": "user", "content": {"text": "hi"}}, "prompt[0].content", "content_type"),
+        ({"role": "user", "tool_calls": [TOOL_CALL]}, "prompt[0].tool_calls",
+         "tool_calls_not_allowed"),
+        ({"role": "assistant", "content": "ok", "tool_call_id": "call_1"},
+         "prompt[0].tool_call_id", "tool_call_id_not_allowed"),
+        ({"role": "assistant", "content": None}, "prompt[0].content", "missing"),
+        ({"role": "assistant", "tool_calls": [{**TOOL_CALL, "type": "code"}]},
+         "prompt[0].tool_calls[0].type", "literal_error"),
+        ({"role": "assistant", "tool_calls": [{**TOOL_CALL, "function": {"name": "f"}}]},
+         "prompt[0].tool_calls[0].function.arguments", "missing"),
+    ],
+)  # fmt: skip
+def test_content_part_and_tool_call_errors_name_the_field(
+    message: dict[str, Any], path: str, type_: str
+) -> None:
+    [error] = errors_of(make_event("generation", prompt=[message]))
+    assert (error["path"], error["type"]) == (path, type_)
+
+
+def test_the_text_limit_is_the_callers_and_covers_every_text() -> None:
+    long = "x" * 11
+    short = {"response": "r", "prompt": [{"role": "user", "content": "p"}]}
+    call = {**TOOL_CALL, "function": {"name": "f", "arguments": long}}
+    texts = {
+        "response": make_event("generation", **{**short, "response": long}),
+        "prompt[0].content": make_event(
+            "generation", **{**short, "prompt": [{"role": "user", "content": long}]}
+        ),
+        "prompt[0].content[0].text": make_event(
+            "generation",
+            **{**short, "prompt": [{"role": "user", "content": [{"type": "text", "text": long}]}]},
+        ),
+        "prompt[0].tool_calls[0].function.arguments": make_event(
+            "generation", **{**short, "prompt": [{"role": "assistant", "tool_calls": [call]}]}
+        ),
+        "edited_text": make_event("edit", edited_text=long),
+        "text": make_event("copy", text=long),
+    }
+    for path, raw in texts.items():
+        parse_event(raw, max_text_chars=11)
+        with pytest.raises(ContractError) as caught:
+            parse_events([raw], max_text_chars=10)
+        assert [(e["path"], e["type"]) for e in caught.value.errors] == [(path, "string_too_long")]
+        assert "10 characters" in caught.value.errors[0]["message"]
+
+
+def test_the_published_schema_states_the_configured_text_limit() -> None:
+    schema = event_json_schema(max_text_chars=1234)
+    validator = jsonschema.Draft202012Validator(schema)
+    assert schema["$defs"]["EditEvent"]["properties"]["edited_text"]["maxLength"] == 1234
+    assert schema["$defs"]["TextPart"]["properties"]["text"]["maxLength"] == 1234
+    assert validator.is_valid(make_event("edit", edited_text="x" * 1234))
+    assert not validator.is_valid(make_event("edit", edited_text="x" * 1235))
+    assert event_json_schema()["$defs"]["EditEvent"]["properties"]["edited_text"]["maxLength"] == (
+        64 * 1024
+    )
+
+
+def test_the_published_schema_states_the_new_rules() -> None:
+    validator = jsonschema.Draft202012Validator(event_json_schema())
+    assert validator.is_valid(make_event("generation", prompt=RICH_PROMPT, metadata={"a": 1}))
+    refused = [
+        make_event("rating", metadata={"a": {"b": 1}}),
+        make_event("rating", metadata={"a-b": 1}),
+        make_event("rating", metadata={f"k{i}": i for i in range(33)}),
+        make_event("generation", prompt=[{"role": "user"}]),
+        make_event("generation", prompt=[{"role": "user", "tool_calls": [TOOL_CALL]}]),
+        make_event("generation", prompt=[{"role": "user", "content": "a", "tool_call_id": "c"}]),
+        make_event("generation", prompt=[{"role": "system", "content": RICH_PROMPT[1]["content"]}]),
+        make_event("generation", prompt=[{"role": "user", "content": [{"type": "audio"}]}]),
+    ]
+    for raw in refused:
+        assert not validator.is_valid(raw), raw
+        with pytest.raises(ContractError):
+            parse_event(raw)

@@ -19,7 +19,13 @@ from hypothesis import strategies as st
 
 from flywheel.dev.simulator import SimulationConfig, simulate
 from flywheel.errors import ContractError
-from ingest.contract import EVENT_ADAPTER, EVENT_TYPES, parse_event_json
+from ingest.contract import (
+    EVENT_ADAPTER,
+    EVENT_TYPES,
+    event_json_schema,
+    parse_event_json,
+    uses_extensions,
+)
 from ingest.fastcheck import check
 from tests.factories import make_event
 from tests.helpers.strategies import CHARS, timestamps, uuid_strings, valid_events
@@ -112,14 +118,17 @@ def broken_events(draw: st.DrawFn) -> bytes:
     return raw
 
 
-def assert_agrees_with_the_contract(raw: bytes) -> bool:
-    """If ``check`` accepts, the contract accepts with the same id and consent; True if it did."""
-    checked = check(raw)
+def assert_agrees_with_the_contract(raw: bytes, *, max_text_chars: int = 64 * 1024) -> bool:
+    """If ``check`` accepts, the contract accepts with the same id, consent and use of the
+    extensions; True if it did."""
+    checked = check(raw, max_text_chars=max_text_chars)
     if checked is None:
         return False
-    event = parse_event_json(raw)  # raises if the fast path accepted a broken event
+    # Raises if the fast path accepted a broken event.
+    event = parse_event_json(raw, max_text_chars=max_text_chars)
     assert checked.event_id == str(event.event_id)
     assert checked.training_consent == bool(event.consent and event.consent["training"])
+    assert checked.extended == uses_extensions(event)
     return True
 
 
@@ -252,7 +261,7 @@ FULL_EVENTS: dict[str, dict[str, Any]] = {
 
 def schema_rules() -> list[tuple[str, tuple[Any, ...], dict[str, Any]]]:
     """(event type, path, schema of the value) for every leaf value of every event type."""
-    schema = EVENT_ADAPTER.json_schema()
+    schema = event_json_schema()
     defs = schema["$defs"]
     found: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
 
@@ -260,6 +269,8 @@ def schema_rules() -> list[tuple[str, tuple[Any, ...], dict[str, Any]]]:
         # CopyEvent's own anyOf (text or span) sits beside its properties: not a union.
         union = node.get("anyOf", [node]) if "properties" not in node else [node]
         options = [o for o in union if o.get("type") != "null"]
+        # A message's content: its text's rules here; content parts have cases of their own.
+        options = [a for o in options for a in o.get("oneOf", [o]) if a.get("type") != "array"]
         for option in options:
             if "$ref" in option:
                 option = defs[option["$ref"].rsplit("/", 1)[1]]
@@ -315,7 +326,7 @@ def boundary_cases() -> list[tuple[str, tuple[Any, ...], Any, bool]]:
             lengths = (rule.get("minItems", 0) - 1, rule.get("maxItems", 0), rule["maxItems"] + 1)
             item = container(FULL_EVENTS[type_], (*path, 0))[0]
             cases += [(type_, path, [item] * n, None) for n in lengths if n >= 0]
-        if rule.get("type") == "object":
+        if rule.get("type") == "object" and rule.get("additionalProperties") is False:
             cases.append((type_, (*path, "unknown_field"), 1, False))
         # A value of every other JSON type.
         for other in (None, True, 1, 1.5, "x", [], {}):
@@ -352,3 +363,140 @@ def test_every_calendar_day_and_clock_boundary() -> None:
         for zone in ("Z", "+13:59", "-13:59", "+14:00", "+24:00", "+01:60", "+01"):
             stamp = f"2026-01-05T{clock}{zone}"
             assert_agrees_with_the_contract(with_value("rating", ("occurred_at",), stamp))
+
+
+# Metadata, content parts and tool calls: each limit at and past its boundary, each rule of the
+# roles, on both passes.
+
+TOOL_CALL = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+IMAGE = {"type": "image_url", "image_url": {"url": "https://img.example.com/a.png"}}
+
+
+def _prompt(*messages: dict[str, Any]) -> dict[str, Any]:
+    return {"prompt": list(messages)}
+
+
+def _metadata_of_bytes(size: int) -> dict[str, str]:
+    """Seventeen string values whose sorted compact JSON is ``size`` bytes (4090 to 4100)."""
+    metadata = {f"k{i:02d}": "x" * 232 for i in range(16)} | {"k16": "x" * (size - 3866)}
+    assert len(json.dumps(metadata, separators=(",", ":")).encode()) == size
+    return metadata
+
+
+@pytest.mark.parametrize(
+    ("change", "accepted"),
+    [
+        ({"metadata": {"experiment": "exp-7", "n": 3, "x": 0.5, "b": False, "z": None}}, True),
+        ({"metadata": None}, True),
+        ({"metadata": {}}, True),
+        ({"metadata": {f"k{i}": i for i in range(32)}}, True),
+        ({"metadata": {f"k{i}": i for i in range(33)}}, False),
+        ({"metadata": {"k" * 64: 1}}, True),
+        ({"metadata": {"k" * 65: 1}}, False),
+        ({"metadata": {"9k": 1}}, False),
+        ({"metadata": {"a-b": 1}}, False),
+        ({"metadata": {"a\n": 1}}, False),
+        ({"metadata": {"s": "é" * 256}}, True),
+        ({"metadata": {"s": "é" * 257}}, False),
+        ({"metadata": {"n": 2**63 - 1}}, True),
+        ({"metadata": {"n": 2**63}}, False),
+        ({"metadata": {"n": -(2**63) - 1}}, False),
+        ({"metadata": {"o": {"a": 1}}}, False),
+        ({"metadata": {"o": [1]}}, False),
+        ({"metadata": [["a", 1]]}, False),
+        ({"metadata": "a=1"}, False),
+        # The byte limit: 4096 bytes of sorted compact JSON (the fast path leaves the larger
+        # half to the contract, None: valid, taken by the contract only).
+        ({"metadata": {f"k{i:02d}": "x" * 100 for i in range(16)}}, True),
+        ({"metadata": {f"k{i:02d}": "x" * 200 for i in range(16)}}, None),
+        ({"metadata": _metadata_of_bytes(4096)}, None),
+        ({"metadata": _metadata_of_bytes(4097)}, False),
+        (_prompt({"role": "user", "content": [{"type": "text", "text": "a"}, IMAGE]}), True),
+        (_prompt({"role": "system", "content": [{"type": "text", "text": "a"}]}), True),
+        (_prompt({"role": "assistant", "content": [IMAGE]}), False),
+        (_prompt({"role": "user", "content": []}), False),
+        (_prompt({"role": "user", "content": [{"type": "text", "text": "a"}] * 100}), True),
+        (_prompt({"role": "user", "content": [{"type": "text", "text": "a"}] * 101}), False),
+        (_prompt({"role": "user", "content": [{"type": "audio", "data": "AAAA"}]}), False),
+        (_prompt({"role": "user", "content": [{"text": "a"}]}), False),
+        (_prompt({"role": "user", "content": [{"type": "text", "text": "a", "x": 1}]}), False),
+        (_prompt({"role": "user", "content": [{"type": "text", "text": "😀" * 65536}]}), True),
+        (_prompt({"role": "user", "content": [{"type": "text", "text": "😀" * 65537}]}), False),
+        (_prompt({"role": "user", "content": [{**IMAGE, "image_url": {"url": "data:,A"}}]}), False),
+        (_prompt({"role": "user", "content": [{**IMAGE, "image_url": {"url": "ftp://a"}}]}), False),
+        (_prompt({"role": "user", "content": [{**IMAGE, "image_url": {"url": ""}}]}), False),
+        (
+            _prompt({"role": "user", "content": [{**IMAGE, "image_url": {"url": "https://"
+                                                                        + "u" * 2040}}]}),
+            True,
+        ),
+        (
+            _prompt({"role": "user", "content": [{**IMAGE, "image_url": {"url": "https://"
+                                                                        + "u" * 2041}}]}),
+            False,
+        ),
+        (
+            _prompt({"role": "user", "content": [{**IMAGE, "image_url": {
+                "url": "https://a", "detail": "low"}}]}),
+            True,
+        ),
+        (
+            _prompt({"role": "user", "content": [{**IMAGE, "image_url": {
+                "url": "https://a", "detail": "max"}}]}),
+            False,
+        ),
+        (_prompt({"role": "assistant", "tool_calls": [TOOL_CALL]}), True),
+        (_prompt({"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]}), True),
+        (_prompt({"role": "assistant", "content": "x", "tool_calls": [TOOL_CALL] * 128}), True),
+        (_prompt({"role": "assistant", "content": "x", "tool_calls": [TOOL_CALL] * 129}), False),
+        (_prompt({"role": "assistant", "content": "x", "tool_calls": []}), False),
+        (_prompt({"role": "assistant", "tool_calls": None}), False),
+        (_prompt({"role": "assistant"}), False),
+        (_prompt({"role": "user", "tool_calls": [TOOL_CALL]}), False),
+        (_prompt({"role": "tool", "content": "sunny", "tool_call_id": "call_1"}), True),
+        (_prompt({"role": "tool", "content": "sunny", "tool_call_id": None}), True),
+        (_prompt({"role": "assistant", "content": "x", "tool_call_id": "call_1"}), False),
+        (_prompt({"role": "tool", "content": "x", "tool_call_id": ""}), False),
+        (
+            _prompt({"role": "assistant", "tool_calls": [{**TOOL_CALL, "type": "retrieval"}]}),
+            False,
+        ),
+        *(
+            (
+                _prompt({"role": "assistant", "tool_calls": [
+                    {**TOOL_CALL, "function": {"name": name, "arguments": "{}"}}]}),
+                accepted,
+            )
+            for name, accepted in [("a" * 64, True), ("a" * 65, False), ("", False),
+                                   ("mcp.search-v2_x", True), ("get weather", False),
+                                   ("f\n", False)]
+        ),
+        (
+            _prompt({"role": "assistant", "tool_calls": [
+                {**TOOL_CALL, "function": {"name": "f", "arguments": "😀" * 65537}}]}),
+            False,
+        ),
+        (
+            _prompt({"role": "assistant", "tool_calls": [
+                {**TOOL_CALL, "function": {"name": "f", "arguments": {"a": 1}}}]}),
+            False,
+        ),
+    ],
+)  # fmt: skip
+def test_extension_examples(change: dict[str, Any], accepted: bool | None) -> None:
+    raw = json.dumps(make_event("generation", **change)).encode()
+    assert assert_agrees_with_the_contract(raw) is bool(accepted)
+    if accepted is None:
+        parse_event_json(raw)
+    elif not accepted:
+        with pytest.raises(ContractError):
+            parse_event_json(raw)
+
+
+def test_a_lower_text_limit_is_the_contracts_to_apply() -> None:
+    raw = json.dumps(make_event("edit", edited_text="x" * 100)).encode()
+    assert assert_agrees_with_the_contract(raw, max_text_chars=100) is False  # left to it
+    parse_event_json(raw, max_text_chars=100)
+    with pytest.raises(ContractError):
+        parse_event_json(raw, max_text_chars=99)
+    assert assert_agrees_with_the_contract(raw, max_text_chars=1000)

@@ -516,3 +516,87 @@ def test_a_repeated_key_is_a_contract_dead_letter_naming_its_path(
     assert letter.error_type == "contract"
     assert letter.reason == f"{path}: the key is given more than once in the same object"
     assert batch.kept == [] and batch.without_consent == 0
+
+
+# metadata, content parts and tool calls
+
+DRESSED = make_event(
+    "generation",
+    metadata={"experiment": "exp-7", "temperature": 0.7, "seed": 42, "sampled": True, "x": None},
+    prompt=[
+        {"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+        {"role": "user", "content": [
+            {"type": "text", "text": "What is this?"}, {"type": "text", "text": "And this?"},
+            {"type": "image_url", "image_url": {"url": "https://a.example/b.png", "detail": "low"}},
+        ]},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function",
+            "function": {"name": "look", "arguments": '{"at": "b.png"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "a cat"},
+        {"role": "assistant", "content": "A cat.", "response_id": "resp-0"},
+    ],
+)  # fmt: skip
+
+
+def test_metadata_lands_as_canonical_json_and_the_prompt_structure_beside_the_prompt() -> None:
+    plain, dressed = frame_of(make_event("rating"), DRESSED).to_dicts()
+    assert (plain["metadata"], plain["prompt_structure"]) == (None, None)
+    # Keys sorted, compact, values as sent.
+    assert dressed["metadata"] == (
+        '{"experiment":"exp-7","sampled":true,"seed":42,"temperature":0.7,"x":null}'
+    )
+    assert dressed["prompt"] == [
+        {"role": "system", "content": "Be brief.", "response_id": None},
+        {"role": "user", "content": "What is this?\nAnd this?", "response_id": None},
+        {"role": "assistant", "content": "", "response_id": None},
+        {"role": "tool", "content": "a cat", "response_id": None},
+        {"role": "assistant", "content": "A cat.", "response_id": "resp-0"},
+    ]
+    text = {"image_url": None, "detail": None}
+    assert dressed["prompt_structure"] == [
+        {"parts": [{"type": "text", "text": "Be brief.", **text}], "tool_calls": None,
+         "tool_call_id": None},
+        {"parts": [
+            {"type": "text", "text": "What is this?", **text},
+            {"type": "text", "text": "And this?", **text},
+            {"type": "image_url", "text": None, "image_url": "https://a.example/b.png",
+             "detail": "low"},
+        ], "tool_calls": None, "tool_call_id": None},
+        {"parts": None, "tool_calls": [{"id": "call_1", "type": "function", "name": "look",
+                                        "arguments": '{"at": "b.png"}'}], "tool_call_id": None},
+        {"parts": None, "tool_calls": None, "tool_call_id": "call_1"},
+        {"parts": None, "tool_calls": None, "tool_call_id": None},
+    ]  # fmt: skip
+
+
+def test_an_event_lands_the_same_whichever_pass_validated_it() -> None:
+    """The native pass (with the validation's flags), the contract (a lower text limit leaves
+    every event to it), and no flags at all (``flatten`` looks itself) give one frame."""
+    events = [make_event("rating", metadata={"a": "b"}), make_event("copy"), DRESSED,
+              make_event("generation"), make_event("edit", metadata={"n": 1.5})]  # fmt: skip
+    landed_at = datetime(2026, 1, 5, tzinfo=UTC)
+    frames = []
+    for limit in (64 * 1024, 1000):
+        pipeline = Pipeline(
+            PseudonymisingAnonymiser(KEYRING), max_event_bytes=LIMIT, max_text_chars=limit
+        )
+        batch = pipeline.process(messages_of([encoded(e) for e in events]), DedupeWindow(10))
+        assert batch.extended == [True, False, True, False, True]
+        frames.append(pipeline.frame(batch, landed_at=landed_at))
+        batch.extended = []
+        frames.append(pipeline.frame(batch, landed_at=landed_at))
+    assert all(frame.equals(frames[0]) for frame in frames[1:])
+    # Plain events land as before: the same row with or without dressed neighbours.
+    alone = Pipeline(PseudonymisingAnonymiser(KEYRING), max_event_bytes=LIMIT)
+    plain = alone.frame(alone.process(messages_of([encoded(events[1])], 1), DedupeWindow(10)),
+                        landed_at=landed_at)  # fmt: skip
+    assert frames[0].slice(1, 1).equals(plain)
+
+
+def test_the_configured_text_limit_dead_letters_a_longer_text_with_its_path() -> None:
+    pipeline = Pipeline(PseudonymisingAnonymiser(KEYRING), max_event_bytes=LIMIT, max_text_chars=8)
+    long = make_event("generation", response="short", prompt=[
+        {"role": "user", "content": [{"type": "text", "text": "nine char"}]}])  # fmt: skip
+    batch = pipeline.process(messages_of([encoded(long)]), DedupeWindow(10))
+    [letter] = batch.dead_letters
+    assert letter.error_type == "contract"
+    assert letter.reason == "prompt[0].content[0].text: String should have at most 8 characters"

@@ -21,7 +21,7 @@ from stdnum import iban as stdnum_iban
 from stdnum import luhn
 
 from flywheel.dev.simulator import TOPICS
-from ingest.anonymiser import TEXT_COLUMNS
+from ingest.anonymiser import STRUCTURED_COLUMNS, TEXT_COLUMNS
 from ingest.pipeline import DedupeWindow, Pipeline, ProcessedBatch, RawMessage
 from ingest.scrubbing import ScrubbingAnonymiser
 from privacy.detectors import PREFILTER, Scrubber, placeholder
@@ -374,6 +374,55 @@ def test_anonymiser_scrubs_every_text_column_and_reports() -> None:
     ]
     assert frame["user_pseudonym"].null_count() == 0
     assert set(frame["pseudonym_key_version"].to_list()) == {1}
+
+
+def test_anonymiser_scrubs_metadata_content_parts_and_tool_calls() -> None:
+    call = {
+        "id": f"call_{EMAIL}",
+        "type": "function",
+        "function": {"name": "send_mail", "arguments": json.dumps({"to": EMAIL, "key": TOKEN})},
+    }
+    prompt = [
+        {"role": "user", "content": [
+            {"type": "text", "text": f"Write to {EMAIL}"},
+            {"type": "image_url", "image_url": {"url": "https://jane:s3cret-pass@img.example.com/a.png"}},
+        ]},
+        {"role": "assistant", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": f"call_{EMAIL}", "content": f"sent to {PHONE}"},
+    ]  # fmt: skip
+    events = [
+        make_event("generation", prompt=prompt,
+                   metadata={"experiment": "exp-7", "owner": EMAIL, "n": 3, "ok": True}),
+        make_event("rating", metadata={"note": f"card {CARD}"}),
+        make_event("rating", metadata={"experiment": "exp-7"}),
+    ]  # fmt: skip
+    frame = frame_of(events)
+    dump = frame.select(*TEXT_COLUMNS, *STRUCTURED_COLUMNS).write_json()
+    for value in (EMAIL, PHONE, TOKEN, CARD, "s3cret-pass"):
+        assert value not in dump
+    assert json.loads(frame["metadata"][0]) == {"experiment": "exp-7", "n": 3, "ok": True,
+                                                "owner": "<EMAIL>"}  # fmt: skip
+    assert frame["metadata"].to_list()[1:] == ['{"note":"card <CARD>"}', '{"experiment":"exp-7"}']
+    user, assistant, tool = frame["prompt_structure"][0].to_list()
+    assert [p["text"] for p in user["parts"]] == ["Write to <EMAIL>", None]
+    assert user["parts"][1]["image_url"] == "https://<URL_CREDENTIALS>@img.example.com/a.png"
+    [called] = assistant["tool_calls"]
+    assert json.loads(called["arguments"]) == {"to": "<EMAIL>", "key": "<SECRET:github_token>"}
+    assert called["name"] == "send_mail"
+    # The call's id held an address: replaced by its keyed stand-in, the same in the answer.
+    assert called["id"].startswith("redacted-") and tool["tool_call_id"] == called["id"]
+    assert frame["prompt"][0].to_list()[2]["content"] == "sent to <PHONE>"
+    # Counted once each: a text part's text is the message's content, counted there.
+    assert frame["scrubbed"].to_list()[:2] == [
+        [
+            {"kind": "email", "count": 3},
+            {"kind": "github_token", "count": 1},
+            {"kind": "identifier", "count": 2},
+            {"kind": "phone", "count": 1},
+            {"kind": "url_credentials", "count": 1},
+        ],
+        [{"kind": "card", "count": 1}],
+    ]
 
 
 def test_anonymiser_leaves_clean_batches_alone() -> None:

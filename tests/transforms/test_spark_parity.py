@@ -1,7 +1,8 @@
 """Every model on Spark equals the same model on DuckDB, row for row and type for type, on the
 same lake: simulated traffic, and rounds of late, duplicated and cross-conversation events
 (both engines building incrementally round after round, and a full refresh on Spark equal to
-its incremental result). A
+its incremental result), and traffic with metadata, content parts and tool calls over a lake
+landed before them. A
 dataset exported from Spark's tables is byte for byte the one exported from DuckDB's, and a
 model that fails on Spark leaves every table as it was (checked at the end of the rounds: a
 Spark run costs tens of seconds here)."""
@@ -16,15 +17,20 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from export.catalog import Catalog
+from export.policy import DatasetPolicy, DatasetsFile
 from export.publish import export_dataset
+from flywheel.dev.simulator import SimulationConfig, simulate
 from flywheel.settings import SparkSettings
+from privacy.keys import write_keyring
 from tests.factories import generation, make_event
 from tests.helpers.datasets import KEYRING
-from tests.helpers.lake import land
-from tests.helpers.scenarios import late_and_duplicated_rounds
+from tests.helpers.datasets import land as land_scrubbed
+from tests.helpers.lake import create_table_before, land
+from tests.helpers.scenarios import late_and_duplicated_rounds, with_extensions
 from transforms.dialect import to_spark
 from transforms.models import define_functions, discover
 from transforms.runner import run_transforms
@@ -338,3 +344,54 @@ def test_rounding_is_the_same_on_both_engines(
     on_spark = sorted(tuple(row) for row in spark.sql(to_spark(sql)).collect())
     assert len(on_spark) == ratios.num_rows
     assert on_spark == on_duckdb
+
+
+def test_both_engines_agree_on_metadata_content_parts_and_tool_calls(
+    tmp_path: Path, spark_settings: SparkSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lake landed before ``metadata`` and ``prompt_structure`` existed (a file and the table
+    without them), then traffic with metadata, content parts and tool calls: the same models on
+    both engines, the same ``events`` with the same metadata, and the same bytes of a dataset
+    selected by metadata in the conversational format (tool calls as message fields)."""
+    data_dir = tmp_path / "data"
+    lake, table = Lake.in_data_dir(data_dir), lake_table(data_dir)
+    create_table_before(table)
+    land(lake, tangled(7, 60, first=0), before=True)
+    with monkeypatch.context() as patched:
+        patched.setattr(LakeTable, "_with_lake_columns", lambda self, found: found)
+        table.commit()
+    dressed = with_extensions(list(simulate(SimulationConfig(events=2_000, seed=9, ab_rate=0.3))))
+    land_scrubbed(data_dir, dressed)  # the simulator plants PII, the quality gate looks for it
+    write_keyring(KEYRING, tmp_path / "keys.json")
+
+    run_transforms(data_dir)  # commits (the table gains the columns), loads both kinds of file
+    run_transforms_on_spark(spark_settings, table)
+
+    assert_same(data_dir, table)
+    engine = open_warehouse(data_dir)
+    with engine.connect() as connection:
+        duck = raw(connection).sql("SELECT event_id, metadata FROM events").to_arrow_table()
+    engine.dispose()
+    spark = table.catalog().load_table((MODELS_NAMESPACE, "events")).scan().to_arrow()
+    assert _rows(spark.select(["event_id", "metadata"])) == _rows(duck)
+    assert sum(value is not None for value in duck["metadata"].to_pylist()) > 1000
+    datasets = DatasetsFile(datasets={"exp7": DatasetPolicy(
+        metadata_filter={"experiment": "exp-7"}, message_format="conversational", min_rows=1,
+    )})  # fmt: skip
+    published, versions = {}, {}
+    for engine_name, models in (("duckdb", None), ("spark", table)):
+        result = export_dataset(data_dir, "exp7", KEYRING, datasets=datasets, models=models,
+                                catalog=Catalog.in_data_dir(data_dir / engine_name))  # fmt: skip
+        assert result.path is not None
+        versions[engine_name] = result.path
+        published[engine_name] = {
+            p.relative_to(result.path): p.read_bytes() for p in result.path.rglob("*.parquet")
+        }
+    assert published["duckdb"] and published["duckdb"] == published["spark"]
+    prompts = [
+        message
+        for path in (versions["spark"] / "data" / "dpo").glob("*.parquet")
+        for row in pq.read_table(path).column("prompt").to_pylist()
+        for message in row
+    ]
+    assert any(m["tool_calls"] for m in prompts) and any(m["tool_call_id"] for m in prompts)

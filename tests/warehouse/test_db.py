@@ -234,3 +234,40 @@ def test_upgrading_to_0005_withholds_the_unconsented_events_already_loaded(
         # Every model is built again in full, without them.
         assert db.execute("SELECT count(*) FROM model_state").fetchall() == [(0,)]
     engine.dispose()
+
+
+def test_upgrading_to_0006_gives_events_a_metadata_column_and_keeps_their_rows(
+    tmp_path: Path,
+) -> None:
+    command.upgrade(alembic_config(url=warehouse_url(tmp_path)), "0005")
+    engine = create_engine(warehouse_url(tmp_path))
+    with engine.begin() as connection:
+        raw(connection).execute(
+            "INSERT INTO events (event_id, type, occurred_at, conversation_id, consent_training, "
+            "source_offset, lake_file) VALUES ('e1', 'copy', $at, 'c', true, 0, 'f.parquet')",
+            {"at": datetime(2026, 1, 1, tzinfo=UTC)},
+        )
+    engine.dispose()
+
+    command.upgrade(alembic_config(url=warehouse_url(tmp_path)), "head")
+
+    engine = create_engine(warehouse_url(tmp_path))
+    with engine.connect() as connection:
+        db = raw(connection)
+        assert db.execute("SELECT event_id, metadata FROM events").fetchall() == [("e1", None)]
+        [(kind,)] = db.execute(
+            "SELECT data_type FROM information_schema.columns "
+            "WHERE table_name = 'events' AND column_name = 'metadata'"
+        ).fetchall()
+        assert kind == "VARCHAR"
+    engine.dispose()
+    command.downgrade(alembic_config(url=warehouse_url(tmp_path)), "0005")
+    engine = create_engine(warehouse_url(tmp_path))
+    with engine.connect() as connection:
+        db = raw(connection)
+        names = db.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'events'"
+        ).fetchall()
+        assert ("metadata",) not in names and ("event_id",) in names
+        assert db.execute("SELECT count(*) FROM events").fetchall() == [(1,)]
+    engine.dispose()
