@@ -15,7 +15,15 @@ Runtime dependency: httpx only.
 from flywheel_client._async_client import AsyncClient
 from flywheel_client._base import ErrorCallback
 from flywheel_client._client import Client
-from flywheel_client._events import App, Choice, Consent, Scalar, new_event_id, utc_timestamp
+from flywheel_client._events import (
+    App,
+    Choice,
+    Consent,
+    PreparedEvent,
+    Scalar,
+    new_event_id,
+    utc_timestamp,
+)
 from flywheel_client._results import DroppedEvent, DropReason, EventError, SendResult, Stats
 from flywheel_client._version import __version__
 
@@ -29,6 +37,7 @@ __all__ = [
     "DroppedEvent",
     "ErrorCallback",
     "EventError",
+    "PreparedEvent",
     "Scalar",
     "SendResult",
     "Stats",

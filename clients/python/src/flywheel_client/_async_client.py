@@ -15,8 +15,8 @@ from flywheel_client._client import (
     DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_MAX_QUEUE_BYTES,
 )
-from flywheel_client._events import App
-from flywheel_client._protocol import Delivery, EventQueue, Options, Queued, batches, drop
+from flywheel_client._events import App, PreparedEvent
+from flywheel_client._protocol import Delivery, EventQueue, Options, batches, drop
 from flywheel_client._results import SendResult
 
 
@@ -62,6 +62,7 @@ class AsyncClient(BaseClient):
         self._http = http_client if http_client is not None else httpx.AsyncClient()
         self._owns_http = http_client is None
         self._queue = EventQueue(options)
+        self._url = options.request_url()  # parsed once: httpx parses a string per request
         self._in_flight = 0
         self._settled = 0
         self._closed = False
@@ -83,7 +84,7 @@ class AsyncClient(BaseClient):
     ) -> None:
         await self.close()
 
-    async def send(self, events: Iterable[Mapping[str, Any]]) -> SendResult:
+    async def send(self, events: Iterable[Mapping[str, Any] | PreparedEvent]) -> SendResult:
         """Post ``events`` now, in batches, with the same retries, and return the outcome
         (``Client.send`` explains)."""
         items, too_large = self._prepare_all(events)
@@ -137,7 +138,7 @@ class AsyncClient(BaseClient):
 
     # --- The sender -----------------------------------------------------------------------------
 
-    def _put(self, item: Queued) -> None:
+    def _put(self, item: PreparedEvent) -> None:
         if self._closed:
             self._report([drop(item, "closed", "the client is closed")])
             return
@@ -150,11 +151,11 @@ class AsyncClient(BaseClient):
                     "from synchronous code"
                 ) from None
             self._task = loop.create_task(self._run(), name="flywheel-client")
-        if not self._queue.put(item, monotonic()):
+        if not self._queue.put(item, now := monotonic()):
             self._report([drop(item, "queue_full", "the queue was full (max_queue_size or "
                                "max_queue_bytes)")])  # fmt: skip
             return
-        if len(self._queue) == 1 or self._queue.due_in(item.at) == 0.0:
+        if len(self._queue) == 1 or self._queue.due_in(now) == 0.0:
             self._wake.set()
 
     def _queued(self) -> int:
@@ -183,14 +184,14 @@ class AsyncClient(BaseClient):
             self._settled += len(batch)
             self._progress.set()
 
-    async def _deliver(self, items: list[Queued]) -> Delivery:
+    async def _deliver(self, items: list[PreparedEvent]) -> Delivery:
         """Post one batch until every event is accepted or dropped."""
         delivery = self._delivery(items)
         while not delivery.done:
             try:
                 response = await self._http.post(
-                    self._options.endpoint, content=delivery.content, headers=delivery.headers,
-                    params=delivery.params, timeout=self._options.timeout,
+                    self._url, content=delivery.content, headers=delivery.headers,
+                    timeout=self._options.timeout,
                 )  # fmt: skip
             except httpx.TransportError as exc:
                 delay = delivery.failed(exc)
@@ -199,7 +200,10 @@ class AsyncClient(BaseClient):
                 break
             else:
                 delay = delivery.answered(response)
-            if delay is not None and await self._stopped_within(delay):
+            if delay is None:
+                break
+            self._count_retry()
+            if await self._stopped_within(delay):
                 delivery.stop()
         return delivery
 

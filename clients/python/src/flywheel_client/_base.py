@@ -16,13 +16,13 @@ from typing import Any, Literal
 from flywheel_client._events import (
     Choice,
     Consent,
+    PreparedEvent,
     Scalar,
-    complete,
-    encode,
     envelope,
+    prepare,
     prompt_messages,
 )
-from flywheel_client._protocol import Delivery, Options, Queued, drop
+from flywheel_client._protocol import Delivery, Options, drop
 from flywheel_client._results import DroppedEvent, SendResult, Stats
 
 log = logging.getLogger("flywheel_client")
@@ -188,7 +188,7 @@ class BaseClient(ABC):
             event["reason"] = reason
         return self.track(event)
 
-    def track(self, event: Mapping[str, Any]) -> str:
+    def track(self, event: Mapping[str, Any] | PreparedEvent) -> str:
         """Queue an event built by the caller (a JSON-ready mapping of contract v1); a missing
         ``event_id``, ``occurred_at``, ``app`` or ``schema_version`` is filled in. Returns the
         event id. Never waits: a full queue drops the event (reported as ``queue_full``)."""
@@ -198,6 +198,13 @@ class BaseClient(ABC):
         else:
             self._put(item)
         return item.event_id
+
+    def prepare(self, event: Mapping[str, Any] | PreparedEvent) -> PreparedEvent:
+        """Complete an event as ``track`` does and encode it once, without queueing it: for
+        ``track`` or ``send`` later, to send the same bytes again, or to keep events made ahead
+        of time (an outbox) out of the time they are sent in. ``TypeError`` or ``ValueError``
+        if JSON cannot carry a value."""
+        return prepare(event, app=self._options.app)
 
     @property
     def stats(self) -> Stats:
@@ -209,7 +216,7 @@ class BaseClient(ABC):
     # --- For the subclasses ---------------------------------------------------------------------
 
     @abstractmethod
-    def _put(self, item: Queued) -> None:
+    def _put(self, item: PreparedEvent) -> None:
         """Add a prepared event to the queue, or report it dropped."""
 
     @abstractmethod
@@ -231,10 +238,11 @@ class BaseClient(ABC):
             consent=consent, metadata=metadata, occurred_at=occurred_at, event_id=event_id,
         )  # fmt: skip
 
-    def _prepare(self, event: Mapping[str, Any]) -> tuple[Queued, DroppedEvent | None]:
+    def _prepare(
+        self, event: Mapping[str, Any] | PreparedEvent
+    ) -> tuple[PreparedEvent, DroppedEvent | None]:
         """The event completed and encoded, and its drop if it is too large to send."""
-        filled = complete(event, app=self._options.app)
-        item = Queued(str(filled["event_id"]), filled, encode(filled))
+        item = prepare(event, app=self._options.app)
         if len(item.data) > self._options.max_event_bytes:
             return item, drop(
                 item, "too_large",
@@ -244,10 +252,10 @@ class BaseClient(ABC):
         return item, None
 
     def _prepare_all(
-        self, events: Iterable[Mapping[str, Any]]
-    ) -> tuple[list[Queued], list[DroppedEvent]]:
+        self, events: Iterable[Mapping[str, Any] | PreparedEvent]
+    ) -> tuple[list[PreparedEvent], list[DroppedEvent]]:
         """For ``send``: the events to send, and those too large to."""
-        items: list[Queued] = []
+        items: list[PreparedEvent] = []
         too_large: list[DroppedEvent] = []
         for event in events:
             item, refused = self._prepare(event)
@@ -257,14 +265,18 @@ class BaseClient(ABC):
                 too_large.append(refused)
         return items, too_large
 
-    def _delivery(self, items: list[Queued]) -> Delivery:
+    def _delivery(self, items: list[PreparedEvent]) -> Delivery:
         return Delivery(items, self._options, self._rng)
 
     def _count(self, delivery: Delivery) -> None:
+        """Count a finished delivery's events (its retries were counted as they happened)."""
         with self._count_lock:
             self._accepted += len(delivery.accepted)
             self._dropped += len(delivery.dropped)
-            self._retries += delivery.retries
+
+    def _count_retry(self) -> None:
+        with self._count_lock:
+            self._retries += 1
 
     def _result(
         self, deliveries: list[Delivery], too_large: list[DroppedEvent], order: list[str]

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 
 from flywheel_client._base import BaseClient, ErrorCallback, monotonic
-from flywheel_client._events import App
-from flywheel_client._protocol import Delivery, EventQueue, Options, Queued, batches, drop
+from flywheel_client._events import App, PreparedEvent
+from flywheel_client._protocol import Delivery, EventQueue, Options, batches, drop
 from flywheel_client._results import SendResult
 
 DEFAULT_MAX_BATCH_BYTES = 512 * 1024
@@ -85,6 +85,7 @@ class Client(BaseClient):
         self._http = http_client if http_client is not None else httpx.Client()
         self._owns_http = http_client is None
         self._queue = EventQueue(options)
+        self._url = options.request_url()  # parsed once: httpx parses a string per request
         self._cond = threading.Condition()
         self._in_flight = 0
         self._settled = 0
@@ -104,7 +105,7 @@ class Client(BaseClient):
     ) -> None:
         self.close()
 
-    def send(self, events: Iterable[Mapping[str, Any]]) -> SendResult:
+    def send(self, events: Iterable[Mapping[str, Any] | PreparedEvent]) -> SendResult:
         """Post ``events`` now, in batches, with the same retries, and wait for the outcome.
 
         For scripts and backfills that want to know what was stored; it does not use the
@@ -168,17 +169,17 @@ class Client(BaseClient):
 
     # --- The sender -----------------------------------------------------------------------------
 
-    def _put(self, item: Queued) -> None:
+    def _put(self, item: PreparedEvent) -> None:
         with self._cond:
             if self._closed:
                 refused = drop(item, "closed", "the client is closed")
-            elif not self._queue.put(item, monotonic()):
+            elif not self._queue.put(item, now := monotonic()):
                 refused = drop(item, "queue_full", "the queue was full (max_queue_size or "
                                "max_queue_bytes)")  # fmt: skip
             else:
                 # Wake the sender only when it waits for nothing (an empty queue before) or a
                 # batch became due; a wake-up per event would cost a thread switch each.
-                if len(self._queue) == 1 or self._queue.due_in(item.at) == 0.0:
+                if len(self._queue) == 1 or self._queue.due_in(now) == 0.0:
                     self._cond.notify_all()
                 return
         self._report([refused])
@@ -207,14 +208,14 @@ class Client(BaseClient):
                 self._settled += len(batch)
                 self._cond.notify_all()
 
-    def _deliver(self, items: list[Queued]) -> Delivery:
+    def _deliver(self, items: list[PreparedEvent]) -> Delivery:
         """Post one batch until every event is accepted or dropped."""
         delivery = self._delivery(items)
         while not delivery.done:
             try:
                 response = self._http.post(
-                    self._options.endpoint, content=delivery.content, headers=delivery.headers,
-                    params=delivery.params, timeout=self._options.timeout,
+                    self._url, content=delivery.content, headers=delivery.headers,
+                    timeout=self._options.timeout,
                 )  # fmt: skip
             except httpx.TransportError as exc:
                 delay = delivery.failed(exc)
@@ -223,6 +224,9 @@ class Client(BaseClient):
                 break
             else:
                 delay = delivery.answered(response)
-            if delay is not None and self._stop.wait(delay):
+            if delay is None:
+                break
+            self._count_retry()
+            if self._stop.wait(delay):
                 delivery.stop()
         return delivery

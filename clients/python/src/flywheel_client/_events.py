@@ -12,10 +12,14 @@ import json
 import math
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, NotRequired, TypedDict
 
 SCHEMA_VERSION = 1
+_ENVELOPE = ("event_id", "occurred_at", "app", "schema_version")
+# One encoder for every event: json.dumps with options builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 Scalar = str | int | float | bool | None
 """A metadata value: a JSON string, number, boolean or null."""
@@ -113,10 +117,13 @@ def prompt_messages(prompt: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]
 
 
 def complete(event: Mapping[str, Any], *, app: App) -> dict[str, Any]:
-    """A copy of a caller-built event with what it lacks of the envelope filled in: a new
-    ``event_id``, ``occurred_at`` now, the client's ``app`` and the schema version."""
+    """The caller-built event with what it lacks of the envelope filled in (a new ``event_id``,
+    ``occurred_at`` now, the client's ``app``, the schema version), in a copy if anything is
+    lacking; the caller's event is never changed."""
     if not isinstance(event, Mapping):
         raise TypeError(f"an event is a mapping, not {type(event).__name__}")
+    if isinstance(event, dict) and all(name in event for name in _ENVELOPE):
+        return event  # complete already, and never changed: no copy
     filled = dict(event)
     if "event_id" not in filled:
         filled["event_id"] = new_event_id()
@@ -129,7 +136,27 @@ def complete(event: Mapping[str, Any], *, app: App) -> dict[str, Any]:
     return filled
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedEvent:
+    """An event completed and encoded once (``Client.prepare``), ready to queue or send, as
+    often as needed: the id, the event, and the JSON that is sent."""
+
+    event_id: str
+    event: dict[str, Any] = field(repr=False)
+    """The event; left out of ``repr`` (it holds the user's text and id)."""
+    data: bytes = field(repr=False)
+    """The event as compact UTF-8 JSON."""
+
+
+def prepare(event: Mapping[str, Any] | PreparedEvent, *, app: App) -> PreparedEvent:
+    """``event`` completed (``complete``) and encoded; a prepared event as it is."""
+    if isinstance(event, PreparedEvent):
+        return event
+    filled = complete(event, app=app)
+    return PreparedEvent(str(filled["event_id"]), filled, encode(filled))
+
+
 def encode(event: Mapping[str, Any]) -> bytes:
     """The event as compact UTF-8 JSON, the form it is sent in; ``TypeError`` or ``ValueError``
     for a value JSON cannot carry (a datetime, NaN)."""
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return _ENCODER.encode(event).encode()

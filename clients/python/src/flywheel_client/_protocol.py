@@ -7,9 +7,9 @@ Both clients share this module and differ only in how they wait and send (a thre
   stores the valid events and answers 207 listing the rejected ones, so one bad event never
   blocks the rest. 202 means every event was stored.
 - Network errors and 408, 429, 500, 502, 503, 504 are retried: after ``Retry-After`` seconds when
-  the answer gives them (at most ``retry_cap``), else after exponential backoff with full jitter
-  (a random wait between 0 and ``min(retry_cap, retry_base * 2**n)`` before the n-th retry, n
-  from 0). Event ids make a resend safe: the platform drops an event it already has.
+  the answer gives them (at most ``MAX_RETRY_AFTER_S``), else after exponential backoff with full
+  jitter (a random wait between 0 and ``min(retry_cap, retry_base * 2**n)`` before the n-th
+  retry, n from 0). Event ids make a resend safe: the platform drops an event it already has.
 - Any other answer is final: the events it refused are dropped and reported, never retried.
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from flywheel_client._events import App
+from flywheel_client._events import App, PreparedEvent
 from flywheel_client._results import DroppedEvent, DropReason, EventError
 from flywheel_client._version import __version__
 
@@ -34,6 +34,8 @@ MAX_EVENTS_PER_REQUEST = 500
 """The API's limit on events in one request."""
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 """Answers that mean "try again later"; any other is final."""
+MAX_RETRY_AFTER_S = 600.0
+"""The longest ``Retry-After`` honoured, against a garbled header holding the sender for days."""
 USER_AGENT = f"feedback-flywheel-client/{__version__} (python; httpx {httpx.__version__})"
 _BODY_START, _BODY_END = b'{"events":[', b"]}"
 
@@ -43,6 +45,7 @@ class Options:
     """A client's settings, checked once (``Client`` documents each)."""
 
     endpoint: str
+    """The events URL, ``<url>/v1/events``."""
     key: str
     app: App
     batch_size: int
@@ -79,18 +82,13 @@ class Options:
         if self.max_retries < 0 or self.retry_base < 0 or self.retry_cap < self.retry_base:
             raise ValueError("max_retries and retry_base must be >= 0, retry_cap >= retry_base")
 
-
-@dataclass(slots=True)
-class Queued:
-    """One event ready to send: its id, the event, its JSON, and when it was queued."""
-
-    event_id: str
-    event: dict[str, Any]
-    data: bytes
-    at: float = 0.0
+    def request_url(self) -> httpx.URL:
+        """Where batches are posted: the endpoint, with ``?partial=true`` when partial."""
+        url = httpx.URL(self.endpoint)
+        return url.copy_merge_params({"partial": "true"}) if self.partial else url
 
 
-def drop(item: Queued, reason: DropReason, message: str, **details: Any) -> DroppedEvent:
+def drop(item: PreparedEvent, reason: DropReason, message: str, **details: Any) -> DroppedEvent:
     """The report of ``item`` dropped for ``reason``."""
     return DroppedEvent(item.event_id, reason, message, event=item.event, **details)
 
@@ -105,7 +103,9 @@ class EventQueue:
 
     def __init__(self, options: Options) -> None:
         self.options = options
-        self.items: deque[Queued] = deque()
+        self.items: deque[PreparedEvent] = deque()
+        self.times: deque[float] = deque()
+        """When each queued event was added."""
         self.bytes = 0
         self.added = 0
         """Events ever added; a flush waits until this many are settled."""
@@ -117,7 +117,7 @@ class EventQueue:
     def __len__(self) -> int:
         return len(self.items)
 
-    def put(self, item: Queued, now: float) -> bool:
+    def put(self, item: PreparedEvent, now: float) -> bool:
         """Add ``item``; False (and nothing added) if the queue is full."""
         size = len(item.data) + 1
         if (
@@ -125,8 +125,8 @@ class EventQueue:
             or self.bytes + size > self.options.max_queue_bytes
         ):
             return False
-        item.at = now
         self.items.append(item)
+        self.times.append(now)
         self.bytes += size
         self.added += 1
         return True
@@ -141,30 +141,32 @@ class EventQueue:
             or self.taken < self.flush_to
         ):
             return 0.0
-        return max(0.0, self.items[0].at + self.options.flush_interval - now)
+        return max(0.0, self.times[0] + self.options.flush_interval - now)
 
-    def take(self) -> list[Queued]:
+    def take(self) -> list[PreparedEvent]:
         """The next batch: as many events as fit ``batch_size`` and ``max_batch_bytes``."""
         batch = list(next(batches(self.items, self.options), []))
         for item in batch:
             self.items.popleft()
+            self.times.popleft()
             self.bytes -= len(item.data) + 1
         self.taken += len(batch)
         return batch
 
-    def drain(self) -> list[Queued]:
+    def drain(self) -> list[PreparedEvent]:
         """Everything still queued, emptying the queue."""
         items = list(self.items)
         self.items.clear()
+        self.times.clear()
         self.bytes = 0
         self.taken += len(items)
         return items
 
 
-def batches(items: Iterable[Queued], options: Options) -> Iterator[list[Queued]]:
+def batches(items: Iterable[PreparedEvent], options: Options) -> Iterator[list[PreparedEvent]]:
     """``items`` in order, cut into batches of at most ``batch_size`` events whose body stays
     within ``max_batch_bytes``."""
-    batch: list[Queued] = []
+    batch: list[PreparedEvent] = []
     size = len(_BODY_START + _BODY_END) - 1  # n events need n - 1 commas
     for item in items:
         if batch and (
@@ -178,7 +180,7 @@ def batches(items: Iterable[Queued], options: Options) -> Iterator[list[Queued]]
         yield batch
 
 
-def body(items: list[Queued]) -> bytes:
+def body(items: list[PreparedEvent]) -> bytes:
     """The request body of a batch: ``{"events": [...]}`` from the events' JSON."""
     return _BODY_START + b",".join(item.data for item in items) + _BODY_END
 
@@ -189,7 +191,7 @@ def backoff(retry: int, *, base: float, cap: float, rng: random.Random) -> float
     return rng.uniform(0.0, min(cap, base * 2.0 ** min(retry, 64)))
 
 
-def retry_after(value: str | None, *, cap: float) -> float | None:
+def retry_after(value: str | None, *, cap: float = MAX_RETRY_AFTER_S) -> float | None:
     """Seconds a ``Retry-After`` header asks to wait (at most ``cap``); None if absent or
     unreadable. Whole seconds, as the API sends, or an HTTP date."""
     if value is None:
@@ -238,7 +240,7 @@ class Delivery:
     ``answered()`` or ``failed()`` take what happened and return how long to wait before
     sending again (None: finished). ``accepted`` and ``dropped`` hold the outcome."""
 
-    def __init__(self, items: list[Queued], options: Options, rng: random.Random) -> None:
+    def __init__(self, items: list[PreparedEvent], options: Options, rng: random.Random) -> None:
         self.options = options
         self.rng = rng
         self.pending = items
@@ -258,7 +260,6 @@ class Delivery:
             headers["Content-Encoding"] = "gzip"
         self.content = content
         self.headers = headers
-        self.params = {"partial": "true"} if options.partial else {}
 
     @property
     def done(self) -> bool:
@@ -273,7 +274,7 @@ class Delivery:
             self.pending = []
             return None
         if status in RETRY_STATUSES:
-            hint = retry_after(response.headers.get("Retry-After"), cap=self.options.retry_cap)
+            hint = retry_after(response.headers.get("Retry-After"))
             return self._retry(hint, status, f"HTTP {status}")
         data = _json(response)
         if status == 207:
