@@ -15,13 +15,17 @@ $(BIN)/uv:
 	$(BIN)/python -m pip install -q --upgrade pip uv
 
 # The demo needs the core and the export extra (the quality gate) only; the tests need every
-# extra and the dev tools. Each stamp is remade when pyproject.toml changes.
-$(VENV)/.demo-installed: pyproject.toml | $(BIN)/uv
-	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[export]'
+# extra and the dev tools. The Python client (clients/python) is a distribution of its own that
+# the core depends on (the simulator posts with it): it is installed from the checkout beside the
+# project, editable too. Each stamp is remade when either pyproject.toml changes.
+CLIENT := clients/python
+
+$(VENV)/.demo-installed: pyproject.toml $(CLIENT)/pyproject.toml | $(BIN)/uv
+	$(BIN)/uv pip install -q --python $(BIN)/python -e ./$(CLIENT) -e '.[export]'
 	touch $@
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/uv
-	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
+$(VENV)/.installed: pyproject.toml $(CLIENT)/pyproject.toml | $(BIN)/uv
+	$(BIN)/uv pip install -q --python $(BIN)/python -e ./$(CLIENT) -e '.[dev]'
 	touch $@ $(VENV)/.demo-installed
 
 install: $(VENV)/.installed
