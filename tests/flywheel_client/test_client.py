@@ -335,3 +335,31 @@ def test_events_from_many_threads_arrive_once_each(api: ScriptedApi) -> None:
         assert client.flush(10)
     received = [e["event_id"] for e in api.events()]
     assert sorted(received) == sorted(ids) and len(set(received)) == 800
+
+
+def test_a_prepared_event_is_sent_as_prepared(api: ScriptedApi) -> None:
+    with make(api) as client:
+        prepared = client.prepare({"type": "rating", "user_id": USER, "conversation_id": "c1",
+                                   "response_id": "r1", "value": "up"})  # fmt: skip
+        assert api.requests == []  # preparing queues nothing
+        assert client.track(prepared) == prepared.event_id
+        assert client.flush(10)
+        result = client.send([prepared])  # the same bytes again: a resend
+    first, second = api.requests
+    assert first.raw == second.raw == b'{"events":[' + prepared.data + b"]}"
+    assert result.accepted == [prepared.event_id]
+    assert USER not in repr(prepared)
+
+
+def test_a_full_queue_without_a_callback_logs_counts_not_a_line_per_event(
+    api: ScriptedApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    with make(api, max_queue_size=1, flush_interval=60) as client:
+        rate(client, 50)
+    lines = [r.getMessage() for r in caplog.records if r.name == "flywheel_client"]
+    # The first drop at once, the rest summed up when the client closed.
+    assert lines == [
+        "dropped 1 events (queue_full: 1); pass on_error to handle them",
+        "dropped 48 events (queue_full: 48); pass on_error to handle them",
+    ]
+    assert client.stats.dropped == 49 and client.stats.accepted == 1

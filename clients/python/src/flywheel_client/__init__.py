@@ -22,6 +22,7 @@ from flywheel_client._events import (
     PreparedEvent,
     Scalar,
     new_event_id,
+    prepare,
     utc_timestamp,
 )
 from flywheel_client._results import DroppedEvent, DropReason, EventError, SendResult, Stats
@@ -43,5 +44,6 @@ __all__ = [
     "Stats",
     "__version__",
     "new_event_id",
+    "prepare",
     "utc_timestamp",
 ]

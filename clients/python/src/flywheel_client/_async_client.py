@@ -133,6 +133,7 @@ class AsyncClient(BaseClient):
         self._progress.set()
         self._report([drop(item, "closed", "the client was closed before the event was sent")
                       for item in left])  # fmt: skip
+        self._log_drops(now=True)
         if self._owns_http:
             await self._http.aclose()
 

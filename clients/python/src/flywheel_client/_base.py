@@ -29,6 +29,9 @@ log = logging.getLogger("flywheel_client")
 
 ErrorCallback = Callable[[DroppedEvent], object]
 """Called once per dropped event (on the thread or task that dropped it)."""
+LOG_EVERY_S = 10.0
+"""Without ``on_error``, drops are logged as counts at most this often (a full queue drops
+every new event), and once more when the client is closed."""
 
 
 class BaseClient(ABC):
@@ -40,6 +43,9 @@ class BaseClient(ABC):
         self._rng = random.Random()
         self._count_lock = threading.Lock()
         self._accepted = self._dropped = self._retries = 0
+        self._unlogged: Counter[str] = Counter()
+        self._unlogged_statuses: set[int] = set()
+        self._logged_at = -LOG_EVERY_S
 
     def __repr__(self) -> str:
         # Never the key.
@@ -299,14 +305,10 @@ class BaseClient(ABC):
             with self._count_lock:
                 self._dropped += len(dropped)
         if self._on_error is None:
-            reasons = Counter(event.reason for event in dropped)
-            statuses = sorted({e.status_code for e in dropped if e.status_code is not None})
-            log.warning(
-                "dropped %d events (%s%s); pass on_error to handle them",
-                len(dropped),
-                ", ".join(f"{reason}: {n}" for reason, n in sorted(reasons.items())),
-                f"; HTTP {', '.join(map(str, statuses))}" if statuses else "",
-            )
+            with self._count_lock:
+                self._unlogged.update(event.reason for event in dropped)
+                self._unlogged_statuses |= {e.status_code for e in dropped if e.status_code}
+            self._log_drops()
             return
         for event in dropped:
             try:
@@ -314,6 +316,22 @@ class BaseClient(ABC):
             except Exception as exc:  # a broken callback must not stop the sender
                 # The exception's type only: its message may quote the event.
                 log.error("the on_error callback raised %s", type(exc).__name__)
+
+    def _log_drops(self, *, now: bool = False) -> None:
+        """Log the drops not logged yet, as counts by reason and status: at once with ``now``,
+        else if the last such line is ``LOG_EVERY_S`` old."""
+        with self._count_lock:
+            if not self._unlogged or (not now and monotonic() - self._logged_at < LOG_EVERY_S):
+                return
+            reasons, statuses = self._unlogged, sorted(self._unlogged_statuses)
+            self._unlogged, self._unlogged_statuses = Counter(), set()
+            self._logged_at = monotonic()
+        log.warning(
+            "dropped %d events (%s%s); pass on_error to handle them",
+            sum(reasons.values()),
+            ", ".join(f"{reason}: {n}" for reason, n in sorted(reasons.items())),
+            f"; HTTP {', '.join(map(str, statuses))}" if statuses else "",
+        )
 
 
 def monotonic() -> float:

@@ -145,8 +145,8 @@ class Client(BaseClient):
         """Flush (for at most ``timeout`` seconds), stop the sender and release the connection.
 
         What could not be sent by then is dropped as ``closed``; a request in flight is let
-        finish (it ends within ``timeout`` of the client's settings). Later events are dropped
-        as ``closed`` too. Closing twice does nothing.
+        finish (within the request ``timeout`` the client was made with). Later events are
+        dropped as ``closed`` too. Closing twice does nothing.
         """
         with self._cond:
             if self._closed:
@@ -164,6 +164,7 @@ class Client(BaseClient):
             self._cond.notify_all()
         self._report([drop(item, "closed", "the client was closed before the event was sent")
                       for item in left])  # fmt: skip
+        self._log_drops(now=True)
         if self._owns_http:
             self._http.close()
 

@@ -149,7 +149,8 @@ class PreparedEvent:
 
 
 def prepare(event: Mapping[str, Any] | PreparedEvent, *, app: App) -> PreparedEvent:
-    """``event`` completed (``complete``) and encoded; a prepared event as it is."""
+    """``event`` completed (``complete``, with ``app`` where it has none) and encoded once, for
+    any client's ``track`` or ``send``; a prepared event is returned as it is."""
     if isinstance(event, PreparedEvent):
         return event
     filled = complete(event, app=app)
