@@ -15,16 +15,20 @@ $(BIN)/uv:
 	$(BIN)/python -m pip install -q --upgrade pip uv
 
 # The demo needs the core and the export extra (the quality gate) only; the tests need every
-# extra and the dev tools. Each stamp is remade when pyproject.toml changes.
+# extra and the dev tools. The Python client (clients/python) is a distribution of its own that
+# the core depends on (the simulator posts with it): it is installed from the checkout beside the
+# project, editable too. Each stamp is remade when either pyproject.toml changes.
 # --compile-bytecode: uv leaves the .pyc files to the first import, which never writes them where
 # PYTHONDONTWRITEBYTECODE is set; every command and test process then compiled pandas, pyiceberg
 # and the rest from source again (3 s more per process start, docs/development.md).
-$(VENV)/.demo-installed: pyproject.toml | $(BIN)/uv
-	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -e '.[export]'
+CLIENT := clients/python
+
+$(VENV)/.demo-installed: pyproject.toml $(CLIENT)/pyproject.toml | $(BIN)/uv
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -e ./$(CLIENT) -e '.[export]'
 	touch $@
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/uv
-	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -e '.[dev]'
+$(VENV)/.installed: pyproject.toml $(CLIENT)/pyproject.toml | $(BIN)/uv
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -e ./$(CLIENT) -e '.[dev]'
 	touch $@ $(VENV)/.demo-installed
 
 install: $(VENV)/.installed

@@ -3,9 +3,11 @@
 What it compares (both measured in the same run, alternately, ``--repeats`` times each):
 
 - ``api``: the real API (``flywheel serve``, a separate process) produces to Kafka; several
-  concurrent HTTP clients (keep-alive connections, one thread each) post batches of
-  ``--batch`` events of about 1 KiB of compact JSON each. Throughput is counted from the first
-  request to the last 202, so it includes waiting for the broker's acks (``acks=all``).
+  concurrent Python clients (``flywheel_client.Client.send``, as a chat backend posts; one
+  thread and keep-alive connection each, no retries) post batches of ``--batch`` events of about
+  1 KiB of compact JSON each. Throughput is counted from the first request to the last 202, so
+  it includes waiting for the broker's acks (``acks=all``); the events are encoded by the
+  client's ``prepare`` before the clock starts, as the bare side's records are.
 - ``bare``: a plain kafka-python ``KafkaProducer`` with the same settings
   (``flywheel.kafka.producer_config``: acks=all, idempotence, the same linger_ms) sends the same
   records (the very key, value and header bytes the API produces) to a fresh topic of the same
@@ -48,6 +50,7 @@ from flywheel.dev import localkafka
 from flywheel.kafka import check_durable, create_topics, producer_config
 from flywheel.net import free_port
 from flywheel.settings import KafkaSettings
+from flywheel_client import App, Client, PreparedEvent, prepare
 from ingest.contract import encode_event, parse_events
 
 EVENT_BYTES = 1024
@@ -61,6 +64,9 @@ WORDS = (
     "them back to the database table that holds every answer of the assistant"
 ).split()
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+APP: App = {"name": "web", "version": "3.2.0"}
+MAX_BODY_BYTES = 1024 * 1024
+"""The API's default request limit: the clients' batches are cut by ``--batch`` alone."""
 
 
 def compact(value: Any) -> str:
@@ -125,9 +131,10 @@ def make_events(count: int, *, seed: int = 7) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Workload:
-    """What both sides send: HTTP bodies for the API, key/value records for the bare producer."""
+    """What both sides send: batches of events for the API's clients (encoded by the client's
+    ``prepare``), key/value records for the bare producer."""
 
-    bodies: list[bytes]
+    batches: list[list[PreparedEvent]]
     records: list[tuple[bytes, bytes]]
     events: int
     client_event_bytes: float
@@ -137,16 +144,15 @@ class Workload:
 def build_workload(count: int, batch: int) -> Workload:
     """Encode everything up front so neither side's timing includes building the data."""
     events = make_events(count)
-    bodies = [
-        compact({"events": events[i : i + batch]}).encode() for i in range(0, len(events), batch)
-    ]
+    prepared = [prepare(event, app=APP) for event in events]
+    batches = [prepared[i : i + batch] for i in range(0, len(prepared), batch)]
     # The bare producer sends exactly what the API produces: the contract's re-encoded value.
     records: list[tuple[bytes, bytes]] = []
     for i in range(0, len(events), batch):
         for event in parse_events(list(events[i : i + batch])):
             records.append((event.conversation_id.encode(), encode_event(event)))
     return Workload(
-        bodies=bodies,
+        batches=batches,
         records=records,
         events=len(events),
         client_event_bytes=statistics.fmean(len(compact(e).encode()) for e in events),
@@ -282,30 +288,34 @@ def api_server(
         yield server
 
 
-def post_all(url: str, key: str, bodies: list[bytes], clients: int) -> tuple[int, float]:
-    """Post ``bodies`` from ``clients`` threads with keep-alive clients; (accepted, seconds)."""
-    shares = [bodies[i::clients] for i in range(clients)]
+def post_all(
+    url: str, key: str, batches: list[list[PreparedEvent]], clients: int
+) -> tuple[int, float]:
+    """Post ``batches`` from ``clients`` threads, each with its own ``flywheel_client.Client``
+    sending its share batch by batch; (accepted, seconds). Nothing is retried: a refused or
+    failed batch is a failure of the run."""
+    shares = [batches[i::clients] for i in range(clients)]
     accepted = [0] * clients
     failures: list[str] = []
     ready = threading.Barrier(clients + 1)
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    batch_size = max(len(batch) for batch in batches)
 
     def client_thread(index: int) -> None:
-        with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+        with (
+            httpx.Client(timeout=60) as http,
+            Client(
+                url, key, app=APP, batch_size=batch_size, max_batch_bytes=MAX_BODY_BYTES,
+                max_retries=0, timeout=60, http_client=http,
+            ) as client,
+        ):  # fmt: skip
             try:
-                client.get("/healthz")  # open the keep-alive connection before the clock starts
+                http.get(f"{url}/healthz")  # open the keep-alive connection before the clock
             finally:
                 ready.wait()
-            for body in shares[index]:
-                try:
-                    response = client.post("/v1/events", content=body)
-                except httpx.HTTPError as exc:
-                    failures.append(f"{type(exc).__name__}: {exc}")
-                    continue
-                if response.status_code != 202:
-                    failures.append(f"HTTP {response.status_code}: {response.text[:300]}")
-                    continue
-                accepted[index] += response.json()["accepted"]
+            for batch in shares[index]:
+                result = client.send(batch)
+                accepted[index] += len(result.accepted)
+                failures.extend(str(dropped) for dropped in result.dropped[:1])
 
     threads = [
         threading.Thread(target=client_thread, args=(i,), name=f"client-{i}", daemon=True)
@@ -451,13 +461,13 @@ def main(argv: list[str] | None = None) -> None:
             )
         )
         # Warm up: the API builds its producer on first use; open its connections now.
-        warm_up = work.bodies[: args.clients]
+        warm_up = work.batches[: args.clients]
         posted, _ = post_all(url, key, warm_up, args.clients)
         pids = {"server": server_pid, "broker": broker_pid}
 
         for repeat in range(1, args.repeats + 1):
             with CpuMeter(pids, this_process="clients") as meter:
-                accepted, seconds = post_all(url, key, work.bodies, args.clients)
+                accepted, seconds = post_all(url, key, work.batches, args.clients)
             posted += accepted
             if accepted != work.events:
                 raise SystemExit(f"the API accepted {accepted} of {work.events} events")

@@ -1,8 +1,9 @@
 """The import rules of docs/architecture.md, checked on every module's imports (those inside
 functions too): the base layer imports no stage, ``privacy`` imports only the base, a stage
 imports only what the rules allow of another and neither a dev tool nor the shell, the dev tools
-import only the base, and only the shell (the commands, the demo, the scheduler and the erasure
-that walks every stage) wires the stages together."""
+import only the base and the Python client, the Python client (a distribution of its own)
+imports nothing of the platform, and only the shell (the commands, the demo, the scheduler and
+the erasure that walks every stage) wires the stages together."""
 
 from __future__ import annotations
 
@@ -14,7 +15,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = (
     "flywheel", "privacy", "api", "ingest", "warehouse", "transforms", "export", "migrations",
+    "flywheel_client",
 )  # fmt: skip
+
+CLIENT = "flywheel_client"
+"""The Python client, the distribution under clients/python: it imports nothing of the platform
+(not even the base), so a chat backend installs it alone."""
+
+SOURCES = {package: ROOT / package for package in PACKAGES if package != CLIENT} | {
+    CLIENT: ROOT / "clients" / "python" / "src" / CLIENT
+}
+"""Where each package's modules are."""
 
 BASE = {
     "flywheel", "flywheel.settings", "flywheel.errors", "flywheel.logs", "flywheel.kafka",
@@ -36,12 +47,13 @@ ALLOWED = {
     "transforms": {"privacy", "warehouse"},
     "export": {"privacy", "warehouse"},
     "migrations": {"privacy", "warehouse"},
-    DEV: set(),
+    DEV: {CLIENT},
 }  # fmt: skip
 """What a stage may import of the others, by module or whole package, besides the base. Each
-departure from the design is in docs/architecture.md. No stage may import ``flywheel.dev`` or
-``flywheel.shell``; the dev tools import only the base (the simulator writes events as a
-frontend does, not with the contract's classes)."""
+departure from the design is in docs/architecture.md. No stage may import ``flywheel.dev``,
+``flywheel.shell`` or the client; the dev tools import only the base and the client (the
+simulator writes events as a frontend does, not with the contract's classes, and posts them as a
+backend does, with the client)."""
 
 
 def imports(path: Path) -> set[str]:
@@ -55,8 +67,8 @@ def imports(path: Path) -> set[str]:
     return {name for name in found if name.split(".")[0] in PACKAGES}
 
 
-def module_name(path: Path) -> str:
-    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+def module_name(path: Path, root: Path = ROOT) -> str:
+    return ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
 
 
 def within(name: str, packages: set[str]) -> bool:
@@ -77,6 +89,8 @@ def violations(module: str, imported: set[str]) -> list[str]:
     """The imports of ``module`` the rules forbid."""
     if within(module, SHELL):
         return []
+    if within(module, {CLIENT}):
+        return sorted(name for name in imported if not within(name, {CLIENT}))
     own = own_package(module)
     rules = ALLOWED.get(module, ALLOWED.get(own or module, set()))
     bad = []
@@ -92,9 +106,9 @@ def violations(module: str, imported: set[str]) -> list[str]:
 
 def every_module() -> dict[str, set[str]]:
     return {
-        module_name(path): imports(path)
-        for package in PACKAGES
-        for path in sorted((ROOT / package).rglob("*.py"))
+        module_name(path, directory.parent): imports(path)
+        for directory in SOURCES.values()
+        for path in sorted(directory.rglob("*.py"))
     }
 
 
@@ -121,6 +135,10 @@ def test_every_module_keeps_the_import_rules() -> None:
         ("privacy.keys", "ingest.pipeline"),  # privacy importing a stage
         ("privacy.requests", "warehouse.erase"),  # erasure across stages is the shell's
         ("api.erasures", "flywheel.shell.erasure"),  # the API is handed the runner instead
+        ("flywheel_client._client", "flywheel.settings"),  # the client importing the platform
+        ("flywheel_client._events", "ingest.contract"),
+        ("api.routes.events", "flywheel_client"),  # a stage importing the client
+        ("flywheel.settings", "flywheel_client._client"),  # the base importing the client
     ],
 )
 def test_a_wrong_import_is_caught(module: str, imported: str) -> None:
@@ -138,3 +156,11 @@ def test_the_shell_and_the_allowed_imports_pass() -> None:
     assert violations("ingest.pipeline", {"privacy.keys", "privacy.suppression"}) == []
     assert violations("api.routes.privacy", {"privacy.requests", "privacy.keys"}) == []
     assert violations("flywheel.shell.erasure", {"warehouse.erase", "export.erasure"}) == []
+    assert violations("flywheel.dev.simulator.poster", {"flywheel_client", "flywheel.errors"}) == []
+    assert violations("flywheel_client._client", {"flywheel_client._protocol"}) == []
+
+
+def test_the_client_modules_are_checked() -> None:
+    modules = every_module()
+    assert "flywheel_client._client" in modules
+    assert "flywheel_client" in modules["flywheel.dev.simulator.poster"]

@@ -36,6 +36,10 @@ class CuttableProxy:
     def cut(self) -> None:
         with self._lock:
             if self._listener is not None:
+                # close() alone leaves a thread blocked in accept() on the socket, which then
+                # takes one more connection; shutdown() wakes it with an error first.
+                with contextlib.suppress(OSError):
+                    self._listener.shutdown(socket.SHUT_RDWR)
                 self._listener.close()
                 self._listener = None
             for connection in self._open:

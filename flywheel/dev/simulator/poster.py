@@ -1,4 +1,5 @@
-"""Posting simulated events to the API in batches, resending a batch the API could not take."""
+"""Posting simulated events to the API in batches with the Python client (``flywheel_client``),
+as a chat backend would: its retries resend a batch the API could not take."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from typing import Any
 import httpx
 
 from flywheel.errors import FlywheelError
+from flywheel_client import App, Client, DroppedEvent
 
-RETRY_AFTER_CAP_S = 10.0
+EVENTS_PATH = "/v1/events"
+SIMULATOR_APP: App = {"name": "flywheel-simulator", "version": "1"}
+"""The client's ``app``; unused while every simulated event carries its own."""
 
 
 def iter_batches(events: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -48,12 +52,10 @@ class PostSummary:
     seconds: float = 0.0
 
 
-def _retry_after(response: httpx.Response) -> float:
-    try:
-        seconds = float(response.headers.get("Retry-After", "1"))
-    except ValueError:  # an HTTP-date: not worth parsing for a local simulator
-        seconds = 1.0
-    return min(max(seconds, 0.0), RETRY_AFTER_CAP_S)
+def api_base(url: str) -> str:
+    """The API's base URL from the events URL the commands take (``.../v1/events``)."""
+    url = url.rstrip("/")
+    return url.removesuffix(EVENTS_PATH)
 
 
 def post_events(
@@ -66,61 +68,39 @@ def post_events(
     on_batch: Callable[[int], None] | None = None,
     max_retries: int = 5,
 ) -> PostSummary:
-    """POST events in batches to ``url``; resend a batch after a 503, raise on other errors."""
+    """POST events in batches to ``url`` (the API's ``/v1/events``) and stop at the first batch
+    the API does not store in full. Network errors and busy answers (503, 429, ...) are retried
+    up to ``max_retries`` times by the client's rules. ``client`` is the HTTP client to post
+    with (kept open)."""
     summary = PostSummary()
     started = time.monotonic()
-    http = client if client is not None else httpx.Client(timeout=30.0)
-    headers = {"Authorization": f"Bearer {key}"}
+    poster = Client(
+        api_base(url), key, app=SIMULATOR_APP, batch_size=batch_size, max_retries=max_retries,
+        http_client=client,
+    )  # fmt: skip
     try:
         for index, batch in enumerate(iter_batches(events, batch_size)):
             summary.batches += 1
             summary.events += len(batch)
-            summary.retries += _send(http, url, headers, batch, index, max_retries)
-            summary.accepted += len(batch)
+            result = poster.send(batch)
+            summary.retries += result.retries
+            summary.accepted += len(result.accepted)
+            if result.dropped:
+                raise _refused(result.dropped[0], index=index, url=url, retries=result.retries)
             if on_batch is not None:
                 on_batch(len(batch))
     finally:
-        if client is None:
-            http.close()
+        poster.close()
         summary.seconds = time.monotonic() - started
     return summary
 
 
-def _send(
-    http: httpx.Client,
-    url: str,
-    headers: dict[str, str],
-    batch: list[dict[str, Any]],
-    index: int,
-    max_retries: int,
-) -> int:
-    """Send one batch until the API answers 202; returns how many retries that took."""
-    # Resending is always safe: the API drops events whose event_id it already has.
-    attempt = 0
-    while True:
-        try:
-            response = http.post(url, json={"events": batch}, headers=headers)
-        except httpx.TransportError as exc:
-            if attempt >= max_retries:
-                raise SimulatorPostError(
-                    f"batch {index} could not be sent to {url} ({type(exc).__name__})",
-                    status_code=None,
-                    batch_index=index,
-                ) from None
-            delay = min(0.1 * 2**attempt, RETRY_AFTER_CAP_S)
-        else:
-            status = response.status_code
-            if status == 202:
-                return attempt
-            # Anything but 202 and 503 is final; a 200 would mean the URL is not the events API.
-            if status != 503 or attempt >= max_retries:
-                tried = f" after {attempt} retries" if attempt else ""
-                raise SimulatorPostError(
-                    f"batch {index} was refused with HTTP {status}{tried}",
-                    status_code=status,
-                    batch_index=index,
-                )
-            delay = _retry_after(response)
-        if delay > 0:
-            time.sleep(delay)
-        attempt += 1
+def _refused(dropped: DroppedEvent, *, index: int, url: str, retries: int) -> SimulatorPostError:
+    """The error for a batch the API did not store; its status and reason, never event text."""
+    status = dropped.status_code
+    if status is None:
+        message = f"batch {index} could not be sent to {url} ({dropped.message})"
+    else:
+        tried = f" after {retries} retries" if retries else ""
+        message = f"batch {index} was refused with HTTP {status}{tried} ({dropped.reason})"
+    return SimulatorPostError(message, status_code=status, batch_index=index)

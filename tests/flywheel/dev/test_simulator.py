@@ -542,7 +542,7 @@ def test_post_events_sends_authorised_batches() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         assert request.method == "POST"
-        assert str(request.url) == "http://api.test/v1/events"
+        assert str(request.url) == "http://api.test/v1/events?partial=true"
         assert request.headers["Authorization"] == "Bearer write-key-0123456789"
         seen.append(json.loads(request.content)["events"])
         return httpx.Response(202, json={"accepted": len(seen[-1])})
