@@ -3,6 +3,10 @@
 
 export type ContractEvent = GenerationEvent | CopyEvent | EditEvent | RegenerateEvent | AbChoiceEvent | RatingEvent;
 /**
+ * One message of the conversation the model saw (OpenAI's chat format).
+ */
+export type Message = Message1 & Message1;
+/**
  * The user copied (part of) a response.
  */
 export type CopyEvent = CopyEventFields & CopyEventRequires;
@@ -42,6 +46,13 @@ export interface GenerationEvent {
    * The user's training consent, when the frontend knows it.
    */
   consent?: Consent | null;
+  /**
+   * The client's own labels (experiment, prompt version...); string values are scrubbed
+   * like texts before landing, and a dataset can select its rows by them.
+   */
+  metadata?: {
+    [k: string]: string | number | boolean | null;
+  } | null;
   /**
    * Version of this contract; always 1 for now.
    */
@@ -97,22 +108,86 @@ export interface Consent {
    */
   policy_version?: string | null;
 }
-/**
- * One message of the conversation the model saw.
- */
-export interface Message {
+export interface Message1 {
   /**
    * Who wrote the message.
    */
   role: "system" | "user" | "assistant" | "tool";
   /**
-   * The message text.
+   * The message text, or a list of content parts (images only in user messages). Required,
+   * except on an assistant message with ``tool_calls``.
    */
-  content: string;
+  content?: (string | [TextPart | ImagePart, ...(TextPart | ImagePart)[]]) | null;
   /**
    * For assistant messages: the response this message is, linking continued conversations.
    */
   response_id?: string | null;
+  /**
+   * For assistant messages: the tools the model called.
+   */
+  tool_calls?: [ToolCall, ...ToolCall[]] | null;
+  /**
+   * For tool messages: the call (``tool_calls[].id``) this message answers.
+   */
+  tool_call_id?: string | null;
+}
+/**
+ * A text part of a message's content.
+ */
+export interface TextPart {
+  type: "text";
+  /**
+   * The text.
+   */
+  text: string;
+}
+/**
+ * An image part of a user message's content, by URL.
+ */
+export interface ImagePart {
+  type: "image_url";
+  /**
+   * The image.
+   */
+  image_url: ImageUrl;
+}
+/**
+ * Where an image shown to the model is.
+ */
+export interface ImageUrl {
+  /**
+   * An ``http(s)`` URL of the image (scrubbed like a text before landing).
+   */
+  url: string;
+  /**
+   * The resolution the model saw it at, as OpenAI names it.
+   */
+  detail?: ("auto" | "low" | "high") | null;
+}
+/**
+ * A call an assistant message made to a tool, as OpenAI's chat format writes it.
+ */
+export interface ToolCall {
+  /**
+   * The call's id; the tool message answering it names it in ``tool_call_id``.
+   */
+  id: string;
+  type: "function";
+  function: FunctionCall;
+}
+/**
+ * The function a tool call invokes.
+ */
+export interface FunctionCall {
+  /**
+   * The function's name: letters, digits, ``_``, ``.`` or ``-``, at most 64.
+   */
+  name: string;
+  /**
+   * Its arguments as the model wrote them: a JSON text, not parsed (a model may write broken
+   * JSON, and that is part of what was shown).
+   */
+  arguments: string;
 }
 /**
  * The model that produced a response.
@@ -152,6 +227,13 @@ export interface CopyEventFields {
    * The user's training consent, when the frontend knows it.
    */
   consent?: Consent | null;
+  /**
+   * The client's own labels (experiment, prompt version...); string values are scrubbed
+   * like texts before landing, and a dataset can select its rows by them.
+   */
+  metadata?: {
+    [k: string]: string | number | boolean | null;
+  } | null;
   /**
    * Version of this contract; always 1 for now.
    */
@@ -216,6 +298,13 @@ export interface EditEvent {
    */
   consent?: Consent | null;
   /**
+   * The client's own labels (experiment, prompt version...); string values are scrubbed
+   * like texts before landing, and a dataset can select its rows by them.
+   */
+  metadata?: {
+    [k: string]: string | number | boolean | null;
+  } | null;
+  /**
    * Version of this contract; always 1 for now.
    */
   schema_version: 1;
@@ -258,6 +347,13 @@ export interface RegenerateEvent {
    */
   consent?: Consent | null;
   /**
+   * The client's own labels (experiment, prompt version...); string values are scrubbed
+   * like texts before landing, and a dataset can select its rows by them.
+   */
+  metadata?: {
+    [k: string]: string | number | boolean | null;
+  } | null;
+  /**
    * Version of this contract; always 1 for now.
    */
   schema_version: 1;
@@ -299,6 +395,13 @@ export interface AbChoiceEvent {
    * The user's training consent, when the frontend knows it.
    */
   consent?: Consent | null;
+  /**
+   * The client's own labels (experiment, prompt version...); string values are scrubbed
+   * like texts before landing, and a dataset can select its rows by them.
+   */
+  metadata?: {
+    [k: string]: string | number | boolean | null;
+  } | null;
   /**
    * Version of this contract; always 1 for now.
    */
@@ -345,6 +448,13 @@ export interface RatingEvent {
    * The user's training consent, when the frontend knows it.
    */
   consent?: Consent | null;
+  /**
+   * The client's own labels (experiment, prompt version...); string values are scrubbed
+   * like texts before landing, and a dataset can select its rows by them.
+   */
+  metadata?: {
+    [k: string]: string | number | boolean | null;
+  } | null;
   /**
    * Version of this contract; always 1 for now.
    */
