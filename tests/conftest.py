@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The simulated warehouse, and the S3 server (moto), shared.
 pytest_plugins = [
     "tests.helpers.simulated", "tests.helpers.s3", "tests.helpers.postgres", "tests.helpers.spark",
+    "tests.helpers.browser",
 ]  # fmt: skip
 
 INTEGRATION_DIR = Path(__file__).parent / "integration"
