@@ -133,12 +133,16 @@ def test_every_event_of_a_chat_page_lands_once_across_going_offline_a_reload_and
     # with its write key: they carry the prompt, which a page's key may not post.
     generations = [
         make_event(
-            "generation", response_id=response_id, parent_id="msg-1", response=text,
-            conversation_id=CONVERSATION, user_id=USER,
+            "generation",
+            response_id=response_id,
+            parent_id="msg-1",
+            response=text,
+            conversation_id=CONVERSATION,
+            user_id=USER,
             consent={"training": True, "policy_version": "2026-01"},
             prompt=[{"role": "user", "content": "How do I reverse a list in Python?"}],
             metadata={**EXPERIMENT, "prompt_version": "v3"},
-        )  # fmt: skip
+        )
         for response_id, text in RESPONSES.items()
     ]
     answer = httpx.post(
