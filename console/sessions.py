@@ -109,10 +109,10 @@ class SessionSigner:
     def check(self, value: str | None, roles: Iterable[Role] = ("admin",)) -> Session | None:
         """The session a cookie holds, if its signature is right, it has not expired, its key
         is still configured with the same role, and that role is one of ``roles``."""
-        if not value or value.count(".") != 1 or len(value) > 1024:
+        if not value or value.count(".") != 1 or len(value) > 1024 or not value.isascii():
             return None
         body, signature = value.split(".")
-        if not hmac.compare_digest(signature, self._sign(body)):
+        if not hmac.compare_digest(signature.encode(), self._sign(body).encode()):
             return None
         try:
             payload = json.loads(_unb64(body))
@@ -121,6 +121,9 @@ class SessionSigner:
             return None
         if expires <= self._clock() or role not in set(roles):
             return None
-        if not any(hmac.compare_digest(key, known) and role == r for _, r, known in self._keys):
+        if not any(
+            hmac.compare_digest(key.encode(), known.encode()) and role == r
+            for _, r, known in self._keys
+        ):
             return None
         return Session(role=role, key=key, expires_at=expires)
