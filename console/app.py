@@ -85,6 +85,10 @@ class LoginRequired(Exception):
     """No valid session: pages redirect to the login page, data routes answer 401."""
 
 
+class NotAllowed(Exception):
+    """A valid session whose role may not see the page: 403."""
+
+
 class SecurityHeaders:
     """Adds the console's security headers, and ``Cache-Control: no-store`` to every page."""
 
@@ -117,7 +121,8 @@ class Console:
     signer: SessionSigner
     templates: Any
     nav: list[NavItem]
-    secure_cookie: bool
+    reviewers: bool
+    """Whether reviewer keys may log in (the login page says which keys it takes)."""
     clock: Callable[[], float] = time.time
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -128,7 +133,7 @@ class Console:
         base = request.scope.get("root_path", "")
         nav = [item for item in self.nav if session is None or session.role in item.roles]
         html = self.templates.get_template(template).render(
-            base=base, nav=nav if session else [], session=session,
+            base=base, nav=nav if session else [], session=session, reviewers=self.reviewers,
             active=context.pop("active", None), **context,
         )  # fmt: skip
         return HTMLResponse(html, status_code=status)
@@ -140,13 +145,22 @@ def _console(request: Request) -> Console:
 
 
 def require_session(request: Request, roles: Sequence[Role] = ("admin",)) -> Session:
-    """The request's valid session with one of ``roles``, else ``LoginRequired``."""
+    """The request's valid session with one of ``roles``: ``LoginRequired`` without a valid
+    session, ``NotAllowed`` with a session of another role."""
     console = _console(request)
-    session = console.signer.check(request.cookies.get(COOKIE), roles)
+    session = console.signer.check(request.cookies.get(COOKIE), ("admin", "reviewer"))
     if session is None:
         raise LoginRequired
     request.state.session = session
+    if session.role not in roles:
+        raise NotAllowed
     return session
+
+
+def _landing(console: Console, role: Role, base: str) -> str:
+    """Where a role lands after login: the first page of the navigation it may see."""
+    allowed = [item.path for item in console.nav if role in item.roles]
+    return base + (allowed[0] if allowed else "/")
 
 
 def _safe_next(value: str | None, base: str) -> str:
@@ -204,16 +218,20 @@ def create_console(
     settings: Settings,
     *,
     extensions: Sequence[ConsoleExtension] = (),
+    reviewer_keys: Sequence[str] = (),
     clock: Callable[[], float] = time.time,
 ) -> FastAPI:
-    """The console app for ``settings`` (its admin keys log in); ``extensions`` add pages."""
-    keys: dict[str, Role] = {k.get_secret_value(): "admin" for k in settings.api.admin_keys}
+    """The console app for ``settings``: its admin keys log in as ``admin``, ``reviewer_keys``
+    as ``reviewer`` (who sees only the pages whose navigation entry names that role);
+    ``extensions`` add pages (the review queues)."""
+    keys: dict[str, Role] = dict.fromkeys(reviewer_keys, "reviewer")
+    keys |= {k.get_secret_value(): "admin" for k in settings.api.admin_keys}
     signer = SessionSigner.from_keys(keys, clock=clock)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     nav = list(NAV) + [ext.nav for ext in extensions]
     app.state.console = Console(
         settings=settings, signer=signer, templates=_templates(), nav=nav,
-        secure_cookie=False, clock=clock,
+        reviewers=bool(reviewer_keys), clock=clock,
     )  # fmt: skip
     app.mount("/static", StaticFiles(directory=packaged("console", "static")), name="static")
     app.add_middleware(SecurityHeaders)
@@ -236,6 +254,18 @@ def _install_errors(app: FastAPI) -> None:
             )
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"{base}/login?next={quote(target, safe='')}", status_code=303)
+
+    @app.exception_handler(NotAllowed)
+    async def _not_allowed(request: Request, exc: NotAllowed) -> Response:
+        base = request.scope.get("root_path", "")
+        if request.url.path.startswith(f"{base}/data/"):
+            return JSONResponse(
+                {"error": "forbidden", "message": "this key may not read this"}, status_code=403
+            )
+        return _console(request).render(
+            request, "problem.html", status=403, title="Not for this key",
+            message="The key you logged in with may not see this page.",
+        )  # fmt: skip
 
     @app.exception_handler(WarehouseBusyError)
     async def _busy(request: Request, exc: WarehouseBusyError) -> Response:
@@ -276,15 +306,18 @@ def _auth_router() -> APIRouter:
                 )
         form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=4)
         key = (form.get("key") or [""])[0].strip()
-        target = _safe_next((form.get("next") or [""])[0], base)
-        value = console.signer.issue(key) if key else None
-        if value is None:
+        wanted = (form.get("next") or [""])[0]
+        role = console.signer.role_of(key) if key else None
+        value = console.signer.issue(key) if role else None
+        if role is None or value is None:
             # The key is never logged, nor any part of it.
             log.warning("console login refused")
             return console.render(
-                request, "login.html", status=401, next=target,
-                error="That is not an admin key.",
+                request, "login.html", status=401, next=_safe_next(wanted, base),
+                error="That is not an admin key." if not console.reviewers
+                else "That is neither an admin nor a reviewer key.",
             )  # fmt: skip
+        target = _safe_next(wanted, base) if wanted else _landing(console, role, base)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             COOKIE, value, max_age=console.signer.ttl_s, path=base or "/", httponly=True,
