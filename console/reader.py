@@ -39,7 +39,7 @@ def _translate(exc: Exception, path: Path) -> WarehouseError:
     message = str(exc)
     lowered = message.lower()
     if ("lock" in lowered and ("conflicting" in lowered or "could not set" in lowered)) or (
-        "different configuration" in lowered
+        "unique file handle conflict" in lowered
     ):
         # Another process writes the file, or this one does (an erasure in the API process).
         return WarehouseBusyError(

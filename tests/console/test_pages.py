@@ -278,3 +278,21 @@ def test_a_busy_warehouse_is_503_and_a_page_leaves_the_file_to_writers(
     while admin.get("/console/signals").status_code != 200:
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_a_writer_in_the_same_process_and_a_page_see_each_other_as_busy(
+    admin: TestClient, console_data: Path
+) -> None:
+    # An erasure the API process finishes opens the warehouse for writing from this process:
+    # while a page reads, it is told "busy" (and the erasure queue tries again), not an error.
+    from console.reader import reading
+    from flywheel.errors import WarehouseBusyError
+    from warehouse.db import connected
+
+    with reading(console_data), pytest.raises(WarehouseBusyError):
+        with connected(console_data, action="erase users from"):
+            pass
+    with connected(console_data, action="erase users from"):
+        busy = admin.get("/console/pairs")
+    assert busy.status_code == 503
+    assert admin.get("/console/pairs").status_code == 200
