@@ -168,7 +168,13 @@ def _safe_next(value: str | None, base: str) -> str:
     if not value:
         return base + "/"
     parts = urlsplit(value)
-    if parts.scheme or parts.netloc or not value.startswith(base + "/") or "\\" in value:
+    if (
+        parts.scheme
+        or parts.netloc
+        or not value.startswith(base + "/")
+        or "\\" in value
+        or ".." in parts.path
+    ):
         return base + "/"
     return value
 

@@ -110,7 +110,9 @@ def test_the_session_cookie_is_httponly_strict_signed_and_ends_at_logout(
     assert "Max-Age=0" in out.headers["set-cookie"]
 
 
-@pytest.mark.parametrize("target", ["https://elsewhere.example/", "//elsewhere.example/x", "/v1/x"])
+@pytest.mark.parametrize(
+    "target", ["https://elsewhere.example/", "//elsewhere.example/x", "/v1/x", "/console/../v1/x"]
+)
 def test_login_goes_back_only_to_a_console_page(client: TestClient, target: str) -> None:
     answer = client.post(
         "/console/login", data={"key": ADMIN_KEY, "next": target}, follow_redirects=False
