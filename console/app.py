@@ -12,12 +12,14 @@ shown only when it is given): the review queues plug in there.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -27,6 +29,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console import charts
+from console.reader import Memo
 from console.sessions import COOKIE, Role, Session, SessionSigner
 from flywheel.errors import (
     ExportError,
@@ -124,7 +127,7 @@ class Console:
     reviewers: bool
     """Whether reviewer keys may log in (the login page says which keys it takes)."""
     clock: Callable[[], float] = time.time
-    timings: dict[str, float] = field(default_factory=dict)
+    memo: Memo = field(default_factory=Memo)
 
     def render(
         self, request: Request, template: str, *, status: int = 200, **context: Any
@@ -358,24 +361,31 @@ async def _off_loop(function: Callable[..., Any], *args: Any, **kwargs: Any) -> 
 def _pages_router() -> APIRouter:
     from console import datasets as published
     from console import queries
-    from console.reader import reading
+    from console.reader import reading, state
 
     router = APIRouter()
 
-    def read_overview(settings: Settings) -> tuple[queries.Overview, bool]:
-        with reading(settings.data_dir) as db:
-            found = queries.overview(db)
-            local = settings.lake_location.is_local
-            if local:
-                root = settings.lake_location.child("events").local_path()
-                found.pending_files, found.oldest_pending = queries.pending_lake_files(db, root)
+    def read_overview(console: Console) -> tuple[queries.Overview, bool]:
+        settings = console.settings
+        key = ("overview", *state(settings.data_dir))
+        found = console.memo.get(key)
+        if found is None:
+            with reading(settings.data_dir) as db:
+                found = console.memo.put(key, queries.overview(db))
+        found = dataclasses.replace(found)  # the lake's files are counted now, not kept
+        local = settings.lake_location.is_local
+        if local:
+            root = settings.lake_location.child("events").local_path()
+            found.pending_files, found.oldest_pending = queries.pending_lake_files(
+                found.loaded, root
+            )
         return found, local
 
     @router.get("/", response_class=HTMLResponse)
     async def overview(request: Request) -> Response:
         require_session(request)
         console = _console(request)
-        found, local = await _off_loop(read_overview, console.settings)
+        found, local = await _off_loop(read_overview, console)
         days, by_type = queries.pivot(found.by_day, category="day", series="type", value="events")
         chart = charts.stacked_bars(
             "Events per day by type", days, [charts.Series(k, v) for k, v in by_type.items()]
@@ -403,7 +413,7 @@ def _pages_router() -> APIRouter:
     @router.get("/data/overview.json")
     async def overview_data(request: Request) -> Response:
         require_session(request)
-        found, _ = await _off_loop(read_overview, _console(request).settings)
+        found, _ = await _off_loop(read_overview, _console(request))
         return JSONResponse(
             {
                 "events": found.events,
@@ -416,20 +426,27 @@ def _pages_router() -> APIRouter:
             }  # fmt: skip
         )
 
-    def read_signals(settings: Settings) -> dict[str, Any]:
-        with reading(settings.data_dir) as db:
-            return {
-                "pairs": queries.pairs_per_signal(db),
-                "labels": queries.labels_per_signal(db),
-                "totals": queries.signal_totals(db),
+    def read_signals(console: Console) -> dict[str, Any]:
+        key = ("signals", *state(console.settings.data_dir))
+        found: dict[str, Any] | None = console.memo.get(key)
+        if found is not None:
+            return found
+        with reading(console.settings.data_dir) as db:
+            pairs = queries.pairs_per_signal(db)
+            labels = queries.labels_per_signal(db)
+            found = {
+                "pairs": pairs,
+                "labels": labels,
+                "totals": queries.signal_totals(pairs, labels),
                 "calibration": queries.calibration(db),
             }
+        return console.memo.put(key, found)
 
     @router.get("/signals", response_class=HTMLResponse)
     async def signals(request: Request) -> Response:
         require_session(request)
         console = _console(request)
-        found = await _off_loop(read_signals, console.settings)
+        found = await _off_loop(read_signals, console)
         drawn = {}
         for kind in ("pairs", "labels"):
             days, series = queries.pivot(found[kind], category="day", series="signal", value="n")
@@ -501,20 +518,11 @@ def _pages_router() -> APIRouter:
         def read(settings: Settings) -> queries.PairDetail | None:
             from warehouse.lake import open_lake
 
+            def lake_root(files: list[str]) -> Path | None:
+                lake = open_lake(settings, check=False)
+                return lake.readable_root(files)
+
             with reading(settings.data_dir) as db:
-                if not db.execute(
-                    "SELECT count(*) FROM preference_pairs WHERE pair_id = $id", {"id": pair_id}
-                ).fetchone()[0]:
-                    return None
-                files = [
-                    f for (f,) in db.execute(
-                        "SELECT DISTINCT e.lake_file FROM preference_pairs AS p, events AS e "
-                        "WHERE p.pair_id = $id AND e.event_id IN "
-                        "(p.prompt_event_id, p.chosen_event_id, p.rejected_event_id)",
-                        {"id": pair_id},
-                    ).fetchall()
-                ]  # fmt: skip
-                lake_root = open_lake(settings, check=False).readable_root(files)
                 return queries.pair_detail(db, pair_id, lake_root)
 
         found = await _off_loop(read, console.settings)
@@ -564,7 +572,11 @@ def _pages_router() -> APIRouter:
 
     @router.get("/datasets/{name}/diff", response_class=HTMLResponse)
     async def dataset_diff(
-        request: Request, name: str, a: str | None = None, b: str | None = None
+        request: Request,
+        name: str,
+        a: str | None = None,
+        b: str | None = None,
+        changes: bool = False,
     ) -> Response:
         require_session(request)
         console = _console(request)
@@ -578,7 +590,19 @@ def _pages_router() -> APIRouter:
                 raise VersionNotFoundError(f"there is no dataset {name!r}")
             first = a or (known[-2] if len(known) > 1 else known[-1])
             second = b or known[-1]
-            return known, published.diff(catalog, name, first, second)
+            # Versions never change but by an erasure, which supersedes them (and may delete
+            # their files): the manifests' state is part of the key.
+            marks = tuple(
+                (m.created_at, m.superseded_by)
+                for m in (catalog.read_manifest(name, v) for v in (first, second))
+            )
+            key = ("diff", name, first, second, changes, marks)
+            found = console.memo.get(key)
+            if found is None:
+                found = console.memo.put(
+                    key, published.diff(catalog, name, first, second, changes=changes)
+                )
+            return known, found
 
         try:
             known, found = await _off_loop(read, console.settings)

@@ -8,27 +8,36 @@ the anonymiser already checked, never raw user ids; texts are read from the lake
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from warehouse.lineage import RESPONSE_SIGNALS
+from warehouse.lineage import SIGNAL_CONDITIONS
 
-UTC_DAY = "strftime(timezone('UTC', {column}), '%Y-%m-%d')"
+EPOCH = date(1970, 1, 1)
 
 PAGE_SIZE = 50
 """Rows per page of the pairs list."""
 
 
 def _day(column: str) -> str:
-    return UTC_DAY.format(column=column)
+    """A timestamp's UTC day as a number of days since 1970-01-01: integer arithmetic, a
+    quarter of the time of formatting the day in SQL over half a million events."""
+    return f"(epoch({column})::BIGINT // 86400)"
 
 
 def _rows(db: Any, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The rows as dicts; a ``day`` column (``_day``) becomes the ISO date."""
     cursor = db.execute(sql, params or {})
     names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    if "day" in names:
+        for row in rows:
+            if row["day"] is not None and not isinstance(row["day"], str):
+                row["day"] = (EPOCH + timedelta(days=int(row["day"]))).isoformat()
+    return rows
 
 
 def _column(db: Any, sql: str) -> list[Any]:
@@ -70,6 +79,8 @@ class Overview:
     newest_event: datetime | None
     newest_load: datetime | None
     runs_failed: int
+    loaded: frozenset[str] = frozenset()
+    """The lake files loaded, to tell the lake files not loaded yet."""
     pending_files: int | None = None
     """Lake files landed but not loaded yet (None when the lake is not on this disk)."""
     oldest_pending: datetime | None = None
@@ -115,15 +126,20 @@ def overview(db: Any) -> Overview:
         events=events, withheld=withheld, lake_files=files, rows_read=int(rows_read),
         not_loaded=not_loaded, by_day=by_day, landed=landed, last_run=runs[0] if runs else None,
         newest_event=newest_event, newest_load=newest_load, runs_failed=failed, models=models,
+        loaded=loaded_files(db),
     )  # fmt: skip
 
 
-def pending_lake_files(db: Any, events_root: Path) -> tuple[int, datetime | None]:
-    """Lake files on this disk the warehouse has not loaded: how many, and when the oldest
-    landed (its modification time): how far the warehouse is behind the lake."""
+def loaded_files(db: Any) -> frozenset[str]:
+    """The lake files the warehouse has loaded (relative paths)."""
+    return frozenset(path for (path,) in db.execute("SELECT path FROM lake_files").fetchall())
+
+
+def pending_lake_files(loaded: frozenset[str], events_root: Path) -> tuple[int, datetime | None]:
+    """Lake files on this disk the warehouse has not loaded (``loaded``): how many, and when
+    the oldest landed (its modification time): how far the warehouse is behind the lake."""
     if not events_root.is_dir():
         return 0, None
-    loaded = {path for (path,) in db.execute("SELECT path FROM lake_files").fetchall()}
     pending = [
         path
         for path in events_root.glob("landed_date=*/*.parquet")
@@ -153,43 +169,44 @@ def pairs_per_signal(db: Any) -> list[dict[str, Any]]:
 
 
 def labels_per_signal(db: Any) -> list[dict[str, Any]]:
-    """Labels per signal per day (the day the labelled response was generated)."""
-    return _rows(
+    """Labels per signal, day (the labelled response's generation) and label, a row each: one
+    pass with a count per signal (building each label's list of signals and unnesting it took
+    twice as long at 0.5M events)."""
+    counts = ", ".join(
+        f'count(*) FILTER (WHERE {when}) AS "{name}"' for name, when in SIGNAL_CONDITIONS.items()
+    )
+    wide = _rows(
         db,
         f"""
-        SELECT day, signal, count(*) AS n
-        FROM (
-            SELECT {_day("r.occurred_at")} AS day, {RESPONSE_SIGNALS} AS signals
-            FROM labels AS l JOIN responses AS r USING (response_id)
-        ), unnest(signals) AS s(signal)
+        SELECT {_day("r.occurred_at")} AS day, l.label, {counts}
+        FROM labels AS l JOIN responses AS r USING (response_id)
         GROUP BY ALL ORDER BY day
         """,
     )
+    return [
+        {"day": row["day"], "signal": name, "label": row["label"], "n": row[name]}
+        for row in wide
+        for name in SIGNAL_CONDITIONS
+        if row[name]
+    ]
 
 
-def signal_totals(db: Any) -> list[dict[str, Any]]:
-    """Per signal: pairs, labels (desirable and undesirable) over the whole warehouse."""
-    return _rows(
-        db,
-        f"""
-        WITH pairs AS (
-            SELECT s.signal, count(*) AS pairs FROM preference_pairs, unnest(signals) AS s(signal)
-            GROUP BY ALL
-        ),
-        labelled AS (
-            SELECT s.signal, count(*) FILTER (WHERE label) AS desirable,
-                   count(*) FILTER (WHERE NOT label) AS undesirable
-            FROM (SELECT l.label, {RESPONSE_SIGNALS} AS signals
-                  FROM labels AS l JOIN responses AS r USING (response_id)),
-                 unnest(signals) AS s(signal)
-            GROUP BY ALL
+def signal_totals(
+    pairs: list[dict[str, Any]], labels: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Per signal: pairs, desirable and undesirable labels, summed from the per-day rows."""
+    totals: dict[str, dict[str, Any]] = {}
+
+    def entry(signal: str) -> dict[str, Any]:
+        return totals.setdefault(
+            signal, {"signal": signal, "pairs": 0, "desirable": 0, "undesirable": 0}
         )
-        SELECT signal, coalesce(pairs, 0) AS pairs, coalesce(desirable, 0) AS desirable,
-               coalesce(undesirable, 0) AS undesirable
-        FROM pairs FULL JOIN labelled USING (signal)
-        ORDER BY signal
-        """,
-    )
+
+    for row in pairs:
+        entry(row["signal"])["pairs"] += row["n"]
+    for row in labels:
+        entry(row["signal"])["desirable" if row["label"] else "undesirable"] += row["n"]
+    return [totals[name] for name in sorted(totals)]
 
 
 def calibration(db: Any) -> list[dict[str, Any]]:
@@ -292,52 +309,61 @@ RESPONSE_EVIDENCE = (
 )
 
 
-def pair_detail(db: Any, pair_id: str, lake_root: Path | None) -> PairDetail | None:
-    """A pair by id (None if there is none), its texts read from the lake under ``lake_root``
-    (None: the lake is not readable here, and the texts are left out)."""
+def pair_detail(
+    db: Any, pair_id: str, lake_root: Callable[[list[str]], Path | None]
+) -> PairDetail | None:
+    """A pair by id (None if there is none), with its texts read from the lake files
+    ``lake_root`` gives a folder for (None: the lake is not readable here; no texts)."""
     found = _rows(db, "SELECT * FROM preference_pairs WHERE pair_id = $id", {"id": pair_id})
     if not found:
         return None
     pair = found[0]
-    ids = [i for i in (pair["chosen_response_id"], pair["rejected_response_id"]) if i]
+    sides = [pair["chosen_response_id"], pair["rejected_response_id"]]
     responses = _rows(
         db,
-        f"SELECT {RESPONSE_EVIDENCE} FROM responses WHERE list_contains($ids, response_id)",
-        {"ids": ids},
+        f"SELECT {RESPONSE_EVIDENCE} FROM responses WHERE response_id = $a OR response_id = $b",
+        {"a": sides[0] or sides[1], "b": sides[1]},
     )
     responses.sort(key=lambda r: 0 if r["response_id"] == pair["chosen_response_id"] else 1)
-    events = _rows(
+    texts_of = [pair["prompt_event_id"], pair["chosen_event_id"], pair["rejected_event_id"]]
+    # One pass over events for the lineage and the three events the texts are read from.
+    wanted = sorted(set(pair["event_ids"]) | set(texts_of))
+    rows = _rows(
         db,
         """
-        SELECT event_id, type, occurred_at, user_pseudonym, response_id, response_a_id,
-               response_b_id, choice, rating_value, code_block, model_id, model_version,
-               consent_training
-        FROM events WHERE list_contains($ids, event_id) ORDER BY occurred_at, event_id
+        SELECT e.event_id, e.type, e.occurred_at, e.user_pseudonym, e.response_id,
+               e.response_a_id, e.response_b_id, e.choice, e.rating_value, e.code_block,
+               e.model_id, e.model_version, e.consent_training, e.lake_file, e.source_offset
+        FROM events AS e SEMI JOIN (SELECT unnest($ids::VARCHAR[]) AS id) AS w ON w.id = e.event_id
+        ORDER BY e.occurred_at, e.event_id
         """,
-        {"ids": list(pair["event_ids"])},
+        {"ids": wanted},
     )
+    lineage = set(pair["event_ids"])
+    events = [row for row in rows if row["event_id"] in lineage]
+    sources = [row for row in rows if row["event_id"] in texts_of]
     prompt = chosen = rejected = None
-    if lake_root is not None:
+    root = lake_root(sorted({row["lake_file"] for row in sources})) if sources else None
+    if root is not None:
         from warehouse.texts import fetch_texts
 
-        wanted = [pair["prompt_event_id"], pair["chosen_event_id"], pair["rejected_event_id"]]
         db.execute(
-            "CREATE OR REPLACE TEMP TABLE console_wanted AS "
-            "SELECT unnest($ids::VARCHAR[]) AS event_id",
-            {"ids": wanted},
+            "CREATE OR REPLACE TEMP TABLE console_sources AS SELECT unnest($ids) AS event_id, "
+            "unnest($files) AS lake_file, unnest($offsets) AS source_offset",
+            {
+                "ids": [row["event_id"] for row in sources],
+                "files": [row["lake_file"] for row in sources],
+                "offsets": [row["source_offset"] for row in sources],
+            },
         )
-        fetch_texts(
-            db, lake_root,
-            "SELECT event_id, lake_file, source_offset FROM events "
-            "WHERE event_id IN (SELECT event_id FROM console_wanted)",
-        )  # fmt: skip
+        fetch_texts(db, root, "SELECT event_id, lake_file, source_offset FROM console_sources")
         texts = {
             event_id: (prompt_json, text)
             for event_id, prompt_json, text in db.execute(
                 "SELECT event_id, prompt, text FROM lake_texts"
             ).fetchall()
         }
-        if pair["prompt_event_id"] in texts and texts[pair["prompt_event_id"]][0]:
+        if texts.get(pair["prompt_event_id"], (None, None))[0]:
             prompt = json.loads(texts[pair["prompt_event_id"]][0])
         chosen = texts.get(pair["chosen_event_id"], (None, None))[1]
         rejected = texts.get(pair["rejected_event_id"], (None, None))[1]

@@ -17,10 +17,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from flywheel.errors import FlywheelError, WarehouseBusyError, WarehouseError
 from warehouse.db import head_revision, warehouse_path
+
+T = TypeVar("T")
 
 MODEL_TABLES = ("responses", "preference_pairs", "labels", "signal_calibration")
 """What the pages read besides the loader's tables; built by the first transform run."""
@@ -93,6 +95,44 @@ class _Attachments:
 
 
 _ATTACHMENTS = _Attachments()
+
+
+def state(data_dir: Path) -> tuple[int, ...]:
+    """What changes whenever anything writes the warehouse: the file's and its write-ahead
+    log's modification times and sizes (every transform run, export's read excepted, and
+    erasure writes one or the other; a read-only attachment writes neither)."""
+    path = warehouse_path(data_dir)
+    found: list[int] = []
+    for file in (path, path.with_name(path.name + ".wal")):
+        try:
+            stat = file.stat()
+        except FileNotFoundError:
+            found += [0, 0]
+        else:
+            found += [stat.st_mtime_ns, stat.st_size]
+    return tuple(found)
+
+
+class Memo:
+    """Results of the heavy reads (the overview's counts, the signals' aggregates, the
+    difference of two versions) kept while what they were read from is unchanged: keyed by the
+    warehouse's ``state`` (or a version pair, immutable), at most ``size`` of them."""
+
+    def __init__(self, size: int = 32) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._found: dict[tuple[Any, ...], Any] = {}
+
+    def get(self, key: tuple[Any, ...]) -> Any:
+        with self._lock:
+            return self._found.get(key)
+
+    def put(self, key: tuple[Any, ...], value: T) -> T:
+        with self._lock:
+            if len(self._found) >= self._size:
+                self._found.pop(next(iter(self._found)))
+            self._found[key] = value
+        return value
 
 
 @contextmanager

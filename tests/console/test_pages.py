@@ -224,7 +224,9 @@ def test_datasets_list_versions_gate_results_and_their_difference(admin: TestCli
     assert "v1" in listing and "v2" in listing and "passed" in listing
     version = admin.get("/console/datasets/default/versions/v2").text
     assert "expect_" in version and "what changed" in version
-    diff = admin.get("/console/datasets/default/diff?a=v1&b=v2").text
+    plain = admin.get("/console/datasets/default/diff?a=v1&b=v2").text
+    assert '<th class="n">in both</th>' in plain and '<th class="n">changed</th>' not in plain
+    diff = admin.get("/console/datasets/default/diff?a=v1&b=v2&changes=true").text
     rows = re.findall(
         r"<tr><td>(\w+)</td><td>(\w+)</td>" + r'<td class="n">([\d,]*)</td>' * 6, diff
     )
