@@ -242,6 +242,9 @@ def create_console(
         settings=settings, signer=signer, templates=_templates(), nav=nav,
         reviewers=bool(reviewer_keys), clock=clock,
     )  # fmt: skip
+    from console.reader import prepare
+
+    prepare()
     app.mount("/static", StaticFiles(directory=packaged("console", "static")), name="static")
     app.add_middleware(SecurityHeaders)
     _install_errors(app)
