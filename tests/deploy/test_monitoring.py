@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,8 @@ from warehouse.table import TableMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
+RULE_TESTS = ROOT / "deploy" / "prometheus" / "alerts.test.yml"
+CACHED_PROMTOOL = Path.home() / ".cache" / "flywheel" / "promtool" / "usr" / "bin" / "promtool"
 DASHBOARD = ROOT / "deploy" / "grafana" / "flywheel.json"
 OPERATIONS = ROOT / "docs" / "operations.md"
 
@@ -238,3 +242,33 @@ def test_the_dashboard_check_finds_mistakes(dashboard: dict[str, Any]) -> None:
     assert any("`datasource` variable" in e for e in errors)
     assert any("no targets" in e for e in errors)
     assert any("its datasource must be" in e for e in errors)
+
+
+def test_every_alert_has_a_promtool_case_where_it_fires(rules: dict[str, Any]) -> None:
+    cases = yaml.safe_load(RULE_TESTS.read_text())
+    firing = {
+        case["alertname"]
+        for test in cases["tests"]
+        for case in test["alert_rule_test"]
+        if case.get("exp_alerts")
+    }
+    assert firing == {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    """Prometheus' promtool: on the PATH, or unpacked by .ci/run into the cache."""
+    found = shutil.which("promtool") or (
+        str(CACHED_PROMTOOL) if CACHED_PROMTOOL.is_file() else None
+    )
+    if found is None:
+        pytest.skip("promtool is not installed (.ci/run unpacks it from Debian's prometheus)")
+    return found
+
+
+def test_promtool_accepts_the_rules_and_their_unit_tests_pass(promtool: str) -> None:
+    for command in (["check", "rules", RULES.name], ["test", "rules", RULE_TESTS.name]):
+        run = subprocess.run(
+            [promtool, *command], cwd=RULES.parent, capture_output=True, text=True, timeout=120
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
