@@ -220,6 +220,9 @@ class ImageUrl(TypedDict):
         str,
         StringConstraints(min_length=1, max_length=MAX_URL_CHARS),
         AfterValidator(_linked_image),
+        # The schema states the rule too (case-insensitive, as _linked_image checks it), so a
+        # client generated from it knows a data: URL is refused.
+        Field(json_schema_extra={"pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"}),
     ]
     """An ``http(s)`` URL of the image (scrubbed like a text before landing)."""
     detail: NotRequired[Literal["auto", "low", "high"] | None]

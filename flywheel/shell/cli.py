@@ -994,6 +994,13 @@ def schedule(
         int | None,
         typer.Option(help="Exit after this many job runs (default: run until stopped)."),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve Prometheus /metrics on this port: job runs, quality gate results, "
+            "last publication per dataset, lake commits (default: none)."
+        ),
+    ] = None,
 ) -> None:
     """Run the transforms and the exports on the cron expressions of the datasets file.
 
@@ -1008,10 +1015,10 @@ def schedule(
 
     from export.catalog import open_catalog
     from export.policy import load_datasets
-    from flywheel.shell.schedule import Scheduler, build_jobs, next_time
+    from flywheel.shell.schedule import Scheduler, SchedulerMetrics, build_jobs, next_time
     from privacy.keys import keyring_for
     from warehouse.lake import open_lake
-    from warehouse.table import LakeTable
+    from warehouse.table import LakeTable, TableMetrics
 
     if max_runs is not None and max_runs < 1:
         raise ConfigError(f"--max-runs must be at least 1, not {max_runs}")
@@ -1019,19 +1026,26 @@ def schedule(
     lake = open_lake(settings)
     catalog = open_catalog(settings)
     datasets = load_datasets(settings.export.datasets_file)
+    metrics = SchedulerMetrics()
     jobs = build_jobs(
         settings.data_dir,
         datasets,
         keyring_for(settings),
         lake_retention_days=settings.privacy.lake_retention_days,
         lake=lake,
-        table=LakeTable.of(settings, lake),
+        table=LakeTable.of(settings, lake, metrics=TableMetrics(metrics.registry)),
         catalog=catalog,
         spark=settings.spark if settings.transforms.engine == "spark" else None,
+        metrics=metrics,
     )
     if not jobs:
         raise ConfigError("the datasets file schedules nothing (no transforms or dataset schedule)")
-    scheduler = Scheduler(jobs, stop=threading.Event())
+    scheduler = Scheduler(jobs, stop=threading.Event(), metrics=metrics)
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        metrics.export.seed(catalog, [n for n, p in datasets.datasets.items() if p.schedule])
+        start_http_server(metrics_port, registry=metrics.registry)
     if once:
         failed = [job.name for job in jobs if not scheduler.run_job(job)]
         if failed:

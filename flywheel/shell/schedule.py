@@ -22,12 +22,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from export.metrics import ExportMetrics
 from export.policy import DatasetsFile
 from flywheel.errors import FlywheelError
 from privacy.keys import Keyring
+from transforms.metrics import TransformMetrics
 
 if TYPE_CHECKING:
     from export.catalog import Catalog
+    from export.publish import ExportResult
     from flywheel.settings import SparkSettings
     from warehouse.lake import Lake
     from warehouse.table import LakeTable
@@ -55,6 +60,44 @@ def next_time(cron: str, after: datetime) -> datetime:
     return found
 
 
+class SchedulerMetrics:
+    """Job runs by outcome, their times, each job's last success; with the metrics of the
+    transform and export runs the jobs make, all in one registry (``flywheel schedule
+    --metrics-port`` serves it). The label is ``scheduled_job``: Prometheus gives ``job`` to
+    the scrape target and would rename an exposed one to ``exported_job``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.runs = Counter(
+            "flywheel_schedule_runs",
+            "Scheduled job runs, by job and outcome (ok, failed).",
+            ["scheduled_job", "outcome"],
+            registry=self.registry,
+        )
+        self.run_seconds = Histogram(
+            "flywheel_schedule_run_seconds",
+            "Time of one scheduled job run, failed runs included, by job.",
+            ["scheduled_job"],
+            buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200),
+            registry=self.registry,
+        )
+        self.last_success = Gauge(
+            "flywheel_schedule_last_success_timestamp_seconds",
+            "When the job last ended without an error (a skip included), Unix time.",
+            ["scheduled_job"],
+            registry=self.registry,
+        )
+        self.export = ExportMetrics(self.registry)
+        self.transforms = TransformMetrics(self.registry)
+
+    def know(self, jobs: list[Job]) -> None:
+        """Start every job's counters at 0, so the first failure is an increase to alert on
+        (a series that appears at 1 has no increase)."""
+        for job in jobs:
+            for outcome in ("ok", "failed"):
+                self.runs.labels(job.name, outcome)
+
+
 @dataclass
 class Scheduler:
     """Runs due jobs, then waits for the next due time (or for ``stop``)."""
@@ -62,6 +105,10 @@ class Scheduler:
     jobs: list[Job]
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     stop: threading.Event = field(default_factory=threading.Event)
+    metrics: SchedulerMetrics = field(default_factory=SchedulerMetrics)
+
+    def __post_init__(self) -> None:
+        self.metrics.know(self.jobs)
 
     def run_due(self, now: datetime) -> int:
         """Run every job whose time has come, in order; return how many ran."""
@@ -85,12 +132,20 @@ class Scheduler:
             outcome = job.run()
         except Exception as exc:  # noqa: BLE001 - a scheduler outlives any one failed run
             job.failures += 1
+            self.metrics.runs.labels(job.name, "failed").inc()
+            self.metrics.run_seconds.labels(job.name).observe(
+                (self.clock() - started).total_seconds()
+            )
             message = str(exc).splitlines()[0] if str(exc) else ""
             if not isinstance(exc, FlywheelError):  # an unexpected error: name its type
                 message = f"{type(exc).__name__}: {message}"
             log.error("scheduled run failed", extra={"fields": {"job": job.name, "error": message}})
             return False
-        seconds = (self.clock() - started).total_seconds()
+        ended = self.clock()
+        seconds = (ended - started).total_seconds()
+        self.metrics.runs.labels(job.name, "ok").inc()
+        self.metrics.run_seconds.labels(job.name).observe(seconds)
+        self.metrics.last_success.labels(job.name).set(ended.timestamp())
         log.info(
             "scheduled run",
             extra={"fields": {"job": job.name, "outcome": outcome, "seconds": round(seconds, 2)}},
@@ -110,7 +165,9 @@ class Scheduler:
             self.stop.wait(min(max((upcoming - self.clock()).total_seconds(), 0.05), 1.0))
 
 
-def transforms_job(data_dir: Path, lake: Lake, table: LakeTable) -> str:
+def transforms_job(
+    data_dir: Path, lake: Lake, table: LakeTable, metrics: TransformMetrics | None = None
+) -> str:
     """Commit the landed files to the lake's table, then run the transforms if the table holds
     files the warehouse has not loaded."""
     from transforms.runner import run_transforms
@@ -127,6 +184,8 @@ def transforms_job(data_dir: Path, lake: Lake, table: LakeTable) -> str:
     if not pending:
         return "skipped: no new lake files"
     summary = run_transforms(data_dir, lake=lake, table=table)
+    if metrics is not None:
+        metrics.record(summary)
     return f"loaded {summary.files_loaded} lake files, {summary.events_loaded} new events"
 
 
@@ -159,14 +218,18 @@ def export_job(
     lake: Lake,
     catalog: Catalog | None = None,
     models: LakeTable | None = None,
+    metrics: ExportMetrics | None = None,
 ) -> str:
     """Export a dataset (to ``catalog``, the target; unset the data dir's; from Spark's tables
     in ``models``' catalog, unset the warehouse); nothing new is a skip."""
     from export.publish import export_dataset
 
-    result = export_dataset(
-        data_dir, name, keyring, datasets=datasets, lake=lake, catalog=catalog, models=models
-    )
+    def run() -> ExportResult:
+        return export_dataset(
+            data_dir, name, keyring, datasets=datasets, lake=lake, catalog=catalog, models=models
+        )
+
+    result = run() if metrics is None else metrics.observe(name, run)
     if not result.published:
         return f"skipped: nothing new since {result.manifest.version}"
     return f"published {result.version}"
@@ -218,11 +281,14 @@ def build_jobs(
     table: LakeTable | None = None,
     catalog: Catalog | None = None,
     spark: SparkSettings | None = None,
+    metrics: SchedulerMetrics | None = None,
 ) -> list[Job]:
     """The transforms job, one export job per scheduled dataset, and the retention job, on
     ``lake`` (the configuration's, ``open_lake``; unset, the data dir's), publishing to
     ``catalog`` (the target, ``open_catalog``; unset, the data dir's). With ``spark`` (the
-    Spark engine's settings) the transforms run on Spark and the exports read its tables."""
+    Spark engine's settings) the transforms run on Spark and the exports read its tables.
+    With ``metrics``, the transform and export runs count into it (the job runs themselves
+    count in the ``Scheduler``'s)."""
     from warehouse.lake import Lake
     from warehouse.table import LakeTable, default_catalog_uri
 
@@ -236,7 +302,11 @@ def build_jobs(
                 datasets.schedule.transforms,
                 (lambda: spark_transforms_job(spark, table))
                 if spark is not None
-                else (lambda: transforms_job(data_dir, every, table)),
+                else (
+                    lambda: transforms_job(
+                        data_dir, every, table, metrics.transforms if metrics else None
+                    )
+                ),
             )
         )
     for name, policy in datasets.datasets.items():
@@ -244,7 +314,10 @@ def build_jobs(
 
             def run(name: str = name) -> str:
                 models = table if spark is not None else None
-                return export_job(data_dir, name, keyring, datasets, every, catalog, models)
+                return export_job(
+                    data_dir, name, keyring, datasets, every, catalog, models,
+                    metrics.export if metrics else None,
+                )  # fmt: skip
 
             jobs.append(Job(f"export:{name}", policy.schedule, run))
     if datasets.schedule.lake_maintenance:

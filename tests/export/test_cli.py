@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
+from export.catalog import Catalog
+from flywheel.net import free_port
 from privacy.keys import write_keyring
 from tests.helpers.cli import assert_one_line_error, env, flywheel
 from tests.helpers.datasets import KEYRING, rewrite_texts
+from tests.helpers.metrics import samples
 
 
 @pytest.mark.slow
@@ -67,6 +77,45 @@ def test_schedule_once(data_dir: Path) -> None:
     assert '"outcome": "published v1"' in first.stderr
     second = flywheel("schedule", "--once", env=env(data_dir, FLYWHEEL_LOG_FORMAT="json"))
     assert '"outcome": "skipped: nothing new since v1"' in second.stderr
+
+
+@pytest.mark.slow
+def test_schedule_serves_its_metrics_with_the_last_publication_read_from_the_target(
+    data_dir: Path,
+) -> None:
+    assert flywheel("schedule", "--once", env=env(data_dir)).returncode == 0  # publishes v1
+    published = Catalog.in_data_dir(data_dir).read_manifest("default", "v1").created_at
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FLYWHEEL_")}
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "flywheel", "schedule", "--metrics-port", str(port)],
+        env={**clean, **env(data_dir)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert scheduler.poll() is None, scheduler.communicate()[1]
+            try:
+                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the scheduler served no /metrics"
+                time.sleep(0.2)
+        got = samples(text)
+        # No job is due yet: every job known at 0, the publication time from the target.
+        failed = (("outcome", "failed"), ("scheduled_job", "export:default"))
+        assert got[("flywheel_schedule_runs_total", failed)] == 0
+        gate = (("dataset", "default"), ("result", "failed"))
+        assert got[("flywheel_export_gate_results_total", gate)] == 0
+        assert (
+            got[("flywheel_export_last_published_timestamp_seconds", (("dataset", "default"),))]
+            == datetime.fromisoformat(published).timestamp()
+        )
+    finally:
+        scheduler.send_signal(signal.SIGTERM)
+        _, stderr = scheduler.communicate(timeout=30)
+    assert scheduler.returncode == 0, stderr
 
 
 def test_a_datasets_file_that_cannot_be_read_is_one_red_line(tmp_path: Path) -> None:

@@ -8,12 +8,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 
+from export.catalog import Catalog
 from export.policy import DatasetPolicy, DatasetsFile, Schedule, load_datasets
 from flywheel.dev.simulator import SimulationConfig, simulate
 from flywheel.errors import ConfigError, ExportError
-from flywheel.shell.schedule import Job, Scheduler, build_jobs
+from flywheel.shell.schedule import Job, Scheduler, SchedulerMetrics, build_jobs
 from tests.helpers.datasets import KEYRING, land
+from tests.helpers.metrics import samples
 
 T0 = datetime(2026, 3, 2, 10, 0, 30, tzinfo=UTC)
 
@@ -57,13 +60,36 @@ def test_a_failed_job_is_logged_and_the_scheduler_goes_on(caplog: pytest.LogCapt
     assert any(m == "scheduled run" and f["job"] == "hourly" for m, f in messages)
 
 
+def test_job_runs_are_counted_by_outcome_with_time_and_last_success() -> None:
+    ran: list[str] = []
+    times = iter([T0, T0 + timedelta(seconds=3), T0 + timedelta(hours=1),
+                  T0 + timedelta(hours=1, seconds=2)])  # fmt: skip
+    jobs = [recorder(ran, "hourly"), recorder(ran, "every-15", fail=True)]
+    scheduler = Scheduler(jobs, clock=lambda: next(times))
+    before = samples(generate_latest(scheduler.metrics.registry).decode())
+    failed = (("outcome", "failed"), ("scheduled_job", "every-15"))
+    assert before[("flywheel_schedule_runs_total", failed)] == 0  # known before any run
+
+    assert scheduler.run_job(jobs[0]) and not scheduler.run_job(jobs[1])
+    got = samples(generate_latest(scheduler.metrics.registry).decode())
+    ok = (("outcome", "ok"), ("scheduled_job", "hourly"))
+    assert got[("flywheel_schedule_runs_total", ok)] == 1
+    assert got[("flywheel_schedule_runs_total", failed)] == 1
+    assert got[("flywheel_schedule_run_seconds_sum", (("scheduled_job", "hourly"),))] == 3
+    assert got[("flywheel_schedule_run_seconds_sum", (("scheduled_job", "every-15"),))] == 2
+    last = "flywheel_schedule_last_success_timestamp_seconds"
+    assert got[(last, (("scheduled_job", "hourly"),))] == (T0 + timedelta(seconds=3)).timestamp()
+    assert (last, (("scheduled_job", "every-15"),)) not in got  # it never succeeded
+
+
 @pytest.mark.slow
 def test_build_jobs_skips_and_publishes(data_dir: Path) -> None:
     datasets = DatasetsFile(
         schedule=Schedule(transforms="*/5 * * * *"),
         datasets={"default": DatasetPolicy(schedule="0 * * * *"), "manual": DatasetPolicy()},
     )
-    jobs = build_jobs(data_dir, datasets, KEYRING)
+    metrics = SchedulerMetrics()
+    jobs = build_jobs(data_dir, datasets, KEYRING, metrics=metrics)
     assert [job.name for job in jobs] == ["transforms", "export:default", "lake maintenance"]
 
     assert jobs[0].run() == "skipped: no new lake files"
@@ -81,6 +107,22 @@ def test_build_jobs_skips_and_publishes(data_dir: Path) -> None:
     assert jobs[0].run().startswith("loaded 1 lake files")
     assert jobs[0].run() == "skipped: no new lake files"
     assert jobs[1].run() == "skipped: nothing new since v2"  # the same rows, the same version
+
+    got = samples(generate_latest(metrics.registry).decode())
+    default = (("dataset", "default"),)
+    assert got[("flywheel_export_published_versions_total", default)] == 2
+    passed = (("dataset", "default"), ("result", "passed"))
+    assert got[("flywheel_export_gate_results_total", passed)] == 2  # a skip runs no gate
+    assert got[("flywheel_transform_files_loaded_total", ())] == 2
+    assert got[("flywheel_transform_events_loaded_total", ())] > 0
+    v2 = Catalog.in_data_dir(data_dir).read_manifest("default", "v2")
+    published_at = datetime.fromisoformat(v2.created_at).timestamp()
+    assert got[("flywheel_export_last_published_timestamp_seconds", default)] == published_at
+    # A scheduler started again reads the time from the target.
+    restarted = SchedulerMetrics()
+    restarted.export.seed(Catalog.in_data_dir(data_dir), ["default"])
+    again = samples(generate_latest(restarted.registry).decode())
+    assert again[("flywheel_export_last_published_timestamp_seconds", default)] == published_at
 
 
 def test_an_unexpected_error_is_logged_and_a_stop_ends_the_round(
