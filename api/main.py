@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -19,6 +19,9 @@ from api.routes import datasets, events, meta, privacy
 from api.sink import CachedReadiness, EventSink
 from flywheel.settings import Settings
 from ingest.contract import contract_json_schema
+
+if TYPE_CHECKING:
+    from console.app import ConsoleExtension
 
 KNOWN_ROUTES = frozenset(
     {"/v1/events", "/v1/beacon", "/v1/schema", "/healthz", "/readyz", "/metrics"}
@@ -126,12 +129,14 @@ def create_app(
     metrics: ApiMetrics | None = None,
     erasure: ErasureRunner | None = None,
     clock: Callable[[], float] = time.monotonic,
+    console_extensions: Sequence[ConsoleExtension] = (),
 ) -> FastAPI:
     """Build the API around an event sink (Kafka in production, in-process in embedded mode)
     and what finishes erasure requests in the background (the shell's ``finish_erasure``; the
     composition root passes it, since the API does not import the shell). Without ``erasure``
     the erasure endpoint answers 503. ``clock`` (monotonic seconds) refills the publishable
-    keys' rate limits."""
+    keys' rate limits. With admin keys configured, the web console (``console``) is mounted
+    under ``/console``, with the pages ``console_extensions`` add (the review queues')."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -160,6 +165,10 @@ def create_app(
     app.include_router(meta.router)
     app.include_router(datasets.router)
     app.include_router(privacy.router)
+    if settings.api.admin_keys:
+        from console.app import create_console
+
+        app.mount("/console", create_console(settings, extensions=console_extensions))
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.api.browser_origins,

@@ -47,20 +47,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from export.policy import DatasetPolicy, Kind
-from warehouse.lineage import LABEL_LINEAGE
+from warehouse.lineage import LABEL_LINEAGE, RESPONSE_SIGNALS
 from warehouse.load import READABLE_TIME
 
 if TYPE_CHECKING:
     import polars as pl
-
-# The signals a response received, from its counts in ``responses``.
-RESPONSE_SIGNALS = """list_filter([
-    CASE WHEN r.ab_wins + r.ab_losses + r.ab_both_bad > 0 THEN 'ab_choice' END,
-    CASE WHEN r.ratings_up + r.ratings_down > 0 THEN 'rating' END,
-    CASE WHEN r.copies > 0 THEN 'copy' END,
-    CASE WHEN r.edits > 0 THEN 'edit' END,
-    CASE WHEN r.regenerations > 0 THEN 'regenerate' END,
-    CASE WHEN r.continued THEN 'continued' END], lambda s: s IS NOT NULL)"""
 
 _SOURCES: dict[str, str] = {
     "pairs": """

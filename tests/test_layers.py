@@ -14,8 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = (
-    "flywheel", "privacy", "api", "ingest", "warehouse", "transforms", "export", "migrations",
-    "flywheel_client",
+    "flywheel", "privacy", "api", "console", "ingest", "warehouse", "transforms", "export",
+    "migrations", "flywheel_client",
 )  # fmt: skip
 
 CLIENT = "flywheel_client"
@@ -41,7 +41,11 @@ DEV = "flywheel.dev"
 
 ALLOWED = {
     "privacy": set(),
-    "api": {"privacy", "ingest.contract", "ingest.fastcheck", "export.catalog", "export.manifest"},
+    "api": {
+        "privacy", "ingest.contract", "ingest.fastcheck", "export.catalog", "export.manifest",
+        "console",
+    },
+    "console": {"privacy", "warehouse", "export.catalog", "export.manifest"},
     "ingest": {"privacy", "warehouse.lake"},
     "warehouse": {"privacy"},
     "transforms": {"privacy", "warehouse"},
@@ -50,7 +54,9 @@ ALLOWED = {
     DEV: {CLIENT},
 }  # fmt: skip
 """What a stage may import of the others, by module or whole package, besides the base. Each
-departure from the design is in docs/architecture.md. No stage may import ``flywheel.dev``,
+departure from the design is in docs/architecture.md. The web console (``console``) reads the
+warehouse and the published datasets as the API's datasets routes do, and only the API mounts
+it; it imports nothing of the API. No stage may import ``flywheel.dev``,
 ``flywheel.shell`` or the client; the dev tools import only the base and the client (the
 simulator writes events as a frontend does, not with the contract's classes, and posts them as a
 backend does, with the client)."""
@@ -139,6 +145,11 @@ def test_every_module_keeps_the_import_rules() -> None:
         ("flywheel_client._events", "ingest.contract"),
         ("api.routes.events", "flywheel_client"),  # a stage importing the client
         ("flywheel.settings", "flywheel_client._client"),  # the base importing the client
+        ("console.app", "api.keys"),  # the console reaching into the API that mounts it
+        ("console.queries", "transforms.runner"),  # the console reads, it never builds models
+        ("console.datasets", "export.publish"),  # only the catalogue and manifests of export
+        ("export.catalog", "console.app"),  # a stage importing the console
+        ("warehouse.db", "console.reader"),
     ],
 )
 def test_a_wrong_import_is_caught(module: str, imported: str) -> None:
@@ -158,6 +169,8 @@ def test_the_shell_and_the_allowed_imports_pass() -> None:
     assert violations("flywheel.shell.erasure", {"warehouse.erase", "export.erasure"}) == []
     assert violations("flywheel.dev.simulator.poster", {"flywheel_client", "flywheel.errors"}) == []
     assert violations("flywheel_client._client", {"flywheel_client._protocol"}) == []
+    assert violations("api.main", {"console.app"}) == []
+    assert violations("console.app", {"warehouse.texts", "export.catalog", "flywheel.files"}) == []
 
 
 def test_the_client_modules_are_checked() -> None:

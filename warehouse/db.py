@@ -84,7 +84,11 @@ def current_revision(connection: Connection) -> str | None:
 def translate(exc: Exception, *, path: Path, action: str) -> WarehouseError:
     """DuckDB's error as the platform's: the write lock held elsewhere means busy."""
     message = str(exc)
-    if "lock" in message.lower() and ("conflicting" in message or "Could not set" in message):
+    # Another process holds the file ("Conflicting lock"), or this process reads it (the web
+    # console attaches it read-only while a page reads: "Unique file handle conflict").
+    if ("lock" in message.lower() and ("conflicting" in message or "Could not set" in message)) or (
+        "unique file handle conflict" in message.lower()
+    ):
         return WarehouseBusyError(
             f"the warehouse {path} is in use by another process (another transform run or a "
             "shell holding it); wait for it to finish and run again"

@@ -35,3 +35,21 @@ GROUP BY l.response_id
 """
 """``(response_id, event_ids)`` of every label: what the export publishes, ``export trace``
 reports, and erasure searches for the users' events."""
+
+SIGNAL_CONDITIONS = {
+    "ab_choice": "r.ab_wins + r.ab_losses + r.ab_both_bad > 0",
+    "rating": "r.ratings_up + r.ratings_down > 0",
+    "copy": "r.copies > 0",
+    "edit": "r.edits > 0",
+    "regenerate": "r.regenerations > 0",
+    "continued": "r.continued",
+}
+"""Each signal a response can have received, as a condition on its ``responses`` row ``r``."""
+
+RESPONSE_SIGNALS = (
+    "list_filter(["
+    + ", ".join(f"CASE WHEN {when} THEN '{name}' END" for name, when in SIGNAL_CONDITIONS.items())
+    + "], lambda s: s IS NOT NULL)"
+)
+"""The signals a response received, as a list (``r`` is its ``responses`` row): those a label
+saw, published as a KTO row's ``signals`` and counted per signal by the demo and the console."""

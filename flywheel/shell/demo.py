@@ -303,8 +303,8 @@ def signal_rows(data_dir: Path, truth: list[dict[str, Any]]) -> list[SignalRow]:
     where the simulator recorded both responses' quality, and the calibration beside them."""
     import duckdb
 
-    from export.build import RESPONSE_SIGNALS
     from warehouse.db import warehouse_path
+    from warehouse.lineage import RESPONSE_SIGNALS
 
     quality = {
         response["response_id"]: response["quality"]

@@ -1,0 +1,150 @@
+"""The web console in a real headless Chromium against ``flywheel serve`` (a process of its own) on
+a data dir with simulated traffic, its warehouse and two published versions: an admin logs in,
+visits every page, filters the pairs, opens a pair from its row, compares the versions and logs
+out; no page logs a console error, no request fails, nothing is asked of another origin. Without
+the key, nothing but the login page is reached."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request, Response
+
+from tests.factories import WRITE_KEY
+from tests.helpers.console import ADMIN_KEY, PAGES
+from tests.helpers.server import served
+
+
+@pytest.fixture(scope="module")
+def console_url(console_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``flywheel serve`` (embedded mode) on the console's data dir, with an admin key."""
+    env = {
+        "FLYWHEEL_DATA_DIR": str(console_data),
+        "FLYWHEEL_PRIVACY__HMAC_KEY_FILE": str(console_data.parent / "keys.json"),
+        "FLYWHEEL_API__WRITE_KEYS": json.dumps([WRITE_KEY]),
+        "FLYWHEEL_API__ADMIN_KEYS": json.dumps([ADMIN_KEY]),
+    }
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with served(log, env) as url:
+        yield url
+    assert ADMIN_KEY not in log.read_text()
+
+
+@dataclass
+class Watched:
+    """What went wrong in a browser context: console errors, uncaught exceptions, failed
+    requests, answers of 400 and more, and requests to another origin."""
+
+    origin: str
+    errors: list[str] = field(default_factory=list)
+
+    def console(self, message: ConsoleMessage) -> None:
+        if message.type in ("error", "warning"):
+            self.errors.append(f"console {message.type}: {message.text}")
+
+    def failed(self, request: Request) -> None:
+        # A load the browser itself cancelled because the page navigated on (the icon, say) is
+        # not a failure of the server's.
+        if request.failure != "net::ERR_ABORTED":
+            self.errors.append(f"failed: {request.url} {request.failure}")
+
+    def answered(self, response: Response) -> None:
+        if response.status >= 400:
+            self.errors.append(f"{response.status}: {response.url}")
+
+    def requested(self, request: Request) -> None:
+        if not request.url.startswith(self.origin + "/"):
+            self.errors.append(f"another origin: {request.url}")
+
+
+def watched(context: BrowserContext, origin: str) -> tuple[Page, Watched]:
+    found = Watched(origin)
+    page = context.new_page()
+    page.on("console", found.console)
+    page.on("pageerror", lambda error: found.errors.append(f"uncaught: {error}"))
+    page.on("requestfailed", found.failed)
+    page.on("response", found.answered)
+    page.on("request", found.requested)
+    return page, found
+
+
+def log_in(page: Page, url: str) -> None:
+    page.goto(f"{url}/console/")
+    assert page.url.startswith(f"{url}/console/login?next=")
+    page.fill("#key", ADMIN_KEY)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/console/")
+
+
+def test_an_admin_visits_every_page_without_a_console_error_or_a_failed_request(
+    browser: Browser, console_url: str
+) -> None:
+    context = browser.new_context()
+    page, found = watched(context, console_url)
+    log_in(page, console_url)
+    assert page.locator("h1").inner_text() == "Overview"
+    assert page.locator("svg.chart").count() >= 2
+
+    for path in PAGES:
+        page.goto(console_url + path)
+        assert page.locator("h1").count() == 1, path
+        assert "Busy" not in page.title() and "No warehouse" not in page.title(), path
+
+    # The navigation's entries, and no review entry while no review module exists.
+    labels = page.locator("header nav a").all_inner_texts()
+    assert labels == ["Overview", "Signals", "Pairs", "Datasets"]
+
+    # A filter chosen from a list applies at once (console.js); a row opens its pair.
+    page.goto(f"{console_url}/console/pairs")
+    with page.expect_navigation():
+        page.select_option("select[name=signal]", "copy")
+    assert "signal=copy" in page.url
+    first_row = page.locator("tr[data-href]").first
+    with page.expect_navigation():
+        first_row.locator("td").nth(2).click()
+    assert "/console/pairs/" in page.url
+    assert page.locator("pre.text").count() == 2
+    assert page.locator("h2", has_text="Lineage").count() == 1
+
+    page.goto(f"{console_url}/console/datasets")
+    with page.expect_navigation():
+        page.click("text=compare the last two versions")
+    assert page.locator("table.data tbody tr").count() >= 4
+
+    with page.expect_navigation():
+        page.click("text=Log out")
+    assert page.url.startswith(f"{console_url}/console/login")
+    page.goto(f"{console_url}/console/signals")
+    assert page.url.startswith(f"{console_url}/console/login?next=")
+    context.close()
+    assert found.errors == []
+
+
+def test_without_the_key_only_the_login_page_is_reached(browser: Browser, console_url: str) -> None:
+    context = browser.new_context()
+    page, found = watched(context, console_url)
+    for path in PAGES:
+        page.goto(console_url + path)
+        assert page.url.startswith(f"{console_url}/console/login?next="), path
+        assert page.locator("#key").count() == 1
+    assert found.errors == []
+    data = context.request.get(f"{console_url}/console/data/overview.json")
+    assert data.status == 401
+
+    page.fill("#key", "not-the-admin-key-0123456789")
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    assert page.locator(".error").inner_text() == "That is not an admin key."
+    assert context.cookies() == []
+    # A write key is no admin key either.
+    page.fill("#key", WRITE_KEY)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    assert context.cookies() == []
+    page.goto(f"{console_url}/console/pairs")
+    assert page.url.startswith(f"{console_url}/console/login?next=")
+    context.close()
