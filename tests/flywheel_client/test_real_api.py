@@ -115,9 +115,29 @@ def test_a_wrong_key_is_reported_and_not_retried(url: str, sink: MemorySink) -> 
     assert client.stats.retries == 0 and sink.events == []
 
 
-def test_an_invalid_event_is_reported_with_its_path(url: str, sink: MemorySink) -> None:
+def test_an_invalid_event_is_reported_with_its_path_and_the_others_are_stored(
+    url: str, sink: MemorySink
+) -> None:
     dropped: list[DroppedEvent] = []
     with Client(url, WRITE_KEY, app=APP, on_error=dropped.append) as client:
+        good = client.rating(**COMMON, response_id="r1", value="up")
+        bad = client.track({"type": "rating", **COMMON, "response_id": "r1", "value": "sideways"})
+        assert client.flush(10)
+        later = client.rating(**COMMON, response_id="r1", value="down")
+    # Partial acceptance (?partial=true, the default): a 207 names the bad event, the batch's
+    # good one is stored.
+    [only] = dropped
+    assert (only.event_id, only.reason, only.status_code) == (bad, "rejected", 207)
+    assert [e.path for e in only.errors] == ["value"]
+    assert stored(sink) == [good, later]
+    assert client.stats.retries == 0
+
+
+def test_without_partial_acceptance_a_bad_event_refuses_its_whole_batch(
+    url: str, sink: MemorySink
+) -> None:
+    dropped: list[DroppedEvent] = []
+    with Client(url, WRITE_KEY, app=APP, on_error=dropped.append, partial=False) as client:
         good = client.rating(**COMMON, response_id="r1", value="up")
         bad = client.track({"type": "rating", **COMMON, "response_id": "r1", "value": "sideways"})
         assert client.flush(10)
@@ -125,8 +145,7 @@ def test_an_invalid_event_is_reported_with_its_path(url: str, sink: MemorySink) 
     by_id = {d.event_id: d for d in dropped}
     assert by_id[bad].reason == "rejected" and by_id[bad].status_code == 422
     assert [e.path for e in by_id[bad].errors] == ["value"]
-    # Today's API stores nothing of a batch with a bad event (all or nothing); partial
-    # acceptance is asked for (?partial=true) and keeps the good ones where the API offers it.
+    # All or nothing: the good event of that batch is refused with it, not retried.
     assert by_id[good].reason == "refused"
     assert stored(sink) == [later]
     assert client.stats.retries == 0
