@@ -14,8 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = (
-    "flywheel", "privacy", "api", "ingest", "warehouse", "transforms", "export", "migrations",
-    "flywheel_client",
+    "flywheel", "privacy", "api", "ingest", "warehouse", "transforms", "export", "review",
+    "migrations", "flywheel_client",
 )  # fmt: skip
 
 CLIENT = "flywheel_client"
@@ -41,11 +41,15 @@ DEV = "flywheel.dev"
 
 ALLOWED = {
     "privacy": set(),
-    "api": {"privacy", "ingest.contract", "ingest.fastcheck", "export.catalog", "export.manifest"},
+    "api": {
+        "privacy", "ingest.contract", "ingest.fastcheck", "export.catalog", "export.manifest",
+        "review",
+    },
     "ingest": {"privacy", "warehouse.lake"},
     "warehouse": {"privacy"},
     "transforms": {"privacy", "warehouse"},
     "export": {"privacy", "warehouse"},
+    "review": {"privacy", "warehouse", "transforms.policy"},
     "migrations": {"privacy", "warehouse"},
     DEV: {CLIENT},
 }  # fmt: skip
@@ -139,6 +143,11 @@ def test_every_module_keeps_the_import_rules() -> None:
         ("flywheel_client._events", "ingest.contract"),
         ("api.routes.events", "flywheel_client"),  # a stage importing the client
         ("flywheel.settings", "flywheel_client._client"),  # the base importing the client
+        ("review.queues", "export.build"),  # review reads the warehouse, not the export
+        ("review.service", "api.keys"),  # a stage importing the API
+        ("review.calibration", "transforms.runner"),  # only the policy file of the transforms
+        ("warehouse.erase", "review.queues"),  # a lower stage importing review
+        ("transforms.runner", "review.service"),
     ],
 )
 def test_a_wrong_import_is_caught(module: str, imported: str) -> None:
@@ -156,6 +165,8 @@ def test_the_shell_and_the_allowed_imports_pass() -> None:
     assert violations("ingest.pipeline", {"privacy.keys", "privacy.suppression"}) == []
     assert violations("api.routes.privacy", {"privacy.requests", "privacy.keys"}) == []
     assert violations("flywheel.shell.erasure", {"warehouse.erase", "export.erasure"}) == []
+    assert violations("api.routes.review", {"review.service", "review.queues"}) == []
+    assert violations("review.service", {"warehouse.db", "privacy.keys", "transforms.policy"}) == []
     assert violations("flywheel.dev.simulator.poster", {"flywheel_client", "flywheel.errors"}) == []
     assert violations("flywheel_client._client", {"flywheel_client._protocol"}) == []
 
