@@ -78,8 +78,8 @@ def test_a_review_goes_with_an_item_removed_by_its_lineage(reviewed: Settings) -
     from warehouse.db import open_warehouse, raw
     from warehouse.erase import erase_from_warehouse
 
-    [(event,)] = query(reviewed.data_dir,
-                       "SELECT event_id FROM events WHERE conversation_id = 'c9' LIMIT 1")  # fmt: skip
+    sql = "SELECT event_id FROM events WHERE conversation_id = 'c9' LIMIT 1"
+    [(event,)] = query(reviewed.data_dir, sql)
     engine = open_warehouse(reviewed.data_dir)
     with engine.connect() as connection:
         db = raw(connection)
