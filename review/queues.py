@@ -13,18 +13,29 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from flywheel.errors import NotFoundError, ReviewConflictError, ReviewInputError
 from review.rubric import Rubric
 from review.sampling import Candidate, draw, unit
 
 QUEUE_NAME = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+MAX_SEED = 2**32 - 1
 KIND = "pair"
 """What a queue samples: preference pairs (the only kind so far)."""
 
+
+def _a_number(value: object) -> object:
+    """A score is a JSON number with no fraction (``4`` or ``4.0``, as JSON Schema's integer);
+    a string or a boolean is refused, not converted."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer")
+    return value
+
+
+Score = Annotated[int, BeforeValidator(_a_number)]
 Side = Literal["chosen", "rejected"]
 Verdict = Literal["chosen", "rejected", "tie", "both_bad"]
 Answer = Literal["left", "right", "tie", "both_bad"]
@@ -88,9 +99,11 @@ class ReviewCreate(BaseModel):
     """A reviewer's answer: which side is better (or tie, or both bad) and rubric scores of
     each side, every dimension of the rubric on its scale."""
 
-    item_id: str
+    model_config = ConfigDict(extra="forbid")
+
+    item_id: str = Field(min_length=1, max_length=64)
     verdict: Answer
-    scores: dict[Literal["left", "right"], dict[str, int]]
+    scores: dict[Literal["left", "right"], dict[str, Score]]
 
 
 class ReviewPublic(BaseModel):
@@ -104,6 +117,37 @@ class ReviewPublic(BaseModel):
     side the signals preferred."""
     left_side: Side
     reviewed_at: str
+
+
+def review_create_schema(rubric: Rubric) -> dict[str, Any]:
+    """The JSON Schema of ``ReviewCreate`` under a rubric: every dimension required on both
+    sides, an integer on its scale, nothing else (what ``check_scores`` enforces)."""
+    side = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": list(rubric.dimensions),
+        "properties": {
+            name: {"type": "integer", "minimum": d.min, "maximum": d.max,
+                   "description": d.description}
+            for name, d in rubric.dimensions.items()
+        },
+    }  # fmt: skip
+    return {
+        "title": "ReviewCreate",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["item_id", "verdict", "scores"],
+        "properties": {
+            "item_id": {"type": "string", "minLength": 1, "maxLength": 64},
+            "verdict": {"enum": ["left", "right", "tie", "both_bad"]},
+            "scores": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["left", "right"],
+                "properties": {"left": side, "right": side},
+            },
+        },
+    }
 
 
 def now_utc() -> datetime:
@@ -167,8 +211,8 @@ def create_queue(
         problems.append(("per_stratum", "must be at least 1"))
     if not 0 <= overlap <= 1:
         problems.append(("overlap", "must be between 0 and 1"))
-    if not 0 <= seed < 2**63:
-        problems.append(("seed", "must be between 0 and 2^63 - 1"))
+    if not 0 <= seed <= MAX_SEED:
+        problems.append(("seed", f"must be between 0 and {MAX_SEED}"))
     if problems:
         raise ReviewInputError(
             f"invalid queue: {problems[0][0]}: {problems[0][1]}",

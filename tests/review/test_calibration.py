@@ -170,7 +170,7 @@ def test_the_policy_diff_changes_only_the_weights_and_writes_nothing(tmp_path: P
 def test_suggest_policy_from_the_reviews(reviewed: Settings) -> None:
     suggestion = service.suggest_policy(reviewed, min_reviews=2)
     weights = {w.signal: w for w in suggestion.weights}
-    # copy: 4 of 5 -> Wilson low 0.375533 (not above chance); ab_choice: 1 of 2 -> low 0.094531.
+    # copy: 4 of 5 -> Wilson low 0.375528 (not above chance); ab_choice: 1 of 2 -> low 0.094531.
     assert weights["copy"].wilson_low == wilson(4, 5)[0]  # type: ignore[index]
     assert weights["copy"].suggested == 0.0 and weights["ab_choice"].suggested == 0.0
     assert "-copy = 0.5" in suggestion.diff and "+copy = 0" in suggestion.diff
