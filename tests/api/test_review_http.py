@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.factories import WRITE_KEY
 from tests.helpers.review import (
@@ -20,6 +21,9 @@ from tests.helpers.review import (
     scores,
 )
 from tests.helpers.server import served
+
+# Starts `flywheel serve` and reviews a queue twice over (about 20 s).
+pytestmark = pytest.mark.slow
 
 
 def test_reviewers_answer_a_queue_over_http(tmp_path: Path) -> None:

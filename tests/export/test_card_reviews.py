@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from export.catalog import read_manifest
 from export.publish import export_dataset
 from review.calibration import calibration
@@ -15,6 +17,9 @@ from tests.helpers.datasets import KEYRING
 from tests.helpers.review import scores
 from warehouse.db import connected
 from warehouse.lake import Lake
+
+# Each publishes a version of the simulated dataset (about 10 s).
+pytestmark = pytest.mark.slow
 
 
 def review_some(data_dir: Path, count: int) -> None:

@@ -17,6 +17,9 @@ from tests.helpers.cli import assert_one_line_error, flywheel
 from tests.helpers.review import build_warehouse, review_settings, scores
 from transforms.policy import DEFAULT_POLICY
 
+# Each runs several `flywheel` processes (about 10 s).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -16,6 +16,9 @@ from review.queues import ReviewCreate
 from tests.helpers.lake import query
 from tests.helpers.review import ERASED, KEYRING, build_warehouse, review_settings, scores
 
+# Each builds a warehouse, reviews every item twice and runs a whole erasure (about 10 s).
+pytestmark = pytest.mark.slow
+
 ANA = "ana@example.com"
 BO = "bo@example.com"
 
