@@ -67,7 +67,7 @@ class QueueCreate(BaseModel):
     queue_id: str = Field(pattern=QUEUE_NAME)
     seed: int = Field(ge=0, le=MAX_SEED)
     per_stratum: int = Field(ge=1, le=10_000)
-    overlap: float = Field(default=0.0, ge=0, le=1)
+    overlap: float = Field(default=0.1, ge=0, le=1)
     """Share of items that want two reviews (for the agreement between reviewers)."""
     strata: list[str] | None = None
     """Only these strata (``signal/band/agreement``); all when unset."""
