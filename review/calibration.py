@@ -237,7 +237,7 @@ def suggest_weights(
         n = found.n if found else 0
         low = found.wilson_low if found else None
         if name not in log_odds:
-            reason = f"fewer than {min_reviews} decided verdicts ({n}): kept"
+            reason = f"fewer than {min_reviews} decided verdicts: kept"
             weights.append(WeightPublic(signal=name, current=weight, suggested=weight, n=n,
                                         wilson_low=low, reason=reason))  # fmt: skip
             continue
@@ -299,13 +299,19 @@ def policy_diff(policy_file: Path, weights: list[WeightPublic]) -> str:
         assert match is not None
         indent, name, equals, _, rest = match.groups()
         ending = "\n" if lines[number].endswith("\n") else ""
-        changed[number] = f"{indent}{name}{equals}{weight.suggested:g}{rest}{ending}"
+        changed[number] = f"{indent}{name}{equals}{_toml_float(weight.suggested)}{rest}{ending}"
     if changed == lines:
         return ""
     name = str(policy_file)
     return "".join(
-        difflib.unified_diff(lines, changed, fromfile=f"a/{name}", tofile=f"b/{name} (suggested)")
+        difflib.unified_diff(lines, changed, fromfile=name, tofile=f"{name} (suggested)")
     )
+
+
+def _toml_float(value: float) -> str:
+    """A weight as the policy file writes them: ``0.0``, ``0.97`` (a TOML float, never ``0``)."""
+    text = f"{value:g}"
+    return text if any(c in text for c in ".en") else f"{text}.0"
 
 
 def suggest_policy(

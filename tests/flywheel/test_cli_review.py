@@ -114,7 +114,7 @@ def test_the_suggested_diff_applies_with_patch(data_dir: Path, tmp_path: Path) -
                       env=env(data_dir))  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert policy.read_text() == before  # nothing written
-    assert result.stdout.startswith(f"--- a/{policy}\n+++ b/{policy} (suggested)\n")
+    assert result.stdout.startswith(f"--- {policy}\n+++ {policy} (suggested)\n")
     assert "copy: 0.5 ->" in result.stderr
     if shutil.which("patch"):
         subprocess.run(["patch", str(policy)], input=result.stdout, text=True, check=True,

@@ -156,8 +156,8 @@ def test_the_policy_diff_changes_only_the_weights_and_writes_nothing(tmp_path: P
     changed = [line for line in diff.splitlines() if line[:1] in "+-"]
     # Scaled to 0.6 + 0.5 = 1.1: copy 1.303331 / 2.009825 * 1.1 = 0.7133, edit 0.3867.
     assert changed == [
-        f"--- a/{policy}",
-        f"+++ b/{policy} (suggested)",
+        f"--- {policy}",
+        f"+++ {policy} (suggested)",
         "-edit = 0.6",
         "-copy = 0.5",
         "+edit = 0.39",
@@ -173,5 +173,5 @@ def test_suggest_policy_from_the_reviews(reviewed: Settings) -> None:
     # copy: 4 of 5 -> Wilson low 0.375528 (not above chance); ab_choice: 1 of 2 -> low 0.094531.
     assert weights["copy"].wilson_low == wilson(4, 5)[0]  # type: ignore[index]
     assert weights["copy"].suggested == 0.0 and weights["ab_choice"].suggested == 0.0
-    assert "-copy = 0.5" in suggestion.diff and "+copy = 0" in suggestion.diff
+    assert "-copy = 0.5\n" in suggestion.diff and "+copy = 0.0\n" in suggestion.diff
     assert suggestion.policy_file == str(DEFAULT_POLICY)
