@@ -202,3 +202,22 @@ async def test_a_busy_warehouse_is_409_with_retry_after(
         response = await client.get("/v1/review/queues/week-1/next", headers=bearer(ANA_KEY))
     assert response.status_code == 409
     assert response.json()["error"] == "busy" and response.headers["Retry-After"] == "30"
+
+
+async def test_the_openapi_document_states_the_rubric_of_the_review_body(
+    client: httpx.AsyncClient,
+) -> None:
+    document = (await client.get("/openapi.json")).json()
+    body = document["paths"]["/v1/review/queues/{queue_id}/reviews"]["post"]["requestBody"]
+    side = body["content"]["application/json"]["schema"]["properties"]["scores"]["properties"][
+        "left"
+    ]
+    assert side["required"] == ["correctness", "readability", "security", "efficiency"]
+    assert side["properties"]["security"] | {"description": ""} == {
+        "type": "integer", "minimum": 1, "maximum": 5, "description": ""
+    }  # fmt: skip
+    assert side["additionalProperties"] is False
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["ReviewerKey"] == {
+        "type": "http", "scheme": "bearer", "description": "A reviewer key (review queues)."
+    }  # fmt: skip
