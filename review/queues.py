@@ -23,6 +23,7 @@ from review.sampling import Candidate, draw, unit
 
 QUEUE_NAME = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 MAX_SEED = 2**32 - 1
+STRATUM = r"^[a-z_]+/(low|mid|high)/(unanimous|contested)$"
 KIND = "pair"
 """What a queue samples: preference pairs (the only kind so far)."""
 
@@ -213,6 +214,10 @@ def create_queue(
         problems.append(("overlap", "must be between 0 and 1"))
     if not 0 <= seed <= MAX_SEED:
         problems.append(("seed", f"must be between 0 and {MAX_SEED}"))
+    for index, name in enumerate(strata or []):
+        if not re.match(STRATUM, name):
+            problems.append((f"strata[{index}]", "must be signal/band/agreement, e.g. "
+                             "copy/low/contested"))  # fmt: skip
     if problems:
         raise ReviewInputError(
             f"invalid queue: {problems[0][0]}: {problems[0][1]}",

@@ -75,6 +75,9 @@ def test_bad_queue_requests_are_refused_naming_the_field(settings: Settings) -> 
         service.create_queue(settings, queue_id="w", seed=1, per_stratum=0)
     with pytest.raises(ReviewInputError, match="overlap"):
         service.create_queue(settings, queue_id="w", seed=1, per_stratum=1, overlap=2)
+    with pytest.raises(ReviewInputError, match=r"strata\[1\]"):
+        service.create_queue(settings, queue_id="w", seed=1, per_stratum=1,
+                             strata=["copy/mid/unanimous", "copy-mid"])  # fmt: skip
     service.create_queue(settings, queue_id="w", seed=1, per_stratum=1)
     with pytest.raises(ReviewConflictError, match="exists"):
         service.create_queue(settings, queue_id="w", seed=2, per_stratum=1)
