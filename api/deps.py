@@ -2,7 +2,9 @@
 
 Which key a route takes (``api.keys``): ``POST /v1/events`` a write or a publishable key (bearer),
 ``POST /v1/beacon`` a publishable key in the query or the body, the datasets a reader or an admin
-key, erasure an admin key. A missing key is 401, a key of another kind 403.
+key, erasure an admin key; the review routes a reviewer key (items and reviews), a reviewer or
+an admin key (the rubric and the queues), an admin key (creating queues, the calibration). A
+missing key is 401, a key of another kind 403.
 """
 
 from __future__ import annotations
@@ -145,6 +147,9 @@ _READER_SCHEME = HTTPBearer(
     scheme_name="ReaderKey", description="A reader key (datasets).", auto_error=False
 )
 _ADMIN_SCHEME = HTTPBearer(scheme_name="AdminKey", description="An admin key.", auto_error=False)
+_REVIEWER_SCHEME = HTTPBearer(
+    scheme_name="ReviewerKey", description="A reviewer key (review queues).", auto_error=False
+)
 Credentials = HTTPAuthorizationCredentials | None
 
 
@@ -192,7 +197,33 @@ async def require_admin_key(
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this key is not an admin key")
 
 
+async def require_reviewer_key(
+    request: Request, keys: KeysDep, _: Annotated[Credentials, Depends(_REVIEWER_SCHEME)]
+) -> str:
+    """The reviewer's id (as configured); 401 without a bearer token, 403 with one that is not
+    a reviewer key."""
+    caller = keys.identify(_bearer(request, "reviewer"))
+    if "reviewer" not in caller.scopes or caller.reviewer is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this key is not a reviewer key")
+    return caller.reviewer
+
+
+async def require_review_key(
+    request: Request,
+    keys: KeysDep,
+    _reviewer: Annotated[Credentials, Depends(_REVIEWER_SCHEME)],
+    _admin: Annotated[Credentials, Depends(_ADMIN_SCHEME)],
+) -> None:
+    """401 without a bearer token, 403 with one that is neither a reviewer nor an admin key."""
+    caller = keys.identify(_bearer(request, "reviewer or admin"))
+    if not caller.scopes & {"reviewer", "admin"}:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this key may not read review queues")
+
+
 EventKeyDep = Annotated[Caller, Depends(require_event_key)]
 BeaconQueryKeyDep = Annotated[str | None, Depends(beacon_query_key)]
 ReaderKeyDep = Annotated[None, Depends(require_reader_key)]
 AdminKeyDep = Annotated[None, Depends(require_admin_key)]
+ReviewerDep = Annotated[str, Depends(require_reviewer_key)]
+"""The reviewer's id, as configured: pseudonymised by the review stage before it is stored."""
+ReviewKeyDep = Annotated[None, Depends(require_review_key)]

@@ -18,6 +18,9 @@ from flywheel.errors import (
     ExportBusyError,
     FlywheelError,
     KafkaAuthError,
+    NotFoundError,
+    ReviewConflictError,
+    ReviewInputError,
     SinkUnavailableError,
     WarehouseBusyError,
 )
@@ -96,6 +99,20 @@ def _not_stored(*, retry_after_s: float) -> JSONResponse:
     )
 
 
+def _allowed_methods(request: Request, fallback: str) -> str:
+    """Every method the OpenAPI document lists at the request's path (``fallback``, Starlette's
+    own list, when it lists none). Starlette's 405 names only the first route that matches the
+    path, and ``/v1/review/queues`` has a route per method."""
+    import re
+
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        pattern = re.sub(r"\\{[^}]*\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {method.upper() for method in operations}
+    return ", ".join(sorted(methods)) if methods else fallback
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that map errors to HTTP answers."""
 
@@ -107,7 +124,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:
+            fallback = (headers or {}).get("Allow", "")
+            headers = {**(headers or {}), "Allow": _allowed_methods(request, fallback)}
+        return error_response(exc.status_code, str(exc.detail), headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -120,6 +141,18 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ContractError)
     async def _contract_error(request: Request, exc: ContractError) -> JSONResponse:
         return error_response(422, str(exc), code="invalid_events", errors=exc.errors)
+
+    @app.exception_handler(ReviewInputError)
+    async def _review_invalid(request: Request, exc: ReviewInputError) -> JSONResponse:
+        return error_response(422, str(exc), code="invalid_request", errors=exc.errors)
+
+    @app.exception_handler(ReviewConflictError)
+    async def _review_conflict(request: Request, exc: ReviewConflictError) -> JSONResponse:
+        return error_response(409, str(exc), code="conflict")
+
+    @app.exception_handler(NotFoundError)
+    async def _not_found(request: Request, exc: NotFoundError) -> JSONResponse:
+        return error_response(404, str(exc), code="not_found")
 
     @app.exception_handler(SinkUnavailableError)
     async def _unavailable(request: Request, exc: SinkUnavailableError) -> JSONResponse:

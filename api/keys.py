@@ -4,7 +4,9 @@
 - publishable keys (browsers): post events, only from their origins, only their event types,
   at most their rate (``api.ratelimit``); being public, they are never also another kind;
 - reader keys: read the published datasets;
-- admin keys: erasure, and read the datasets.
+- admin keys: erasure, read the datasets, manage review queues and read their calibration;
+- reviewer keys: read review queues and answer their items, nothing else; each names its
+  reviewer, whom the review stage knows only by pseudonym.
 
 A key is never logged nor counted in a metric: a publishable key is known there by its name.
 Every configured key is also masked in every log record (``flywheel.logs.hide``), since a
@@ -25,7 +27,7 @@ from api.ratelimit import TokenBucket
 from flywheel.logs import hide
 from flywheel.settings import ApiSettings
 
-Scope = Literal["write", "publishable", "reader", "admin"]
+Scope = Literal["write", "publishable", "reader", "admin", "reviewer"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,9 @@ class Caller:
     scopes: frozenset[Scope]
     browser: BrowserKey | None = None
     """Set for a publishable key."""
+    reviewer: str | None = None
+    """Set for a reviewer key: the reviewer's id as configured (pseudonymised before it is
+    stored or logged)."""
 
 
 NOBODY = Caller(scopes=frozenset())
@@ -56,6 +61,7 @@ class ApiKeys:
 
     def __init__(self, api: ApiSettings, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._keys: list[tuple[bytes, Scope, BrowserKey | None]] = []
+        self._reviewers: dict[bytes, str] = {}
         secret: tuple[tuple[Scope, list[SecretStr]], ...] = (
             ("write", api.write_keys),
             ("reader", api.reader_keys),
@@ -72,6 +78,10 @@ class ApiKeys:
                 bucket=bucket,
             )
             self._keys.append((browser.key.get_secret_value().encode(), "publishable", described))
+        for reviewer in api.reviewer_keys:
+            key = reviewer.key.get_secret_value().encode()
+            self._keys.append((key, "reviewer", None))
+            self._reviewers[key] = reviewer.reviewer
         for key, _, _ in self._keys:
             hide(key.decode())
 
@@ -80,9 +90,12 @@ class ApiKeys:
         presented = token.encode()
         scopes: set[Scope] = set()
         browser = None
+        reviewer = None
         # compare_digest against every key, so timing does not tell which key was close.
         for key, scope, described in self._keys:
             if hmac.compare_digest(presented, key):
                 scopes.add(scope)
                 browser = described or browser
-        return Caller(frozenset(scopes), browser) if scopes else NOBODY
+                if scope == "reviewer":
+                    reviewer = self._reviewers[key]
+        return Caller(frozenset(scopes), browser, reviewer) if scopes else NOBODY

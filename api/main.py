@@ -15,7 +15,7 @@ from api import errors
 from api.erasures import ErasureQueue, ErasureRunner
 from api.keys import ApiKeys
 from api.metrics import ApiMetrics
-from api.routes import datasets, events, meta, privacy
+from api.routes import datasets, events, meta, privacy, review
 from api.sink import CachedReadiness, EventSink
 from flywheel.settings import Settings
 from ingest.contract import contract_json_schema
@@ -118,8 +118,28 @@ def _openapi_with_contract(app: FastAPI) -> dict[str, Any]:
             "events": events,
         },
     }
+    _review_body(app, schema)
     app.openapi_schema = schema
     return schema
+
+
+REVIEWS_PATH = "/v1/review/queues/{queue_id}/reviews"
+
+
+def _review_body(app: FastAPI, schema: dict[str, Any]) -> None:
+    """State the configured rubric in the review body's schema: each dimension, its scale."""
+    from flywheel.errors import ConfigError
+    from review.queues import review_create_schema
+    from review.rubric import load_rubric
+
+    try:
+        rubric = load_rubric(app.state.settings.review.rubric_file)
+    except ConfigError:  # the route answers 503 naming the problem; the document stays generic
+        return
+    operation = schema.get("paths", {}).get(REVIEWS_PATH, {}).get("post")
+    if operation is not None:
+        body = {"schema": review_create_schema(rubric)}
+        operation["requestBody"] = {"required": True, "content": {"application/json": body}}
 
 
 def create_app(
@@ -165,6 +185,7 @@ def create_app(
     app.include_router(meta.router)
     app.include_router(datasets.router)
     app.include_router(privacy.router)
+    app.include_router(review.router)
     if settings.api.admin_keys:
         from console.app import create_console
 

@@ -116,6 +116,14 @@ def render_card(manifest: Manifest) -> str:
             f"| {row.signal} | {row.explicit} | {row.agree:,} | {row.n:,} "
             f"| {agreement} | {interval} |"
         )
+    if any(row.explicit == "review" for row in manifest.calibration):
+        # Only when there are reviews, so that a card without them stays as it was.
+        lines += [
+            "",
+            "Rows against `review` are human precision: of the reviewers' verdicts on sampled "
+            "pairs that every signal voted for, the share that preferred the pair's chosen "
+            "answer (ties and both-bad left out; docs/review.md).",
+        ]
     lines += [
         "",
         "## Quality",

@@ -68,6 +68,7 @@ from privacy.keys import Keyring
 from warehouse.db import connected, warehouse_path
 from warehouse.lake import Lake
 from warehouse.load import READABLE_TIME
+from warehouse.reviews import review_calibration
 from warehouse.table import LakeTable, models_table
 
 if TYPE_CHECKING:
@@ -379,6 +380,8 @@ def _lineage(db: Any, response_ids: list[str]) -> Lineage:
         {"ids": response_ids},
     ).fetchone()
     calibration = _records(db, "signal_calibration", CALIBRATION_COLUMNS, "signal, explicit")
+    # Human precision from the reviews (docs/review.md), as rows against ``review``.
+    calibration += review_calibration(db)
     return Lineage(
         source=Source(
             lake=lake_summary(db),

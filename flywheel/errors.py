@@ -7,6 +7,8 @@ Every error the platform raises on purpose derives from ``FlywheelError``. Error
     ├── ConfigError              a setting is missing or wrong; the user must fix the configuration
     │   └── MissingExtraError    a command needs an optional part that is not installed
     ├── NotFoundError            what a command names does not exist (a dataset version)
+    ├── ReviewInputError         a review or a queue request is invalid (names each field)
+    ├── ReviewConflictError      a queue name taken, an item the reviewer already reviewed
     ├── ContractError            an event breaks the event contract (permanent: never retried)
     ├── TransientError           worth retrying with backoff (never dead-lettered)
     │   └── SinkUnavailableError the event sink (Kafka) did not acknowledge in time
@@ -47,6 +49,19 @@ class MissingExtraError(ConfigError):
 
 class NotFoundError(FlywheelError):
     """What a command or request names (a dataset version) does not exist."""
+
+
+class ReviewInputError(FlywheelError):
+    """A review queue request or a submitted review is invalid; ``errors`` names each field
+    (``path``, ``type``, ``message``), never a submitted text."""
+
+    def __init__(self, message: str, *, errors: list[dict[str, object]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
+
+
+class ReviewConflictError(FlywheelError):
+    """A review queue of that name exists, or the reviewer already reviewed the item."""
 
 
 class ContractError(FlywheelError):

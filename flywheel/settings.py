@@ -383,6 +383,24 @@ class PublishableKeySettings(BaseModel):
         return _check_origins(origins, "FLYWHEEL_API__PUBLISHABLE_KEYS origins")
 
 
+class ReviewerKeySettings(BaseModel):
+    """A reviewer's key: it may read and answer review queues, nothing else."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    key: SecretStr
+    """The key, at least 16 random characters."""
+    reviewer: str = Field(min_length=1, max_length=256, pattern=r"\S")
+    """Who reviews with it (an e-mail address or a staff id). Stored only as its pseudonym
+    (HMAC under the pseudonym key, as user ids are), so erasing this id as a user also erases
+    the reviews written under it."""
+
+    @field_validator("key")
+    @classmethod
+    def _key_is_real(cls, key: SecretStr) -> SecretStr:
+        return _check_keys([key], "FLYWHEEL_API__REVIEWER_KEYS")[0]
+
+
 class ApiSettings(BaseModel):
     """The HTTP ingest API."""
 
@@ -402,7 +420,13 @@ class ApiSettings(BaseModel):
     """Bearer keys allowed to read the published datasets (``GET /v1/datasets...``), nothing
     else (JSON list)."""
     admin_keys: list[SecretStr] = []
-    """Bearer keys allowed to call the admin endpoints: erasure and the datasets (JSON list)."""
+    """Bearer keys allowed to call the admin endpoints: erasure, the datasets, and managing
+    review queues and reading their calibration (JSON list)."""
+    reviewer_keys: list[ReviewerKeySettings] = []
+    """Bearer keys of human reviewers (JSON list of objects): ``{"key": "...", "reviewer":
+    "ana@example.com"}``. A reviewer key may read review queues and answer their items
+    (``/v1/review/...``), nothing else; the reviewer is stored only as a pseudonym
+    (docs/review.md)."""
     cors_origins: list[str] = []
     """Browser origins allowed by CORS besides the publishable keys' origins (exact origins;
     ``*`` is refused)."""
@@ -455,16 +479,27 @@ class ApiSettings(BaseModel):
         # a write, reader or admin key, anyone could use those rights.
         secret = {
             key.get_secret_value()
-            for key in (*self.write_keys, *self.reader_keys, *self.admin_keys)
+            for key in (
+                *self.write_keys,
+                *self.reader_keys,
+                *self.admin_keys,
+                *(r.key for r in self.reviewer_keys),
+            )
         }
+        reviewers: set[str] = set()
+        for position, reviewer in enumerate(self.reviewer_keys, start=1):
+            value = reviewer.key.get_secret_value()
+            if value in reviewers:
+                raise ValueError(f"FLYWHEEL_API__REVIEWER_KEYS: key {position} is listed twice")
+            reviewers.add(value)
         seen: set[str] = set()
         names: set[str] = set()
         for position, browser in enumerate(self.publishable_keys, start=1):
             value = browser.key.get_secret_value()
             if value in secret:
                 raise ValueError(
-                    f"FLYWHEEL_API__PUBLISHABLE_KEYS: key {position} is also a write, reader or "
-                    "admin key; a browser key is public, give it a key of its own"
+                    f"FLYWHEEL_API__PUBLISHABLE_KEYS: key {position} is also a write, reader, "
+                    "admin or reviewer key; a browser key is public, give it a key of its own"
                 )
             if value in seen:
                 raise ValueError(f"FLYWHEEL_API__PUBLISHABLE_KEYS: key {position} is listed twice")
@@ -610,6 +645,17 @@ class ExportSettings(BaseModel):
         return value
 
 
+class ReviewSettings(BaseModel):
+    """Human review of sampled pairs (docs/review.md)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+    rubric_file: Path | None = None
+    """The rubric reviewers score each answer on (TOML: dimensions, each with a scale and what
+    its ends mean). Unset: the shipped ``review/rubric.toml`` (correctness, readability,
+    security, efficiency, 1 to 5)."""
+
+
 class TransformsSettings(BaseModel):
     """The transforms: where the models are built."""
 
@@ -686,6 +732,8 @@ class Settings(BaseSettings):
     """Where the lake is."""
     transforms: TransformsSettings = TransformsSettings()
     """The transforms: where the models are built."""
+    review: ReviewSettings = ReviewSettings()
+    """Human review of sampled pairs."""
     spark: SparkSettings = SparkSettings()
     """The transforms on Apache Spark."""
     dagster: DagsterSettings = DagsterSettings()

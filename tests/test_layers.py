@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = (
     "flywheel", "privacy", "api", "console", "ingest", "warehouse", "transforms", "export",
+    "review",
     "migrations", "flywheel_client",
 )  # fmt: skip
 
@@ -43,13 +44,14 @@ ALLOWED = {
     "privacy": set(),
     "api": {
         "privacy", "ingest.contract", "ingest.fastcheck", "export.catalog", "export.manifest",
-        "console",
+        "console", "review",
     },
     "console": {"privacy", "warehouse", "export.catalog", "export.manifest"},
     "ingest": {"privacy", "warehouse.lake"},
     "warehouse": {"privacy"},
     "transforms": {"privacy", "warehouse"},
     "export": {"privacy", "warehouse"},
+    "review": {"privacy", "warehouse", "transforms.policy"},
     "migrations": {"privacy", "warehouse"},
     DEV: {CLIENT},
 }  # fmt: skip
@@ -150,6 +152,11 @@ def test_every_module_keeps_the_import_rules() -> None:
         ("console.datasets", "export.publish"),  # only the catalogue and manifests of export
         ("export.catalog", "console.app"),  # a stage importing the console
         ("warehouse.db", "console.reader"),
+        ("review.queues", "export.build"),  # review reads the warehouse, not the export
+        ("review.service", "api.keys"),  # a stage importing the API
+        ("review.calibration", "transforms.runner"),  # only the policy file of the transforms
+        ("warehouse.erase", "review.queues"),  # a lower stage importing review
+        ("transforms.runner", "review.service"),
     ],
 )
 def test_a_wrong_import_is_caught(module: str, imported: str) -> None:
@@ -167,6 +174,8 @@ def test_the_shell_and_the_allowed_imports_pass() -> None:
     assert violations("ingest.pipeline", {"privacy.keys", "privacy.suppression"}) == []
     assert violations("api.routes.privacy", {"privacy.requests", "privacy.keys"}) == []
     assert violations("flywheel.shell.erasure", {"warehouse.erase", "export.erasure"}) == []
+    assert violations("api.routes.review", {"review.service", "review.queues"}) == []
+    assert violations("review.service", {"warehouse.db", "privacy.keys", "transforms.policy"}) == []
     assert violations("flywheel.dev.simulator.poster", {"flywheel_client", "flywheel.errors"}) == []
     assert violations("flywheel_client._client", {"flywheel_client._protocol"}) == []
     assert violations("api.main", {"console.app"}) == []

@@ -14,10 +14,11 @@ The warehouse: rows are deleted from every table that holds the users' events or
 derived from them: by pseudonym, by the conversations those events belong to, and, in the
 model tables, by any column naming one of those events or one of the responses generated in
 those conversations (a pair's rejected side, an A/B comparison's loser, an edit, an event in a
-pair's lineage, whatever the row's own conversation); ``lake_files`` row counts are updated to
-match the rewritten files, and the models' incremental state is cleared, so the next transform
-run rebuilds them in full from what is left (``signal_calibration``, counts only, waits for
-that run).
+pair's lineage, whatever the row's own conversation); a review queue's items go by the same
+columns, reviews with their items and by their reviewer's pseudonym; ``lake_files`` row counts
+are updated to match the rewritten files, and the models' incremental state is cleared, so the
+next transform run rebuilds them in full from what is left (``signal_calibration``, counts
+only, waits for that run).
 """
 
 from __future__ import annotations
@@ -156,8 +157,10 @@ def erase_from_warehouse(db: Any, pseudonyms: list[str]) -> dict[str, int]:
         deleted: dict[str, int] = {}
         for table, columns in sorted(tables.items()):
             conditions = []
-            if "user_pseudonym" in columns:
-                conditions.append("user_pseudonym IN (SELECT user_pseudonym FROM erased_users)")
+            for column in sorted(c for c in columns if c.endswith("pseudonym")):
+                # user_pseudonym, and reviewer_pseudonym: a reviewer's id is pseudonymised as
+                # a user id is, so erasing that id erases the reviews written under it.
+                conditions.append(f"{column} IN (SELECT user_pseudonym FROM erased_users)")
             if "conversation_id" in columns:
                 conditions.append(
                     "conversation_id IN (SELECT conversation_id FROM erased_conversations)"
@@ -183,6 +186,14 @@ def erase_from_warehouse(db: Any, pseudonyms: list[str]) -> dict[str, int]:
             ).fetchall()
             if count:
                 deleted[table] = int(count)
+        if {"reviews", "review_items"} <= tables.keys():
+            # A review goes with its item, whichever rule removed the item (its lineage named
+            # an erased event of another conversation, say).
+            [(count,)] = db.execute(
+                "DELETE FROM reviews WHERE item_id NOT IN (SELECT item_id FROM review_items)"
+            ).fetchall()
+            if count:
+                deleted["reviews"] = deleted.get("reviews", 0) + int(count)
         if "model_state" in tables:
             # Rows elsewhere may have counted the erased events (a copy or an A/B choice that
             # named another conversation's response): the next run rebuilds every model.

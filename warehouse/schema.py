@@ -17,6 +17,10 @@ Tables written by the loader (``warehouse.load``):
 - ``model_state``: per model, the fingerprint it was built with and the highest ``lake_files.seq``
   it has seen (written by transforms/, read to decide what the next run rebuilds).
 
+Tables written by the human review (``review``, added in 0007): ``review_queues`` (a sample and
+its parameters), ``review_items`` (the pairs it drew) and ``reviews`` (each reviewer's verdict
+and rubric scores, under the reviewer's pseudonym).
+
 Derived tables (responses, preference pairs, labels, rewards, calibration) are built by the SQL
 models in transforms/ and are not part of this metadata: a model whose SQL or policy changed is
 rebuilt, not migrated.
@@ -30,6 +34,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     Integer,
     MetaData,
     String,
@@ -120,4 +125,57 @@ model_state = Table(
     Column("run_id", String, nullable=False),
     Column("built_at", DateTime(timezone=True), nullable=False),
     Column("full_build", Boolean, nullable=False, comment="Rebuilt in full, not incrementally."),
+)
+
+review_queues = Table(
+    "review_queues",
+    metadata,
+    Column("queue_id", String, primary_key=True, comment="The queue's name."),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("kind", String, nullable=False, comment="What it samples: 'pair'."),
+    Column("seed", BigInteger, nullable=False),
+    Column("params", String, nullable=False, comment="The sampling, as JSON (docs/review.md)."),
+    Column("rubric_sha256", String, nullable=False),
+)
+
+review_items = Table(
+    "review_items",
+    metadata,
+    Column("item_id", String, primary_key=True),
+    Column("queue_id", String, nullable=False),
+    Column("position", Integer, nullable=False, comment="Order in which reviewers get it."),
+    Column("stratum", String, nullable=False),
+    Column("wanted_reviews", Integer, nullable=False),
+    Column("pair_id", String, nullable=False),
+    Column("conversation_id", String, nullable=False),
+    Column("prompt_event_id", String, nullable=False),
+    Column("chosen_event_id", String, nullable=False),
+    Column("rejected_event_id", String, nullable=False),
+    Column("chosen_response_id", String),
+    Column("rejected_response_id", String),
+    Column("signals", ARRAY(String), nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("disagreement", Float, nullable=False),
+    Column("event_ids", ARRAY(String), nullable=False, comment="The pair's lineage."),
+)
+
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("review_id", String, primary_key=True),
+    Column("queue_id", String, nullable=False),
+    Column("item_id", String, nullable=False),
+    Column("reviewer_pseudonym", String, nullable=False, comment="HMAC of the reviewer's id."),
+    Column("reviewer_key_version", Integer, nullable=False),
+    Column("left_side", String, nullable=False, comment="'chosen' or 'rejected'."),
+    Column("verdict", String, nullable=False, comment="chosen, rejected, tie or both_bad."),
+    Column("chosen_scores", String, nullable=False, comment="Rubric scores, JSON."),
+    Column("rejected_scores", String, nullable=False, comment="Rubric scores, JSON."),
+    Column("rubric_sha256", String, nullable=False),
+    Column("reviewed_at", DateTime(timezone=True), nullable=False),
+    Column("conversation_id", String, nullable=False),
+    Column("chosen_event_id", String, nullable=False),
+    Column("rejected_event_id", String, nullable=False),
+    Column("chosen_response_id", String),
+    Column("rejected_response_id", String),
 )

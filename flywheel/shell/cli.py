@@ -25,6 +25,8 @@ from flywheel.errors import (
     ManifestVersionError,
     NotFoundError,
     QualityGateError,
+    ReviewConflictError,
+    ReviewInputError,
     TransientError,
     WarehouseBusyError,
 )
@@ -63,6 +65,8 @@ db_app = group("The DuckDB warehouse and its migrations.")
 transform_app = group("Build the warehouse from the lake.")
 lake_app = group("The lake's Iceberg table: commit, compact, expire, status.")
 export_app = group("Publish versioned, TRL-ready datasets behind a quality gate.")
+review_app = group("Human review: queues of sampled pairs, and the calibration from the verdicts.")
+review_queue_app = group("Review queues: sample pairs for reviewers, list and show them.")
 app.add_typer(kafka_app, name="kafka")
 kafka_app.add_typer(local_app, name="local")
 app.add_typer(keys_app, name="keys")
@@ -71,6 +75,8 @@ app.add_typer(transform_app, name="transform")
 app.add_typer(lake_app, name="lake")
 app.add_typer(dead_letters_app, name="dead-letters")
 app.add_typer(export_app, name="export")
+app.add_typer(review_app, name="review")
+review_app.add_typer(review_queue_app, name="queue")
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -985,6 +991,208 @@ def export_trace(
     out.print(table)
 
 
+QueueArgument = Annotated[
+    str, typer.Argument(help="The queue's name: lower-case letters, digits and _.- (at most 64).")
+]
+QueueOption = Annotated[
+    str | None, typer.Option("--queue", help="Only this queue's reviews (default: every queue).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _print_json(model: Any) -> None:
+    out.print(model.model_dump_json(indent=2), markup=False, highlight=False, soft_wrap=True)
+
+
+def _queue_table(queues: list[Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(show_edge=False)
+    for column in ("queue", "created", "seed", "per stratum", "overlap", "items", "done",
+                   "reviews"):  # fmt: skip
+        table.add_column(column)
+    for q in queues:
+        table.add_row(q.queue_id, q.created_at, str(q.seed), str(q.per_stratum),
+                      f"{q.overlap:g}", str(q.items), str(q.items_done),
+                      str(q.reviews))  # fmt: skip
+    return table
+
+
+@review_queue_app.command("create")
+def review_queue_create(
+    queue_id: QueueArgument,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Seed of the draw: the same seed over the same pairs draws the same queue."
+        ),
+    ],  # fmt: skip
+    per_stratum: Annotated[int, typer.Option(help="Pairs drawn from each stratum.")] = 20,
+    overlap: Annotated[
+        float, typer.Option(help="Share of items that want two reviews (for the agreement).")
+    ] = 0.1,
+    stratum: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only this stratum (signal/band/agreement, e.g. copy/low/contested); "
+            "repeat for more. Default: every stratum."
+        ),
+    ] = None,  # fmt: skip
+    as_json: JsonOption = False,
+) -> None:
+    """Sample preference pairs (with training consent) into a new review queue, stratified by
+    signal, confidence band and agreement, and record the sampling.
+
+    Example: flywheel review queue create week-49 --seed 49 --per-stratum 25 --overlap 0.2
+    """
+    from review.service import create_queue
+
+    settings = settings_and_logging()
+    require_data_dir(settings)
+    queue = create_queue(settings, queue_id=queue_id, seed=seed, per_stratum=per_stratum,
+                         overlap=overlap, strata=stratum or None)  # fmt: skip
+    if as_json:
+        _print_json(queue)
+        return
+    out.print(f"review queue {queue.queue_id}: {queue.items} item(s) drawn from "
+              f"{queue.candidates:,} pair(s) with seed {queue.seed}")  # fmt: skip
+    _print_strata(queue)
+
+
+def _print_strata(queue: Any) -> None:
+    from rich.table import Table
+
+    table = Table(show_edge=False)
+    for column in ("stratum", "pairs", "drawn"):
+        table.add_column(column)
+    for s in queue.strata:
+        table.add_row(s.stratum, f"{s.population:,}", str(s.sampled))
+    out.print(table)
+
+
+@review_queue_app.command("list")
+def review_queue_list(as_json: JsonOption = False) -> None:
+    """List the review queues with their sampling and progress.
+
+    Example: flywheel review queue list
+    """
+    import json
+
+    from review.service import list_queues
+
+    settings = settings_and_logging()
+    require_data_dir(settings)
+    queues = list_queues(settings)
+    if as_json:
+        out.print(json.dumps([q.model_dump() for q in queues], indent=2), markup=False,
+                  highlight=False, soft_wrap=True)  # fmt: skip
+        return
+    out.print(_queue_table(queues) if queues else "no review queues")
+
+
+@review_queue_app.command("show")
+def review_queue_show(queue_id: QueueArgument, as_json: JsonOption = False) -> None:
+    """Show a review queue: its sampling (seed, strata, pairs per stratum) and progress.
+
+    Example: flywheel review queue show week-49
+    """
+    from review.service import show_queue
+
+    settings = settings_and_logging()
+    require_data_dir(settings)
+    queue = show_queue(settings, queue_id=queue_id)
+    if as_json:
+        _print_json(queue)
+        return
+    out.print(_queue_table([queue]))
+    _print_strata(queue)
+
+
+@review_app.command("calibration")
+def review_calibration(queue: QueueOption = None, as_json: JsonOption = False) -> None:
+    """How the reviewers' verdicts calibrate the signals: human precision per signal (95%
+    Wilson interval), reward levels against rubric scores (Spearman), agreement between
+    reviewers (Cohen's kappa).
+
+    Example: flywheel review calibration --json
+    """
+    from rich.table import Table
+
+    from review.service import calibration
+
+    settings = settings_and_logging()
+    require_data_dir(settings)
+    found = calibration(settings, queue_id=queue)
+    if as_json:
+        _print_json(found)
+        return
+
+    def interval(p: Any) -> str:
+        if p.precision is None:
+            return "n/a"
+        return f"{p.precision:.2f} ({p.wilson_low:.2f}-{p.wilson_high:.2f})"
+
+    precision = Table(title=f"Human precision ({found.reviews:,} reviews by "
+                      f"{found.reviewers} reviewer(s))", show_edge=False)  # fmt: skip
+    for column in ("signal", "precision (95% CI)", "agree", "disagree", "ties", "both bad"):
+        precision.add_column(column)
+    for p in [*found.signals, *found.pairs]:
+        name = p.name if p in found.signals else f"pairs: {p.name}"
+        precision.add_row(name, interval(p), str(p.agree), str(p.disagree), str(p.ties),
+                          str(p.both_bad))  # fmt: skip
+    out.print(precision)
+    levels = Table(title="Reward levels against rubric scores (Spearman)", show_edge=False)
+    dimensions = list(dict.fromkeys(c.dimension for c in found.reward_levels))
+    levels.add_column("level")
+    for dimension in dimensions:
+        levels.add_column(dimension)
+    for level in dict.fromkeys(c.level for c in found.reward_levels):
+        cells = {c.dimension: c for c in found.reward_levels if c.level == level}
+        levels.add_row(level, *(
+            "n/a" if cells[d].spearman is None else f"{cells[d].spearman:.2f} ({cells[d].n})"
+            for d in dimensions
+        ))  # fmt: skip
+    if found.reward_levels:
+        out.print(levels)
+    agreement = found.agreement
+    kappa = "n/a" if agreement.kappa is None else f"{agreement.kappa:.2f}"
+    observed = "n/a" if agreement.observed is None else f"{agreement.observed:.2f}"
+    out.print(f"agreement between reviewers: {agreement.items} item(s) reviewed twice, "
+              f"observed {observed}, Cohen's kappa {kappa}")  # fmt: skip
+
+
+@review_app.command("suggest-policy")
+def review_suggest_policy(
+    policy: Annotated[
+        Path | None,
+        typer.Option(help="The policy file to compare with (default: the shipped one)."),
+    ] = None,
+    queue: QueueOption = None,
+    min_reviews: Annotated[
+        int, typer.Option(min=1, help="Decided verdicts a signal needs for a new weight.")
+    ] = 20,
+) -> None:
+    """Print, as a unified diff of the policy file, the weights the reviews suggest. Nothing is
+    written: read it, then apply it (`patch FILE < weights.diff`, or by hand).
+
+    Example: flywheel review suggest-policy --policy policy.toml > weights.diff
+    """
+    from review.service import suggest_policy
+
+    settings = settings_and_logging()
+    require_data_dir(settings)
+    suggestion = suggest_policy(settings, policy_file=policy, queue_id=queue,
+                                min_reviews=min_reviews)  # fmt: skip
+    for weight in suggestion.weights:
+        err.print(f"{weight.signal}: {weight.current:g} -> {weight.suggested:g} "
+                  f"({weight.n} verdicts; {weight.reason})", markup=False,
+                  soft_wrap=True)  # fmt: skip
+    if suggestion.diff:
+        sys.stdout.write(suggestion.diff)
+    else:
+        err.print("no change suggested", markup=False)
+
+
 @app.command()
 def schedule(
     once: Annotated[
@@ -1199,6 +1407,8 @@ def demo(
 
 
 EXIT_CODES: tuple[tuple[type[FlywheelError], int], ...] = (
+    (ReviewInputError, 2),
+    (ReviewConflictError, 1),
     (ManifestVersionError, 7),
     (QualityGateError, 5),
     (WarehouseBusyError, 4),
@@ -1211,7 +1421,7 @@ EXIT_CODES: tuple[tuple[type[FlywheelError], int], ...] = (
 configuration, 4 busy or unavailable (try again later), 5 the quality gate stopped the export
 (nothing published), 6 what the command names does not exist, 7 a dataset manifest written by a
 newer release (upgrade); 1 for any other error, 2 for a command line that is wrong (from the
-command-line parser). docs/development.md lists them."""
+command-line parser, or a review queue's parameters). docs/development.md lists them."""
 
 
 def exit_code(exc: FlywheelError) -> int:

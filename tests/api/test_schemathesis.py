@@ -1,12 +1,12 @@
 """The API against its own OpenAPI document, with schemathesis (property-based, in-process).
 
-Schemathesis loads ``/openapi.json`` from the ASGI app and, for every operation (the beacon and
-the admin routes too: it sends the first key each operation's ``security`` names, a write,
-publishable, reader or admin key, from the publishable key's origin), and every media type of a
-body (``POST /v1/beacon`` takes ``text/plain`` and ``application/json``), sends the requests of
-its coverage phase (boundary and invalid values, missing auth, unexpected methods)
-and of its fuzzing phase (Hypothesis-generated, valid and invalid), then runs all of its checks on
-each answer: ``not_a_server_error``, ``status_code_conformance``, ``content_type_conformance``,
+Schemathesis loads ``/openapi.json`` from the ASGI app and, for every operation (the beacon, the
+admin and the review routes too: it sends the first key each operation's ``security`` names, a
+write, publishable, reader, admin or reviewer key, from the publishable key's origin), and every
+media type of a body (``POST /v1/beacon`` takes ``text/plain`` and ``application/json``), sends the
+requests of its coverage phase (boundary and invalid values, missing auth, unexpected methods) and
+of its fuzzing phase (Hypothesis-generated, valid and invalid), then runs all of its checks on each
+answer: ``not_a_server_error``, ``status_code_conformance``, ``content_type_conformance``,
 ``response_schema_conformance``, ``response_headers_conformance``, ``positive_data_acceptance``,
 ``negative_data_rejection``, ``missing_required_header``, ``ignored_auth``, ``unsupported_method``
 and the rest of its defaults. The run is deterministic: a fixed seed, derandomized Hypothesis and
@@ -48,6 +48,7 @@ from tests.helpers.keys import ORIGIN, PUBLISHABLE_KEY, READER_KEY
 pytestmark = pytest.mark.slow
 
 ADMIN_KEY = "admin-key-for-schemathesis-0123"
+REVIEWER_KEY = "reviewer-key-for-schemathesis-0123"
 
 REJECTION_STATUSES = ["400", "401", "403", "404", "405", "406", "409", "415", "422", "428", "429"]
 
@@ -62,6 +63,7 @@ CONFIG = schemathesis.Config.from_dict(
                 "PublishableKeyQuery": {"api_key": PUBLISHABLE_KEY},
                 "ReaderKey": {"bearer": READER_KEY},
                 "AdminKey": {"bearer": ADMIN_KEY},
+                "ReviewerKey": {"bearer": REVIEWER_KEY},
             }
         },
         # A publishable key is accepted only from its origins; other keys ignore the header.
@@ -97,6 +99,7 @@ SETTINGS = load_settings(
         ],
         "reader_keys": [READER_KEY],
         "admin_keys": [ADMIN_KEY],
+        "reviewer_keys": [{"key": REVIEWER_KEY, "reviewer": "reviewer@example.com"}],
     },
     privacy={"hmac_key_file": Path(DATA.name) / "keys.json"},
 )

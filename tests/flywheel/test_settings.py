@@ -149,14 +149,40 @@ def test_bad_publishable_keys_are_one_clear_config_error(
     assert "pk-0123456789abcdef" not in str(caught.value)
 
 
-@pytest.mark.parametrize("scope", ["write_keys", "reader_keys", "admin_keys"])
+@pytest.mark.parametrize("scope", ["write_keys", "reader_keys", "admin_keys", "reviewer_keys"])
 def test_a_publishable_key_is_never_also_a_secret_key(scope: str) -> None:
     key = "pk-0123456789abcdef"
-    with pytest.raises(ConfigError, match="key 1 is also a write, reader or admin key") as caught:
+    listed = [{"key": key, "reviewer": "ana"}] if scope == "reviewer_keys" else [key]
+    with pytest.raises(
+        ConfigError, match="key 1 is also a write, reader, admin or reviewer key"
+    ) as caught:
         load_settings(
-            api={scope: [key], "publishable_keys": [{"key": key, "origins": ["https://a.example"]}]}
+            api={
+                scope: listed,
+                "publishable_keys": [{"key": key, "origins": ["https://a.example"]}],
+            }
         )
     assert key not in str(caught.value)
+
+
+def test_reviewer_keys_name_their_reviewer_and_are_real_keys() -> None:
+    settings = load_settings(
+        api={"reviewer_keys": [{"key": "rv-0123456789abcdef", "reviewer": "ana@example.com"}]}
+    )
+    [reviewer] = settings.api.reviewer_keys
+    assert reviewer.reviewer == "ana@example.com"
+    for bad, named in [
+        ({"key": "changeme", "reviewer": "ana"}, "placeholder"),
+        ({"key": "short", "reviewer": "ana"}, "at least 16"),
+        ({"key": "rv-0123456789abcdef"}, "REVIEWER_KEYS__0__REVIEWER"),
+        ({"key": "rv-0123456789abcdef", "reviewer": " "}, "REVIEWER_KEYS__0__REVIEWER"),
+    ]:
+        with pytest.raises(ConfigError, match=named) as caught:
+            load_settings(api={"reviewer_keys": [bad]})
+        assert "\n" not in str(caught.value)
+    twice = [{"key": "rv-0123456789abcdef", "reviewer": r} for r in ("ana", "bo")]
+    with pytest.raises(ConfigError, match="REVIEWER_KEYS: key 2 is listed twice"):
+        load_settings(api={"reviewer_keys": twice})
 
 
 def test_publishable_keys_and_their_names_are_unique() -> None:

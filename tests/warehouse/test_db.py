@@ -271,3 +271,34 @@ def test_upgrading_to_0006_gives_events_a_metadata_column_and_keeps_their_rows(
         assert ("metadata",) not in names and ("event_id",) in names
         assert db.execute("SELECT count(*) FROM events").fetchall() == [(1,)]
     engine.dispose()
+
+
+def test_upgrading_to_0007_adds_the_review_tables_and_downgrading_drops_them(
+    tmp_path: Path,
+) -> None:
+    review_tables = {"review_queues", "review_items", "reviews"}
+
+    def columns() -> dict[str, set[str]]:
+        engine = create_engine(warehouse_url(tmp_path))
+        with engine.connect() as connection:
+            rows = (
+                raw(connection)
+                .execute("SELECT table_name, column_name FROM information_schema.columns")
+                .fetchall()
+            )
+        engine.dispose()
+        found: dict[str, set[str]] = {}
+        for table, column in rows:
+            found.setdefault(table, set()).add(column)
+        return found
+
+    command.upgrade(alembic_config(url=warehouse_url(tmp_path)), "0006")
+    assert not review_tables & columns().keys()
+    command.upgrade(alembic_config(url=warehouse_url(tmp_path)), "head")
+    found = columns()
+    assert review_tables <= found.keys()
+    # Erasure finds a review by these (docs/privacy.md); no raw reviewer id is ever a column.
+    assert {"reviewer_pseudonym", "conversation_id", "chosen_event_id", "rejected_event_id",
+            "chosen_response_id", "rejected_response_id"} <= found["reviews"]  # fmt: skip
+    command.downgrade(alembic_config(url=warehouse_url(tmp_path)), "0006")
+    assert not review_tables & columns().keys()

@@ -1,0 +1,68 @@
+"""The reviews' human precision per signal, in the shape of ``signal_calibration``'s rows.
+
+``review.calibration`` computes the review stage's full calibration in Python; an export needs
+only the precision per signal, beside the agreement with A/B choices and ratings it already
+records in its manifest and card, and must not import the review stage. So the same rule lives
+here once more, in SQL, and a test holds the two equal: over the reviews of unanimous pairs
+(every vote for the chosen side), each of the pair's signals is credited with the verdict;
+``agree`` counts ``chosen`` verdicts, ``disagree`` ``rejected`` ones (ties and both-bad count
+in neither), with the 95% Wilson interval of ``transforms/models/signal_calibration.sql``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+EXPLICIT = "review"
+"""The ``explicit`` of these rows: a reviewer's verdict."""
+
+_ROUND = "round(CAST({} AS DECIMAL(38, 12)), 6)::DOUBLE"
+
+_CALIBRATION = f"""
+WITH credited AS (
+    SELECT unnest(i.signals) AS signal, r.verdict
+    FROM reviews AS r
+    JOIN review_items AS i USING (item_id)
+    WHERE i.disagreement = 0
+),
+counts AS (
+    SELECT
+        signal,
+        count(*) FILTER (WHERE verdict = 'chosen') AS agree,
+        count(*) FILTER (WHERE verdict IN ('chosen', 'rejected')) AS n
+    FROM credited
+    GROUP BY signal
+)
+SELECT
+    signal,
+    '{EXPLICIT}' AS explicit,
+    agree,
+    n - agree AS disagree,
+    n,
+    {_ROUND.format("agree / n")} AS agreement,
+    {
+    _ROUND.format('''(agree / n + 1.9208 / n
+        - 1.96 * sqrt(agree / n * (1 - agree / n) / n + 0.9604 / (n * n)))
+        / (1 + 3.8416 / n)''')
+} AS wilson_low,
+    {
+    _ROUND.format('''(agree / n + 1.9208 / n
+        + 1.96 * sqrt(agree / n * (1 - agree / n) / n + 0.9604 / (n * n)))
+        / (1 + 3.8416 / n)''')
+} AS wilson_high
+FROM counts
+WHERE n > 0
+ORDER BY signal
+"""
+
+COLUMNS = ("signal", "explicit", "agree", "disagree", "n", "agreement", "wilson_low",
+           "wilson_high")  # fmt: skip
+
+
+def review_calibration(db: Any) -> list[dict[str, Any]]:
+    """One row per signal with decided verdicts on unanimous pairs (none without reviews, or on
+    a warehouse from before migration 0007)."""
+    tables = {name for (name,) in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if not {"reviews", "review_items"} <= tables:
+        return []
+    return [dict(zip(COLUMNS, row, strict=True)) for row in db.execute(_CALIBRATION).fetchall()]
