@@ -22,7 +22,7 @@ def test_a_tiny_run_writes_figures_and_a_consistent_ratio(tmp_path: Path) -> Non
     done = subprocess.run(
         [sys.executable, "-m", "bench.export", "--events", "3000", "--repeats", "1",
          "--json-out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     doc = json.loads(out.read_text())

@@ -204,6 +204,8 @@ def tangled(seed: int, count: int, first: int) -> list[dict[str, Any]]:
     return sent
 
 
+# About 4 minutes on a quiet machine; ten once on one loaded by other work.
+@pytest.mark.timeout(1500)
 def test_models_match_after_rounds_of_late_and_duplicated_events(
     tmp_path: Path, spark_settings: SparkSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
