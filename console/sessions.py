@@ -4,10 +4,10 @@ the key itself.
 The cookie is ``<payload>.<signature>``, both base64url: the payload is JSON (``role``, ``key``:
 a fingerprint of the key, ``exp``: expiry in Unix seconds, ``nonce``), the signature
 HMAC-SHA256 of the payload under the server's session secret. The secret is derived from the
-configured admin keys (``SessionSigner.from_keys``), so every process of one deployment (``serve
---workers N``) accepts the same sessions without a secret of its own to distribute, and
-replacing the admin keys ends every session. The key fingerprint is checked against the keys
-configured now: a session of a key that was removed is refused at once.
+configured admin and reviewer keys (``SessionSigner.from_keys``), so every process of one
+deployment (``serve --workers N``) accepts the same sessions without a secret of its own to
+distribute, and changing the keys ends every session. The key fingerprint is checked against
+the keys configured now: a session of a key that was removed is refused at once.
 
 Roles: ``admin``, and ``reviewer`` for the review queues (docs/console.md). A reviewer's session
 names the key's fingerprint only; the console maps it to the configured reviewer id on the server.
