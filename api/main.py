@@ -156,7 +156,7 @@ def create_app(
     composition root passes it, since the API does not import the shell). Without ``erasure``
     the erasure endpoint answers 503. ``clock`` (monotonic seconds) refills the publishable
     keys' rate limits. With admin keys configured, the web console (``console``) is mounted
-    under ``/console``, with the pages ``console_extensions`` add (the review queues')."""
+    under ``/console``, with its review pages and the pages ``console_extensions`` add."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -188,8 +188,10 @@ def create_app(
     app.include_router(review.router)
     if settings.api.admin_keys:
         from console.app import create_console
+        from console.review import review_extensions
 
-        app.mount("/console", create_console(settings, extensions=console_extensions))
+        extensions = [*review_extensions(), *console_extensions]
+        app.mount("/console", create_console(settings, extensions=extensions))
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.api.browser_origins,

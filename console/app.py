@@ -15,7 +15,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -81,7 +81,9 @@ NAV: tuple[NavItem, ...] = (
     NavItem("datasets", "Datasets", "/datasets"),
 )
 REVIEW = NavItem("review", "Review", "/review", roles=("admin", "reviewer"))
-"""The review queues' place in the navigation: shown only once an extension provides it."""
+"""The review queues' place in the navigation (``console.review``)."""
+CALIBRATION = NavItem("calibration", "Calibration", "/calibration")
+"""The reviews' calibration and suggested policy, for admins (``console.review``)."""
 
 
 class LoginRequired(Exception):
@@ -126,6 +128,8 @@ class Console:
     nav: list[NavItem]
     reviewers: bool
     """Whether reviewer keys may log in (the login page says which keys it takes)."""
+    reviewer_ids: dict[str, str] = field(default_factory=dict)
+    """The configured reviewer id of each reviewer key's fingerprint (never sent to a page)."""
     clock: Callable[[], float] = time.time
     memo: Memo = field(default_factory=Memo)
 
@@ -227,12 +231,15 @@ def create_console(
     settings: Settings,
     *,
     extensions: Sequence[ConsoleExtension] = (),
-    reviewer_keys: Sequence[str] = (),
+    reviewer_keys: Mapping[str, str] | None = None,
     clock: Callable[[], float] = time.time,
 ) -> FastAPI:
-    """The console app for ``settings``: its admin keys log in as ``admin``, ``reviewer_keys``
-    as ``reviewer`` (who sees only the pages whose navigation entry names that role);
-    ``extensions`` add pages (the review queues)."""
+    """The console app for ``settings``: its admin keys log in as ``admin``, reviewer keys
+    (``reviewer_keys``, key to reviewer id; by default ``settings.api.reviewer_keys``) as
+    ``reviewer``, who sees only the pages whose navigation entry names that role; ``extensions``
+    add pages (the review queues', ``console.review.review_extensions``)."""
+    if reviewer_keys is None:
+        reviewer_keys = {r.key.get_secret_value(): r.reviewer for r in settings.api.reviewer_keys}
     keys: dict[str, Role] = dict.fromkeys(reviewer_keys, "reviewer")
     keys |= {k.get_secret_value(): "admin" for k in settings.api.admin_keys}
     signer = SessionSigner.from_keys(keys, clock=clock)
@@ -241,6 +248,7 @@ def create_console(
     app.state.console = Console(
         settings=settings, signer=signer, templates=_templates(), nav=nav,
         reviewers=bool(reviewer_keys), clock=clock,
+        reviewer_ids={signer.fingerprint(k): who for k, who in reviewer_keys.items()},
     )  # fmt: skip
     from console.reader import prepare
 
@@ -301,9 +309,9 @@ def _auth_router() -> APIRouter:
     @router.get("/login", response_class=HTMLResponse)
     async def login_page(request: Request, next: str | None = None) -> Response:
         base = request.scope.get("root_path", "")
-        return _console(request).render(
-            request, "login.html", next=_safe_next(next, base), error=None
-        )
+        # Without a page to return to, the role's landing page is chosen after login.
+        target = _safe_next(next, base) if next else ""
+        return _console(request).render(request, "login.html", next=target, error=None)
 
     @router.post("/login")
     async def login(request: Request) -> Response:

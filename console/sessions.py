@@ -4,12 +4,16 @@ the key itself.
 The cookie is ``<payload>.<signature>``, both base64url: the payload is JSON (``role``, ``key``:
 a fingerprint of the key, ``exp``: expiry in Unix seconds, ``nonce``), the signature
 HMAC-SHA256 of the payload under the server's session secret. The secret is derived from the
-configured admin keys (``SessionSigner.from_keys``), so every process of one deployment (``serve
---workers N``) accepts the same sessions without a secret of its own to distribute, and
-replacing the admin keys ends every session. The key fingerprint is checked against the keys
-configured now: a session of a key that was removed is refused at once.
+configured admin and reviewer keys (``SessionSigner.from_keys``), so every process of one
+deployment (``serve --workers N``) accepts the same sessions without a secret of its own to
+distribute, and changing the keys ends every session. The key fingerprint is checked against
+the keys configured now: a session of a key that was removed is refused at once.
 
-Roles: ``admin`` now; ``reviewer`` is reserved for the review queues (docs/console.md).
+Roles: ``admin``, and ``reviewer`` for the review queues (docs/console.md). A reviewer's session
+names the key's fingerprint only; the console maps it to the configured reviewer id on the server.
+
+A form that changes something carries ``csrf_token(cookie)``: an HMAC of the session cookie, so
+a page of another site can neither read nor forge it (the cookie is also ``SameSite=Strict``).
 """
 
 from __future__ import annotations
@@ -102,6 +106,15 @@ class SessionSigner:
         }
         body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
         return f"{body}.{self._sign(body)}"
+
+    def csrf_token(self, cookie: str) -> str:
+        """The token a form posted with the session ``cookie`` must carry."""
+        digest = hmac.new(self._secret, b"csrf:" + cookie.encode(), hashlib.sha256).digest()
+        return _b64(digest)
+
+    def check_csrf(self, cookie: str, token: str) -> bool:
+        """Whether ``token`` is the form token of the session ``cookie``."""
+        return hmac.compare_digest(token.encode(), self.csrf_token(cookie).encode())
 
     def _sign(self, body: str) -> str:
         return _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())

@@ -46,7 +46,8 @@ ALLOWED = {
         "privacy", "ingest.contract", "ingest.fastcheck", "export.catalog", "export.manifest",
         "console", "review",
     },
-    "console": {"privacy", "warehouse", "export.catalog", "export.manifest"},
+    "console": {"privacy", "warehouse", "export.catalog", "export.manifest", "review.service",
+                "review.queues", "review.calibration", "review.rubric"},
     "ingest": {"privacy", "warehouse.lake"},
     "warehouse": {"privacy"},
     "transforms": {"privacy", "warehouse"},
@@ -57,11 +58,11 @@ ALLOWED = {
 }  # fmt: skip
 """What a stage may import of the others, by module or whole package, besides the base. Each
 departure from the design is in docs/architecture.md. The web console (``console``) reads the
-warehouse and the published datasets as the API's datasets routes do, and only the API mounts
-it; it imports nothing of the API. No stage may import ``flywheel.dev``,
-``flywheel.shell`` or the client; the dev tools import only the base and the client (the
-simulator writes events as a frontend does, not with the contract's classes, and posts them as a
-backend does, with the client)."""
+warehouse and the published datasets as the API's datasets routes do, and the review stage's
+service functions for its review pages; only the API mounts it; it imports nothing of the API.
+No stage may import ``flywheel.dev``, ``flywheel.shell`` or the client; the dev tools import
+only the base and the client (the simulator writes events as a frontend does, not with the
+contract's classes, and posts them as a backend does, with the client)."""
 
 
 def imports(path: Path) -> set[str]:

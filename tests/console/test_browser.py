@@ -94,9 +94,9 @@ def test_an_admin_visits_every_page_without_a_console_error_or_a_failed_request(
         assert page.locator("h1").count() == 1, path
         assert "Busy" not in page.title() and "No warehouse" not in page.title(), path
 
-    # The navigation's entries, and no review entry while no review module exists.
+    # The navigation's entries, the review queues and the calibration among them.
     labels = page.locator("header nav a").all_inner_texts()
-    assert labels == ["Overview", "Signals", "Pairs", "Datasets"]
+    assert labels == ["Overview", "Signals", "Pairs", "Datasets", "Review", "Calibration"]
 
     # A filter chosen from a list applies at once (console.js); a row opens its pair.
     page.goto(f"{console_url}/console/pairs")
@@ -148,3 +148,116 @@ def test_without_the_key_only_the_login_page_is_reached(browser: Browser, consol
     page.goto(f"{console_url}/console/pairs")
     assert page.url.startswith(f"{console_url}/console/login?next=")
     context.close()
+
+
+@pytest.fixture(scope="module")
+def review_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``flywheel serve`` on a warehouse with pairs and a review queue, with an admin key and
+    two reviewer keys."""
+    from review import service
+    from tests.helpers.review import REVIEWERS, build_warehouse, review_settings
+
+    data_dir = tmp_path_factory.mktemp("review") / "data"
+    build_warehouse(data_dir)
+    settings = review_settings(data_dir)
+    service.create_queue(settings, queue_id="week-1", seed=5, per_stratum=3)
+    env = {
+        "FLYWHEEL_DATA_DIR": str(data_dir),
+        "FLYWHEEL_PRIVACY__HMAC_KEY_FILE": str(settings.privacy.hmac_key_file),
+        "FLYWHEEL_API__WRITE_KEYS": json.dumps([WRITE_KEY]),
+        "FLYWHEEL_API__ADMIN_KEYS": json.dumps([ADMIN_KEY]),
+        "FLYWHEEL_API__REVIEWER_KEYS": json.dumps(
+            [{"key": k, "reviewer": r} for k, r in REVIEWERS.items()]
+        ),
+    }
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with served(log, env) as url:
+        yield url
+    logged = log.read_text()
+    assert all(key not in logged and who not in logged for key, who in REVIEWERS.items())
+
+
+def log_in_with(page: Page, url: str, key: str, landing: str) -> None:
+    page.goto(f"{url}/console/login")
+    page.fill("#key", key)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/console{landing}")
+
+
+def calibration(page: Page, url: str) -> tuple[str, str]:
+    """The calibration page's precision table and suggested weights with their diff."""
+    page.goto(f"{url}/console/calibration")
+    weights = page.locator("#weights").inner_text() + page.locator("#policy-diff").inner_text()
+    return page.locator("#precision").inner_text(), weights
+
+
+def test_a_reviewer_judges_pairs_by_keyboard_and_mouse_and_the_calibration_follows(
+    browser: Browser, review_url: str
+) -> None:
+    from tests.helpers.review import ANA_KEY
+
+    admin_context = browser.new_context()
+    admin, admin_found = watched(admin_context, review_url)
+    admin.goto(f"{review_url}/console/")
+    admin.fill("#key", ADMIN_KEY)
+    admin.click("button[type=submit]")
+    admin.wait_for_url(f"{review_url}/console/")
+    for path in ("/", "/signals", "/pairs", "/datasets", "/review"):
+        admin.goto(f"{review_url}/console{path}")
+        assert admin.locator("h1").count() == 1, path
+    precision_before, weights_before = calibration(admin, review_url)
+    assert "No review yet." in precision_before
+
+    context = browser.new_context()
+    page, found = watched(context, review_url)
+    log_in_with(page, review_url, ANA_KEY, "/review")
+    assert page.locator("header nav a").all_inner_texts() == ["Review"]
+    with page.expect_navigation():
+        page.click("text=week-1")
+    assert page.locator("form[data-review]").count() == 1, page.locator("main").inner_text()
+    judged = 0
+    while page.locator("#queue-done").count() == 0:
+        item = page.locator("input[name=item_id]").get_attribute("value")
+        if judged % 2 == 0:
+            # By keyboard: the verdict, then to the scores, a digit and Tab each, Enter.
+            page.keyboard.press("ArrowRight" if judged % 4 == 0 else "2")
+            assert page.locator("input[data-verdict=right]").is_checked()
+            page.keyboard.press("s")
+            scores = page.locator("input[data-score]")
+            for i in range(scores.count()):
+                page.keyboard.press("2" if i < scores.count() // 2 else "5")
+                if i < scores.count() - 1:
+                    page.keyboard.press("Tab")
+            with page.expect_navigation():
+                page.keyboard.press("Enter")
+        else:
+            # By mouse: a click on the verdict, the scores typed in, a click on submit.
+            page.click("label:has(input[data-verdict=left])")
+            for score in page.locator("input[data-score]").all():
+                score.click()
+                score.fill("3")
+            with page.expect_navigation():
+                page.click("form[data-review] button[type=submit]")
+        assert page.locator("#review-errors").count() == 0, page.locator("main").inner_text()
+        assert page.locator(".saved").count() == 1
+        if page.locator("#queue-done").count() == 0:
+            assert page.locator("input[name=item_id]").get_attribute("value") != item
+        judged += 1
+        assert judged <= 20
+    assert judged >= 4
+
+    precision_after, weights_after = calibration(admin, review_url)
+    assert "No review yet." not in precision_after
+    assert admin.locator("svg.chart").count() == 1
+    assert precision_after != precision_before
+    assert weights_after != weights_before
+
+    # A reviewer may not open the calibration; without a session, only the login page.
+    assert context.request.get(f"{review_url}/console/calibration").status == 403
+    stranger, _ = watched(browser.new_context(), review_url)
+    stranger.goto(f"{review_url}/console/review/week-1")
+    assert stranger.url.startswith(f"{review_url}/console/login?next=")
+    context.close()
+    admin_context.close()
+    assert found.errors == []
+    assert admin_found.errors == []

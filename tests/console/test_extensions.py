@@ -33,7 +33,9 @@ def review_extension() -> ConsoleExtension:
 def console_client(tmp_path: Path, *extensions: ConsoleExtension) -> TestClient:
     settings = Settings(data_dir=tmp_path / "data", api={"admin_keys": [ADMIN_KEY]})
     app = FastAPI()
-    console = create_console(settings, extensions=extensions, reviewer_keys=[REVIEWER_KEY])
+    console = create_console(
+        settings, extensions=extensions, reviewer_keys={REVIEWER_KEY: "ana@example.com"}
+    )
     app.mount("/console", console)
     return TestClient(app)
 
@@ -43,7 +45,7 @@ def nav_labels(html: str) -> list[str]:
     return [part.split(">", 1)[1].split("<", 1)[0] for part in nav.split("<a ")[1:]]
 
 
-def test_without_a_review_module_the_navigation_has_no_review_entry(tmp_path: Path) -> None:
+def test_the_api_mounts_the_review_pages_with_the_console(tmp_path: Path) -> None:
     settings = Settings(
         data_dir=tmp_path / "data", api={"write_keys": [WRITE_KEY], "admin_keys": [ADMIN_KEY]}
     )
@@ -51,8 +53,8 @@ def test_without_a_review_module_the_navigation_has_no_review_entry(tmp_path: Pa
         client.post("/console/login", data={"key": ADMIN_KEY})
         page = client.get("/console/datasets")  # no warehouse needed
         assert page.status_code == 200
-        assert nav_labels(page.text) == ["Overview", "Signals", "Pairs", "Datasets"]
-        assert client.get("/console/review").status_code == 404
+        labels = nav_labels(page.text)
+        assert labels == ["Overview", "Signals", "Pairs", "Datasets", "Review", "Calibration"]
 
 
 def test_an_extension_adds_its_page_and_its_entry(tmp_path: Path) -> None:

@@ -74,3 +74,14 @@ def test_a_role_the_route_does_not_take_is_refused() -> None:
     assert signer.check(value) is None  # pages take admins by default
     session = signer.check(value, roles=("admin", "reviewer"))
     assert session is not None and session.role == "reviewer"
+
+
+def test_a_forms_token_belongs_to_one_session() -> None:
+    signer = SessionSigner.from_keys({KEY: "admin", "console-reviewer-key-0123456789": "reviewer"})
+    first, second = signer.issue(KEY), signer.issue(KEY)
+    assert first is not None and second is not None
+    token = signer.csrf_token(first)
+    assert signer.check_csrf(first, token)
+    assert not signer.check_csrf(second, token)
+    assert not signer.check_csrf(first, "")
+    assert KEY not in token

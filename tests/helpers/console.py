@@ -24,6 +24,8 @@ PAGES = (
     "/console/datasets/default/versions/v1",
     "/console/datasets/default/versions/v2",
     "/console/datasets/default/diff?a=v1&b=v2",
+    "/console/review",
+    "/console/calibration",
 )
 """Every page but one pair's (its id comes from the pairs list)."""
 

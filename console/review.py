@@ -1,0 +1,225 @@
+"""The console's review pages, calling ``review.service``: the queues (admins and reviewers), one
+item at a time with its verdict and rubric form (reviewers), the calibration and the suggested
+policy (admins).
+
+A reviewer's session names the fingerprint of their key; the configured reviewer id is looked
+up here and handed to ``review.service``, which pseudonymises it before anything is stored or
+logged. The item form posts back to its page with the session's CSRF token and redirects (POST,
+redirect, GET); it works without JavaScript, ``static/console.js`` adds the keyboard.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+import review.service as service
+from console import charts
+from console.app import (
+    CALIBRATION,
+    REVIEW,
+    Console,
+    ConsoleExtension,
+    _console,
+    _off_loop,
+    require_session,
+)
+from console.sessions import COOKIE
+from flywheel.errors import NotFoundError, ReviewConflictError, ReviewInputError
+from review.queues import ReviewCreate
+
+MAX_FORM_BYTES = 8192
+VERDICTS = (
+    ("left", "Left is better", "1 or ←"),
+    ("right", "Right is better", "2 or →"),
+    ("tie", "Tie", "3 or t"),
+    ("both_bad", "Both bad", "4 or b"),
+)
+"""The verdicts a reviewer may give: value, label, keys."""
+
+
+def review_extensions() -> list[ConsoleExtension]:
+    """The review queues (admins and reviewers) and the calibration (admins)."""
+    return [
+        ConsoleExtension(nav=REVIEW, router=_queues_router()),
+        ConsoleExtension(nav=CALIBRATION, router=_calibration_router()),
+    ]
+
+
+def _reviewer_id(console: Console, request: Request) -> str:
+    """The configured id of the reviewer whose session this is."""
+    session = require_session(request, roles=("reviewer",))
+    return console.reviewer_ids[session.key]
+
+
+def _problem(
+    console: Console, request: Request, status: int, title: str, exc: Exception
+) -> Response:
+    return console.render(request, "problem.html", status=status, title=title, message=str(exc))
+
+
+async def _form(request: Request) -> dict[str, str] | None:
+    """The posted form's fields (the first value of each); None when it is too long."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return None
+    parsed = parse_qs(body.decode("utf-8", "replace"), max_num_fields=64)
+    return {name: values[0] for name, values in parsed.items()}
+
+
+def _review_of(form: dict[str, str], dimensions: list[str]) -> ReviewCreate:
+    """The review a form describes (``ValidationError`` naming each bad field)."""
+    scores: dict[str, dict[str, Any]] = {"left": {}, "right": {}}
+    for side, found in scores.items():
+        for name in dimensions:
+            raw = form.get(f"{side}.{name}", "").strip()
+            try:
+                found[name] = int(raw)
+            except ValueError:
+                found[name] = raw or None
+    return ReviewCreate.model_validate(
+        {"item_id": form.get("item_id", ""), "verdict": form.get("verdict", ""), "scores": scores}
+    )
+
+
+def _field(loc: list[str], message: str) -> str:
+    """A problem with a field, named as the form shows it."""
+    names = {"verdict": "the verdict", "item_id": "the item"}
+    if loc[:1] == ["scores"] and len(loc) >= 3:
+        return f"{loc[2]} of the {loc[1]} answer: {message}"
+    return f"{names.get(loc[0], loc[0]) if loc else 'form'}: {message}"
+
+
+def _field_errors(exc: ValidationError | ReviewInputError) -> list[str]:
+    """Each bad field of a refused review."""
+    if isinstance(exc, ReviewInputError):
+        found = [_field(str(e["path"]).split("."), str(e["message"])) for e in exc.errors]
+        return found or [str(exc)]
+    return [_field([str(part) for part in e["loc"]], e["msg"]) for e in exc.errors()]
+
+
+def _queues_router() -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/review", response_class=HTMLResponse)
+    async def queues(request: Request) -> Response:
+        require_session(request, roles=("admin", "reviewer"))
+        console = _console(request)
+        found = await _off_loop(service.list_queues, console.settings)
+        return console.render(request, "review_queues.html", active="review", queues=found)
+
+    async def item_page(
+        request: Request, queue_id: str, *, status: int = 200, errors: list[str] | None = None,
+        form: dict[str, str] | None = None,
+    ) -> Response:  # fmt: skip
+        console = _console(request)
+        reviewer = _reviewer_id(console, request)
+        try:
+            item = await _off_loop(
+                service.next_item, console.settings, queue_id=queue_id, reviewer_id=reviewer
+            )
+        except NotFoundError as exc:
+            return _problem(console, request, 404, "No such queue", exc)
+        rubric = service.rubric(console.settings)
+        cookie = request.cookies.get(COOKIE, "")
+        return console.render(
+            request, "review_item.html", status=status, active="review", queue_id=queue_id,
+            item=item, rubric=rubric, verdicts=VERDICTS, errors=errors or [], form=form or {},
+            csrf=console.signer.csrf_token(cookie), saved=request.query_params.get("saved"),
+        )  # fmt: skip
+
+    @router.get("/review/{queue_id}", response_class=HTMLResponse)
+    async def item(request: Request, queue_id: str) -> Response:
+        return await item_page(request, queue_id)
+
+    @router.post("/review/{queue_id}")
+    async def submit(request: Request, queue_id: str) -> Response:
+        console = _console(request)
+        reviewer = _reviewer_id(console, request)
+        base = request.scope.get("root_path", "")
+        form = await _form(request)
+        if form is None:
+            return await item_page(request, queue_id, status=413, errors=["the form is too long"])
+        cookie = request.cookies.get(COOKIE, "")
+        if not console.signer.check_csrf(cookie, form.get("csrf", "")):
+            return console.render(
+                request, "problem.html", status=403, title="Form expired",
+                message="This form does not belong to your session: open the queue again.",
+            )  # fmt: skip
+        rubric = service.rubric(console.settings)
+        try:
+            review = _review_of(form, list(rubric.dimensions))
+        except ValidationError as exc:
+            return await item_page(
+                request, queue_id, status=422, errors=_field_errors(exc), form=form
+            )
+        try:
+            await _off_loop(
+                service.submit_review, console.settings, queue_id=queue_id, review=review,
+                reviewer_id=reviewer,
+            )  # fmt: skip
+        except ReviewInputError as exc:
+            return await item_page(
+                request, queue_id, status=422, errors=_field_errors(exc), form=form
+            )
+        except ReviewConflictError as exc:
+            return await item_page(request, queue_id, status=409, errors=[str(exc)])
+        except NotFoundError as exc:
+            return _problem(console, request, 404, "Not found", exc)
+        return RedirectResponse(f"{base}/review/{quote(queue_id, safe='')}?saved=1", 303)
+
+    return router
+
+
+def diff_lines(diff: str) -> list[tuple[str, str]]:
+    """A unified diff's lines, each with its kind for colour: add, del, hunk, head or same."""
+    lines = []
+    for line in diff.splitlines():
+        if line.startswith(("+++", "---")):
+            kind = "head"
+        elif line.startswith("@@"):
+            kind = "hunk"
+        elif line.startswith("+"):
+            kind = "add"
+        elif line.startswith("-"):
+            kind = "del"
+        else:
+            kind = "same"
+        lines.append((kind, line))
+    return lines
+
+
+def _calibration_router() -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/calibration", response_class=HTMLResponse)
+    async def calibration(request: Request) -> Response:
+        require_session(request)
+        console = _console(request)
+
+        def read() -> tuple[Any, Any]:
+            return (
+                service.calibration(console.settings),
+                service.suggest_policy(console.settings),
+            )
+
+        found, suggestion = await _off_loop(read)
+        chart = charts.error_bars(
+            "Human precision per signal",
+            [
+                charts.Interval(s.name, s.precision, s.wilson_low, s.wilson_high, s.n)
+                for s in found.signals
+            ],
+        )
+        return console.render(
+            request, "calibration.html", active="calibration", c=found, chart=chart,
+            s=suggestion, diff=diff_lines(suggestion.diff),
+        )  # fmt: skip
+
+    return router

@@ -1,0 +1,202 @@
+"""The console's review pages in process: who may open which, a reviewer's round trip by the
+form (POST, redirect), bad forms refused with nothing stored, the CSRF token, the calibration
+and the suggested policy's diff for admins, and the reviewer's id never on a page."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from api.sink import MemorySink
+from review import service
+from tests.helpers.review import ADMIN_KEY, ANA_KEY, BO_KEY, build_warehouse, review_settings
+
+DIMENSIONS = ("correctness", "readability", "security", "efficiency")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A warehouse with pairs, built once: each test copies it."""
+    data_dir = tmp_path_factory.mktemp("review-pages") / "data"
+    build_warehouse(data_dir)
+    return data_dir
+
+
+@pytest.fixture
+def client(built: Path, tmp_path: Path) -> Iterator[TestClient]:
+    data_dir = tmp_path / "data"
+    shutil.copytree(built, data_dir)
+    settings = review_settings(data_dir)
+    service.create_queue(settings, queue_id="week-1", seed=5, per_stratum=3)
+    with TestClient(create_app(settings, MemorySink())) as test_client:
+        yield test_client
+
+
+def log_in(client: TestClient, key: str) -> TestClient:
+    answer = client.post("/console/login", data={"key": key}, follow_redirects=False)
+    assert answer.status_code == 303
+    return client
+
+
+def form_of(html: str) -> dict[str, str]:
+    """The hidden fields of the review form."""
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html))
+
+
+def answer(html: str, verdict: str = "left", score: int = 4, **more: str) -> dict[str, str]:
+    fields = form_of(html) | {"verdict": verdict}
+    fields |= {f"{side}.{d}": str(score) for side in ("left", "right") for d in DIMENSIONS}
+    return fields | more
+
+
+def reviews(client: TestClient) -> int:
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    with duckdb.connect(str(settings.data_dir / "warehouse.duckdb"), read_only=True) as db:
+        [(count,)] = db.execute("SELECT count(*) FROM reviews").fetchall()
+    return int(count)
+
+
+@pytest.mark.parametrize(
+    "path", ["/console/review", "/console/review/week-1", "/console/calibration"]
+)
+def test_without_a_session_every_review_page_sends_to_the_login_page(
+    client: TestClient, path: str
+) -> None:
+    answer = client.get(path, follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"].startswith("/console/login?next=")
+    posted = client.post("/console/review/week-1", data={"verdict": "tie"}, follow_redirects=False)
+    assert posted.status_code == 303
+
+
+def test_a_reviewer_lands_on_the_queues_and_may_not_open_admin_pages(client: TestClient) -> None:
+    login = client.post("/console/login", data={"key": ANA_KEY}, follow_redirects=False)
+    assert login.headers["location"] == "/console/review"
+    queues = client.get("/console/review")
+    assert queues.status_code == 200 and 'href="/console/review/week-1"' in queues.text
+    assert "Calibration" not in queues.text
+    for path in ("/console/calibration", "/console/", "/console/datasets"):
+        assert client.get(path).status_code == 403
+
+
+def test_an_admin_sees_the_queues_and_the_calibration_but_reviews_nothing(
+    client: TestClient,
+) -> None:
+    log_in(client, ADMIN_KEY)
+    queues = client.get("/console/review")
+    assert queues.status_code == 200 and "week-1" in queues.text
+    assert 'href="/console/calibration"' in queues.text
+    assert client.get("/console/review/week-1").status_code == 403
+    assert client.post("/console/review/week-1", data={}).status_code == 403
+    page = client.get("/console/calibration")
+    assert page.status_code == 200
+    assert "Human precision per signal: nothing to draw yet." in page.text
+    assert 'id="policy-diff"' in page.text
+
+
+def test_a_reviewer_judges_an_item_and_gets_the_next(client: TestClient) -> None:
+    log_in(client, ANA_KEY)
+    page = client.get("/console/review/week-1")
+    assert page.status_code == 200
+    assert "ana@example.com" not in page.text
+    # Nothing of the signals or the confidence behind the pair.
+    for hidden in ("copy", "ab_choice", "confidence", "chosen", "rejected"):
+        assert hidden not in page.text.split("<main>", 1)[1]
+    first = form_of(page.text)["item_id"]
+    sent = client.post("/console/review/week-1", data=answer(page.text), follow_redirects=False)
+    assert sent.status_code == 303 and sent.headers["location"] == "/console/review/week-1?saved=1"
+    assert reviews(client) == 1
+    after = client.get(sent.headers["location"])
+    assert "Review saved." in after.text and form_of(after.text)["item_id"] != first
+
+
+def test_every_item_answered_says_the_queue_is_done(client: TestClient) -> None:
+    log_in(client, BO_KEY)
+    for _ in range(50):
+        page = client.get("/console/review/week-1")
+        if 'id="queue-done"' in page.text:
+            break
+        sent = client.post("/console/review/week-1", data=answer(page.text, "tie"))
+        assert sent.status_code == 200
+    else:
+        pytest.fail("the queue never ran out")
+    assert reviews(client) > 0
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"verdict": "sideways"}, "the verdict"),
+        ({"left.security": "9"}, "security of the left answer"),
+        ({"right.correctness": "four"}, "correctness of the right answer"),
+        ({"right.efficiency": ""}, "efficiency of the right answer"),
+    ],
+)
+def test_a_bad_form_says_what_is_wrong_and_stores_nothing(
+    client: TestClient, change: dict[str, str], said: str
+) -> None:
+    log_in(client, ANA_KEY)
+    page = client.get("/console/review/week-1")
+    sent = client.post("/console/review/week-1", data=answer(page.text) | change)
+    assert sent.status_code == 422
+    assert "Nothing was saved" in sent.text and said in sent.text
+    assert reviews(client) == 0
+    assert form_of(sent.text)["item_id"] == form_of(page.text)["item_id"]
+
+
+@pytest.mark.parametrize("token", [None, "", "forged-token"])
+def test_a_form_without_its_sessions_token_is_refused(
+    client: TestClient, token: str | None
+) -> None:
+    log_in(client, ANA_KEY)
+    fields = answer(client.get("/console/review/week-1").text)
+    if token is None:
+        del fields["csrf"]
+    else:
+        fields["csrf"] = token
+    sent = client.post("/console/review/week-1", data=fields)
+    assert sent.status_code == 403 and "Form expired" in sent.text
+    assert reviews(client) == 0
+
+
+def test_another_sessions_token_is_refused(client: TestClient) -> None:
+    log_in(client, BO_KEY)
+    stolen = form_of(client.get("/console/review/week-1").text)["csrf"]
+    client.cookies.clear()
+    log_in(client, ANA_KEY)
+    fields = answer(client.get("/console/review/week-1").text, csrf=stolen)
+    assert client.post("/console/review/week-1", data=fields).status_code == 403
+    assert reviews(client) == 0
+
+
+def test_an_unknown_queue_is_a_404(client: TestClient) -> None:
+    log_in(client, ANA_KEY)
+    assert client.get("/console/review/no-such-queue").status_code == 404
+
+
+def test_the_calibration_shows_the_reviews_and_the_diff_changes(client: TestClient) -> None:
+    log_in(client, ADMIN_KEY)
+    before = client.get("/console/calibration").text
+    assert "No review yet." in before
+    client.cookies.clear()
+    log_in(client, ANA_KEY)
+    for _ in range(50):
+        page = client.get("/console/review/week-1")
+        if 'id="queue-done"' in page.text:
+            break
+        # Always the right side: against the pairs' choice about half the time.
+        client.post("/console/review/week-1", data=answer(page.text, "right"))
+    client.cookies.clear()
+    log_in(client, ADMIN_KEY)
+    after = client.get("/console/calibration").text
+    assert "No review yet." not in after and "<svg" in after
+    precision = after.split('id="precision"', 1)[1].split("</table>", 1)[0]
+    assert re.search(r"<td>copy</td>", precision)
+    assert before.split('id="weights"', 1)[1] != after.split('id="weights"', 1)[1]
