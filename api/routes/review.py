@@ -25,6 +25,7 @@ from review.calibration import MIN_REVIEWS, CalibrationPublic, SuggestionPublic
 from review.queues import (
     MAX_SEED,
     QUEUE_NAME,
+    STRATUM,
     ItemPublic,
     QueuePublic,
     ReviewCreate,
@@ -69,7 +70,8 @@ class QueueCreate(BaseModel):
     per_stratum: int = Field(ge=1, le=10_000)
     overlap: float = Field(default=0.1, ge=0, le=1)
     """Share of items that want two reviews (for the agreement between reviewers)."""
-    strata: list[str] | None = None
+    # The pattern is stated in the schema; review.queues checks it, naming the stratum.
+    strata: list[Annotated[str, Field(json_schema_extra={"pattern": STRATUM})]] | None = None
     """Only these strata (``signal/band/agreement``); all when unset."""
 
 
