@@ -50,13 +50,15 @@ lint: install
 # The whole suite, as two pytest processes side by side. The second runs the Spark tests (one
 # Spark application, minutes of mostly one-core query planning; marker `spark`), then the tests in
 # SECOND_LANE: long ones that wait on subprocesses, a browser or Hypothesis more than they compute
-# (schemathesis, the benchmarks' tiny runs, the console's and the tracker's browser tests, TRL).
+# (schemathesis, the benchmarks' tiny runs, the console's and the tracker's browser tests, TRL,
+# the demo, the erasure crash tests, the incremental property test).
 # None of them uses the session's Kafka broker (tests/integration), which only the first process
 # starts. The second process's report is printed after the first's; the target fails if either
 # does. One after the other the suite took about 47 minutes on two cores; side by side, well
 # under CI's 40.
 SECOND_LANE := tests/api/test_schemathesis.py tests/bench tests/console tests/clients \
-	tests/export/test_trl.py
+	tests/export/test_trl.py tests/export/test_erasure.py tests/flywheel/shell/test_demo.py \
+	tests/transforms/test_incremental.py
 
 test: lint trl-env
 	@{ $(BIN)/pytest -m spark -p no:cacheprovider; spark=$$?; \
