@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from urllib.parse import urlsplit
@@ -41,6 +42,26 @@ def connect(url: str) -> socket.socket:
     return socket.create_connection((address.hostname, address.port), timeout=10)
 
 
+def read_response(raw: socket.socket) -> bytes:
+    """One whole response: its head, then as many body bytes as its Content-Length says.
+
+    The head and the body may arrive in separate segments; a test that read once and then
+    waited for the close would take the late body for an answer to nothing.
+    """
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = raw.recv(65536)
+        assert chunk, f"the server closed the connection mid-response: {received[:200]!r}"
+        received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    while length and len(body) < int(length.group(1)):
+        chunk = raw.recv(65536)
+        assert chunk, f"the server closed the connection mid-body: {received[:200]!r}"
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
 def read_until_closed(raw: socket.socket) -> tuple[bytes, float]:
     """Everything the server sends until it closes the connection, and how long that took."""
     started = time.monotonic()
@@ -78,7 +99,7 @@ def test_the_next_request_on_a_kept_alive_connection_has_the_same_deadline() -> 
     )
     with running_api(settings, MemorySink()) as url, connect(url) as raw:
         raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        first = raw.recv(65536)
+        first = read_response(raw)
         assert first.startswith(b"HTTP/1.1 200"), first[:200]
         time.sleep(0.8)  # idle past the header deadline: keep-alive governs idleness
         raw.sendall(b"GET /heal")
@@ -93,7 +114,7 @@ def test_a_slow_but_steady_head_is_served_and_a_complete_one_is_not_cut_off() ->
         for part in (b"GET /healthz HTTP/1.1\r\n", b"Host: x\r\n", b"\r\n"):
             raw.sendall(part)
             time.sleep(0.2)
-        assert raw.recv(65536).startswith(b"HTTP/1.1 200")
+        assert read_response(raw).startswith(b"HTTP/1.1 200")
         time.sleep(1.5)  # past the header deadline, within keep-alive: still open
         raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         answer, _ = read_until_closed(raw)
@@ -104,7 +125,7 @@ def test_an_idle_kept_alive_connection_is_closed_after_the_keep_alive_timeout() 
     settings = load_settings(api={"write_keys": [WRITE_KEY], "keep_alive_timeout_s": 0.5})
     with running_api(settings, MemorySink()) as url, connect(url) as raw:
         raw.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert raw.recv(65536).startswith(b"HTTP/1.1 200")
+        assert read_response(raw).startswith(b"HTTP/1.1 200")
         answer, waited = read_until_closed(raw)
     assert answer == b""
     assert waited < 3
