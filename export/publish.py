@@ -68,6 +68,7 @@ from privacy.keys import Keyring
 from warehouse.db import connected, warehouse_path
 from warehouse.lake import Lake
 from warehouse.load import READABLE_TIME
+from warehouse.reviews import EXPLICIT as REVIEW
 from warehouse.reviews import review_calibration
 from warehouse.table import LakeTable, models_table
 
@@ -379,9 +380,13 @@ def _lineage(db: Any, response_ids: list[str]) -> Lineage:
         f"WHERE response_id IN (SELECT unnest($ids)) AND {READABLE_TIME}",
         {"ids": response_ids},
     ).fetchone()
-    calibration = _records(db, "signal_calibration", CALIBRATION_COLUMNS, "signal, explicit")
-    # Human precision from the reviews (docs/review.md), as rows against ``review``.
-    calibration += review_calibration(db)
+    # Human precision from the reviews (docs/review.md), as rows against ``review``: read from
+    # the reviews themselves, as the Spark engine's signal_calibration does not hold them.
+    calibration = [
+        row
+        for row in _records(db, "signal_calibration", CALIBRATION_COLUMNS, "signal, explicit")
+        if row["explicit"] != REVIEW
+    ] + review_calibration(db)
     return Lineage(
         source=Source(
             lake=lake_summary(db),

@@ -20,6 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from flywheel.errors import NotFoundError, ReviewConflictError, ReviewInputError
 from review.rubric import Rubric
 from review.sampling import Candidate, draw, unit
+from warehouse.reviews import refresh_review_rows
 
 QUEUE_NAME = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 MAX_SEED = 2**32 - 1
@@ -485,6 +486,8 @@ def submit_review(
                 "chosen_response": chosen_response, "rejected_response": rejected_response,
             },
         )  # fmt: skip
+        # signal_calibration's human precision counts the new verdict from now on.
+        refresh_review_rows(db)
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")

@@ -29,6 +29,7 @@ from warehouse.db import open_warehouse, raw, translate, warehouse_path
 from warehouse.lake import Lake
 from warehouse.load import load_lake
 from warehouse.retention import forget_missing_files
+from warehouse.reviews import refresh_review_rows
 from warehouse.table import LakeTable, default_catalog_uri
 
 if TYPE_CHECKING:
@@ -204,6 +205,9 @@ def _run(
                 else None,
                 overhead=overhead,
             )
+            # signal_calibration's rows against the reviewers' verdicts: from the warehouse's
+            # reviews, not the lake's events, so they are added to what the models built.
+            refresh_review_rows(db)
             committing = time.perf_counter()
         overhead["commit"] = time.perf_counter() - committing
         summary.steps += [StepResult(b.name, b.rows, b.seconds, b.mode) for b in built]

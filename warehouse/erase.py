@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from flywheel.errors import WarehouseError
 from warehouse.lake import Lake, LakeFile, without_users
 from warehouse.lineage import LABEL_LINEAGE
+from warehouse.reviews import refresh_review_rows
 
 if TYPE_CHECKING:
     from warehouse.table import LakeTable
@@ -194,6 +195,9 @@ def erase_from_warehouse(db: Any, pseudonyms: list[str]) -> dict[str, int]:
             ).fetchall()
             if count:
                 deleted["reviews"] = deleted.get("reviews", 0) + int(count)
+        # The reviews left give signal_calibration's human precision at once (the other rows
+        # wait for the next run, which rebuilds them from what is left).
+        refresh_review_rows(db)
         if "model_state" in tables:
             # Rows elsewhere may have counted the erased events (a copy or an A/B choice that
             # named another conversation's response): the next run rebuilds every model.

@@ -1,4 +1,4 @@
-"""The reviews' human precision per signal, in the shape of ``signal_calibration``'s rows.
+"""The reviews' human precision per signal, as rows of ``signal_calibration``.
 
 ``review.calibration`` computes the review stage's full calibration in Python; an export needs
 only the precision per signal, beside the agreement with A/B choices and ratings it already
@@ -7,6 +7,13 @@ here once more, in SQL, and a test holds the two equal: over the reviews of unan
 (every vote for the chosen side), each of the pair's signals is credited with the verdict;
 ``agree`` counts ``chosen`` verdicts, ``disagree`` ``rejected`` ones (ties and both-bad count
 in neither), with the 95% Wilson interval of ``transforms/models/signal_calibration.sql``.
+
+The rows live in ``signal_calibration`` itself, with ``explicit = 'review'``, beside those against
+A/B choices and ratings (``refresh_review_rows``): the transform run that rebuilds the table adds
+them in the same transaction, and a review or an erasure that changes them replaces them. The
+lake's events alone cannot give them (the reviews are the warehouse's), so the Spark engine's
+tables, built from the lake, do not hold them; an export adds them to its card and manifest from
+the warehouse either way (``review_calibration``).
 """
 
 from __future__ import annotations
@@ -59,10 +66,30 @@ COLUMNS = ("signal", "explicit", "agree", "disagree", "n", "agreement", "wilson_
            "wilson_high")  # fmt: skip
 
 
+def _tables(db: Any) -> set[str]:
+    return {name for (name,) in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+
+
 def review_calibration(db: Any) -> list[dict[str, Any]]:
     """One row per signal with decided verdicts on unanimous pairs (none without reviews, or on
     a warehouse from before migration 0007)."""
-    tables = {name for (name,) in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    if not {"reviews", "review_items"} <= tables:
+    if not {"reviews", "review_items"} <= _tables(db):
         return []
     return [dict(zip(COLUMNS, row, strict=True)) for row in db.execute(_CALIBRATION).fetchall()]
+
+
+def refresh_review_rows(db: Any) -> int:
+    """Replace ``signal_calibration``'s ``review`` rows with what the reviews say now; rows
+    written. Nothing to do before the first transform run has built the table. Runs inside the
+    caller's transaction, if any."""
+    tables = _tables(db)
+    if "signal_calibration" not in tables:
+        return 0
+    db.execute(f"DELETE FROM signal_calibration WHERE explicit = '{EXPLICIT}'")  # noqa: S608
+    if not {"reviews", "review_items"} <= tables:
+        return 0
+    columns = ", ".join(COLUMNS)
+    [(written,)] = db.execute(
+        f"INSERT INTO signal_calibration ({columns}) SELECT {columns} FROM ({_CALIBRATION})"  # noqa: S608
+    ).fetchall()
+    return int(written)

@@ -5,6 +5,8 @@
 -- continued) should point at the A/B winner and at up-rated responses; negative ones
 -- (regenerate, edit) at the A/B loser and at down-rated ones. Use it to check and set the
 -- policy's weights.
+-- The run adds rows against `review` (reviewers' verdicts) from the warehouse's reviews, which
+-- are not in the lake (warehouse/reviews.py).
 WITH counts AS (
     SELECT signal, explicit, count(*) FILTER (WHERE agrees) AS agree, count(*) AS n
     FROM calibration_votes
