@@ -1,6 +1,6 @@
-"""The console's review pages, calling ``review.service``: the queues (admins and reviewers), one
-item at a time with its verdict and rubric form (reviewers), the calibration and the suggested
-policy (admins).
+"""The console's review pages, calling ``review.service``: the queues (admins and reviewers; an
+admin samples a new one with the page's form), one item at a time with its verdict and rubric
+form (reviewers), the calibration and the suggested policy of every queue or one (admins).
 
 A reviewer's session names the fingerprint of their key; the configured reviewer id is looked
 up here and handed to ``review.service``, which pseudonymises it before anything is stored or
@@ -10,6 +10,7 @@ redirect, GET); it works without JavaScript, ``static/console.js`` adds the keyb
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -30,7 +31,7 @@ from console.app import (
 )
 from console.sessions import COOKIE
 from flywheel.errors import NotFoundError, ReviewConflictError, ReviewInputError
-from review.queues import ReviewCreate
+from review.queues import MAX_SEED, ReviewCreate
 
 MAX_FORM_BYTES = 8192
 VERDICTS = (
@@ -104,15 +105,76 @@ def _field_errors(exc: ValidationError | ReviewInputError) -> list[str]:
     return [_field([str(part) for part in e["loc"]], e["msg"]) for e in exc.errors()]
 
 
+QUEUE_DEFAULTS = {"per_stratum": "20", "overlap": "0.2"}
+"""What the new-queue form proposes (the seed is drawn for each form)."""
+
+
+def _queue_request(form: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """The ``create_queue`` arguments a new-queue form gives, and each field it got wrong."""
+    problems = []
+    numbers: dict[str, Any] = {}
+    for name, kind, label in (("seed", int, "a whole number"),
+                              ("per_stratum", int, "a whole number"),
+                              ("overlap", float, "a number")):  # fmt: skip
+        raw = form.get(name, "").strip()
+        try:
+            numbers[name] = kind(raw)
+        except ValueError:
+            problems.append(f"{name}: must be {label}")
+    strata = [part.strip() for part in form.get("strata", "").split(",") if part.strip()]
+    return {"queue_id": form.get("queue_id", "").strip(), "strata": strata or None,
+            **numbers}, problems  # fmt: skip
+
+
 def _queues_router() -> APIRouter:
     router = APIRouter()
 
-    @router.get("/review", response_class=HTMLResponse)
-    async def queues(request: Request) -> Response:
-        require_session(request, roles=("admin", "reviewer"))
+    async def queues_page(
+        request: Request, *, status: int = 200, errors: list[str] | None = None,
+        form: dict[str, str] | None = None,
+    ) -> Response:  # fmt: skip
+        session = require_session(request, roles=("admin", "reviewer"))
         console = _console(request)
         found = await _off_loop(service.list_queues, console.settings)
-        return console.render(request, "review_queues.html", active="review", queues=found)
+        proposed = QUEUE_DEFAULTS | {"seed": str(secrets.randbelow(MAX_SEED + 1))}
+        return console.render(
+            request, "review_queues.html", status=status, active="review", queues=found,
+            errors=errors or [], form=proposed | (form or {}),
+            created=request.query_params.get("created"),
+            csrf=(console.signer.csrf_token(request.cookies.get(COOKIE, ""))
+                  if session.role == "admin" else ""),
+        )  # fmt: skip
+
+    @router.get("/review", response_class=HTMLResponse)
+    async def queues(request: Request) -> Response:
+        return await queues_page(request)
+
+    @router.post("/review")
+    async def create(request: Request) -> Response:
+        """An admin samples a new queue (the form of the queues page)."""
+        require_session(request)
+        console = _console(request)
+        form = await _form(request)
+        if form is None:
+            return await queues_page(request, status=413, errors=["the form is too long"])
+        if not console.signer.check_csrf(request.cookies.get(COOKIE, ""), form.get("csrf", "")):
+            return console.render(
+                request, "problem.html", status=403, title="Form expired",
+                message="This form does not belong to your session: open the queues again.",
+            )  # fmt: skip
+        arguments, problems = _queue_request(form)
+        if problems:
+            return await queues_page(request, status=422, errors=problems, form=form)
+        try:
+            created = await _off_loop(service.create_queue, console.settings, **arguments)
+        except ReviewInputError as exc:
+            return await queues_page(request, status=422, errors=_field_errors(exc), form=form)
+        except ReviewConflictError as exc:
+            return await queues_page(request, status=409, errors=[str(exc)], form=form)
+        except NotFoundError as exc:  # no pairs yet
+            return await queues_page(request, status=409, errors=[str(exc)], form=form)
+        base = request.scope.get("root_path", "")
+        return RedirectResponse(f"{base}/review?created={quote(created.queue_id, safe='')}", 303)
 
     async def item_page(
         request: Request, queue_id: str, *, status: int = 200, errors: list[str] | None = None,
@@ -200,16 +262,22 @@ def _calibration_router() -> APIRouter:
 
     @router.get("/calibration", response_class=HTMLResponse)
     async def calibration(request: Request) -> Response:
+        """Every queue's reviews, or one queue's (``?queue=``)."""
         require_session(request)
         console = _console(request)
+        queue_id = request.query_params.get("queue") or None
 
-        def read() -> tuple[Any, Any]:
+        def read() -> tuple[Any, Any, Any]:
             return (
-                service.calibration(console.settings),
-                service.suggest_policy(console.settings),
+                service.calibration(console.settings, queue_id=queue_id),
+                service.suggest_policy(console.settings, queue_id=queue_id),
+                service.list_queues(console.settings),
             )
 
-        found, suggestion = await _off_loop(read)
+        try:
+            found, suggestion, every_queue = await _off_loop(read)
+        except NotFoundError as exc:
+            return _problem(console, request, 404, "No such queue", exc)
         chart = charts.error_bars(
             "Human precision per signal",
             [
@@ -219,7 +287,7 @@ def _calibration_router() -> APIRouter:
         )
         return console.render(
             request, "calibration.html", active="calibration", c=found, chart=chart,
-            s=suggestion, diff=diff_lines(suggestion.diff),
+            s=suggestion, diff=diff_lines(suggestion.diff), queues=every_queue,
         )  # fmt: skip
 
     return router

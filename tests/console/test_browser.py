@@ -207,6 +207,14 @@ def test_a_reviewer_judges_pairs_by_keyboard_and_mouse_and_the_calibration_follo
         assert admin.locator("h1").count() == 1, path
     precision_before, weights_before = calibration(admin, review_url)
     assert "No review yet." in precision_before
+    # The admin samples a second queue with the queues page's form, by mouse.
+    admin.goto(f"{review_url}/console/review")
+    admin.fill("#new-queue input[name=queue_id]", "week-2")
+    admin.fill("#new-queue input[name=per_stratum]", "1")
+    with admin.expect_navigation():
+        admin.click("#new-queue button[type=submit]")
+    assert admin.locator("#queue-created").inner_text() == "Queue week-2 sampled."
+    assert "week-2" in admin.locator("#queues").inner_text()
 
     context = browser.new_context()
     page, found = watched(context, review_url)
@@ -251,6 +259,12 @@ def test_a_reviewer_judges_pairs_by_keyboard_and_mouse_and_the_calibration_follo
     assert admin.locator("svg.chart").count() == 1
     assert precision_after != precision_before
     assert weights_after != weights_before
+    # One queue's calibration: week-1 holds every review, week-2 none.
+    for queue, expected in (("week-1", precision_after), ("week-2", precision_before)):
+        admin.select_option("#queue-filter select[name=queue]", queue)
+        with admin.expect_navigation():
+            admin.click("#queue-filter button[type=submit]")
+        assert admin.locator("#precision").inner_text() == expected, queue
 
     # A reviewer may not open the calibration; without a session, only the login page.
     assert context.request.get(f"{review_url}/console/calibration").status == 403

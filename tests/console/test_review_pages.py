@@ -200,3 +200,93 @@ def test_the_calibration_shows_the_reviews_and_the_diff_changes(client: TestClie
     precision = after.split('id="precision"', 1)[1].split("</table>", 1)[0]
     assert re.search(r"<td>copy</td>", precision)
     assert before.split('id="weights"', 1)[1] != after.split('id="weights"', 1)[1]
+
+
+def new_queue(client: TestClient, **fields: str) -> tuple[int, str]:
+    """Post the queues page's new-queue form (with the session's token) and follow it."""
+    page = client.get("/console/review").text
+    form = page.split('id="new-queue"', 1)[1].split("</form>", 1)[0]
+    posted = client.post("/console/review", data=form_of(form) | fields, follow_redirects=False)
+    return posted.status_code, posted.headers.get("location", posted.text)
+
+
+def queue_rows(client: TestClient, queue_id: str) -> list[tuple[str, str, int]]:
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    with duckdb.connect(str(settings.data_dir / "warehouse.duckdb"), read_only=True) as db:
+        rows = db.execute(
+            "SELECT pair_id, stratum, wanted_reviews FROM review_items WHERE queue_id = $q "
+            "ORDER BY position",
+            {"q": queue_id},
+        ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def test_an_admin_samples_a_queue_with_the_form_as_the_cli_would(client: TestClient) -> None:
+    log_in(client, ADMIN_KEY)
+    fields = {"queue_id": "week-2", "seed": "77", "per_stratum": "2", "overlap": "0.5",
+              "strata": "copy/mid/unanimous, multiple/high/contested"}  # fmt: skip
+    status, location = new_queue(client, **fields)
+    assert (status, location) == (303, "/console/review?created=week-2")
+    page = client.get(location).text
+    assert 'id="queue-created"' in page and "week-2" in page
+    assert 'href="/console/calibration?queue=week-2"' in page
+    # The same draw as the service's with the same parameters: the seed is what is recorded.
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    service.create_queue(settings, queue_id="week-2-again", seed=77, per_stratum=2, overlap=0.5,
+                         strata=["copy/mid/unanimous", "multiple/high/contested"])  # fmt: skip
+    drawn = queue_rows(client, "week-2")
+    assert drawn and drawn == queue_rows(client, "week-2-again")
+    assert {stratum for _, stratum, _ in drawn} <= {"copy/mid/unanimous", "multiple/high/contested"}
+
+
+def test_a_bad_queue_form_names_each_field_and_creates_nothing(client: TestClient) -> None:
+    log_in(client, ADMIN_KEY)
+    page = client.get("/console/review").text
+    form = form_of(page.split('id="new-queue"', 1)[1])
+    answer = client.post("/console/review", data=form | {
+        "queue_id": "week-9", "seed": "abc", "per_stratum": "2", "overlap": "lots"})  # fmt: skip
+    assert answer.status_code == 422
+    assert "seed: must be a whole number" in answer.text
+    assert "overlap: must be a number" in answer.text
+    answer = client.post("/console/review", data=form | {
+        "queue_id": "Week 9!", "seed": "1", "per_stratum": "0", "overlap": "2",
+        "strata": "copy/high"})  # fmt: skip
+    assert answer.status_code == 422
+    for field in ("queue_id", "per_stratum", "overlap", "strata[0]"):
+        assert field in answer.text
+    # What was typed stays in the form.
+    assert 'value="Week 9!"' in answer.text
+    taken = client.post("/console/review", data=form | {
+        "queue_id": "week-1", "seed": "1", "per_stratum": "1", "overlap": "0"})  # fmt: skip
+    assert taken.status_code == 409 and "exists already" in taken.text
+    assert [q.queue_id for q in service.list_queues(client.app.state.settings)] == ["week-1"]  # type: ignore[attr-defined]
+
+
+def test_only_an_admin_with_the_sessions_token_samples_a_queue(client: TestClient) -> None:
+    fields = {"queue_id": "week-3", "seed": "1", "per_stratum": "1", "overlap": "0"}
+    log_in(client, ANA_KEY)
+    assert 'id="new-queue"' not in client.get("/console/review").text
+    assert client.post("/console/review", data=fields).status_code == 403
+    client.cookies.clear()
+    log_in(client, ADMIN_KEY)
+    refused = client.post("/console/review", data=fields | {"csrf": "forged"})
+    assert refused.status_code == 403
+    assert [q.queue_id for q in service.list_queues(client.app.state.settings)] == ["week-1"]  # type: ignore[attr-defined]
+
+
+def test_the_calibration_of_one_queue(client: TestClient) -> None:
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    service.create_queue(settings, queue_id="week-2", seed=9, per_stratum=1)
+    log_in(client, ANA_KEY)
+    page = client.get("/console/review/week-1")
+    client.post("/console/review/week-1", data=answer(page.text, "left"))
+    client.cookies.clear()
+    log_in(client, ADMIN_KEY)
+    every = client.get("/console/calibration").text
+    assert "1 reviews by 1 reviewers, over every queue" in every
+    one = client.get("/console/calibration?queue=week-1").text
+    assert "1 reviews by 1 reviewers, in queue week-1" in one
+    assert '<option value="week-1" selected>' in one
+    other = client.get("/console/calibration?queue=week-2").text
+    assert "0 reviews by 0 reviewers, in queue week-2" in other and "No review yet." in other
+    assert client.get("/console/calibration?queue=nope").status_code == 404
