@@ -3,11 +3,19 @@
 ``open_warehouse`` migrates to the alembic head first (or, with ``migrate=False``, refuses with a
 message saying what to run), and translates DuckDB's errors in one place: the single-writer
 lock becomes ``WarehouseBusyError``, the rest ``WarehouseError``.
+
+DuckDB lets one process write the file, or any number read it, never both. Most holders keep it
+for milliseconds: a console page reading, a reviewer's verdict being written. So opening waits
+for the file a little (``busy_wait_s``, trying again every 50 ms up to every 500 ms) before it
+says busy: a scheduled transform run or export that starts while a page is read then waits for
+the page instead of failing. A holder that keeps the file longer (another run) still makes the
+opener say busy, after the wait.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +40,8 @@ class AlembicDuckDBImpl(DefaultImpl):
 
 
 WAREHOUSE_FILE = "warehouse.duckdb"
+BUSY_WAIT_S = 5.0
+"""How long ``open_warehouse`` waits for a file another process holds before saying busy."""
 
 
 def migrations_folder() -> Path:
@@ -101,9 +111,16 @@ def _quiet(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("SET enable_progress_bar = false")
 
 
-def open_warehouse(data_dir: Path, *, migrate: bool = True) -> Engine:
+def _is_busy(exc: Exception, path: Path) -> bool:
+    return isinstance(translate(exc, path=path, action="open"), WarehouseBusyError)
+
+
+def open_warehouse(
+    data_dir: Path, *, migrate: bool = True, busy_wait_s: float = BUSY_WAIT_S
+) -> Engine:
     """An engine on the warehouse, migrated to the head revision (or refusing if ``migrate`` is
-    off and it is not there)."""
+    off and it is not there). While another process holds the file, tries again for up to
+    ``busy_wait_s`` seconds, then raises ``WarehouseBusyError``."""
     from alembic import command
     from sqlalchemy import create_engine, event, pool
 
@@ -114,6 +131,19 @@ def open_warehouse(data_dir: Path, *, migrate: bool = True) -> Engine:
     # DuckDB draws a progress bar on the terminal for long queries: not in our output.
     event.listen(engine, "connect", _quiet)
     head = head_revision()
+    deadline = time.monotonic() + busy_wait_s
+    pause = 0.05
+    while True:
+        try:
+            # The first connection takes the file's lock (kept while the engine lives).
+            engine.connect().close()
+            break
+        except Exception as exc:
+            if not _is_busy(exc, path) or time.monotonic() + pause > deadline:
+                engine.dispose()
+                raise translate(exc, path=path, action="open") from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
     try:
         with engine.begin() as connection:
             current = current_revision(connection)
