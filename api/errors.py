@@ -20,6 +20,7 @@ from flywheel.errors import (
     KafkaAuthError,
     NotFoundError,
     ReviewConflictError,
+    ReviewerErasedError,
     ReviewInputError,
     SinkUnavailableError,
     WarehouseBusyError,
@@ -145,6 +146,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ReviewInputError)
     async def _review_invalid(request: Request, exc: ReviewInputError) -> JSONResponse:
         return error_response(422, str(exc), code="invalid_request", errors=exc.errors)
+
+    @app.exception_handler(ReviewerErasedError)
+    async def _reviewer_erased(request: Request, exc: ReviewerErasedError) -> JSONResponse:
+        return error_response(403, str(exc), code="reviewer_erased")
 
     @app.exception_handler(ReviewConflictError)
     async def _review_conflict(request: Request, exc: ReviewConflictError) -> JSONResponse:

@@ -61,7 +61,13 @@ class ReviewInputError(FlywheelError):
 
 
 class ReviewConflictError(FlywheelError):
-    """A review queue of that name exists, or the reviewer already reviewed the item."""
+    """A review queue of that name exists, or the reviewer already reviewed the item, or the
+    item has every review it wants."""
+
+
+class ReviewerErasedError(FlywheelError):
+    """The reviewer's id was erased (it is on the suppression list): they review no more under
+    it, as an erased user's events are dropped."""
 
 
 class ContractError(FlywheelError):

@@ -4,6 +4,8 @@ they suggest.
 - **Human precision per signal**: over the reviews of unanimous pairs (every vote went to the
   chosen side, so each of the pair's signals pointed at it), the share of decided verdicts
   (``chosen`` or ``rejected``) that preferred the chosen side, with a 95% Wilson interval.
+  A review of a unanimous label (every piece of evidence pointed one way) counts the same way:
+  ``good`` of a desirable answer or ``bad`` of an undesirable one agrees with its signals.
   Ties and both-bad verdicts are counted beside it, not in it: they say the pair should not
   be a pair, not which side a signal got wrong. A contested pair's signals voted both ways, so
   which of them was right is not known from the verdict alone; contested pairs are measured
@@ -134,16 +136,27 @@ def _precision(name: str, verdicts: list[str]) -> PrecisionPublic:
     )
 
 
+def _as_pair_verdict(verdict: str, label: bool | None) -> str:
+    """A review's verdict in a pair's terms: a label item's ``good`` or ``bad`` is ``chosen``
+    when it says what the label says (good of a desirable answer, bad of an undesirable one),
+    else ``rejected``."""
+    if label is None:
+        return verdict
+    return "chosen" if (verdict == "good") == label else "rejected"
+
+
 def calibration(db: Any, *, queue_id: str | None = None) -> CalibrationPublic:
     """The calibration from the reviews of ``queue_id`` (every queue when None)."""
     where, params = ("WHERE r.queue_id = $q", {"q": queue_id}) if queue_id else ("", {})
     rows = db.execute(
         "SELECT r.review_id, r.item_id, r.reviewer_pseudonym, r.verdict, r.chosen_scores, "
         "r.rejected_scores, r.chosen_response_id, r.rejected_response_id, i.signals, "
-        "i.disagreement FROM reviews AS r JOIN review_items AS i USING (item_id) "
+        "i.disagreement, i.label FROM reviews AS r JOIN review_items AS i USING (item_id) "
         f"{where} ORDER BY r.reviewed_at, r.review_id",
         params,
     ).fetchall()
+    # A label's review agrees with the signals when it calls the answer what they did.
+    rows = [(*row[:3], _as_pair_verdict(row[3], row[10]), *row[4:10]) for row in rows]
     by_signal: dict[str, list[str]] = defaultdict(list)
     by_kind: dict[str, list[str]] = defaultdict(list)
     by_item: dict[str, list[str]] = defaultdict(list)
@@ -242,9 +255,14 @@ def suggest_weights(
                                         wilson_low=low, reason=reason))  # fmt: skip
             continue
         if total_odds == 0:
-            suggested = 0.0
-        else:
-            suggested = round_half_up(log_odds[name] / total_odds * total_current, 2)
+            # No measured signal beats chance: nothing to share their weight by, and zero for
+            # all would leave the votes nothing to decide with. Kept, saying why.
+            weights.append(WeightPublic(
+                signal=name, current=weight, suggested=weight, n=n, wilson_low=low,
+                reason="no measured signal better than chance at 95%: nothing to reweigh by, kept",
+            ))  # fmt: skip
+            continue
+        suggested = round_half_up(log_odds[name] / total_odds * total_current, 2)
         reason = (
             "no better than chance at 95% (Wilson lower bound <= 0.5)"
             if log_odds[name] == 0

@@ -20,13 +20,16 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from flywheel.errors import NotFoundError, ReviewConflictError, ReviewInputError
 from review.rubric import Rubric
 from review.sampling import Candidate, draw, unit
+from warehouse.lineage import LABEL_LINEAGE
 from warehouse.reviews import refresh_review_rows
 
 QUEUE_NAME = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 MAX_SEED = 2**32 - 1
 STRATUM = r"^[a-z_]+/(low|mid|high)/(unanimous|contested)$"
-KIND = "pair"
-"""What a queue samples: preference pairs (the only kind so far)."""
+KINDS = ("pair", "label")
+"""What a queue samples: preference pairs (``pair``), or responses with their KTO label
+(``label``), judged one answer at a time."""
+Kind = Literal["pair", "label"]
 
 
 def _a_number(value: object) -> object:
@@ -39,8 +42,14 @@ def _a_number(value: object) -> object:
 
 Score = Annotated[int, BeforeValidator(_a_number)]
 Side = Literal["chosen", "rejected"]
-Verdict = Literal["chosen", "rejected", "tie", "both_bad"]
-Answer = Literal["left", "right", "tie", "both_bad"]
+Verdict = Literal["chosen", "rejected", "tie", "both_bad", "good", "bad"]
+Answer = Literal["left", "right", "tie", "both_bad", "good", "bad"]
+PAIR_ANSWERS = ("left", "right", "tie", "both_bad")
+"""A pair item's verdicts: which side is better, a tie, or both bad."""
+LABEL_ANSWERS = ("good", "bad")
+"""A label item's verdicts: the answer is good (desirable) or bad."""
+SIDES = {"pair": ("left", "right"), "label": ("answer",)}
+"""What a review scores, by the kind of its item."""
 
 
 class StratumPublic(BaseModel):
@@ -62,7 +71,8 @@ class QueuePublic(BaseModel):
     overlap: float
     strata: list[StratumPublic]
     candidates: int
-    """Pairs that could be drawn (with training consent) when the queue was created."""
+    """Pairs (or labelled responses) that could be drawn (with training consent) when the
+    queue was created."""
     rubric_sha256: str
     items: int
     items_done: int
@@ -84,46 +94,53 @@ class AnswerPublic(BaseModel):
 
 
 class ItemPublic(BaseModel):
-    """What a reviewer sees: the prompt and two answers in an order drawn for this reviewer;
-    never the signals, the confidence, the stratum or which side the pair preferred."""
+    """What a reviewer sees: the prompt and, for a pair, two answers in an order drawn for this
+    reviewer, or, for a label, the one answer; never the signals, the confidence, the stratum,
+    which side the pair preferred or which label the answer got."""
 
     queue_id: str
     item_id: str
-    position: int
+    kind: Kind = "pair"
     prompt: list[MessagePublic]
-    left: AnswerPublic
-    right: AnswerPublic
+    left: AnswerPublic | None = None
+    """A pair's answer shown on the left (null for a label)."""
+    right: AnswerPublic | None = None
+    answer: AnswerPublic | None = None
+    """A label's answer (null for a pair)."""
     remaining: int
     """Items of the queue this reviewer has not reviewed that still want a review."""
 
 
 class ReviewCreate(BaseModel):
-    """A reviewer's answer: which side is better (or tie, or both bad) and rubric scores of
-    each side, every dimension of the rubric on its scale."""
+    """A reviewer's answer. For a pair: which side is better (``left``, ``right``), ``tie`` or
+    ``both_bad``, and rubric scores of ``left`` and ``right``; for a label: ``good`` or ``bad``
+    and the scores of the ``answer``. Every dimension of the rubric, on its scale."""
 
     model_config = ConfigDict(extra="forbid")
 
     item_id: str = Field(min_length=1, max_length=64)
     verdict: Answer
-    scores: dict[Literal["left", "right"], dict[str, Score]]
+    scores: dict[Literal["left", "right", "answer"], dict[str, Score]]
 
 
 class ReviewPublic(BaseModel):
-    """A recorded review (the reviewer by pseudonym)."""
+    """A recorded review, as the reviewer gave it. Which side of the pair the signals chose is
+    stored with it, never told: a reviewer who learned it item after item would learn what the
+    signals prefer and stop judging blind."""
 
     review_id: str
     queue_id: str
     item_id: str
-    verdict: Verdict
-    """Mapped back from left/right to the pair: ``chosen`` means the reviewer preferred the
-    side the signals preferred."""
-    left_side: Side
+    verdict: Answer
+    """As given: ``left``, ``right``, ``tie`` or ``both_bad``; ``good`` or ``bad``."""
     reviewed_at: str
 
 
 def review_create_schema(rubric: Rubric) -> dict[str, Any]:
-    """The JSON Schema of ``ReviewCreate`` under a rubric: every dimension required on both
-    sides, an integer on its scale, nothing else (what ``check_scores`` enforces)."""
+    """The JSON Schema of ``ReviewCreate`` under a rubric: every dimension required on the
+    sides scored (``left`` and ``right``, or ``answer``), an integer on its scale, nothing else
+    (what ``check_scores`` enforces; which verdicts and sides an item takes depends on its
+    queue's kind, checked at submission)."""
     side = {
         "type": "object",
         "additionalProperties": False,
@@ -141,12 +158,12 @@ def review_create_schema(rubric: Rubric) -> dict[str, Any]:
         "required": ["item_id", "verdict", "scores"],
         "properties": {
             "item_id": {"type": "string", "minLength": 1, "maxLength": 64},
-            "verdict": {"enum": ["left", "right", "tie", "both_bad"]},
+            "verdict": {"enum": [*PAIR_ANSWERS, *LABEL_ANSWERS]},
             "scores": {
                 "type": "object",
                 "additionalProperties": False,
-                "required": ["left", "right"],
-                "properties": {"left": side, "right": side},
+                "minProperties": 1,
+                "properties": {"left": side, "right": side, "answer": side},
             },
         },
     }
@@ -161,16 +178,71 @@ def _params(row: tuple[Any, ...]) -> dict[str, Any]:
     return loaded
 
 
-def has_pairs(db: Any) -> bool:
-    """True when the transforms built ``preference_pairs``."""
+def has_pairs(db: Any, table: str = "preference_pairs") -> bool:
+    """True when the transforms built ``preference_pairs`` (or ``table``)."""
     [(count,)] = db.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'preference_pairs'"
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = $t", {"t": table}
     ).fetchall()
     return bool(count)
 
 
-def candidates(db: Any) -> list[Candidate]:
-    """Every pair a queue may draw: those with training consent."""
+_LABEL_CANDIDATES = f"""
+WITH edited AS (
+    SELECT response_id, sum(weight) AS weight FROM edit_changes WHERE weight > 0
+    GROUP BY response_id
+),
+evidence AS (
+    -- The evidence transforms/models/labels.sql weighs, by signal and way.
+    SELECT l.response_id, l.label, l.confidence, r.conversation_id, r.event_id,
+           r.copies > 0 AS copy_for, r.ratings_up > 0 AS rating_for,
+           r.ratings_down > 0 AS rating_against, r.ab_wins > 0 AS ab_for,
+           r.ab_losses > 0 OR r.ab_both_bad > 0 AS ab_against, r.continued AS continued_for,
+           r.regenerations > 0 AND r.copies = 0 AND r.ratings_up = 0 AND NOT r.continued
+               AS regenerate_against,
+           coalesce(d.weight, 0) > 0 AS edit_against
+    FROM labels AS l
+    JOIN responses AS r USING (response_id)
+    LEFT JOIN edited AS d USING (response_id)
+    WHERE r.consent_training
+)
+SELECT e.response_id, e.conversation_id, e.event_id, e.label, e.confidence,
+       list_filter([CASE WHEN copy_for THEN 'copy' END,
+                    CASE WHEN rating_for OR rating_against THEN 'rating' END,
+                    CASE WHEN ab_for OR ab_against THEN 'ab_choice' END,
+                    CASE WHEN continued_for THEN 'continued' END,
+                    CASE WHEN regenerate_against THEN 'regenerate' END,
+                    CASE WHEN edit_against THEN 'edit' END], lambda s: s IS NOT NULL) AS signals,
+       CASE WHEN (copy_for OR rating_for OR ab_for OR continued_for)
+                 AND (rating_against OR ab_against OR regenerate_against OR edit_against)
+            THEN 1.0 ELSE 0.0 END AS disagreement,
+       lineage.event_ids
+FROM evidence AS e
+LEFT JOIN ({LABEL_LINEAGE}) AS lineage USING (response_id)
+ORDER BY e.response_id
+"""
+
+
+def label_candidates(db: Any) -> list[Candidate]:
+    """Every labelled response a ``label`` queue may draw: those with training consent. Its
+    disagreement is 1 when evidence pointed both ways (the label is the net), else 0."""
+    if not has_pairs(db, "labels"):
+        raise NotFoundError("the warehouse has no labels yet: run `flywheel transform run` first")
+    return [
+        Candidate(
+            pair_id=r[0], conversation_id=r[1], prompt_event_id=r[2], chosen_event_id=r[2],
+            rejected_event_id=None, chosen_response_id=r[0], rejected_response_id=None,
+            label=bool(r[3]), confidence=float(r[4]), signals=tuple(r[5]),
+            disagreement=float(r[6]), event_ids=tuple(r[7] or ()),
+        )
+        for r in db.execute(_LABEL_CANDIDATES).fetchall()
+    ]  # fmt: skip
+
+
+def candidates(db: Any, kind: Kind = "pair") -> list[Candidate]:
+    """Every pair a queue may draw: those with training consent (labelled responses for a
+    ``label`` queue)."""
+    if kind == "label":
+        return label_candidates(db)
     if not has_pairs(db):
         raise NotFoundError(
             "the warehouse has no preference pairs yet: run `flywheel transform run` first"
@@ -201,12 +273,16 @@ def create_queue(
     overlap: float = 0.0,
     strata: list[str] | None = None,
     now: datetime | None = None,
+    kind: str = "pair",
 ) -> QueuePublic:
-    """Draw a stratified sample of pairs (``review.sampling``) into a new queue; the seed, the
-    strata and their counts are recorded with it."""
+    """Draw a stratified sample of pairs, or of labelled responses (``kind`` ``label``;
+    ``review.sampling``) into a new queue; the seed, the strata and their counts are recorded
+    with it."""
     import re
 
     problems = []
+    if kind not in KINDS:
+        problems.append(("kind", f"must be one of {', '.join(KINDS)}"))
     if not re.match(QUEUE_NAME, queue_id):
         problems.append(("queue_id", "lower-case letters, digits and _.- (at most 64)"))
     if per_stratum < 1:
@@ -215,6 +291,8 @@ def create_queue(
         problems.append(("overlap", "must be between 0 and 1"))
     if not 0 <= seed <= MAX_SEED:
         problems.append(("seed", f"must be between 0 and {MAX_SEED}"))
+    if strata is not None and not strata:
+        problems.append(("strata", "list at least one stratum, or leave strata out for all"))
     for index, name in enumerate(strata or []):
         if not re.match(STRATUM, name):
             problems.append((f"strata[{index}]", "must be signal/band/agreement, e.g. "
@@ -229,14 +307,25 @@ def create_queue(
     ).fetchall()
     if existing[0][0]:
         raise ReviewConflictError(f"a review queue named {queue_id} exists already")
-    pool = candidates(db)
+    pool = candidates(db, "label" if kind == "label" else "pair")
     sample = draw(pool, seed=seed, per_stratum=per_stratum, overlap=overlap, strata=strata)
+    if not sample.items:
+        what = "labelled responses" if kind == "label" else "pairs"
+        if strata:
+            there = ", ".join(s.stratum for s in sample.strata) or "none"
+            raise ReviewInputError(
+                f"invalid queue: strata: no {what} with training consent in these strata "
+                f"(the strata there are: {there})",
+                errors=[{"path": "strata", "type": "value_error",
+                         "message": f"no {what} in these strata"}],
+            )  # fmt: skip
+        raise NotFoundError(f"the warehouse has no {what} with training consent to review")
     params = {
         "per_stratum": per_stratum,
         "overlap": overlap,
         "only_strata": strata,
         "candidates": len(pool),
-        "source": "preference_pairs WHERE consent_training",
+        "source": f"{'labels' if kind == 'label' else 'preference_pairs'} WHERE consent_training",
         "strata": [s.__dict__ for s in sample.strata],
     }
     created = now or now_utc()
@@ -244,7 +333,7 @@ def create_queue(
     try:
         db.execute(
             "INSERT INTO review_queues VALUES ($q, $at, $kind, $seed, $params, $rubric)",
-            {"q": queue_id, "at": created, "kind": KIND, "seed": seed,
+            {"q": queue_id, "at": created, "kind": kind, "seed": seed,
              "params": json.dumps(params, sort_keys=True), "rubric": rubric.sha256},
         )  # fmt: skip
         if sample.items:
@@ -256,12 +345,13 @@ def create_queue(
                     s.candidate.chosen_event_id, s.candidate.rejected_event_id,
                     s.candidate.chosen_response_id, s.candidate.rejected_response_id,
                     list(s.candidate.signals), s.candidate.confidence, s.candidate.disagreement,
-                    list(s.candidate.event_ids),
+                    list(s.candidate.event_ids), s.candidate.label,
                 )
                 for s in sample.items
             ]  # fmt: skip
             db.executemany(
-                "INSERT INTO review_items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO review_items VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
         db.execute("COMMIT")
@@ -330,7 +420,8 @@ def left_side(seed: int, item_id: str, reviewer: str) -> Side:
 
 
 _OPEN_ITEMS = """
-SELECT i.item_id, i.position, i.prompt_event_id, i.chosen_event_id, i.rejected_event_id
+SELECT i.item_id, i.prompt_event_id, i.chosen_event_id, i.rejected_event_id,
+       i.label IS NOT NULL
 FROM review_items AS i
 WHERE i.queue_id = $q
   AND NOT EXISTS (SELECT 1 FROM reviews AS r
@@ -348,10 +439,11 @@ def next_item(db: Any, lake_root: Path, *, queue_id: str, reviewer: str) -> Item
 
     seed = _seed(db, queue_id)
     open_items = db.execute(_OPEN_ITEMS, {"q": queue_id, "reviewer": reviewer}).fetchall()
-    for index, (item_id, position, prompt_id, chosen_id, rejected_id) in enumerate(open_items):
+    for index, (item_id, prompt_id, chosen_id, rejected_id, is_label) in enumerate(open_items):
+        wanted = {prompt_id, chosen_id} | (set() if is_label else {rejected_id})
         db.execute(
             "CREATE OR REPLACE TEMP TABLE review_wanted AS SELECT unnest($ids) AS event_id",
-            {"ids": [prompt_id, chosen_id, rejected_id]},
+            {"ids": sorted(wanted)},
         )
         fetch_texts(
             db,
@@ -365,7 +457,7 @@ def next_item(db: Any, lake_root: Path, *, queue_id: str, reviewer: str) -> Item
                 "SELECT event_id, prompt, text FROM lake_texts"
             ).fetchall()
         }
-        if not {prompt_id, chosen_id, rejected_id} <= texts.keys():
+        if not wanted <= texts.keys():
             continue
         prompt = json.loads(texts[prompt_id][0] or "[]")
         messages = [
@@ -373,12 +465,16 @@ def next_item(db: Any, lake_root: Path, *, queue_id: str, reviewer: str) -> Item
             for m in prompt
         ]
         chosen = AnswerPublic(text=texts[chosen_id][1] or "")
+        if is_label:
+            return ItemPublic(
+                queue_id=queue_id, item_id=item_id, kind="label", prompt=messages,
+                answer=chosen, remaining=len(open_items) - index,
+            )  # fmt: skip
         rejected = AnswerPublic(text=texts[rejected_id][1] or "")
         chosen_left = left_side(seed, item_id, reviewer) == "chosen"
         return ItemPublic(
             queue_id=queue_id,
             item_id=item_id,
-            position=position,
             prompt=messages,
             left=chosen if chosen_left else rejected,
             right=rejected if chosen_left else chosen,
@@ -400,12 +496,18 @@ def _content(content: Any) -> str:
 
 
 def check_scores(
-    rubric: Rubric, scores: Mapping[str, Mapping[str, int]]
+    rubric: Rubric,
+    scores: Mapping[str, Mapping[str, int]],
+    sides: tuple[str, ...] = ("left", "right"),
 ) -> list[dict[str, object]]:
-    """The problems of a review's scores: each side must score every dimension of the rubric,
-    as an integer on its scale, and nothing else."""
-    problems: list[dict[str, object]] = []
-    for side in ("left", "right"):
+    """The problems of a review's scores: each of ``sides`` must score every dimension of the
+    rubric, as an integer on its scale, and nothing else; no other side may be scored."""
+    problems: list[dict[str, object]] = [
+        {"path": f"scores.{side}", "type": "unexpected",
+         "message": f"this item scores {' and '.join(sides)} only"}
+        for side in sorted(set(scores) - set(sides))
+    ]  # fmt: skip
+    for side in sides:
         given = scores.get(side)
         if given is None:
             problems.append({"path": f"scores.{side}", "type": "missing",
@@ -436,33 +538,50 @@ def submit_review(
     rubric: Rubric,
     now: datetime | None = None,
 ) -> ReviewPublic:
-    """Record a reviewer's verdict and scores on an item of the queue, mapped from left and
-    right back to the pair's chosen and rejected sides. Once per reviewer and item
-    (``ReviewConflictError``); an item of another queue, or none, is ``NotFoundError``."""
-    problems = check_scores(rubric, {str(side): given for side, given in review.scores.items()})
-    if problems:
-        first = problems[0]
-        raise ReviewInputError(f"invalid review: {first['path']}: {first['message']}",
-                               errors=problems)  # fmt: skip
+    """Record a reviewer's verdict and scores on an item of the queue: for a pair, mapped
+    from left and right back to the pair's chosen and rejected sides; for a label, ``good`` or
+    ``bad`` with the answer's scores. Once per reviewer and item (``ReviewConflictError``); an
+    item of another queue, or none, is ``NotFoundError``; a verdict or a side the item's kind
+    does not take is ``ReviewInputError``."""
     seed = _seed(db, queue_id)
     rows = db.execute(
         "SELECT conversation_id, chosen_event_id, rejected_event_id, chosen_response_id, "
-        "rejected_response_id FROM review_items WHERE queue_id = $q AND item_id = $i",
+        "rejected_response_id, label IS NOT NULL FROM review_items "
+        "WHERE queue_id = $q AND item_id = $i",
         {"q": queue_id, "i": review.item_id},
     ).fetchall()
     if not rows:
         raise NotFoundError(f"the review queue {queue_id} has no item {review.item_id}")
-    conversation, chosen_event, rejected_event, chosen_response, rejected_response = rows[0]
-    side = left_side(seed, review.item_id, reviewer)
-    other: Side = "rejected" if side == "chosen" else "chosen"
+    conversation, chosen_event, rejected_event, chosen_response, rejected_response = rows[0][:5]
+    is_label = bool(rows[0][5])
+    kind = "label" if is_label else "pair"
+    answers = LABEL_ANSWERS if is_label else PAIR_ANSWERS
+    problems: list[dict[str, object]] = [] if review.verdict in answers else [
+        {"path": "verdict", "type": "enum",
+         "message": f"a {kind} item's verdict is one of {', '.join(answers)}"}
+    ]  # fmt: skip
+    problems += check_scores(
+        rubric, {str(side): given for side, given in review.scores.items()}, SIDES[kind]
+    )
+    if problems:
+        first = problems[0]
+        raise ReviewInputError(f"invalid review: {first['path']}: {first['message']}",
+                               errors=problems)  # fmt: skip
     verdict: Verdict
-    if review.verdict == "left":
-        verdict = side
-    elif review.verdict == "right":
-        verdict = other
+    if is_label:
+        side: Side = "chosen"
+        verdict = "good" if review.verdict == "good" else "bad"
+        by_side: dict[str, dict[str, int]] = {"chosen": review.scores["answer"], "rejected": {}}
     else:
-        verdict = review.verdict
-    by_side = {side: review.scores["left"], other: review.scores["right"]}
+        side = left_side(seed, review.item_id, reviewer)
+        other: Side = "rejected" if side == "chosen" else "chosen"
+        if review.verdict == "left":
+            verdict = side
+        elif review.verdict == "right":
+            verdict = other
+        else:
+            verdict = "tie" if review.verdict == "tie" else "both_bad"
+        by_side = {side: review.scores["left"], other: review.scores["right"]}
     reviewed = now or now_utc()
     review_id = hashlib.md5(f"{review.item_id}|{reviewer}".encode()).hexdigest()
     db.execute("BEGIN TRANSACTION")
@@ -472,6 +591,17 @@ def submit_review(
         ).fetchall()
         if taken[0][0]:
             raise ReviewConflictError(f"this reviewer has already reviewed item {review.item_id}")
+        # Only an item that wants another review takes one: the seeded overlap, not whoever
+        # posts an item's id, decides which items two reviewers judge.
+        [(reviewed_by, wanted)] = db.execute(
+            "SELECT (SELECT count(*) FROM reviews WHERE item_id = $i), wanted_reviews "
+            "FROM review_items WHERE item_id = $i",
+            {"i": review.item_id},
+        ).fetchall()
+        if reviewed_by >= wanted:
+            raise ReviewConflictError(
+                f"item {review.item_id} has every review it wants: fetch the next item"
+            )
         db.execute(
             "INSERT INTO reviews VALUES ($id, $q, $item, $reviewer, $version, $left, $verdict, "
             "$chosen_scores, $rejected_scores, $rubric, $at, $conversation, $chosen_event, "
@@ -496,7 +626,6 @@ def submit_review(
         review_id=review_id,
         queue_id=queue_id,
         item_id=review.item_id,
-        verdict=verdict,
-        left_side=side,
+        verdict=review.verdict,
         reviewed_at=reviewed.astimezone(UTC).isoformat(),
     )

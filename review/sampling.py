@@ -1,12 +1,14 @@
-"""Stratified, reproducible sampling of preference pairs for review (no I/O).
+"""Stratified, reproducible sampling of preference pairs, or of labelled responses, for review
+(no I/O).
 
-Each candidate pair falls in one stratum, ``signal/band/agreement``:
+Each candidate (a pair, or a response with its KTO label) falls in one stratum,
+``signal/band/agreement``:
 
-- signal: the pair's one signal (``copy``, ``ab_choice``, ...), or ``multiple`` when several
-  voted;
+- signal: its one signal (``copy``, ``ab_choice``, ...), or ``multiple`` when several voted;
 - band: its confidence, ``low`` (below 1/3), ``mid`` (below 2/3) or ``high``;
-- agreement: ``unanimous`` when every vote went to the chosen side (disagreement 0), else
-  ``contested`` (some signal, an explicit A/B choice or rating included, voted the other way).
+- agreement: ``unanimous`` when every vote went one way (disagreement 0: to the pair's chosen
+  side, or the label's), else ``contested`` (some signal, an explicit A/B choice or rating
+  included, voted the other way).
 
 Every stratum gets the same number of items (``per_stratum``; all of it when smaller), so rare
 strata (contested, low confidence) are not drowned by the common ones; the share of each stratum
@@ -30,19 +32,23 @@ BANDS = (("low", 1 / 3), ("mid", 2 / 3), ("high", float("inf")))
 
 @dataclass(frozen=True)
 class Candidate:
-    """A preference pair that may be sampled (the ids its texts are read from included)."""
+    """A preference pair that may be sampled (the ids its texts are read from included); or a
+    labelled response: its id as ``pair_id``, its generation as the prompt's and the chosen
+    side's event, no rejected side, and its ``label``."""
 
     pair_id: str
     conversation_id: str
     prompt_event_id: str
     chosen_event_id: str
-    rejected_event_id: str
+    rejected_event_id: str | None
     chosen_response_id: str | None
     rejected_response_id: str | None
     signals: tuple[str, ...]
     confidence: float
     disagreement: float
     event_ids: tuple[str, ...] = ()
+    label: bool | None = None
+    """A response's KTO label (True: desirable); None for a pair."""
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flywheel.errors import ReviewerErasedError
 from review import calibration as calibrating
 from review import queues
 from review.calibration import MIN_REVIEWS, CalibrationPublic, SuggestionPublic
@@ -76,13 +77,15 @@ def create_queue(
     per_stratum: int,
     overlap: float = 0.0,
     strata: list[str] | None = None,
+    kind: str = "pair",
 ) -> QueuePublic:
-    """Sample a new queue from the warehouse's pairs (``review.queues.create_queue``)."""
+    """Sample a new queue from the warehouse's pairs, or its labelled responses (``kind``
+    ``label``; ``review.queues.create_queue``)."""
     scale = rubric(settings)
     with _warehouse(settings, "create a review queue in") as db:
         return queues.create_queue(
             db, queue_id=queue_id, seed=seed, per_stratum=per_stratum, rubric=scale,
-            overlap=overlap, strata=strata,
+            overlap=overlap, strata=strata, kind=kind,
         )  # fmt: skip
 
 
@@ -98,12 +101,24 @@ def show_queue(settings: Settings, *, queue_id: str) -> QueuePublic:
         return queues.show_queue(db, queue_id=queue_id)
 
 
+def _not_erased(settings: Settings, who: Reviewer) -> None:
+    """``ReviewerErasedError`` when the reviewer's pseudonym is on the suppression list."""
+    from privacy.suppression import SuppressionList, suppression_file
+
+    if who.pseudonym in SuppressionList(suppression_file(settings.data_dir)).current(fresh=True):
+        raise ReviewerErasedError(
+            "this reviewer's id was erased: their reviews were deleted and no more are taken "
+            "under it (configure the reviewer key with another id)"
+        )
+
+
 def next_item(settings: Settings, *, queue_id: str, reviewer_id: str) -> ItemPublic | None:
     """The next item for this reviewer, texts included, sides in the reviewer's order; None
     when the queue has nothing left for them."""
     from warehouse.lake import open_lake
 
     who = reviewer_identity(settings, reviewer_id)
+    _not_erased(settings, who)
     lake_root = open_lake(settings).cache
     with _warehouse(settings, "read a review item of") as db:
         return queues.next_item(db, lake_root, queue_id=queue_id, reviewer=who.pseudonym)
@@ -112,8 +127,10 @@ def next_item(settings: Settings, *, queue_id: str, reviewer_id: str) -> ItemPub
 def submit_review(
     settings: Settings, *, queue_id: str, review: ReviewCreate, reviewer_id: str
 ) -> ReviewPublic:
-    """Record the reviewer's verdict and rubric scores on an item."""
+    """Record the reviewer's verdict and rubric scores on an item (``ReviewerErasedError`` for
+    a reviewer whose id was erased)."""
     who = reviewer_identity(settings, reviewer_id)
+    _not_erased(settings, who)
     scale = rubric(settings)
     with _warehouse(settings, "record a review in") as db:
         return queues.submit_review(

@@ -4,7 +4,8 @@
 only the precision per signal, beside the agreement with A/B choices and ratings it already
 records in its manifest and card, and must not import the review stage. So the same rule lives
 here once more, in SQL, and a test holds the two equal: over the reviews of unanimous pairs
-(every vote for the chosen side), each of the pair's signals is credited with the verdict;
+(every vote for the chosen side) and labels, each of the item's signals is credited with the
+verdict (a label's ``good`` or ``bad`` as ``chosen`` when it says what the label says);
 ``agree`` counts ``chosen`` verdicts, ``disagree`` ``rejected`` ones (ties and both-bad count
 in neither), with the 95% Wilson interval of ``transforms/models/signal_calibration.sql``.
 
@@ -27,7 +28,10 @@ _ROUND = "round(CAST({} AS DECIMAL(38, 12)), 6)::DOUBLE"
 
 _CALIBRATION = f"""
 WITH credited AS (
-    SELECT unnest(i.signals) AS signal, r.verdict
+    -- A label's good or bad agrees with its signals when it says what the label says.
+    SELECT unnest(i.signals) AS signal,
+           CASE WHEN i.label IS NULL THEN r.verdict
+                WHEN (r.verdict = 'good') = i.label THEN 'chosen' ELSE 'rejected' END AS verdict
     FROM reviews AS r
     JOIN review_items AS i USING (item_id)
     WHERE i.disagreement = 0

@@ -26,7 +26,8 @@ from tests.helpers.review import (
 pytestmark = pytest.mark.anyio
 
 KEYS = {"write": WRITE_KEY, "reader": READER_KEY, "admin": ADMIN_KEY, "reviewer": ANA_KEY}
-QUEUE_BODY = {"queue_id": "week-1", "seed": 5, "per_stratum": 3}
+QUEUE_BODY = {"queue_id": "week-1", "seed": 5, "per_stratum": 3, "overlap": 1.0}
+"""Every item wants two reviews."""
 ROUTES = [
     # (method, path, body, scopes that may call it)
     ("GET", "/v1/review/rubric", None, {"reviewer", "admin"}),
@@ -100,8 +101,9 @@ async def test_a_reviewer_fetches_and_answers_items(client: httpx.AsyncClient) -
     fetched = await client.get("/v1/review/queues/week-1/next", headers=bearer(ANA_KEY))
     assert fetched.status_code == 200
     item = fetched.json()["item"]
-    assert set(item) == {"queue_id", "item_id", "position", "prompt", "left", "right",
+    assert set(item) == {"queue_id", "item_id", "kind", "prompt", "left", "right", "answer",
                          "remaining"}  # fmt: skip
+    assert item["kind"] == "pair" and item["answer"] is None
     assert set(item["left"]) == set(item["right"]) == {"text"}
     assert "signal" not in fetched.text and "confidence" not in fetched.text
     answer = {"item_id": item["item_id"], "verdict": "left", "scores": scores()}
@@ -109,7 +111,9 @@ async def test_a_reviewer_fetches_and_answers_items(client: httpx.AsyncClient) -
                                headers=bearer(ANA_KEY))  # fmt: skip
     assert posted.status_code == 201, posted.text
     review = posted.json()
-    assert review["verdict"] == review["left_side"]
+    # The answer as given: nothing says which side the signals chose.
+    assert review["verdict"] == "left" and "left_side" not in review
+    assert "chosen" not in posted.text and "rejected" not in posted.text
     assert "ana@example.com" not in posted.text
     again = await client.post("/v1/review/queues/week-1/reviews", json=answer,
                               headers=bearer(ANA_KEY))  # fmt: skip

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from review import service
-from review.queues import ReviewCreate
+from review.queues import ReviewCreate, left_side
 from tests.helpers.cli import assert_one_line_error, flywheel
-from tests.helpers.review import build_warehouse, review_settings, scores
+from tests.helpers.review import KEYRING, build_warehouse, review_settings, scores
 from transforms.policy import DEFAULT_POLICY
 
 # Each runs several `flywheel` processes (about 10 s).
@@ -104,8 +104,11 @@ def test_the_suggested_diff_applies_with_patch(data_dir: Path, tmp_path: Path) -
     settings = review_settings(data_dir)
     service.create_queue(settings, queue_id="q", seed=1, per_stratum=10)
     while item := service.next_item(settings, queue_id="q", reviewer_id="ana"):
-        # "left" is the chosen side for about half of the items: copy and ab_choice near chance.
-        review = ReviewCreate(item_id=item.item_id, verdict="left", scores=scores())  # type: ignore[arg-type]
+        # Always the chosen side: copy's 4 of 4 beat chance (Wilson low 0.51), ab_choice's 2 of
+        # 2 do not (0.34), so copy takes the weight of both.
+        chosen_left = left_side(1, item.item_id, KEYRING.pseudonym("ana")) == "chosen"
+        verdict = "left" if chosen_left else "right"
+        review = ReviewCreate(item_id=item.item_id, verdict=verdict, scores=scores())  # type: ignore[arg-type]
         service.submit_review(settings, queue_id="q", review=review, reviewer_id="ana")
     policy = tmp_path / "policy.toml"
     shutil.copy(DEFAULT_POLICY, policy)

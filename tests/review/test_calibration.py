@@ -49,7 +49,7 @@ def reviewed(tmp_path: Path) -> Settings:
     """
     settings = review_settings(tmp_path / "data")
     build_warehouse(settings.data_dir)
-    service.create_queue(settings, queue_id="q", seed=1, per_stratum=10)
+    service.create_queue(settings, queue_id="q", seed=1, per_stratum=10, overlap=1.0)
     for conversation, verdict in [("c0", "chosen"), ("c1", "chosen"), ("c2", "chosen"),
                                   ("c9", "rejected"), ("c3", "chosen"), ("c4", "tie"),
                                   ("c5", "rejected")]:  # fmt: skip
@@ -167,11 +167,23 @@ def test_the_policy_diff_changes_only_the_weights_and_writes_nothing(tmp_path: P
     assert policy_diff(policy, suggest_weights(CURRENT, [])) == ""
 
 
+def test_when_no_measured_signal_beats_chance_the_weights_are_kept() -> None:
+    measured = [precision("copy", 25, 50), precision("edit", 20, 50)]
+    weights = {w.signal: w for w in suggest_weights(CURRENT, measured)}
+    assert {name: w.suggested for name, w in weights.items()} == CURRENT
+    assert "better than chance" in weights["copy"].reason
+    assert policy_diff(DEFAULT_POLICY, list(weights.values())) == ""
+
+
 def test_suggest_policy_from_the_reviews(reviewed: Settings) -> None:
     suggestion = service.suggest_policy(reviewed, min_reviews=2)
     weights = {w.signal: w for w in suggestion.weights}
     # copy: 4 of 5 -> Wilson low 0.375528 (not above chance); ab_choice: 1 of 2 -> low 0.094531.
+    # No measured signal beats chance: zero for both would leave nothing to vote with, so the
+    # weights are kept and the policy's diff is empty.
     assert weights["copy"].wilson_low == wilson(4, 5)[0]  # type: ignore[index]
-    assert weights["copy"].suggested == 0.0 and weights["ab_choice"].suggested == 0.0
-    assert "-copy = 0.5\n" in suggestion.diff and "+copy = 0.0\n" in suggestion.diff
+    assert weights["copy"].suggested == weights["copy"].current == 0.5
+    assert weights["ab_choice"].suggested == weights["ab_choice"].current
+    assert "better than chance" in weights["copy"].reason
+    assert suggestion.diff == ""
     assert suggestion.policy_file == str(DEFAULT_POLICY)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from flywheel.errors import ReviewerErasedError
 from flywheel.settings import Settings
 from flywheel.shell.erasure import erase_users
 from review import service
@@ -70,9 +71,17 @@ def test_erasing_a_reviewers_id_removes_the_reviews_written_under_it(reviewed: S
     assert found == {"items": 7, "items_c9": 1, "reviews": 7, "reviews_c9": 1, "by_ana": 0}
     data = (reviewed.data_dir / "warehouse.duckdb").read_bytes()
     assert KEYRING.pseudonym(ANA).encode() not in data
-    # Ana may review again (her earlier verdicts are gone), Bo's stay.
-    assert service.next_item(reviewed, queue_id="q", reviewer_id=ANA) is not None
+    # Bo's stay. Ana's id is on the suppression list: she reviews no more under it, as an
+    # erased user's events are dropped.
     assert service.next_item(reviewed, queue_id="q", reviewer_id=BO) is None
+    review = ReviewCreate(item_id="any", verdict="tie", scores=scores())  # type: ignore[arg-type]
+    for call in (
+        lambda: service.next_item(reviewed, queue_id="q", reviewer_id=ANA),
+        lambda: service.submit_review(reviewed, queue_id="q", review=review, reviewer_id=ANA),
+    ):
+        with pytest.raises(ReviewerErasedError):
+            call()
+    assert counts(reviewed)["by_ana"] == 0
 
 
 def test_a_review_goes_with_an_item_removed_by_its_lineage(reviewed: Settings) -> None:

@@ -83,6 +83,20 @@ def test_bad_queue_requests_are_refused_naming_the_field(settings: Settings) -> 
         service.create_queue(settings, queue_id="w", seed=2, per_stratum=1)
     with pytest.raises(NotFoundError):
         service.show_queue(settings, queue_id="nope")
+    with pytest.raises(ReviewInputError, match="kind"):
+        service.create_queue(settings, queue_id="k", seed=1, per_stratum=1, kind="pairs")
+
+
+@pytest.mark.parametrize("strata", [[], ["zzz/low/unanimous"]], ids=["none", "absent"])
+def test_strata_that_draw_nothing_are_refused_and_the_name_stays_free(
+    settings: Settings, strata: list[str]
+) -> None:
+    with pytest.raises(ReviewInputError, match="strata") as caught:
+        service.create_queue(settings, queue_id="w", seed=1, per_stratum=1, strata=strata)
+    assert caught.value.errors[0]["path"] == "strata"
+    if strata:  # the message lists the strata there are
+        assert "copy/mid/unanimous" in str(caught.value)
+    assert service.list_queues(settings) == []
 
 
 def test_a_warehouse_without_pairs_says_to_run_the_transforms(tmp_path: Path) -> None:
@@ -96,10 +110,10 @@ def test_the_next_item_shows_texts_only_in_the_reviewers_order(settings: Setting
     item = service.next_item(settings, queue_id="q", reviewer_id=ANA)
     assert item is not None
     shown = item.model_dump()
-    assert set(shown) == {"queue_id", "item_id", "position", "prompt", "left", "right",
+    assert set(shown) == {"queue_id", "item_id", "kind", "prompt", "left", "right", "answer",
                           "remaining"}  # fmt: skip
     assert set(shown["left"]) == {"text"}  # no signal, id, confidence or stratum
-    assert item.position == 0 and item.remaining == 7
+    assert item.remaining == 7
     [(pair, chosen, conversation)] = query(
         settings.data_dir,
         "SELECT i.pair_id, p.chosen_response_id, p.conversation_id FROM review_items AS i "
@@ -188,6 +202,11 @@ def test_without_overlap_an_item_reviewed_once_is_done(settings: Settings) -> No
     first = answer(settings, "q", ANA)
     bo_next = service.next_item(settings, queue_id="q", reviewer_id=BO)
     assert bo_next is not None and bo_next.item_id != first
+    # Posting the done item's id anyway is refused: the overlap decides what two people judge.
+    review = ReviewCreate(item_id=first, verdict="tie", scores=scores())  # type: ignore[arg-type]
+    with pytest.raises(ReviewConflictError, match="every review it wants"):
+        service.submit_review(settings, queue_id="q", review=review, reviewer_id=BO)
+    assert service.calibration(settings).reviews == 1
 
 
 def test_invalid_reviews_name_every_bad_field(settings: Settings) -> None:

@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
@@ -329,3 +330,38 @@ def test_upgrading_to_0007_adds_the_review_tables_and_downgrading_drops_them(
             "chosen_response_id", "rejected_response_id"} <= found["reviews"]  # fmt: skip
     command.downgrade(alembic_config(url=warehouse_url(tmp_path)), "0006")
     assert not review_tables & columns().keys()
+
+
+def test_0008_lets_an_item_have_no_rejected_side_and_downgrading_drops_label_queues(
+    tmp_path: Path,
+) -> None:
+    url = warehouse_url(tmp_path)
+    command.upgrade(alembic_config(url=url), "head")
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        db = raw(connection)
+        db.execute("INSERT INTO review_queues VALUES ('p', now(), 'pair', 1, '{}', 'x'), "
+                   "('l', now(), 'label', 1, '{}', 'x')")  # fmt: skip
+        db.execute(
+            "INSERT INTO review_items (item_id, queue_id, position, stratum, wanted_reviews, "
+            "pair_id, conversation_id, prompt_event_id, chosen_event_id, rejected_event_id, "
+            "signals, confidence, disagreement, event_ids, label) VALUES "
+            "('i1', 'p', 0, 's', 1, 'p1', 'c', 'e0', 'e1', 'e2', ['copy'], 0.5, 0, ['e1'], NULL),"
+            "('i2', 'l', 0, 's', 1, 'r1', 'c', 'e1', 'e1', NULL, ['copy'], 0.5, 0, ['e1'], true)"
+        )
+        db.execute(
+            "INSERT INTO reviews VALUES ('v2', 'l', 'i2', 'u', 1, 'chosen', 'good', '{}', '{}', "
+            "'x', now(), 'c', 'e1', NULL, 'r1', NULL)"
+        )
+    engine.dispose()
+    command.downgrade(alembic_config(url=url), "0007")
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        db = raw(connection)
+        assert db.execute("SELECT queue_id FROM review_queues").fetchall() == [("p",)]
+        assert db.execute("SELECT item_id FROM review_items").fetchall() == [("i1",)]
+        assert db.execute("SELECT count(*) FROM reviews").fetchall() == [(0,)]
+        with pytest.raises(duckdb.ConstraintException):
+            db.execute("UPDATE review_items SET rejected_event_id = NULL")
+    engine.dispose()
+    command.upgrade(alembic_config(url=url), "head")

@@ -16,21 +16,23 @@ def test_unanimous_pairs_credit_each_of_their_signals() -> None:
     db = duckdb.connect()
     db.execute(
         "CREATE TABLE review_items AS SELECT * FROM (VALUES "
-        "('i1', ['copy'], 0.0), ('i2', ['copy', 'rating'], 0.0), ('i3', ['copy'], 0.4)) "
-        "AS t(item_id, signals, disagreement)"
+        "('i1', ['copy'], 0.0, NULL), ('i2', ['copy', 'rating'], 0.0, NULL), "
+        "('i3', ['copy'], 0.4, NULL), ('l1', ['copy'], 0.0, true), ('l2', ['rating'], 0.0, false)) "
+        "AS t(item_id, signals, disagreement, label)"
     )
     db.execute(
         "CREATE TABLE reviews AS SELECT * FROM (VALUES "
         "('i1', 'chosen'), ('i1', 'rejected'), ('i2', 'chosen'), ('i2', 'tie'), "
-        "('i3', 'chosen')) AS t(item_id, verdict)"
+        "('i3', 'chosen'), ('l1', 'bad'), ('l2', 'bad')) AS t(item_id, verdict)"
     )
     rows = {row["signal"]: row for row in review_calibration(db)}
-    # copy: i1 chosen and rejected, i2 chosen (its tie counts in neither); the contested i3 in
-    # no signal. rating: i2 chosen.
+    # copy: i1 chosen and rejected, i2 chosen (its tie counts in neither), the desirable label
+    # l1 called bad; the contested i3 in no signal. rating: i2 chosen, the undesirable l2 called
+    # bad (agreeing).
     assert {s: (r["agree"], r["disagree"], r["n"]) for s, r in rows.items()} == {
-        "copy": (2, 1, 3),
-        "rating": (1, 0, 1),
+        "copy": (2, 2, 4),
+        "rating": (2, 0, 2),
     }
-    assert rows["copy"]["agreement"] == 0.666667
-    assert (rows["copy"]["wilson_low"], rows["copy"]["wilson_high"]) == wilson(2, 3)
+    assert rows["copy"]["agreement"] == 0.5
+    assert (rows["copy"]["wilson_low"], rows["copy"]["wilson_high"]) == wilson(2, 4)
     assert {r["explicit"] for r in rows.values()} == {"review"}
