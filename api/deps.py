@@ -151,6 +151,10 @@ _REVIEWER_SCHEME = HTTPBearer(
     scheme_name="ReviewerKey", description="A reviewer key (review queues).", auto_error=False
 )
 Credentials = HTTPAuthorizationCredentials | None
+# A dependency names the schemes of the keys it takes, one parameter each.
+ReaderBearer = Annotated[Credentials, Depends(_READER_SCHEME)]
+AdminBearer = Annotated[Credentials, Depends(_ADMIN_SCHEME)]
+ReviewerBearer = Annotated[Credentials, Depends(_REVIEWER_SCHEME)]
 
 
 async def require_event_key(
@@ -177,29 +181,28 @@ async def beacon_query_key(
     return key
 
 
+def _require_either(request: Request, keys: ApiKeys, kinds: tuple[str, str], refusal: str) -> None:
+    """401 without a bearer token, 403 (``refusal``) with one that has neither of the scopes
+    ``kinds``."""
+    caller = keys.identify(_bearer(request, " or ".join(kinds)))
+    if not caller.scopes & set(kinds):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, refusal)
+
+
 async def require_reader_key(
-    request: Request,
-    keys: KeysDep,
-    _reader: Annotated[Credentials, Depends(_READER_SCHEME)],
-    _admin: Annotated[Credentials, Depends(_ADMIN_SCHEME)],
+    request: Request, keys: KeysDep, _reader: ReaderBearer, _admin: AdminBearer
 ) -> None:
     """401 without a bearer token, 403 with one that is neither a reader nor an admin key."""
-    caller = keys.identify(_bearer(request, "reader or admin"))
-    if not caller.scopes & {"reader", "admin"}:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this key may not read datasets")
+    _require_either(request, keys, ("reader", "admin"), "this key may not read datasets")
 
 
-async def require_admin_key(
-    request: Request, keys: KeysDep, _: Annotated[Credentials, Depends(_ADMIN_SCHEME)]
-) -> None:
+async def require_admin_key(request: Request, keys: KeysDep, _: AdminBearer) -> None:
     """401 without a bearer token, 403 with one that is not an admin key."""
     if "admin" not in keys.identify(_bearer(request, "admin")).scopes:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this key is not an admin key")
 
 
-async def require_reviewer_key(
-    request: Request, keys: KeysDep, _: Annotated[Credentials, Depends(_REVIEWER_SCHEME)]
-) -> str:
+async def require_reviewer_key(request: Request, keys: KeysDep, _: ReviewerBearer) -> str:
     """The reviewer's id (as configured); 401 without a bearer token, 403 with one that is not
     a reviewer key."""
     caller = keys.identify(_bearer(request, "reviewer"))
@@ -209,15 +212,10 @@ async def require_reviewer_key(
 
 
 async def require_review_key(
-    request: Request,
-    keys: KeysDep,
-    _reviewer: Annotated[Credentials, Depends(_REVIEWER_SCHEME)],
-    _admin: Annotated[Credentials, Depends(_ADMIN_SCHEME)],
+    request: Request, keys: KeysDep, _reviewer: ReviewerBearer, _admin: AdminBearer
 ) -> None:
     """401 without a bearer token, 403 with one that is neither a reviewer nor an admin key."""
-    caller = keys.identify(_bearer(request, "reviewer or admin"))
-    if not caller.scopes & {"reviewer", "admin"}:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this key may not read review queues")
+    _require_either(request, keys, ("reviewer", "admin"), "this key may not read review queues")
 
 
 EventKeyDep = Annotated[Caller, Depends(require_event_key)]

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import transforms as transforms_bench
-from bench.transforms import code_version
+from bench.transforms import code_version, machine_line
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY_FILE = "pseudonym-keys.json"
@@ -235,8 +234,7 @@ def report(result: dict[str, Any]) -> None:
               f"{judged}")  # fmt: skip
     print(f"warehouse {result['warehouse_mb']:,.0f} MiB; load average before "
           f"{result['load_before']}, after {result['load_after']}")  # fmt: skip
-    print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"duckdb {duckdb.__version__}")  # fmt: skip
+    print(machine_line(duckdb))
     print(f"code: {result['code']}")
 
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -43,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import transforms as transforms_bench
-from bench.transforms import code_version, cpu_seconds, peak_rss_mb
+from bench.transforms import code_version, cpu_seconds, machine_line, peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = "default"
@@ -446,8 +445,7 @@ def report(result: dict[str, Any]) -> None:
     print(f"lake: {lake['rows']:,} rows in {lake['files']} files ({lake['lake_mb']:,.0f} MiB, "
           f"scrubbed); warehouse {warehouse['warehouse_mb']:,.0f} MiB; interpreter and "
           f"libraries before the export: {exports[0]['rss_before_mb']:,.0f} MB")  # fmt: skip
-    print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"duckdb {duckdb.__version__}, polars {polars.__version__}")  # fmt: skip
+    print(machine_line(duckdb, polars))
     print(f"code: {result['code']}")
 
 

@@ -52,6 +52,7 @@ import time
 import zlib
 from datetime import timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -285,6 +286,12 @@ def code_version() -> str:
     return f"{head}{' with uncommitted changes' if dirty else ''}"
 
 
+def machine_line(*libraries: ModuleType) -> str:
+    """The report's ``machine:`` line: cores, Python and the versions of ``libraries``."""
+    versions = "".join(f", {library.__name__} {library.__version__}" for library in libraries)
+    return f"machine: {os.cpu_count()} cores, Python {platform.python_version()}{versions}"
+
+
 def note(message: str, *, module: str = "bench.transforms") -> None:
     """Progress, on stderr (the table goes to stdout)."""
     print(f"[{module} {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -414,8 +421,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print("\nlinearity: full-run s per million events: "
           + ", ".join(f"{n:,}: {s:.1f}" for n, s in per_million.items())
           + f" (largest / smallest {growth:.2f}; 1.00 is linear)")  # fmt: skip
-    print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"duckdb {duckdb.__version__}, polars {polars.__version__}")  # fmt: skip
+    print(machine_line(duckdb, polars))
     models = ", ".join(s["name"] for s in results[0]["full"]["steps"][1:])
     print(f"code: {code_version()}; models: {models}")
     worst_floor = max(r["full"]["seconds"] / r["floor_seconds"] for r in results)

@@ -7,7 +7,7 @@ console's Content-Security-Policy, which forbids inline styles), and every text 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -89,6 +89,37 @@ def _x_labels(categories: Sequence[str], x: object, band: float) -> list[str]:
     return parts
 
 
+def _scales(
+    count: int, top: float
+) -> tuple[float, Callable[[int], float], Callable[[float], float]]:
+    """The width of each of ``count`` bands across the plot, the x of band ``i``'s left edge and
+    the y of a value on an axis from 0 to ``top``."""
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    band = plot_w / count
+
+    def x(i: int) -> float:
+        return LEFT + i * band
+
+    def y(value: float) -> float:
+        return TOP + plot_h * (1 - value / top)
+
+    return band, x, y
+
+
+def _by_day(
+    label: str,
+    body: list[str],
+    categories: Sequence[str],
+    series: Sequence[Series],
+    ticks: list[float],
+) -> Markup:
+    """The chart of ``body`` (drawn on ``_scales`` of the days and the ticks' top) with the days
+    under it and the series' legend beside it."""
+    band, x, y = _scales(len(categories), ticks[-1])
+    body += _x_labels(categories, x, band) + _legend([s.name for s in series])
+    return _frame(label, body, ticks, y, _number)
+
+
 def _empty(label: str) -> Markup:
     return Markup(f'<p class="empty">{escape(label)}: nothing to draw yet.</p>')
 
@@ -99,15 +130,7 @@ def stacked_bars(label: str, categories: Sequence[str], series: Sequence[Series]
         return _empty(label)
     totals = [sum(s.values[i] for s in series) for i in range(len(categories))]
     ticks = _ticks(max(totals))
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    band = plot_w / len(categories)
-
-    def x(i: int) -> float:
-        return LEFT + i * band
-
-    def y(value: float) -> float:
-        return TOP + plot_h * (1 - value / ticks[-1])
-
+    band, x, y = _scales(len(categories), ticks[-1])
     body = []
     for i, category in enumerate(categories):
         base = 0.0
@@ -122,8 +145,7 @@ def stacked_bars(label: str, categories: Sequence[str], series: Sequence[Series]
                 f"<title>{escape(category)} {escape(s.name)}: {_number(value)}</title></rect>"
             )
             base += value
-    body += _x_labels(categories, x, band) + _legend([s.name for s in series])
-    return _frame(label, body, ticks, y, _number)
+    return _by_day(label, body, categories, series, ticks)
 
 
 def lines(label: str, categories: Sequence[str], series: Sequence[Series]) -> Markup:
@@ -131,15 +153,7 @@ def lines(label: str, categories: Sequence[str], series: Sequence[Series]) -> Ma
     if not categories or not series:
         return _empty(label)
     ticks = _ticks(max(max(s.values, default=0) for s in series))
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    band = plot_w / len(categories)
-
-    def x(i: int) -> float:
-        return LEFT + i * band
-
-    def y(value: float) -> float:
-        return TOP + plot_h * (1 - value / ticks[-1])
-
+    band, x, y = _scales(len(categories), ticks[-1])
     body = []
     for j, s in enumerate(series):
         colour = PALETTE[j % len(PALETTE)]
@@ -151,8 +165,7 @@ def lines(label: str, categories: Sequence[str], series: Sequence[Series]) -> Ma
                 f"<title>{escape(categories[i])} {escape(s.name)}: {_number(value)}</title>"
                 "</circle>"
             )
-    body += _x_labels(categories, x, band) + _legend([s.name for s in series])
-    return _frame(label, body, ticks, y, _number)
+    return _by_day(label, body, categories, series, ticks)
 
 
 @dataclass(frozen=True)
@@ -172,15 +185,7 @@ def error_bars(label: str, intervals: Sequence[Interval]) -> Markup:
     if not intervals:
         return _empty(label)
     ticks = [0.0, 0.25, 0.5, 0.75, 1.0]
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    band = plot_w / len(intervals)
-
-    def x(i: int) -> float:
-        return LEFT + i * band
-
-    def y(value: float) -> float:
-        return TOP + plot_h * (1 - value)
-
+    band, x, y = _scales(len(intervals), ticks[-1])
     body = []
     for i, item in enumerate(intervals):
         centre = x(i) + band / 2

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# The simulated warehouse, and the S3 server (moto), shared.
+# The simulated warehouse, the review's warehouse, and the S3 server (moto), shared.
 pytest_plugins = [
     "tests.helpers.simulated", "tests.helpers.s3", "tests.helpers.postgres", "tests.helpers.spark",
-    "tests.helpers.browser",
+    "tests.helpers.browser", "tests.helpers.review",
 ]  # fmt: skip
 
 INTEGRATION_DIR = Path(__file__).parent / "integration"

@@ -16,11 +16,13 @@ import json
 import logging
 import time
 import zlib
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, NamedTuple, cast
 from uuid import UUID
 
 import msgspec
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.types import DecoratedCallable
 from pydantic import BaseModel, Field
 from pydantic_core import from_json
 
@@ -39,7 +41,7 @@ from api.metrics import ApiMetrics
 from api.ratelimit import retry_after
 from api.sink import EncodedEvent, EventSink
 from flywheel.errors import ContractError, SinkUnavailableError
-from flywheel.settings import ApiSettings
+from flywheel.settings import ApiSettings, Settings
 from ingest.contract import (
     DUPLICATE_KEY,
     DUPLICATE_KEY_MESSAGE,
@@ -618,40 +620,73 @@ async def accept(
     )
 
 
-def media_type(request: Request) -> str:
-    """The request's ``Content-Type`` without parameters, lower case ("" when absent)."""
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+class Intake(NamedTuple):
+    """What both routes hand a request's events to once they know its key (a dependency)."""
+
+    settings: Settings
+    sink: EventSink
+    metrics: ApiMetrics
+    response: Response
+    """Its status becomes 207 when ``partial`` refused an event."""
+    partial: bool
+
+    async def answer(
+        self, decoded: DecodedBody, caller: Caller
+    ) -> EventsAcceptedPublic | EventsPartialPublic:
+        """The answer both routes give: ``accept`` the request's events."""
+        return await accept(
+            decoded, caller=caller, partial=self.partial, limits=self.settings.api,
+            max_text_chars=self.settings.contract.max_text_chars, sink=self.sink,
+            metrics=self.metrics, response=self.response,
+        )  # fmt: skip
 
 
-@router.post(
-    "/v1/events",
-    status_code=status.HTTP_202_ACCEPTED,
-    responses=RESPONSES,
-    openapi_extra={"requestBody": REQUEST_BODY},
-    summary="Post one event or a batch",
-)
-async def post_events(
-    request: Request,
-    caller: EventKeyDep,
+async def get_intake(
     settings: SettingsDep,
     sink: SinkDep,
     metrics: MetricsDep,
     response: Response,
     partial: PartialParam = False,
+) -> Intake:
+    """The request's ``Intake``; ``?partial`` is a query parameter of both routes."""
+    return Intake(settings, sink, metrics, response, partial)
+
+
+IntakeDep = Annotated[Intake, Depends(get_intake)]
+
+
+def events_route(
+    path: str, responses: dict[int | str, dict[str, Any]], body: dict[str, Any], summary: str
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """Declare one of the two routes: 202 once the events are stored, the same answers."""
+    return router.post(
+        path,
+        status_code=status.HTTP_202_ACCEPTED,
+        responses=responses,
+        openapi_extra={"requestBody": body},
+        summary=summary,
+    )
+
+
+def media_type(request: Request) -> str:
+    """The request's ``Content-Type`` without parameters, lower case ("" when absent)."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+@events_route("/v1/events", RESPONSES, REQUEST_BODY, "Post one event or a batch")
+async def post_events(
+    request: Request, caller: EventKeyDep, intake: IntakeDep
 ) -> EventsAcceptedPublic | EventsPartialPublic:
     """Accept events: 202 only once the sink (Kafka) acknowledged every one of them. A write key
     posts any event; a publishable key only from its origins, only its event types, within its
     rate (429 with ``Retry-After`` beyond it)."""
     if media_type(request) != "application/json":
         raise ApiError(415, "send the events as application/json", code="unsupported_media_type")
-    limits = settings.api
-    refuse_if_limited(caller, metrics)
+    limits = intake.settings.api
+    refuse_if_limited(caller, intake.metrics)
     body = await read_event_body(request, limits.max_request_bytes)
-    decoded = decode_items(body, max_events=limits.max_events_per_request, partial=partial)
-    return await accept(
-        decoded, caller=caller, partial=partial, limits=limits, sink=sink, metrics=metrics,
-        response=response, max_text_chars=settings.contract.max_text_chars,
-    )  # fmt: skip
+    decoded = decode_items(body, max_events=limits.max_events_per_request, partial=intake.partial)
+    return await intake.answer(decoded, caller)
 
 
 BEACON_MEDIA_TYPES = frozenset({"text/plain", "application/json", ""})
@@ -676,22 +711,14 @@ BEACON_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post(
+@events_route(
     "/v1/beacon",
-    status_code=status.HTTP_202_ACCEPTED,
-    responses=BEACON_RESPONSES,
-    openapi_extra={"requestBody": BEACON_BODY},
-    summary="Post events as a page is left (navigator.sendBeacon, fetch keepalive)",
+    BEACON_RESPONSES,
+    BEACON_BODY,
+    "Post events as a page is left (navigator.sendBeacon, fetch keepalive)",
 )
 async def post_beacon(
-    request: Request,
-    query_key: BeaconQueryKeyDep,
-    keys: KeysDep,
-    settings: SettingsDep,
-    sink: SinkDep,
-    metrics: MetricsDep,
-    response: Response,
-    partial: PartialParam = False,
+    request: Request, query_key: BeaconQueryKeyDep, keys: KeysDep, intake: IntakeDep
 ) -> EventsAcceptedPublic | EventsPartialPublic:
     """The events of ``POST /v1/events``, sent the way a browser can while a page closes: no
     ``Authorization`` header and no JSON content type, so no CORS preflight. Only publishable
@@ -702,15 +729,15 @@ async def post_beacon(
             "send the events as text/plain or application/json (or with no content type)",
             code="unsupported_media_type",
         )
-    limits = settings.api
+    limits = intake.settings.api
     caller = None
     if query_key is not None:
         # Checked before the body is read, as the bearer keys are.
         caller = browser_caller(request, keys, query_key)
-        refuse_if_limited(caller, metrics)
+        refuse_if_limited(caller, intake.metrics)
     body = await read_event_body(request, limits.max_request_bytes)
     decoded = decode_items(
-        body, max_events=limits.max_events_per_request, partial=partial, with_key=True
+        body, max_events=limits.max_events_per_request, partial=intake.partial, with_key=True
     )
     if decoded.key is not None:
         if caller is not None:
@@ -727,7 +754,4 @@ async def post_beacon(
             '"events": [...]}',
             code="unauthorized",
         )
-    return await accept(
-        decoded, caller=caller, partial=partial, limits=limits, sink=sink, metrics=metrics,
-        response=response, max_text_chars=settings.contract.max_text_chars,
-    )  # fmt: skip
+    return await intake.answer(decoded, caller)

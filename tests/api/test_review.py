@@ -18,7 +18,6 @@ from tests.helpers.review import (
     ANA_KEY,
     BO_KEY,
     READER_KEY,
-    build_warehouse,
     review_settings,
     scores,
 )
@@ -46,21 +45,9 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A warehouse with pairs, built once: each test copies it."""
-    data_dir = tmp_path_factory.mktemp("review") / "data"
-    build_warehouse(data_dir)
-    return data_dir
-
-
 @pytest.fixture
-def settings(built: Path, tmp_path: Path) -> Settings:
-    import shutil
-
-    data_dir = tmp_path / "data"
-    shutil.copytree(built, data_dir)
-    return review_settings(data_dir)
+def settings(review_data_dir: Path) -> Settings:
+    return review_settings(review_data_dir)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ and the suggested policy's diff for admins, and the reviewer's id never on a pag
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,24 +15,14 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from api.sink import MemorySink
 from review import service
-from tests.helpers.review import ADMIN_KEY, ANA_KEY, BO_KEY, build_warehouse, review_settings
+from tests.helpers.review import ADMIN_KEY, ANA_KEY, BO_KEY, review_settings
 
 DIMENSIONS = ("correctness", "readability", "security", "efficiency")
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A warehouse with pairs, built once: each test copies it."""
-    data_dir = tmp_path_factory.mktemp("review-pages") / "data"
-    build_warehouse(data_dir)
-    return data_dir
-
-
 @pytest.fixture
-def client(built: Path, tmp_path: Path) -> Iterator[TestClient]:
-    data_dir = tmp_path / "data"
-    shutil.copytree(built, data_dir)
-    settings = review_settings(data_dir)
+def client(review_data_dir: Path) -> Iterator[TestClient]:
+    settings = review_settings(review_data_dir)
     service.create_queue(settings, queue_id="week-1", seed=5, per_stratum=3)
     with TestClient(create_app(settings, MemorySink())) as test_client:
         yield test_client

@@ -14,26 +14,17 @@ import pytest
 from review import service
 from review.queues import ReviewCreate, left_side
 from tests.helpers.cli import assert_one_line_error, flywheel
-from tests.helpers.review import KEYRING, build_warehouse, review_settings, scores
+from tests.helpers.review import KEYRING, review_settings, scores
 from transforms.policy import DEFAULT_POLICY
 
 # Each runs several `flywheel` processes (about 10 s).
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data_dir = tmp_path_factory.mktemp("review-cli") / "data"
-    build_warehouse(data_dir)
-    return data_dir
-
-
 @pytest.fixture
-def data_dir(built: Path, tmp_path: Path) -> Path:
-    copied = tmp_path / "data"
-    shutil.copytree(built, copied)
-    review_settings(copied)  # writes the key file beside it
-    return copied
+def data_dir(review_data_dir: Path) -> Path:
+    """The review's warehouse, copied, with its key file beside it."""
+    return review_data_dir
 
 
 def env(data_dir: Path) -> dict[str, str]:

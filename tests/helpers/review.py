@@ -1,10 +1,15 @@
 """A warehouse with preference pairs of every kind the review samples, settings with reviewer
-keys, and a reviewer's answers."""
+keys, and a reviewer's answers; the ``review_warehouse`` and ``review_data_dir`` fixtures, a
+plugin of the root conftest (``pytest_plugins``) so that the review's API, console and CLI tests
+share them."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from flywheel.settings import Settings, load_settings
 from privacy.keys import Keyring, write_keyring
@@ -54,6 +59,25 @@ def build_warehouse(data_dir: Path) -> None:
 
     land(Lake.in_data_dir(data_dir), pair_events())
     run_transforms(data_dir)
+
+
+@pytest.fixture(scope="module")
+def review_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir with ``pair_events`` landed and transformed, built once per module: each test
+    copies it (``review_data_dir``)."""
+    data_dir = tmp_path_factory.mktemp("review") / "data"
+    build_warehouse(data_dir)
+    return data_dir
+
+
+@pytest.fixture
+def review_data_dir(review_warehouse: Path, tmp_path: Path) -> Path:
+    """A private copy of ``review_warehouse``, with the pseudonym key of ``review_settings``
+    written beside it."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(review_warehouse, data_dir)
+    review_settings(data_dir)
+    return data_dir
 
 
 def review_settings(data_dir: Path, **more: Any) -> Settings:

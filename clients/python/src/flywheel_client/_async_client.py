@@ -9,18 +9,13 @@ from typing import Any
 
 import httpx
 
-from flywheel_client._base import BaseClient, ErrorCallback, monotonic
-from flywheel_client._client import (
-    DEFAULT_MAX_BATCH_BYTES,
-    DEFAULT_MAX_EVENT_BYTES,
-    DEFAULT_MAX_QUEUE_BYTES,
-)
-from flywheel_client._events import App, PreparedEvent
-from flywheel_client._protocol import Delivery, EventQueue, Options, batches, drop
+from flywheel_client._base import BaseClient, monotonic
+from flywheel_client._events import PreparedEvent
+from flywheel_client._protocol import Delivery, batches, drop
 from flywheel_client._results import SendResult
 
 
-class AsyncClient(BaseClient):
+class AsyncClient(BaseClient[httpx.AsyncClient]):
     """Posts events to a Feedback Flywheel API in batches, from an asyncio task.
 
     Everything ``Client`` says holds (options, batching, the full queue, retries, ``on_error``),
@@ -30,42 +25,10 @@ class AsyncClient(BaseClient):
     ``httpx.AsyncClient``. Use ``async with`` or ``await client.close()`` before the loop ends.
     """
 
-    def __init__(
-        self,
-        url: str,
-        key: str,
-        *,
-        app: App,
-        batch_size: int = 100,
-        flush_interval: float = 1.0,
-        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
-        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-        max_queue_size: int = 10_000,
-        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
-        max_retries: int = 10,
-        retry_base: float = 1.0,
-        retry_cap: float = 60.0,
-        timeout: float = 30.0,
-        partial: bool = True,
-        gzip: bool = False,
-        on_error: ErrorCallback | None = None,
-        http_client: httpx.AsyncClient | None = None,
-    ) -> None:
-        options = Options(
-            endpoint=url.rstrip("/") + "/v1/events", key=key, app=app, batch_size=batch_size,
-            max_batch_bytes=max_batch_bytes, flush_interval=flush_interval,
-            max_queue_size=max_queue_size, max_queue_bytes=max_queue_bytes,
-            max_event_bytes=max_event_bytes, max_retries=max_retries, retry_base=retry_base,
-            retry_cap=retry_cap, timeout=timeout, partial=partial, gzip=gzip,
-        )  # fmt: skip
-        super().__init__(options, on_error)
-        self._http = http_client if http_client is not None else httpx.AsyncClient()
-        self._owns_http = http_client is None
-        self._queue = EventQueue(options)
-        self._url = options.request_url()  # parsed once: httpx parses a string per request
-        self._in_flight = 0
-        self._settled = 0
-        self._closed = False
+    def _new_http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient()
+
+    def _start_sender(self) -> None:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         """Set when the sender should look at the queue again."""

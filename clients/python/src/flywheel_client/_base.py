@@ -1,5 +1,6 @@
-"""What ``Client`` and ``AsyncClient`` share: one helper per event type, preparing and queueing
-events, reporting dropped ones, counters. Adding an event never waits and never does I/O."""
+"""What ``Client`` and ``AsyncClient`` share: the constructor (its options checked once), one
+helper per event type, preparing and queueing events, reporting dropped ones, counters. Adding
+an event never waits and never does I/O."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
+
+import httpx
 
 from flywheel_client._events import (
+    App,
     Choice,
     Consent,
     PreparedEvent,
@@ -22,22 +26,58 @@ from flywheel_client._events import (
     prepare,
     prompt_messages,
 )
-from flywheel_client._protocol import Delivery, Options, drop
+from flywheel_client._protocol import Delivery, EventQueue, Options, drop
 from flywheel_client._results import DroppedEvent, SendResult, Stats
 
 log = logging.getLogger("flywheel_client")
 
 ErrorCallback = Callable[[DroppedEvent], object]
 """Called once per dropped event (on the thread or task that dropped it)."""
+DEFAULT_MAX_BATCH_BYTES = 512 * 1024
+"""Half the API's default request limit (1 MiB), so a batch never meets it."""
+DEFAULT_MAX_EVENT_BYTES = 64 * 1024
+"""The API's default limit on one event."""
+DEFAULT_MAX_QUEUE_BYTES = 32 * 1024 * 1024
+HttpClient = TypeVar("HttpClient", httpx.Client, httpx.AsyncClient)
+"""``httpx.Client`` for ``Client``, ``httpx.AsyncClient`` for ``AsyncClient``."""
 LOG_EVERY_S = 10.0
 """Without ``on_error``, drops are logged as counts at most this often (a full queue drops
 every new event), and once more when the client is closed."""
 
 
-class BaseClient(ABC):
-    """The event helpers and the bookkeeping both clients share."""
+class BaseClient(ABC, Generic[HttpClient]):
+    """The options, the event helpers and the bookkeeping both clients share."""
 
-    def __init__(self, options: Options, on_error: ErrorCallback | None) -> None:
+    def __init__(
+        self,
+        url: str,
+        key: str,
+        *,
+        app: App,
+        batch_size: int = 100,
+        flush_interval: float = 1.0,
+        max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        max_queue_size: int = 10_000,
+        max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES,
+        max_retries: int = 10,
+        retry_base: float = 1.0,
+        retry_cap: float = 60.0,
+        timeout: float = 30.0,
+        partial: bool = True,
+        gzip: bool = False,
+        on_error: ErrorCallback | None = None,
+        http_client: HttpClient | None = None,
+    ) -> None:
+        """Check the options (``ValueError``; ``Client`` documents each), make the queue and an
+        HTTP client unless given one, then start the sender (``_start_sender``)."""
+        options = Options(
+            endpoint=url.rstrip("/") + "/v1/events", key=key, app=app, batch_size=batch_size,
+            max_batch_bytes=max_batch_bytes, flush_interval=flush_interval,
+            max_queue_size=max_queue_size, max_queue_bytes=max_queue_bytes,
+            max_event_bytes=max_event_bytes, max_retries=max_retries, retry_base=retry_base,
+            retry_cap=retry_cap, timeout=timeout, partial=partial, gzip=gzip,
+        )  # fmt: skip
         self._options = options
         self._on_error = on_error
         self._rng = random.Random()
@@ -46,6 +86,14 @@ class BaseClient(ABC):
         self._unlogged: Counter[str] = Counter()
         self._unlogged_statuses: set[int] = set()
         self._logged_at = -LOG_EVERY_S
+        self._http: HttpClient = http_client if http_client is not None else self._new_http()
+        self._owns_http = http_client is None
+        self._queue = EventQueue(options)
+        self._url = options.request_url()  # parsed once: httpx parses a string per request
+        self._in_flight = 0
+        self._settled = 0
+        self._closed = False
+        self._start_sender()
 
     def __repr__(self) -> str:
         # Never the key.
@@ -220,6 +268,14 @@ class BaseClient(ABC):
                          dropped=self._dropped, retries=self._retries)  # fmt: skip
 
     # --- For the subclasses ---------------------------------------------------------------------
+
+    @abstractmethod
+    def _new_http(self) -> HttpClient:
+        """The HTTP client made when none is given (closed with this client)."""
+
+    @abstractmethod
+    def _start_sender(self) -> None:
+        """Set up (or start) what sends the queued batches; the last step of ``__init__``."""
 
     @abstractmethod
     def _put(self, item: PreparedEvent) -> None:
