@@ -76,6 +76,9 @@ def review_data_dir(review_warehouse: Path, tmp_path: Path) -> Path:
     written beside it."""
     data_dir = tmp_path / "data"
     shutil.copytree(review_warehouse, data_dir)
+    # The copied lake catalog names the original's place (warehouse.table refuses it): it is
+    # built again from the copy's files by the first command that needs it.
+    (data_dir / "lake-catalog.db").unlink(missing_ok=True)
     review_settings(data_dir)
     return data_dir
 

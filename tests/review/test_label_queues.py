@@ -16,7 +16,7 @@ from flywheel.shell.erasure import erase_users
 from review import service
 from review.queues import ReviewCreate
 from tests.helpers.lake import query
-from tests.helpers.review import ERASED, KEYRING, build_warehouse, review_settings, scores
+from tests.helpers.review import ERASED, KEYRING, review_settings, scores
 
 pytestmark = pytest.mark.slow  # a warehouse built from the lake: ~5 s
 
@@ -24,22 +24,9 @@ ANA = "ana@example.com"
 BO = "bo@example.com"
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data_dir = tmp_path_factory.mktemp("labels") / "data"
-    build_warehouse(data_dir)
-    return data_dir
-
-
 @pytest.fixture
-def settings(built: Path, tmp_path: Path) -> Settings:
-    import shutil
-
-    data_dir = tmp_path / "data"
-    shutil.copytree(built, data_dir)
-    # The copy's lake catalog names the original's place: built again from the copy's files.
-    (data_dir / "lake-catalog.db").unlink()
-    return review_settings(data_dir)
+def settings(review_data_dir: Path) -> Settings:
+    return review_settings(review_data_dir)
 
 
 def answer_scores(value: int = 4) -> dict[str, dict[str, int]]:
