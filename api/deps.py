@@ -181,12 +181,15 @@ async def beacon_query_key(
     return key
 
 
-def _require_either(request: Request, keys: ApiKeys, kinds: tuple[str, str], refusal: str) -> None:
-    """401 without a bearer token, 403 (``refusal``) with one that has neither of the scopes
-    ``kinds``."""
+def _require_either(
+    request: Request, keys: ApiKeys, kinds: tuple[str, str], refusal: str
+) -> frozenset[str]:
+    """The caller's scopes; 401 without a bearer token, 403 (``refusal``) with one that has
+    neither of the scopes ``kinds``."""
     caller = keys.identify(_bearer(request, " or ".join(kinds)))
     if not caller.scopes & set(kinds):
         raise HTTPException(status.HTTP_403_FORBIDDEN, refusal)
+    return frozenset(caller.scopes)
 
 
 async def require_reader_key(
@@ -213,9 +216,13 @@ async def require_reviewer_key(request: Request, keys: KeysDep, _: ReviewerBeare
 
 async def require_review_key(
     request: Request, keys: KeysDep, _reviewer: ReviewerBearer, _admin: AdminBearer
-) -> None:
-    """401 without a bearer token, 403 with one that is neither a reviewer nor an admin key."""
-    _require_either(request, keys, ("reviewer", "admin"), "this key may not read review queues")
+) -> bool:
+    """True for an admin key, False for a reviewer key; 401 without a bearer token, 403 with
+    one that is neither."""
+    scopes = _require_either(
+        request, keys, ("reviewer", "admin"), "this key may not read review queues"
+    )
+    return "admin" in scopes
 
 
 EventKeyDep = Annotated[Caller, Depends(require_event_key)]
@@ -224,4 +231,5 @@ ReaderKeyDep = Annotated[None, Depends(require_reader_key)]
 AdminKeyDep = Annotated[None, Depends(require_admin_key)]
 ReviewerDep = Annotated[str, Depends(require_reviewer_key)]
 """The reviewer's id, as configured: pseudonymised by the review stage before it is stored."""
-ReviewKeyDep = Annotated[None, Depends(require_review_key)]
+ReviewKeyDep = Annotated[bool, Depends(require_review_key)]
+"""True for an admin key: it sees a queue's sampling (seed, strata), a reviewer does not."""

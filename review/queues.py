@@ -66,11 +66,13 @@ class QueuePublic(BaseModel):
     queue_id: str
     kind: str
     created_at: str
-    seed: int
-    per_stratum: int
+    seed: int | None
+    """Null for a reviewer, with ``per_stratum``, ``strata`` (empty) and ``candidates``: with
+    the strata's counts, an item's place in the queue would tell its stratum (``blinded``)."""
+    per_stratum: int | None
     overlap: float
     strata: list[StratumPublic]
-    candidates: int
+    candidates: int | None
     """Pairs (or labelled responses) that could be drawn (with training consent) when the
     queue was created."""
     rubric_sha256: str
@@ -387,6 +389,14 @@ def _queue(row: tuple[Any, ...]) -> QueuePublic:
         items=row[6],
         items_done=row[7],
         reviews=row[8],
+    )
+
+
+def blinded(queue: QueuePublic) -> QueuePublic:
+    """The queue as a reviewer sees it: its progress, not its sampling (seed, strata, counts),
+    which with the order of the items would tell each item's stratum."""
+    return queue.model_copy(
+        update={"seed": None, "per_stratum": None, "strata": [], "candidates": None}
     )
 
 

@@ -10,7 +10,7 @@ parsed), and a bad one is 422 naming each field's path.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -30,6 +30,7 @@ from review.queues import (
     QueuePublic,
     ReviewCreate,
     ReviewPublic,
+    blinded,
 )
 from review.rubric import Rubric
 
@@ -40,8 +41,9 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 AUTH_REVIEWER: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorPublic, "description": "No bearer key."},
-    403: {"model": ErrorPublic, "description": "Not a reviewer key."},
-}
+    403: {"model": ErrorPublic, "description": "Not a reviewer key, or one whose reviewer's id "
+          "was erased (``reviewer_erased``)."},
+}  # fmt: skip
 AUTH_EITHER: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorPublic, "description": "No bearer key."},
     403: {"model": ErrorPublic, "description": "Neither a reviewer nor an admin key."},
@@ -61,13 +63,16 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 
 class QueueCreate(BaseModel):
-    """A queue to sample: its name, the seed, how many pairs per stratum."""
+    """A queue to sample: its name, what it samples, the seed, how many per stratum."""
 
     model_config = ConfigDict(extra="forbid")
 
     queue_id: str = Field(pattern=QUEUE_NAME)
-    seed: int = Field(ge=0, le=MAX_SEED)
-    per_stratum: int = Field(ge=1, le=10_000)
+    kind: Literal["pair", "label"] = "pair"
+    """``pair``: preference pairs, judged side by side; ``label``: responses with their KTO
+    label, judged good or bad one at a time."""
+    seed: int = Field(ge=0, le=MAX_SEED, strict=True)
+    per_stratum: int = Field(ge=1, le=10_000, strict=True)
     overlap: float = Field(default=0.1, ge=0, le=1)
     """Share of items that want two reviews (for the agreement between reviewers)."""
     # The pattern is stated in the schema; review.queues checks it, naming the stratum.
@@ -121,9 +126,10 @@ async def get_rubric(_: ReviewKeyDep, settings: SettingsDep) -> Rubric:
 
 @router.get("/v1/review/queues", summary="List review queues",
             responses={**AUTH_EITHER, **BUSY})  # fmt: skip
-async def list_queues(_: ReviewKeyDep, settings: SettingsDep) -> QueueListPublic:
-    """Every queue with its sampling (seed, strata) and progress."""
-    return QueueListPublic(queues=await run_in_threadpool(service.list_queues, settings))
+async def list_queues(admin: ReviewKeyDep, settings: SettingsDep) -> QueueListPublic:
+    """Every queue with its progress, and, for an admin key, its sampling (seed, strata)."""
+    found = await run_in_threadpool(service.list_queues, settings)
+    return QueueListPublic(queues=found if admin else [blinded(q) for q in found])
 
 
 @router.post(
@@ -135,28 +141,35 @@ async def list_queues(_: ReviewKeyDep, settings: SettingsDep) -> QueueListPublic
         **AUTH_ADMIN,
         **BUSY,
         400: {"model": ErrorPublic, "description": "The body is not JSON."},
-        404: {"model": ErrorPublic, "description": "The warehouse has no pairs yet."},
+        404: {
+            "model": ErrorPublic,
+            "description": "The warehouse has no pairs (or labels) with training consent yet.",
+        },
         422: {"model": ErrorPublic, "description": "A bad field; ``errors`` names its path."},
     },
 )
 async def create_queue(_: AdminKeyDep, settings: SettingsDep, request: Request) -> QueuePublic:
-    """Sample pairs with training consent into a new queue: up to ``per_stratum`` of every
-    stratum (signal, confidence band, agreement), drawn by ``seed``; the same seed over the same
-    pairs draws the same queue. 409 if the name is taken."""
+    """Sample pairs with training consent into a new queue (or, with ``kind`` ``label``,
+    labelled responses): up to ``per_stratum`` of every stratum (signal, confidence band,
+    agreement), drawn by ``seed``; the same seed over the same pairs draws the same queue. 409
+    if the name is taken; 422 naming ``strata`` if the strata asked for hold nothing."""
     body = parse_body(await read_body(request, settings.api.max_request_bytes), QueueCreate)
     return await run_in_threadpool(
         lambda: service.create_queue(
             settings, queue_id=body.queue_id, seed=body.seed, per_stratum=body.per_stratum,
-            overlap=body.overlap, strata=body.strata,
+            overlap=body.overlap, strata=body.strata, kind=body.kind,
         )
     )  # fmt: skip
 
 
 @router.get("/v1/review/queues/{queue_id}", summary="A review queue",
             responses={**AUTH_EITHER, **BUSY, **NOT_FOUND})  # fmt: skip
-async def get_queue(_: ReviewKeyDep, settings: SettingsDep, queue_id: QueueParam) -> QueuePublic:
-    """The queue's sampling and progress."""
-    return await run_in_threadpool(lambda: service.show_queue(settings, queue_id=queue_id))
+async def get_queue(
+    admin: ReviewKeyDep, settings: SettingsDep, queue_id: QueueParam
+) -> QueuePublic:
+    """The queue's progress, and, for an admin key, its sampling."""
+    found = await run_in_threadpool(lambda: service.show_queue(settings, queue_id=queue_id))
+    return found if admin else blinded(found)
 
 
 @router.get("/v1/review/queues/{queue_id}/next", summary="The reviewer's next item",
@@ -165,8 +178,9 @@ async def next_item(
     reviewer: ReviewerDep, settings: SettingsDep, queue_id: QueueParam
 ) -> NextItemPublic:
     """The first item of the queue this reviewer has not reviewed that wants a review: the
-    prompt and two answers, in an order drawn for this reviewer (the same on every fetch),
-    without the signals, the confidence or which side the pair preferred."""
+    prompt and two answers (``left``, ``right``), in an order drawn for this reviewer (the
+    same on every fetch), or for a label queue the one ``answer``; without the signals, the
+    confidence, which side the pair preferred or the label."""
     item = await run_in_threadpool(
         lambda: service.next_item(settings, queue_id=queue_id, reviewer_id=reviewer)
     )
@@ -196,8 +210,10 @@ async def submit_review(
 ) -> ReviewPublic:
     """``{"item_id": ..., "verdict": "left" | "right" | "tie" | "both_bad", "scores": {"left":
     {dimension: score, ...}, "right": {...}}}``, left and right as the item was shown to this
-    reviewer; stored mapped back to the pair's chosen and rejected sides. Once per reviewer and
-    item (409 after)."""
+    reviewer; stored mapped back to the pair's chosen and rejected sides. For a label item,
+    ``"verdict": "good" | "bad"`` and ``"scores": {"answer": {...}}``. Once per reviewer and
+    item, and only while the item wants a review (409 after); the answer echoes the verdict as
+    given, never which side the signals chose."""
     body = parse_body(await read_body(request, settings.api.max_request_bytes), ReviewCreate)
     return await run_in_threadpool(
         lambda: service.submit_review(

@@ -17,7 +17,9 @@ from tests.helpers.review import (
     ADMIN_KEY,
     ANA_KEY,
     BO_KEY,
+    KEYRING,
     READER_KEY,
+    REVIEWERS,
     review_settings,
     scores,
 )
@@ -212,3 +214,60 @@ async def test_the_openapi_document_states_the_rubric_of_the_review_body(
     assert schemes["ReviewerKey"] == {
         "type": "http", "scheme": "bearer", "description": "A reviewer key (review queues)."
     }  # fmt: skip
+
+
+async def test_a_reviewer_sees_a_queues_progress_not_its_sampling(
+    client: httpx.AsyncClient,
+) -> None:
+    """With the strata's counts, an item's place in the queue would tell its stratum."""
+    for path in ("/v1/review/queues", "/v1/review/queues/week-1"):
+        as_reviewer = (await client.get(path, headers=bearer(ANA_KEY))).json()
+        as_admin = (await client.get(path, headers=bearer(ADMIN_KEY))).json()
+        mine, theirs = (as_reviewer["queues"][0], as_admin["queues"][0]) if "queues" in \
+            as_reviewer else (as_reviewer, as_admin)  # fmt: skip
+        assert (mine["seed"], mine["per_stratum"], mine["strata"], mine["candidates"]) == (
+            None, None, [], None)  # fmt: skip
+        assert theirs["seed"] == 5 and theirs["strata"]
+        assert mine["items"] == theirs["items"] and mine["reviews"] == theirs["reviews"]
+
+
+async def test_a_label_queue_over_http(client: httpx.AsyncClient) -> None:
+    admin, ana = bearer(ADMIN_KEY), bearer(ANA_KEY)
+    created = await client.post("/v1/review/queues", headers=admin, json={
+        "queue_id": "labels-1", "kind": "label", "seed": 1, "per_stratum": 2})  # fmt: skip
+    assert created.status_code == 201, created.text
+    assert created.json()["kind"] == "label"
+    item = (await client.get("/v1/review/queues/labels-1/next", headers=ana)).json()["item"]
+    assert item["kind"] == "label" and item["left"] is None and set(item["answer"]) == {"text"}
+    pair_answer = {"item_id": item["item_id"], "verdict": "left", "scores": scores()}
+    refused = await client.post("/v1/review/queues/labels-1/reviews", json=pair_answer,
+                                headers=ana)  # fmt: skip
+    assert refused.status_code == 422
+    wrong = {e["path"] for e in refused.json()["errors"]}
+    assert wrong == {"verdict", "scores.left", "scores.right", "scores.answer"}
+    good = {"item_id": item["item_id"], "verdict": "good", "scores": {"answer": scores()["left"]}}
+    posted = await client.post("/v1/review/queues/labels-1/reviews", json=good, headers=ana)
+    assert posted.status_code == 201, posted.text
+    assert posted.json()["verdict"] == "good"
+
+
+async def test_a_string_seed_and_an_empty_strata_list_are_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    admin = bearer(ADMIN_KEY)
+    for body, path in (({"seed": "1"}, "seed"), ({"per_stratum": "3"}, "per_stratum"),
+                       ({"strata": []}, "strata"), ({"kind": "pairs"}, "kind")):  # fmt: skip
+        answer = await client.post("/v1/review/queues", headers=admin,
+                                   json={**QUEUE_BODY, "queue_id": "w2", **body})  # fmt: skip
+        assert answer.status_code == 422, (body, answer.text)
+        assert answer.json()["errors"][0]["path"] == path
+    assert (await client.get("/v1/review/queues/w2", headers=admin)).status_code == 404
+
+
+async def test_an_erased_reviewer_is_refused(client: httpx.AsyncClient, settings: Settings) -> None:
+    from privacy.suppression import add_suppressed, suppression_file
+
+    add_suppressed(suppression_file(settings.data_dir), [KEYRING.pseudonym(REVIEWERS[BO_KEY])])
+    refused = await client.get("/v1/review/queues/week-1/next", headers=bearer(BO_KEY))
+    assert refused.status_code == 403 and refused.json()["error"] == "reviewer_erased"
+    assert (await client.get("/v1/review/queues/week-1/next", headers=bearer(ANA_KEY))).is_success
