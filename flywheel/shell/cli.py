@@ -1008,11 +1008,11 @@ def _queue_table(queues: list[Any]) -> Any:
     from rich.table import Table
 
     table = Table(show_edge=False)
-    for column in ("queue", "created", "seed", "per stratum", "overlap", "items", "done",
+    for column in ("queue", "kind", "created", "seed", "per stratum", "overlap", "items", "done",
                    "reviews"):  # fmt: skip
         table.add_column(column)
     for q in queues:
-        table.add_row(q.queue_id, q.created_at, str(q.seed), str(q.per_stratum),
+        table.add_row(q.queue_id, q.kind, q.created_at, str(q.seed), str(q.per_stratum),
                       f"{q.overlap:g}", str(q.items), str(q.items_done),
                       str(q.reviews))  # fmt: skip
     return table
@@ -1038,10 +1038,18 @@ def review_queue_create(
             "repeat for more. Default: every stratum."
         ),
     ] = None,  # fmt: skip
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="pair: preference pairs, judged side by side; label: responses with their KTO "
+            "label, judged good or bad one at a time."
+        ),
+    ] = "pair",
     as_json: JsonOption = False,
 ) -> None:
-    """Sample preference pairs (with training consent) into a new review queue, stratified by
-    signal, confidence band and agreement, and record the sampling.
+    """Sample preference pairs (or, with --kind label, labelled responses) with training
+    consent into a new review queue, stratified by signal, confidence band and agreement, and
+    record the sampling.
 
     Example: flywheel review queue create week-49 --seed 49 --per-stratum 25 --overlap 0.2
     """
@@ -1050,12 +1058,13 @@ def review_queue_create(
     settings = settings_and_logging()
     require_data_dir(settings)
     queue = create_queue(settings, queue_id=queue_id, seed=seed, per_stratum=per_stratum,
-                         overlap=overlap, strata=stratum or None)  # fmt: skip
+                         overlap=overlap, strata=stratum or None, kind=kind)  # fmt: skip
     if as_json:
         _print_json(queue)
         return
+    what = "labelled response(s)" if queue.kind == "label" else "pair(s)"
     out.print(f"review queue {queue.queue_id}: {queue.items} item(s) drawn from "
-              f"{queue.candidates:,} pair(s) with seed {queue.seed}")  # fmt: skip
+              f"{queue.candidates or 0:,} {what} with seed {queue.seed}")  # fmt: skip
     _print_strata(queue)
 
 
@@ -1063,7 +1072,7 @@ def _print_strata(queue: Any) -> None:
     from rich.table import Table
 
     table = Table(show_edge=False)
-    for column in ("stratum", "pairs", "drawn"):
+    for column in ("stratum", "population", "drawn"):
         table.add_column(column)
     for s in queue.strata:
         table.add_row(s.stratum, f"{s.population:,}", str(s.sampled))

@@ -51,6 +51,22 @@ def test_create_list_and_show_a_queue(data_dir: Path) -> None:
     assert "week-1" in table.stdout and "ab_choice/high/unanimous" in table.stdout
 
 
+def test_a_label_queue_and_a_kind_that_is_not_one(data_dir: Path) -> None:
+    created = flywheel("review", "queue", "create", "labels-1", "--kind", "label", "--seed", "4",
+                       "--json", env=env(data_dir))  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    queue = json.loads(created.stdout)
+    assert queue["kind"] == "label" and queue["items"] == queue["candidates"] > 0
+    listed = flywheel("review", "queue", "list", env=env(data_dir))
+    assert "labels-1" in listed.stdout and "label" in listed.stdout
+    wrong = flywheel("review", "queue", "create", "w", "--kind", "pairs", "--seed", "1",
+                     env=env(data_dir))  # fmt: skip
+    assert_one_line_error(wrong, "kind", code=2)
+    nothing = flywheel("review", "queue", "create", "w", "--seed", "1", "--stratum",
+                       "zzz/low/unanimous", env=env(data_dir))  # fmt: skip
+    assert_one_line_error(nothing, "strata", code=2)
+
+
 def test_bad_input_is_one_line_with_its_exit_code(data_dir: Path) -> None:
     bad_name = flywheel("review", "queue", "create", "Week 1", "--seed", "1", env=env(data_dir))
     assert_one_line_error(bad_name, "queue_id", code=2)
