@@ -31,16 +31,19 @@ from console.app import (
 )
 from console.sessions import COOKIE
 from flywheel.errors import NotFoundError, ReviewConflictError, ReviewInputError
-from review.queues import MAX_SEED, ReviewCreate
+from review.queues import MAX_SEED, SIDES, ReviewCreate, blinded
 
 MAX_FORM_BYTES = 8192
-VERDICTS = (
-    ("left", "Left is better", "1 or ←"),
-    ("right", "Right is better", "2 or →"),
-    ("tie", "Tie", "3 or t"),
-    ("both_bad", "Both bad", "4 or b"),
-)
-"""The verdicts a reviewer may give: value, label, keys."""
+VERDICTS = {
+    "pair": (
+        ("left", "Left is better", "1 or ←"),
+        ("right", "Right is better", "2 or →"),
+        ("tie", "Tie", "3 or t"),
+        ("both_bad", "Both bad", "4 or b"),
+    ),
+    "label": (("good", "Good", "1 or g"), ("bad", "Bad", "2 or b")),
+}
+"""The verdicts a reviewer may give on an item of each kind: value, label, keys."""
 
 
 def review_extensions() -> list[ConsoleExtension]:
@@ -75,8 +78,10 @@ async def _form(request: Request) -> dict[str, str] | None:
 
 
 def _review_of(form: dict[str, str], dimensions: list[str]) -> ReviewCreate:
-    """The review a form describes (``ValidationError`` naming each bad field)."""
-    scores: dict[str, dict[str, Any]] = {"left": {}, "right": {}}
+    """The review a form describes (``ValidationError`` naming each bad field). The form's
+    ``kind`` says which sides it scores; the review stage checks it against the item."""
+    sides = SIDES["label"] if form.get("kind") == "label" else SIDES["pair"]
+    scores: dict[str, dict[str, Any]] = {side: {} for side in sides}
     for side, found in scores.items():
         for name in dimensions:
             raw = form.get(f"{side}.{name}", "").strip()
@@ -93,7 +98,8 @@ def _field(loc: list[str], message: str) -> str:
     """A problem with a field, named as the form shows it."""
     names = {"verdict": "the verdict", "item_id": "the item"}
     if loc[:1] == ["scores"] and len(loc) >= 3:
-        return f"{loc[2]} of the {loc[1]} answer: {message}"
+        side = "" if loc[1] == "answer" else f"{loc[1]} "
+        return f"{loc[2]} of the {side}answer: {message}"
     return f"{names.get(loc[0], loc[0]) if loc else 'form'}: {message}"
 
 
@@ -123,7 +129,7 @@ def _queue_request(form: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
             problems.append(f"{name}: must be {label}")
     strata = [part.strip() for part in form.get("strata", "").split(",") if part.strip()]
     return {"queue_id": form.get("queue_id", "").strip(), "strata": strata or None,
-            **numbers}, problems  # fmt: skip
+            "kind": form.get("kind", "pair"), **numbers}, problems  # fmt: skip
 
 
 def _queues_router() -> APIRouter:
@@ -136,6 +142,8 @@ def _queues_router() -> APIRouter:
         session = require_session(request, roles=("admin", "reviewer"))
         console = _console(request)
         found = await _off_loop(service.list_queues, console.settings)
+        if session.role != "admin":
+            found = [blinded(q) for q in found]
         proposed = QUEUE_DEFAULTS | {"seed": str(secrets.randbelow(MAX_SEED + 1))}
         return console.render(
             request, "review_queues.html", status=status, active="review", queues=found,
@@ -192,7 +200,8 @@ def _queues_router() -> APIRouter:
         cookie = request.cookies.get(COOKIE, "")
         return console.render(
             request, "review_item.html", status=status, active="review", queue_id=queue_id,
-            item=item, rubric=rubric, verdicts=VERDICTS, errors=errors or [], form=form or {},
+            item=item, rubric=rubric, verdicts=VERDICTS[item.kind if item else "pair"],
+            errors=errors or [], form=form or {},
             csrf=console.signer.csrf_token(cookie), saved=request.query_params.get("saved"),
         )  # fmt: skip
 

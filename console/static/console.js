@@ -17,8 +17,11 @@ document.addEventListener("DOMContentLoaded", () => {
   // without this; the keys are shown on the page).
   const review = document.querySelector("form[data-review]");
   if (review !== null) {
-    const verdicts = {"1": "left", ArrowLeft: "left", "2": "right", ArrowRight: "right",
-                      "3": "tie", t: "tie", "4": "both_bad", b: "both_bad"};
+    // A pair is judged side by side, a label's one answer good or bad.
+    const verdicts = review.dataset.review === "label"
+      ? {"1": "good", g: "good", "2": "bad", b: "bad"}
+      : {"1": "left", ArrowLeft: "left", "2": "right", ArrowRight: "right",
+         "3": "tie", t: "tie", "4": "both_bad", b: "both_bad"};
     document.addEventListener("keydown", (event) => {
       if (event.ctrlKey || event.metaKey || event.altKey) {
         return;

@@ -210,11 +210,12 @@ def test_a_reviewer_judges_pairs_by_keyboard_and_mouse_and_the_calibration_follo
     # The admin samples a second queue with the queues page's form, by mouse.
     admin.goto(f"{review_url}/console/review")
     admin.fill("#new-queue input[name=queue_id]", "week-2")
+    admin.select_option("#new-queue select[name=kind]", "label")
     admin.fill("#new-queue input[name=per_stratum]", "1")
     with admin.expect_navigation():
         admin.click("#new-queue button[type=submit]")
     assert admin.locator("#queue-created").inner_text() == "Queue week-2 sampled."
-    assert "week-2" in admin.locator("#queues").inner_text()
+    assert "week-2\tlabels" in admin.locator("#queues").inner_text()
 
     context = browser.new_context()
     page, found = watched(context, review_url)
@@ -265,6 +266,21 @@ def test_a_reviewer_judges_pairs_by_keyboard_and_mouse_and_the_calibration_follo
         with admin.expect_navigation():
             admin.click("#queue-filter button[type=submit]")
         assert admin.locator("#precision").inner_text() == expected, queue
+
+    # A label of week-2 by keyboard: good, then the answer's scores, Enter.
+    page.goto(f"{review_url}/console/review/week-2")
+    assert page.locator("form[data-review=label] pre.text").count() == 1
+    page.keyboard.press("g")
+    assert page.locator("input[data-verdict=good]").is_checked()
+    page.keyboard.press("s")
+    scores = page.locator("input[data-score]")
+    for i in range(scores.count()):
+        page.keyboard.press("4")
+        if i < scores.count() - 1:
+            page.keyboard.press("Tab")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert page.locator(".saved").count() == 1, page.locator("main").inner_text()
 
     # A reviewer may not open the calibration; without a session, only the login page.
     assert context.request.get(f"{review_url}/console/calibration").status == 403

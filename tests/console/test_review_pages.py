@@ -279,3 +279,26 @@ def test_the_calibration_of_one_queue(client: TestClient) -> None:
     other = client.get("/console/calibration?queue=week-2").text
     assert "0 reviews by 0 reviewers, in queue week-2" in other and "No review yet." in other
     assert client.get("/console/calibration?queue=nope").status_code == 404
+
+
+def test_a_label_queue_is_judged_good_or_bad_one_answer_at_a_time(client: TestClient) -> None:
+    log_in(client, ADMIN_KEY)
+    status, _ = new_queue(client, queue_id="labels-1", kind="label", seed="3", per_stratum="1",
+                          overlap="0")  # fmt: skip
+    assert status == 303
+    client.cookies.clear()
+    log_in(client, ANA_KEY)
+    queues = client.get("/console/review").text
+    assert "labels" in queues and "seed" not in queues  # a reviewer sees no sampling
+    page = client.get("/console/review/labels-1")
+    assert page.status_code == 200 and 'data-review="label"' in page.text
+    assert "Is this answer good?" in page.text and "Left answer" not in page.text
+    for hidden in ("desirable", "confidence", "chosen", "rejected"):
+        assert hidden not in page.text
+    fields = form_of(page.text) | {"verdict": "good"}
+    fields |= {f"answer.{d}": "5" for d in DIMENSIONS}
+    wrong = client.post("/console/review/labels-1", data=fields | {"verdict": "left"})
+    assert wrong.status_code == 422 and "verdict" in wrong.text
+    saved = client.post("/console/review/labels-1", data=fields, follow_redirects=False)
+    assert saved.status_code == 303
+    assert reviews(client) == 1
