@@ -29,7 +29,10 @@ KNOWN_ROUTES = frozenset(
 
 
 class RequestMetricsMiddleware:
-    """Counts answered requests by method, route and status (unknown paths are ``other``)."""
+    """Counts answered requests by method, route and status. The route is the matched path
+    template (``/v1/review/queues/{queue_id}/next``, never the queue's name) for the API's
+    routes, ``/console`` for the console's pages; a path no route matched is ``other``, so the
+    labels stay few whatever clients send."""
 
     def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
         self.app = app
@@ -50,7 +53,16 @@ class RequestMetricsMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            route = scope["path"] if scope["path"] in KNOWN_ROUTES else "other"
+            # A request refused before routing (a body over the limit) has no route: its path.
+            matched = getattr(scope.get("route"), "path", None)
+            if isinstance(matched, str) and (
+                matched in KNOWN_ROUTES or matched.startswith("/v1/") or matched == "/console"
+            ):
+                route = matched
+            elif scope["path"] in KNOWN_ROUTES:
+                route = scope["path"]
+            else:
+                route = "other"
             self.metrics.requests.labels(scope["method"], route, str(status)).inc()
 
 

@@ -271,3 +271,16 @@ async def test_an_erased_reviewer_is_refused(client: httpx.AsyncClient, settings
     refused = await client.get("/v1/review/queues/week-1/next", headers=bearer(BO_KEY))
     assert refused.status_code == 403 and refused.json()["error"] == "reviewer_erased"
     assert (await client.get("/v1/review/queues/week-1/next", headers=bearer(ANA_KEY))).is_success
+
+
+async def test_review_requests_are_counted_by_route_template(client: httpx.AsyncClient) -> None:
+    await client.get("/v1/review/queues/week-1/next", headers=bearer(ANA_KEY))
+    await client.get("/v1/review/queues/nope/next", headers=bearer(ANA_KEY))
+    await client.get("/v1/no-such-route")
+    counted = [line for line in (await client.get("/metrics")).text.splitlines()
+               if line.startswith("flywheel_api_requests_total{")]  # fmt: skip
+    template = 'route="/v1/review/queues/{queue_id}/next"'
+    assert any(template in line and 'status="200"' in line for line in counted), counted
+    assert any(template in line and 'status="404"' in line for line in counted), counted
+    assert any('route="other",status="404"' in line for line in counted), counted
+    assert not any("week-1" in line or "nope" in line for line in counted)
