@@ -174,7 +174,15 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(WarehouseBusyError)
     @app.exception_handler(ExportBusyError)
     async def _busy(request: Request, exc: FlywheelError) -> JSONResponse:
-        return error_response(409, str(exc), code="busy", headers={"Retry-After": "30"})
+        # A dataset's export names the dataset; the warehouse's error names its path, which is
+        # not the caller's business (a reviewer's client, say).
+        message = (
+            "the warehouse is being written (a transform run, an export or an erasure); "
+            "retry after Retry-After"
+            if isinstance(exc, WarehouseBusyError)
+            else str(exc)
+        )
+        return error_response(409, message, code="busy", headers={"Retry-After": "30"})
 
     @app.exception_handler(ConfigError)
     async def _not_configured(request: Request, exc: ConfigError) -> JSONResponse:

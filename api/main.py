@@ -167,8 +167,9 @@ def create_app(
     and what finishes erasure requests in the background (the shell's ``finish_erasure``; the
     composition root passes it, since the API does not import the shell). Without ``erasure``
     the erasure endpoint answers 503. ``clock`` (monotonic seconds) refills the publishable
-    keys' rate limits. With admin keys configured, the web console (``console``) is mounted
-    under ``/console``, with its review pages and the pages ``console_extensions`` add."""
+    keys' rate limits. With admin or reviewer keys configured, the web console (``console``) is
+    mounted under ``/console``, with its review pages and the pages ``console_extensions``
+    add."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -198,7 +199,7 @@ def create_app(
     app.include_router(datasets.router)
     app.include_router(privacy.router)
     app.include_router(review.router)
-    if settings.api.admin_keys:
+    if settings.api.admin_keys or settings.api.reviewer_keys:
         from console.app import create_console
         from console.review import review_extensions
 

@@ -32,6 +32,7 @@ from console import charts
 from console.reader import Memo
 from console.sessions import COOKIE, Role, Session, SessionSigner
 from flywheel.errors import (
+    ConfigError,
     ExportError,
     ManifestVersionError,
     VersionNotFoundError,
@@ -289,11 +290,27 @@ def _install_errors(app: FastAPI) -> None:
 
     @app.exception_handler(WarehouseBusyError)
     async def _busy(request: Request, exc: WarehouseBusyError) -> Response:
+        # The same words whatever was busy: the error's own names the warehouse's path.
+        message = "The warehouse is being written (a transform run, an export or an erasure)."
+        if request.method == "POST":
+            message += " Nothing was saved: go back and send the form again in a moment."
+        else:
+            message += " Try again in a moment."
         response = _console(request).render(
-            request, "problem.html", status=503, title="Busy", message=str(exc)
+            request, "problem.html", status=503, title="Busy", message=message
         )
         response.headers["Retry-After"] = "5"
         return response
+
+    @app.exception_handler(ConfigError)
+    async def _not_configured(request: Request, exc: ConfigError) -> Response:
+        # An invalid rubric file, a missing pseudonym key: the operator's to mend, in the log.
+        log.error("console page not configured", extra={"fields": {"error": str(exc)}})
+        return _console(request).render(
+            request, "problem.html", status=503, title="Not configured",
+            message="The server's configuration is incomplete or invalid for this page; its "
+            "log says what to change.",
+        )  # fmt: skip
 
     @app.exception_handler(WarehouseError)
     async def _warehouse(request: Request, exc: WarehouseError) -> Response:
@@ -317,6 +334,15 @@ def _auth_router() -> APIRouter:
     async def login(request: Request) -> Response:
         console = _console(request)
         base = request.scope.get("root_path", "")
+        if request.headers.get("sec-fetch-site") == "cross-site":
+            # Another site's form logging the browser in under a key of its choosing (login
+            # CSRF): the browser says where the form came from; the session cookie's
+            # SameSite cannot cover a login, which needs no cookie.
+            log.warning("console login from another site refused")
+            return console.render(
+                request, "login.html", status=403, next=base + "/",
+                error="A login from another site is refused: open this page and log in here.",
+            )  # fmt: skip
         body = b""
         async for chunk in request.stream():
             body += chunk

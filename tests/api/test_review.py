@@ -195,6 +195,7 @@ async def test_a_busy_warehouse_is_409_with_retry_after(
         response = await client.get("/v1/review/queues/week-1/next", headers=bearer(ANA_KEY))
     assert response.status_code == 409
     assert response.json()["error"] == "busy" and response.headers["Retry-After"] == "30"
+    assert str(settings.data_dir) not in response.text  # no server path for a reviewer
 
 
 async def test_the_openapi_document_states_the_rubric_of_the_review_body(

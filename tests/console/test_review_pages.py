@@ -302,3 +302,38 @@ def test_a_label_queue_is_judged_good_or_bad_one_answer_at_a_time(client: TestCl
     saved = client.post("/console/review/labels-1", data=fields, follow_redirects=False)
     assert saved.status_code == 303
     assert reviews(client) == 1
+
+
+def test_a_login_posted_from_another_site_is_refused(client: TestClient) -> None:
+    """Login CSRF: another site's form would log the browser in under the attacker's key."""
+    refused = client.post("/console/login", data={"key": ANA_KEY}, follow_redirects=False,
+                          headers={"Sec-Fetch-Site": "cross-site"})  # fmt: skip
+    assert refused.status_code == 403 and "set-cookie" not in refused.headers
+    same = client.post("/console/login", data={"key": ANA_KEY}, follow_redirects=False,
+                       headers={"Sec-Fetch-Site": "same-origin"})  # fmt: skip
+    assert same.status_code == 303 and "set-cookie" in same.headers
+
+
+def test_an_invalid_rubric_is_a_503_page_without_the_files_path(
+    review_data_dir: Path, tmp_path: Path
+) -> None:
+    rubric = tmp_path / "rubric.toml"
+    rubric.write_text('[dimensions.speed]\ndescription = "fast?"\nmin = 5\nmax = 1\n')
+    settings = review_settings(review_data_dir, review={"rubric_file": rubric})
+    service.create_queue(settings.model_copy(update={"review": review_settings(
+        review_data_dir).review}), queue_id="week-1", seed=5, per_stratum=3)  # fmt: skip
+    with TestClient(create_app(settings, MemorySink())) as test_client:
+        log_in(test_client, ANA_KEY)
+        page = test_client.get("/console/review/week-1")
+    assert page.status_code == 503 and "Not configured" in page.text
+    assert str(tmp_path) not in page.text
+
+
+def test_reviewer_keys_alone_mount_the_console(review_data_dir: Path) -> None:
+    settings = review_settings(review_data_dir)
+    settings = settings.model_copy(
+        update={"api": settings.api.model_copy(update={"admin_keys": []})}
+    )
+    with TestClient(create_app(settings, MemorySink())) as test_client:
+        log_in(test_client, ANA_KEY)
+        assert test_client.get("/console/review").status_code == 200
