@@ -487,10 +487,21 @@ class ApiSettings(BaseModel):
             )
         }
         reviewers: set[str] = set()
+        others = {
+            key.get_secret_value() for key in (*self.write_keys, *self.reader_keys,
+                                               *self.admin_keys)
+        }  # fmt: skip
         for position, reviewer in enumerate(self.reviewer_keys, start=1):
             value = reviewer.key.get_secret_value()
             if value in reviewers:
                 raise ValueError(f"FLYWHEEL_API__REVIEWER_KEYS: key {position} is listed twice")
+            if value in others:
+                # A verdict is always a blind person's: a reviewer key that could also read
+                # the calibration (admin) or the datasets would see what the signals chose.
+                raise ValueError(
+                    f"FLYWHEEL_API__REVIEWER_KEYS: key {position} is also a write, reader or "
+                    "admin key; a reviewer judges blind, give them a key of their own"
+                )
             reviewers.add(value)
         seen: set[str] = set()
         names: set[str] = set()

@@ -183,6 +183,12 @@ def test_reviewer_keys_name_their_reviewer_and_are_real_keys() -> None:
     twice = [{"key": "rv-0123456789abcdef", "reviewer": r} for r in ("ana", "bo")]
     with pytest.raises(ConfigError, match="REVIEWER_KEYS: key 2 is listed twice"):
         load_settings(api={"reviewer_keys": twice})
+    # A reviewer judges blind: their key may not also be an admin, reader or write key.
+    for scope in ("admin_keys", "reader_keys", "write_keys"):
+        shared = {"reviewer_keys": [{"key": "rv-0123456789abcdef", "reviewer": "ana"}],
+                  scope: ["rv-0123456789abcdef"]}  # fmt: skip
+        with pytest.raises(ConfigError, match="key 1 is also a write, reader or admin key"):
+            load_settings(api=shared)
 
 
 def test_publishable_keys_and_their_names_are_unique() -> None:
