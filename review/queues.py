@@ -25,6 +25,8 @@ from warehouse.reviews import refresh_review_rows
 
 QUEUE_NAME = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 MAX_SEED = 2**32 - 1
+MAX_NAMED = 10
+"""Unknown rubric dimensions named one by one in a refusal; the rest are counted."""
 STRATUM = r"^[a-z_]+/(low|mid|high)/(unanimous|contested)$"
 KINDS = ("pair", "label")
 """What a queue samples: preference pairs (``pair``), or responses with their KTO label
@@ -441,6 +443,11 @@ ORDER BY i.position
 """
 
 
+TEXT_BATCH = 32
+"""Open items whose texts are read from the lake in one pass: one is usually enough, but after
+retention removed texts, one pass per item passed over made a fetch take seconds."""
+
+
 def next_item(db: Any, lake_root: Path, *, queue_id: str, reviewer: str) -> ItemPublic | None:
     """The first item of the queue (in its order) that this reviewer has not reviewed and that
     wants more reviews, with its texts read from the lake; None when there is none. Items whose
@@ -449,11 +456,15 @@ def next_item(db: Any, lake_root: Path, *, queue_id: str, reviewer: str) -> Item
 
     seed = _seed(db, queue_id)
     open_items = db.execute(_OPEN_ITEMS, {"q": queue_id, "reviewer": reviewer}).fetchall()
-    for index, (item_id, prompt_id, chosen_id, rejected_id, is_label) in enumerate(open_items):
-        wanted = {prompt_id, chosen_id} | (set() if is_label else {rejected_id})
+    for start in range(0, len(open_items), TEXT_BATCH):
+        batch = open_items[start : start + TEXT_BATCH]
+        needs = [
+            {prompt_id, chosen_id} | (set() if is_label else {rejected_id})
+            for _, prompt_id, chosen_id, rejected_id, is_label in batch
+        ]
         db.execute(
             "CREATE OR REPLACE TEMP TABLE review_wanted AS SELECT unnest($ids) AS event_id",
-            {"ids": sorted(wanted)},
+            {"ids": sorted(set().union(*needs))},
         )
         fetch_texts(
             db,
@@ -467,30 +478,37 @@ def next_item(db: Any, lake_root: Path, *, queue_id: str, reviewer: str) -> Item
                 "SELECT event_id, prompt, text FROM lake_texts"
             ).fetchall()
         }
-        if not wanted <= texts.keys():
-            continue
-        prompt = json.loads(texts[prompt_id][0] or "[]")
-        messages = [
-            MessagePublic(role=m.get("role", ""), content=_content(m.get("content")))
-            for m in prompt
-        ]
-        chosen = AnswerPublic(text=texts[chosen_id][1] or "")
-        if is_label:
-            return ItemPublic(
-                queue_id=queue_id, item_id=item_id, kind="label", prompt=messages,
-                answer=chosen, remaining=len(open_items) - index,
-            )  # fmt: skip
-        rejected = AnswerPublic(text=texts[rejected_id][1] or "")
-        chosen_left = left_side(seed, item_id, reviewer) == "chosen"
-        return ItemPublic(
-            queue_id=queue_id,
-            item_id=item_id,
-            prompt=messages,
-            left=chosen if chosen_left else rejected,
-            right=rejected if chosen_left else chosen,
-            remaining=len(open_items) - index,
-        )
+        for offset, (row, wanted) in enumerate(zip(batch, needs, strict=True)):
+            if wanted <= texts.keys():
+                return _item(queue_id, seed, reviewer, row, texts,
+                             remaining=len(open_items) - start - offset)  # fmt: skip
     return None
+
+
+def _item(
+    queue_id: str, seed: int, reviewer: str, row: tuple[Any, ...],
+    texts: dict[str, tuple[str | None, str | None]], *, remaining: int,
+) -> ItemPublic:  # fmt: skip
+    """An open item as its reviewer sees it, from its ids and the texts read for them."""
+    item_id, prompt_id, chosen_id, rejected_id, is_label = row
+    prompt = json.loads(texts[prompt_id][0] or "[]")
+    messages = [
+        MessagePublic(role=m.get("role", ""), content=_content(m.get("content"))) for m in prompt
+    ]
+    chosen = AnswerPublic(text=texts[chosen_id][1] or "")
+    if is_label:
+        return ItemPublic(queue_id=queue_id, item_id=item_id, kind="label", prompt=messages,
+                          answer=chosen, remaining=remaining)  # fmt: skip
+    rejected = AnswerPublic(text=texts[rejected_id][1] or "")
+    chosen_left = left_side(seed, item_id, reviewer) == "chosen"
+    return ItemPublic(
+        queue_id=queue_id,
+        item_id=item_id,
+        prompt=messages,
+        left=chosen if chosen_left else rejected,
+        right=rejected if chosen_left else chosen,
+        remaining=remaining,
+    )
 
 
 def _content(content: Any) -> str:
@@ -532,9 +550,14 @@ def check_scores(
                     "path": path, "type": "out_of_scale",
                     "message": f"must be between {dimension.min} and {dimension.max}",
                 })  # fmt: skip
-        for name in sorted(set(given) - set(rubric.dimensions)):
+        unknown = sorted(set(given) - set(rubric.dimensions))
+        for name in unknown[:MAX_NAMED]:
             problems.append({"path": f"scores.{side}.{name}", "type": "unknown_dimension",
                              "message": "not a dimension of the rubric"})  # fmt: skip
+        if len(unknown) > MAX_NAMED:  # a body of thousands gets a short answer
+            problems.append({"path": f"scores.{side}", "type": "unknown_dimension",
+                             "message": f"and {len(unknown) - MAX_NAMED} more dimensions "
+                             "not of the rubric"})  # fmt: skip
     return problems
 
 

@@ -232,3 +232,40 @@ def test_invalid_reviews_name_every_bad_field(settings: Settings) -> None:
     with pytest.raises(NotFoundError, match="no review queue"):
         service.next_item(settings, queue_id="nope", reviewer_id=ANA)
     assert query(settings.data_dir, "SELECT count(*) FROM reviews") == [(0,)]
+
+
+def test_items_whose_texts_left_the_lake_are_passed_over_in_one_read(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import duckdb
+
+    import warehouse.texts
+
+    service.create_queue(settings, queue_id="q", seed=3, per_stratum=5)
+    items = query(settings.data_dir, "SELECT item_id, chosen_event_id FROM review_items "
+                  "WHERE queue_id = 'q' ORDER BY position")  # fmt: skip
+    # The first three items' chosen answers are gone (as lake retention leaves them).
+    with duckdb.connect(str(settings.data_dir / "warehouse.duckdb")) as db:
+        db.execute("UPDATE events SET source_offset = -1 WHERE event_id IN (SELECT unnest($ids))",
+                   {"ids": [event for _, event in items[:3]]})  # fmt: skip
+    reads = []
+    real = warehouse.texts.fetch_texts
+    monkeypatch.setattr(warehouse.texts, "fetch_texts",
+                        lambda *a, **k: reads.append(1) or real(*a, **k))  # fmt: skip
+    item = service.next_item(settings, queue_id="q", reviewer_id=ANA)
+    assert item is not None and item.item_id == items[3][0]
+    assert item.remaining == len(items) - 3
+    assert len(reads) == 1
+
+
+def test_a_body_of_many_unknown_dimensions_gets_a_short_answer(settings: Settings) -> None:
+    service.create_queue(settings, queue_id="q", seed=3, per_stratum=5)
+    item = service.next_item(settings, queue_id="q", reviewer_id=ANA)
+    assert item is not None
+    many = scores()
+    many["left"] |= {f"d{i}": 3 for i in range(5000)}
+    review = ReviewCreate(item_id=item.item_id, verdict="left", scores=many)  # type: ignore[arg-type]
+    with pytest.raises(ReviewInputError) as refused:
+        service.submit_review(settings, queue_id="q", review=review, reviewer_id=ANA)
+    assert len(refused.value.errors) == 11
+    assert "4990 more" in str(refused.value.errors[-1]["message"])
