@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -110,20 +112,18 @@ def tables_without_migrating(data_dir: Path) -> set[str]:
     return found
 
 
-def test_a_warehouse_held_by_another_process_is_busy_not_a_crash(tmp_path: Path) -> None:
-    open_warehouse(tmp_path).dispose()
+@contextmanager
+def held(data_dir: Path, seconds: float) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding the warehouse file for ``seconds``, then letting it go."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-         "print('ready', flush=True); time.sleep(60)", str(warehouse_path(tmp_path))],
+         "print('ready', flush=True); time.sleep(float(sys.argv[2])); c.close()",
+         str(warehouse_path(data_dir)), str(seconds)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-        started = time.monotonic()
-        with pytest.raises(WarehouseBusyError, match="in use by another process"):
-            open_warehouse(tmp_path, busy_wait_s=1.0)
-        # It waited for the file about as long as it was told to, then gave up.
-        assert 0.5 < time.monotonic() - started < 10
+        yield holder
     finally:
         holder.kill()
         holder.wait()
@@ -131,17 +131,21 @@ def test_a_warehouse_held_by_another_process_is_busy_not_a_crash(tmp_path: Path)
             holder.stdout.close()
 
 
+def test_a_warehouse_held_by_another_process_is_busy_not_a_crash(tmp_path: Path) -> None:
+    open_warehouse(tmp_path).dispose()
+    with held(tmp_path, 60):
+        started = time.monotonic()
+        with pytest.raises(WarehouseBusyError, match="in use by another process"):
+            open_warehouse(tmp_path, busy_wait_s=1.0)
+        # It waited for the file about as long as it was told to, then gave up.
+        assert 0.5 < time.monotonic() - started < 10
+
+
 def test_opening_waits_for_a_holder_that_lets_go_within_the_wait(tmp_path: Path) -> None:
     """A page read or a review written holds the file for milliseconds: a run that starts then
     waits for it instead of stopping busy."""
     open_warehouse(tmp_path).dispose()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-         "print('ready', flush=True); time.sleep(1); c.close()", str(warehouse_path(tmp_path))],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+    with held(tmp_path, 1) as holder:
         started = time.monotonic()
         engine = open_warehouse(tmp_path, busy_wait_s=30)
         waited = time.monotonic() - started
@@ -150,11 +154,6 @@ def test_opening_waits_for_a_holder_that_lets_go_within_the_wait(tmp_path: Path)
         engine.dispose()
         assert holder.wait(timeout=30) == 0
         assert 0.3 < waited < 30
-    finally:
-        holder.kill()
-        holder.wait()
-        if holder.stdout is not None:
-            holder.stdout.close()
 
 
 def test_upgrading_from_0002_numbers_the_loaded_files_and_reads_prompt_references(
