@@ -443,8 +443,7 @@ def _pages_router() -> APIRouter:
         if found is not None:
             return found
         with reading(console.settings.data_dir) as db:
-            pairs = queries.pairs_per_signal(db)
-            labels = queries.labels_per_signal(db)
+            pairs, labels = queries.signals_per_day(db)
             found = {
                 "pairs": pairs,
                 "labels": labels,
