@@ -1,7 +1,7 @@
 -- depends_on: preference_pairs, labels, responses
 -- (no refresh_by: a summary of every pair and label, rebuilt in full on each run)
--- Pairs and labels per day and signal: what the console's signals page draws and sums, a few
--- hundred rows instead of joining every pair and label to its response on each read.
+-- Pairs and labels per day and signal: what the console's signals page draws and sums, a row
+-- per day and signal instead of joining every pair and label to its response on each read.
 --   pairs        pairs naming the signal, by the UTC day their rejected response was generated
 --                (an edit pair's rejected side is the edited response);
 --   desirable,   labels whose response received the signal, by the UTC day it was generated;
