@@ -54,6 +54,9 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",
 }
 MAX_LOGIN_BYTES = 4096
+DIFF_CACHE = Path("console-cache", "differences")
+"""Where, under the data dir, the differences of two versions read from their files are kept
+(``console.datasets.diff``)."""
 
 
 @dataclass(frozen=True)
@@ -469,8 +472,7 @@ def _pages_router() -> APIRouter:
         if found is not None:
             return found
         with reading(console.settings.data_dir) as db:
-            pairs = queries.pairs_per_signal(db)
-            labels = queries.labels_per_signal(db)
+            pairs, labels = queries.signals_per_day(db)
             found = {
                 "pairs": pairs,
                 "labels": labels,
@@ -636,9 +638,10 @@ def _pages_router() -> APIRouter:
             key = ("diff", name, first, second, changes, marks)
             found = console.memo.get(key)
             if found is None:
-                found = console.memo.put(
-                    key, published.diff(catalog, name, first, second, changes=changes)
-                )
+                # Kept on disk too: a restarted server or another worker reads it from there.
+                cache = settings.data_dir / DIFF_CACHE
+                found = published.diff(catalog, name, first, second, changes=changes, cache=cache)
+                console.memo.put(key, found)
             return known, found
 
         try:

@@ -7,19 +7,34 @@ are told apart by a hash of every column but the texts: ``changed`` (the same id
 content) and ``kept``. Row ids are re-keyed per dataset under the current pseudonym key
 (docs/export.md), so two versions written under different key versions share no id: the
 difference is then every row, and the page says why. It reads the ``id`` column (and the
-hashed columns) from the versions' Parquet files with an in-memory DuckDB; on a target on
-object storage, or for a version whose files an erasure deleted, only the manifests' counts
-are compared.
+hashed columns) from the versions' Parquet files with an in-memory DuckDB, every split of both
+versions in one query; on a target on object storage, or for a version whose files an erasure
+deleted, only the manifests' counts are compared.
+
+A difference read from the files is also written to ``cache`` (a folder of the data dir), named
+by a hash of what it follows from: the two versions' data files (their paths and sha256 in the
+manifests) and what is compared. Versions never change, so it holds for as long as those files
+do: a server restarted, another worker or replica on the same data dir, answers from it instead
+of reading both versions again (counting changed rows reads every column but the texts: 0.3 to
+2 s at 0.5M events on a 2-core machine, by its load).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import logging
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from export.catalog import Catalog
 from export.manifest import Manifest
 from flywheel.errors import ExportError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -82,10 +97,20 @@ def _counts(manifest: Manifest) -> dict[tuple[str, str], int]:
     }
 
 
-def diff(catalog: Catalog, name: str, a: str, b: str, *, changes: bool = False) -> VersionDiff:
+def diff(
+    catalog: Catalog,
+    name: str,
+    a: str,
+    b: str,
+    *,
+    changes: bool = False,
+    cache: Path | None = None,
+) -> VersionDiff:
     """Version ``a`` against version ``b`` of dataset ``name`` (``ExportError`` if either is
     not published or its manifest cannot be read); ``changes`` also counts the rows kept with
-    other content (about three times the time: every column but the texts is read)."""
+    other content (about three times the time: every column but the texts is read). A
+    difference read from the files is kept in the folder ``cache`` (if given) and read from
+    there the next time."""
     manifest_a, manifest_b = catalog.read_manifest(name, a), catalog.read_manifest(name, b)
     counts_a, counts_b = _counts(manifest_a), _counts(manifest_b)
     keys = sorted(set(counts_a) | set(counts_b))
@@ -115,13 +140,15 @@ def diff(catalog: Catalog, name: str, a: str, b: str, *, changes: bool = False) 
             "manifests' counts are compared"
         )
         return result
-    import duckdb
-
-    with duckdb.connect(":memory:") as db:
-        for item in splits:
-            paths_a = files_a.get(item.config, {}).get(item.split, [])
-            paths_b = files_b.get(item.config, {}).get(item.split, [])
-            _compare(db, item, paths_a, paths_b, changes=changes)
+    key = _cache_key(manifest_a, manifest_b, changes=changes)
+    found = _cached(cache, key) if cache is not None else None
+    if found is None:
+        found = _compare(splits, files_a, files_b, changes=changes)
+        if cache is not None:
+            _keep(cache, key, found)
+    for item in splits:
+        item.added, item.removed, changed, item.kept = found.get((item.config, item.split), _NONE)
+        item.changed = changed if changes else None
     result.by_rows = True
     result.changes = changes
     return result
@@ -132,41 +159,139 @@ TEXT_COLUMNS = frozenset({"prompt", "chosen", "rejected", "completion"})
 change (an erasure removes the row), and hashing every text took seconds at 0.5M events."""
 
 
-def _side(db: Any, name: str, paths: list[str], changes: bool) -> tuple[str, dict[str, Any]]:
-    """A ``SELECT id, h`` of a version's rows (``h``: a hash of the columns but the texts, with
-    ``changes``; else 0)."""
-    if not paths:
-        return "SELECT NULL::VARCHAR AS id, NULL::UBIGINT AS h WHERE false", {}
-    if not changes:
-        return f"SELECT id, 0::UBIGINT AS h FROM read_parquet(${name})", {name: paths}
-    columns = [
-        column
-        for (column, *_) in db.execute(
-            "DESCRIBE SELECT * FROM read_parquet($files)", {"files": paths}
-        ).fetchall()
-        if column not in TEXT_COLUMNS
-    ]
-    kept = ", ".join('"' + column.replace('"', '""') + '"' for column in columns)
-    return f"SELECT id, hash(t) AS h FROM (SELECT {kept} FROM read_parquet(${name})) AS t", {
-        name: paths
+CACHE_FORMAT = 1
+"""Part of every cached difference's name: raised when what the counts mean changes (another
+hash, other columns left out), so that no older file is read."""
+
+_NONE = (0, 0, 0, 0)
+Counts = dict[tuple[str, str], tuple[int, int, int, int]]
+"""(added, removed, changed, kept) per config and split."""
+
+
+def _cache_key(manifest_a: Manifest, manifest_b: Manifest, *, changes: bool) -> str:
+    """What a difference follows from, hashed: the two versions' data files (paths and sha256,
+    which name their config and split and fix their rows) and what is compared."""
+
+    def files(manifest: Manifest) -> list[list[str]]:
+        return sorted(
+            [entry.path, entry.sha256]
+            for entry in manifest.files
+            if entry.path.startswith("data/") and entry.path.endswith(".parquet")
+        )
+
+    what = {
+        "format": CACHE_FORMAT,
+        "changes": changes,
+        "left_out": sorted(TEXT_COLUMNS),
+        "a": files(manifest_a),
+        "b": files(manifest_b),
     }
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+
+
+def _cached(cache: Path, key: str) -> Counts | None:
+    """A difference kept in ``cache`` under ``key``; None if there is none (or it is
+    unreadable: it is then computed again and written over)."""
+    try:
+        rows = json.loads((cache / f"{key}.json").read_text())["splits"]
+        return {(r["config"], r["split"]): (r["added"], r["removed"], r["changed"], r["kept"])
+                for r in rows}  # fmt: skip
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("unreadable cached difference, computed again",
+                    extra={"fields": {"file": f"{key}.json", "error": str(exc)}})  # fmt: skip
+        return None
+
+
+def _keep(cache: Path, key: str, found: Counts) -> None:
+    """Write a difference to ``cache`` (whole or not at all: a temporary file renamed); a
+    folder that cannot be written only costs the next reader the computation."""
+    rows = [
+        {"config": c, "split": s, "added": n[0], "removed": n[1], "changed": n[2], "kept": n[3]}
+        for (c, s), n in sorted(found.items())
+    ]
+    target = cache / f"{key}.json"
+    partial = cache / f".{key}.{os.getpid()}.tmp"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        partial.write_text(json.dumps({"splits": rows}, indent=1))
+        os.replace(partial, target)
+    except OSError as exc:
+        log.warning("could not keep a difference of two versions",
+                    extra={"fields": {"folder": str(cache), "error": str(exc)}})  # fmt: skip
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+
+
+def _side(
+    db: Any,
+    name: str,
+    files: dict[str, dict[str, list[str]]],
+    wanted: list[tuple[str, str]],
+    changes: bool,
+) -> tuple[str, dict[str, Any]]:
+    """A ``SELECT config, split, id, h`` of a version's rows in the ``wanted`` splits (``h``: a
+    hash of the columns but the texts, with ``changes``; else 0), one ``UNION ALL`` part per
+    split that has files."""
+    parts: list[str] = []
+    params: dict[str, Any] = {}
+    for number, (config, split) in enumerate(wanted):
+        paths = files.get(config, {}).get(split, [])
+        if not paths:
+            continue
+        files_, config_, split_ = f"{name}_{number}", f"{name}_{number}_c", f"{name}_{number}_s"
+        params |= {files_: paths, config_: config, split_: split}
+        if not changes:
+            parts.append(f"SELECT ${config_} AS config, ${split_} AS split, id, 0::UBIGINT AS h "
+                         f"FROM read_parquet(${files_})")  # fmt: skip
+            continue
+        columns = [
+            column
+            for (column, *_) in db.execute(
+                "DESCRIBE SELECT * FROM read_parquet($files)", {"files": paths}
+            ).fetchall()
+            if column not in TEXT_COLUMNS
+        ]
+        kept = ", ".join('"' + column.replace('"', '""') + '"' for column in columns)
+        parts.append(f"SELECT ${config_} AS config, ${split_} AS split, id, hash(t) AS h "
+                     f"FROM (SELECT {kept} FROM read_parquet(${files_})) AS t")  # fmt: skip
+    if not parts:
+        return (
+            "SELECT NULL::VARCHAR AS config, NULL::VARCHAR AS split, NULL::VARCHAR AS id, "
+            "NULL::UBIGINT AS h WHERE false"
+        ), {}
+    return "\nUNION ALL\n".join(parts), params
 
 
 def _compare(
-    db: Any, item: SplitDiff, paths_a: list[str], paths_b: list[str], *, changes: bool
-) -> None:
-    side_a, params_a = _side(db, "a", paths_a, changes)
-    side_b, params_b = _side(db, "b", paths_b, changes)
-    added, removed, changed, kept = db.execute(
-        f"""
-        WITH a AS ({side_a}), b AS ({side_b})
-        SELECT count(*) FILTER (WHERE a.id IS NULL),
-               count(*) FILTER (WHERE b.id IS NULL),
-               count(*) FILTER (WHERE a.id IS NOT NULL AND b.id IS NOT NULL AND a.h <> b.h),
-               count(*) FILTER (WHERE a.id IS NOT NULL AND b.id IS NOT NULL AND a.h = b.h)
-        FROM a FULL JOIN b USING (id)
-        """,
-        params_a | params_b,
-    ).fetchone()
-    item.added, item.removed, item.kept = added, removed, kept
-    item.changed = changed if changes else None
+    splits: list[SplitDiff],
+    files_a: dict[str, dict[str, list[str]]],
+    files_b: dict[str, dict[str, list[str]]],
+    *,
+    changes: bool,
+) -> Counts:
+    """Every split of both versions in one query, so that DuckDB reads their files side by side
+    (each file is one row group, which one thread reads). Timed against a query per split at
+    0.5M events: a median of 368 against 477 ms with ``changes``, about the same without; most
+    of the time is decoding the rows' lineage lists, which no order of reading saves."""
+    import duckdb
+
+    wanted = [(item.config, item.split) for item in splits]
+    with duckdb.connect(":memory:") as db:
+        side_a, params_a = _side(db, "a", files_a, wanted, changes)
+        side_b, params_b = _side(db, "b", files_b, wanted, changes)
+        rows = db.execute(
+            f"""
+            WITH a AS ({side_a}), b AS ({side_b})
+            SELECT config, split,
+                   count(*) FILTER (WHERE a.id IS NULL),
+                   count(*) FILTER (WHERE b.id IS NULL),
+                   count(*) FILTER (WHERE a.id IS NOT NULL AND b.id IS NOT NULL AND a.h <> b.h),
+                   count(*) FILTER (WHERE a.id IS NOT NULL AND b.id IS NOT NULL AND a.h = b.h)
+            FROM a FULL JOIN b USING (config, split, id)
+            GROUP BY config, split
+            """,
+            params_a | params_b,
+        ).fetchall()
+    return {(config, split): tuple(counts) for config, split, *counts in rows}

@@ -14,8 +14,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from warehouse.lineage import SIGNAL_CONDITIONS
-
 EPOCH = date(1970, 1, 1)
 
 PAGE_SIZE = 50
@@ -154,41 +152,24 @@ def pending_lake_files(loaded: frozenset[str], events_root: Path) -> tuple[int, 
 # --- Signals ----------------------------------------------------------------------------------
 
 
-def pairs_per_signal(db: Any) -> list[dict[str, Any]]:
-    """Pairs per signal per day (the day the rejected response was generated)."""
-    return _rows(
-        db,
-        f"""
-        SELECT {_day("r.occurred_at")} AS day, s.signal, count(*) AS n
-        FROM preference_pairs AS p
-        JOIN responses AS r ON r.response_id = p.rejected_response_id,
-             unnest(p.signals) AS s(signal)
-        GROUP BY ALL ORDER BY day
-        """,
-    )
-
-
-def labels_per_signal(db: Any) -> list[dict[str, Any]]:
-    """Labels per signal, day (the labelled response's generation) and label, a row each: one
-    pass with a count per signal (building each label's list of signals and unnesting it took
-    twice as long at 0.5M events)."""
-    counts = ", ".join(
-        f'count(*) FILTER (WHERE {when}) AS "{name}"' for name, when in SIGNAL_CONDITIONS.items()
-    )
-    wide = _rows(
-        db,
-        f"""
-        SELECT {_day("r.occurred_at")} AS day, l.label, {counts}
-        FROM labels AS l JOIN responses AS r USING (response_id)
-        GROUP BY ALL ORDER BY day
-        """,
-    )
-    return [
-        {"day": row["day"], "signal": name, "label": row["label"], "n": row[name]}
-        for row in wide
-        for name in SIGNAL_CONDITIONS
-        if row[name]
-    ]
+def signals_per_day(db: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Pairs per signal per day (the day the rejected response was generated), and labels per
+    signal, day (the labelled response's generation) and label, a row each, from the summary
+    the transforms build (``signal_days``: a row per day and signal). Joining every pair and
+    label to its response here took 220 to 450 ms at 0.5M events on each first read after a
+    run."""
+    pairs: list[dict[str, Any]] = []
+    labels: list[dict[str, Any]] = []
+    for day, signal, n_pairs, desirable, undesirable in db.execute(
+        "SELECT day, signal, pairs, desirable, undesirable FROM signal_days ORDER BY day, signal"
+    ).fetchall():
+        iso = day.isoformat()
+        if n_pairs:
+            pairs.append({"day": iso, "signal": signal, "n": n_pairs})
+        for label, n in ((True, desirable), (False, undesirable)):
+            if n:
+                labels.append({"day": iso, "signal": signal, "label": label, "n": n})
+    return pairs, labels
 
 
 def signal_totals(

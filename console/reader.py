@@ -24,8 +24,9 @@ from warehouse.db import head_revision, warehouse_path
 
 T = TypeVar("T")
 
-MODEL_TABLES = ("responses", "preference_pairs", "labels", "signal_calibration")
-"""What the pages read besides the loader's tables; built by the first transform run."""
+MODEL_TABLES = ("responses", "preference_pairs", "labels", "signal_calibration", "signal_days")
+"""What the pages read besides the loader's tables; built by the first transform run (a
+warehouse built before a model existed gets it from the next run)."""
 
 
 class NoWarehouseError(WarehouseError):

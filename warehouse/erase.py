@@ -17,8 +17,8 @@ those conversations (a pair's rejected side, an A/B comparison's loser, an edit,
 pair's lineage, whatever the row's own conversation); a review queue's items go by the same
 columns, reviews with their items and by their reviewer's pseudonym; ``lake_files`` row counts
 are updated to match the rewritten files, and the models' incremental state is cleared, so the
-next transform run rebuilds them in full from what is left (``signal_calibration``, counts
-only, waits for that run).
+next transform run rebuilds them in full from what is left (``signal_calibration`` and
+``signal_days``, counts only, wait for that run).
 """
 
 from __future__ import annotations

@@ -300,3 +300,28 @@ def test_a_writer_in_the_same_process_and_a_page_see_each_other_as_busy(
         busy = admin.get("/console/pairs")
     assert busy.status_code == 503
     assert admin.get("/console/pairs").status_code == 200
+
+
+def test_a_warehouse_built_before_signal_days_says_to_run_a_transform(
+    console_data: Path, tmp_path: Path
+) -> None:
+    """A warehouse whose last transform run predates a model the pages read (``signal_days``)
+    gets a page naming the command, not an error; the next run builds the model."""
+    import shutil
+
+    from transforms.runner import run_transforms
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(console_data, data_dir, ignore=shutil.ignore_patterns("lake-catalog.db"))
+    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as db:
+        db.execute("DROP TABLE signal_days")
+        db.execute("DELETE FROM model_state WHERE model = 'signal_days'")
+    with TestClient(create_app(settings_for(data_dir), MemorySink())) as client:
+        assert client.post("/console/login", data={"key": ADMIN_KEY}).status_code == 200
+        before = client.get("/console/signals")
+        assert before.status_code == 200
+        assert "no signal_days yet: run `flywheel transform run`" in before.text
+        run_transforms(data_dir)
+        after = client.get("/console/signals")
+    assert after.status_code == 200 and after.text.count("<svg") >= 3
+    assert query(data_dir, "SELECT model FROM model_state WHERE model = 'signal_days'")
