@@ -18,8 +18,11 @@ admin key), one keep-alive HTTP client logs in and asks every page: once right a
 (``cold``: the console remembers the overview's and the signals' reads while the warehouse is
 unchanged, and a touched file counts as changed, as after a transform run), then ``--repeats``
 rounds as they come (``warm``). The differences of two versions an earlier run kept on disk are
-removed before the server starts, so that the first request reads the versions' files; the
-server is then started again and both differences asked once more (answered from disk). Each
+removed before the server starts; then v2's changed rows are counted as the export that
+publishes v2 counts them (``export.differences.keep_difference``, timed and printed: the export
+pays it once), so the first request of the plain difference reads the versions' files and that
+of the changed rows reads what the export kept, as after a real publication. The server is then
+started again and both differences asked once more (answered from disk). Each
 request is timed from its sending to the last byte of its answer. Printed per page: the first
 time, the medians and 95th percentiles of both kinds of rounds, beside the goal of 300 ms (met
 when the first time and both 95th percentiles are within it). Measured in the same run for
@@ -261,6 +264,10 @@ def report(result: dict[str, Any]) -> None:
         print(f"{name:<32} {first:>7.1f} {statistics.median(runs['cold']):>9.1f} "
               f"{cold_p95:>9.1f} {statistics.median(runs['warm']):>9.1f} {warm_p95:>9.1f}  "
               f"{judged}")  # fmt: skip
+    print(
+        f"{'changed rows counted by the export of v2':<58} "
+        f"{result['kept_by_export_ms']:>7.1f}  (once, when it publishes; not a page)"
+    )
     for name, ms in result["restarted"].items():
         print(f"{name + ', server started again':<58} {ms:>7.1f}  (first request; kept on disk)")
     print(f"warehouse {result['warehouse_mb']:,.0f} MiB; load average before "
@@ -300,10 +307,16 @@ def main() -> None:
                 "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM preference_pairs), "
                 "(SELECT count(*) FROM labels)"
             ).fetchall()
-        from console.app import DIFF_CACHE
+        from export.catalog import Catalog
+        from export.differences import DIFF_CACHE, keep_difference
 
-        # The differences an earlier run kept on disk: the first request computes them again.
+        # The differences an earlier run kept on disk go; then v2's changed rows are counted as
+        # the export that publishes v2 counts them (timed: the export pays it, once), and the
+        # plain difference is left for the first request to compute.
         shutil.rmtree(data_dir / DIFF_CACHE, ignore_errors=True)
+        started = time.perf_counter()
+        keep_difference(Catalog.in_data_dir(data_dir), DATASET, "v2", data_dir)
+        kept_ms = (time.perf_counter() - started) * 1000
         log = data_dir / "serve.log"
         process, url = serve(data_dir, log)
         load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -318,7 +331,7 @@ def main() -> None:
             "warehouse_mb": (data_dir / "warehouse.duckdb").stat().st_size / 2**20,
             "load_before": load_before,
             "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg()),
-            "code": code_version(), "restarted": restarted,
+            "code": code_version(), "restarted": restarted, "kept_by_export_ms": kept_ms,
         }  # fmt: skip
         if any(ADMIN_KEY in path.read_text() for path in (log, log.with_name("serve-again.log"))):
             raise SystemExit("the admin key reached the server's log")

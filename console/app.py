@@ -54,9 +54,6 @@ SECURITY_HEADERS = {
     "x-frame-options": "DENY",
 }
 MAX_LOGIN_BYTES = 4096
-DIFF_CACHE = Path("console-cache", "differences")
-"""Where, under the data dir, the differences of two versions read from their files are kept
-(``console.datasets.diff``)."""
 
 
 @dataclass(frozen=True)
@@ -399,7 +396,7 @@ async def _off_loop(function: Callable[..., Any], *args: Any, **kwargs: Any) -> 
 
 
 def _pages_router() -> APIRouter:
-    from console import datasets as published
+    import export.differences as published
     from console import queries
     from console.reader import reading, state
 
@@ -639,7 +636,7 @@ def _pages_router() -> APIRouter:
             found = console.memo.get(key)
             if found is None:
                 # Kept on disk too: a restarted server or another worker reads it from there.
-                cache = settings.data_dir / DIFF_CACHE
+                cache = settings.data_dir / published.DIFF_CACHE
                 found = published.diff(catalog, name, first, second, changes=changes, cache=cache)
                 console.memo.put(key, found)
             return known, found

@@ -47,6 +47,7 @@ from export.build import (
 )
 from export.catalog import Catalog, dataset_dir
 from export.commit import locked, publish_attempt, sha256_file
+from export.differences import keep_difference
 from export.manifest import (
     LINEAGE_IDS,
     Calibration,
@@ -210,6 +211,10 @@ def _export(
         ),
     )
     path = attempt.parent / manifest.version if target.is_local else None
+    step("counting the changes since the previous version")
+    # For the console's datasets pages (docs/console.md): kept under the data dir, not in the
+    # version, so the published files are what they would be without it.
+    keep_difference(target, name, manifest.version, data_dir)
     return ExportResult(
         name, manifest.version, path, manifest, gate, url=target.url(name, manifest.version)
     )

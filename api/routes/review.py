@@ -76,7 +76,9 @@ class QueueCreate(BaseModel):
     overlap: float = Field(default=0.1, ge=0, le=1)
     """Share of items that want two reviews (for the agreement between reviewers)."""
     # The pattern is stated in the schema; review.queues checks it, naming the stratum.
-    strata: list[Annotated[str, Field(json_schema_extra={"pattern": STRATUM})]] | None = None
+    strata: list[Annotated[str, Field(json_schema_extra={"pattern": STRATUM})]] | None = Field(
+        default=None, min_length=1
+    )
     """Only these strata (``signal/band/agreement``); all when unset."""
 
 

@@ -10,8 +10,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from console import datasets
-from console.datasets import TEXT_COLUMNS, SplitDiff, _compare
+from export.differences import TEXT_COLUMNS, SplitDiff, _compare
 
 Files = dict[str, dict[str, list[str]]]
 
@@ -135,36 +134,3 @@ def test_every_split_in_one_query_counts_what_each_split_alone_counted(
         assert found[("kto", "train")] == (0, 3, 1, 0)
     assert ("kto", "test") not in found  # no files on either side: zeros
     assert found[("reward", "train")][:2] == (2, 0)
-
-
-def test_a_difference_is_kept_on_disk_and_read_back(
-    console_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from export.catalog import open_catalog
-    from flywheel.settings import Settings
-
-    catalog = open_catalog(Settings(data_dir=console_data), check=False)
-    cache = tmp_path / "differences"
-    computed = datasets.diff(catalog, "default", "v1", "v2", changes=True, cache=cache)
-    by_id = datasets.diff(catalog, "default", "v1", "v2", cache=cache)
-    assert computed.by_rows and computed.changes
-    assert len(list(cache.glob("*.json"))) == 2  # with and without the changed rows
-    assert not list(cache.glob(".*"))  # no temporary file left
-
-    def no_reading(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("the versions' files were read again")
-
-    monkeypatch.setattr(datasets, "_compare", no_reading)
-    assert datasets.diff(catalog, "default", "v1", "v2", changes=True, cache=cache) == computed
-    assert datasets.diff(catalog, "default", "v1", "v2", cache=cache) == by_id
-    monkeypatch.undo()
-
-    # An unreadable file is computed again and written over; a folder that cannot be written
-    # only costs the computation.
-    for path in cache.glob("*.json"):
-        path.write_text("{not json")
-    assert datasets.diff(catalog, "default", "v1", "v2", changes=True, cache=cache) == computed
-    assert sum(path.read_text() != "{not json" for path in cache.glob("*.json")) == 1
-    blocked = tmp_path / "file"
-    blocked.write_text("")
-    assert datasets.diff(catalog, "default", "v1", "v2", changes=True, cache=blocked) == computed
