@@ -42,7 +42,10 @@ def _a_number(value: object) -> object:
     return value
 
 
-Score = Annotated[int, BeforeValidator(_a_number)]
+WholeNumber = Annotated[int, BeforeValidator(_a_number)]
+"""A JSON number with no fraction (``4``, ``4.0``): what JSON Schema's integer allows, never a
+string or a boolean converted."""
+Score = WholeNumber
 Side = Literal["chosen", "rejected"]
 Verdict = Literal["chosen", "rejected", "tie", "both_bad", "good", "bad"]
 Answer = Literal["left", "right", "tie", "both_bad", "good", "bad"]

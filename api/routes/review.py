@@ -30,6 +30,7 @@ from review.queues import (
     QueuePublic,
     ReviewCreate,
     ReviewPublic,
+    WholeNumber,
     blinded,
 )
 from review.rubric import Rubric
@@ -71,8 +72,8 @@ class QueueCreate(BaseModel):
     kind: Literal["pair", "label"] = "pair"
     """``pair``: preference pairs, judged side by side; ``label``: responses with their KTO
     label, judged good or bad one at a time."""
-    seed: int = Field(ge=0, le=MAX_SEED, strict=True)
-    per_stratum: int = Field(ge=1, le=10_000, strict=True)
+    seed: WholeNumber = Field(ge=0, le=MAX_SEED)
+    per_stratum: WholeNumber = Field(ge=1, le=10_000)
     overlap: float = Field(default=0.1, ge=0, le=1)
     """Share of items that want two reviews (for the agreement between reviewers)."""
     # The pattern is stated in the schema; review.queues checks it, naming the stratum.
