@@ -14,12 +14,12 @@ deleted, only the manifests' counts are compared.
 
 A difference read from the files is also written to ``cache`` (``DIFF_CACHE`` of the data
 dir), named by a hash of what it follows from: the two versions' data files (their paths and
-sha256 in the manifests) and what is compared. Versions never change, so it holds for as long as those files
-do: a server restarted, another worker or replica on the same data dir, answers from it instead
-of reading both versions again (counting changed rows reads every column but the texts: 0.3 to
-2 s at 0.5M events on a 2-core machine, by its load). So an export that publishes a new version
-counts its changed rows against the previous one then (``keep_difference``): the console's first
-look at the newest difference reads the kept one.
+sha256 in the manifests) and what is compared. Versions never change, so it holds for as long
+as those files do: a server restarted, another worker or replica on the same data dir, answers
+from it instead of reading both versions again (counting changed rows reads every column but
+the texts: 0.3 to 2 s at 0.5M events on a 2-core machine, by its load). So an export that
+publishes a new version counts its changed rows against the previous one then
+(``keep_difference``): the console's first look at the newest difference reads the kept one.
 """
 
 from __future__ import annotations
