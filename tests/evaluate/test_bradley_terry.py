@@ -1,0 +1,75 @@
+"""The light reward model: it learns a preference that holds on pairs it never saw, and the
+measure can fail (swapped pairs score below chance)."""
+
+from __future__ import annotations
+
+import random
+
+from evaluate.bradley_terry import DIMENSIONS, features, fit
+from evaluate.utility import Pair, accuracy, evaluate_pairs
+
+GOOD = ["clear", "tested", "example", "explains", "correct", "handles", "edge", "cases"]
+BAD = ["maybe", "depends", "unsure", "filler", "vague", "sorry", "generic", "anyway"]
+NEUTRAL = ["the", "function", "returns", "list", "value", "python", "data", "file", "user"]
+
+
+def answer(rng: random.Random, good: bool) -> str:
+    words = rng.sample(NEUTRAL, 5) + rng.sample(GOOD if good else BAD, 2)
+    rng.shuffle(words)
+    return " ".join(words)
+
+
+def pairs(n: int, seed: int) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    return [(answer(rng, True), answer(rng, False)) for _ in range(n)]
+
+
+def test_features_are_sparse_signed_and_carry_the_shape() -> None:
+    found = features("Hello world\n```python\nprint(1)\n```")
+    assert found[DIMENSIONS + 2] == 1.0  # a code fence
+    assert found[DIMENSIONS + 1] > 0  # lines
+    assert all(0 <= c < DIMENSIONS + 3 for c in found)
+    assert features("same text") == features("same text")
+
+
+def test_a_learned_preference_holds_on_new_pairs_and_swapped_pairs_fail() -> None:
+    model = fit(pairs(200, seed=1))
+    held_out = pairs(300, seed=2)
+    right = accuracy(model, "test", held_out)
+    assert right.accuracy is not None and right.accuracy > 0.9
+    assert right.wilson_low is not None and right.wilson_low > 0.5
+    # Trained on the same pairs with chosen and rejected swapped: below chance.
+    swapped = fit([(b, a) for a, b in pairs(200, seed=1)])
+    wrong = accuracy(swapped, "test", held_out)
+    assert wrong.accuracy is not None and wrong.accuracy < 0.5
+    assert wrong.wilson_high is not None and wrong.wilson_high < 0.5
+
+
+def test_identical_sides_count_half_and_no_pairs_no_accuracy() -> None:
+    model = fit(pairs(50, seed=3))
+    tied = accuracy(model, "test", [("same words", "same words")] * 10)
+    assert tied.accuracy == 0.5 and tied.pairs == 10
+    empty = accuracy(model, "test", [])
+    assert (empty.pairs, empty.accuracy, empty.wilson_low) == (0, None, None)
+
+
+def test_the_evaluation_measures_ab_choices_apart_and_ablates_each_signal() -> None:
+    rng = random.Random(4)
+    train = [Pair("q", a, b, ("copy",)) for a, b in pairs(150, seed=5)]
+    # Pairs an edit made teach the opposite here: without them the model does better.
+    train += [Pair("q", b, a, ("edit",)) for a, b in pairs(60, seed=6)]
+    test = [Pair("q", a, b, ("ab_choice",) if rng.random() < 0.5 else ("copy",))
+            for a, b in pairs(200, seed=7)]  # fmt: skip
+    found = evaluate_pairs({"train": train, "test": test}, dataset="d", version="v1")
+    by_name = {a.name: a for a in found.accuracies}
+    assert found.train_pairs == 210
+    assert by_name["test"].pairs == 200
+    assert 0 < by_name["ab_choice"].pairs < 200
+    assert "ground_truth" not in by_name
+    ablations = {a.signal: a for a in found.ablations}
+    assert set(ablations) == {"copy", "edit"}
+    assert ablations["edit"].train_pairs == 150 and ablations["copy"].train_pairs == 60
+    without_edit = {a.name: a.accuracy for a in ablations["edit"].accuracies}
+    without_copy = {a.name: a.accuracy for a in ablations["copy"].accuracies}
+    assert without_edit["test"] > by_name["test"].accuracy  # type: ignore[operator]
+    assert without_copy["test"] < 0.5  # only the misleading pairs left
