@@ -51,14 +51,16 @@ lint: install
 # Spark application, minutes of mostly one-core query planning; marker `spark`), then the tests in
 # SECOND_LANE: long ones that wait on subprocesses, a browser or Hypothesis more than they compute
 # (schemathesis, the benchmarks' tiny runs, the console's and the tracker's browser tests, TRL,
-# the demo, the erasure crash tests, the incremental property test).
+# the demo, the erasure crash tests, the incremental property test), and the evaluation's and
+# the review's tests, which build warehouses and fit models (measured: the first process took
+# 32 minutes with them, the second 26).
 # None of them uses the session's Kafka broker (tests/integration), which only the first process
 # starts. The second process's report is printed after the first's; the target fails if either
 # does. One after the other the suite took about 47 minutes on two cores; side by side, well
 # under CI's 40.
 SECOND_LANE := tests/api/test_schemathesis.py tests/bench tests/console tests/clients \
 	tests/export/test_trl.py tests/export/test_erasure.py tests/flywheel/shell/test_demo.py \
-	tests/transforms/test_incremental.py
+	tests/transforms/test_incremental.py tests/evaluate tests/review
 
 test: lint trl-env
 	@{ $(BIN)/pytest -m spark -p no:cacheprovider; spark=$$?; \
