@@ -66,7 +66,7 @@ from export.policy import DatasetPolicy, DatasetsFile, Kind, load_datasets
 from export.quality import GateResult, run_gate
 from flywheel.errors import ExportError, QualityGateError
 from privacy.keys import Keyring
-from warehouse.db import connected, warehouse_path
+from warehouse.db import connected, table_names, warehouse_path
 from warehouse.lake import Lake
 from warehouse.load import READABLE_TIME
 from warehouse.reviews import EXPLICIT as REVIEW
@@ -306,7 +306,7 @@ def models_connection(data_dir: Path, *, action: str) -> Iterator[Any]:
     if not path.exists():
         raise ExportError(f"there is no warehouse at {path}: run `flywheel transform run` first")
     with connected(data_dir, action=action) as db:
-        tables = {row[0] for row in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        tables = table_names(db)
         missing = [t for t in MODEL_TABLES if t not in tables]
         if missing:
             raise ExportError(

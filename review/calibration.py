@@ -114,10 +114,6 @@ class SuggestionPublic(BaseModel):
     diff: str
 
 
-def _tables(db: Any) -> set[str]:
-    return {name for (name,) in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-
-
 def _precision(name: str, verdicts: list[str]) -> PrecisionPublic:
     agree = verdicts.count("chosen")
     disagree = verdicts.count("rejected")
@@ -188,7 +184,9 @@ def calibration(db: Any, *, queue_id: str | None = None) -> CalibrationPublic:
 
 def _correlations(db: Any, rows: list[tuple[Any, ...]]) -> list[CorrelationPublic]:
     """Each reward level against each rubric dimension and their mean, over reviewed sides."""
-    if "rewards" not in _tables(db):
+    from warehouse.db import table_names  # not at import: it brings alembic to the API's start
+
+    if "rewards" not in table_names(db):
         return []
     responses = {r[6] for r in rows if r[6]} | {r[7] for r in rows if r[7]}
     rewards: dict[str, tuple[float, ...]] = {}

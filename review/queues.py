@@ -185,14 +185,6 @@ def _params(row: tuple[Any, ...]) -> dict[str, Any]:
     return loaded
 
 
-def has_pairs(db: Any, table: str = "preference_pairs") -> bool:
-    """True when the transforms built ``preference_pairs`` (or ``table``)."""
-    [(count,)] = db.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = $t", {"t": table}
-    ).fetchall()
-    return bool(count)
-
-
 _LABEL_CANDIDATES = f"""
 WITH edited AS (
     SELECT response_id, sum(weight) AS weight FROM edit_changes WHERE weight > 0
@@ -232,7 +224,9 @@ ORDER BY e.response_id
 def label_candidates(db: Any) -> list[Candidate]:
     """Every labelled response a ``label`` queue may draw: those with training consent. Its
     disagreement is 1 when evidence pointed both ways (the label is the net), else 0."""
-    if not has_pairs(db, "labels"):
+    from warehouse.db import table_names  # not at import: it brings alembic to the API's start
+
+    if "labels" not in table_names(db):
         raise NotFoundError("the warehouse has no labels yet: run `flywheel transform run` first")
     return [
         Candidate(
@@ -250,7 +244,9 @@ def candidates(db: Any, kind: Kind = "pair") -> list[Candidate]:
     ``label`` queue)."""
     if kind == "label":
         return label_candidates(db)
-    if not has_pairs(db):
+    from warehouse.db import table_names
+
+    if "preference_pairs" not in table_names(db):
         raise NotFoundError(
             "the warehouse has no preference pairs yet: run `flywheel transform run` first"
         )

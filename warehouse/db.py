@@ -202,6 +202,11 @@ def _quoted(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
+def table_names(db: Any) -> set[str]:
+    """The tables of a DuckDB connection's databases (the warehouse's, and any attached)."""
+    return {name for (name,) in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+
+
 def raw(connection: Connection) -> Any:
     """The DuckDB connection under a SQLAlchemy connection (for DuckDB-only SQL and parameters)."""
     return connection.connection.driver_connection

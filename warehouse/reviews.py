@@ -70,14 +70,12 @@ COLUMNS = ("signal", "explicit", "agree", "disagree", "n", "agreement", "wilson_
            "wilson_high")  # fmt: skip
 
 
-def _tables(db: Any) -> set[str]:
-    return {name for (name,) in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-
-
 def review_calibration(db: Any) -> list[dict[str, Any]]:
     """One row per signal with decided verdicts on unanimous pairs (none without reviews, or on
     a warehouse from before migration 0007)."""
-    if not {"reviews", "review_items"} <= _tables(db):
+    from warehouse.db import table_names  # not at import: it brings alembic to the API's start
+
+    if not {"reviews", "review_items"} <= table_names(db):
         return []
     return [dict(zip(COLUMNS, row, strict=True)) for row in db.execute(_CALIBRATION).fetchall()]
 
@@ -86,7 +84,9 @@ def refresh_review_rows(db: Any) -> int:
     """Replace ``signal_calibration``'s ``review`` rows with what the reviews say now; rows
     written. Nothing to do before the first transform run has built the table. Runs inside the
     caller's transaction, if any."""
-    tables = _tables(db)
+    from warehouse.db import table_names
+
+    tables = table_names(db)
     if "signal_calibration" not in tables:
         return 0
     db.execute(f"DELETE FROM signal_calibration WHERE explicit = '{EXPLICIT}'")  # noqa: S608
