@@ -264,13 +264,11 @@ def check_blocks(blocks: Sequence[tuple[str, str]], rules: Principles) -> list[B
     for tag, body in blocks:
         if KINDS[tag] != "python":
             results.append(BlockCheck(parses(tag, body)))
-        elif not python_parses(body):
-            results.append(BlockCheck(False))
-        elif not python_compiles(body):
-            results.append(BlockCheck(True))
-        else:
+        elif python_compiles(body):  # compiling parses: most blocks are parsed once
             compiled.append(len(results))
             results.append(BlockCheck(True, True))
+        else:
+            results.append(BlockCheck(python_parses(body)))
     linted = lint.lint([blocks[index][1] for index in compiled], rules)
     for index, found in zip(compiled, linted, strict=True):
         results[index] = BlockCheck(True, True, not found.errors, found.broken)
