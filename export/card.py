@@ -143,7 +143,8 @@ def render_card(manifest: Manifest) -> str:
         "## Policy",
         "",
         f"Policy hash `{manifest.policy_hash}`; transforms policy hash "
-        f"`{manifest.source.transforms_policy_hash}`; code version "
+        f"`{manifest.source.transforms_policy_hash}`; principles hash "
+        f"`{manifest.source.transforms_principles_hash}`; code version "
         f"{manifest.code_version}.",
         "",
         "```json",

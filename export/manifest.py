@@ -23,6 +23,9 @@ Versions:
    unreadable event times were counted (and in versions an erasure published), the ``policy``
    record holds a ``schedule`` before schedules were left out of it.
 2. ``manifest_version`` added; nothing else changed.
+3. ``source.transforms_principles_hash``: the hash of the principles file the transform run
+   scored the code in responses against (transforms/principles.toml); null in versions before
+   it, and when the run recorded none.
 
 Pydantic only (no polars, DuckDB or Great Expectations): the API reads manifests.
 """
@@ -39,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, m
 from flywheel.errors import ManifestVersionError
 from flywheel.files import replace_text
 
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3
 """The layout this code writes (see the module's docstring for each version)."""
 MANIFEST_FILE = "manifest.json"
 LINEAGE_IDS = "rekeyed"
@@ -170,6 +173,8 @@ class Source(_Record):
     """Versions published before ``lake`` summarised the files listed each one."""
     transform_run: str | None
     transforms_policy_hash: str | None
+    transforms_principles_hash: str | None
+    """The principles file's hash (``transform_runs.principles_hash``); since version 3."""
 
 
 class TimeWindow(_Record):
@@ -214,7 +219,19 @@ def _from_version_1(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "manifest_version": 2}
 
 
-_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _from_version_1}
+def _from_version_2(data: dict[str, Any]) -> dict[str, Any]:
+    # Version 3 names the principles' hash; the transforms of earlier versions had none.
+    source = data.get("source")
+    if isinstance(source, dict):
+        source = {**source, "transforms_principles_hash": source.get("transforms_principles_hash")}
+        data = {**data, "source": source}
+    return {**data, "manifest_version": 3}
+
+
+_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    1: _from_version_1,
+    2: _from_version_2,
+}
 """The upgrade from each version to the next."""
 
 

@@ -376,9 +376,18 @@ def lake_summary(db: Any) -> LakeSummary:
 
 
 def _lineage(db: Any, response_ids: list[str]) -> Lineage:
+    # Spark's runs table gets principles_hash from the first run that records one.
+    recorded = {
+        name
+        for (name,) in db.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'transform_runs' AND table_schema = 'main'"
+        ).fetchall()
+    }
+    principles = "principles_hash" if "principles_hash" in recorded else "NULL"
     run = db.execute(
-        "SELECT run_id, policy_hash, finished_at FROM transform_runs WHERE status = 'succeeded' "
-        "ORDER BY finished_at DESC LIMIT 1"
+        f"SELECT run_id, policy_hash, finished_at, {principles} FROM transform_runs "  # noqa: S608
+        "WHERE status = 'succeeded' ORDER BY finished_at DESC LIMIT 1"
     ).fetchone()
     first, last = db.execute(
         "SELECT min(occurred_at), max(occurred_at) FROM responses "
@@ -397,6 +406,7 @@ def _lineage(db: Any, response_ids: list[str]) -> Lineage:
             lake=lake_summary(db),
             transform_run=run[0] if run else None,
             transforms_policy_hash=run[1] if run else None,
+            transforms_principles_hash=run[3] if run else None,
         ),
         time_window=TimeWindow(
             first_event=first.isoformat() if first else None,

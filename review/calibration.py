@@ -11,8 +11,9 @@ they suggest.
   which of them was right is not known from the verdict alone; contested pairs are measured
   as a whole (``pairs``).
 - **Reward levels against rubric scores**: Spearman's rho of each level of ``rewards``
-  (explicit, implicit, process, penalty, and the total) with each rubric dimension and their
-  mean, over every reviewed side that is a response (an edit pair's edited text has no reward).
+  (explicit, implicit, process, constitutional, penalty, and the total) with each rubric
+  dimension and their mean, over every reviewed side that is a response (an edit pair's edited
+  text has no reward).
 - **Agreement between reviewers**: on items reviewed twice or more, the first two verdicts by
   time; observed agreement and Cohen's kappa over the four verdicts.
 - **Suggested weights** (``suggest_weights``): in a weighted vote of independent voters each
@@ -39,7 +40,14 @@ from pydantic import BaseModel
 
 from review.stats import cohen_kappa, round_half_up, spearman, wilson
 
-LEVELS = ("explicit_score", "implicit_score", "process_score", "penalty", "reward")
+LEVELS = (
+    "explicit_score",
+    "implicit_score",
+    "process_score",
+    "constitutional_score",
+    "penalty",
+    "reward",
+)
 """The columns of ``rewards`` compared with rubric scores (``reward`` is the weighed total)."""
 MIN_REVIEWS = 20
 """Decided verdicts a signal needs before a weight is suggested for it."""

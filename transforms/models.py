@@ -75,8 +75,16 @@ class Model:
 
 
 def _python_models() -> dict[str, Model]:
-    from transforms import checks, edits
+    from transforms import checks, edits, lint
 
+    # The checks' rows follow from the principles and the linter as much as from the code.
+    checks_source = "\0".join(
+        [
+            *(packaged("transforms", f).read_text() for f in ("checks.py", "lint.py")),
+            f"principles {checks.principles().digest}",
+            f"ruff {lint.ruff_version()}",
+        ]
+    )
     return {
         "code_checks": Model(
             "code_checks",
@@ -84,7 +92,7 @@ def _python_models() -> dict[str, Model]:
             ("responses", "lake_texts"),
             build=checks.code_checks,
             refresh_by=("response_id",),
-            source=packaged("transforms", "checks.py").read_text(),
+            source=checks_source,
         ),
         "edit_changes": Model(
             "edit_changes",

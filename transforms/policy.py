@@ -48,6 +48,9 @@ class RewardLevels(_Section):
     explicit: float = Field(ge=0)
     implicit: float = Field(ge=0)
     process: float = Field(ge=0)
+    constitutional: float = Field(default=0.0, ge=0)
+    """The principles the code keeps (transforms/principles.toml); policy files written before
+    the level existed give it no weight."""
     leaked_secret: float = Field(ge=0)
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flywheel.errors import FlywheelError
+from transforms.checks import principles
 from transforms.models import discover, ordered, run_models
 from transforms.policy import Policy, load_policy
 from warehouse.db import open_warehouse, raw, translate, warehouse_path
@@ -87,7 +88,7 @@ def run_transforms(
 ) -> RunSummary:
     """Commit the landed files to the lake's table, load the files of its current snapshot not
     loaded yet (all of them with ``full_refresh``), build the models (those in ``select`` and
-    what they need), and record the run with the policy's hash.
+    what they need), and record the run with the hashes of the policy and the principles.
 
     ``lake``: the configuration's (``warehouse.lake.open_lake``), unset the data dir's; on
     object storage its files are copied to this host (``Lake.readable``) for DuckDB. ``table``:
@@ -154,12 +155,14 @@ def _run(
             ).fetchall()
             db.execute(
                 "INSERT INTO transform_runs (run_id, started_at, full_refresh, policy_hash, "
-                "status) VALUES ($run, $now, $full, $policy, 'running')",
+                "principles_hash, status) "
+                "VALUES ($run, $now, $full, $policy, $principles, 'running')",
                 {
                     "run": summary.run_id,
                     "now": datetime.now(UTC),
                     "full": full_refresh,
                     "policy": policy.digest,
+                    "principles": principles().digest,
                 },
             )
         overhead["record"] = time.perf_counter() - started

@@ -86,7 +86,8 @@ SOURCE_TABLES = ("events", "lake_files")
 RUNS_TABLE = "transform_runs"
 RUNS_SCHEMA = (
     "run_id STRING, started_at TIMESTAMP, finished_at TIMESTAMP, full_refresh BOOLEAN, "
-    "files_loaded INT, events_loaded BIGINT, policy_hash STRING, status STRING"
+    "files_loaded INT, events_loaded BIGINT, policy_hash STRING, status STRING, "
+    "principles_hash STRING"
 )
 """The warehouse's ``transform_runs`` columns: one row per Spark run that wrote its tables."""
 RUN_PROPERTY = "flywheel.run-id"
@@ -480,25 +481,38 @@ def build_edit_changes(spark: Any, variables: dict[str, float]) -> Any:
 
 
 def _text_checks(batches: Iterator[Any]) -> Iterator[Any]:
-    """On an executor: each text's block counts and secret flag, one row per response that has
-    the text (transforms/checks.py)."""
+    """On an executor: each text's block counts, constitutional score and secret flag, one row
+    per response that has the text (transforms/checks.py). The distinct checkable blocks of a
+    batch are checked together: one ruff process per batch."""
     import pyarrow as pa
 
+    rules = checks.principles()
     schema = pa.schema(
         [("response_id", pa.string())]
         + [(name, pa.int32()) for name in checks.COUNTS]
-        + [("leaked_secret", pa.bool_())]
+        + [
+            ("principles_broken", pa.list_(pa.string())),
+            ("constitutional_score", pa.float64()),
+            ("leaked_secret", pa.bool_()),
+        ]
     )
     for batch in batches:
         columns = batch.to_pydict()
+        blocks = [checks.text_blocks(text) for text in columns["text"]]
+        checkable = sorted({b for found in blocks for b in found if b[0] in checks.KINDS})
+        checked = dict(zip(checkable, checks.check_blocks(checkable, rules), strict=True))
         rows: dict[str, list[Any]] = {name: [] for name in schema.names}
-        for text, response_ids in zip(columns["text"], columns["response_ids"], strict=True):
-            counts = checks.text_counts(text)
+        for text, found, response_ids in zip(
+            columns["text"], blocks, columns["response_ids"], strict=True
+        ):
+            result = checks.text_checks(found, checked, rules)
             leaked = checks.SECRET in text
             for response_id in response_ids:
                 rows["response_id"].append(response_id)
                 for name in checks.COUNTS:
-                    rows[name].append(counts[name])
+                    rows[name].append(result.counts[name])
+                rows["principles_broken"].append(result.principles_broken)
+                rows["constitutional_score"].append(result.constitutional_score)
                 rows["leaked_secret"].append(leaked)
         yield pa.RecordBatch.from_pydict(rows, schema=schema)
 
@@ -511,7 +525,7 @@ def build_code_checks(spark: Any) -> Any:
         _text_checks,
         "response_id STRING, "
         + ", ".join(f"{name} INT" for name in checks.COUNTS)
-        + ", leaked_secret BOOLEAN",
+        + ", principles_broken ARRAY<STRING>, constitutional_score DOUBLE, leaked_secret BOOLEAN",
     )
 
 
@@ -822,9 +836,13 @@ def _record_run(
 ) -> None:
     """Append the run to ``flywheel.models.transform_runs`` (the warehouse's columns)."""
     row = [(run.run_id, begun, datetime.now(UTC), full_refresh, files, run.events, policy.digest,
-            status)]  # fmt: skip
+            status, checks.principles().digest)]  # fmt: skip
     frame = spark.createDataFrame(row, RUNS_SCHEMA)
     if spark.catalog.tableExists(table_name(RUNS_TABLE)):
+        # A table written before runs recorded the principles' hash gets the column (Iceberg
+        # adds it as a change of metadata; the earlier rows read NULL, as in the warehouse).
+        if "principles_hash" not in spark.table(table_name(RUNS_TABLE)).columns:
+            spark.sql(f"ALTER TABLE {table_name(RUNS_TABLE)} ADD COLUMN principles_hash STRING")
         frame.writeTo(table_name(RUNS_TABLE)).append()
     else:
         writer = frame.writeTo(table_name(RUNS_TABLE)).using("iceberg")

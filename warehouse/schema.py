@@ -13,7 +13,7 @@ Tables written by the loader (``warehouse.load``):
   ``FLYWHEEL_PRIVACY__WITHOUT_CONSENT=keep``), which ``events`` never holds: no model counts
   them, and their first landing still wins over a later copy (added in 0005).
 - ``transform_runs``: one row per ``flywheel transform run``: when, what it loaded, the policy
-  hash, the outcome.
+  and principles hashes, the outcome.
 - ``model_state``: per model, the fingerprint it was built with and the highest ``lake_files.seq``
   it has seen (written by transforms/, read to decide what the next run rebuilds).
 
@@ -114,6 +114,8 @@ transform_runs = Table(
     Column("events_loaded", BigInteger, nullable=False, server_default="0"),
     Column("policy_hash", String),
     Column("status", String, nullable=False),
+    # Added in 0009: the principles file's hash (transforms/principles.py).
+    Column("principles_hash", String),
 )
 
 model_state = Table(

@@ -58,10 +58,26 @@ def test_a_manifest_of_an_earlier_release_reads_as_version_1_and_keeps_its_field
 
     manifest = Manifest.from_json(text)
 
-    assert manifest.manifest_version == MANIFEST_VERSION == 2
-    # Written again, it is the same record with its version added, field for field.
-    assert json.loads(manifest.to_json()) == {**json.loads(text), "manifest_version": 2}
-    assert manifest.to_json().replace('  "manifest_version": 2,\n', "") == text
+    assert manifest.manifest_version == MANIFEST_VERSION == 3
+    # Written again, it is the same record with its version and the principles' hash (null)
+    # added, field for field.
+    assert json.loads(manifest.to_json()) == upgraded(json.loads(text))
+    again = json.loads(manifest.to_json())
+    del again["manifest_version"], again["source"]["transforms_principles_hash"]
+    assert json.dumps(again, indent=2, sort_keys=True) + "\n" == text
+
+
+def upgraded(data: dict[str, Any]) -> dict[str, Any]:
+    """A manifest of version 1 or 2 as the current version reads it."""
+    source = {**data["source"], "transforms_principles_hash": None}
+    return {**data, "manifest_version": MANIFEST_VERSION, "source": source}
+
+
+def test_a_manifest_of_version_2_reads_with_no_principles_hash() -> None:
+    data = {**old_manifest(), "manifest_version": 2}
+    manifest = Manifest.from_json(json.dumps(data))
+    assert manifest.source.transforms_principles_hash is None
+    assert json.loads(manifest.to_json()) == upgraded(data)
 
 
 def test_the_variants_of_version_1_read_and_keep_what_they_lack() -> None:
@@ -79,7 +95,7 @@ def test_the_variants_of_version_1_read_and_keep_what_they_lack() -> None:
 
     assert manifest.lineage_ids is None and manifest.quality.excluded is None
     assert manifest.source.lake is None and manifest.source.lake_files is not None
-    assert json.loads(manifest.to_json()) == {**data, "manifest_version": 2}
+    assert json.loads(manifest.to_json()) == upgraded(data)
 
 
 def test_round_trip_model_json_model() -> None:
@@ -91,28 +107,28 @@ def test_round_trip_model_json_model() -> None:
 
 
 def test_a_manifest_of_a_newer_release_is_a_clear_error(tmp_path: Path) -> None:
-    place(tmp_path, {**old_manifest(), "manifest_version": 3, "a_field_of_tomorrow": 1})
+    place(tmp_path, {**old_manifest(), "manifest_version": 4, "a_field_of_tomorrow": 1})
 
     with pytest.raises(ManifestVersionError) as raised:
         read_manifest(tmp_path, "default", "v1")
 
     assert str(raised.value) == (
-        "version v1 of dataset 'default' has manifest_version 3, newer than this release reads "
-        "(2): upgrade feedback-flywheel to read it"
+        "version v1 of dataset 'default' has manifest_version 4, newer than this release reads "
+        "(3): upgrade feedback-flywheel to read it"
     )
 
 
 def test_the_cli_exits_7_with_one_red_line_on_a_newer_manifest(tmp_path: Path) -> None:
-    place(tmp_path, {**old_manifest(), "manifest_version": 3})
+    place(tmp_path, {**old_manifest(), "manifest_version": 4})
 
     result = flywheel("export", "list", env={"FLYWHEEL_DATA_DIR": str(tmp_path)})
 
-    assert_one_line_error(result, "has manifest_version 3, newer than this release", code=7)
+    assert_one_line_error(result, "has manifest_version 4, newer than this release", code=7)
 
 
 @pytest.mark.anyio
 async def test_the_api_lists_a_newer_manifest_as_damaged_and_answers_500(tmp_path: Path) -> None:
-    place(tmp_path, {**old_manifest(), "manifest_version": 3})
+    place(tmp_path, {**old_manifest(), "manifest_version": 4})
     settings = Settings(
         data_dir=tmp_path, api={"write_keys": [WRITE_KEY], "admin_keys": [ADMIN_KEY]}
     )
@@ -124,7 +140,7 @@ async def test_the_api_lists_a_newer_manifest_as_damaged_and_answers_500(tmp_pat
 
     assert listing.json()["datasets"][0]["damaged"] == ["v1"]
     assert manifest.status_code == 500
-    assert "manifest_version 3" in manifest.json()["message"]
+    assert "manifest_version 4" in manifest.json()["message"]
     assert str(tmp_path) not in manifest.text
 
 

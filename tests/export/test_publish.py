@@ -19,6 +19,7 @@ from export.publish import export_dataset
 from flywheel.dev.simulator import SimulationConfig, simulate
 from flywheel.errors import ConfigError, ExportBusyError, ExportError, QualityGateError
 from tests.helpers.datasets import KEYRING, land, rewrite_texts
+from transforms.principles import load_principles
 from transforms.runner import run_transforms
 
 TRL_COLUMNS = {
@@ -83,6 +84,7 @@ def test_publishes_a_version_whose_manifest_matches_its_files(data_dir: Path) ->
     assert sum(p.files for p in lake.partitions) == len(loaded)
     assert {(p.topic, p.partition) for p in lake.partitions} == {(row[1], row[2]) for row in loaded}
     assert manifest.policy_hash and manifest.source.transforms_policy_hash
+    assert manifest.source.transforms_principles_hash == load_principles().digest
     first, last = manifest.time_window.first_event, manifest.time_window.last_event
     assert first is not None and last is not None and first < last
 

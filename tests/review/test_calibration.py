@@ -16,6 +16,7 @@ from review.stats import spearman, wilson
 from tests.helpers.lake import query
 from tests.helpers.review import KEYRING, build_warehouse, review_settings
 from transforms.policy import DEFAULT_POLICY
+from warehouse.db import open_warehouse, raw
 
 ANA = "ana@example.com"
 BO = "bo@example.com"
@@ -89,8 +90,8 @@ def test_agreement_of_two_reviewers_on_the_same_items(reviewed: Settings) -> Non
 
 def test_reward_levels_against_rubric_scores(reviewed: Settings) -> None:
     found = {(c.level, c.dimension): c for c in service.calibration(reviewed).reward_levels}
-    assert {level for level, _ in found} == {"explicit", "implicit", "process", "penalty",
-                                            "reward"}  # fmt: skip
+    assert {level for level, _ in found} == {"explicit", "implicit", "process",
+                                            "constitutional", "penalty", "reward"}  # fmt: skip
     # Every review scored the chosen side 4 and the rejected side 2; the reward of each side
     # (rewards.reward, tests.helpers.review's pairs) against those scores:
     reward = {"r0a": 0.5, "r0b": 0.0, "r1a": 0.5, "r1b": 0.0, "r2a": 0.5, "r2b": 0.0,
@@ -104,8 +105,25 @@ def test_reward_levels_against_rubric_scores(reviewed: Settings) -> None:
     assert total.spearman == spearman(xs, ys) and total.spearman is not None
     assert total.spearman > 0.5
     assert found[("reward", "security")].spearman == total.spearman
-    # No response holds code: the process level is constant, so no correlation.
+    # No response holds code: the process and constitutional levels are constant, so no
+    # correlation.
     assert found[("process", "mean")].spearman is None
+    assert found[("constitutional", "mean")].spearman is None
+
+
+def test_the_constitutional_level_against_rubric_scores(reviewed: Settings) -> None:
+    # As if every chosen side's code kept the principles and every rejected side's broke them.
+    engine = open_warehouse(reviewed.data_dir)
+    with engine.begin() as connection:
+        raw(connection).execute(
+            "UPDATE rewards SET constitutional_score = "
+            "CASE WHEN response_id LIKE '%a' THEN 1.0 ELSE -0.5 END"
+        )
+    engine.dispose()
+    found = {(c.level, c.dimension): c for c in service.calibration(reviewed).reward_levels}
+    level = found[("constitutional", "mean")]
+    # Every review scored the chosen ("a") side 4 and the other 2.
+    assert level.n == 18 and level.spearman == spearman([1.0, -0.5] * 9, [4.0, 2.0] * 9) == 1.0
 
 
 def test_one_queue_or_all(reviewed: Settings) -> None:

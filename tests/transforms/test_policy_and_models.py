@@ -13,6 +13,7 @@ from tests.factories import make_event
 from tests.helpers.lake import ALL_TEXTS, land, query
 from transforms.models import Model, ordered, policy_variables, quote
 from transforms.policy import DEFAULT_POLICY, load_policy
+from transforms.principles import load_principles
 from transforms.runner import run_transforms
 from warehouse.lake import Lake
 
@@ -122,8 +123,11 @@ def test_responses_gather_every_signal_including_late_ones(tmp_path: Path) -> No
         texts=ALL_TEXTS,
     )
     assert [m["role"] for m in json.loads(prompt)] == ["user", "assistant", "user"]
-    [(policy_hash,)] = query(tmp_path, "SELECT policy_hash FROM transform_runs")
+    [(policy_hash, principles_hash)] = query(
+        tmp_path, "SELECT policy_hash, principles_hash FROM transform_runs"
+    )
     assert policy_hash == load_policy().digest
+    assert principles_hash == load_principles().digest
 
 
 def test_running_twice_changes_nothing_and_full_refresh_gives_the_same_tables(

@@ -21,6 +21,7 @@ CHECKS_SQL = (
     "SELECT response_id, code_blocks, python_blocks, python_parsed, json_blocks, json_parsed, "
     "leaked_secret FROM code_checks ORDER BY response_id"
 )
+COUNTS_SQL = f"SELECT response_id, {', '.join(checks.COUNTS)} FROM code_checks"
 
 
 def test_code_checks_parse_python_and_json_and_spot_leaked_secrets(tmp_path: Path) -> None:
@@ -57,18 +58,16 @@ def test_duckdb_finds_the_same_blocks_as_python(tmp_path: Path, text: str) -> No
     """The blocks DuckDB's RE2 finds are the ones Python's ``re`` finds with the same pattern,
     and each counts as its own parser says."""
     fence = re.compile(r"```([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
-    expected = dict.fromkeys(checks.COUNTS, 0)
-    for tag, body in fence.findall(text):
-        tag = tag.lower()
-        expected["code_blocks"] += 1
-        if tag in checks.PYTHON_TAGS or tag == "json":
-            kind = "python" if tag in checks.PYTHON_TAGS else "json"
-            expected[f"{kind}_blocks"] += 1
-            expected[f"{kind}_parsed"] += checks.parses(tag, body)
+    blocks = [(tag.lower(), body) for tag, body in fence.findall(text)]
+    assert checks.text_blocks(text) == blocks
+    checkable = sorted({b for b in blocks if b[0] in checks.KINDS})
+    found = dict(zip(checkable, checks.check_blocks(checkable, checks.principles()), strict=True))
+    expected = checks.text_checks(blocks, found, checks.principles()).counts
+    assert expected["code_blocks"] == len(blocks)
     land(Lake.in_data_dir(tmp_path), [generation("r", text=text)])
     run_transforms(tmp_path)
-    [row] = query(tmp_path, CHECKS_SQL)
-    assert dict(zip(checks.COUNTS, row[1:6], strict=True)) == expected
+    [row] = query(tmp_path, COUNTS_SQL)
+    assert dict(zip(checks.COUNTS, row[1:], strict=True)) == expected
 
 
 def test_rewards_keep_each_level_beside_the_total(tmp_path: Path) -> None:
@@ -86,13 +85,15 @@ def test_rewards_keep_each_level_beside_the_total(tmp_path: Path) -> None:
         r[0]: r[1:]
         for r in query(
             tmp_path,
-            "SELECT response_id, explicit_score, implicit_score, process_score, penalty, reward "
-            "FROM rewards",
+            "SELECT response_id, explicit_score, implicit_score, process_score, "
+            "constitutional_score, penalty, reward FROM rewards",
         )
     }
-    assert rows["good"] == (1.0, 1.0, 1.0, 0, pytest.approx(1.75))
-    assert rows["bad"] == (0.0, -1.0, -1.0, -1, pytest.approx(-0.5 - 0.25 - 1.0))
-    assert rows["plain"] == (0.0, 0.0, 0.0, 0, 0.0)
+    # The policy's [rewards]: explicit 1, implicit 0.5, process 0.25, constitutional 0.15.
+    assert rows["good"] == (1.0, 1.0, 1.0, 1.0, 0, pytest.approx(1.9))
+    # Code that does not parse is no evidence for the principles either way.
+    assert rows["bad"] == (0.0, -1.0, -1.0, 0.0, -1, pytest.approx(-0.5 - 0.25 - 1.0))
+    assert rows["plain"] == (0.0, 0.0, 0.0, 0.0, 0, 0.0)
 
 
 def at(minute: int) -> str:

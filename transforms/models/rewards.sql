@@ -6,8 +6,12 @@
 --   implicit  copied or continued from (+), regenerated away or edited (-), likewise, an edit
 --             with the weight edit_changes gives it (a real edit within the policy's
 --             thresholds, more the more it changed; any other edit is no evidence);
---   process   share of its Python and JSON code blocks that parse, mapped to [-1, 1]
---             (0 without checkable code);
+--   process   share of the checks its code blocks pass, mapped to [-1, 1] (0 without
+--             checkable code): a Python block has three (parses, compiles, lint-clean: no
+--             syntax error, invalid statement or undefined name for ruff), a JSON, YAML or SQL
+--             block one (parses); each block counts the same;
+--   constitutional  the principles its Python code keeps (transforms/principles.toml, checked
+--             by ruff; code_checks scores it, 0 without Python that compiles);
 --   penalty   -1 if the response still holds a scrubbed secret (it leaked one), else 0.
 WITH levels AS (
     SELECT
@@ -24,8 +28,12 @@ WITH levels AS (
              THEN -1 END AS regenerated,
         CASE WHEN d.weight > 0 THEN -1 END AS edited,
         d.weight AS edit_weight,
-        coalesce(c.python_blocks, 0) + coalesce(c.json_blocks, 0) AS checkable,
-        coalesce(c.python_parsed, 0) + coalesce(c.json_parsed, 0) AS parsed,
+        coalesce(c.python_blocks + c.json_blocks + c.yaml_blocks + c.sql_blocks, 0)
+            AS checkable,
+        -- In thirds of a block: a Python block's three checks, another block's one.
+        coalesce(c.python_parsed + c.python_compiled + c.python_clean
+                 + 3 * (c.json_parsed + c.yaml_parsed + c.sql_parsed), 0) AS passed_thirds,
+        coalesce(c.constitutional_score, 0) AS constitutional_score,
         coalesce(c.leaked_secret, false) AS leaked_secret
     FROM responses AS r
     LEFT JOIN code_checks AS c USING (response_id)
@@ -56,7 +64,8 @@ scored AS (
                             ELSE getvariable('weights_regenerate') END
                      + coalesce(edit_weight, 0), 0),
             0) AS implicit_score,
-        CASE WHEN checkable > 0 THEN 2.0 * parsed / checkable - 1 ELSE 0 END AS process_score,
+        CASE WHEN checkable > 0 THEN 2.0 * passed_thirds / (3 * checkable) - 1 ELSE 0 END
+            AS process_score,
         CASE WHEN leaked_secret THEN -1 ELSE 0 END AS penalty
     FROM levels
 )
@@ -66,11 +75,13 @@ SELECT
     round_half_up(explicit_score, 6) AS explicit_score,
     round_half_up(implicit_score, 6) AS implicit_score,
     round_half_up(process_score, 6) AS process_score,
+    round_half_up(constitutional_score, 6) AS constitutional_score,
     penalty,
     checkable AS code_blocks_checked,
     leaked_secret,
     round_half_up(getvariable('rewards_explicit') * explicit_score
           + getvariable('rewards_implicit') * implicit_score
           + getvariable('rewards_process') * process_score
+          + getvariable('rewards_constitutional') * constitutional_score
           + getvariable('rewards_leaked_secret') * penalty, 6) AS reward
 FROM scored
