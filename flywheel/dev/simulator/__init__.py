@@ -13,7 +13,13 @@ from flywheel.dev.simulator.poster import (
     post_events,
 )
 from flywheel.dev.simulator.texts import TOPICS
-from flywheel.dev.simulator.traffic import Simulation, SimulationConfig, simulate
+from flywheel.dev.simulator.traffic import (
+    Reranker,
+    Simulation,
+    SimulationConfig,
+    hidden_win_rate,
+    simulate,
+)
 from flywheel.dev.simulator.writers import (
     SimulatorWriteError,
     check_writable,
@@ -24,11 +30,13 @@ from flywheel.dev.simulator.writers import (
 __all__ = [
     "TOPICS",
     "PostSummary",
+    "Reranker",
     "Simulation",
     "SimulationConfig",
     "SimulatorPostError",
     "SimulatorWriteError",
     "check_writable",
+    "hidden_win_rate",
     "iter_batches",
     "post_events",
     "simulate",

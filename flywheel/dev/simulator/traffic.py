@@ -35,7 +35,7 @@ import heapq
 import random
 import uuid
 from bisect import bisect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
@@ -61,12 +61,16 @@ from flywheel.dev.simulator.texts import (
     Topic,
 )
 
-__all__ = ["Simulation", "SimulationConfig", "simulate"]
+__all__ = ["Reranker", "Simulation", "SimulationConfig", "hidden_win_rate", "simulate"]
 
 HISTORY_LIMIT = 6  # at most this many messages of history per prompt, plus the system message
 MAX_REGENERATIONS = 3
 MAX_TURNS = 8
 GOOD, NEAR_MISS = 0.62, 0.42  # perceived-quality thresholds: keep as is / fix by hand / replace
+
+Reranker = Callable[[Sequence[str]], Sequence[float]]
+"""A served policy's judge: a score for each candidate answer's text, higher is better. It sees
+the texts only, never their hidden quality."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,10 @@ class SimulationConfig:
     duplicate_rate: float = 0.01  # share of events sent a second time
     out_of_order_rate: float = 0.02  # share of events sent before the generation they refer to
     ab_rate: float = 0.08  # share of user messages answered with an A/B pair
+    # Best-of-n serving: each answer shown is the best of ``best_of`` candidates by ``reranker``
+    # (a reward model trained on an earlier dataset). Without a reranker, one candidate is drawn.
+    best_of: int = 1
+    reranker: Reranker | None = field(default=None, compare=False, repr=False)
 
     @property
     def user_count(self) -> int:
@@ -310,6 +318,15 @@ class _Slot:
         return template.format(v=value, url=url)
 
     def _respond(self, topic: Topic, model: _Model, first: bool) -> _Response:
+        """The answer served: one draw, or the best of ``best_of`` by the reranker's scores."""
+        reranker = self.cfg.reranker
+        if reranker is None or self.cfg.best_of <= 1:
+            return self._draw(topic, model, first)
+        candidates = [self._draw(topic, model, first) for _ in range(self.cfg.best_of)]
+        scores = reranker([c.text for c in candidates])
+        return candidates[max(range(len(candidates)), key=lambda i: scores[i])]
+
+    def _draw(self, topic: Topic, model: _Model, first: bool) -> _Response:
         rng = self.rng
         q = rng.betavariate(model.alpha, model.beta)
         perceived = q + rng.gauss(0.0, self.user.noise)
@@ -669,3 +686,37 @@ class Simulation:
 def simulate(config: SimulationConfig) -> Simulation:
     """A simulation of ``config``; iterate it for the events, then read its ``truth``."""
     return Simulation(config)
+
+
+def hidden_win_rate(
+    reranker: Reranker | None, *, best_of: int, prompts: int = 2000, seed: int = 0
+) -> tuple[float, int]:
+    """How often a policy's answer is truly better than round 0's: (wins, prompts), a tie half.
+
+    For each of ``prompts`` first messages (a topic, code or prose alike, and a model drawn as
+    the traffic draws them), round 0's policy serves one candidate and the policy measured the
+    best of ``best_of`` by ``reranker`` (without one, its first candidate: round 0 against
+    itself). Each side draws from a stream of its own, seeded alike on every call, so two
+    rerankers are measured on the very same candidates. Only the simulator reads the hidden
+    quality; the reranker sees texts.
+    """
+    master = random.Random(seed)
+    users, user_cum = _make_users(master, 20)
+    prompt_rng = random.Random(master.getrandbits(64))
+    config = SimulationConfig(pii_rate=0.0)
+    baseline = _Slot(config, random.Random(master.getrandbits(64)), users, user_cum, 0.0)
+    policy = _Slot(config, random.Random(master.getrandbits(64)), users, user_cum, 0.0)
+    wins = 0.0
+    for _ in range(prompts):
+        topics = CODE_TOPICS if prompt_rng.random() < 0.5 else PROSE_TOPICS
+        topic = prompt_rng.choice(topics)
+        model = MODELS[bisect(_MODEL_CUM, prompt_rng.random() * _MODEL_CUM[-1])]
+        served = baseline._draw(topic, model, True)
+        candidates = [policy._draw(topic, model, True) for _ in range(max(1, best_of))]
+        pick = 0
+        if reranker is not None and len(candidates) > 1:
+            scores = reranker([c.text for c in candidates])
+            pick = max(range(len(candidates)), key=lambda i: scores[i])
+        mine = candidates[pick].quality
+        wins += 1.0 if mine > served.quality else 0.5 if mine == served.quality else 0.0
+    return wins, prompts
