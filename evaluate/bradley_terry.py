@@ -145,6 +145,12 @@ class RewardModel:
     def score(self, text: str) -> float:
         return float(sum(self.weights[c] * v for c, v in features(text).items()))
 
+    def scores(self, texts: Sequence[str]) -> Any:
+        """The rewards of ``texts``, an array (one feature matrix for them all)."""
+        if not texts:
+            return np.zeros(0)
+        return _matrix(texts) @ self.weights
+
     def margins(self, pairs: Sequence[tuple[str, str]], encoded: Encoded | None = None) -> Any:
         """``r(first) - r(second)`` of each pair."""
         if not pairs:

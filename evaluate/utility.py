@@ -10,7 +10,8 @@ pairs, on:
 - ``ab_choice``: the pairs of those splits an explicit A/B choice decided (``signals`` holds
   ``ab_choice``): a user's own pick between two answers, held out of training by the split;
 - ``ground_truth``: when given (simulated traffic), pairs of sibling answers whose hidden
-  quality differs, the better one as chosen (``truth_pairs``).
+  quality differs, the better one as chosen (``truth_pairs``), but for those the train split
+  holds (either way round): the model is measured on pairs it never saw.
 
 Ablations: for each signal in the train split, the model trained without the pairs that signal
 voted for, measured on the same sets: what the signal adds is the accuracy lost without it.
@@ -31,6 +32,9 @@ from evaluate.bradley_terry import Encoded, RewardModel, fit
 from review.stats import wilson
 
 TRAIN = "train"
+MIN_TRAIN_PAIRS = 20
+"""Fewer train pairs than this teach nothing worth measuring: callers that evaluate on their own
+(the demo, exports) skip the evaluation."""
 
 
 class AccuracyPublic(BaseModel):
@@ -154,6 +158,9 @@ def evaluate_pairs(
     """The evaluation of a version's pairs by split (``train`` and the held-out ones)."""
     train = splits.get(TRAIN, [])
     held_out = [p for name, pairs in sorted(splits.items()) if name != TRAIN for p in pairs]
+    if truth is not None:  # measured on pairs the model never saw, either way round
+        seen = {frozenset((p.chosen, p.rejected)) for p in train}
+        truth = [pair for pair in truth if frozenset(pair) not in seen]
     encoded = Encoded()  # every text's features once, for every fit and measure
     train_pairs, accuracies = measure(train, held_out, truth, encoded)
     found = []

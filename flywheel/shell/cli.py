@@ -1024,6 +1024,7 @@ def evaluate(
     """
     from evaluate.utility import evaluate_version, truth_pairs
     from export.catalog import open_catalog
+    from flywheel.shell.evaluation import print_evaluation
 
     if (events is None) != (truth is None):
         raise typer.BadParameter("give both or neither", param_hint="--events/--truth")
@@ -1037,10 +1038,7 @@ def evaluate(
     if as_json:
         _print_json(found)
         return
-    out.print(_accuracy_table(f"{found.dataset} {found.version}: {found.model}, trained on "
-                              f"{found.train_pairs:,} pairs", found.accuracies))  # fmt: skip
-    if found.ablations:
-        out.print(_ablation_table(found))
+    print_evaluation(found, out)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -1053,42 +1051,6 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in lines if line.strip()]
     except (OSError, ValueError) as exc:
         raise ConfigError(f"could not read {path}: {exc}") from None
-
-
-def _share(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
-def _accuracy_table(title: str, accuracies: list[Any]) -> Any:
-    from rich.table import Table
-
-    table = Table(title=title, show_edge=False)
-    for column in ("measured on", "pairs", "accuracy", "95% interval"):
-        table.add_column(column)
-    for a in accuracies:
-        interval = "-" if a.wilson_low is None else f"{a.wilson_low:.3f} to {a.wilson_high:.3f}"
-        table.add_row(a.name, f"{a.pairs:,}", _share(a.accuracy), interval)
-    return table
-
-
-def _ablation_table(found: Any) -> Any:
-    from rich.table import Table
-
-    names = [a.name for a in found.accuracies]
-    base = {a.name: a.accuracy for a in found.accuracies}
-    table = Table(title="without each signal's pairs (accuracy, change)", show_edge=False)
-    for column in ("left out", "train pairs", *names):
-        table.add_column(column)
-    for ablation in found.ablations:
-        cells = []
-        for a in ablation.accuracies:
-            before = base.get(a.name)
-            change = (
-                "" if a.accuracy is None or before is None else f" ({a.accuracy - before:+.3f})"
-            )
-            cells.append(_share(a.accuracy) + change)
-        table.add_row(ablation.signal, f"{ablation.train_pairs:,}", *cells)
-    return table
 
 
 QueueArgument = Annotated[
@@ -1494,6 +1456,24 @@ def demo(
         bool,
         typer.Option(help="Go through a local Kafka broker and an ingest worker (needs Java)."),
     ] = False,
+    rounds: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=20,
+            help="Turn the flywheel: round 0, then N rounds each served by the best of --best-of "
+            "answers by a reward model trained on the previous round's dataset (--events each).",
+        ),
+    ] = None,  # fmt: skip
+    best_of: Annotated[
+        int, typer.Option(min=2, max=16, help="With --rounds: candidates per answer served.")
+    ] = 4,
+    control: Annotated[
+        bool,
+        typer.Option(
+            help="With --rounds: also run a control whose reward models learn from shuffled labels."
+        ),
+    ] = True,  # fmt: skip
 ) -> None:
     """Run the main job end to end: simulated chat traffic through the real HTTP API, landed,
     transformed, checked by the quality gate and published as a TRL-ready dataset.
@@ -1501,10 +1481,23 @@ def demo(
     Re-running continues on the same data dir (the same seed sends the same events: nothing new);
     --fresh starts over. Published versions are never modified.
 
-    Example: flywheel demo; flywheel demo --seed 1; flywheel demo --fresh --kafka
+    With --rounds N, the flywheel turns: each round is served by the previous round's reward
+    model and the users' hidden satisfaction is reported per round, as a table and a chart,
+    beside a control run (in <data dir>/rounds/, cleared at the start; docs/evaluate.md).
+
+    Example: flywheel demo; flywheel demo --seed 1; flywheel demo --fresh --kafka;
+    flywheel demo --rounds 3 --events 5000
     """
     from flywheel.shell.demo import run_demo
 
+    if rounds is not None:
+        if kafka or fresh:
+            raise typer.BadParameter("not with --kafka or --fresh", param_hint="--rounds")
+        from flywheel.shell.rounds import run_rounds
+
+        run_rounds(settings=settings_and_logging(), rounds=rounds, events=events, seed=seed,
+                   best_of=best_of, control=control, console=out)  # fmt: skip
+        return
     run_demo(
         settings=settings_and_logging(),
         events=events,

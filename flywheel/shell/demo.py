@@ -42,6 +42,7 @@ from flywheel.shell.erasure import finish_erasure
 from privacy.keys import DEMO_KEY_FILE
 
 if TYPE_CHECKING:
+    from evaluate.utility import EvaluationPublic
     from export.manifest import ConfigCounts
     from warehouse.lake import Lake
 
@@ -84,6 +85,8 @@ class DemoSummary:
     quality_passed: bool
     warnings: list[str]
     counts: dict[str, ConfigCounts]
+    evaluation: EvaluationPublic | None = None
+    """``flywheel evaluate`` of the version, ground truth included."""
 
 
 def demo_keyring_path(settings: Settings, console: Console) -> Path:
@@ -141,7 +144,6 @@ def run_demo(
     """Simulate, post, land, transform, gate and publish; print and return the summary."""
     from export.policy import load_datasets
     from flywheel.dev import simulator
-    from privacy.keys import keyring_for
     from warehouse.lake import open_lake
 
     load_datasets(settings.export.datasets_file).dataset(DATASET)  # before any event is sent
@@ -154,6 +156,49 @@ def run_demo(
                 f"{settings.lake_location}: remove its events folder yourself, or unset the setting"
             )
         clear_data(settings.data_dir, console)
+    settings, write_key, keyring = with_demo_keys(settings, console)
+    simulation = simulator.simulate(simulator.SimulationConfig(events=events, seed=seed))
+    traffic = list(simulation)  # the ground truth is complete once every event was generated
+    posted, run, exported = land_and_publish(settings, traffic, write_key, keyring, lake, console,
+                                             kafka=kafka)  # fmt: skip
+    by_type = Counter(event["type"] for event in traffic)
+    summary = DemoSummary(
+        posted=posted.events,
+        accepted=posted.accepted,
+        events_by_type=dict(sorted(by_type.items())),
+        files_loaded=run.files_loaded,
+        events_loaded=run.events_loaded,
+        signals=signal_rows(settings.data_dir, simulation.truth),
+        evaluation=_evaluation(settings, exported["version"], traffic, simulation.truth, console),
+        **exported,
+    )
+    print_summary(summary, settings, console)
+    return summary
+
+
+def _evaluation(
+    settings: Settings, version: str, traffic: list[dict[str, Any]], truth: list[dict[str, Any]],
+    console: Console,
+) -> EvaluationPublic | None:  # fmt: skip
+    """What the published version teaches: ``flywheel evaluate`` on it, the simulator's ground
+    truth included. None when the version has too few pairs to train on."""
+    from evaluate.utility import MIN_TRAIN_PAIRS, evaluate_version, truth_pairs
+    from export.catalog import Catalog
+
+    catalog = Catalog.in_data_dir(settings.data_dir)
+    pairs = catalog.read_manifest(DATASET, version).counts.get("dpo")
+    train = pairs.splits.get("train") if pairs is not None else None
+    if train is None or train.rows < MIN_TRAIN_PAIRS:
+        return None
+    with console.status("training a reward model on the version"):
+        return evaluate_version(catalog, DATASET, version, truth=truth_pairs(traffic, truth))
+
+
+def with_demo_keys(settings: Settings, console: Console) -> tuple[Settings, str, Any]:
+    """The demo's settings: a write key of its own for the API it serves, the pseudonym key file
+    (the configured one, else a local one it creates); with the write key and the keyring."""
+    from privacy.keys import keyring_for
+
     key_file = demo_keyring_path(settings, console)
     write_key = secrets.token_urlsafe(24)
     settings = settings.model_copy(
@@ -162,34 +207,28 @@ def run_demo(
             "privacy": settings.privacy.model_copy(update={"hmac_key_file": key_file}),
         }
     )
-    keyring = keyring_for(settings)
-    simulation = simulator.simulate(simulator.SimulationConfig(events=events, seed=seed))
-    traffic = list(simulation)  # the ground truth is complete once every event was generated
+    return settings, write_key, keyring_for(settings)
+
+
+def land_and_publish(
+    settings: Settings, traffic: list[dict[str, Any]], write_key: str, keyring: Any, lake: Lake,
+    console: Console, *, kafka: bool = False,
+) -> tuple[Any, Any, dict[str, Any]]:  # fmt: skip
+    """Post ``traffic`` over HTTP, land it, run the transforms and export the demo's dataset:
+    what was posted, the transform run, and the export (``_export``)."""
+    from transforms.runner import run_transforms
+    from warehouse.table import LakeTable
+
     posted = (
         _through_kafka(settings, traffic, write_key, console)
         if kafka
         else _embedded(settings, traffic, write_key, keyring, console)
     )
-    by_type = Counter(event["type"] for event in traffic)
-
-    from transforms.runner import run_transforms
-    from warehouse.table import LakeTable
-
     with console.status("transform run"):
         run = run_transforms(settings.data_dir, lake=lake, table=LakeTable.of(settings, lake))
     with console.status("quality gate and export"):
         exported = _export(settings, keyring, lake)
-    summary = DemoSummary(
-        posted=posted.events,
-        accepted=posted.accepted,
-        events_by_type=dict(sorted(by_type.items())),
-        files_loaded=run.files_loaded,
-        events_loaded=run.events_loaded,
-        signals=signal_rows(settings.data_dir, simulation.truth),
-        **exported,
-    )
-    print_summary(summary, settings, console)
-    return summary
+    return posted, run, exported
 
 
 def _embedded(
@@ -385,6 +424,15 @@ def print_summary(summary: DemoSummary, settings: Settings, console: Console) ->
         soft_wrap=True,
     )
     console.print(f"quality report (Data Docs): {summary.report_path}", soft_wrap=True)
+    if summary.evaluation is not None:
+        from flywheel.shell.evaluation import print_evaluation
+
+        print_evaluation(summary.evaluation, console)
+        console.print(
+            "accuracy: share of held-out pairs whose chosen answer a reward model trained on the "
+            "train split scores higher (0.5 is chance); ground_truth: sibling answers the "
+            "simulator made better, pairs of the train split left out (docs/evaluate.md)"
+        )
     console.print(
         f'load it: datasets.load_dataset("{summary.dataset_path}", "dpo")', soft_wrap=True
     )
