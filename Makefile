@@ -60,6 +60,7 @@ lint: install
 # under CI's 40.
 SECOND_LANE := tests/api/test_schemathesis.py tests/bench tests/console tests/clients \
 	tests/export/test_trl.py tests/export/test_erasure.py tests/flywheel/shell/test_demo.py \
+	tests/flywheel/shell/test_rounds.py \
 	tests/transforms/test_incremental.py tests/evaluate tests/review
 
 test: lint trl-env
