@@ -73,3 +73,22 @@ def test_the_evaluation_measures_ab_choices_apart_and_ablates_each_signal() -> N
     without_copy = {a.name: a.accuracy for a in ablations["copy"].accuracies}
     assert without_edit["test"] > by_name["test"].accuracy  # type: ignore[operator]
     assert without_copy["test"] < 0.5  # only the misleading pairs left
+
+
+def test_a_few_texts_score_as_the_feature_matrix_scores_them() -> None:
+    """``RewardModel.scores`` takes a shortcut for a reranker's handful of candidates: it must
+    give what the feature matrix gives, on the simulator's answers and on awkward texts."""
+    import numpy as np
+
+    from evaluate.bradley_terry import FEW, SHAPE, RewardModel, _matrix
+    from flywheel.dev.simulator import SimulationConfig, simulate
+
+    texts = [e["response"] for e in simulate(SimulationConfig(events=600, seed=9))
+             if e["type"] == "generation"]  # fmt: skip
+    texts += ["", "```\n```", "a a a a b b", "Don't STOP: ünïcode straße ÀB 'q'", "x\n\n\ny"]
+    weights = np.random.default_rng(0).normal(size=DIMENSIONS + SHAPE)
+    model = RewardModel(weights, 0)
+    few = np.concatenate([model.scores(texts[i : i + 4]) for i in range(0, len(texts), 4)])
+    assert len(texts) > FEW
+    assert np.allclose(few, _matrix(texts) @ weights, rtol=0, atol=1e-9)
+    assert np.allclose(model.scores(texts), few, rtol=0, atol=1e-9)  # the matrix path itself

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 
-def flywheel(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def flywheel(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m flywheel ARGS`` with none of the caller's FLYWHEEL_* settings but ``env``."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FLYWHEEL_")}
     return subprocess.run(
@@ -16,7 +18,7 @@ def flywheel(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
         capture_output=True,
         text=True,
         env={**clean, "COLUMNS": "200", **(env or {})},
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
 

@@ -706,17 +706,20 @@ def hidden_win_rate(
     config = SimulationConfig(pii_rate=0.0)
     baseline = _Slot(config, random.Random(master.getrandbits(64)), users, user_cum, 0.0)
     policy = _Slot(config, random.Random(master.getrandbits(64)), users, user_cum, 0.0)
-    wins = 0.0
+    served, candidates = [], []
     for _ in range(prompts):
         topics = CODE_TOPICS if prompt_rng.random() < 0.5 else PROSE_TOPICS
         topic = prompt_rng.choice(topics)
         model = MODELS[bisect(_MODEL_CUM, prompt_rng.random() * _MODEL_CUM[-1])]
-        served = baseline._draw(topic, model, True)
-        candidates = [policy._draw(topic, model, True) for _ in range(max(1, best_of))]
-        pick = 0
-        if reranker is not None and len(candidates) > 1:
-            scores = reranker([c.text for c in candidates])
-            pick = max(range(len(candidates)), key=lambda i: scores[i])
-        mine = candidates[pick].quality
-        wins += 1.0 if mine > served.quality else 0.5 if mine == served.quality else 0.0
+        served.append(baseline._draw(topic, model, True).quality)
+        candidates.append([policy._draw(topic, model, True) for _ in range(max(1, best_of))])
+    n = len(candidates[0])
+    picks = [0] * prompts
+    if reranker is not None and n > 1:  # one call for every candidate: the judge scores texts
+        scores = reranker([c.text for group in candidates for c in group])
+        picks = [max(range(n), key=lambda j: scores[i * n + j]) for i in range(prompts)]
+    wins = 0.0
+    for quality, group, pick in zip(served, candidates, picks, strict=True):
+        mine = group[pick].quality
+        wins += 1.0 if mine > quality else 0.5 if mine == quality else 0.0
     return wins, prompts

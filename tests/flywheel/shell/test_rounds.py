@@ -15,7 +15,7 @@ from tests.helpers.cli import flywheel
 
 def _rounds(data: Path, *args: str) -> list[dict[str, object]]:
     run = flywheel("demo", "--rounds", "3", "--events", "2500", *args,
-                   env={"FLYWHEEL_DATA_DIR": str(data)})  # fmt: skip
+                   env={"FLYWHEEL_DATA_DIR": str(data)}, timeout=1100)  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert "satisfaction (95%)" in run.stdout and "reward model: round 3" in run.stdout
     rows: list[dict[str, object]] = json.loads((data / "rounds" / "rounds.json").read_text())
@@ -28,6 +28,7 @@ def _satisfaction(rows: list[dict[str, object]], arm: str) -> list[tuple[float, 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # eight rounds of the demo: about 4 minutes on a quiet machine
 @pytest.mark.parametrize("seed", [1, 2])
 def test_satisfaction_rises_over_the_rounds_and_the_control_does_not(
     tmp_path: Path, seed: int
