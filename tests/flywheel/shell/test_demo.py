@@ -18,7 +18,9 @@ def test_demo_publishes_a_dataset_and_reruns_safely(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     out = first.stdout
     for expected in ("generation", "precision vs ground truth", "quality gate: passed",
-                     "dataset default v1 published", "quality report (Data Docs)"):  # fmt: skip
+                     "dataset default v1 published", "quality report (Data Docs)",
+                     # what the version teaches, the ground truth included, and each signal's part
+                     "measured on", "ground_truth", "without each signal's pairs"):  # fmt: skip
         assert expected in out, out
     version = data / "datasets" / "default" / "v1"
     manifest = check_published(version)
