@@ -14,6 +14,9 @@ pairs, on:
 
 Ablations: for each signal in the train split, the model trained without the pairs that signal
 voted for, measured on the same sets: what the signal adds is the accuracy lost without it.
+
+The result is the manifest's ``Evaluation``: ``evaluate_files`` is what an export is handed to
+record it in the version it publishes (export/publish.py).
 Nothing here reads the simulator's hidden quality but ``truth_pairs``, which only the report uses.
 """
 
