@@ -16,7 +16,9 @@ def flywheel(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
         capture_output=True,
         text=True,
         env={**clean, "COLUMNS": "200", **(env or {})},
-        timeout=120,
+        # A hang, not a slow command: an export evaluating its version (six fits) took 100 s
+        # on a loaded 2-core machine.
+        timeout=300,
         check=False,
     )
 
