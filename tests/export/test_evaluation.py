@@ -8,10 +8,12 @@ import shutil
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from evaluate.utility import evaluate_files
 from export.catalog import read_manifest
+from export.erasure import erase_from_datasets
 from export.manifest import ConfigCounts, SplitCounts
 from export.policy import DatasetPolicy, DatasetsFile
 from export.publish import evaluate_attempt, export_dataset
@@ -97,6 +99,25 @@ def test_accuracy_records_one_model_and_no_ablations(data_dir: Path) -> None:
     assert {a.name for a in result.manifest.evaluation.accuracies} == {"test", "ab_choice"}
     card = (result.path / "README.md").read_text()
     assert SECTION in card and ADDS not in card
+
+
+@pytest.mark.slow
+def test_the_version_an_erasure_publishes_has_no_evaluation(data_dir: Path) -> None:
+    export_dataset(data_dir, "default", KEYRING, datasets=policies(evaluate="accuracy"),
+                   evaluator=evaluate_files)  # fmt: skip
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as db:
+        found = db.execute("SELECT user_pseudonym FROM events GROUP BY ALL "
+                           "ORDER BY count(*) DESC, 1 LIMIT 1").fetchone()  # fmt: skip
+    assert found is not None
+
+    [erased] = erase_from_datasets(data_dir, [found[0]], KEYRING, request_id="req-evaluation")
+
+    assert erased.published == "v2"
+    assert read_manifest(data_dir, "default", "v1").evaluation is not None
+    replacement = read_manifest(data_dir, "default", "v2")
+    assert replacement.erasure is not None and replacement.evaluation is None
+    card = (data_dir / "datasets" / "default" / "v2" / "README.md").read_text()
+    assert SECTION not in card
 
 
 def counts(train: int, test: int) -> dict[str, ConfigCounts]:
