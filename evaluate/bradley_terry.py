@@ -71,6 +71,7 @@ def _matrix(texts: Sequence[str]) -> Any:
         .filter(pl.col("sign") != 0)
         # Counts grow with length: dampened, so that a long answer is not a strong one by size.
         .with_columns(value=pl.col("sign").sign() * pl.col("sign").abs().log1p())
+        .sort("row", "column")  # group_by's order varies: the sums of a fit would too
     )
     shape = frame.select(
         "row",

@@ -15,59 +15,35 @@ pairs, on:
 
 Ablations: for each signal in the train split, the model trained without the pairs that signal
 voted for, measured on the same sets: what the signal adds is the accuracy lost without it.
+
+The result is the manifest's ``Evaluation``: ``evaluate_files`` is what an export is handed to
+record it in the version it publishes (export/publish.py).
 Nothing here reads the simulator's hidden quality but ``truth_pairs``, which only the report uses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
 
 from evaluate.bradley_terry import Encoded, RewardModel, fit
+from export.manifest import Ablation, Accuracy, Evaluation
 from review.stats import wilson
 
 TRAIN = "train"
-MIN_TRAIN_PAIRS = 20
-"""Fewer train pairs than this teach nothing worth measuring: callers that evaluate on their own
-(the demo, exports) skip the evaluation."""
+MODEL = "bradley-terry (hashed words)"
 
 
-class AccuracyPublic(BaseModel):
-    """A reward model's accuracy on one set of pairs."""
-
-    name: str
-    """``test``, ``ab_choice`` or ``ground_truth``."""
-    pairs: int
-    accuracy: float | None
-    """Share of pairs whose chosen side scores higher (ties count half); None without pairs."""
-    wilson_low: float | None
-    wilson_high: float | None
-
-
-class AblationPublic(BaseModel):
-    """The model trained without one signal's pairs."""
-
-    signal: str
-    train_pairs: int
-    """Train pairs left without the signal."""
-    accuracies: list[AccuracyPublic]
-
-
-class EvaluationPublic(BaseModel):
-    """What ``flywheel evaluate`` reports of a dataset version."""
+class EvaluationPublic(Evaluation):
+    """What ``flywheel evaluate`` reports of a dataset version: the manifest's record of it,
+    with the version's name."""
 
     dataset: str
     version: str
-    model: str
-    """The reward model: ``bradley-terry (hashed words)``."""
-    train_pairs: int
-    accuracies: list[AccuracyPublic]
-    ablations: list[AblationPublic]
 
 
 @dataclass(frozen=True)
@@ -112,15 +88,15 @@ def read_pairs(files: Sequence[str | Path]) -> list[Pair]:
 def accuracy(
     model: RewardModel, name: str, pairs: Sequence[tuple[str, str]],
     encoded: Encoded | None = None,
-) -> AccuracyPublic:  # fmt: skip
+) -> Accuracy:  # fmt: skip
     """The share of ``pairs`` (chosen, rejected) the model orders right, ties half."""
     if not pairs:
-        return AccuracyPublic(name=name, pairs=0, accuracy=None, wilson_low=None, wilson_high=None)
+        return Accuracy(name=name, pairs=0, accuracy=None, wilson_low=None, wilson_high=None)
     margins = model.margins(pairs, encoded)
     right = float(np.sum(margins > 0) + 0.5 * np.sum(margins == 0))
     interval = wilson(right, len(pairs))  # type: ignore[arg-type]
     assert interval is not None
-    return AccuracyPublic(name=name, pairs=len(pairs), accuracy=round(right / len(pairs), 6),
+    return Accuracy(name=name, pairs=len(pairs), accuracy=round(right / len(pairs), 6),
                           wilson_low=interval[0], wilson_high=interval[1])  # fmt: skip
 
 
@@ -133,7 +109,7 @@ def measure(
     held_out: Sequence[Pair],
     truth: Sequence[tuple[str, str]] | None,
     encoded: Encoded | None = None,
-) -> tuple[int, list[AccuracyPublic]]:
+) -> tuple[int, list[Accuracy]]:
     """Fit on ``train``; accuracies on the held-out pairs, their A/B choices and the truth."""
     encoded = encoded or Encoded()
     model = fit(_sides(train), encoded=encoded)
@@ -148,13 +124,11 @@ def measure(
 
 
 def evaluate_pairs(
-    splits: dict[str, list[Pair]],
+    splits: Mapping[str, list[Pair]],
     *,
-    dataset: str,
-    version: str,
     truth: Sequence[tuple[str, str]] | None = None,
     ablations: bool = True,
-) -> EvaluationPublic:
+) -> Evaluation:
     """The evaluation of a version's pairs by split (``train`` and the held-out ones)."""
     train = splits.get(TRAIN, [])
     held_out = [p for name, pairs in sorted(splits.items()) if name != TRAIN for p in pairs]
@@ -168,10 +142,21 @@ def evaluate_pairs(
         for signal in sorted({s for p in train for s in p.signals}):
             kept = [p for p in train if signal not in p.signals]
             left, measured = measure(kept, held_out, truth, encoded)
-            found.append(AblationPublic(signal=signal, train_pairs=left, accuracies=measured))
-    return EvaluationPublic(dataset=dataset, version=version,
-                            model="bradley-terry (hashed words)", train_pairs=train_pairs,
-                            accuracies=accuracies, ablations=found)  # fmt: skip
+            found.append(Ablation(signal=signal, train_pairs=left, accuracies=measured))
+    return Evaluation(model=MODEL, train_pairs=train_pairs, accuracies=accuracies,
+                      ablations=found)  # fmt: skip
+
+
+def evaluate_files(
+    files: Mapping[str, Sequence[str | Path]],
+    *,
+    truth: Sequence[tuple[str, str]] | None = None,
+    ablations: bool = True,
+) -> Evaluation:
+    """The evaluation of a version's ``dpo`` Parquet files by split: what an export records in
+    the manifest of the version it publishes (the shell hands it to ``export_dataset``)."""
+    splits = {name: read_pairs(paths) for name, paths in sorted(files.items())}
+    return evaluate_pairs(splits, truth=truth, ablations=ablations)
 
 
 def truth_pairs(
@@ -216,6 +201,5 @@ def evaluate_version(
     files = catalog.data_files(dataset, chosen).get("dpo")
     if not files:
         raise NotFoundError(f"{dataset} {chosen} has no dpo pairs to evaluate")
-    splits = {name: read_pairs(paths) for name, paths in files.items()}
-    return evaluate_pairs(splits, dataset=dataset, version=chosen, truth=truth,
-                          ablations=ablations)  # fmt: skip
+    found = evaluate_files(files, truth=truth, ablations=ablations)
+    return EvaluationPublic(dataset=dataset, version=chosen, **dict(found))

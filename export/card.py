@@ -2,7 +2,8 @@
 
 Its YAML header's ``configs`` tell ``datasets.load_dataset(path, "dpo")`` which files make each
 config and split. The body states the signal mix, each signal's calibrated agreement with explicit
-choices, the quality results, the time window and the policy. It is made from the manifest's
+choices, what a light reward model learned from the pairs (when the manifest holds its
+evaluation), the quality results, the time window and the policy. It is made from the manifest's
 deterministic parts only (no creation time), so a re-run writes the same bytes.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from export.manifest import Manifest
+from export.manifest import Evaluation, Manifest
 from export.policy import DatasetPolicy
 
 _TRAINERS = {"dpo": "DPOTrainer", "kto": "KTOTrainer", "reward": "RewardTrainer"}
@@ -124,6 +125,8 @@ def render_card(manifest: Manifest) -> str:
             "pairs that every signal voted for, the share that preferred the pair's chosen "
             "answer (ties and both-bad left out; docs/review.md).",
         ]
+    if manifest.evaluation is not None:
+        lines += _evaluation(manifest.evaluation)
     lines += [
         "",
         "## Quality",
@@ -153,6 +156,55 @@ def render_card(manifest: Manifest) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    return "n/a" if low is None or high is None else f"{low:.3f} to {high:.3f}"
+
+
+def _evaluation(evaluation: Evaluation) -> list[str]:
+    """The section "What the data teaches": the reward model's held-out accuracies, then what
+    each signal adds to the ``test`` accuracy."""
+    lines = [
+        "",
+        "## What the data teaches",
+        "",
+        "A Bradley-Terry reward model over hashed words, trained on the "
+        f"{evaluation.train_pairs:,} `dpo` pairs of the `train` split and measured on held-out "
+        "pairs it never saw: the share of pairs whose chosen answer it scores higher, with a 95% "
+        "Wilson interval; 0.5 is chance (docs/evaluate.md). `test` is every held-out pair, "
+        "`ab_choice` those an explicit A/B choice decided.",
+        "",
+        "| held-out set | pairs | accuracy | 95% interval |",
+        "|---|---:|---:|---|",
+    ]
+    for a in evaluation.accuracies:
+        lines.append(
+            f"| {a.name} | {a.pairs:,} | {_share(a.accuracy)} "
+            f"| {_interval(a.wilson_low, a.wilson_high)} |"
+        )
+    if not evaluation.ablations:
+        return lines
+    lines += [
+        "",
+        "What each signal adds: the model trained again without the pairs that signal voted "
+        "for, and the change of its `test` accuracy against the model trained on every pair "
+        "(negative: the model does worse without the signal).",
+        "",
+        "| signal | train pairs without it | test accuracy without it | change |",
+        "|---|---:|---:|---:|",
+    ]
+    for ablation in evaluation.ablations:
+        change = evaluation.change(ablation)
+        lines.append(
+            f"| {ablation.signal} | {ablation.train_pairs:,} | {_share(ablation.accuracy('test'))} "
+            f"| {'n/a' if change is None else f'{change:+.3f}'} |"
+        )
+    return lines
 
 
 def _signals(manifest: Manifest) -> list[str]:

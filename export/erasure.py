@@ -213,9 +213,11 @@ def _republish_without(
         gate = run_gate(frames, policy, attempt / "quality")
         if not gate.success:
             return None
-        # The source's record (policy, lineage, key version) with the rows that are left.
+        # The source's record (policy, lineage, key version) with the rows that are left; its
+        # evaluation measured rows that are gone, and is not made again here.
         replacement = manifest.model_copy(
             update={
+                "evaluation": None,
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "counts": count_rows(frames, list(policy.splits)),
                 "quality": gate.summary(),

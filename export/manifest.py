@@ -26,6 +26,9 @@ Versions:
 3. ``source.transforms_principles_hash``: the hash of the principles file the transform run
    scored the code in responses against (transforms/principles.toml); null in versions before
    it, and when the run recorded none.
+4. ``evaluation``: what a light reward model trained on the version's train split learned
+   (``evaluate``, docs/evaluate.md); absent in versions before it, and when the policy turned
+   it off or the version had too few pairs.
 
 Pydantic only (no polars, DuckDB or Great Expectations): the API reads manifests.
 """
@@ -42,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, m
 from flywheel.errors import ManifestVersionError
 from flywheel.files import replace_text
 
-MANIFEST_VERSION = 3
+MANIFEST_VERSION = 4
 """The layout this code writes (see the module's docstring for each version)."""
 MANIFEST_FILE = "manifest.json"
 LINEAGE_IDS = "rekeyed"
@@ -197,6 +200,58 @@ class Calibration(_Record):
     wilson_high: float | None
 
 
+class Accuracy(_Record):
+    """A reward model's accuracy on one set of held-out pairs."""
+
+    name: str
+    """``test`` (every held-out pair), ``ab_choice`` (those an explicit A/B choice decided) or,
+    from ``flywheel evaluate`` on simulated traffic, ``ground_truth``."""
+    pairs: int
+    accuracy: float | None
+    """Share of pairs whose chosen side scores higher (ties count half); None without pairs."""
+    wilson_low: float | None
+    wilson_high: float | None
+
+
+def _accuracy_on(accuracies: list[Accuracy], name: str) -> float | None:
+    return next((a.accuracy for a in accuracies if a.name == name), None)
+
+
+class Ablation(_Record):
+    """The model trained again without the pairs one signal voted for."""
+
+    signal: str
+    train_pairs: int
+    """Train pairs left without the signal."""
+    accuracies: list[Accuracy]
+
+    def accuracy(self, name: str) -> float | None:
+        """Its accuracy on the held-out set ``name``; None when there was none to measure."""
+        return _accuracy_on(self.accuracies, name)
+
+
+class Evaluation(_Record):
+    """What a light reward model trained on the version's train split learned, measured on the
+    pairs it never saw (``evaluate.utility``, docs/evaluate.md)."""
+
+    model: str
+    """The reward model: ``bradley-terry (hashed words)``."""
+    train_pairs: int
+    accuracies: list[Accuracy]
+    ablations: list[Ablation]
+    """One per signal of the train split; empty when the policy asked for the accuracy only."""
+
+    def accuracy(self, name: str) -> float | None:
+        """The accuracy on the held-out set ``name``; None when there was none to measure."""
+        return _accuracy_on(self.accuracies, name)
+
+    def change(self, ablation: Ablation, name: str = "test") -> float | None:
+        """What the ablation's signal adds to the accuracy on ``name``: the accuracy without it
+        less the accuracy with every pair (negative: the model does worse without it)."""
+        full, without = self.accuracy(name), ablation.accuracy(name)
+        return None if full is None or without is None else round(without - full, 6)
+
+
 class Supersession(_Record):
     """When and why a version was superseded."""
 
@@ -228,9 +283,15 @@ def _from_version_2(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "manifest_version": 3}
 
 
+def _from_version_3(data: dict[str, Any]) -> dict[str, Any]:
+    # Version 4 may hold an evaluation; earlier versions had none, and stay without.
+    return {**data, "manifest_version": 4}
+
+
 _UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     1: _from_version_1,
     2: _from_version_2,
+    3: _from_version_3,
 }
 """The upgrade from each version to the next."""
 
@@ -262,6 +323,9 @@ class Manifest(_Record):
     source: Source
     time_window: TimeWindow
     calibration: list[Calibration]
+    evaluation: Evaluation | None = _optional()
+    """The light reward model's accuracies (since version 4), when the policy asked for them and
+    the version had the pairs."""
     files: list[FileEntry] = []
     """Every file of the version but ``manifest.json`` (set by ``commit_version``)."""
     superseded_by: str | None = None

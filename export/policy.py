@@ -78,6 +78,12 @@ class DatasetPolicy(_Strict):
     # When the dataset is exported, not what it holds: left out of model_dump, hence out of the
     # digest (a new schedule alone publishes nothing new) and of the manifest's policy record.
     schedule: str | None = Field(default=None, exclude=True)
+    evaluate: Literal["off", "accuracy", "ablations"] = Field(default="ablations", exclude=True)
+    """Whether an export trains the light reward model on the version's train split and records
+    its held-out accuracy (``accuracy``), with one model more per signal left out
+    (``ablations``, the slowest), in the manifest and the card. How the version is described,
+    not what it holds: out of the digest like ``schedule``, so turning it on publishes nothing
+    new."""
 
     @field_validator("kinds", "signals", "formats")
     @classmethod
@@ -141,9 +147,10 @@ class DatasetPolicy(_Strict):
         return self
 
     def record(self, name: str) -> dict[str, Any]:
-        """The manifest's ``policy``: the dataset's name and policy, without its schedule, and
-        without ``metadata_filter`` when it is unset, so that a dataset's digest is what it was
-        before the key existed (and nothing is published again for it)."""
+        """The manifest's ``policy``: the dataset's name and policy, without its schedule and its
+        ``evaluate`` setting, and without ``metadata_filter`` when it is unset, so that a
+        dataset's digest is what it was before the key existed (and nothing is published again
+        for it)."""
         dump = self.model_dump()
         if dump["metadata_filter"] is None:
             del dump["metadata_filter"]

@@ -16,6 +16,11 @@ With ``FLYWHEEL_EXPORT__TARGET`` on S3, the attempt is built the same way in the
 ``datasets/<name>/`` folder (which keeps the lock and the failed attempts) and published by
 uploading it, manifest last (``export.commit.commit_objects``).
 
+Between the gate and the commit, when the policy's ``evaluate`` asks for it, the export trains a
+light reward model on the attempt's ``dpo`` train split and records its accuracy on the held-out
+pairs in the manifest (``evaluation``) and the card. The model is the ``evaluate`` stage's,
+above this one: the shell hands it over as an ``Evaluator``, and without one nothing is recorded.
+
 One export per dataset at a time (the dataset's lock; a second one fails at once). The files are
 deterministic: rows in a fixed order, Parquet written with fixed settings and no timestamps, so the
 same warehouse and policy give byte-identical data files and card; the manifest (its creation time)
@@ -28,13 +33,13 @@ import hashlib
 import json
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata
+from importlib import metadata, util
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from export.build import (
     SOURCE_OF_KIND,
@@ -52,6 +57,7 @@ from export.manifest import (
     LINEAGE_IDS,
     Calibration,
     ConfigCounts,
+    Evaluation,
     Excluded,
     Fingerprint,
     LakePartition,
@@ -65,6 +71,7 @@ from export.manifest import (
 from export.policy import DatasetPolicy, DatasetsFile, Kind, load_datasets
 from export.quality import GateResult, run_gate
 from flywheel.errors import ExportError, QualityGateError
+from flywheel.extras import install_hint
 from privacy.keys import Keyring
 from warehouse.db import connected, table_names, warehouse_path
 from warehouse.lake import Lake
@@ -81,6 +88,15 @@ MODEL_TABLES = ("preference_pairs", "labels", "responses", "signal_calibration")
 LAKE_FILE_COLUMNS = ("path", "topic", "partition", "first_offset", "last_offset", "rows")
 CALIBRATION_COLUMNS = ("signal", "explicit", "agree", "disagree", "n", "agreement", "wilson_low",
                        "wilson_high")  # fmt: skip
+MIN_TRAIN_PAIRS = 20
+"""Fewer ``dpo`` train pairs than this teach the reward model too little to be worth recording."""
+
+
+class Evaluator(Protocol):
+    """Trains the light reward model on a version's ``dpo`` Parquet files by split and measures
+    it on the held-out ones (``evaluate.utility.evaluate_files``)."""
+
+    def __call__(self, files: Mapping[str, Sequence[Path]], *, ablations: bool) -> Evaluation: ...
 
 
 @dataclass
@@ -116,13 +132,15 @@ def export_dataset(
     lake: Lake | None = None,
     catalog: Catalog | None = None,
     models: LakeTable | None = None,
+    evaluator: Evaluator | None = None,
 ) -> ExportResult:
     """Publish the next version of dataset ``name`` (see the module's docstring); keep the
     ``keep_failed`` latest failed attempts. ``lake``: the configuration's (``open_lake``; the
     texts are read back from its files, on object storage from this host's copies), unset
     the data dir's. ``catalog``: the target (``open_catalog``), unset the data dir's
     ``datasets`` folder. ``models``: read the model tables Spark wrote in this lake table's
-    catalog (``flywheel transform run --engine spark``) instead of the warehouse file."""
+    catalog (``flywheel transform run --engine spark``) instead of the warehouse file.
+    ``evaluator``: what records the evaluation the policy asks for; unset, none is recorded."""
     lake = lake or Lake.in_data_dir(data_dir)
     policy = (datasets or load_datasets()).dataset(name)
     step = on_progress or (lambda _: None)
@@ -136,7 +154,9 @@ def export_dataset(
         attempt = folder / f".attempt-{attempt_id}"
         attempt.mkdir()
         try:
-            return _export(data_dir, lake, name, policy, keyring, attempt, step, target, models)
+            return _export(
+                data_dir, lake, name, policy, keyring, attempt, step, target, models, evaluator
+            )
         except QualityGateError as failure:
             kept = folder / f"failed-{attempt_id}"
             attempt.rename(kept)
@@ -162,6 +182,7 @@ def _export(
     step: Callable[[str], None],
     target: Catalog,
     models: LakeTable | None = None,
+    evaluator: Evaluator | None = None,
 ) -> ExportResult:
     step("reading the warehouse" if models is None else "reading Spark's model tables")
     frames, lineage, excluded = _read_warehouse(data_dir, lake, name, policy, keyring, models)
@@ -189,6 +210,7 @@ def _export(
             report=str(attempt / "quality"),
             failed=[o.line() for o in failures],
         )
+    evaluation = evaluate_attempt(attempt, counts, policy, evaluator, step)
     step("publishing")
     manifest = publish_attempt(
         target,
@@ -208,6 +230,7 @@ def _export(
             source=lineage.source,
             time_window=lineage.time_window,
             calibration=lineage.calibration,
+            evaluation=evaluation,
         ),
     )
     path = attempt.parent / manifest.version if target.is_local else None
@@ -218,6 +241,46 @@ def _export(
     return ExportResult(
         name, manifest.version, path, manifest, gate, url=target.url(name, manifest.version)
     )
+
+
+def evaluate_attempt(
+    attempt: Path,
+    counts: dict[str, ConfigCounts],
+    policy: DatasetPolicy,
+    evaluator: Evaluator | None,
+    step: Callable[[str], None],
+) -> Evaluation | None:
+    """The evaluation the policy asks for, of the attempt's ``dpo`` files; None when it asks for
+    none, or when none can be made (the progress says why: that is no reason to stop a
+    publication)."""
+    if policy.evaluate == "off":
+        return None
+    reason = _not_evaluable(counts, evaluator)
+    if reason is not None:
+        step(f"not evaluated: {reason}")
+        return None
+    assert evaluator is not None
+    ablations = policy.evaluate == "ablations"
+    step("evaluating: training the reward model" + (" and its ablations" if ablations else ""))
+    folder = attempt / "data" / "dpo"
+    files = {split: sorted(folder.glob(f"{split}-*.parquet")) for split in counts["dpo"].splits}
+    return evaluator(files, ablations=ablations)
+
+
+def _not_evaluable(counts: dict[str, ConfigCounts], evaluator: Evaluator | None) -> str | None:
+    """Why no evaluation can be made of a version with these counts, or None."""
+    if evaluator is None:
+        return "no reward model was handed to the export"
+    if util.find_spec("scipy") is None:
+        return f"the reward model needs SciPy ({install_hint('export')})"
+    splits = counts["dpo"].splits if "dpo" in counts else {}
+    train = splits["train"].rows if "train" in splits else 0
+    held_out = sum(c.rows for split, c in splits.items() if split != "train")
+    if train < MIN_TRAIN_PAIRS:
+        return f"{train} dpo train pairs, fewer than {MIN_TRAIN_PAIRS}"
+    if held_out == 0:
+        return "no held-out dpo pairs to measure on"
+    return None
 
 
 def staging_folder(target: Catalog, data_dir: Path, name: str) -> Path:

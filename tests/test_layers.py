@@ -54,8 +54,9 @@ ALLOWED = {
     "transforms": {"privacy", "warehouse"},
     "export": {"privacy", "warehouse"},
     "review": {"privacy", "warehouse", "transforms.policy"},
-    # Reads published versions and trains a model on them; the statistics are review's.
-    "evaluate": {"export.catalog", "review.stats"},
+    # Reads published versions and trains a model on them; what it finds is a record of the
+    # manifest's (an export is handed the evaluation by the shell); the statistics are review's.
+    "evaluate": {"export.catalog", "export.manifest", "review.stats"},
     "migrations": {"privacy", "warehouse"},
     DEV: {CLIENT},
 }  # fmt: skip

@@ -873,6 +873,7 @@ def export_run(dataset: DatasetOption = "default") -> None:
 
     Example: flywheel export run --dataset default
     """
+    from evaluate.utility import evaluate_files
     from export.catalog import open_catalog
     from export.policy import load_datasets
     from export.publish import export_dataset
@@ -898,6 +899,7 @@ def export_run(dataset: DatasetOption = "default") -> None:
             catalog=catalog,
             # With the Spark engine, the model tables are in the lake's catalog.
             models=LakeTable.of(settings, lake) if settings.transforms.engine == "spark" else None,
+            evaluator=evaluate_files,
         )
     for warning in result.gate.failed("warning") if result.gate else []:
         err.print(f"[yellow]quality warning:[/] {escape(warning.line())}", soft_wrap=True)

@@ -201,6 +201,7 @@ def dataset_asset(
     def export(
         context: dg.AssetExecutionContext,
     ) -> Iterator[dg.MaterializeResult[Any] | dg.AssetCheckResult]:
+        from evaluate.utility import evaluate_files
         from export.catalog import open_catalog
         from export.publish import export_dataset
         from privacy.keys import keyring_for
@@ -217,6 +218,7 @@ def dataset_asset(
                 keep_failed=settings.export.keep_failed_attempts,
                 lake=lake,
                 catalog=catalog,
+                evaluator=evaluate_files,
             )
         except QualityGateError as gate:
             # The check reports the gate before the run fails (nothing was published).

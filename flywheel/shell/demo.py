@@ -182,8 +182,9 @@ def _evaluation(
 ) -> EvaluationPublic | None:  # fmt: skip
     """What the published version teaches: ``flywheel evaluate`` on it, the simulator's ground
     truth included. None when the version has too few pairs to train on."""
-    from evaluate.utility import MIN_TRAIN_PAIRS, evaluate_version, truth_pairs
+    from evaluate.utility import evaluate_version, truth_pairs
     from export.catalog import Catalog
+    from export.publish import MIN_TRAIN_PAIRS
 
     catalog = Catalog.in_data_dir(settings.data_dir)
     pairs = catalog.read_manifest(DATASET, version).counts.get("dpo")

@@ -9,14 +9,15 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from evaluate.utility import AccuracyPublic, EvaluationPublic
+    from evaluate.utility import EvaluationPublic
+    from export.manifest import Accuracy, Evaluation
 
 
 def _share(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def accuracy_table(title: str, accuracies: list[AccuracyPublic]) -> Table:
+def accuracy_table(title: str, accuracies: list[Accuracy]) -> Table:
     """Each held-out set's pairs, accuracy and 95% interval."""
     table = Table(title=title, show_edge=False)
     for column in ("measured on", "pairs", "accuracy", "95% interval"):
@@ -27,7 +28,7 @@ def accuracy_table(title: str, accuracies: list[AccuracyPublic]) -> Table:
     return table
 
 
-def ablation_table(found: EvaluationPublic) -> Table:
+def ablation_table(found: Evaluation) -> Table:
     """Each signal left out: the train pairs left and each accuracy with its change."""
     names = [a.name for a in found.accuracies]
     base = {a.name: a.accuracy for a in found.accuracies}

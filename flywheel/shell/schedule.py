@@ -222,11 +222,19 @@ def export_job(
 ) -> str:
     """Export a dataset (to ``catalog``, the target; unset the data dir's; from Spark's tables
     in ``models``' catalog, unset the warehouse); nothing new is a skip."""
+    from evaluate.utility import evaluate_files
     from export.publish import export_dataset
 
     def run() -> ExportResult:
         return export_dataset(
-            data_dir, name, keyring, datasets=datasets, lake=lake, catalog=catalog, models=models
+            data_dir,
+            name,
+            keyring,
+            datasets=datasets,
+            lake=lake,
+            catalog=catalog,
+            models=models,
+            evaluator=evaluate_files,
         )
 
     result = run() if metrics is None else metrics.observe(name, run)

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from api.sink import MemorySink
 from console.sessions import COOKIE
+from export.catalog import open_catalog
 from flywheel.settings import Settings
 from tests.factories import WRITE_KEY
 from tests.helpers.console import ADMIN_KEY, EXTERNAL, PAGES, RAW_USER_ID, first_pair_link
@@ -238,6 +239,26 @@ def test_datasets_list_versions_gate_results_and_their_difference(admin: TestCli
     assert sum(int(r[4].replace(",", "")) for r in rows) > 0  # v2 added rows
     assert admin.get("/console/datasets/nope/diff").status_code == 404
     assert admin.get("/console/datasets/default/versions/v9").status_code == 404
+
+
+def test_a_version_page_shows_what_the_data_teaches_from_its_manifest(
+    admin: TestClient, console_data: Path
+) -> None:
+    catalog = open_catalog(Settings(data_dir=console_data), check=False)
+    evaluation = catalog.read_manifest("default", "v2").evaluation
+    assert evaluation is not None and evaluation.ablations
+
+    page = text_of(admin.get("/console/datasets/default/versions/v2").text)
+
+    assert "What the data teaches" in page
+    for a in evaluation.accuracies:
+        assert f"{a.name} {a.pairs:,} {a.accuracy:.3f} {a.wilson_low:.3f} to " in page
+    for ablation in evaluation.ablations:
+        change = evaluation.change(ablation)
+        assert change is not None
+        assert f"{ablation.signal} {ablation.train_pairs:,} " in page and f"{change:+.3f}" in page
+    # A version published without an evaluation shows none.
+    assert "What the data teaches" not in admin.get("/console/datasets/default/versions/v1").text
 
 
 def test_keys_never_reach_a_log_or_a_page(

@@ -60,7 +60,7 @@ def test_the_evaluation_measures_ab_choices_apart_and_ablates_each_signal() -> N
     train += [Pair("q", b, a, ("edit",)) for a, b in pairs(60, seed=6)]
     test = [Pair("q", a, b, ("ab_choice",) if rng.random() < 0.5 else ("copy",))
             for a, b in pairs(200, seed=7)]  # fmt: skip
-    found = evaluate_pairs({"train": train, "test": test}, dataset="d", version="v1")
+    found = evaluate_pairs({"train": train, "test": test})
     by_name = {a.name: a for a in found.accuracies}
     assert found.train_pairs == 210
     assert by_name["test"].pairs == 200

@@ -26,6 +26,9 @@ def test_export_run_then_nothing_new_then_list(data_dir: Path) -> None:
     first = flywheel("export", "run", "--dataset", "default", env=env(data_dir))
     assert first.returncode == 0, first.stderr
     assert "published default v1" in first.stdout
+    # The command hands the reward model to the export: the shipped policy evaluates.
+    evaluation = Catalog.in_data_dir(data_dir).read_manifest("default", "v1").evaluation
+    assert evaluation is not None and evaluation.ablations
     again = flywheel("export", "run", env=env(data_dir))
     assert again.returncode == 0 and "nothing new for dataset 'default' since v1" in again.stdout
     listing = flywheel("export", "list", env=env(data_dir))

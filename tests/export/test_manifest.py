@@ -58,7 +58,7 @@ def test_a_manifest_of_an_earlier_release_reads_as_version_1_and_keeps_its_field
 
     manifest = Manifest.from_json(text)
 
-    assert manifest.manifest_version == MANIFEST_VERSION == 3
+    assert manifest.manifest_version == MANIFEST_VERSION == 4
     # Written again, it is the same record with its version and the principles' hash (null)
     # added, field for field.
     assert json.loads(manifest.to_json()) == upgraded(json.loads(text))
@@ -78,6 +78,32 @@ def test_a_manifest_of_version_2_reads_with_no_principles_hash() -> None:
     manifest = Manifest.from_json(json.dumps(data))
     assert manifest.source.transforms_principles_hash is None
     assert json.loads(manifest.to_json()) == upgraded(data)
+
+
+def test_a_manifest_of_version_3_reads_without_an_evaluation_and_keeps_none() -> None:
+    source = {**old_manifest()["source"], "transforms_principles_hash": "ab" * 32}
+    data = {**old_manifest(), "manifest_version": 3, "source": source}
+    manifest = Manifest.from_json(json.dumps(data))
+    assert manifest.evaluation is None
+    written = json.loads(manifest.to_json())
+    assert "evaluation" not in written
+    assert written == {**data, "manifest_version": MANIFEST_VERSION}
+
+
+def test_an_evaluation_round_trips_and_says_what_each_signal_adds() -> None:
+    accuracy = {"name": "test", "pairs": 200, "accuracy": 0.75, "wilson_low": 0.686,
+                "wilson_high": 0.804}  # fmt: skip
+    without = {**accuracy, "accuracy": 0.7}
+    ablation = {"signal": "edit", "train_pairs": 1200, "accuracies": [without]}
+    evaluation = {"model": "bradley-terry (hashed words)", "train_pairs": 1500,
+                  "accuracies": [accuracy], "ablations": [ablation]}  # fmt: skip
+    data = {**upgraded(old_manifest()), "evaluation": evaluation}
+    manifest = Manifest.from_json(json.dumps(data))
+    assert manifest.evaluation is not None
+    assert json.loads(manifest.to_json())["evaluation"] == evaluation
+    [edit] = manifest.evaluation.ablations
+    assert manifest.evaluation.change(edit) == -0.05
+    assert manifest.evaluation.change(edit, "ab_choice") is None
 
 
 def test_the_variants_of_version_1_read_and_keep_what_they_lack() -> None:
@@ -107,28 +133,28 @@ def test_round_trip_model_json_model() -> None:
 
 
 def test_a_manifest_of_a_newer_release_is_a_clear_error(tmp_path: Path) -> None:
-    place(tmp_path, {**old_manifest(), "manifest_version": 4, "a_field_of_tomorrow": 1})
+    place(tmp_path, {**old_manifest(), "manifest_version": 5, "a_field_of_tomorrow": 1})
 
     with pytest.raises(ManifestVersionError) as raised:
         read_manifest(tmp_path, "default", "v1")
 
     assert str(raised.value) == (
-        "version v1 of dataset 'default' has manifest_version 4, newer than this release reads "
-        "(3): upgrade feedback-flywheel to read it"
+        "version v1 of dataset 'default' has manifest_version 5, newer than this release reads "
+        "(4): upgrade feedback-flywheel to read it"
     )
 
 
 def test_the_cli_exits_7_with_one_red_line_on_a_newer_manifest(tmp_path: Path) -> None:
-    place(tmp_path, {**old_manifest(), "manifest_version": 4})
+    place(tmp_path, {**old_manifest(), "manifest_version": 5})
 
     result = flywheel("export", "list", env={"FLYWHEEL_DATA_DIR": str(tmp_path)})
 
-    assert_one_line_error(result, "has manifest_version 4, newer than this release", code=7)
+    assert_one_line_error(result, "has manifest_version 5, newer than this release", code=7)
 
 
 @pytest.mark.anyio
 async def test_the_api_lists_a_newer_manifest_as_damaged_and_answers_500(tmp_path: Path) -> None:
-    place(tmp_path, {**old_manifest(), "manifest_version": 4})
+    place(tmp_path, {**old_manifest(), "manifest_version": 5})
     settings = Settings(
         data_dir=tmp_path, api={"write_keys": [WRITE_KEY], "admin_keys": [ADMIN_KEY]}
     )
@@ -140,7 +166,7 @@ async def test_the_api_lists_a_newer_manifest_as_damaged_and_answers_500(tmp_pat
 
     assert listing.json()["datasets"][0]["damaged"] == ["v1"]
     assert manifest.status_code == 500
-    assert "manifest_version 4" in manifest.json()["message"]
+    assert "manifest_version 5" in manifest.json()["message"]
     assert str(tmp_path) not in manifest.text
 
 

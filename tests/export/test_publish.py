@@ -12,6 +12,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from evaluate.utility import evaluate_files
 from export.build import Rekeyer
 from export.catalog import read_manifest, versions
 from export.policy import DatasetPolicy, DatasetsFile, load_datasets
@@ -124,12 +125,19 @@ def test_nothing_new_publishes_nothing_and_skips_the_gate(
 
 @pytest.mark.slow
 def test_same_warehouse_and_policy_give_the_same_bytes(data_dir: Path, tmp_path: Path) -> None:
-    first = export_dataset(data_dir, "default", KEYRING)
-    assert first.path is not None
+    # With the evaluation in the card: the same pairs train the same model (its ablations, the
+    # same fit five times more, are compared in tests/export/test_evaluation.py).
+    shipped = load_datasets().dataset("default")
+    datasets = policies(default=shipped.model_copy(update={"evaluate": "accuracy"}))
+    first = export_dataset(data_dir, "default", KEYRING, datasets=datasets,
+                           evaluator=evaluate_files)  # fmt: skip
+    assert first.path is not None and first.manifest.evaluation is not None
     aside = tmp_path / "first"
     shutil.move(first.path, aside)
-    second = export_dataset(data_dir, "default", KEYRING)
+    second = export_dataset(data_dir, "default", KEYRING, datasets=datasets,
+                            evaluator=evaluate_files)  # fmt: skip
     assert second.path is not None and second.version == "v1"
+    assert second.manifest.evaluation == first.manifest.evaluation
 
     compared = [e.path for e in first.manifest.files if not e.path.startswith("quality/")]
     assert any(p.endswith(".parquet") for p in compared) and "README.md" in compared

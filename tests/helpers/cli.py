@@ -9,9 +9,11 @@ from pathlib import Path
 
 
 def flywheel(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m flywheel ARGS`` with none of the caller's FLYWHEEL_* settings but ``env``."""
+    """Run ``python -m flywheel ARGS`` with none of the caller's FLYWHEEL_* settings but ``env``;
+    ``timeout`` catches a hang, not a slow command (an export evaluating its version took 100 s
+    on a loaded 2-core machine)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("FLYWHEEL_")}
     return subprocess.run(
         [sys.executable, "-m", "flywheel", *args],

@@ -7,6 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
+from evaluate.utility import evaluate_files
 from export.publish import export_dataset
 from flywheel.dev.simulator import SimulationConfig, simulate
 from tests.helpers.datasets import KEYRING, land
@@ -38,7 +39,8 @@ EXTERNAL = re.compile(r"""(?:src|href|action)\s*=\s*["']?\s*(?:[a-z][a-z0-9+.-]*
 
 def build_console_data(source: Path, target: Path) -> Path:
     """A copy of the simulated data dir ``source`` under ``target``, published as ``v1``, then
-    with 3,000 more events (another partition) transformed and published as ``v2``."""
+    with 3,000 more events (another partition) transformed and published as ``v2``, which
+    records the evaluation of the light reward model (``v1`` records none)."""
     data_dir = target / "data"
     shutil.copytree(source, data_dir, ignore=shutil.ignore_patterns("lake-catalog.db"))
     shutil.copy(source.parent / "keys.json", target / "keys.json")
@@ -46,7 +48,7 @@ def build_console_data(source: Path, target: Path) -> Path:
     more = simulate(SimulationConfig(events=3000, seed=12, ab_rate=0.2))
     land(data_dir, list(more), partition=1)
     run_transforms(data_dir)
-    export_dataset(data_dir, "default", KEYRING)
+    export_dataset(data_dir, "default", KEYRING, evaluator=evaluate_files)
     return data_dir
 
 
