@@ -213,10 +213,11 @@ def with_demo_keys(settings: Settings, console: Console) -> tuple[Settings, str,
 
 def land_and_publish(
     settings: Settings, traffic: list[dict[str, Any]], write_key: str, keyring: Any, lake: Lake,
-    console: Console, *, kafka: bool = False,
+    console: Console, *, kafka: bool = False, evaluated: bool = True,
 ) -> tuple[Any, Any, dict[str, Any]]:  # fmt: skip
     """Post ``traffic`` over HTTP, land it, run the transforms and export the demo's dataset:
-    what was posted, the transform run, and the export (``_export``)."""
+    what was posted, the transform run, and the export (``_export``; ``evaluated``: with the
+    evaluation its policy asks for in the manifest and the card)."""
     from transforms.runner import run_transforms
     from warehouse.table import LakeTable
 
@@ -228,7 +229,7 @@ def land_and_publish(
     with console.status("transform run"):
         run = run_transforms(settings.data_dir, lake=lake, table=LakeTable.of(settings, lake))
     with console.status("quality gate and export"):
-        exported = _export(settings, keyring, lake)
+        exported = _export(settings, keyring, lake, evaluated=evaluated)
     return posted, run, exported
 
 
@@ -312,7 +313,8 @@ def _through_kafka(
     return result
 
 
-def _export(settings: Settings, keyring: Any, lake: Lake) -> dict[str, Any]:
+def _export(settings: Settings, keyring: Any, lake: Lake, *, evaluated: bool) -> dict[str, Any]:
+    from evaluate.utility import evaluate_files
     from export.policy import load_datasets
     from export.publish import export_dataset
 
@@ -323,6 +325,7 @@ def _export(settings: Settings, keyring: Any, lake: Lake) -> dict[str, Any]:
         datasets=load_datasets(settings.export.datasets_file),
         keep_failed=settings.export.keep_failed_attempts,
         lake=lake,
+        evaluator=evaluate_files if evaluated else None,
     )
     manifest = result.manifest  # the new version's, or the latest's when nothing was new
     version = manifest.version

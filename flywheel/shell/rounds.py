@@ -154,7 +154,9 @@ def _arm(
                 reranker=reranker,
             )
             traffic = list(simulator.simulate(config))
-            _, _, exported = land_and_publish(settings, traffic, write_key, keyring, lake, quiet)
+            # The reward model below is this run's own; the card needs none.
+            _, _, exported = land_and_publish(settings, traffic, write_key, keyring, lake, quiet,
+                                              evaluated=False)  # fmt: skip
             model = _reward_model(settings.data_dir, exported["version"], shuffled, seed + k)
         reranker = model.scores
         low, high = _interval(wins, prompts)
