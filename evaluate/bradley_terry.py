@@ -209,7 +209,12 @@ def fit(
 
     if not pairs:
         return RewardModel(np.zeros(DIMENSIONS + SHAPE), 0)
-    x = (encoded or Encoded()).differences(pairs)
+    every = (encoded or Encoded()).differences(pairs)
+    # The columns some pair uses: any other weight has a zero gradient at the zero start and
+    # stays 0, so fitting these alone is the same fit, at a fraction of each iteration's cost
+    # (683 pairs use 3,369 of the 262,147 columns; the 0.5M-event dataset's pairs most of them).
+    used = np.unique(every.indices)
+    x = every[:, used]
     xt = x.T.tocsr()  # the gradient's product, each iteration: faster row-major
     n = x.shape[0]
 
@@ -222,4 +227,6 @@ def fit(
 
     found = minimize(loss, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B",
                      options={"maxiter": MAX_ITERATIONS})  # fmt: skip
-    return RewardModel(found.x, n)
+    weights = np.zeros(DIMENSIONS + SHAPE)
+    weights[used] = found.x
+    return RewardModel(weights, n)

@@ -92,3 +92,29 @@ def test_a_few_texts_score_as_the_feature_matrix_scores_them() -> None:
     assert len(texts) > FEW
     assert np.allclose(few, _matrix(texts) @ weights, rtol=0, atol=1e-9)
     assert np.allclose(model.scores(texts), few, rtol=0, atol=1e-9)  # the matrix path itself
+
+
+def test_fitting_the_used_columns_alone_is_the_fit_over_every_column() -> None:
+    """``fit`` optimises only the columns some pair uses; over all of them, from the same zero
+    start, L-BFGS finds the same weights (the others have no gradient and stay 0)."""
+    import numpy as np
+    from scipy.optimize import minimize
+    from scipy.special import expit
+
+    from evaluate.bradley_terry import L2, MAX_ITERATIONS, Encoded
+
+    train = pairs(150, seed=11)
+    encoded = Encoded()
+    x = encoded.differences(train)
+    n = x.shape[0]
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        margin = x @ w
+        value = float(np.sum(np.logaddexp(0.0, -margin)) / n + L2 * (w @ w) / (2 * n))
+        return value, -(x.T @ expit(-margin)) / n + L2 * w / n
+
+    every = minimize(loss, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B",
+                     options={"maxiter": MAX_ITERATIONS}).x  # fmt: skip
+    found = fit(train, encoded=encoded).weights
+    assert np.count_nonzero(found) <= len(np.unique(x.indices)) < x.shape[1] // 100
+    assert np.allclose(found, every, rtol=0, atol=1e-9)
