@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import random
 
-from evaluate.bradley_terry import DIMENSIONS, features, fit
+import numpy as np
+from scipy.special import expit
+
+from evaluate.bradley_terry import DIMENSIONS, Encoded, features, fit
 from evaluate.utility import Pair, accuracy, evaluate_pairs
 
 GOOD = ["clear", "tested", "example", "explains", "correct", "handles", "edge", "cases"]
@@ -30,6 +33,30 @@ def test_features_are_sparse_signed_and_carry_the_shape() -> None:
     assert found[DIMENSIONS + 1] > 0  # lines
     assert all(0 <= c < DIMENSIONS + 3 for c in found)
     assert features("same text") == features("same text")
+
+
+def test_a_text_has_the_same_features_alone_or_among_others() -> None:
+    texts = ["alpha beta", "gamma delta gamma delta", "", "beta\n```\nalpha\n```"]
+    encoded = Encoded(texts)
+    for text in texts:
+        row = encoded.matrix[encoded.rows[text]]
+        # No word pair spans two texts ("beta gamma" would be one here).
+        assert {int(c): float(v) for c, v in zip(row.indices, row.data, strict=True)} == (
+            features(text)
+        )
+    assert features("gamma delta gamma delta") != features("gamma delta")  # counts, dampened
+
+
+def test_the_fit_solves_the_problem_over_every_column() -> None:
+    train = pairs(200, seed=8)
+    model = fit(train)
+    # Words no pair holds keep no weight; the rest is where the loss over all columns is flat.
+    assert all(model.weights[c] == 0 for c in features("unheard of words"))
+    x = Encoded().differences(train)
+    gradient = -(x.T @ expit(-(x @ model.weights))) / len(train) + model.weights / len(train)
+    assert gradient.shape == (DIMENSIONS + 3,)
+    assert np.abs(gradient).max() < 1e-4
+    assert not fit([("same words", "same words")]).weights.any()
 
 
 def test_a_learned_preference_holds_on_new_pairs_and_swapped_pairs_fail() -> None:
