@@ -6,9 +6,10 @@ add up; each distinct text is encoded once, ``Encoded``), plus a
 few shape features: the log of its length in words and in lines, and whether it holds a code
 fence. Bradley-Terry takes the chance that the chosen side is preferred to be
 ``sigmoid(r(chosen) - r(rejected))``; ``fit`` minimises the logistic loss of the pairs' feature
-differences with an L2 penalty (L-BFGS, scipy), which is a logistic regression without an
-intercept: the model cannot favour a side by its position, only by its text. The prompt is left
-out: both sides share it, so its features would cancel in every difference.
+differences with an L2 penalty (L-BFGS, scipy, until it converges), which is a logistic
+regression without an intercept: the model cannot favour a side by its position, only by its
+text. The prompt is left out: both sides share it, so its features would cancel in every
+difference.
 
 It is meant to ask whether a dataset's pairs teach a preference that holds on pairs it never saw,
 not to be a good reward model: a text the model cannot tell apart scores 0.5, and the measure
