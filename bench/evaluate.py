@@ -9,6 +9,7 @@ data dir serves as it is). Then, in this process, on the latest version: the who
 with its ablations (``evaluate.utility.evaluate_version``), timed, beside its parts measured in
 the same run: reading the pairs from Parquet, encoding every distinct text, and one fit. The
 goal is the whole within 60 s; the parts say where the time goes on a slower or busier machine.
+The accuracies of each ablation are printed too: a faster fit must leave them as they were.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def measure(data_dir: Path) -> dict[str, object]:
         "texts": len(encoded.rows), "read_s": read_s, "encode_s": encode_s, "fit_s": fit_s,
         "whole_s": whole_s, "goal_s": GOAL_S,
         "accuracies": {a.name: a.accuracy for a in found.accuracies},
+        "ablations": {a.signal: {m.name: m.accuracy for m in a.accuracies}
+                      for a in found.ablations},
     }  # fmt: skip
 
 
@@ -73,6 +76,8 @@ def report(result: dict[str, object], events: int) -> None:
     print(f"{'the whole evaluation, with ablations':<40} {whole:>8.1f}  goal <= {GOAL_S:.0f} s: "
           f"{verdict}")  # fmt: skip
     print(f"accuracies: {result['accuracies']}")
+    for signal, accuracies in result["ablations"].items():  # type: ignore[attr-defined]
+        print(f"  without {signal}: {accuracies}")
     print(f"load average now: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(machine_line(duckdb))
     print(f"code: {code_version()}")

@@ -25,4 +25,6 @@ def test_a_tiny_run_times_the_evaluation_and_its_parts(tmp_path: Path) -> None:
     assert doc["goal_s"] == 60 and doc["train_pairs"] > 0 and doc["fits"] >= 1
     assert all(doc[k] > 0 for k in ("read_s", "encode_s", "fit_s", "whole_s"))
     assert set(doc["accuracies"]) == {"test", "ab_choice"}
+    assert len(doc["ablations"]) == doc["fits"] - 1
+    assert all(set(found) == {"test", "ab_choice"} for found in doc["ablations"].values())
     assert "the whole evaluation, with ablations" in done.stdout

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import random
 
-from evaluate.bradley_terry import DIMENSIONS, features, fit
+import numpy as np
+from scipy.special import expit
+
+from evaluate.bradley_terry import DIMENSIONS, Encoded, features, fit
 from evaluate.utility import Pair, accuracy, evaluate_pairs
 
 GOOD = ["clear", "tested", "example", "explains", "correct", "handles", "edge", "cases"]
@@ -30,6 +33,30 @@ def test_features_are_sparse_signed_and_carry_the_shape() -> None:
     assert found[DIMENSIONS + 1] > 0  # lines
     assert all(0 <= c < DIMENSIONS + 3 for c in found)
     assert features("same text") == features("same text")
+
+
+def test_a_text_has_the_same_features_alone_or_among_others() -> None:
+    texts = ["alpha beta", "gamma delta gamma delta", "", "beta\n```\nalpha\n```"]
+    encoded = Encoded(texts)
+    for text in texts:
+        row = encoded.matrix[encoded.rows[text]]
+        # No word pair spans two texts ("beta gamma" would be one here).
+        assert {int(c): float(v) for c, v in zip(row.indices, row.data, strict=True)} == (
+            features(text)
+        )
+    assert features("gamma delta gamma delta") != features("gamma delta")  # counts, dampened
+
+
+def test_the_fit_solves_the_problem_over_every_column() -> None:
+    train = pairs(200, seed=8)
+    model = fit(train)
+    # Words no pair holds keep no weight; the rest is where the loss over all columns is flat.
+    assert all(model.weights[c] == 0 for c in features("unheard of words"))
+    x = Encoded().differences(train)
+    gradient = -(x.T @ expit(-(x @ model.weights))) / len(train) + model.weights / len(train)
+    assert gradient.shape == (DIMENSIONS + 3,)
+    assert np.abs(gradient).max() < 1e-4
+    assert not fit([("same words", "same words")]).weights.any()
 
 
 def test_a_learned_preference_holds_on_new_pairs_and_swapped_pairs_fail() -> None:
@@ -93,28 +120,3 @@ def test_a_few_texts_score_as_the_feature_matrix_scores_them() -> None:
     assert np.allclose(few, _matrix(texts) @ weights, rtol=0, atol=1e-9)
     assert np.allclose(model.scores(texts), few, rtol=0, atol=1e-9)  # the matrix path itself
 
-
-def test_fitting_the_used_columns_alone_is_the_fit_over_every_column() -> None:
-    """``fit`` optimises only the columns some pair uses; over all of them, from the same zero
-    start, L-BFGS finds the same weights (the others have no gradient and stay 0)."""
-    import numpy as np
-    from scipy.optimize import minimize
-    from scipy.special import expit
-
-    from evaluate.bradley_terry import L2, MAX_ITERATIONS, Encoded
-
-    train = pairs(150, seed=11)
-    encoded = Encoded()
-    x = encoded.differences(train)
-    n = x.shape[0]
-
-    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-        margin = x @ w
-        value = float(np.sum(np.logaddexp(0.0, -margin)) / n + L2 * (w @ w) / (2 * n))
-        return value, -(x.T @ expit(-margin)) / n + L2 * w / n
-
-    every = minimize(loss, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B",
-                     options={"maxiter": MAX_ITERATIONS}).x  # fmt: skip
-    found = fit(train, encoded=encoded).weights
-    assert np.count_nonzero(found) <= len(np.unique(x.indices)) < x.shape[1] // 100
-    assert np.allclose(found, every, rtol=0, atol=1e-9)
