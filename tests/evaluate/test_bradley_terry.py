@@ -119,4 +119,3 @@ def test_a_few_texts_score_as_the_feature_matrix_scores_them() -> None:
     assert len(texts) > FEW
     assert np.allclose(few, _matrix(texts) @ weights, rtol=0, atol=1e-9)
     assert np.allclose(model.scores(texts), few, rtol=0, atol=1e-9)  # the matrix path itself
-
