@@ -428,6 +428,9 @@ def print_summary(summary: DemoSummary, settings: Settings, console: Console) ->
         soft_wrap=True,
     )
     console.print(f"quality report (Data Docs): {summary.report_path}", soft_wrap=True)
+    console.print(
+        f'load it: datasets.load_dataset("{summary.dataset_path}", "dpo")', soft_wrap=True
+    )
     if summary.evaluation is not None:
         from flywheel.shell.evaluation import print_evaluation
 
@@ -437,6 +440,3 @@ def print_summary(summary: DemoSummary, settings: Settings, console: Console) ->
             "train split scores higher (0.5 is chance); ground_truth: sibling answers the "
             "simulator made better, pairs of the train split left out (docs/evaluate.md)"
         )
-    console.print(
-        f'load it: datasets.load_dataset("{summary.dataset_path}", "dpo")', soft_wrap=True
-    )
