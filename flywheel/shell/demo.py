@@ -346,15 +346,11 @@ def signal_rows(data_dir: Path, truth: list[dict[str, Any]]) -> list[SignalRow]:
     where the simulator recorded both responses' quality, and the calibration beside them."""
     import duckdb
 
+    from flywheel.dev.simulator import hidden_quality
     from warehouse.db import warehouse_path
     from warehouse.lineage import RESPONSE_SIGNALS
 
-    quality = {
-        response["response_id"]: response["quality"]
-        for record in truth
-        if record["record"] == "sibling_set"
-        for response in record["responses"]
-    }
+    quality = hidden_quality(truth)
     rows: dict[str, SignalRow] = {}
     with duckdb.connect(str(warehouse_path(data_dir)), read_only=True) as db:
         pairs = db.execute(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from flywheel.dev.simulator import SimulationConfig, simulate
+from flywheel.dev.simulator import SimulationConfig, hidden_quality, simulate
 from ingest.anonymiser import PseudonymisingAnonymiser
 from ingest.pipeline import DedupeWindow, Pipeline, RawMessage
 from privacy.keys import Keyring
@@ -17,12 +17,7 @@ from warehouse.lake import Lake
 def test_pairs_agree_with_the_ground_truth(tmp_path: Path) -> None:
     simulation = simulate(SimulationConfig(events=30_000, seed=5, ab_rate=0.2))
     events = list(simulation)
-    quality = {
-        response["response_id"]: response["quality"]
-        for record in simulation.truth
-        if record["record"] == "sibling_set"
-        for response in record["responses"]
-    }
+    quality = hidden_quality(simulation.truth)
     pipeline = Pipeline(PseudonymisingAnonymiser(Keyring(1, {1: b"k" * 32})), max_event_bytes=65536)
     lake, window = Lake.in_data_dir(tmp_path), DedupeWindow(100_000)
     for start in range(0, len(events), 2000):

@@ -17,6 +17,7 @@ from flywheel.dev.simulator.traffic import (
     Reranker,
     Simulation,
     SimulationConfig,
+    hidden_quality,
     hidden_win_rate,
     simulate,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "SimulatorPostError",
     "SimulatorWriteError",
     "check_writable",
+    "hidden_quality",
     "hidden_win_rate",
     "iter_batches",
     "post_events",

@@ -35,7 +35,7 @@ import heapq
 import random
 import uuid
 from bisect import bisect
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
@@ -61,7 +61,14 @@ from flywheel.dev.simulator.texts import (
     Topic,
 )
 
-__all__ = ["Reranker", "Simulation", "SimulationConfig", "hidden_win_rate", "simulate"]
+__all__ = [
+    "Reranker",
+    "Simulation",
+    "SimulationConfig",
+    "hidden_quality",
+    "hidden_win_rate",
+    "simulate",
+]
 
 HISTORY_LIMIT = 6  # at most this many messages of history per prompt, plus the system message
 MAX_REGENERATIONS = 3
@@ -681,6 +688,16 @@ class Simulation:
         )
         best = max(siblings["responses"], key=lambda r: r["quality"])
         siblings["best_response_id"] = best["response_id"]
+
+
+def hidden_quality(truth: Iterable[dict[str, Any]]) -> dict[str, float]:
+    """Each response's hidden quality by its id, from a simulation's truth records."""
+    return {
+        response["response_id"]: response["quality"]
+        for record in truth
+        if record["record"] == "sibling_set"
+        for response in record["responses"]
+    }
 
 
 def simulate(config: SimulationConfig) -> Simulation:

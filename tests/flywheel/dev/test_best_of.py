@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from flywheel.dev.simulator import SimulationConfig, hidden_win_rate, simulate
+from flywheel.dev.simulator import SimulationConfig, hidden_quality, hidden_win_rate, simulate
 
 
 def _length(texts: Sequence[str]) -> list[float]:
@@ -21,13 +21,7 @@ def _shortness(texts: Sequence[str]) -> list[float]:
 def _run(config: SimulationConfig) -> tuple[list[dict[str, Any]], dict[str, float]]:
     simulation = simulate(config)
     events = list(simulation)
-    quality = {
-        r["response_id"]: r["quality"]
-        for record in simulation.truth
-        if record["record"] == "sibling_set"
-        for r in record["responses"]
-    }
-    return events, quality
+    return events, hidden_quality(simulation.truth)
 
 
 def test_without_a_reranker_best_of_changes_nothing() -> None:

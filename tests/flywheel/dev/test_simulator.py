@@ -27,6 +27,7 @@ from flywheel.dev.simulator import (
     SimulatorPostError,
     SimulatorWriteError,
     check_writable,
+    hidden_quality,
     iter_batches,
     post_events,
     simulate,
@@ -52,12 +53,7 @@ def run() -> tuple[list[Event], list[dict[str, Any]]]:
 @pytest.fixture(scope="module")
 def quality(run: tuple[list[Event], list[dict[str, Any]]]) -> dict[str, float]:
     """Hidden quality by response id, from the sibling-set truth."""
-    return {
-        response["response_id"]: response["quality"]
-        for record in run[1]
-        if record["record"] == "sibling_set"
-        for response in record["responses"]
-    }
+    return hidden_quality(run[1])
 
 
 def _originals(events: list[Event]) -> list[Event]:
