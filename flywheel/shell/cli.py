@@ -873,10 +873,10 @@ def export_run(dataset: DatasetOption = "default") -> None:
 
     Example: flywheel export run --dataset default
     """
-    from evaluate.utility import evaluate_files
     from export.catalog import open_catalog
     from export.policy import load_datasets
     from export.publish import export_dataset
+    from flywheel.shell.evaluation import export_evaluator
     from privacy.keys import keyring_for
     from warehouse.lake import open_lake
     from warehouse.table import LakeTable
@@ -899,7 +899,7 @@ def export_run(dataset: DatasetOption = "default") -> None:
             catalog=catalog,
             # With the Spark engine, the model tables are in the lake's catalog.
             models=LakeTable.of(settings, lake) if settings.transforms.engine == "spark" else None,
-            evaluator=evaluate_files,
+            evaluator=export_evaluator(),
         )
     for warning in result.gate.failed("warning") if result.gate else []:
         err.print(f"[yellow]quality warning:[/] {escape(warning.line())}", soft_wrap=True)

@@ -201,9 +201,9 @@ def dataset_asset(
     def export(
         context: dg.AssetExecutionContext,
     ) -> Iterator[dg.MaterializeResult[Any] | dg.AssetCheckResult]:
-        from evaluate.utility import evaluate_files
         from export.catalog import open_catalog
         from export.publish import export_dataset
+        from flywheel.shell.evaluation import export_evaluator
         from privacy.keys import keyring_for
         from warehouse.lake import open_lake
 
@@ -218,7 +218,7 @@ def dataset_asset(
                 keep_failed=settings.export.keep_failed_attempts,
                 lake=lake,
                 catalog=catalog,
-                evaluator=evaluate_files,
+                evaluator=export_evaluator(),
             )
         except QualityGateError as gate:
             # The check reports the gate before the run fails (nothing was published).

@@ -314,9 +314,9 @@ def _through_kafka(
 
 
 def _export(settings: Settings, keyring: Any, lake: Lake, *, evaluated: bool) -> dict[str, Any]:
-    from evaluate.utility import evaluate_files
     from export.policy import load_datasets
     from export.publish import export_dataset
+    from flywheel.shell.evaluation import export_evaluator
 
     result = export_dataset(
         settings.data_dir,
@@ -325,7 +325,7 @@ def _export(settings: Settings, keyring: Any, lake: Lake, *, evaluated: bool) ->
         datasets=load_datasets(settings.export.datasets_file),
         keep_failed=settings.export.keep_failed_attempts,
         lake=lake,
-        evaluator=evaluate_files if evaluated else None,
+        evaluator=export_evaluator() if evaluated else None,
     )
     manifest = result.manifest  # the new version's, or the latest's when nothing was new
     version = manifest.version

@@ -222,8 +222,8 @@ def export_job(
 ) -> str:
     """Export a dataset (to ``catalog``, the target; unset the data dir's; from Spark's tables
     in ``models``' catalog, unset the warehouse); nothing new is a skip."""
-    from evaluate.utility import evaluate_files
     from export.publish import export_dataset
+    from flywheel.shell.evaluation import export_evaluator
 
     def run() -> ExportResult:
         return export_dataset(
@@ -234,7 +234,7 @@ def export_job(
             lake=lake,
             catalog=catalog,
             models=models,
-            evaluator=evaluate_files,
+            evaluator=export_evaluator(),
         )
 
     result = run() if metrics is None else metrics.observe(name, run)
