@@ -677,6 +677,11 @@ class TransformsSettings(BaseModel):
     from the lake's Iceberg table into Iceberg tables in the lake's catalog (``spark``
     settings, docs/spark.md), and exports read them from there. ``flywheel transform run
     --engine`` overrides it for one run."""
+    policy_file: Path | None = None
+    """The signal policy (TOML: weights and thresholds, docs/transforms.md) every transform run
+    builds the models with: ``flywheel transform run``, the scheduler, the Dagster assets and
+    ``review suggest-policy``. Unset: the shipped policy. ``--policy`` overrides it for one
+    command; a run whose policy differs from the previous run's says so in one line."""
 
 
 class SparkSettings(BaseModel):

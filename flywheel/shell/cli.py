@@ -766,7 +766,11 @@ def transform_run(
         typer.Option(help="Build only this model (and what it needs); repeatable."),
     ] = None,
     policy: Annotated[
-        Path | None, typer.Option(help="Policy file (TOML); default: the shipped policy.")
+        Path | None,
+        typer.Option(
+            help="Policy file (TOML). Default: FLYWHEEL_TRANSFORMS__POLICY_FILE, else the "
+            "shipped policy."
+        ),
     ] = None,
     through: Annotated[
         str | None,
@@ -805,6 +809,7 @@ def transform_run(
 
     last_day = landing_day(through) if through is not None else None
     settings = settings_and_logging()
+    policy = policy or settings.transforms.policy_file
     load_policy(policy)  # a bad policy file is named before anything else
     lake = open_lake(settings)
     lake_table = LakeTable.of(settings, lake)
@@ -845,6 +850,8 @@ def transform_run(
         f"{summary.files_loaded:,} lake files loaded, {summary.events_loaded:,} new events"
         + (f" (landed through {last_day})" if last_day else "")
     )
+    if summary.policy_change:
+        err.print(f"[yellow]{summary.policy_change}[/]", soft_wrap=True)
     if summary.interrupted:
         err.print(
             f"[yellow]{summary.interrupted} earlier run(s) had been killed before they ended; "
@@ -1238,7 +1245,10 @@ def review_calibration(queue: QueueOption = None, as_json: JsonOption = False) -
 def review_suggest_policy(
     policy: Annotated[
         Path | None,
-        typer.Option(help="The policy file to compare with (default: the shipped one)."),
+        typer.Option(
+            help="The policy file to compare with. Default: FLYWHEEL_TRANSFORMS__POLICY_FILE, "
+            "else the shipped one."
+        ),
     ] = None,
     queue: QueueOption = None,
     min_reviews: Annotated[
@@ -1303,7 +1313,10 @@ def schedule(
 
     if max_runs is not None and max_runs < 1:
         raise ConfigError(f"--max-runs must be at least 1, not {max_runs}")
+    from transforms.policy import load_policy
+
     settings = settings_and_logging()
+    load_policy(settings.transforms.policy_file)  # a bad policy file is named before any job
     lake = open_lake(settings)
     catalog = open_catalog(settings)
     datasets = load_datasets(settings.export.datasets_file)
@@ -1318,6 +1331,7 @@ def schedule(
         catalog=catalog,
         spark=settings.spark if settings.transforms.engine == "spark" else None,
         metrics=metrics,
+        policy_file=settings.transforms.policy_file,
     )
     if not jobs:
         raise ConfigError("the datasets file schedules nothing (no transforms or dataset schedule)")

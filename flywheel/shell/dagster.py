@@ -152,9 +152,17 @@ def transforms_asset(
             lake = open_lake(settings)
             table = LakeTable.of(settings, lake)
             require_data_dir(settings)
-            summary = run_transforms(settings.data_dir, lake=lake, table=table, through=day)
+            summary = run_transforms(
+                settings.data_dir,
+                lake=lake,
+                table=table,
+                through=day,
+                policy_file=settings.transforms.policy_file,
+            )
         except FlywheelError as exc:
             raise dagster_error(exc) from exc
+        if summary.policy_change:
+            context.log.warning(summary.policy_change)
         context.log.info(
             f"transform run {summary.run_id[:8]} through {day}: {summary.files_loaded} lake "
             f"files loaded, {summary.events_loaded} new events"
@@ -169,6 +177,7 @@ def transforms_asset(
                     "rows_written": step.rows,
                     "seconds": round(step.seconds, 3),
                     "transform_run": summary.run_id,
+                    "policy_hash": summary.policy_hash,
                     "files_loaded": summary.files_loaded,
                     "events_loaded": summary.events_loaded,
                     "landed_through": day.isoformat(),
