@@ -25,6 +25,7 @@ from flywheel.errors import (
     ManifestVersionError,
     NotFoundError,
     QualityGateError,
+    QueryError,
     ReviewConflictError,
     ReviewInputError,
     TransientError,
@@ -1001,6 +1002,56 @@ def export_trace(
 
 
 @app.command()
+def sql(
+    query: Annotated[
+        str | None,
+        typer.Option(
+            "--query", "-q", help="SQL to run (statements separated by ;); without it, standard "
+            "input's, or a prompt on a terminal."
+        ),
+    ] = None,
+    form: Annotated[
+        str, typer.Option("--format", help="table, csv or json (one object per line).")
+    ] = "table",
+    max_rows: Annotated[
+        int, typer.Option(min=1, help="Rows a table shows at most (csv and json write all).")
+    ] = 100,
+) -> None:
+    """Query the warehouse, read-only: nothing you type can change it or reach a file.
+
+    At the prompt, end a statement with ; to run it; .tables lists the tables, .schema NAME a
+    table's columns, .quit leaves. A statement that fails is one red line and exit code 2
+    (at the prompt, the prompt stays); no warehouse yet is exit code 6, one being written by a
+    transform run 4.
+
+    Example: flywheel sql -q "SELECT count(*), avg(confidence) FROM preference_pairs"
+    """
+    from flywheel.shell.sql import Format, prompt, run_script
+    from warehouse.query import read_only
+
+    try:
+        output = Format(form)
+    except ValueError:
+        raise typer.BadParameter("one of table, csv, json", param_hint="--format") from None
+    settings = settings_and_logging()
+    with read_only(settings.data_dir) as db:
+        if query is not None or not sys.stdin.isatty():
+            script = query if query is not None else sys.stdin.read()
+            run_script(db, script, output, out=out, stream=sys.stdout, max_rows=max_rows)
+            return
+        import readline  # noqa: F401 - line editing and history for input()
+
+        from flywheel.shell.sql import HELP
+
+        err.print(f"{settings.data_dir}: {HELP}", markup=False, soft_wrap=True)
+        prompt(
+            db, input, output, out=out, stream=sys.stdout, max_rows=max_rows,
+            on_error=lambda exc: err.print(f"[bold red]error:[/] {escape(str(exc))}",
+                                           soft_wrap=True),
+        )  # fmt: skip
+
+
+@app.command()
 def evaluate(
     dataset: DatasetOption = "default",
     version: Annotated[
@@ -1526,6 +1577,7 @@ def demo(
 
 EXIT_CODES: tuple[tuple[type[FlywheelError], int], ...] = (
     (ReviewInputError, 2),
+    (QueryError, 2),
     (ReviewConflictError, 1),
     (ManifestVersionError, 7),
     (QualityGateError, 5),
@@ -1539,7 +1591,8 @@ EXIT_CODES: tuple[tuple[type[FlywheelError], int], ...] = (
 configuration, 4 busy or unavailable (try again later), 5 the quality gate stopped the export
 (nothing published), 6 what the command names does not exist, 7 a dataset manifest written by a
 newer release (upgrade); 1 for any other error, 2 for a command line that is wrong (from the
-command-line parser, or a review queue's parameters). docs/development.md lists them."""
+command-line parser, a review queue's parameters, a statement given to ``flywheel sql``).
+docs/development.md lists them."""
 
 
 def exit_code(exc: FlywheelError) -> int:
