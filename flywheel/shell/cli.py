@@ -1006,8 +1006,10 @@ def sql(
     query: Annotated[
         str | None,
         typer.Option(
-            "--query", "-q", help="SQL to run (statements separated by ;); without it, standard "
-            "input's, or a prompt on a terminal."
+            "--query",
+            "-q",
+            help="SQL to run (statements separated by ;); without it, standard "
+            "input's, or a prompt on a terminal.",
         ),
     ] = None,
     form: Annotated[
