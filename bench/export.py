@@ -172,7 +172,7 @@ def run_export(data_dir: Path) -> dict:
     clock.wrap(texts, "fetch_texts", clock.fetch_texts)
     clock.wrap(publish, "shape", clock.shape)
     clock.wrap(publish, "_lineage", clock.timed("read: lineage"))
-    clock.wrap(publish, "_read_warehouse", clock.timed("read: all"))
+    clock.wrap(publish, "read_warehouse", clock.timed("read: all"))
     clock.wrap(publish, "write_files", clock.timed("write files"))
     clock.wrap(publish, "run_gate", clock.run_gate)
     clock.wrap(quality, "validation_frame", clock.timed("gate: validation frames"))

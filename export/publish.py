@@ -185,7 +185,7 @@ def _export(
     evaluator: Evaluator | None = None,
 ) -> ExportResult:
     step("reading the warehouse" if models is None else "reading Spark's model tables")
-    frames, lineage, excluded = _read_warehouse(data_dir, lake, name, policy, keyring, models)
+    frames, lineage, excluded = read_warehouse(data_dir, lake, name, policy, keyring, models)
     step("writing files")
     files = write_files(frames, policy, attempt)
     # Nothing new is decided before the gate: the latest version passed it with these very
@@ -305,7 +305,7 @@ class Lineage:
     calibration: list[Calibration]
 
 
-def _read_warehouse(
+def read_warehouse(
     data_dir: Path,
     lake: Lake,
     name: str,

@@ -104,6 +104,7 @@ def run_transforms(
     lake: Lake | None = None,
     table: LakeTable | None = None,
     through: date | None = None,
+    commit_lake: bool = True,
 ) -> RunSummary:
     """Commit the landed files to the lake's table, load the files of its current snapshot not
     loaded yet (all of them with ``full_refresh``), build the models (those in ``select`` and
@@ -113,7 +114,9 @@ def run_transforms(
     object storage its files are copied to this host (``Lake.readable``) for DuckDB. ``table``:
     the lake's table (``LakeTable.of``), unset the one in the data dir's catalog.
     ``through``: load only the files landed on or before that day (their ``landed_date=``
-    folder, UTC); later ones wait for a later run."""
+    folder, UTC); later ones wait for a later run. Without ``commit_lake`` the landed files are
+    read as a commit would add them, and the lake's table is left as it is (a preview's run on
+    a copy of the warehouse, transforms/plan.py)."""
     lake = lake or Lake.in_data_dir(data_dir)
     table = table or LakeTable(lake, default_catalog_uri(data_dir))
     policy = load_policy(policy_file)
@@ -128,7 +131,7 @@ def run_transforms(
     )
     summary.overhead["open"] = time.perf_counter() - started
     try:
-        _run(engine, lake, table, summary, policy, select, on_progress, through)
+        _run(engine, lake, table, summary, policy, select, on_progress, through, commit_lake)
     except BaseException as exc:
         _record_failure(engine, summary.run_id)
         if isinstance(exc, FlywheelError) or not isinstance(exc, Exception):
@@ -175,6 +178,7 @@ def _run(
     select: list[str] | None,
     on_progress: Callable[[str, int, int], None] | None,
     through: date | None = None,
+    commit_lake: bool = True,
 ) -> None:
     full_refresh = summary.full_refresh
     overhead = summary.overhead
@@ -205,8 +209,11 @@ def _run(
             )
         overhead["record"] = time.perf_counter() - started
         started = time.perf_counter()
-        summary.committed_files = len(table.commit().files)
-        lake_files = lake.readable(table.data_files())
+        if commit_lake:
+            summary.committed_files = len(table.commit().files)
+            lake_files = lake.readable(table.data_files())
+        else:
+            lake_files = lake.readable(sorted(table.data_files() + table.pending()))
         overhead["commit_lake"] = time.perf_counter() - started
         # Files the table no longer holds (a compaction merged them, retention expired them):
         # their events go, and come back from the files that replaced them.

@@ -284,6 +284,17 @@ class LakeTable:
         finally:
             self.metrics.commit_seconds.observe(time.perf_counter() - started)
 
+    def pending(self) -> list[LakeFile]:
+        """The landed files the next ``commit`` would add whole, without committing (what
+        ``flywheel transform plan`` previews). A file the commit would trim, to start past what
+        an overlapping file already added, is left out: its trimmed copy exists only once the
+        commit writes it."""
+        try:
+            chosen, _, _ = plan_commit(self.lake.files(), self.committed_offsets())
+        except OSError as exc:
+            raise self._io_error(exc, "read") from None
+        return chosen
+
     def _io_error(self, exc: OSError, action: str) -> FlywheelError:
         """An I/O error of the table's files as the one line it is: the S3 client's translated
         (``flywheel.storage.translate``), a local one with its errno; both ``TransientError``

@@ -865,6 +865,93 @@ def transform_run(
         )
 
 
+@transform_app.command("plan")
+def transform_plan(
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            help="Policy file (TOML). Default: FLYWHEEL_TRANSFORMS__POLICY_FILE, else the "
+            "shipped policy."
+        ),
+    ] = None,
+    full_refresh: Annotated[
+        bool, typer.Option(help="Plan a run that rebuilds everything from the lake.")
+    ] = False,
+    select: Annotated[
+        list[str] | None,
+        typer.Option(help="Plan only this model (and what it needs); repeatable."),
+    ] = None,
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--dataset",
+            "-d",
+            help="Preview this dataset's next version; repeatable. Default: every dataset of "
+            "the datasets file.",
+        ),
+    ] = None,
+    datasets: Annotated[
+        bool,
+        typer.Option(help="Preview the datasets' next versions (--no-datasets: the models only)."),
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Show what `flywheel transform run` would change, without changing anything: per model
+    the rows added, removed and changed; per signal the pairs, and the labels, before and after;
+    per dataset the rows its next version would gain and lose against the latest version.
+
+    The run is made on a copy of the warehouse (deleted afterwards) with the same code, so the
+    plan is what the run would do; the warehouse and the lake's table are only read. Exit code
+    3 for a policy file that does not validate, 6 with no warehouse yet, 4 while a transform run
+    writes it.
+
+    Example: flywheel transform plan --policy custom.toml
+    """
+    from export.policy import load_datasets
+    from flywheel.shell.plan import print_plan, print_plan_json
+    from privacy.keys import keyring_for
+    from transforms.plan import planned
+    from transforms.policy import load_policy
+    from warehouse.lake import open_lake
+    from warehouse.table import LakeTable
+
+    settings = settings_and_logging()
+    policy = policy or settings.transforms.policy_file
+    load_policy(policy)  # a bad policy file is named before anything else
+    require_data_dir(settings)
+    policies = load_datasets(settings.export.datasets_file) if datasets else None
+    names = dataset or (list(policies.datasets) if policies else [])
+    if policies is not None:
+        for name in names:
+            policies.dataset(name)  # an unknown name is one line before the run
+    lake = open_lake(settings)
+    with err.status("planning: running the transforms on a copy of the warehouse") as status:
+        with planned(
+            settings.data_dir,
+            lake=lake,
+            table=LakeTable.of(settings, lake),
+            policy_file=policy,
+            full_refresh=full_refresh,
+            select=select,
+            on_progress=lambda step, done, total: status.update(f"planning: {step} {done}/{total}"),
+        ) as (plan, copy):
+            previews = []
+            if policies is not None:
+                from export.catalog import open_catalog
+                from export.preview import preview
+
+                catalog, keyring = open_catalog(settings), keyring_for(settings)
+                for name in names:
+                    status.update(f"planning: the next version of {name}")
+                    previews.append(
+                        preview(copy, lake, catalog, name, policies.dataset(name), keyring)
+                    )
+    if as_json:
+        print_plan_json(plan, previews)
+    else:
+        print_plan(plan, previews, out)
+
+
 DatasetOption = Annotated[
     str, typer.Option("--dataset", "-d", help="Dataset policy name (see the datasets file).")
 ]
