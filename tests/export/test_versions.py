@@ -314,3 +314,18 @@ def test_an_export_with_nothing_new_sets_a_missing_pointer(
     again = export_dataset(data_dir, "default", KEYRING, datasets=policy(signals=NO_RATING))
     assert not again.published
     assert (folder(data_dir) / LATEST_FILE).read_text() == "v2\n"
+
+
+def test_evaluate_takes_latest(two_versions: Path) -> None:
+    result = flywheel("evaluate", "--version", "latest", "--no-ablations", "--json",
+                      env=env(two_versions))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["version"] == "v2"
+    [test] = [a for a in found["accuracies"] if a["name"] == "test"]
+    assert (
+        test["pairs"]
+        == json.loads((folder(two_versions) / "v2" / "manifest.json").read_text())["counts"]["dpo"][
+            "splits"
+        ]["test"]["rows"]
+    )
