@@ -602,6 +602,7 @@ def _pages_router() -> APIRouter:
             return console.render(
                 request, "problem.html", status=404, title="No such version", message=str(exc)
             )
+        version = manifest.version or version  # ``latest`` shows the version it stands for
         return console.render(
             request, "version.html", active="datasets", name=name, version=version, m=manifest
         )

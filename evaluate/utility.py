@@ -191,13 +191,14 @@ def evaluate_version(
     truth: Sequence[tuple[str, str]] | None = None,
     ablations: bool = True,
 ) -> EvaluationPublic:
-    """Evaluate a published version (the latest when ``version`` is None) of ``dataset``."""
+    """Evaluate a published version (the newest when ``version`` is None; ``latest``: the
+    current one) of ``dataset``."""
     from flywheel.errors import NotFoundError
 
     versions = catalog.versions(dataset)
     if not versions:
         raise NotFoundError(f"dataset {dataset!r} has no published version")
-    chosen = version or versions[-1]
+    chosen = catalog.resolve(dataset, version) if version else versions[-1]
     files = catalog.data_files(dataset, chosen).get("dpo")
     if not files:
         raise NotFoundError(f"{dataset} {chosen} has no dpo pairs to evaluate")

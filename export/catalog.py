@@ -6,6 +6,13 @@ version (``manifest.json``, ``README.md``, ``data/``, ``quality/``), where the t
 ``FLYWHEEL_EXPORT__TARGET``: ``<data dir>/datasets`` unset, another folder, or a prefix on S3.
 On disk, ``failed-<attempt>/`` folders keep the attempts the gate stopped.
 
+``<target>/<name>/LATEST`` names the dataset's current version in one line (``v3``): the newest
+version no erasure superseded. It is a plain file, not a symlink, so that it reads the same on
+S3; it is replaced whole (a rename on disk, one put on S3) after a version is committed, and
+before an erasure marks the version it replaces (``export.commit.point_latest``), so it never
+names a half-written or a superseded version. Everywhere a version is named, ``latest`` resolves
+through it (``Catalog.resolve``).
+
 A version exists when its manifest does, wherever it is: on disk the manifest arrives with the
 rename of the whole folder, on S3 it is the last object written (``export.commit``). Objects
 under a version's prefix with no manifest are an attempt in progress or abandoned, and no reader
@@ -39,6 +46,10 @@ DATASETS_DIR = "datasets"
 TARGET_SETTING = "FLYWHEEL_EXPORT__TARGET"
 CLAIM_FILE = ".claim"
 """On S3, the object that reserves a version's number for one attempt (``export.commit``)."""
+LATEST = "latest"
+"""The name that stands for a dataset's current version wherever a version is named."""
+LATEST_FILE = "LATEST"
+"""Beside the versions: the current version's name, one line."""
 
 
 def dataset_dir(data_dir: Path, name: str) -> Path:
@@ -184,8 +195,38 @@ class Catalog:
         """A file's key under the target."""
         return f"{name}/{version}/{relative}"
 
+    def latest(self, name: str) -> str:
+        """The dataset's current version: the one ``LATEST`` names, if it is published and not
+        superseded; without a usable pointer (versions published before it existed), the newest
+        version unless an erasure superseded it. ``VersionNotFoundError`` when there is none
+        (no version, or the newest withdrawn by an erasure whose replacement failed its gate)."""
+        pointed = self.storage.read_bytes(f"{name}/{LATEST_FILE}")
+        candidates = [pointed.decode(errors="replace").strip()] if pointed is not None else []
+        published = self.versions(name)
+        if published:
+            candidates.append(published[-1])
+        for version in candidates:
+            try:
+                manifest = self.read_manifest(name, version)
+            except VersionNotFoundError:
+                continue
+            if manifest.superseded_by is None:
+                return version
+            break  # the newest was superseded: no current version, not an older one
+        if not published:
+            raise VersionNotFoundError(f"dataset {name!r} has no published version")
+        raise VersionNotFoundError(
+            f"dataset {name!r} has no current version: {published[-1]} was superseded by an "
+            "erasure and nothing replaced it yet"
+        )
+
+    def resolve(self, name: str, version: str) -> str:
+        """``version`` itself, or for ``latest`` the current version's name (``latest``)."""
+        return self.latest(name) if version == LATEST else version
+
     def read_manifest(self, name: str, version: str) -> Manifest:
-        """``read_manifest`` of a version at this target."""
+        """``read_manifest`` of a version at this target (``latest``: the current one)."""
+        version = self.resolve(name, version)
         data = (
             self.storage.read_bytes(self.key(name, version, MANIFEST_FILE))
             if is_version(version)
@@ -197,6 +238,7 @@ class Catalog:
 
     def read_file(self, name: str, version: str, relative: str) -> bytes:
         """A file of a published version that its manifest lists (nothing else is served)."""
+        version = self.resolve(name, version)
         manifest = self.read_manifest(name, version)
         data = (
             self.storage.read_bytes(self.key(name, version, relative))
@@ -209,6 +251,7 @@ class Catalog:
 
     def version_file(self, name: str, version: str, relative: str) -> Path:
         """A listed file of a published version on a local target (``version_file``)."""
+        version = self.resolve(name, version)
         manifest = self.read_manifest(name, version)
         path = self.folder(name) / version / relative
         if relative not in manifest.listed() or not path.is_file():
@@ -222,7 +265,9 @@ class Catalog:
 
     def data_files(self, name: str, version: str) -> dict[str, dict[str, list[str]]]:
         """The Parquet files of a published version, by config and split, as URLs: what
-        ``datasets.load_dataset("parquet", data_files=...)`` takes (with ``storage_options``)."""
+        ``datasets.load_dataset("parquet", data_files=...)`` takes (with ``storage_options``).
+        ``latest`` gives the current version's files, named by that version."""
+        version = self.resolve(name, version)
         manifest = self.read_manifest(name, version)
         found: dict[str, dict[str, list[str]]] = {}
         for entry in manifest.files:

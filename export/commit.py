@@ -48,6 +48,7 @@ from pathlib import Path
 from export.card import render_card
 from export.catalog import (
     CLAIM_FILE,
+    LATEST_FILE,
     Catalog,
     VersionObjects,
     claim_owner,
@@ -111,8 +112,41 @@ def publish_attempt(catalog: Catalog, folder: Path, attempt: Path, manifest: Man
     """Commit a finished attempt to the target: ``commit_version`` on disk, ``commit_objects``
     on S3. ``folder`` is the dataset's local folder holding the attempt and the lock."""
     if catalog.is_local:
-        return commit_version(folder, attempt, manifest)
-    return commit_objects(catalog, attempt, manifest, owner=owner_of(folder))
+        committed = commit_version(folder, attempt, manifest)
+    else:
+        committed = commit_objects(catalog, attempt, manifest, owner=owner_of(folder))
+    # After the commit, so the pointer never names a version that is not whole; a crash in
+    # between leaves it on the previous version, which is whole and current until then.
+    point_latest(catalog, manifest.dataset, committed.version)
+    return committed
+
+
+def ensure_latest(catalog: Catalog, name: str, manifest: Manifest) -> None:
+    """Point ``LATEST`` at the latest version ``manifest`` unless it does already, or that
+    version was superseded: what an export with nothing new does, so that a pointer a crash
+    left behind (or none, from a release before it) is set by the next export."""
+    pointed = catalog.storage.read_bytes(f"{name}/{LATEST_FILE}")
+    if manifest.superseded_by is None and pointed != f"{manifest.version}\n".encode():
+        point_latest(catalog, name, manifest.version)
+
+
+def point_latest(catalog: Catalog, name: str, version: str | None) -> None:
+    """Make ``LATEST`` name ``version`` (None: remove it, the dataset has no current version).
+    Replaced whole: a renamed temporary file, fsynced with its folder, on disk; one put on S3,
+    where an object is replaced atomically. The caller holds the dataset's lock."""
+    key = f"{name}/{LATEST_FILE}"
+    if not catalog.is_local:
+        if version is None:
+            catalog.objects.delete(key)
+        else:
+            catalog.objects.write_once(key, f"{version}\n".encode())
+        return
+    folder = catalog.folder(name)
+    if version is None:
+        (folder / LATEST_FILE).unlink(missing_ok=True)
+    else:
+        catalog.storage.write_once(key, f"{version}\n".encode())
+    Lake.sync_folder(folder)
 
 
 def owner_of(folder: Path) -> str:

@@ -63,6 +63,33 @@ def versions(catalog: Catalog) -> dict[str, list[VersionRow]]:
     return found
 
 
+def version_facts(manifest: Manifest, *, current: bool) -> dict[str, Any]:
+    """A version's key facts as JSON-ready values (``flywheel export list --json``): its rows
+    per config and split, its data's digest, whether it is superseded or the current version
+    (``current``: what ``latest`` names), and the test accuracy of its evaluation, if any."""
+    digest = hashlib.sha256(
+        json.dumps(manifest.fingerprint.model_dump(), sort_keys=True, separators=(",", ":"))
+        .encode()
+    ).hexdigest()  # fmt: skip
+    counts = manifest.counts
+    return {
+        "dataset": manifest.dataset,
+        "version": manifest.version,
+        "created_at": manifest.created_at,
+        "rows": {config: c.rows for config, c in counts.items()},
+        "splits": {c: {s: n.rows for s, n in x.splits.items()} for c, x in counts.items()},
+        "quality": "passed" if manifest.quality.success else "failed",
+        "latest": current,
+        "superseded": manifest.superseded_by is not None,
+        "superseded_by": manifest.superseded_by,
+        "previous_version": manifest.previous_version,
+        "policy_hash": manifest.policy_hash,
+        "digest": digest,
+        "test_accuracy": manifest.evaluation.accuracy("test") if manifest.evaluation else None,
+        "erasure_of": manifest.erasure.replaces if manifest.erasure else None,
+    }
+
+
 @dataclass
 class SplitDiff:
     """How one config's split differs between two versions."""
@@ -90,6 +117,22 @@ class VersionDiff:
     policy_changed: list[str] = field(default_factory=list)
     changes: bool = False
     """Whether rows kept with other content were told from rows kept as they were."""
+    configs: list[ConfigShift] = field(default_factory=list)
+    """Per config, the signals behind the rows added and removed and the mean confidence on
+    each side (``diff(..., shifts=True)``; empty when only the manifests' counts were compared)."""
+
+
+@dataclass
+class ConfigShift:
+    """What the rows one config gained and lost carry: how many of them each signal is behind
+    (a row with two signals counts for both), and the mean ``confidence`` of the config's rows in
+    each version (None for a version without rows)."""
+
+    config: str
+    signals_added: dict[str, int]
+    signals_removed: dict[str, int]
+    confidence_a: float | None
+    confidence_b: float | None
 
 
 def _counts(manifest: Manifest) -> dict[tuple[str, str], int]:
@@ -108,12 +151,16 @@ def diff(
     *,
     changes: bool = False,
     cache: Path | None = None,
+    shifts: bool = False,
 ) -> VersionDiff:
     """Version ``a`` against version ``b`` of dataset ``name`` (``ExportError`` if either is
-    not published or its manifest cannot be read); ``changes`` also counts the rows kept with
-    other content (about three times the time: every column but the texts is read). A
-    difference read from the files is kept in the folder ``cache`` (if given) and read from
-    there the next time."""
+    not published or its manifest cannot be read; ``latest`` names the current version);
+    ``changes`` also counts the rows kept with other content (about three times the time:
+    every column but the texts is read). A difference read from the files is kept in the folder
+    ``cache`` (if given) and read from there the next time. ``shifts``: the signals behind the
+    rows added and removed, and the confidence on each side, per config (``configs``; never
+    cached: it reads ``signals`` and ``confidence`` once more)."""
+    a, b = catalog.resolve(name, a), catalog.resolve(name, b)
     manifest_a, manifest_b = catalog.read_manifest(name, a), catalog.read_manifest(name, b)
     counts_a, counts_b = _counts(manifest_a), _counts(manifest_b)
     keys = sorted(set(counts_a) | set(counts_b))
@@ -154,7 +201,85 @@ def diff(
         item.changed = changed if changes else None
     result.by_rows = True
     result.changes = changes
+    if shifts:
+        result.configs = _shifts(sorted({item.config for item in splits}), _wanted(splits),
+                                 files_a, files_b)  # fmt: skip
     return result
+
+
+def _wanted(splits: list[SplitDiff]) -> list[tuple[str, str]]:
+    return [(item.config, item.split) for item in splits]
+
+
+def _rows(
+    name: str, files: dict[str, dict[str, list[str]]], wanted: list[tuple[str, str]]
+) -> tuple[str, dict[str, Any]]:
+    """A ``SELECT config, split, id, signals, confidence`` of a version's rows in the ``wanted``
+    splits, one ``UNION ALL`` part per split that has files."""
+    parts: list[str] = []
+    params: dict[str, Any] = {}
+    for number, (config, split) in enumerate(wanted):
+        paths = files.get(config, {}).get(split, [])
+        if not paths:
+            continue
+        files_, config_, split_ = f"{name}_{number}", f"{name}_{number}_c", f"{name}_{number}_s"
+        params |= {files_: paths, config_: config, split_: split}
+        parts.append(f"SELECT ${config_} AS config, ${split_} AS split, id, "
+                     "list_distinct(signals) AS signals, confidence::DOUBLE AS confidence "
+                     f"FROM read_parquet(${files_})")  # fmt: skip
+    if not parts:
+        return (
+            "SELECT NULL::VARCHAR AS config, NULL::VARCHAR AS split, NULL::VARCHAR AS id, "
+            "NULL::VARCHAR[] AS signals, NULL::DOUBLE AS confidence WHERE false"
+        ), {}
+    return "\nUNION ALL\n".join(parts), params
+
+
+def _shifts(
+    configs: list[str],
+    wanted: list[tuple[str, str]],
+    files_a: dict[str, dict[str, list[str]]],
+    files_b: dict[str, dict[str, list[str]]],
+) -> list[ConfigShift]:
+    """The signals of the rows only one side holds (matched by config, split and ``id``, as
+    the counts are) and each side's mean confidence, per config, in one query."""
+    import duckdb
+
+    found = {c: ConfigShift(c, {}, {}, None, None) for c in configs}
+    with duckdb.connect(":memory:") as db:
+        side_a, params_a = _rows("a", files_a, wanted)
+        side_b, params_b = _rows("b", files_b, wanted)
+        rows = db.execute(
+            f"""
+            WITH a AS ({side_a}), b AS ({side_b}),
+            added AS (SELECT * FROM b ANTI JOIN a USING (config, split, id)),
+            removed AS (SELECT * FROM a ANTI JOIN b USING (config, split, id))
+            SELECT 'added', config, signal, count(*)::DOUBLE
+            FROM (SELECT config, unnest(signals) AS signal FROM added) GROUP BY ALL
+            UNION ALL
+            SELECT 'removed', config, signal, count(*)::DOUBLE
+            FROM (SELECT config, unnest(signals) AS signal FROM removed) GROUP BY ALL
+            UNION ALL
+            SELECT 'a', config, NULL, avg(confidence) FROM a GROUP BY ALL
+            UNION ALL
+            SELECT 'b', config, NULL, avg(confidence) FROM b GROUP BY ALL
+            """,
+            params_a | params_b,
+        ).fetchall()
+    for what, config, signal, value in rows:
+        shift = found.setdefault(config, ConfigShift(config, {}, {}, None, None))
+        if what == "added":
+            shift.signals_added[signal] = int(value)
+        elif what == "removed":
+            shift.signals_removed[signal] = int(value)
+        elif what == "a":
+            shift.confidence_a = value
+        else:
+            shift.confidence_b = value
+    for shift in found.values():
+        shift.signals_added = dict(sorted(shift.signals_added.items()))
+        shift.signals_removed = dict(sorted(shift.signals_removed.items()))
+    return [found[c] for c in sorted(found)]
 
 
 DIFF_CACHE = Path("cache", "differences")

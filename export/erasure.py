@@ -43,6 +43,7 @@ from export.commit import (
     file_entry,
     locked,
     owner_of,
+    point_latest,
     publish_attempt,
 )
 from export.manifest import (
@@ -178,6 +179,11 @@ def _erase_dataset(
         replacement = published[0] if published else WITHDRAWN
         result.published = published[0] if published else None
         result.rows_removed = published[1] if published else 0
+    # Before any version is marked: ``LATEST`` never names a superseded version (a rerun after
+    # a crash here sets it again, the replacement being the latest version then).
+    current = replacement != WITHDRAWN
+    current = current and not catalog.read_manifest(name, replacement).superseded_by
+    point_latest(catalog, name, replacement if current else None)
     for version in holding:
         _mark_superseded(catalog, name, version, replacement, request_id, delete_files)
         result.superseded.append(version)

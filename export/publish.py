@@ -51,7 +51,7 @@ from export.build import (
     unreadable_rows,
 )
 from export.catalog import Catalog, dataset_dir
-from export.commit import locked, publish_attempt, sha256_file
+from export.commit import ensure_latest, locked, publish_attempt, sha256_file
 from export.differences import keep_difference
 from export.manifest import (
     LINEAGE_IDS,
@@ -197,6 +197,7 @@ def _export(
     if latest is not None and _same_export(
         latest, fingerprint, policy.digests(name, latest.policy)
     ):
+        ensure_latest(target, name, latest)
         return ExportResult(name, None, None, latest, None)
     step("quality gate")
     gate = run_gate(frames, policy, attempt / "quality")

@@ -60,14 +60,14 @@ def trace_rows(
     version: str | None = None,
     catalog: Catalog | None = None,
 ) -> tuple[str, list[TracedRow]]:
-    """The warehouse rows behind ``ids`` of dataset ``name``'s ``version`` (the latest by
-    default) at ``catalog`` (unset: the data dir's ``datasets`` folder); returns the version
-    traced and one ``TracedRow`` per id, in the order given."""
+    """The warehouse rows behind ``ids`` of dataset ``name``'s ``version`` (``latest``: the
+    current one; the newest by default) at ``catalog`` (unset: the data dir's ``datasets``
+    folder); returns the version traced and one ``TracedRow`` per id, in the order given."""
     target = catalog or Catalog.in_data_dir(data_dir)
     published = target.versions(name)
     if not published:
         raise ExportError(f"dataset {name!r} has no published version")
-    version = version or published[-1]
+    version = target.resolve(name, version) if version else published[-1]
     manifest = target.read_manifest(name, version)
     show: Callable[[str], str] = str  # a version from before ids were re-keyed shows them as is
     if manifest.lineage_ids == LINEAGE_IDS:

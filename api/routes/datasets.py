@@ -21,7 +21,13 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["datasets"])
 
 NameParam = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="Dataset.")]
-VersionParam = Annotated[str, Path(pattern=r"^v[0-9]{1,9}$", description="Version, e.g. v3.")]
+VersionParam = Annotated[
+    str,
+    Path(
+        pattern=r"^(v[0-9]{1,9}|latest)$",
+        description="Version, e.g. v3, or `latest`: the current one (not superseded).",
+    ),
+]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorPublic, "description": "No such dataset, version or file."}
 }
@@ -48,7 +54,8 @@ class DatasetPublic(BaseModel):
 
     name: str
     latest: str | None
-    """The newest readable version (null if every version is damaged)."""
+    """The current version, what ``latest`` stands for: the newest one no erasure superseded
+    (null if there is none, or it is damaged)."""
     versions: list[VersionSummaryPublic]
     damaged: list[str] = []
     """Versions whose manifest cannot be read; listed apart so the rest still answer."""
@@ -88,7 +95,10 @@ async def list_datasets(_: ReaderKeyDep, settings: SettingsDep) -> DatasetListPu
                     extra={"fields": {"dataset": name, "version": version}},
                 )
                 damaged.append(version)
-        latest = summaries[-1].version if summaries else None
+        try:
+            latest: str | None = catalog.latest(name)
+        except ExportError:
+            latest = None
         found.append(DatasetPublic(name=name, latest=latest, versions=summaries, damaged=damaged))
     return DatasetListPublic(datasets=found)
 
@@ -106,7 +116,8 @@ async def get_manifest(
     _: ReaderKeyDep, settings: SettingsDep, name: NameParam, version: VersionParam
 ) -> Manifest:
     """The manifest (``manifest.json``, upgraded to the current ``manifest_version``): counts
-    per config, split and signal, file hashes, lineage, quality."""
+    per config, split and signal, file hashes, lineage, quality. For ``latest``, its
+    ``version`` names the version it resolved to: fetch that version's files by name."""
     try:
         return open_catalog(settings, check=False).read_manifest(name, version)
     except ManifestVersionError as exc:
@@ -125,12 +136,16 @@ async def get_file(
     _: ReaderKeyDep, settings: SettingsDep, name: NameParam, version: VersionParam, path: str
 ) -> Response:
     """A file the manifest lists (``README.md``, ``data/dpo/train-00000-of-00001.parquet``...);
-    nothing outside the version is reachable. On S3 the object is read and sent whole."""
+    nothing outside the version is reachable. On S3 the object is read and sent whole.
+    ``X-Dataset-Version`` names the version served (what ``latest`` resolved to)."""
     catalog = open_catalog(settings, check=False)
     try:
+        version = catalog.resolve(name, version)
         if catalog.is_local:
             target = catalog.version_file(name, version, path)
-            return FileResponse(target, filename=target.name)
+            return FileResponse(
+                target, filename=target.name, headers={"X-Dataset-Version": version}
+            )
         data = catalog.read_file(name, version, path)
     except ExportError as exc:
         raise ApiError(404, str(exc), code="not_found") from None
@@ -139,5 +154,8 @@ async def get_file(
     return Response(
         data,
         media_type=media_type,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "X-Dataset-Version": version,
+        },
     )

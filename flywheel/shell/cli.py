@@ -1011,32 +1011,53 @@ def export_run(dataset: DatasetOption = "default") -> None:
 
 
 @export_app.command("list")
-def export_list() -> None:
-    """List the published datasets and their versions.
+def export_list(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per version and line.")
+    ] = False,
+) -> None:
+    """List the published datasets and their versions, oldest first; `(latest)` marks the
+    version `latest` stands for, `(superseded)` those an erasure replaced.
 
-    Example: flywheel export list
+    Example: flywheel export list --json
     """
+    import json
+
     from rich.table import Table
 
     from export.catalog import open_catalog
+    from export.differences import version_facts
+    from flywheel.errors import VersionNotFoundError
 
     settings = settings_and_logging()
     catalog = open_catalog(settings)
     table = Table(show_edge=False)
     for column in ("dataset", "version", "created", "dpo", "kto", "reward", "quality"):
-        table.add_column(column)
+        # The creation time whole, never cut to an ambiguous prefix on a narrow terminal.
+        table.add_column(column, no_wrap=column == "created", min_width=25 * (column == "created"))
     for name in catalog.names():
+        try:
+            current: str | None = catalog.latest(name)
+        except VersionNotFoundError:
+            current = None
         for version in catalog.versions(name):
             manifest = catalog.read_manifest(name, version)
+            if as_json:
+                facts = version_facts(manifest, current=version == current)
+                out.print(json.dumps(facts), markup=False, highlight=False, soft_wrap=True)
+                continue
             counts = manifest.counts
+            marks = " (superseded)" if manifest.superseded_by else ""
+            marks += " (latest)" if version == current else ""
             table.add_row(
                 name,
-                version + (" (superseded)" if manifest.superseded_by else ""),
+                version + marks,
                 manifest.created_at,
                 *(f"{counts[k].rows:,}" if k in counts else "-" for k in ("dpo", "kto", "reward")),
                 "passed" if manifest.quality.success else "failed",
             )
-    out.print(table if table.row_count else "no published datasets")
+    if not as_json:
+        out.print(table if table.row_count else "no published datasets")
 
 
 @export_app.command("trace")
@@ -1044,7 +1065,8 @@ def export_trace(
     ids: Annotated[list[str], typer.Argument(help="Row ids (the dataset's `id` column).")],
     dataset: DatasetOption = "default",
     version: Annotated[
-        str | None, typer.Option(help="The version the ids come from (default: the latest).")
+        str | None,
+        typer.Option(help="The version the ids come from, or `latest` (default: the newest)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
@@ -1086,6 +1108,74 @@ def export_trace(
             "\n".join(row.event_ids),
         )  # fmt: skip
     out.print(table)
+
+
+@export_app.command("diff")
+def export_diff(
+    dataset: Annotated[str, typer.Argument(help="The dataset's name.")],
+    version_a: Annotated[str, typer.Argument(metavar="VERSION_A", help="The older version.")],
+    version_b: Annotated[
+        str, typer.Argument(metavar="VERSION_B", help="The newer version, or `latest`.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """What changed between two versions: rows added and removed per config and split
+    (matched by `id`), the signals behind them, and each config's mean confidence before and
+    after. Either version may be `latest`.
+
+    Exit code 0; 6 for a dataset or version not published.
+
+    Example: flywheel export diff default v3 latest
+    """
+    import json
+    from dataclasses import asdict
+
+    from rich.table import Table
+
+    from export.catalog import open_catalog
+    from export.differences import diff
+
+    settings = settings_and_logging()
+    catalog = open_catalog(settings)
+    found = diff(catalog, dataset, version_a, version_b, shifts=True)
+    if as_json:
+        record = {"dataset": dataset, **asdict(found)}
+        for item in record["splits"]:
+            del item["changed"], item["kept"]
+        del record["changes"]
+        out.print(json.dumps(record), markup=False, highlight=False, soft_wrap=True)
+        return
+    table = Table(title=f"{dataset}: {found.a} -> {found.b}", show_edge=False)
+    for column in ("config", "split", found.a, found.b, "added", "removed"):
+        table.add_column(column, justify="left" if column in ("config", "split") else "right")
+    for item in found.splits:
+        table.add_row(
+            item.config, item.split, f"{item.rows_a:,}", f"{item.rows_b:,}",
+            "-" if item.added is None else f"{item.added:,}",
+            "-" if item.removed is None else f"{item.removed:,}",
+        )  # fmt: skip
+    out.print(table)
+    if found.configs:
+        shifts = Table(show_edge=False)
+        for column in ("config", "confidence", "signals of added rows", "signals of removed rows"):
+            shifts.add_column(column)
+
+        def mean(value: float | None) -> str:
+            return "-" if value is None else f"{value:.3f}"
+
+        def signals(counts: dict[str, int]) -> str:
+            return ", ".join(f"{signal} {n:,}" for signal, n in counts.items()) or "-"
+
+        for shift in found.configs:
+            shifts.add_row(
+                shift.config, f"{mean(shift.confidence_a)} -> {mean(shift.confidence_b)}",
+                signals(shift.signals_added), signals(shift.signals_removed),
+            )  # fmt: skip
+        out.print(shifts)
+    for note in found.notes:
+        err.print(f"[yellow]{escape(note)}[/]", soft_wrap=True)
+    if found.policy_changed:
+        out.print(f"policy changed: {', '.join(found.policy_changed)}")
 
 
 @app.command()
@@ -1144,7 +1234,8 @@ def sql(
 def evaluate(
     dataset: DatasetOption = "default",
     version: Annotated[
-        str | None, typer.Option(help="The version to evaluate (default: the latest).")
+        str | None,
+        typer.Option(help="The version to evaluate, or `latest` (default: the newest)."),
     ] = None,
     events: Annotated[
         Path | None,

@@ -86,9 +86,16 @@ def test_a_version_on_s3_is_the_version_on_disk(
     assert local.path is not None
     on_disk = local_files(local.path)
     stored = objects(s3_bucket)
-    # Nothing but the version: no claim, no attempt, no failed folder on the store.
-    assert timeless(stored) == timeless(f"default/v1/{key}" for key in on_disk)
-    version = {key.removeprefix("default/v1/"): data for key, data in stored.items()}
+    # Nothing but the version and the pointer to it: no claim, no attempt, no failed folder.
+    assert stored["default/LATEST"] == b"v1\n"
+    assert timeless(k for k in stored if k != "default/LATEST") == timeless(
+        f"default/v1/{key}" for key in on_disk
+    )
+    version = {
+        key.removeprefix("default/v1/"): data
+        for key, data in stored.items()
+        if key.startswith("default/v1/")
+    }
     # Data files and the card are deterministic: byte for byte the same.
     for key, data in on_disk.items():
         if key.startswith("data/") or key == "README.md":
@@ -113,6 +120,7 @@ def test_a_version_on_s3_is_the_version_on_disk(
     # The catalogue reads it back; nothing new is nothing new on S3 too.
     assert catalog.names() == ["default"] and catalog.versions("default") == ["v1"]
     assert catalog.read_manifest("default", "v1") == manifest
+    assert catalog.read_manifest("default", "latest") == manifest
     again = export_dataset(twin, "default", KEYRING, catalog=catalog)
     assert not again.published and set(objects(s3_bucket)) == set(stored)
 
@@ -274,6 +282,7 @@ def test_erasure_leaves_no_object_holding_the_users(data_dir: Path, s3_bucket: S
     assert not [k for k in stored if k.startswith("default/v1/data/")]
     assert all(f.deleted for f in old.files if f.path.startswith("data/"))
     assert "Superseded by v2" in stored["default/v1/README.md"].decode()
+    assert stored["default/LATEST"] == b"v2\n" and catalog.resolve("default", "latest") == "v2"
     card = next(f for f in old.files if f.path == "README.md")
     assert card.sha256 == hashlib.sha256(stored["default/v1/README.md"]).hexdigest()
 
