@@ -913,6 +913,8 @@ def export_run(dataset: DatasetOption = "default") -> None:
     out.print(
         f"published {dataset} {result.version} ({counts} rows) at {result.url}", soft_wrap=True
     )
+    if result.pruned:
+        out.print(f"pruned the data files of {', '.join(result.pruned)} (keep_versions)")
 
 
 @export_app.command("list")
@@ -936,7 +938,9 @@ def export_list() -> None:
             counts = manifest.counts
             table.add_row(
                 name,
-                version + (" (superseded)" if manifest.superseded_by else ""),
+                version
+                + (" (superseded)" if manifest.superseded_by else "")
+                + (" (pruned)" if manifest.pruned else ""),
                 manifest.created_at,
                 *(f"{counts[k].rows:,}" if k in counts else "-" for k in ("dpo", "kto", "reward")),
                 "passed" if manifest.quality.success else "failed",
