@@ -51,7 +51,7 @@ def prunable(manifests: dict[str, Manifest], keep: int) -> tuple[list[str], list
     if keep < 1:
         raise ValueError("keep_versions is at least 1: the newest version is never pruned")
     current = [v for v, manifest in manifests.items() if manifest.superseded_by is None]
-    kept = current[-keep:]
+    kept = [v for v in current[-keep:] if manifests[v].pruned is None]
     return [v for v in current[:-keep] if manifests[v].pruned is None], kept
 
 
