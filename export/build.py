@@ -25,9 +25,12 @@ assistant's turn, and in the conversational format as OpenAI's ``tool_calls`` an
 ``tool_call_id`` fields of the messages, which every message of the version then has (so a
 version without tool calls has the columns it had before they existed).
 
-``metadata_filter`` keeps the rows whose every response was generated with that metadata: a
-row is judged by its responses' generation events (``responses.event_id``), both sides of a
-pair, never by the events of its signals.
+The policy's filters (``metadata_filter``, ``models``, ``apps``, ``since`` and ``until``) keep
+the rows whose every response was generated with that metadata, by one of those models, in one
+of those apps, in that window: a row is judged by its responses' generation events
+(``responses.event_id``), both sides of a pair, never by the events of its signals. The app is
+read from the lake files of those events (the warehouse does not keep it), the rest from
+``events``; every value is bound.
 
 Lineage columns trainers ignore: ``id`` (the pair or response id), ``confidence``, ``signals``,
 ``event_ids``, ``models``, ``user`` and ``conversation``. Every id among them is re-keyed for the
@@ -93,9 +96,23 @@ WHERE confidence >= $min_confidence AND list_has_any(signals, $signals)
 
 _MATCHING = """
 CREATE OR REPLACE TEMP TABLE export_matching AS
--- The responses whose generation carries the dataset's metadata (``metadata_filter``).
+-- The responses whose generation passes the dataset's filters.
 SELECT r.response_id FROM responses AS r JOIN events AS e ON e.event_id = r.event_id
 WHERE {conditions}
+"""
+_APP_EVENTS = """
+CREATE OR REPLACE TEMP TABLE export_app_events AS
+-- The responses' generation events sent by one of the dataset's apps, read from the lake row
+-- the warehouse loaded (the event id, the file and the offset: a resend is another row).
+SELECT landed.event_id
+FROM read_parquet($files, filename = true) AS landed
+SEMI JOIN (
+    SELECT e.event_id, e.lake_file, e.source_offset
+    FROM responses AS r JOIN events AS e ON e.event_id = r.event_id) AS wanted
+    ON wanted.event_id = landed.event_id
+    AND wanted.lake_file = $names[list_position($files, landed.filename)]
+    AND wanted.source_offset = landed.source_offset
+WHERE list_contains($apps, landed.app_name)
 """
 _ONLY_MATCHING = """
     AND NOT EXISTS (
@@ -257,26 +274,72 @@ _ROW_COLUMNS = (
 )  # fmt: skip
 
 
-def unreadable_rows(db: Any, policy: DatasetPolicy, kind: Kind, unreadable: list[str]) -> int:
+def unreadable_rows(
+    db: Any, policy: DatasetPolicy, kind: Kind, unreadable: list[str], lake_root: Path
+) -> int:
     """How many rows a config would take but for a response in ``unreadable``."""
     if not unreadable:
         return 0
     [(count,)] = db.execute(
-        _UNREADABLE_ROWS.format(source=_SOURCES[SOURCE_OF_KIND[kind]]) + _matching(db, policy),
+        _UNREADABLE_ROWS.format(source=_SOURCES[SOURCE_OF_KIND[kind]])
+        + _matching(db, policy, lake_root),
         {"min_confidence": policy.min_confidence, "signals": list(policy.signals),
          "unreadable": unreadable},
     ).fetchall()  # fmt: skip
     return int(count)
 
 
-def _matching(db: Any, policy: DatasetPolicy) -> str:
-    """The condition keeping the rows ``metadata_filter`` selects, on a source aliased ``c``
-    ("" without a filter), once ``export_matching`` is built for it."""
+def filter_conditions(policy: DatasetPolicy) -> tuple[list[str], dict[str, Any]]:
+    """The conditions on a generation event ``e`` for the policy's filters but ``apps`` (which
+    needs the lake: ``_app_events``), and their parameters."""
+    conditions: list[str] = []
+    parameters: dict[str, Any] = {}
     selection = policy.metadata_values()
-    if not selection:
+    if selection:
+        condition, parameters = metadata_conditions(selection)
+        conditions.append(condition)
+    if policy.models is not None:
+        # An id matches every version of it; ``id@version`` (the ``models`` column) one.
+        conditions.append(
+            "list_has_any([e.model_id, e.model_id || '@' || e.model_version], $filter_models)"
+        )
+        parameters["filter_models"] = list(policy.models)
+    if policy.since is not None:
+        conditions.append("e.occurred_at >= $filter_since")
+        parameters["filter_since"] = policy.since
+    if policy.until is not None:
+        conditions.append("e.occurred_at < $filter_until")
+        parameters["filter_until"] = policy.until
+    return conditions, parameters
+
+
+def _app_events(db: Any, apps: list[str], lake_root: Path) -> None:
+    """``export_app_events``: the responses' generation events one of ``apps`` sent, from the
+    lake files they were loaded from (an event whose file is gone has no app: it matches
+    none, and its texts are gone too)."""
+    names = [name for (name,) in db.execute(
+        "SELECT DISTINCT e.lake_file FROM responses AS r JOIN events AS e USING (event_id) "
+        "ORDER BY 1").fetchall()]  # fmt: skip
+    present = [name for name in names if (lake_root / name).is_file()]
+    if not present:
+        db.execute("CREATE OR REPLACE TEMP TABLE export_app_events (event_id VARCHAR)")
+        return
+    db.execute(_APP_EVENTS, {
+        "files": [str(lake_root / name) for name in present], "names": present, "apps": apps,
+    })  # fmt: skip
+
+
+def _matching(db: Any, policy: DatasetPolicy, lake_root: Path) -> str:
+    """The condition keeping the rows the policy's filters select, on a source aliased ``c``
+    ("" without a filter), once ``export_matching`` is built for it."""
+    if not policy.filtered:
         return ""
-    conditions, parameters = metadata_conditions(selection)
-    db.execute(_MATCHING.format(conditions=conditions), parameters)
+    conditions, parameters = filter_conditions(policy)
+    if policy.apps is not None:
+        _app_events(db, list(policy.apps), lake_root)
+        conditions.append("e.event_id IN (SELECT event_id FROM export_app_events)")
+    db.execute(_MATCHING.format(conditions=" AND ".join(conditions)), parameters)
+    db.execute("DROP TABLE IF EXISTS export_app_events")
     return _ONLY_MATCHING
 
 
@@ -301,7 +364,7 @@ def select_rows(
 
     db.execute(
         _CANDIDATES.format(
-            source=_SOURCES[SOURCE_OF_KIND[kind]], matching=_matching(db, policy)
+            source=_SOURCES[SOURCE_OF_KIND[kind]], matching=_matching(db, policy, lake_root)
         ),
         {"min_confidence": policy.min_confidence, "signals": list(policy.signals),
          "unreadable": unreadable or []},

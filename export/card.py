@@ -1,10 +1,13 @@
 """The dataset card (README.md) of a published version.
 
 Its YAML header's ``configs`` tell ``datasets.load_dataset(path, "dpo")`` which files make each
-config and split. The body states the signal mix, each signal's calibrated agreement with explicit
+config and split; the rest of it is what the Hugging Face Hub shows and searches by
+(``pretty_name``, ``license``, ``language``, ``task_categories``, ``size_categories``,
+``tags``). The body states the signal mix, each signal's calibrated agreement with explicit
 choices, what a light reward model learned from the pairs (when the manifest holds its
-evaluation), the quality results, the time window and the policy. It is made from the manifest's
-deterministic parts only (no creation time), so a re-run writes the same bytes.
+evaluation), the quality results, the time window and the policy (its filters in words). It is
+made from the manifest's deterministic parts only (no creation time), so a re-run writes the
+same bytes.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import json
 
 from export.manifest import Evaluation, Manifest
-from export.policy import DatasetPolicy
+from export.policy import DEFAULT_LANGUAGE, DEFAULT_LICENSE, DatasetPolicy
 
 _TRAINERS = {"dpo": "DPOTrainer", "kto": "KTOTrainer", "reward": "RewardTrainer"}
 _COLUMNS = {
@@ -26,9 +29,47 @@ def _yaml_string(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid YAML scalar
 
 
-def _front_matter(manifest: Manifest) -> list[str]:
+_TASKS = {
+    "dpo": ("text-generation", "reinforcement-learning"),
+    "kto": ("text-generation", "reinforcement-learning"),
+    "reward": ("text-classification", "reinforcement-learning"),
+}
+"""The Hub's task categories of each config: DPO and KTO train a model that generates text;
+a reward model scores texts (a sequence classifier with one output); all three are
+reinforcement learning from human feedback."""
+_KIND_TAGS = {"dpo": "dpo", "kto": "kto", "reward": "reward-modeling"}
+SIZE_CATEGORIES = (
+    "n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "10M<n<100M", "100M<n<1B",
+    "1B<n<10B", "10B<n<100B", "100B<n<1T", "n>1T",
+)  # fmt: skip
+"""The Hub's ``size_categories``, by powers of ten from 1,000."""
+
+
+def size_category(rows: int) -> str:
+    """The Hub's size bucket of ``rows`` examples: below 1,000 ``n<1K``; from 1,000 to 9,999
+    ``1K<n<10K``, and so on (a bucket holds its lower power of ten); 10^12 and more ``n>1T``."""
+    bucket, bound = 0, 1_000
+    while rows >= bound and bucket < len(SIZE_CATEGORIES) - 1:
+        bucket, bound = bucket + 1, bound * 10
+    return SIZE_CATEGORIES[bucket]
+
+
+def _front_matter(manifest: Manifest, policy: DatasetPolicy) -> list[str]:
+    """The YAML header the Hub reads: name, license, languages, tasks, size, tags and the
+    configs' files by split. The size is the largest config's rows (a trainer reads one
+    config; dpo and reward hold the same pairs)."""
+    kinds = list(manifest.counts)
+    tasks = sorted({task for kind in kinds for task in _TASKS.get(kind, ())})
+    rows = max((counts.rows for counts in manifest.counts.values()), default=0)
     lines = ["---", f"pretty_name: {_yaml_string(manifest.dataset + ' ' + manifest.version)}"]
-    lines += ["license: other", "tags:", "- trl", "- preference", "- feedback-flywheel", "configs:"]
+    lines.append(f"license: {_yaml_string(policy.license or DEFAULT_LICENSE)}")
+    lines += ["language:", *(f"- {_yaml_string(code)}"
+                             for code in policy.language or DEFAULT_LANGUAGE)]  # fmt: skip
+    lines += ["task_categories:", *(f"- {task}" for task in tasks)]
+    lines += ["size_categories:", f"- {_yaml_string(size_category(rows))}"]
+    tags = ["trl", "preference", "feedback-flywheel", "rlhf"]
+    tags += [_KIND_TAGS[kind] for kind in kinds if kind in _KIND_TAGS]
+    lines += ["tags:", *(f"- {tag}" for tag in tags), "configs:"]
     for kind, counts in manifest.counts.items():
         lines += [f"- config_name: {kind}", "  data_files:"]
         for split in counts.splits:
@@ -46,7 +87,7 @@ def render_card(manifest: Manifest) -> str:
     quality = manifest.quality
     window = manifest.time_window
     name, version = manifest.dataset, manifest.version
-    lines = _front_matter(manifest)
+    lines = _front_matter(manifest, policy)
     lines += [
         "",
         f"# {name} {version}",
@@ -150,12 +191,36 @@ def render_card(manifest: Manifest) -> str:
         f"`{manifest.source.transforms_principles_hash}`; code version "
         f"{manifest.code_version}.",
         "",
+        *_selection(policy),
         "```json",
         json.dumps(manifest.policy, indent=2, sort_keys=True),
         "```",
         "",
     ]
     return "\n".join(lines)
+
+
+def _selection(policy: DatasetPolicy) -> list[str]:
+    """The policy's filters in words (nothing when it has none, so that the card of an
+    unfiltered dataset is what it was before filters existed)."""
+    if not policy.filtered:
+        return []
+    found = []
+    if policy.models is not None:
+        found.append("generated by " + " or ".join(f"`{m}`" for m in policy.models))
+    if policy.apps is not None:
+        found.append("in the app " + " or ".join(f"`{a}`" for a in policy.apps))
+    if policy.since is not None:
+        found.append(f"at or after {policy.since.isoformat()}")
+    if policy.until is not None:
+        found.append(f"before {policy.until.isoformat()}")
+    for key, values in policy.metadata_values().items():
+        found.append(f"with metadata `{key}` = " + " or ".join(json.dumps(v) for v in values))
+    return [
+        "Only the rows whose every response was " + "; ".join(found) + " (judged by the "
+        "responses' generations, not by their signals).",
+        "",
+    ]
 
 
 def _share(value: float | None) -> str:

@@ -30,7 +30,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from export.manifest import MANIFEST_FILE, Manifest
-from flywheel.errors import ExportError, ManifestVersionError, VersionNotFoundError
+from flywheel.errors import (
+    ExportError,
+    ManifestVersionError,
+    VersionNotFoundError,
+    VersionPrunedError,
+)
 from flywheel.storage import (
     LakeLocation,
     LocalStorage,
@@ -110,9 +115,29 @@ def _parse_manifest(text: bytes, name: str, version: str) -> Manifest:
         ) from None
 
 
+def pruned_error(manifest: Manifest) -> VersionPrunedError:
+    """What a reader asking for a pruned version's data is told: when, and why."""
+    pruning = manifest.pruned
+    assert pruning is not None
+    return VersionPrunedError(
+        f"the data files of version {manifest.version} of dataset {manifest.dataset!r} were "
+        f"pruned on {pruning.at}: {pruning.reason}"
+    )
+
+
+def check_not_pruned(manifest: Manifest, relative: str | None = None) -> None:
+    """Raise ``pruned_error`` when ``relative`` (any data file, when None) is a file retention
+    deleted from this version."""
+    if manifest.pruned is None:
+        return
+    if relative is None or any(f.path == relative and f.deleted for f in manifest.files):
+        raise pruned_error(manifest)
+
+
 def version_file(data_dir: Path, name: str, version: str, relative: str) -> Path:
     """A file of a published version, if its manifest lists it (nothing else is served)."""
     manifest = read_manifest(data_dir, name, version)
+    check_not_pruned(manifest, relative)
     path = dataset_dir(data_dir, name) / version / relative
     if relative not in manifest.listed() or not path.is_file():
         raise ExportError(f"version {version} of dataset {name!r} has no file {relative!r}")
@@ -237,9 +262,11 @@ class Catalog:
         return _parse_manifest(data, name, version)
 
     def read_file(self, name: str, version: str, relative: str) -> bytes:
-        """A file of a published version that its manifest lists (nothing else is served)."""
+        """A file of a published version that its manifest lists (nothing else is served);
+        a data file retention deleted is a ``VersionPrunedError``."""
         version = self.resolve(name, version)
         manifest = self.read_manifest(name, version)
+        check_not_pruned(manifest, relative)
         data = (
             self.storage.read_bytes(self.key(name, version, relative))
             if relative in manifest.listed()
@@ -253,6 +280,7 @@ class Catalog:
         """A listed file of a published version on a local target (``version_file``)."""
         version = self.resolve(name, version)
         manifest = self.read_manifest(name, version)
+        check_not_pruned(manifest, relative)
         path = self.folder(name) / version / relative
         if relative not in manifest.listed() or not path.is_file():
             raise ExportError(f"version {version} of dataset {name!r} has no file {relative!r}")
@@ -266,9 +294,11 @@ class Catalog:
     def data_files(self, name: str, version: str) -> dict[str, dict[str, list[str]]]:
         """The Parquet files of a published version, by config and split, as URLs: what
         ``datasets.load_dataset("parquet", data_files=...)`` takes (with ``storage_options``).
-        ``latest`` gives the current version's files, named by that version."""
+        ``latest`` gives the current version's files, named by that version. A version whose
+        data retention pruned is a ``VersionPrunedError``."""
         version = self.resolve(name, version)
         manifest = self.read_manifest(name, version)
+        check_not_pruned(manifest)
         found: dict[str, dict[str, list[str]]] = {}
         for entry in manifest.files:
             parts = entry.path.split("/")

@@ -182,14 +182,16 @@ def diff(
             "the datasets are on object storage: only the manifests' counts are compared"
         )
         return result
-    files_a, files_b = catalog.data_files(name, a), catalog.data_files(name, b)
     deleted = [v for v, m in ((a, manifest_a), (b, manifest_b)) if any(f.deleted for f in m.files)]
     if deleted:
+        pruned = any(m.pruned is not None for m in (manifest_a, manifest_b))
         result.notes.append(
-            f"the data files of {', '.join(deleted)} were deleted by an erasure: only the "
-            "manifests' counts are compared"
+            f"the data files of {', '.join(deleted)} were deleted by an erasure"
+            + (" or pruned by keep_versions" if pruned else "")
+            + ": only the manifests' counts are compared"
         )
         return result
+    files_a, files_b = catalog.data_files(name, a), catalog.data_files(name, b)
     key = _cache_key(manifest_a, manifest_b, changes=changes)
     found = _cached(cache, key) if cache is not None else None
     if found is None:

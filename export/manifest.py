@@ -29,6 +29,9 @@ Versions:
 4. ``evaluation``: what a light reward model trained on the version's train split learned
    (``evaluate``, docs/evaluate.md); absent in versions before it, and when the policy turned
    it off or the version had too few pairs.
+5. ``pruned``: when and why retention deleted the version's data files (``keep_versions`` in
+   the dataset's policy, ``export.retention``); absent in versions before it, and in every
+   version whose data are kept.
 
 Pydantic only (no polars, DuckDB or Great Expectations): the API reads manifests.
 """
@@ -45,7 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, m
 from flywheel.errors import ManifestVersionError
 from flywheel.files import replace_text
 
-MANIFEST_VERSION = 4
+MANIFEST_VERSION = 5
 """The layout this code writes (see the module's docstring for each version)."""
 MANIFEST_FILE = "manifest.json"
 LINEAGE_IDS = "rekeyed"
@@ -75,8 +78,8 @@ class FileEntry(_Record):
     sha256: str
     bytes: int
     deleted: bool | None = _optional()
-    """On a superseded version only: whether its file was deleted (its data files are, by
-    default)."""
+    """On a superseded or pruned version only: whether its file was deleted (a superseded
+    version's data files are, by default; a pruned version's always are)."""
 
 
 class Fingerprint(_Record):
@@ -261,6 +264,19 @@ class Supersession(_Record):
     files_deleted: bool
 
 
+class Pruning(_Record):
+    """When and why retention deleted a version's data files (``export.retention``)."""
+
+    at: str
+    """UTC, ISO 8601 to the second."""
+    keep_versions: int
+    """The dataset policy's ``keep_versions`` then."""
+    kept: list[str]
+    """The versions that kept their data then (the newest ``keep_versions``)."""
+    reason: str
+    """One sentence saying why, for readers asking for the data."""
+
+
 class Erasure(_Record):
     """On a version an erasure published: the request and the version it replaces."""
 
@@ -288,10 +304,16 @@ def _from_version_3(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "manifest_version": 4}
 
 
+def _from_version_4(data: dict[str, Any]) -> dict[str, Any]:
+    # Version 5 may say its data were pruned; earlier releases never pruned any.
+    return {**data, "manifest_version": 5}
+
+
 _UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     1: _from_version_1,
     2: _from_version_2,
     3: _from_version_3,
+    4: _from_version_4,
 }
 """The upgrade from each version to the next."""
 
@@ -332,6 +354,9 @@ class Manifest(_Record):
     """The version that replaced this one after an erasure, or ``withdrawn``."""
     superseded: Supersession | None = _optional()
     erasure: Erasure | None = _optional()
+    pruned: Pruning | None = _optional()
+    """Set when retention deleted the version's data files (since version 5); its manifest,
+    card and quality report stay as the record."""
 
     @model_validator(mode="before")
     @classmethod

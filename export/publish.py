@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata, util
 from pathlib import Path
@@ -70,7 +71,8 @@ from export.manifest import (
 )
 from export.policy import DatasetPolicy, DatasetsFile, Kind, load_datasets
 from export.quality import GateResult, run_gate
-from flywheel.errors import ExportError, QualityGateError
+from export.retention import prune_versions
+from flywheel.errors import ExportError, FlywheelError, QualityGateError
 from flywheel.extras import install_hint
 from privacy.keys import Keyring
 from warehouse.db import connected, table_names, warehouse_path
@@ -82,6 +84,8 @@ from warehouse.table import LakeTable, models_table
 
 if TYPE_CHECKING:
     import polars as pl
+
+log = logging.getLogger(__name__)
 
 ROWS_PER_SHARD = 100_000
 MODEL_TABLES = ("preference_pairs", "labels", "responses", "signal_calibration")
@@ -115,6 +119,8 @@ class ExportResult:
 
     url: str | None = None
     """Where readers find the version: its folder, or its ``s3://`` prefix."""
+    pruned: list[str] = field(default_factory=list)
+    """The versions whose data files this export pruned (``keep_versions``)."""
 
     @property
     def published(self) -> bool:
@@ -239,9 +245,28 @@ def _export(
     # For the console's datasets pages (docs/console.md): kept under the data dir, not in the
     # version, so the published files are what they would be without it.
     keep_difference(target, name, manifest.version, data_dir)
+    pruned = prune_old_versions(target, name, policy, step)
     return ExportResult(
-        name, manifest.version, path, manifest, gate, url=target.url(name, manifest.version)
-    )
+        name, manifest.version, path, manifest, gate, url=target.url(name, manifest.version),
+        pruned=pruned,
+    )  # fmt: skip
+
+
+def prune_old_versions(
+    target: Catalog, name: str, policy: DatasetPolicy, step: Callable[[str], None]
+) -> list[str]:
+    """The policy's ``keep_versions``, once a version is published (``export.retention``):
+    the versions pruned. A failure is logged and pruned nothing more: the version is published,
+    and the next publication prunes what this one left."""
+    if policy.keep_versions is None:
+        return []
+    step(f"pruning the data of versions before the newest {policy.keep_versions}")
+    try:
+        return prune_versions(target, name, policy.keep_versions)
+    except (FlywheelError, OSError) as exc:
+        log.warning("pruning old dataset versions failed",
+                    extra={"fields": {"dataset": name, "error": str(exc)}})  # fmt: skip
+        return []
 
 
 def evaluate_attempt(
@@ -330,7 +355,9 @@ def read_warehouse(
         loaded = [path for (path,) in db.execute("SELECT path FROM lake_files").fetchall()]
         lake_root = lake.readable_root(loaded)
         unreadable = [row[0] for row in db.execute(UNREADABLE_RESPONSES).fetchall()]
-        excluded = {kind: unreadable_rows(db, policy, kind, unreadable) for kind in policy.kinds}
+        excluded = {
+            kind: unreadable_rows(db, policy, kind, unreadable, lake_root) for kind in policy.kinds
+        }
         for kind in policy.kinds:
             table = SOURCE_OF_KIND[kind]
             if table not in selected:

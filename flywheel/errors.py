@@ -24,6 +24,7 @@ Every error the platform raises on purpose derives from ``FlywheelError``. Error
         ├── ExportBusyError      another export of the same dataset is running
         ├── QualityGateError     the quality gate failed a critical expectation
         ├── VersionNotFoundError a dataset has no such version (also a NotFoundError)
+        │   └── VersionPrunedError the version's data files were pruned (its record stays)
         └── ManifestVersionError a dataset manifest was written by a newer release
 
 Only ``api/`` maps these to HTTP status codes, and only ``flywheel.shell.cli`` maps them to exit
@@ -142,6 +143,11 @@ class QualityGateError(ExportError):
 
 class VersionNotFoundError(ExportError, NotFoundError):
     """A dataset has no such published version."""
+
+
+class VersionPrunedError(VersionNotFoundError):
+    """A version's data files were deleted by retention (``keep_versions``): its manifest and
+    card remain, its data do not. The message says when, why, and which versions keep theirs."""
 
 
 class ManifestVersionError(ExportError):

@@ -15,7 +15,7 @@ from api.deps import ReaderKeyDep, SettingsDep
 from api.errors import ApiError, ErrorPublic
 from export.catalog import open_catalog
 from export.manifest import Manifest
-from flywheel.errors import ExportError, ManifestVersionError
+from flywheel.errors import ExportError, ManifestVersionError, VersionPrunedError
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["datasets"])
@@ -130,13 +130,19 @@ async def get_manifest(
     "/v1/datasets/{name}/versions/{version}/files/{path:path}",
     summary="Download a file of a version",
     response_class=FileResponse,
-    responses={**AUTH, **NOT_FOUND, 200: {"description": "The file's bytes."}},
+    responses={
+        **AUTH,
+        **NOT_FOUND,
+        200: {"description": "The file's bytes."},
+        410: {"model": ErrorPublic, "description": "A data file retention pruned."},
+    },
 )
 async def get_file(
     _: ReaderKeyDep, settings: SettingsDep, name: NameParam, version: VersionParam, path: str
 ) -> Response:
     """A file the manifest lists (``README.md``, ``data/dpo/train-00000-of-00001.parquet``...);
-    nothing outside the version is reachable. On S3 the object is read and sent whole.
+    nothing outside the version is reachable. A data file retention pruned
+    (``keep_versions``) is 410, saying when and why. On S3 the object is read and sent whole.
     ``X-Dataset-Version`` names the version served (what ``latest`` resolved to)."""
     catalog = open_catalog(settings, check=False)
     try:
@@ -147,6 +153,8 @@ async def get_file(
                 target, filename=target.name, headers={"X-Dataset-Version": version}
             )
         data = catalog.read_file(name, version, path)
+    except VersionPrunedError as exc:
+        raise ApiError(410, str(exc), code="pruned") from None
     except ExportError as exc:
         raise ApiError(404, str(exc), code="not_found") from None
     filename = path.rsplit("/", 1)[-1]

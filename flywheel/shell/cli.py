@@ -1008,6 +1008,8 @@ def export_run(dataset: DatasetOption = "default") -> None:
     out.print(
         f"published {dataset} {result.version} ({counts} rows) at {result.url}", soft_wrap=True
     )
+    if result.pruned:
+        out.print(f"pruned the data files of {', '.join(result.pruned)} (keep_versions)")
 
 
 @export_app.command("list")
@@ -1048,6 +1050,7 @@ def export_list(
                 continue
             counts = manifest.counts
             marks = " (superseded)" if manifest.superseded_by else ""
+            marks += " (pruned)" if manifest.pruned else ""
             marks += " (latest)" if version == current else ""
             table.add_row(
                 name,

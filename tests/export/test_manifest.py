@@ -58,7 +58,7 @@ def test_a_manifest_of_an_earlier_release_reads_as_version_1_and_keeps_its_field
 
     manifest = Manifest.from_json(text)
 
-    assert manifest.manifest_version == MANIFEST_VERSION == 4
+    assert manifest.manifest_version == MANIFEST_VERSION == 5
     # Written again, it is the same record with its version and the principles' hash (null)
     # added, field for field.
     assert json.loads(manifest.to_json()) == upgraded(json.loads(text))
@@ -88,6 +88,23 @@ def test_a_manifest_of_version_3_reads_without_an_evaluation_and_keeps_none() ->
     written = json.loads(manifest.to_json())
     assert "evaluation" not in written
     assert written == {**data, "manifest_version": MANIFEST_VERSION}
+
+
+def test_a_manifest_of_version_4_reads_as_not_pruned_and_keeps_no_record() -> None:
+    data = {**upgraded(old_manifest()), "manifest_version": 4}
+    manifest = Manifest.from_json(json.dumps(data))
+    assert manifest.pruned is None
+    written = json.loads(manifest.to_json())
+    assert "pruned" not in written
+    assert written == {**data, "manifest_version": MANIFEST_VERSION}
+
+
+def test_a_pruning_record_round_trips() -> None:
+    pruning = {"at": "2026-12-07T22:00:00+00:00", "keep_versions": 2, "kept": ["v4", "v5"],
+               "reason": "the newest 2 keep their data"}  # fmt: skip
+    manifest = Manifest.from_json(json.dumps({**upgraded(old_manifest()), "pruned": pruning}))
+    assert manifest.pruned is not None and manifest.pruned.kept == ["v4", "v5"]
+    assert json.loads(manifest.to_json())["pruned"] == pruning
 
 
 def test_an_evaluation_round_trips_and_says_what_each_signal_adds() -> None:
@@ -133,28 +150,28 @@ def test_round_trip_model_json_model() -> None:
 
 
 def test_a_manifest_of_a_newer_release_is_a_clear_error(tmp_path: Path) -> None:
-    place(tmp_path, {**old_manifest(), "manifest_version": 5, "a_field_of_tomorrow": 1})
+    place(tmp_path, {**old_manifest(), "manifest_version": 6, "a_field_of_tomorrow": 1})
 
     with pytest.raises(ManifestVersionError) as raised:
         read_manifest(tmp_path, "default", "v1")
 
     assert str(raised.value) == (
-        "version v1 of dataset 'default' has manifest_version 5, newer than this release reads "
-        "(4): upgrade feedback-flywheel to read it"
+        "version v1 of dataset 'default' has manifest_version 6, newer than this release reads "
+        "(5): upgrade feedback-flywheel to read it"
     )
 
 
 def test_the_cli_exits_7_with_one_red_line_on_a_newer_manifest(tmp_path: Path) -> None:
-    place(tmp_path, {**old_manifest(), "manifest_version": 5})
+    place(tmp_path, {**old_manifest(), "manifest_version": 6})
 
     result = flywheel("export", "list", env={"FLYWHEEL_DATA_DIR": str(tmp_path)})
 
-    assert_one_line_error(result, "has manifest_version 5, newer than this release", code=7)
+    assert_one_line_error(result, "has manifest_version 6, newer than this release", code=7)
 
 
 @pytest.mark.anyio
 async def test_the_api_lists_a_newer_manifest_as_damaged_and_answers_500(tmp_path: Path) -> None:
-    place(tmp_path, {**old_manifest(), "manifest_version": 5})
+    place(tmp_path, {**old_manifest(), "manifest_version": 6})
     settings = Settings(
         data_dir=tmp_path, api={"write_keys": [WRITE_KEY], "admin_keys": [ADMIN_KEY]}
     )
@@ -166,7 +183,7 @@ async def test_the_api_lists_a_newer_manifest_as_damaged_and_answers_500(tmp_pat
 
     assert listing.json()["datasets"][0]["damaged"] == ["v1"]
     assert manifest.status_code == 500
-    assert "manifest_version 5" in manifest.json()["message"]
+    assert "manifest_version 6" in manifest.json()["message"]
     assert str(tmp_path) not in manifest.text
 
 
