@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from prometheus_client import REGISTRY
 
 from export.catalog import read_manifest, versions
 from export.publish import export_dataset
@@ -168,15 +169,26 @@ def test_a_second_rescrub_changes_nothing(data_dir: Path) -> None:
     assert lake_bytes(data_dir) == files
 
 
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 def test_dry_run_counts_and_changes_nothing(data_dir: Path) -> None:
     files = lake_bytes(data_dir)
+    dry_runs = metric("flywheel_lake_rescrubs_total", outcome="dry_run")
+    ibans = metric("flywheel_lake_rescrubbed_values_total", kind="iban")
 
     dry = rescrub_lake(settings_for(data_dir), KEYRING, dry_run=True)
 
     assert lake_bytes(data_dir) == files
+    assert metric("flywheel_lake_rescrubs_total", outcome="dry_run") == dry_runs + 1
+    assert metric("flywheel_lake_rescrubbed_values_total", kind="iban") == ibans  # none replaced
     real = rescrub_lake(settings_for(data_dir), KEYRING)
     assert dry.values == real.values and dry.files == real.files
     assert dry.values["iban"] > 0
+    assert (
+        metric("flywheel_lake_rescrubbed_values_total", kind="iban") == ibans + dry.values["iban"]
+    )
 
 
 def test_cli_dry_run_then_a_crash_midway_then_a_rerun_finishes(data_dir: Path) -> None:
@@ -197,6 +209,7 @@ def test_cli_dry_run_then_a_crash_midway_then_a_rerun_finishes(data_dir: Path) -
 
     assert rerun.returncode == 0, rerun.stderr
     assert "finishing 1 cut off" in rerun.stdout and "values replaced" in rerun.stdout
+    assert "lake rescrub completed" in rerun.stderr and "iban" in rerun.stderr  # counts only
     assert lake_holding(data_dir) == 0
     for output in (dry, crashed, rerun):
         assert IBAN not in output.stdout + output.stderr
