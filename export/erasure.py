@@ -30,6 +30,7 @@ import hashlib
 import io
 import shutil
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,6 +65,10 @@ if TYPE_CHECKING:
     import polars as pl
 
 WITHDRAWN = "withdrawn"
+ERASED = "users were erased"
+"""Why an erasure supersedes a version, as its card's notice says."""
+TEXT_COLUMNS = ("prompt", "chosen", "rejected", "completion")
+"""The columns of a version's files that hold texts (the prompt as a string or as messages)."""
 
 
 @dataclass
@@ -190,6 +195,65 @@ def _erase_dataset(
     return result
 
 
+def supersede_versions_holding(
+    data_dir: Path,
+    holds: Callable[[str], bool],
+    *,
+    request_id: str,
+    reason: str,
+    delete_files: bool = True,
+    catalog: Catalog | None = None,
+) -> list[DatasetErasure]:
+    """Supersede every version not yet superseded that has a text ``holds`` (a value the
+    scrubber now finds, after a rescrub), the way an erasure supersedes a version: by the latest
+    version when that one is clean, else ``withdrawn`` until the next export, which is built
+    from the scrubbed lake. Nothing is republished: the texts to publish come from the
+    warehouse's next transform run, not from the old version's files. Idempotent: a superseded
+    version is not searched again."""
+    target = catalog or Catalog.in_data_dir(data_dir)
+    names = target.names() if target.is_local else sorted(target.listing())
+    results = []
+    for name in names:
+        folder = staging_folder(target, data_dir, name)
+        with locked(folder):
+            if not target.is_local:
+                clear_abandoned(target, name, owner_of(folder))
+            every = target.versions(name)
+            holding = [
+                version for version in every
+                if not target.read_manifest(name, version).superseded_by
+                and _holds_text(target, name, version, holds)
+            ]  # fmt: skip
+            if not holding:
+                continue
+            by = WITHDRAWN if every[-1] in holding else every[-1]
+            for version in holding:
+                _mark_superseded(target, name, version, by, request_id, delete_files, reason)
+        results.append(DatasetErasure(name, superseded=holding))
+    return results
+
+
+def _holds_text(catalog: Catalog, name: str, version: str, holds: Callable[[str], bool]) -> bool:
+    """Whether a text of a version's files (any message of a conversational prompt) ``holds``."""
+    for path in _data_files(catalog, name, version):
+        frame = _read_parquet(catalog, name, version, path)
+        for column in (c for c in TEXT_COLUMNS if c in frame.columns):
+            if any(holds(text) for text in set(_texts(frame[column].to_list()))):
+                return True
+    return False
+
+
+def _texts(values: list[Any]) -> Iterator[str]:
+    """The strings in column values: plain, or inside lists of messages."""
+    for value in values:
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, list):
+            yield from _texts(value)
+        elif isinstance(value, dict):
+            yield from _texts(list(value.values()))
+
+
 def _republish_without(
     catalog: Catalog, data_dir: Path, name: str, source: str, targets: set[str], request_id: str
 ) -> tuple[str, int] | None:
@@ -239,10 +303,10 @@ def _republish_without(
         shutil.rmtree(attempt, ignore_errors=True)
 
 
-def _with_notice(text: str, by: str, when: str, request_id: str) -> str:
+def _with_notice(text: str, by: str, when: str, request_id: str, reason: str = ERASED) -> str:
     """The card with the superseded notice atop its body (once)."""
     notice = (
-        f"> **Superseded by {by}** on {when}: users were erased (request {request_id}); "
+        f"> **Superseded by {by}** on {when}: {reason} (request {request_id}); "
         "do not train on this version.\n\n"
     )
     if "**Superseded by" in text:
@@ -252,20 +316,21 @@ def _with_notice(text: str, by: str, when: str, request_id: str) -> str:
 
 
 def _mark_superseded(
-    catalog: Catalog, name: str, version: str, by: str, request_id: str, delete_files: bool
-) -> None:
-    """Mark ``version`` superseded by ``by``: a notice atop its card, its data files deleted
-    (with ``delete_files``), its manifest rewritten saying so."""
+    catalog: Catalog, name: str, version: str, by: str, request_id: str, delete_files: bool,
+    reason: str = ERASED,
+) -> None:  # fmt: skip
+    """Mark ``version`` superseded by ``by``: a notice atop its card (saying ``reason``), its
+    data files deleted (with ``delete_files``), its manifest rewritten saying so."""
     manifest = catalog.read_manifest(name, version)
     when = datetime.now(UTC).isoformat(timespec="seconds")
     superseded = Supersession(at=when, request=request_id, files_deleted=delete_files)
     if not catalog.is_local:
-        _mark_superseded_objects(catalog, manifest, by, when, request_id, delete_files)
+        _mark_superseded_objects(catalog, manifest, by, when, request_id, delete_files, reason)
         return
     folder = catalog.folder(name) / version
     card = folder / CARD_FILE
     text = card.read_text()
-    marked = _with_notice(text, by, when, request_id)
+    marked = _with_notice(text, by, when, request_id, reason)
     if marked != text:
         card.write_text(marked)
     if delete_files:
@@ -283,8 +348,9 @@ def _mark_superseded(
 
 
 def _mark_superseded_objects(
-    catalog: Catalog, manifest: Manifest, by: str, when: str, request_id: str, delete_files: bool
-) -> None:
+    catalog: Catalog, manifest: Manifest, by: str, when: str, request_id: str, delete_files: bool,
+    reason: str,
+) -> None:  # fmt: skip
     """``_mark_superseded`` on S3: the card rewritten, the data objects deleted, then the
     manifest rewritten (the data go before the manifest says so: a crash in between leaves a
     version erasure searches again, never one that claims a deletion not done)."""
@@ -292,7 +358,7 @@ def _mark_superseded_objects(
     objects = catalog.objects
     card_key = catalog.key(name, version, CARD_FILE)
     card = (objects.read_bytes(card_key) or b"").decode()
-    marked = _with_notice(card, by, when, request_id).encode()
+    marked = _with_notice(card, by, when, request_id, reason).encode()
     objects.write_once(card_key, marked)
     deleted = set()
     if delete_files:

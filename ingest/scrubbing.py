@@ -84,9 +84,40 @@ class ScrubbingAnonymiser:
 
     def anonymise(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Replace ``user_id`` by its pseudonym, scrub the texts and fill ``scrubbed``."""
+        frame, counts = self._scrub_frame(self.pseudonymiser.anonymise(frame))
+        found = [row for row, counter in counts.items() if counter]
+        if not found:
+            return frame
+        entries = [
+            [{"kind": kind, "count": n} for kind, n in sorted(counts[row].items())] for row in found
+        ]
+        return frame.with_columns(_replace_rows(frame["scrubbed"], found, entries))
+
+    def rescrub(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, Counter[str]]:
+        """A landed frame's texts and identifiers scrubbed again (by a scrubber that may find
+        more than the one it landed under), each changed row's ``scrubbed`` report adding what
+        was found now; and the count per kind of values replaced. A frame this scrubber landed
+        comes back unchanged, with no count: placeholders and keyed identifiers hold nothing a
+        detector finds."""
+        frame, counts = self._scrub_frame(frame)
+        found = [row for row, counter in counts.items() if counter]
+        total: Counter[str] = Counter()
+        if not found:
+            return frame, total
+        report = frame["scrubbed"].gather(found).to_list()
+        entries = []
+        for row, earlier in zip(found, report, strict=True):
+            merged = Counter({e["kind"]: e["count"] for e in earlier or []})
+            merged.update(counts[row])
+            total.update(counts[row])
+            entries.append([{"kind": k, "count": n} for k, n in sorted(merged.items())])
+        return frame.with_columns(_replace_rows(frame["scrubbed"], found, entries)), total
+
+    def _scrub_frame(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[int, Counter[str]]]:
+        """Every text and identifier column of a pseudonymised frame scrubbed; what was found,
+        per row (``scrubbed`` untouched: the callers fill it)."""
         import polars as pl
 
-        frame = self.pseudonymiser.anonymise(frame)
         # Prompts repeat the conversation so far, so a batch holds the same texts many times.
         self._seen = {}
         counts: dict[int, Counter[str]] = {}
@@ -120,16 +151,8 @@ class ScrubbingAnonymiser:
         replaced += self._scrub_structured(frame, counts)
         frame = frame.with_columns(*replaced)
         replaced = self._redact_identifiers(frame, counts)  # prompt's response ids too
-        report = frame["scrubbed"]
-        found = [row for row, counter in counts.items() if counter]
-        if found:
-            entries = [
-                [{"kind": kind, "count": n} for kind, n in sorted(counts[row].items())]
-                for row in found
-            ]
-            report = _replace_rows(report, found, entries)
         self._seen = {}
-        return frame.with_columns(*replaced, report)
+        return frame.with_columns(*replaced), counts
 
     def _scrub_text(self, text: str | None, counts: Counter[str]) -> str | None:
         if text is None:

@@ -238,7 +238,18 @@ def _read_log(data_dir: Path) -> list[dict[str, Any]]:
     """The erasure log's entries, oldest first (none before the first erasure). A line cut off
     by a crash while it was written is skipped: its request either never started (no
     ``started``) or is finished again as unfinished (no outcome)."""
-    path = erasure_log(data_dir)
+    return [entry for entry in read_log_lines(erasure_log(data_dir)) if "request" in entry]
+
+
+def append_log_line(path: Path, entry: dict[str, Any]) -> None:
+    """Append one entry to a JSON Lines log as the erasure log's lines are appended (flushed
+    and synced; a line a crash cut off before is ended first)."""
+    _append(path, entry)
+
+
+def read_log_lines(path: Path) -> list[dict[str, Any]]:
+    """The entries of a JSON Lines log with an ``event`` each, oldest first; a line cut off by
+    a crash while it was written is skipped."""
     if not path.exists():
         return []
     entries = []
@@ -247,7 +258,7 @@ def _read_log(data_dir: Path) -> list[dict[str, Any]]:
             entry = json.loads(line)
         except ValueError:
             continue
-        if isinstance(entry, dict) and "request" in entry and "event" in entry:
+        if isinstance(entry, dict) and "event" in entry:
             entries.append(entry)
     return entries
 

@@ -112,8 +112,7 @@ def _rewrite_object(lake: Lake, landed: LakeFile, pseudonyms: set[str]) -> tuple
     dropped. Returns (events removed, events kept)."""
     frame = lake.read_frame(landed)
     keep = without_users(frame, pseudonyms)
-    lake.write_frame(lake.key_of(landed.path), keep)
-    lake.forget_copy(landed)
+    lake.rewrite(landed, keep, temporary_prefix=ERASE_PREFIX)
     return frame.height - keep.height, keep.height
 
 

@@ -478,12 +478,31 @@ class Lake:
 
         frame = pl.read_parquet(path)
         keep = without_users(frame, pseudonyms)
+        Lake.write_over(path, keep, temporary=temporary)
+        return frame.height - keep.height, keep.height
+
+    @staticmethod
+    def write_over(path: Path, frame: pl.DataFrame, *, temporary: Path) -> None:
+        """Replace the local file ``path`` by ``frame``: written to ``temporary`` (a hidden
+        name beside it), flushed, and renamed over it, so readers see the old file or the new
+        one, never half of one."""
         with open(temporary, "wb") as handle:
-            keep.write_parquet(handle, compression="zstd", statistics=True)
+            frame.write_parquet(handle, compression="zstd", statistics=True)
             handle.flush()
             os.fsync(handle.fileno())
         Lake.publish(temporary, path)
-        return frame.height - keep.height, keep.height
+
+    def rewrite(self, landed: LakeFile, frame: pl.DataFrame, *, temporary_prefix: str) -> None:
+        """Replace a landed file's rows by ``frame``, under its own name (its offsets stay, and
+        with them the workers' resume points): locally renamed over it from a hidden name
+        beginning ``temporary_prefix`` (``write_over``); on object storage uploaded again under
+        its key, which replaces the object whole, and this host's copy of it dropped."""
+        if self.objects is None:
+            path = Path(landed.path)
+            self.write_over(path, frame, temporary=path.with_name(temporary_prefix + path.name))
+            return
+        self.write_frame(self.key_of(landed.path), frame)
+        self.forget_copy(landed)
 
     def local_root(self, what: str) -> Path:
         """The events folder of a local lake, for ``what`` that reads or rewrites its files in

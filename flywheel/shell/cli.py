@@ -706,6 +706,52 @@ def lake_status() -> None:
     out.print(grid if grid.row_count else "the lake's table is empty")
 
 
+@lake_app.command("rescrub")
+def lake_rescrub(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count what would be replaced; change nothing.")
+    ] = False,
+) -> None:
+    """Scrub the lake's landed texts again with the current scrubber, rewrite the files it
+    changes, and replace what the warehouse and the datasets built from the old texts. Safe to
+    run again; recorded in the data dir's rescrub log (counts, never a value).
+
+    Example: flywheel lake rescrub --dry-run; flywheel lake rescrub
+    """
+    from flywheel.shell.rescrub import rescrub_lake
+    from privacy.keys import keyring_for
+
+    settings = settings_and_logging()
+    require_data_dir(settings)
+    check_lake(settings)
+    keyring = keyring_for(settings)
+    with err.status("rescrub") as status:
+        record = rescrub_lake(
+            settings, keyring, dry_run=dry_run, fault=_fault_hook(),
+            on_step=lambda step: status.update(f"rescrub: {step}"),
+        )  # fmt: skip
+    kinds = ", ".join(f"{kind} {count:,}" for kind, count in sorted(record.values.items()))
+    if dry_run:
+        out.print(
+            f"dry run: {record.replaced:,} values in {len(record.files):,} lake files would be "
+            f"replaced ({kinds or 'none'}); nothing was changed"
+        )
+        return
+    if not record.files and not record.resumed:
+        out.print(f"nothing to rescrub: the scrubber ({record.scrubber}) changes no lake file")
+        return
+    superseded = "; ".join(f"{d['dataset']}: {', '.join(d['superseded'])} superseded"
+                           for d in record.datasets)  # fmt: skip
+    out.print(
+        f"rescrub {record.rescrub}: {record.replaced:,} values replaced in "
+        f"{len(record.files):,} lake files ({kinds or 'none'})"
+        + (f", finishing {len(record.resumed)} cut off" if record.resumed else "")
+        + f"; {record.warehouse_events_forgotten:,} warehouse events to load again at the next "
+        f"transform run; datasets: {superseded or 'none held them'}",
+        soft_wrap=True,
+    )
+
+
 def landing_day(value: str) -> date:
     """A ``--through`` day: ``YYYY-MM-DD`` and a real date, else one ``ConfigError`` line."""
     import re

@@ -12,6 +12,7 @@ from typing import Any
 import polars as pl
 
 from flywheel.settings import Settings
+from ingest.anonymiser import Anonymiser
 from ingest.pipeline import DedupeWindow, RawMessage, build_pipeline
 from privacy.keys import Keyring
 from warehouse.lake import Lake
@@ -22,10 +23,13 @@ KEYRING = Keyring(1, {1: b"k" * 32})
 
 def land(data_dir: Path, events: list[dict[str, Any]], *, partition: int = 0, first: int = 0,
          chunk: int = 2000, keyring: Keyring = KEYRING,
-         now: datetime | None = None) -> None:  # fmt: skip
+         now: datetime | None = None, anonymiser: Anonymiser | None = None) -> None:  # fmt: skip
     """Land events in the lake through the configured (scrubbing) pipeline; ``now``: the
-    landing time, whose day names the files' ``landed_date=`` folder."""
+    landing time, whose day names the files' ``landed_date=`` folder; ``anonymiser``: another
+    in its place (a scrubber that misses something, say)."""
     pipeline = build_pipeline(Settings(data_dir=data_dir), keyring)
+    if anonymiser is not None:
+        pipeline.anonymiser = anonymiser
     lake, window = Lake.in_data_dir(data_dir), DedupeWindow(100_000)
     for start in range(0, len(events), chunk):
         part = events[start : start + chunk]
