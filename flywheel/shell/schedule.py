@@ -166,10 +166,14 @@ class Scheduler:
 
 
 def transforms_job(
-    data_dir: Path, lake: Lake, table: LakeTable, metrics: TransformMetrics | None = None
+    data_dir: Path,
+    lake: Lake,
+    table: LakeTable,
+    metrics: TransformMetrics | None = None,
+    models_dir: Path | None = None,
 ) -> str:
-    """Commit the landed files to the lake's table, then run the transforms if the table holds
-    files the warehouse has not loaded."""
+    """Commit the landed files to the lake's table, then run the transforms (with the team's
+    own models in ``models_dir``) if the table holds files the warehouse has not loaded."""
     from transforms.runner import run_transforms
     from warehouse.db import open_warehouse
     from warehouse.load import pending_files
@@ -183,31 +187,33 @@ def transforms_job(
         engine.dispose()
     if not pending:
         return "skipped: no new lake files"
-    summary = run_transforms(data_dir, lake=lake, table=table)
+    summary = run_transforms(data_dir, lake=lake, table=table, models_dir=models_dir)
     if metrics is not None:
         metrics.record(summary)
     return f"loaded {summary.files_loaded} lake files, {summary.events_loaded} new events"
 
 
-def spark_transforms_job(spark: SparkSettings, table: LakeTable) -> str:
+def spark_transforms_job(
+    spark: SparkSettings, table: LakeTable, models_dir: Path | None = None
+) -> str:
     """The models on Spark (``flywheel transform run --engine spark``); a run with no new file
     leaves them unchanged."""
     from transforms.spark import run_transforms_on_spark
 
-    run = run_transforms_on_spark(spark, table)
+    run = run_transforms_on_spark(spark, table, models_dir=models_dir)
     built = [step.name for step in run.steps if step.mode != "unchanged"]
     if any(step.mode == "unchanged" for step in run.steps) and all(
-        step.mode == "unchanged" or not _keyed(step.name) for step in run.steps
+        step.mode == "unchanged" or not _keyed(step.name, models_dir) for step in run.steps
     ):
         return f"Spark run {run.run_id[:8]}: no new lake files, models unchanged"
     return f"Spark run {run.run_id[:8]}: {run.events:,} events; built {', '.join(built)}"
 
 
-def _keyed(model: str) -> bool:
+def _keyed(model: str, models_dir: Path | None = None) -> bool:
     """Whether a model is built incrementally (it names keys); the others are always built."""
     from transforms.models import discover
 
-    return bool(discover()[model].refresh_by)
+    return bool(discover(custom=models_dir)[model].refresh_by)
 
 
 def export_job(
@@ -290,16 +296,22 @@ def build_jobs(
     catalog: Catalog | None = None,
     spark: SparkSettings | None = None,
     metrics: SchedulerMetrics | None = None,
+    models_dir: Path | None = None,
 ) -> list[Job]:
     """The transforms job, one export job per scheduled dataset, and the retention job, on
     ``lake`` (the configuration's, ``open_lake``; unset, the data dir's), publishing to
     ``catalog`` (the target, ``open_catalog``; unset, the data dir's). With ``spark`` (the
     Spark engine's settings) the transforms run on Spark and the exports read its tables.
     With ``metrics``, the transform and export runs count into it (the job runs themselves
-    count in the ``Scheduler``'s)."""
+    count in the ``Scheduler``'s). ``models_dir``: the team's own models, checked here so that
+    a bad one stops the scheduler at its start, not at its first run."""
     from warehouse.lake import Lake
     from warehouse.table import LakeTable, default_catalog_uri
 
+    if models_dir is not None:
+        from transforms.models import discover, ordered
+
+        ordered(discover(custom=models_dir))
     every = lake or Lake.in_data_dir(data_dir)
     table = table or LakeTable(every, default_catalog_uri(data_dir))
     jobs = []
@@ -308,11 +320,11 @@ def build_jobs(
             Job(
                 "transforms",
                 datasets.schedule.transforms,
-                (lambda: spark_transforms_job(spark, table))
+                (lambda: spark_transforms_job(spark, table, models_dir))
                 if spark is not None
                 else (
                     lambda: transforms_job(
-                        data_dir, every, table, metrics.transforms if metrics else None
+                        data_dir, every, table, metrics.transforms if metrics else None, models_dir
                     )
                 ),
             )
