@@ -127,3 +127,9 @@ def test_bad_extra_columns_are_refused_on_load(tmp_path: Path, policy: str, frag
 
     with pytest.raises(ConfigError, match=fragment.replace("(", r"\(")):
         load_datasets(path)
+
+
+def test_the_walk_through_shows_the_files_the_test_runs() -> None:
+    page = (EXAMPLES.parent / "transforms.md").read_text()
+    for path in (MODELS / "quick_copies.sql", DATASETS):
+        assert path.read_text() in page, path
