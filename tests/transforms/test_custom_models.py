@@ -236,3 +236,17 @@ def test_a_model_duckdb_refuses_fails_the_run_and_leaves_the_tables(
     broken.unlink()  # fixed: the next run builds what the failed one did not
     run_transforms(data_dir, models_dir=team)
     assert query(data_dir, "SELECT count(*) FROM copied_responses") == [(5,)]
+
+
+def test_spark_refuses_a_teams_model_it_cannot_write_before_it_starts(team: Path) -> None:
+    from flywheel.settings import SparkSettings
+    from transforms.spark import run_transforms_on_spark
+
+    odd = team / "odd.sql"
+    odd.write_text(
+        "-- depends_on: responses\nSELECT response_id, getvariable('nope') AS x FROM responses"
+    )
+
+    # No lake table and no session are touched: the check comes first.
+    with pytest.raises(ConfigError, match=r"odd \(.*odd.sql\) reads an unknown variable 'nope'"):
+        run_transforms_on_spark(SparkSettings(), None, models_dir=team)  # type: ignore[arg-type]
