@@ -51,6 +51,9 @@ writes each for Spark)."""
 SOURCES = frozenset({"events", "lake_files", "lake_texts"})
 """What models read besides each other: the warehouse's tables, and ``lake_texts`` (texts read
 from the lake for the run: see ``read_texts``)."""
+MODEL_NAME = r"^[a-z][a-z0-9_]{0,62}$"
+"""What a team's model file may be called (its stem): a table name that needs no quoting
+anywhere it is read (SQL, a dataset policy's ``extra_columns``, a Dagster asset key)."""
 _DEPENDS = re.compile(r"^--\s*depends_on:\s*(.*)$", re.MULTILINE)
 _REFRESH_BY = re.compile(r"^--\s*refresh_by:\s*(.*)$", re.MULTILINE)
 
@@ -167,6 +170,11 @@ def custom_models(folder: Path, *, shipped: dict[str, Model]) -> dict[str, Model
     found: dict[str, Model] = {}
     for path in sorted(folder.glob("*.sql")):
         name = path.stem
+        if not re.match(MODEL_NAME, name):
+            raise ConfigError(
+                f"model {name} ({path}): a model's file is named after its table, in lower-case "
+                "letters, digits and _ (starting with a letter)"
+            )
         if name in shipped:
             raise ConfigError(
                 f"model {name} ({path}) has the name of a shipped model: rename the file "
@@ -401,10 +409,12 @@ def run_models(
             else:
                 mode = "unchanged"
         except duckdb.Error as exc:
-            if model.path is None:
-                raise
             # A team's model that DuckDB refuses: the file is what to fix (the run's
-            # transaction is rolled back by the caller, the tables stay as they were).
+            # transaction is rolled back by the caller, the tables stay as they were). Memory,
+            # disk and interruptions are the machine's, not the file's: reported as ever.
+            machine = duckdb.IOException | duckdb.OutOfMemoryException | duckdb.InterruptException
+            if model.path is None or isinstance(exc, machine):
+                raise
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ConfigError(f"model {model.label} failed in DuckDB: {first[:300]}") from None
         [(rows,)] = db.execute(f"SELECT count(*) FROM {quote(model.name)}").fetchall()

@@ -186,6 +186,7 @@ def test_changed_sql_rebuilds_the_model_and_what_reads_it_in_full(
         ({"code_checks.sql": "SELECT 1 AS x"}, "has the name of a shipped model"),
         ({"events.sql": "SELECT 1 AS x"}, "has the name of a warehouse table"),
         ({"transform_runs.sql": "SELECT 1 AS x"}, "has the name of a warehouse table"),
+        ({"Quick Copies.sql": "SELECT 1 AS x"}, "is named after its table, in lower-case"),
         ({"drop.sql": "DROP TABLE events"}, "is not one SELECT statement"),
         ({"two.sql": "SELECT 1 AS x; DELETE FROM events"}, "is not one SELECT statement"),
         ({"garbled.sql": "SELEC 1 FROM"}, "is not valid SQL"),
