@@ -18,7 +18,8 @@ Every error the platform raises on purpose derives from ``FlywheelError``. Error
     ├── LocalKafkaError          the local development broker could not be resolved or started
     ├── LocalS3Error             the local S3 server (moto_server) could not be started
     ├── WarehouseError           the DuckDB warehouse could not be opened, migrated or written
-    │   └── WarehouseBusyError   another process holds the warehouse (DuckDB has one writer)
+    │   ├── WarehouseBusyError   another process holds the warehouse (DuckDB has one writer)
+    │   └── QueryError           a query given to `flywheel sql` failed (bad SQL, or a write)
     └── ExportError              a dataset could not be published (nothing was)
         ├── ExportBusyError      another export of the same dataset is running
         ├── QualityGateError     the quality gate failed a critical expectation
@@ -113,6 +114,11 @@ class WarehouseError(FlywheelError):
 
 class WarehouseBusyError(WarehouseError):
     """Another process holds the warehouse's write lock (another transform run, most likely)."""
+
+
+class QueryError(WarehouseError):
+    """A query a person gave (``flywheel sql``) failed: it does not parse, names what is not
+    there, or tries to write the warehouse or reach a file; the message is DuckDB's first line."""
 
 
 class ExportError(FlywheelError):

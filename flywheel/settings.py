@@ -682,6 +682,11 @@ class TransformsSettings(BaseModel):
     (``-- depends_on:``, ``-- refresh_by:``), built beside them in dependency order by every
     transform run (the CLI, the scheduler, Dagster, Spark). A file named like a shipped model
     or a warehouse table is refused, not run (docs/transforms.md, "Adding a signal")."""
+    policy_file: Path | None = None
+    """The signal policy (TOML: weights and thresholds, docs/transforms.md) every transform run
+    builds the models with: ``flywheel transform run``, the scheduler, the Dagster assets and
+    ``review suggest-policy``. Unset: the shipped policy. ``--policy`` overrides it for one
+    command; a run whose policy differs from the previous run's says so in one line."""
 
 
 class SparkSettings(BaseModel):

@@ -154,13 +154,17 @@ def suggest_policy(
     queue_id: str | None = None,
     min_reviews: int = MIN_REVIEWS,
 ) -> SuggestionPublic:
-    """The weights the reviews suggest, as a diff of the policy file (nothing is written)."""
+    """The weights the reviews suggest, as a diff of ``policy_file`` (unset: the transforms'
+    configured policy, ``FLYWHEEL_TRANSFORMS__POLICY_FILE``, else the shipped one); nothing is
+    written."""
     from transforms.policy import DEFAULT_POLICY
+
+    policy_file = policy_file or settings.transforms.policy_file or DEFAULT_POLICY
 
     with _warehouse(settings, "read the reviews of") as db:
         if queue_id is not None:
             queues.show_queue(db, queue_id=queue_id)
         return calibrating.suggest_policy(
-            db, policy_file=policy_file or DEFAULT_POLICY, queue_id=queue_id,
+            db, policy_file=policy_file, queue_id=queue_id,
             min_reviews=min_reviews,
         )  # fmt: skip

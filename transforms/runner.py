@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flywheel.errors import FlywheelError
 from transforms.checks import principles
@@ -63,6 +63,12 @@ class RunSummary:
     excluded_events: list[str] = field(default_factory=list)
     """Ids of the events left out (or removed) for a time no reader can take."""
     steps: list[StepResult] = field(default_factory=list)
+    policy_hash: str = ""
+    """The sha256 of the policy this run built with (``Policy.digest``)."""
+    previous_policy_hash: str | None = None
+    """The policy hash of the last run that succeeded before this one (None: there was none)."""
+    policy_source: str = "the shipped policy"
+    """Where the policy came from: its file, or the shipped one."""
     interrupted: int = 0
     """Earlier runs found still ``running`` (killed before they ended), marked ``interrupted``."""
     overhead: dict[str, float] = field(default_factory=dict)
@@ -73,6 +79,19 @@ class RunSummary:
     ``run_models``), ``commit`` (the models' transaction) and
     ``close`` (closing the warehouse). DuckDB checkpoints (writes the run's changes into the
     database file) at the first commit after its write-ahead log passes 16 MiB, else at close."""
+
+    @property
+    def policy_change(self) -> str | None:
+        """One line for a run whose policy differs from the last successful run's (every
+        model's fingerprint hashes the policy, so each was rebuilt in full); None otherwise."""
+        previous = self.previous_policy_hash
+        if previous is None or previous == self.policy_hash:
+            return None
+        return (
+            f"the policy changed since the last run ({previous[:8]} -> "
+            f"{self.policy_hash[:8]}): every model was rebuilt with {self.policy_source}; "
+            "FLYWHEEL_TRANSFORMS__POLICY_FILE keeps one policy for every run"
+        )
 
 
 def run_transforms(
@@ -104,7 +123,12 @@ def run_transforms(
     ordered(discover(custom=models_dir), select)
     started = time.perf_counter()
     engine = open_warehouse(data_dir)
-    summary = RunSummary(run_id=uuid.uuid4().hex, full_refresh=full_refresh)
+    summary = RunSummary(
+        run_id=uuid.uuid4().hex,
+        full_refresh=full_refresh,
+        policy_hash=policy.digest,
+        policy_source=str(policy_file) if policy_file else "the shipped policy",
+    )
     summary.overhead["open"] = time.perf_counter() - started
     try:
         _run(engine, lake, table, summary, policy, select, on_progress, through, models_dir)
@@ -118,6 +142,16 @@ def run_transforms(
         engine.dispose()
         summary.overhead["close"] = time.perf_counter() - closing
     return summary
+
+
+def last_policy_hash(db: Any) -> str | None:
+    """The policy hash of the last run that succeeded (the policy the models were built with),
+    None before the first."""
+    last = db.execute(
+        "SELECT policy_hash FROM transform_runs WHERE status = 'succeeded' "
+        "ORDER BY started_at DESC LIMIT 1"
+    ).fetchall()
+    return last[0][0] if last else None
 
 
 def _record_failure(engine: Engine, run_id: str) -> None:
@@ -157,15 +191,19 @@ def _run(
             [(summary.interrupted,)] = db.execute(
                 "UPDATE transform_runs SET status = 'interrupted' WHERE status = 'running'"
             ).fetchall()
+            # The policy the warehouse's models were last built with: a run with another one
+            # rebuilds them (their fingerprints hash it), which the caller tells the user.
+            summary.previous_policy_hash = last_policy_hash(db)
             db.execute(
                 "INSERT INTO transform_runs (run_id, started_at, full_refresh, policy_hash, "
-                "principles_hash, status) "
-                "VALUES ($run, $now, $full, $policy, $principles, 'running')",
+                "previous_policy_hash, principles_hash, status) "
+                "VALUES ($run, $now, $full, $policy, $previous, $principles, 'running')",
                 {
                     "run": summary.run_id,
                     "now": datetime.now(UTC),
                     "full": full_refresh,
                     "policy": policy.digest,
+                    "previous": summary.previous_policy_hash,
                     "principles": principles().digest,
                 },
             )

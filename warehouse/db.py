@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from alembic.ddl.impl import DefaultImpl
 
@@ -39,6 +39,7 @@ class AlembicDuckDBImpl(DefaultImpl):
     transactional_ddl = True
 
 
+T = TypeVar("T")
 WAREHOUSE_FILE = "warehouse.duckdb"
 BUSY_WAIT_S = 5.0
 """How long ``open_warehouse`` waits for a file another process holds before saying busy."""
@@ -115,6 +116,22 @@ def _is_busy(exc: Exception, path: Path) -> bool:
     return isinstance(translate(exc, path=path, action="open"), WarehouseBusyError)
 
 
+def retry_while_busy(attempt: Callable[[], T], *, path: Path, busy_wait_s: float) -> T:
+    """``attempt()`` (opening ``path``), tried again every 50 ms up to every 500 ms while
+    another process holds the file, for up to ``busy_wait_s`` seconds; then, or on any other
+    error, the error translated (``WarehouseBusyError`` for the lock)."""
+    deadline = time.monotonic() + busy_wait_s
+    pause = 0.05
+    while True:
+        try:
+            return attempt()
+        except Exception as exc:
+            if not _is_busy(exc, path) or time.monotonic() + pause > deadline:
+                raise translate(exc, path=path, action="open") from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+
 def open_warehouse(
     data_dir: Path, *, migrate: bool = True, busy_wait_s: float = BUSY_WAIT_S
 ) -> Engine:
@@ -131,19 +148,12 @@ def open_warehouse(
     # DuckDB draws a progress bar on the terminal for long queries: not in our output.
     event.listen(engine, "connect", _quiet)
     head = head_revision()
-    deadline = time.monotonic() + busy_wait_s
-    pause = 0.05
-    while True:
-        try:
-            # The first connection takes the file's lock (kept while the engine lives).
-            engine.connect().close()
-            break
-        except Exception as exc:
-            if not _is_busy(exc, path) or time.monotonic() + pause > deadline:
-                engine.dispose()
-                raise translate(exc, path=path, action="open") from None
-            time.sleep(pause)
-            pause = min(pause * 2, 0.5)
+    try:
+        # The first connection takes the file's lock (kept while the engine lives).
+        retry_while_busy(lambda: engine.connect().close(), path=path, busy_wait_s=busy_wait_s)
+    except WarehouseError:
+        engine.dispose()
+        raise
     try:
         with engine.begin() as connection:
             current = current_revision(connection)

@@ -116,6 +116,8 @@ transform_runs = Table(
     Column("status", String, nullable=False),
     # Added in 0009: the principles file's hash (transforms/principles.py).
     Column("principles_hash", String),
+    # Added in 0010: the policy hash of the last run that succeeded before this one.
+    Column("previous_policy_hash", String),
 )
 
 model_state = Table(

@@ -246,8 +246,9 @@ async def get_policy_suggestion(
     queue_id: Annotated[str | None, Query(pattern=QUEUE_NAME)] = None,
     min_reviews: Annotated[int, Query(ge=1)] = MIN_REVIEWS,
 ) -> SuggestionPublic:
-    """Each signal's weight now and as suggested, and the unified diff of the shipped policy
-    file; nothing is written (a person edits the policy)."""
+    """Each signal's weight now and as suggested, and the unified diff of the policy file the
+    transforms use (``FLYWHEEL_TRANSFORMS__POLICY_FILE``, else the shipped one); nothing is
+    written (a person edits the policy)."""
     return await run_in_threadpool(
         lambda: service.suggest_policy(settings, queue_id=queue_id, min_reviews=min_reviews)
     )

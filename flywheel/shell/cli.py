@@ -25,6 +25,7 @@ from flywheel.errors import (
     ManifestVersionError,
     NotFoundError,
     QualityGateError,
+    QueryError,
     ReviewConflictError,
     ReviewInputError,
     TransientError,
@@ -767,7 +768,11 @@ def transform_run(
         typer.Option(help="Build only this model (and what it needs); repeatable."),
     ] = None,
     policy: Annotated[
-        Path | None, typer.Option(help="Policy file (TOML); default: the shipped policy.")
+        Path | None,
+        typer.Option(
+            help="Policy file (TOML). Default: FLYWHEEL_TRANSFORMS__POLICY_FILE, else the "
+            "shipped policy."
+        ),
     ] = None,
     through: Annotated[
         str | None,
@@ -806,6 +811,7 @@ def transform_run(
 
     last_day = landing_day(through) if through is not None else None
     settings = settings_and_logging()
+    policy = policy or settings.transforms.policy_file
     load_policy(policy)  # a bad policy file is named before anything else
     lake = open_lake(settings)
     lake_table = LakeTable.of(settings, lake)
@@ -847,6 +853,8 @@ def transform_run(
         f"{summary.files_loaded:,} lake files loaded, {summary.events_loaded:,} new events"
         + (f" (landed through {last_day})" if last_day else "")
     )
+    if summary.policy_change:
+        err.print(f"[yellow]{summary.policy_change}[/]", soft_wrap=True)
     if summary.interrupted:
         err.print(
             f"[yellow]{summary.interrupted} earlier run(s) had been killed before they ended; "
@@ -993,6 +1001,58 @@ def export_trace(
             "\n".join(row.event_ids),
         )  # fmt: skip
     out.print(table)
+
+
+@app.command()
+def sql(
+    query: Annotated[
+        str | None,
+        typer.Option(
+            "--query",
+            "-q",
+            help="SQL to run (statements separated by ;); without it, standard "
+            "input's, or a prompt on a terminal.",
+        ),
+    ] = None,
+    form: Annotated[
+        str, typer.Option("--format", help="table, csv or json (one object per line).")
+    ] = "table",
+    max_rows: Annotated[
+        int, typer.Option(min=1, help="Rows a table shows at most (csv and json write all).")
+    ] = 100,
+) -> None:
+    """Query the warehouse, read-only: nothing you type can change it or reach a file.
+
+    At the prompt, end a statement with ; to run it; .tables lists the tables, .schema NAME a
+    table's columns, .quit leaves. A statement that fails is one red line and exit code 2
+    (at the prompt, the prompt stays); no warehouse yet is exit code 6, one being written by a
+    transform run 4.
+
+    Example: flywheel sql -q "SELECT count(*), avg(confidence) FROM preference_pairs"
+    """
+    from flywheel.shell.sql import Format, prompt, run_script
+    from warehouse.query import read_only
+
+    try:
+        output = Format(form)
+    except ValueError:
+        raise typer.BadParameter("one of table, csv, json", param_hint="--format") from None
+    settings = settings_and_logging()
+    with read_only(settings.data_dir) as db:
+        if query is not None or not sys.stdin.isatty():
+            script = query if query is not None else sys.stdin.read()
+            run_script(db, script, output, out=out, stream=sys.stdout, max_rows=max_rows)
+            return
+        import readline  # noqa: F401 - line editing and history for input()
+
+        from flywheel.shell.sql import HELP
+
+        err.print(f"{settings.data_dir}: {HELP}", markup=False, soft_wrap=True)
+        prompt(
+            db, input, output, out=out, stream=sys.stdout, max_rows=max_rows,
+            on_error=lambda exc: err.print(f"[bold red]error:[/] {escape(str(exc))}",
+                                           soft_wrap=True),
+        )  # fmt: skip
 
 
 @app.command()
@@ -1240,7 +1300,10 @@ def review_calibration(queue: QueueOption = None, as_json: JsonOption = False) -
 def review_suggest_policy(
     policy: Annotated[
         Path | None,
-        typer.Option(help="The policy file to compare with (default: the shipped one)."),
+        typer.Option(
+            help="The policy file to compare with. Default: FLYWHEEL_TRANSFORMS__POLICY_FILE, "
+            "else the shipped one."
+        ),
     ] = None,
     queue: QueueOption = None,
     min_reviews: Annotated[
@@ -1305,7 +1368,10 @@ def schedule(
 
     if max_runs is not None and max_runs < 1:
         raise ConfigError(f"--max-runs must be at least 1, not {max_runs}")
+    from transforms.policy import load_policy
+
     settings = settings_and_logging()
+    load_policy(settings.transforms.policy_file)  # a bad policy file is named before any job
     lake = open_lake(settings)
     catalog = open_catalog(settings)
     datasets = load_datasets(settings.export.datasets_file)
@@ -1320,6 +1386,7 @@ def schedule(
         catalog=catalog,
         spark=settings.spark if settings.transforms.engine == "spark" else None,
         metrics=metrics,
+        policy_file=settings.transforms.policy_file,
         models_dir=settings.transforms.models_dir,
     )
     if not jobs:
@@ -1515,6 +1582,7 @@ def demo(
 
 EXIT_CODES: tuple[tuple[type[FlywheelError], int], ...] = (
     (ReviewInputError, 2),
+    (QueryError, 2),
     (ReviewConflictError, 1),
     (ManifestVersionError, 7),
     (QualityGateError, 5),
@@ -1528,7 +1596,8 @@ EXIT_CODES: tuple[tuple[type[FlywheelError], int], ...] = (
 configuration, 4 busy or unavailable (try again later), 5 the quality gate stopped the export
 (nothing published), 6 what the command names does not exist, 7 a dataset manifest written by a
 newer release (upgrade); 1 for any other error, 2 for a command line that is wrong (from the
-command-line parser, or a review queue's parameters). docs/development.md lists them."""
+command-line parser, a review queue's parameters, a statement given to ``flywheel sql``).
+docs/development.md lists them."""
 
 
 def exit_code(exc: FlywheelError) -> int:

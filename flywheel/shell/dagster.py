@@ -158,10 +158,13 @@ def transforms_asset(
                 lake=lake,
                 table=table,
                 through=day,
+                policy_file=settings.transforms.policy_file,
                 models_dir=settings.transforms.models_dir,
             )
         except FlywheelError as exc:
             raise dagster_error(exc) from exc
+        if summary.policy_change:
+            context.log.warning(summary.policy_change)
         context.log.info(
             f"transform run {summary.run_id[:8]} through {day}: {summary.files_loaded} lake "
             f"files loaded, {summary.events_loaded} new events"
@@ -176,6 +179,7 @@ def transforms_asset(
                     "rows_written": step.rows,
                     "seconds": round(step.seconds, 3),
                     "transform_run": summary.run_id,
+                    "policy_hash": summary.policy_hash,
                     "files_loaded": summary.files_loaded,
                     "events_loaded": summary.events_loaded,
                     "landed_through": day.isoformat(),

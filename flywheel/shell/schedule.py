@@ -170,37 +170,49 @@ def transforms_job(
     lake: Lake,
     table: LakeTable,
     metrics: TransformMetrics | None = None,
+    policy_file: Path | None = None,
     models_dir: Path | None = None,
 ) -> str:
-    """Commit the landed files to the lake's table, then run the transforms (with the team's
-    own models in ``models_dir``) if the table holds files the warehouse has not loaded."""
-    from transforms.runner import run_transforms
-    from warehouse.db import open_warehouse
+    """Commit the landed files to the lake's table, then run the transforms with
+    ``policy_file`` (unset: the shipped policy) and the team's own models in ``models_dir`` if
+    the table holds files the warehouse has not loaded or the policy is not the one the models
+    were last built with."""
+    from transforms.policy import load_policy
+    from transforms.runner import last_policy_hash, run_transforms
+    from warehouse.db import open_warehouse, raw
     from warehouse.load import pending_files
 
+    policy = load_policy(policy_file)
     table.commit()
     engine = open_warehouse(data_dir)
     try:
         with engine.connect() as connection:
             pending = len(pending_files(connection, table.data_files()))
+            built_with = last_policy_hash(raw(connection))
     finally:
         engine.dispose()
-    if not pending:
+    if not pending and built_with in (None, policy.digest):
         return "skipped: no new lake files"
-    summary = run_transforms(data_dir, lake=lake, table=table, models_dir=models_dir)
+    summary = run_transforms(
+        data_dir, lake=lake, table=table, policy_file=policy_file, models_dir=models_dir
+    )
     if metrics is not None:
         metrics.record(summary)
-    return f"loaded {summary.files_loaded} lake files, {summary.events_loaded} new events"
+    outcome = f"loaded {summary.files_loaded} lake files, {summary.events_loaded} new events"
+    return f"{outcome}; {summary.policy_change}" if summary.policy_change else outcome
 
 
 def spark_transforms_job(
-    spark: SparkSettings, table: LakeTable, models_dir: Path | None = None
+    spark: SparkSettings,
+    table: LakeTable,
+    policy_file: Path | None = None,
+    models_dir: Path | None = None,
 ) -> str:
-    """The models on Spark (``flywheel transform run --engine spark``); a run with no new file
-    leaves them unchanged."""
+    """The models on Spark (``flywheel transform run --engine spark``) with ``policy_file`` and
+    the team's own models in ``models_dir``; a run with no new file leaves them unchanged."""
     from transforms.spark import run_transforms_on_spark
 
-    run = run_transforms_on_spark(spark, table, models_dir=models_dir)
+    run = run_transforms_on_spark(spark, table, policy_file=policy_file, models_dir=models_dir)
     built = [step.name for step in run.steps if step.mode != "unchanged"]
     if any(step.mode == "unchanged" for step in run.steps) and all(
         step.mode == "unchanged" or not _keyed(step.name, models_dir) for step in run.steps
@@ -296,12 +308,15 @@ def build_jobs(
     catalog: Catalog | None = None,
     spark: SparkSettings | None = None,
     metrics: SchedulerMetrics | None = None,
+    policy_file: Path | None = None,
     models_dir: Path | None = None,
 ) -> list[Job]:
     """The transforms job, one export job per scheduled dataset, and the retention job, on
     ``lake`` (the configuration's, ``open_lake``; unset, the data dir's), publishing to
     ``catalog`` (the target, ``open_catalog``; unset, the data dir's). With ``spark`` (the
     Spark engine's settings) the transforms run on Spark and the exports read its tables.
+    The transforms build with ``policy_file`` (``FLYWHEEL_TRANSFORMS__POLICY_FILE``; unset,
+    the shipped policy).
     With ``metrics``, the transform and export runs count into it (the job runs themselves
     count in the ``Scheduler``'s). ``models_dir``: the team's own models, checked here so that
     a bad one stops the scheduler at its start, not at its first run."""
@@ -320,12 +335,17 @@ def build_jobs(
             Job(
                 "transforms",
                 datasets.schedule.transforms,
-                (lambda: spark_transforms_job(spark, table, models_dir))
+                (lambda: spark_transforms_job(spark, table, policy_file, models_dir))
                 if spark is not None
                 else (
                     lambda: transforms_job(
-                        data_dir, every, table, metrics.transforms if metrics else None, models_dir
-                    )
+                        data_dir,
+                        every,
+                        table,
+                        metrics.transforms if metrics else None,
+                        policy_file,
+                        models_dir,
+                    )  # fmt: skip
                 ),
             )
         )
