@@ -49,7 +49,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from export.policy import DatasetPolicy, Kind
+from export.policy import DatasetPolicy, ExtraColumns, Kind
+from flywheel.errors import ConfigError
 from warehouse.lineage import LABEL_LINEAGE, RESPONSE_SIGNALS
 from warehouse.load import READABLE_TIME
 
@@ -398,6 +399,103 @@ def select_rows(
         .with_columns(split=_split_column(policy.splits))
         .drop("split_draw")
     )
+
+
+_PAIR_SIDES = """
+SELECT pair_id AS id, chosen_response_id AS chosen, rejected_response_id AS rejected
+FROM preference_pairs
+WHERE pair_id IN (SELECT unnest($ids::VARCHAR[]))
+"""
+
+
+def _model_columns(db: Any, model: str) -> list[str]:
+    """The columns of a table of the warehouse (or of the tables an export reads), in order."""
+    return [
+        name
+        for (name,) in db.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = $table AND table_schema = 'main' "
+            "AND table_catalog = current_database() ORDER BY ordinal_position",
+            {"table": model},
+        ).fetchall()
+    ]
+
+
+def _extra_values(db: Any, extra: ExtraColumns, ids: list[str]) -> pl.DataFrame:
+    """The model's rows for ``ids`` (its ``key`` column as ``key``, then its ``columns``);
+    a model or column that is not there, or a key with two rows, is a ``ConfigError``."""
+    import polars as pl
+
+    found = _model_columns(db, extra.model)
+    where = f"extra_columns of the dataset policy: model {extra.model}"
+    if not found:
+        raise ConfigError(
+            f"{where} is not in the warehouse (is it in FLYWHEEL_TRANSFORMS__MODELS_DIR, and has "
+            "`flywheel transform run` built it?)"
+        )
+    missing = [c for c in (extra.key, *extra.columns) if c not in found]
+    if missing:
+        raise ConfigError(
+            f"{where} has no column {', '.join(missing)} (it has: {', '.join(found)})"
+        )
+    # Names the policy validated (``export.policy.IDENTIFIER``: no quote can be in them) and
+    # the warehouse just listed.
+    table, key = f'"{extra.model}"', f'"{extra.key}"'
+    selected = ", ".join(f'"{c}"' for c in extra.columns)
+    [(doubled,)] = db.execute(
+        f"SELECT count(*) FROM (SELECT {key} FROM {table} "  # noqa: S608 - quoted identifiers
+        f"WHERE {key} IN (SELECT unnest($ids::VARCHAR[])) GROUP BY {key} HAVING count(*) > 1)",
+        {"ids": ids},
+    ).fetchall()
+    if doubled:
+        raise ConfigError(
+            f"{where} has more than one row for {doubled} {extra.key} value(s): a row takes "
+            "the columns of one"
+        )
+    frame = pl.from_arrow(
+        db.sql(
+            f"SELECT {key}::VARCHAR AS key, {selected} FROM {table} "  # noqa: S608
+            f"WHERE {key} IN (SELECT unnest($ids::VARCHAR[]))",
+            params={"ids": ids},
+        ).to_arrow_table()
+    )
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def with_extra_columns(
+    db: Any, policy: DatasetPolicy, source: str, rows: pl.DataFrame
+) -> pl.DataFrame:
+    """``rows`` (``select_rows``' of ``source``, pairs or labels) with the policy's
+    ``extra_columns`` joined on, in the rows' order: by the row's response (a pair's chosen
+    and rejected sides as ``chosen_<column>`` and ``rejected_<column>``) or by its pair."""
+    import polars as pl
+
+    kind: Kind = "kto" if source == "labels" else "dpo"
+    for extra in policy.extra_columns:
+        if not extra.names(kind):
+            continue
+        ids = rows["id"].to_list()
+        if kind == "kto" or extra.key == "pair_id":
+            values = _extra_values(db, extra, ids)
+            rows = rows.join(
+                values.rename({"key": "id"}), on="id", how="left", maintain_order="left"
+            )
+            continue
+        sides = pl.from_arrow(db.sql(_PAIR_SIDES, params={"ids": ids}).to_arrow_table())
+        assert isinstance(sides, pl.DataFrame)
+        responses = [r for side in ("chosen", "rejected") for r in sides[side].drop_nulls()]
+        values = _extra_values(db, extra, sorted(set(responses)))
+        for side in ("chosen", "rejected"):
+            named = values.rename({c: f"{side}_{c}" for c in extra.columns})
+            rows = rows.join(
+                sides.select("id", pl.col(side).alias(f"_{side}_response")),
+                on="id", how="left", maintain_order="left",
+            ).join(
+                named.rename({"key": f"_{side}_response"}),
+                on=f"_{side}_response", how="left", maintain_order="left",
+            ).drop(f"_{side}_response")  # fmt: skip
+    return rows
 
 
 def _release_memory(db: Any, *, drop: tuple[str, ...]) -> None:

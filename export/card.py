@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 
 from export.manifest import Evaluation, Manifest
-from export.policy import DEFAULT_LANGUAGE, DEFAULT_LICENSE, DatasetPolicy
+from export.policy import DEFAULT_LANGUAGE, DEFAULT_LICENSE, DatasetPolicy, Kind
 
 _TRAINERS = {"dpo": "DPOTrainer", "kto": "KTOTrainer", "reward": "RewardTrainer"}
 _COLUMNS = {
@@ -81,6 +81,26 @@ def _front_matter(manifest: Manifest, policy: DatasetPolicy) -> list[str]:
     return lines
 
 
+def _extra_columns(policy: DatasetPolicy, kinds: list[Kind]) -> list[str]:
+    """The paragraph on the policy's ``extra_columns`` (none without them)."""
+    if not policy.extra_columns:
+        return []
+    per_kind = [
+        f"{kind}: " + ", ".join(f"`{name}`" for name in policy.extra_names(kind))
+        for kind in kinds
+        if policy.extra_names(kind)
+    ]
+    sources = ", ".join(
+        f"`{e.model}` ({', '.join(e.columns)}, by {e.key})" for e in policy.extra_columns
+    )
+    return [
+        f"Extra columns, after the lineage ones, from the publisher's models {sources}: "
+        + "; ".join(per_kind)
+        + ".",
+        "",
+    ]
+
+
 def render_card(manifest: Manifest) -> str:
     """The card's Markdown for a manifest (before its file hashes are added)."""
     policy = DatasetPolicy.from_record(manifest.policy)
@@ -120,6 +140,7 @@ def render_card(manifest: Manifest) -> str:
         "`models`, `user` and `conversation` (every id re-keyed; the publisher can trace a row "
         "back with `flywheel export trace`).",
         "",
+        *_extra_columns(policy, [k for k in policy.kinds if k in manifest.counts]),
         "```python",
         "from datasets import load_dataset",
         "",

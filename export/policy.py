@@ -67,6 +67,49 @@ def _check_cron(expression: str | None) -> str | None:
     return expression
 
 
+IDENTIFIER = r"^[a-z][a-z0-9_]{0,62}$"
+"""A model or column name an extra column may come from: lower-case, as model files are named."""
+ROW_COLUMNS = frozenset({
+    "prompt", "chosen", "rejected", "completion", "label", "margin", "id", "confidence",
+    "signals", "event_ids", "models", "user", "conversation", "split", "chosen_shown_first",
+})  # fmt: skip
+"""The columns a config's rows already have (TRL's, the lineage, the export's own)."""
+
+
+class ExtraColumns(_Strict):
+    """Columns of a model (a team's own, ``FLYWHEEL_TRANSFORMS__MODELS_DIR``, or a shipped
+    one) joined into a dataset's rows by the row's response or pair id."""
+
+    model: str = Field(pattern=IDENTIFIER)
+    """The warehouse table the columns are read from; one row per key value (or none)."""
+    key: Literal["response_id", "pair_id"] = "response_id"
+    """``response_id``: a kto row takes the columns of its response as they are named; a dpo
+    or reward row takes them twice, ``chosen_<column>`` and ``rejected_<column>`` (the chosen
+    side of an edit pair is the edited text, which has no response: NULL). ``pair_id``: dpo and
+    reward rows take them by their pair, as named; kto rows do not."""
+    columns: list[str] = Field(min_length=1)
+
+    @field_validator("columns")
+    @classmethod
+    def _columns(cls, columns: list[str]) -> list[str]:
+        import re
+
+        for column in columns:
+            if not re.match(IDENTIFIER, column):
+                raise ValueError(f"{column!r} is not a column name (lower-case letters, digits, _)")
+        if len(set(columns)) != len(columns):
+            raise ValueError("lists a column twice")
+        return columns
+
+    def names(self, kind: Kind) -> list[str]:
+        """The columns this adds to a config's rows, as the dataset names them."""
+        if self.key == "pair_id":
+            return list(self.columns) if kind != "kto" else []
+        if kind == "kto":
+            return list(self.columns)
+        return [f"{side}_{column}" for side in ("chosen", "rejected") for column in self.columns]
+
+
 class DatasetPolicy(_Strict):
     """One dataset: which rows, how many per user and prompt, which splits and formats."""
 
@@ -102,6 +145,9 @@ class DatasetPolicy(_Strict):
     """The card's ``language`` (the Hub's codes); unset, ``DEFAULT_LANGUAGE``."""
     license: str | None = None
     """The card's ``license`` (the Hub's identifiers); unset, ``DEFAULT_LICENSE``."""
+    extra_columns: list[ExtraColumns] = []
+    """Columns joined into the rows from other models (``ExtraColumns``), after the lineage
+    columns, in the order listed."""
     # When the dataset is exported, not what it holds: left out of model_dump, hence out of the
     # digest (a new schedule alone publishes nothing new) and of the manifest's policy record.
     schedule: str | None = Field(default=None, exclude=True)
@@ -249,15 +295,41 @@ class DatasetPolicy(_Strict):
         """Whether a filter selects the rows by their responses' generations."""
         return any(getattr(self, key) is not None for key in FILTERS)
 
+    @model_validator(mode="after")
+    def _extra_names(self) -> DatasetPolicy:
+        for extra in self.extra_columns:
+            if extra.key == "pair_id" and not any(kind != "kto" for kind in self.kinds):
+                raise ValueError(
+                    f"extra_columns from {extra.model} by pair_id: no config of the dataset "
+                    "has pairs (dpo, reward)"
+                )
+        for kind in self.kinds:
+            seen: set[str] = set()
+            for name in (n for extra in self.extra_columns for n in extra.names(kind)):
+                if name in ROW_COLUMNS or name in seen:
+                    raise ValueError(
+                        f"extra column {name!r} of the {kind} config is already a column: "
+                        "leave it out or take it from one model only"
+                    )
+                seen.add(name)
+        return self
+
+    def extra_names(self, kind: Kind) -> list[str]:
+        """The extra columns of a config's rows, in order."""
+        return [name for extra in self.extra_columns for name in extra.names(kind)]
+
     def record(self, name: str) -> dict[str, Any]:
         """The manifest's ``policy``: the dataset's name and policy, without its schedule, its
-        ``evaluate`` and ``keep_versions`` settings, and without the filters, ``language`` and
-        ``license`` when they are unset, so that a dataset's digest is what it was before those
-        keys existed (and nothing is published again for it). Times are ISO 8601 in UTC."""
+        ``evaluate`` and ``keep_versions`` settings, and without the filters, ``language``,
+        ``license`` and ``extra_columns`` when they are unset, so that a dataset's digest is what
+        it was before those keys existed (and nothing is published again for it). Times are
+        ISO 8601 in UTC."""
         dump = self.model_dump(mode="json")
         for key in _UNSET_OMITTED:
             if dump[key] is None:
                 del dump[key]
+        if not dump["extra_columns"]:
+            del dump["extra_columns"]
         return {"name": name, **dump}
 
     @classmethod

@@ -50,6 +50,7 @@ from export.build import (
     select_rows,
     shape,
     unreadable_rows,
+    with_extra_columns,
 )
 from export.catalog import Catalog, dataset_dir
 from export.commit import ensure_latest, locked, publish_attempt, sha256_file
@@ -347,7 +348,7 @@ def read_warehouse(
     connection = (
         models_connection(data_dir, action="export from")
         if models is None
-        else spark_models_connection(models)
+        else spark_models_connection(models, extra=[e.model for e in policy.extra_columns])
     )
     with connection as db:
         # The texts are read back from the files the warehouse loaded (on object storage,
@@ -361,7 +362,8 @@ def read_warehouse(
         for kind in policy.kinds:
             table = SOURCE_OF_KIND[kind]
             if table not in selected:
-                selected[table] = select_rows(db, policy, kind, lake_root, unreadable=unreadable)
+                rows = select_rows(db, policy, kind, lake_root, unreadable=unreadable)
+                selected[table] = with_extra_columns(db, policy, table, rows)
         response_ids = {
             i for rows in selected.values() for i in rows["response_ids"].explode().drop_nulls()
         }
@@ -383,7 +385,8 @@ def read_warehouse(
             rows, kind, conversational=policy.message_format == "conversational", rekey=rekey,
             tools=tools,
         )  # fmt: skip
-        frames[kind] = shaped.with_columns(
+        # The policy's extra columns after the lineage ones (none: the frame as it was).
+        frames[kind] = shaped.hstack(rows.select(policy.extra_names(kind))).with_columns(
             split=rows["split"], chosen_shown_first=rows["chosen_shown_first"]
         )
     return frames, lineage, left_out
@@ -413,15 +416,15 @@ events and lake files they were built from, and the runs."""
 
 
 @contextmanager
-def spark_models_connection(table: LakeTable) -> Iterator[Any]:
+def spark_models_connection(table: LakeTable, *, extra: list[str] | None = None) -> Iterator[Any]:
     """An in-memory DuckDB holding the tables a Spark run wrote, read through pyiceberg as
     Arrow: the export's queries then run on them as on the warehouse's, and publish the same
-    bytes from the same rows."""
+    bytes from the same rows. ``extra``: the models a policy's ``extra_columns`` read too."""
     import duckdb
 
     db = duckdb.connect(":memory:")
     try:
-        for name in SPARK_TABLES:
+        for name in dict.fromkeys([*SPARK_TABLES, *(extra or [])]):
             rows = models_table(table, name)
             db.register("spark_rows", rows)
             db.execute(f"CREATE TABLE {name} AS SELECT * FROM spark_rows")  # noqa: S608

@@ -677,6 +677,11 @@ class TransformsSettings(BaseModel):
     from the lake's Iceberg table into Iceberg tables in the lake's catalog (``spark``
     settings, docs/spark.md), and exports read them from there. ``flywheel transform run
     --engine`` overrides it for one run."""
+    models_dir: Path | None = None
+    """A folder of the team's own models: ``.sql`` files shaped like the shipped ones
+    (``-- depends_on:``, ``-- refresh_by:``), built beside them in dependency order by every
+    transform run (the CLI, the scheduler, Dagster, Spark). A file named like a shipped model
+    or a warehouse table is refused, not run (docs/transforms.md, "Adding a signal")."""
     policy_file: Path | None = None
     """The signal policy (TOML: weights and thresholds, docs/transforms.md) every transform run
     builds the models with: ``flywheel transform run``, the scheduler, the Dagster assets and

@@ -14,6 +14,11 @@ A model is built in full when its table or its recorded state is missing, when i
 model it reads was built in full in the same run, on ``--full-refresh``, and always when it names
 no keys. Otherwise it is built incrementally from the events of the lake files loaded since its
 last build (``model_state.through_seq``), or left as it is when there are none.
+
+A team's own models (``FLYWHEEL_TRANSFORMS__MODELS_DIR``, ``discover(custom=...)``) are files of
+the same shape in a folder of theirs, run beside these under the same rules. They may read the
+shipped models and each other; a name the platform already uses (a shipped model, a warehouse
+table) is refused rather than replaced, and so is a file that is not one ``SELECT``.
 """
 
 from __future__ import annotations
@@ -46,6 +51,9 @@ writes each for Spark)."""
 SOURCES = frozenset({"events", "lake_files", "lake_texts"})
 """What models read besides each other: the warehouse's tables, and ``lake_texts`` (texts read
 from the lake for the run: see ``read_texts``)."""
+MODEL_NAME = r"^[a-z][a-z0-9_]{0,62}$"
+"""What a team's model file may be called (its stem): a table name that needs no quoting
+anywhere it is read (SQL, a dataset policy's ``extra_columns``, a Dagster asset key)."""
 _DEPENDS = re.compile(r"^--\s*depends_on:\s*(.*)$", re.MULTILINE)
 _REFRESH_BY = re.compile(r"^--\s*refresh_by:\s*(.*)$", re.MULTILINE)
 
@@ -72,6 +80,14 @@ class Model:
     """Key columns whose touched values an incremental build replaces; none: always in full."""
     source: str = ""
     """What the fingerprint hashes besides the SQL (a Python step's code)."""
+    path: Path | None = None
+    """The file of a team's own model (``discover(custom=...)``), named in its errors; None for
+    the shipped ones."""
+
+    @property
+    def label(self) -> str:
+        """How errors name the model: its name, and its file when it is a team's own."""
+        return f"{self.name} ({self.path})" if self.path is not None else self.name
 
 
 def _python_models() -> dict[str, Model]:
@@ -114,14 +130,71 @@ def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def discover(folder: Path = MODELS) -> dict[str, Model]:
-    """Every model: the ``.sql`` files in ``folder`` and the Python steps, by name."""
+def discover(folder: Path = MODELS, *, custom: Path | None = None) -> dict[str, Model]:
+    """Every model: the ``.sql`` files in ``folder`` and the Python steps, by name, and with
+    ``custom`` the team's own ``.sql`` files in that folder (``custom_models``)."""
     models = _python_models()
     for path in sorted(folder.glob("*.sql")):
         sql = path.read_text()
         depends, keys = _names(_DEPENDS.search(sql)), _names(_REFRESH_BY.search(sql))
         models[path.stem] = Model(path.stem, sql, depends, refresh_by=keys)
+    if custom is not None:
+        models.update(custom_models(custom, shipped=models))
     return models
+
+
+def _reserved() -> set[str]:
+    """Names a team's model cannot take: what models read besides each other, and the
+    warehouse's own tables (a model's build replaces the table of its name)."""
+    from warehouse.schema import metadata
+
+    return {*SOURCES, *metadata.tables, "alembic_version"}
+
+
+def custom_models(folder: Path, *, shipped: dict[str, Model]) -> dict[str, Model]:
+    """A team's own models: the ``.sql`` files in ``folder``, with the shipped models' headers.
+
+    Refused, as a ``ConfigError`` naming the file: a folder that is not there, a name that a
+    ``shipped`` model or the warehouse already uses (it would replace that table), and a file
+    that is not one ``SELECT`` (DuckDB's parser decides, so a second statement cannot ride
+    along). A model keyed by anything but ``conversation_id`` is keyed by response ids, which
+    an incremental run knows once ``responses`` is rebuilt: such a model reads it, said or not.
+    """
+    import duckdb
+
+    if not folder.is_dir():
+        raise ConfigError(
+            f"the models folder {folder} (FLYWHEEL_TRANSFORMS__MODELS_DIR) is not a directory"
+        )
+    reserved = _reserved()
+    found: dict[str, Model] = {}
+    for path in sorted(folder.glob("*.sql")):
+        name = path.stem
+        if not re.match(MODEL_NAME, name):
+            raise ConfigError(
+                f"model {name} ({path}): a model's file is named after its table, in lower-case "
+                "letters, digits and _ (starting with a letter)"
+            )
+        if name in shipped:
+            raise ConfigError(
+                f"model {name} ({path}) has the name of a shipped model: rename the file "
+                "(a team's model cannot replace one of the platform's)"
+            )
+        if name in reserved:
+            raise ConfigError(f"model {name} ({path}) has the name of a warehouse table: rename it")
+        sql = path.read_text()
+        try:
+            statements = duckdb.extract_statements(sql)
+        except duckdb.Error as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigError(f"model {name} ({path}) is not valid SQL: {first[:300]}") from None
+        if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+            raise ConfigError(f"model {name} ({path}) is not one SELECT statement")
+        depends, keys = _names(_DEPENDS.search(sql)), _names(_REFRESH_BY.search(sql))
+        if any(key != "conversation_id" for key in keys) and "responses" not in depends:
+            depends = (*depends, "responses")
+        found[name] = Model(name, sql, depends, refresh_by=keys, path=path)
+    return found
 
 
 def ordered(models: dict[str, Model], select: list[str] | None = None) -> list[Model]:
@@ -129,12 +202,13 @@ def ordered(models: dict[str, Model], select: list[str] | None = None) -> list[M
     for model in models.values():
         unknown = [d for d in model.depends_on if d not in models and d not in SOURCES]
         if unknown:
-            raise ConfigError(f"model {model.name} depends on unknown {', '.join(unknown)}")
+            raise ConfigError(f"model {model.label} depends on unknown {', '.join(unknown)}")
     graph = {name: [d for d in m.depends_on if d in models] for name, m in models.items()}
     try:
         order = list(TopologicalSorter(graph).static_order())
     except CycleError as exc:
-        raise ConfigError(f"the models depend on each other in a cycle: {exc.args[1]}") from None
+        cycle = " -> ".join(models[name].label for name in exc.args[1])
+        raise ConfigError(f"the models depend on each other in a cycle: {cycle}") from None
     if select:
         missing = [name for name in select if name not in models]
         if missing:
@@ -289,16 +363,20 @@ def run_models(
     run_id: str = "",
     on_progress: Callable[[int, int], None] | None = None,
     overhead: dict[str, float] | None = None,
+    models_dir: Path | None = None,
 ) -> list[Built]:
     """Build the models (each in its own statement), in full or incrementally; returns what was
     built. ``overhead``, if given, receives the seconds spent outside the models: ``plan``
     (variables, fingerprints, state), ``scope`` (what the new events touch) and ``texts``
-    (reading the texts the models compare from the lake, ``lake_root``)."""
+    (reading the texts the models compare from the lake, ``lake_root``). ``models_dir``: the
+    team's own models, built beside the shipped ones (``custom_models``)."""
+    import duckdb
+
     started = time.perf_counter()
     define_functions(db)
     for name, value in policy_variables(policy).items():
         db.execute(f"SET VARIABLE {quote(name)} = $value", {"value": value})
-    every = discover()
+    every = discover(custom=models_dir)
     models = ordered(every, select)
     prints = fingerprints(every, policy)
     full, since = _plan(db, models, prints, full_refresh=full_refresh)
@@ -319,16 +397,26 @@ def run_models(
     results = []
     for model in models:
         started = time.perf_counter()
-        if model.name in full:
-            _build_full(db, model)
-            mode = "full"
-        elif changed:
-            _build_incremental(db, model)
-            if model.name == "responses":
-                incremental.responses_rebuilt(db)
-            mode = "incremental"
-        else:
-            mode = "unchanged"
+        try:
+            if model.name in full:
+                _build_full(db, model)
+                mode = "full"
+            elif changed:
+                _build_incremental(db, model)
+                if model.name == "responses":
+                    incremental.responses_rebuilt(db)
+                mode = "incremental"
+            else:
+                mode = "unchanged"
+        except duckdb.Error as exc:
+            # A team's model that DuckDB refuses: the file is what to fix (the run's
+            # transaction is rolled back by the caller, the tables stay as they were). Memory,
+            # disk and interruptions are the machine's, not the file's: reported as ever.
+            machine = duckdb.IOException | duckdb.OutOfMemoryException | duckdb.InterruptException
+            if model.path is None or isinstance(exc, machine):
+                raise
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigError(f"model {model.label} failed in DuckDB: {first[:300]}") from None
         [(rows,)] = db.execute(f"SELECT count(*) FROM {quote(model.name)}").fetchall()
         results.append(Built(model.name, int(rows), time.perf_counter() - started, mode))
         if on_progress is not None:

@@ -105,6 +105,7 @@ def run_transforms(
     table: LakeTable | None = None,
     through: date | None = None,
     commit_lake: bool = True,
+    models_dir: Path | None = None,
 ) -> RunSummary:
     """Commit the landed files to the lake's table, load the files of its current snapshot not
     loaded yet (all of them with ``full_refresh``), build the models (those in ``select`` and
@@ -116,11 +117,13 @@ def run_transforms(
     ``through``: load only the files landed on or before that day (their ``landed_date=``
     folder, UTC); later ones wait for a later run. Without ``commit_lake`` the landed files are
     read as a commit would add them, and the lake's table is left as it is (a preview's run on
-    a copy of the warehouse, transforms/plan.py)."""
+    a copy of the warehouse, transforms/plan.py). ``models_dir``: the team's own models
+    (``FLYWHEEL_TRANSFORMS__MODELS_DIR``), built beside the shipped ones."""
     lake = lake or Lake.in_data_dir(data_dir)
     table = table or LakeTable(lake, default_catalog_uri(data_dir))
     policy = load_policy(policy_file)
-    ordered(discover(), select)  # an unknown model or a cycle fails before anything runs
+    # An unknown model, a cycle or a bad file of the team's fails before anything runs.
+    ordered(discover(custom=models_dir), select)
     started = time.perf_counter()
     engine = open_warehouse(data_dir)
     summary = RunSummary(
@@ -131,7 +134,10 @@ def run_transforms(
     )
     summary.overhead["open"] = time.perf_counter() - started
     try:
-        _run(engine, lake, table, summary, policy, select, on_progress, through, commit_lake)
+        _run(
+            engine, lake, table, summary, policy, select, on_progress, through, commit_lake,
+            models_dir,
+        )  # fmt: skip
     except BaseException as exc:
         _record_failure(engine, summary.run_id)
         if isinstance(exc, FlywheelError) or not isinstance(exc, Exception):
@@ -179,6 +185,7 @@ def _run(
     on_progress: Callable[[str, int, int], None] | None,
     through: date | None = None,
     commit_lake: bool = True,
+    models_dir: Path | None = None,
 ) -> None:
     full_refresh = summary.full_refresh
     overhead = summary.overhead
@@ -252,6 +259,7 @@ def _run(
                 if on_progress
                 else None,
                 overhead=overhead,
+                models_dir=models_dir,
             )
             # signal_calibration's rows against the reviewers' verdicts: from the warehouse's
             # reviews, not the lake's events, so they are added to what the models built.

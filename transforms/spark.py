@@ -598,18 +598,20 @@ def run_models_on_spark(
     events_table: str = EVENTS_TABLE,
     snapshot: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    models_dir: Path | None = None,
 ) -> SparkRun:
     """Build the models (those in ``select`` and what they need) on Spark from the lake's table
     at ``snapshot`` (else its current one): in full, or incrementally for what the files
     appended since a model's last build touch (transforms/spark_scope.py). The tables are
     written once every model is computed, with the ``events`` and ``lake_files`` they were built
     from (``SOURCE_TABLES``, what an export reads besides the models); a failure leaves every
-    table as it was. The run is appended to ``transform_runs`` once every table is written."""
+    table as it was. The run is appended to ``transform_runs`` once every table is written.
+    ``models_dir``: the team's own models, built beside the shipped ones."""
     from transforms.models import fingerprints
 
     run = SparkRun(run_id)
     begun = datetime.now(UTC)
-    every = discover()
+    every = discover(custom=models_dir)
     models = ordered(every, select)
     prints = fingerprints(every, policy)
     started = time.perf_counter()
@@ -859,16 +861,23 @@ def run_transforms_on_spark(
     select: list[str] | None = None,
     full_refresh: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
+    models_dir: Path | None = None,
 ) -> SparkRun:
     """``flywheel transform run --engine spark``: commit the landed files to the lake's table,
-    then build the models from its current snapshot on Spark into ``flywheel.models.*``, in
-    full or incrementally (``run_models_on_spark``)."""
+    then build the models (with the team's own in ``models_dir``) from its current snapshot on
+    Spark into ``flywheel.models.*``, in full or incrementally (``run_models_on_spark``)."""
     import uuid
 
     from transforms.policy import load_policy
 
     policy = load_policy(policy_file)
-    ordered(discover(), select)  # an unknown model or a cycle fails before anything runs
+    # An unknown model, a cycle or a bad file of the team's fails before anything runs; so does
+    # a team's model whose SQL cannot be written for Spark as the shipped ones are.
+    every = discover(custom=models_dir)
+    ordered(every, select)
+    for model in every.values():
+        if model.path is not None:
+            to_spark(model.sql, policy_variables(policy), model=model.label)
     started = time.perf_counter()
     table.commit()  # also refuses a catalog whose table lies elsewhere than this lake
     # The snapshot the run reads, whatever the ingest workers commit meanwhile.
@@ -887,6 +896,7 @@ def run_transforms_on_spark(
         full_refresh=full_refresh,
         snapshot=current.snapshot_id if current is not None else None,
         on_progress=on_progress,
+        models_dir=models_dir,
     )
     run.overhead = {"commit_lake": committed, "session": opened, **run.overhead}
     return run

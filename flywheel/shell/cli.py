@@ -793,6 +793,7 @@ def _transform_on_spark(
             select=select,
             full_refresh=full_refresh,
             on_progress=lambda done, total: status.update(f"models on Spark: {done}/{total}"),
+            models_dir=settings.transforms.models_dir,
         )
     table = Table(title=f"transform run {run.run_id[:8]} on Spark", show_edge=False)
     for column in ("model", "rows", "seconds"):
@@ -885,6 +886,7 @@ def transform_run(
             lake=lake,
             table=lake_table,
             through=last_day,
+            models_dir=settings.transforms.models_dir,
         )
     table = Table(title=f"transform run {summary.run_id[:8]}", show_edge=False)
     for column in ("step", "rows", "seconds"):
@@ -1612,6 +1614,7 @@ def schedule(
         spark=settings.spark if settings.transforms.engine == "spark" else None,
         metrics=metrics,
         policy_file=settings.transforms.policy_file,
+        models_dir=settings.transforms.models_dir,
     )
     if not jobs:
         raise ConfigError("the datasets file schedules nothing (no transforms or dataset schedule)")

@@ -78,7 +78,7 @@ def partitions(settings: "Settings") -> dg.DailyPartitionsDefinition:
 
 def tables_read(policy: DatasetPolicy) -> list[str]:
     """The model tables an export of ``policy`` reads: the rows of its kinds (pairs, labels),
-    and the responses and calibration every export reads."""
+    the responses and calibration every export reads, and its ``extra_columns``' models."""
     from export.build import SOURCE_OF_KIND
     from export.publish import MODEL_TABLES
 
@@ -86,7 +86,8 @@ def tables_read(policy: DatasetPolicy) -> list[str]:
     unread = {rows_of[source] for source in rows_of} - {
         rows_of[SOURCE_OF_KIND[kind]] for kind in policy.kinds
     }
-    return [table for table in MODEL_TABLES if table not in unread]
+    extra = [e.model for e in policy.extra_columns if e.model not in MODEL_TABLES]
+    return [table for table in MODEL_TABLES if table not in unread] + list(dict.fromkeys(extra))
 
 
 def job_name(dataset: str) -> str:
@@ -158,6 +159,7 @@ def transforms_asset(
                 table=table,
                 through=day,
                 policy_file=settings.transforms.policy_file,
+                models_dir=settings.transforms.models_dir,
             )
         except FlywheelError as exc:
             raise dagster_error(exc) from exc
@@ -350,7 +352,7 @@ def build_definitions(settings: "Settings") -> dg.Definitions:
     """The assets, checks, jobs and schedules of a configuration and its datasets file."""
     datasets = load_datasets(settings.export.datasets_file)
     days = partitions(settings)
-    models = discover()
+    models = discover(custom=settings.transforms.models_dir)
     transforms = transforms_asset(settings, models, days)
     lake = dg.AssetSpec(
         LAKE_EVENTS,

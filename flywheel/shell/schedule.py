@@ -171,10 +171,12 @@ def transforms_job(
     table: LakeTable,
     metrics: TransformMetrics | None = None,
     policy_file: Path | None = None,
+    models_dir: Path | None = None,
 ) -> str:
     """Commit the landed files to the lake's table, then run the transforms with
-    ``policy_file`` (unset: the shipped policy) if the table holds files the warehouse has not
-    loaded or the policy is not the one the models were last built with."""
+    ``policy_file`` (unset: the shipped policy) and the team's own models in ``models_dir`` if
+    the table holds files the warehouse has not loaded or the policy is not the one the models
+    were last built with."""
     from transforms.policy import load_policy
     from transforms.runner import last_policy_hash, run_transforms
     from warehouse.db import open_warehouse, raw
@@ -191,7 +193,9 @@ def transforms_job(
         engine.dispose()
     if not pending and built_with in (None, policy.digest):
         return "skipped: no new lake files"
-    summary = run_transforms(data_dir, lake=lake, table=table, policy_file=policy_file)
+    summary = run_transforms(
+        data_dir, lake=lake, table=table, policy_file=policy_file, models_dir=models_dir
+    )
     if metrics is not None:
         metrics.record(summary)
     outcome = f"loaded {summary.files_loaded} lake files, {summary.events_loaded} new events"
@@ -199,26 +203,29 @@ def transforms_job(
 
 
 def spark_transforms_job(
-    spark: SparkSettings, table: LakeTable, policy_file: Path | None = None
+    spark: SparkSettings,
+    table: LakeTable,
+    policy_file: Path | None = None,
+    models_dir: Path | None = None,
 ) -> str:
-    """The models on Spark (``flywheel transform run --engine spark``) with ``policy_file``; a
-    run with no new file leaves them unchanged."""
+    """The models on Spark (``flywheel transform run --engine spark``) with ``policy_file`` and
+    the team's own models in ``models_dir``; a run with no new file leaves them unchanged."""
     from transforms.spark import run_transforms_on_spark
 
-    run = run_transforms_on_spark(spark, table, policy_file=policy_file)
+    run = run_transforms_on_spark(spark, table, policy_file=policy_file, models_dir=models_dir)
     built = [step.name for step in run.steps if step.mode != "unchanged"]
     if any(step.mode == "unchanged" for step in run.steps) and all(
-        step.mode == "unchanged" or not _keyed(step.name) for step in run.steps
+        step.mode == "unchanged" or not _keyed(step.name, models_dir) for step in run.steps
     ):
         return f"Spark run {run.run_id[:8]}: no new lake files, models unchanged"
     return f"Spark run {run.run_id[:8]}: {run.events:,} events; built {', '.join(built)}"
 
 
-def _keyed(model: str) -> bool:
+def _keyed(model: str, models_dir: Path | None = None) -> bool:
     """Whether a model is built incrementally (it names keys); the others are always built."""
     from transforms.models import discover
 
-    return bool(discover()[model].refresh_by)
+    return bool(discover(custom=models_dir)[model].refresh_by)
 
 
 def export_job(
@@ -302,6 +309,7 @@ def build_jobs(
     spark: SparkSettings | None = None,
     metrics: SchedulerMetrics | None = None,
     policy_file: Path | None = None,
+    models_dir: Path | None = None,
 ) -> list[Job]:
     """The transforms job, one export job per scheduled dataset, and the retention job, on
     ``lake`` (the configuration's, ``open_lake``; unset, the data dir's), publishing to
@@ -310,10 +318,15 @@ def build_jobs(
     The transforms build with ``policy_file`` (``FLYWHEEL_TRANSFORMS__POLICY_FILE``; unset,
     the shipped policy).
     With ``metrics``, the transform and export runs count into it (the job runs themselves
-    count in the ``Scheduler``'s)."""
+    count in the ``Scheduler``'s). ``models_dir``: the team's own models, checked here so that
+    a bad one stops the scheduler at its start, not at its first run."""
     from warehouse.lake import Lake
     from warehouse.table import LakeTable, default_catalog_uri
 
+    if models_dir is not None:
+        from transforms.models import discover, ordered
+
+        ordered(discover(custom=models_dir))
     every = lake or Lake.in_data_dir(data_dir)
     table = table or LakeTable(every, default_catalog_uri(data_dir))
     jobs = []
@@ -322,7 +335,7 @@ def build_jobs(
             Job(
                 "transforms",
                 datasets.schedule.transforms,
-                (lambda: spark_transforms_job(spark, table, policy_file))
+                (lambda: spark_transforms_job(spark, table, policy_file, models_dir))
                 if spark is not None
                 else (
                     lambda: transforms_job(
@@ -331,6 +344,7 @@ def build_jobs(
                         table,
                         metrics.transforms if metrics else None,
                         policy_file,
+                        models_dir,
                     )  # fmt: skip
                 ),
             )

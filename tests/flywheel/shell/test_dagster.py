@@ -271,3 +271,26 @@ def test_without_dagster_the_module_is_the_one_line_missing_extra_error(
         f"{EXTRAS['dagster']} needs the 'dagster' extra, which is not installed: "
         "pip install 'feedback-flywheel[dagster]'"
     )
+
+
+def test_a_teams_models_are_assets_and_a_dataset_depends_on_its_extra_columns(
+    tmp_path: Path,
+) -> None:
+    team = tmp_path / "team-models"
+    team.mkdir()
+    (team / "quick.sql").write_text(
+        "-- depends_on: responses\n-- refresh_by: response_id\n"
+        "SELECT response_id, copies > 0 AS quick FROM responses\n"
+    )
+    datasets = '[datasets.d]\nextra_columns = [{ model = "quick", columns = ["quick"] }]\n'
+    settings = configure(tmp_path, datasets).model_copy(
+        update={"transforms": Settings().transforms.model_copy(update={"models_dir": team})}
+    )
+
+    graph = build_definitions(settings).resolve_asset_graph()
+
+    def upstream(*key: str) -> set[str]:
+        return {parent.to_user_string() for parent in graph.get(dg.AssetKey(key)).parent_keys}
+
+    assert upstream("warehouse", "quick") == {"warehouse/responses"}
+    assert "warehouse/quick" in upstream("datasets", "d")

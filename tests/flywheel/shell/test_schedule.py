@@ -15,7 +15,9 @@ from export.policy import DatasetPolicy, DatasetsFile, Schedule, load_datasets
 from flywheel.dev.simulator import SimulationConfig, simulate
 from flywheel.errors import ConfigError, ExportError
 from flywheel.shell.schedule import Job, Scheduler, SchedulerMetrics, build_jobs
+from tests.factories import generation
 from tests.helpers.datasets import KEYRING, land
+from tests.helpers.lake import query
 from tests.helpers.metrics import samples
 
 T0 = datetime(2026, 3, 2, 10, 0, 30, tzinfo=UTC)
@@ -192,3 +194,23 @@ def test_cron_expressions_that_never_fire_or_are_not_five_fields_are_refused(
 def test_a_cron_expression_that_fires_once_in_four_years_is_accepted() -> None:
     policy = DatasetPolicy(schedule="0 0 29 2 *")
     assert policy.schedule == "0 0 29 2 *"
+
+
+def test_the_transforms_job_builds_the_teams_models(data_dir: Path, tmp_path: Path) -> None:
+    team = tmp_path / "team-models"
+    team.mkdir()
+    (team / "quick.sql").write_text(
+        "-- depends_on: responses\n-- refresh_by: response_id\n"
+        "SELECT response_id, copies > 0 AS quick FROM responses\n"
+    )
+    datasets = DatasetsFile(datasets={"default": DatasetPolicy()})
+    [transforms, *_] = build_jobs(data_dir, datasets, KEYRING, models_dir=team)
+    land(data_dir, [generation("team-r1", conversation_id="team-c1")], partition=3)
+
+    assert transforms.run().startswith("loaded 1 lake files")
+    assert query(data_dir, "SELECT count(*) FROM quick") == query(
+        data_dir, "SELECT count(*) FROM responses"
+    )
+    (team / "quick.sql").write_text("SELECT 1 AS x; SELECT 2 AS y")
+    with pytest.raises(ConfigError, match=r"quick.sql\) is not one SELECT"):
+        build_jobs(data_dir, datasets, KEYRING, models_dir=team)
