@@ -89,11 +89,13 @@ def planned(
     policy_file: Path | None = None,
     full_refresh: bool = False,
     select: list[str] | None = None,
+    models_dir: Path | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
     busy_wait_s: float = BUSY_WAIT_S,
 ) -> Iterator[tuple[Plan, Path]]:
-    """The plan of the run these arguments would make, and the data dir of the copy it was
-    built in (for the datasets' preview); the copy is deleted when the block ends."""
+    """The plan of the run these arguments would make (``models_dir``: the team's own models,
+    as ``run_transforms`` takes them), and the data dir of the copy it was built in (for the
+    datasets' preview); the copy is deleted when the block ends."""
     source = warehouse_path(data_dir)
     if not source.is_file():
         raise NotFoundError(f"there is no warehouse at {source} yet: run `flywheel transform run`")
@@ -112,6 +114,7 @@ def planned(
             lake=lake,
             table=table,
             commit_lake=False,
+            models_dir=models_dir,
         )
         ran = time.perf_counter()
         plan = Plan(summary)

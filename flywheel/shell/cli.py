@@ -981,6 +981,7 @@ def transform_plan(
             policy_file=policy,
             full_refresh=full_refresh,
             select=select,
+            models_dir=settings.transforms.models_dir,
             on_progress=lambda step, done, total: status.update(f"planning: {step} {done}/{total}"),
         ) as (plan, copy):
             previews = []
