@@ -7,15 +7,16 @@ per model (``transform_run_models``): a full build compares the whole previous t
 new one, an incremental build only the touched keys' rows (the others cannot change), and a
 model left unchanged changed nothing.
 
-How the two sides are compared: ``EXCEPT ALL`` both ways, exact by construction (DuckDB
-matches whole rows, NULLs equal to NULLs). Comparing one 64-bit ``hash()`` per row instead was
-measured on the warehouse of 50,000 simulated events: 58 ms for the seven keyed tables against
-525 ms (17 ms against 198 ms for ``responses``, 23,000 rows), since the join then carries 8 bytes
-a row instead of the rows' texts and lists. It is not exact, though: two different rows with
-one hash count as unchanged, and a salted second ``hash()`` does not help (DuckDB derives it
-from the first), while an independent one (``md5`` of the row's text) cost 409 ms, nearly
-``EXCEPT ALL``'s. So the exact comparison is kept; an incremental build compares only the
-touched keys' rows, a small part of a table.
+How the two sides are compared: both sides' rows in one relation, each marked +1 (after) or -1
+(before), grouped by every column (NULLs group with NULLs), with the sum of the marks: a row
+identical on both sides sums to 0, and the positive and negative sums are the rows added and
+removed. Exact, and one aggregation over both sides. Measured on the warehouse of 50,000
+simulated events (the seven keyed tables, 2,000 to 23,000 rows each, 1% of rows changed, a
+loaded machine): 198 ms in all, against 1,036 ms for ``EXCEPT ALL`` both ways (two set
+operations, each matching rows again) and 117 ms for one 64-bit ``hash()`` per row grouped the
+same way, which is not exact (two different rows with one hash count as unchanged; a salted
+second ``hash()`` is derived from the first and does not help). An incremental build compares
+only the touched keys' rows, a small part of a table.
 """
 
 from __future__ import annotations
@@ -53,8 +54,11 @@ def count_changes(db: Any, before: str, after: str) -> Changes:
     if columns(db, before) != columns(db, after):
         return Changes(added=count_rows(db, after), removed=count_rows(db, before))
     [(added, removed)] = db.execute(
-        f"SELECT (SELECT count(*) FROM (SELECT * FROM {after} EXCEPT ALL "  # noqa: S608
-        f"SELECT * FROM {before})), (SELECT count(*) FROM (SELECT * FROM {before} "
-        f"EXCEPT ALL SELECT * FROM {after}))"
+        "SELECT coalesce(sum(greatest(changes_net, 0)), 0), "
+        "coalesce(sum(greatest(-changes_net, 0)), 0) "
+        "FROM (SELECT COLUMNS(* EXCLUDE (changes_side)), sum(changes_side) AS changes_net "
+        f"FROM (SELECT *, 1 AS changes_side FROM {after} "  # noqa: S608
+        f"UNION ALL SELECT *, -1 FROM {before}) "
+        "GROUP BY ALL HAVING sum(changes_side) <> 0)"
     ).fetchall()
     return Changes(added=int(added), removed=int(removed))

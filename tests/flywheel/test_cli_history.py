@@ -44,7 +44,10 @@ def test_history_lists_the_runs_newest_first_with_what_each_changed(tmp_path: Pa
         [(oldest,)] = db.execute("SELECT min_by(run_id, started_at) FROM transform_runs").fetchall()
         db.execute("DELETE FROM transform_run_models WHERE run_id = $run", {"run": oldest})
 
+    warehouse = (data_dir / "warehouse.duckdb").read_bytes()
     listed = flywheel("transform", "history", "--json", env=settings)
+    assert (data_dir / "warehouse.duckdb").read_bytes() == warehouse  # read, never written
+    assert not (data_dir / "warehouse.duckdb.wal").exists()
 
     assert listed.returncode == 0, listed.stderr
     runs = [json.loads(line) for line in listed.stdout.splitlines()]
