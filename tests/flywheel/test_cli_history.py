@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from tests.factories import generation, make_event
 from tests.helpers.cli import assert_one_line_error, flywheel
 from tests.helpers.lake import land
 from transforms.policy import load_policy
+from warehouse.db import open_warehouse
 from warehouse.lake import Lake
 
 
@@ -90,3 +93,26 @@ def test_history_limit_below_one_is_a_command_line_error(tmp_path: Path) -> None
         "transform", "history", "--limit", "0", env={"FLYWHEEL_DATA_DIR": str(tmp_path)}
     )
     assert result.returncode == 2
+
+
+HOLD = """
+import sys, time, duckdb
+db = duckdb.connect(sys.argv[1])
+db.execute("BEGIN")
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_history_while_a_run_writes_the_warehouse_is_busy(tmp_path: Path) -> None:
+    open_warehouse(tmp_path).dispose()
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(tmp_path / "warehouse.duckdb"), "30"],
+        stdout=subprocess.PIPE, text=True,
+    ) as holder:  # fmt: skip
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+            result = flywheel("transform", "history", env={"FLYWHEEL_DATA_DIR": str(tmp_path)})
+        finally:
+            holder.kill()
+    assert_one_line_error(result, "in use by another process", code=4)
