@@ -19,6 +19,11 @@ A team's own models (``FLYWHEEL_TRANSFORMS__MODELS_DIR``, ``discover(custom=...)
 the same shape in a folder of theirs, run beside these under the same rules. They may read the
 shipped models and each other; a name the platform already uses (a shipped model, a warehouse
 table) is refused rather than replaced, and so is a file that is not one ``SELECT``.
+
+Each build counts the rows it added and removed (transforms/changes.py): a full build keeps the
+previous table under another name until the new one is counted against it (renaming is free,
+and the old table is dropped in the same transaction ``CREATE OR REPLACE`` dropped it in), an
+incremental one copies the touched keys' rows before it deletes them.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from typing import Any
 from flywheel.errors import ConfigError
 from flywheel.files import packaged
 from transforms import incremental
+from transforms.changes import Changes, count_changes, count_rows
 from transforms.policy import Policy
 
 MODELS = packaged("transforms", "models")
@@ -258,22 +264,35 @@ def fingerprints(models: dict[str, Model], policy: Policy) -> dict[str, str]:
 
 @dataclass
 class Built:
-    """One model built: its rows afterwards, its time, and how it was built."""
+    """One model built: its rows afterwards, its time, how it was built, and what it changed."""
 
     name: str
     rows: int
     seconds: float
     mode: str
     """``full``, ``incremental`` or ``unchanged`` (incremental with no new events)."""
+    added: int | None = None
+    """Rows the build added (a changed row is one added and one removed); None: not counted
+    (the Spark engine does not count them)."""
+    removed: int | None = None
+    """Rows the build removed; None: not counted."""
+
+
+PREVIOUS_SUFFIX = "__previous"
+"""What a full build renames the model's previous table to, until its changes are counted."""
+
+
+def _tables(db: Any) -> set[str]:
+    return {row[0] for row in db.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+        "AND table_catalog = current_database()").fetchall()}  # fmt: skip
 
 
 def _plan(
     db: Any, models: list[Model], prints: dict[str, str], *, full_refresh: bool
 ) -> tuple[set[str], int | None]:
     """Which models are built in full, and from which ``seq`` on the others are (None: none)."""
-    tables = {row[0] for row in db.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
-        "AND table_catalog = current_database()").fetchall()}  # fmt: skip
+    tables = _tables(db)
     state = {
         name: (fingerprint, seq)
         for name, fingerprint, seq in db.execute(
@@ -337,6 +356,45 @@ def _build_incremental(db: Any, model: Model) -> None:
     )
 
 
+def _full_counted(
+    db: Any, model: Model, existed: bool, after_build: Callable[[Any, str], None] | None
+) -> Changes:
+    """Build ``model`` in full; the rows it added and removed against the previous table."""
+    table = quote(model.name)
+    previous = quote(model.name + PREVIOUS_SUFFIX)
+    if existed:
+        db.execute(f"DROP TABLE IF EXISTS {previous}")
+        db.execute(f"ALTER TABLE {table} RENAME TO {previous}")
+    _build_full(db, model)
+    if after_build is not None:
+        after_build(db, model.name)
+    if not existed:  # built for the first time: every row is new
+        return Changes(added=count_rows(db, table), removed=0)
+    changes = count_changes(db, previous, table)
+    db.execute(f"DROP TABLE {previous}")
+    return changes
+
+
+def _incremental_counted(
+    db: Any, model: Model, after_build: Callable[[Any, str], None] | None
+) -> Changes:
+    """Build ``model`` incrementally; the rows it added and removed, found among the touched
+    keys' rows only (no other row is deleted or inserted)."""
+    touched = (
+        f"(SELECT * FROM {quote(model.name)} WHERE "
+        + incremental.key_filter(model.refresh_by, quote)
+        + ")"
+    )
+    db.execute(f"CREATE OR REPLACE TEMP TABLE touched_before AS SELECT * FROM {touched}")
+    _build_incremental(db, model)
+    if after_build is not None:
+        after_build(db, model.name)
+    # Before ``responses_rebuilt`` widens the touched responses: the same keys as the delete.
+    changes = count_changes(db, "touched_before", touched)
+    db.execute("DROP TABLE touched_before")
+    return changes
+
+
 def read_texts(db: Any, lake_root: Path, *, scoped: bool) -> None:
     """Read the texts the models need from the lake into ``lake_texts``: of every generation and
     edit, or (``scoped``, an incremental build) of those in the scope's events."""
@@ -364,12 +422,16 @@ def run_models(
     on_progress: Callable[[int, int], None] | None = None,
     overhead: dict[str, float] | None = None,
     models_dir: Path | None = None,
+    after_build: Callable[[Any, str], None] | None = None,
 ) -> list[Built]:
     """Build the models (each in its own statement), in full or incrementally; returns what was
-    built. ``overhead``, if given, receives the seconds spent outside the models: ``plan``
-    (variables, fingerprints, state), ``scope`` (what the new events touch) and ``texts``
-    (reading the texts the models compare from the lake, ``lake_root``). ``models_dir``: the
-    team's own models, built beside the shipped ones (``custom_models``)."""
+    built and the rows each added and removed. ``overhead``, if given, receives the seconds
+    spent outside the models: ``plan`` (variables, fingerprints, state), ``scope`` (what the new
+    events touch) and ``texts`` (reading the texts the models compare from the lake,
+    ``lake_root``). ``models_dir``: the team's own models, built beside the shipped ones
+    (``custom_models``). ``after_build(db, name)``, if given, is called after each model is
+    built and before its changes are counted (rows the caller adds to a model's table count as
+    built)."""
     import duckdb
 
     started = time.perf_counter()
@@ -395,18 +457,20 @@ def run_models(
         overhead["scope"] = scoped - planned
         overhead["texts"] = time.perf_counter() - scoped
     results = []
+    tables = _tables(db)
     for model in models:
         started = time.perf_counter()
         try:
             if model.name in full:
-                _build_full(db, model)
+                changes = _full_counted(db, model, model.name in tables, after_build)
                 mode = "full"
             elif changed:
-                _build_incremental(db, model)
+                changes = _incremental_counted(db, model, after_build)
                 if model.name == "responses":
                     incremental.responses_rebuilt(db)
                 mode = "incremental"
             else:
+                changes = Changes(added=0, removed=0)
                 mode = "unchanged"
         except duckdb.Error as exc:
             # A team's model that DuckDB refuses: the file is what to fix (the run's
@@ -417,8 +481,9 @@ def run_models(
                 raise
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ConfigError(f"model {model.label} failed in DuckDB: {first[:300]}") from None
-        [(rows,)] = db.execute(f"SELECT count(*) FROM {quote(model.name)}").fetchall()
-        results.append(Built(model.name, int(rows), time.perf_counter() - started, mode))
+        rows = count_rows(db, quote(model.name))
+        seconds = time.perf_counter() - started
+        results.append(Built(model.name, rows, seconds, mode, changes.added, changes.removed))
         if on_progress is not None:
             on_progress(len(results), len(models))
     # Every model's state in one statement (in the run's transaction, like the tables).

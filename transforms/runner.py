@@ -1,9 +1,11 @@
 """``flywheel transform run``: load new lake files into the warehouse, then build the models.
 
-Each run is recorded in ``transform_runs``. Only one run at a time: DuckDB allows one writer per
-file, and a second run fails at once with ``WarehouseBusyError`` (a clear message, exit 1)
-instead of waiting on a lock. A run is the incremental load, then the SQL models
-(transforms/models/*.sql) built in one transaction, so readers never see half a run: in full, or
+Each run is recorded in ``transform_runs``, and what it did to each model (the rows it added and
+removed, transforms/changes.py) in ``transform_run_models``, in the models' transaction. Only
+one run at a time: DuckDB allows one writer per file, and a second run fails at once with
+``WarehouseBusyError`` (a clear message, exit 1) instead of waiting on a lock. A run is the
+incremental load, then the SQL models (transforms/models/*.sql) built in one transaction, so
+readers never see half a run: in full, or
 incrementally for what the newly loaded events touch (transforms/incremental.py).
 
 An event whose ``occurred_at`` no reader can take (NULL, or outside years 1 to 9999 in UTC:
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from flywheel.errors import FlywheelError
 from transforms.checks import principles
-from transforms.models import discover, ordered, run_models
+from transforms.models import Built, discover, ordered, run_models
 from transforms.policy import Policy, load_policy
 from warehouse.db import open_warehouse, raw, translate, warehouse_path
 from warehouse.lake import Lake
@@ -41,13 +43,17 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class StepResult:
-    """One step of a run: its name, the rows it wrote, its time."""
+    """One step of a run: its name, its table's rows afterwards, its time, what it changed."""
 
     name: str
     rows: int
     seconds: float
     mode: str = ""
     """For a model: ``full``, ``incremental`` or ``unchanged``."""
+    added: int | None = None
+    """Rows the step added (a changed row is one added and one removed); None: not counted."""
+    removed: int | None = None
+    """Rows the step removed; None: not counted."""
 
 
 @dataclass
@@ -222,6 +228,7 @@ def _run(
         else:
             lake_files = lake.readable(sorted(table.data_files() + table.pending()))
         overhead["commit_lake"] = time.perf_counter() - started
+        [(events_before,)] = db.execute("SELECT count(*) FROM events").fetchall()
         # Files the table no longer holds (a compaction merged them, retention expired them):
         # their events go, and come back from the files that replaced them.
         forgotten_files, _ = forget_missing_files(db, lake, lake_files)
@@ -245,7 +252,17 @@ def _run(
                                   "removed_from_warehouse": len(loaded.removed),
                                   "event_ids": summary.excluded_events[:20]}},
             )  # fmt: skip
-        summary.steps.append(StepResult("events (load)", loaded.new_events, loaded.seconds))
+        [(events_after,)] = db.execute("SELECT count(*) FROM events").fetchall()
+        summary.steps.append(
+            StepResult(
+                "events (load)",
+                events_after,
+                loaded.seconds,
+                # A full refresh loads every event again: what changed is not counted.
+                added=None if full_refresh else loaded.new_events,
+                removed=None if full_refresh else events_before + loaded.new_events - events_after,
+            )
+        )
         with connection.begin():
             built = run_models(
                 db,
@@ -260,13 +277,19 @@ def _run(
                 else None,
                 overhead=overhead,
                 models_dir=models_dir,
+                after_build=_add_review_rows,
             )
             # signal_calibration's rows against the reviewers' verdicts: from the warehouse's
-            # reviews, not the lake's events, so they are added to what the models built.
-            refresh_review_rows(db)
+            # reviews, not the lake's events, so they are added to what the models built (when
+            # it is built, as part of its build, so its changes count them).
+            if "signal_calibration" not in {b.name for b in built}:
+                refresh_review_rows(db)
+            _record_models(db, summary.run_id, built)
             committing = time.perf_counter()
         overhead["commit"] = time.perf_counter() - committing
-        summary.steps += [StepResult(b.name, b.rows, b.seconds, b.mode) for b in built]
+        summary.steps += [
+            StepResult(b.name, b.rows, b.seconds, b.mode, b.added, b.removed) for b in built
+        ]
         started = time.perf_counter()
         with connection.begin():
             db.execute(
@@ -280,3 +303,23 @@ def _run(
                 },
             )
         overhead["record"] += time.perf_counter() - started
+
+
+def _add_review_rows(db: Any, model: str) -> None:
+    if model == "signal_calibration":
+        refresh_review_rows(db)
+
+
+def _record_models(db: Any, run_id: str, built: list[Built]) -> None:
+    """What the run did to each model, in ``transform_run_models`` (in the models'
+    transaction: a run that fails records nothing of them)."""
+    if not built:
+        return
+    db.execute(
+        "INSERT INTO transform_run_models (run_id, model, mode, rows, added, removed, seconds) "
+        "SELECT $run, unnest($models), unnest($modes), unnest($rows), unnest($added), "
+        "unnest($removed), unnest($seconds)",
+        {"run": run_id, "models": [b.name for b in built], "modes": [b.mode for b in built],
+         "rows": [b.rows for b in built], "added": [b.added for b in built],
+         "removed": [b.removed for b in built], "seconds": [b.seconds for b in built]},
+    )  # fmt: skip

@@ -14,6 +14,8 @@ Tables written by the loader (``warehouse.load``):
   them, and their first landing still wins over a later copy (added in 0005).
 - ``transform_runs``: one row per ``flywheel transform run``: when, what it loaded, the policy
   and principles hashes, the outcome.
+- ``transform_run_models``: per run and model built, how (full, incremental, unchanged), its rows
+  afterwards and the rows the build added and removed (added in 0011).
 - ``model_state``: per model, the fingerprint it was built with and the highest ``lake_files.seq``
   it has seen (written by transforms/, read to decide what the next run rebuilds).
 
@@ -118,6 +120,18 @@ transform_runs = Table(
     Column("principles_hash", String),
     # Added in 0010: the policy hash of the last run that succeeded before this one.
     Column("previous_policy_hash", String),
+)
+
+transform_run_models = Table(
+    "transform_run_models",
+    metadata,
+    Column("run_id", String, primary_key=True),
+    Column("model", String, primary_key=True),
+    Column("mode", String, nullable=False, comment="full, incremental or unchanged."),
+    Column("rows", BigInteger, nullable=False, comment="The table's rows after the build."),
+    Column("added", BigInteger, comment="Rows the build added, as a multiset."),
+    Column("removed", BigInteger, comment="Rows the build removed, as a multiset."),
+    Column("seconds", Float, nullable=False),
 )
 
 model_state = Table(

@@ -796,10 +796,16 @@ def _transform_on_spark(
             models_dir=settings.transforms.models_dir,
         )
     table = Table(title=f"transform run {run.run_id[:8]} on Spark", show_edge=False)
-    for column in ("model", "rows", "seconds"):
+    for column in ("model", "added", "removed", "rows", "seconds"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for step in run.steps:
-        table.add_row(f"{step.name} ({step.mode})", f"{step.rows:,}", f"{step.seconds:.2f}")
+        table.add_row(
+            f"{step.name} ({step.mode})",
+            _count(step.added),
+            _count(step.removed),
+            f"{step.rows:,}",
+            f"{step.seconds:.2f}",
+        )
     out.print(table)
     out.print(f"{run.events:,} events read from the lake's table; tables in flywheel.models.*")
 
@@ -889,11 +895,13 @@ def transform_run(
             models_dir=settings.transforms.models_dir,
         )
     table = Table(title=f"transform run {summary.run_id[:8]}", show_edge=False)
-    for column in ("step", "rows", "seconds"):
+    for column in ("step", "added", "removed", "rows", "seconds"):
         table.add_column(column, justify="left" if column == "step" else "right")
     for step in summary.steps:
         name = f"{step.name} ({step.mode})" if step.mode else step.name
-        table.add_row(name, f"{step.rows:,}", f"{step.seconds:.2f}")
+        table.add_row(
+            name, _count(step.added), _count(step.removed), f"{step.rows:,}", f"{step.seconds:.2f}"
+        )
     out.print(table)
     out.print(
         f"{summary.files_loaded:,} lake files loaded, {summary.events_loaded:,} new events"
@@ -999,6 +1007,72 @@ def transform_plan(
         print_plan_json(plan, previews)
     else:
         print_plan(plan, previews, out)
+
+
+def _count(value: int | None) -> str:
+    """A count of rows for a table; ``-`` where it was not counted."""
+    return "-" if value is None else f"{value:,}"
+
+
+@transform_app.command("history")
+def transform_history(
+    limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 20,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per run and line, every value in full.")
+    ] = False,
+) -> None:
+    """The recent transform runs and the rows each added and removed per model.
+
+    Reads the warehouse without writing it. Runs recorded before the changes were counted show
+    "-". No warehouse in the data dir: one line and exit code 1.
+
+    Example: flywheel transform history --limit 5; flywheel transform history --json
+    """
+    import json
+    from datetime import UTC
+
+    from rich.table import Table
+
+    from transforms.history import recent_runs
+
+    settings = settings_and_logging()
+    runs = recent_runs(settings.data_dir, limit=limit)
+    if as_json:
+        for run in runs:
+            out.print(json.dumps(run.as_json()), markup=False, highlight=False, soft_wrap=True)
+        return
+    table = Table(title="transform runs, newest first", show_edge=False)
+    for column in ("run", "started (UTC)", "status", "seconds", "full", "policy", "events",
+                   "rows changed (+added -removed)"):  # fmt: skip
+        table.add_column(
+            column,
+            justify="right" if column in ("seconds", "events") else "left",
+            no_wrap=not column.startswith("rows"),
+        )
+    for run in runs:
+        changed = (
+            "-"
+            if run.models is None
+            else ", ".join(
+                f"{m.model} +{_count(m.added)} -{_count(m.removed)}"
+                for m in run.models
+                if m.added or m.removed
+            )
+            or "none"
+        )
+        table.add_row(
+            run.run_id[:8],
+            f"{run.started_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}",
+            run.status,
+            "-" if run.seconds is None else f"{run.seconds:.1f}",
+            "yes" if run.full_refresh else "no",
+            (run.policy_hash or "-")[:8],
+            f"{run.events_loaded:,}",
+            changed,
+        )
+    out.print(table)
+    if not runs:
+        out.print("no transform run recorded yet")
 
 
 DatasetOption = Annotated[

@@ -177,6 +177,9 @@ def transforms_asset(
                 metadata={
                     "mode": step.mode,
                     "rows_written": step.rows,
+                    # What the build changed, as flywheel transform history shows it.
+                    "rows_added": step.added,
+                    "rows_removed": step.removed,
                     "seconds": round(step.seconds, 3),
                     "transform_run": summary.run_id,
                     "policy_hash": summary.policy_hash,

@@ -17,6 +17,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
 from flywheel.errors import WarehouseBusyError, WarehouseError
+from tests.factories import generation
+from tests.helpers.lake import land
+from transforms.history import recent_runs
+from transforms.runner import run_transforms
 from warehouse.db import (
     alembic_config,
     current_revision,
@@ -26,6 +30,7 @@ from warehouse.db import (
     warehouse_path,
     warehouse_url,
 )
+from warehouse.lake import Lake
 
 
 def tables(data_dir: Path) -> set[str]:
@@ -364,3 +369,34 @@ def test_0008_lets_an_item_have_no_rejected_side_and_downgrading_drops_label_que
             db.execute("UPDATE review_items SET rejected_event_id = NULL")
     engine.dispose()
     command.upgrade(alembic_config(url=url), "head")
+
+
+def test_0011_adds_the_runs_model_changes_and_keeps_the_runs_before_it(tmp_path: Path) -> None:
+    url = warehouse_url(tmp_path)
+    # The revision before it (another branch may be chained in between).
+    before = ScriptDirectory.from_config(alembic_config()).get_revision("0011").down_revision
+    assert isinstance(before, str)
+    command.upgrade(alembic_config(url=url), before)
+    assert "transform_run_models" not in tables_without_migrating(tmp_path)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        raw(connection).execute(
+            "INSERT INTO transform_runs (run_id, started_at, finished_at, full_refresh, status) "
+            "VALUES ('old', $at, $at, false, 'succeeded')",
+            {"at": datetime(2026, 12, 1, tzinfo=UTC)},
+        )
+    engine.dispose()
+    assert [(r.run_id, r.models) for r in recent_runs(tmp_path)] == [("old", None)]
+
+    land(Lake.in_data_dir(tmp_path), [generation("r1")])
+    run = run_transforms(tmp_path)  # migrates to head first
+
+    newest, old = recent_runs(tmp_path)
+    assert (old.run_id, old.models) == ("old", None)
+    assert newest.run_id == run.run_id and newest.models is not None
+    assert [(m.model, m.added, m.removed) for m in newest.models] == [
+        (s.name, s.added, s.removed) for s in run.steps[1:]
+    ]
+    command.downgrade(alembic_config(url=url), before)
+    assert "transform_run_models" not in tables_without_migrating(tmp_path)
+    assert [r.run_id for r in recent_runs(tmp_path)] == [run.run_id, "old"]

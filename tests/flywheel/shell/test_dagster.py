@@ -110,6 +110,9 @@ def test_a_day_builds_the_models_through_it_and_publishes_the_dataset(settings: 
     assert {f"warehouse/{name}" for name in discover()} | {"datasets/default"} == set(done)
     assert done["warehouse/responses"]["files_loaded"] == 2  # Monday's files, not Tuesday's
     assert done["warehouse/responses"]["landed_through"] == "2026-03-02"
+    # Built for the first time: every row is added.
+    first = done["warehouse/responses"]
+    assert (first["rows_added"], first["rows_removed"]) == (first["rows_written"], 0)
     loaded = query(settings.data_dir, "SELECT DISTINCT split_part(path, '/', 1) FROM lake_files")
     assert loaded == [("landed_date=2026-03-02",)]
     for table in ("responses", "preference_pairs", "labels", "signal_calibration"):
@@ -134,6 +137,10 @@ def test_a_day_builds_the_models_through_it_and_publishes_the_dataset(settings: 
     done = materialised(again)  # the same day again: nothing to load, nothing to publish
     assert done["warehouse/responses"]["files_loaded"] == 0
     assert done["warehouse/responses"]["mode"] == "unchanged"
+    assert (
+        done["warehouse/responses"]["rows_added"],
+        done["warehouse/responses"]["rows_removed"],
+    ) == (0, 0)
     assert (done["datasets/default"]["published"], done["datasets/default"]["version"]) == (
         False, "v2",
     )  # fmt: skip
