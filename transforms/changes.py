@@ -31,6 +31,9 @@ class Changes:
 
     added: int
     removed: int
+    changed: int = 0
+    """With an identity column (``count_changes(identity=...)``): the ids among both the added
+    and the removed rows, rows whose values changed rather than rows that came or went."""
 
 
 def columns(db: Any, relation: str) -> list[tuple[str, str]]:
@@ -46,19 +49,26 @@ def count_rows(db: Any, relation: str) -> int:
     return int(rows)
 
 
-def count_changes(db: Any, before: str, after: str) -> Changes:
+def count_changes(db: Any, before: str, after: str, *, identity: str | None = None) -> Changes:
     """The rows of ``after`` not in ``before`` (added) and of ``before`` not in ``after``
     (removed), as multisets; both are relations of ``db`` (quoted names or parenthesised
     ``SELECT``s). When their columns differ (a model's SQL changed its columns), every row of
-    one is removed and every row of the other added."""
+    one is removed and every row of the other added. With ``identity`` (a quoted column name),
+    also the values of that column found among both the added and the removed rows."""
     if columns(db, before) != columns(db, after):
         return Changes(added=count_rows(db, after), removed=count_rows(db, before))
-    [(added, removed)] = db.execute(
-        "SELECT coalesce(sum(greatest(changes_net, 0)), 0), "
-        "coalesce(sum(greatest(-changes_net, 0)), 0) "
-        "FROM (SELECT COLUMNS(* EXCLUDE (changes_side)), sum(changes_side) AS changes_net "
+    changed = (
+        f"(SELECT count(*) FROM (SELECT {identity} FROM net GROUP BY {identity} "
+        "HAVING max(changes_net) > 0 AND min(changes_net) < 0))"
+        if identity
+        else "0"
+    )
+    [(added, removed, ids)] = db.execute(
+        "WITH net AS (SELECT COLUMNS(* EXCLUDE (changes_side)), sum(changes_side) AS changes_net "
         f"FROM (SELECT *, 1 AS changes_side FROM {after} "  # noqa: S608
         f"UNION ALL SELECT *, -1 FROM {before}) "
-        "GROUP BY ALL HAVING sum(changes_side) <> 0)"
+        "GROUP BY ALL HAVING sum(changes_side) <> 0) "
+        "SELECT coalesce(sum(greatest(changes_net, 0)), 0), "
+        f"coalesce(sum(greatest(-changes_net, 0)), 0), {changed} FROM net"
     ).fetchall()
-    return Changes(added=int(added), removed=int(removed))
+    return Changes(added=int(added), removed=int(removed), changed=int(ids))

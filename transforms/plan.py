@@ -9,8 +9,8 @@ model. So the plan follows every rule of the run (fingerprints, incremental scop
 run would load) by running its code, and cannot drift from it. The warehouse file and the lake's
 table are only read; the copy is deleted at the end.
 
-Per model the plan counts rows ``added`` and ``removed`` as the run changes them (rows compared
-whole, as multisets: a row rebuilt identical is neither) and, of those, the ids (the model's
+Per model the plan counts rows ``added`` and ``removed`` as the run records them
+(``transforms.changes``: rows compared whole, as multisets; a row rebuilt identical is neither) and, of those, the ids (the model's
 first column) that are on both sides: ``changed``, a row whose values moved. Per signal it counts
 the preference pairs before and after, and the labels by value. The datasets' side (the rows each
 dataset's next version would gain or lose) is ``export.preview``'s, on the same copy.
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flywheel.errors import NotFoundError
+from transforms.changes import count_changes, count_rows
 from transforms.models import quote
 from transforms.runner import RunSummary, run_transforms
 from warehouse.db import BUSY_WAIT_S, retry_while_busy, warehouse_path
@@ -157,6 +158,7 @@ def _quoted(path: Path) -> str:
 
 
 def _columns(db: Any, alias: str) -> dict[str, list[str]]:
+    """Each table of the attached database ``alias``: its column names, in order."""
     found: dict[str, list[str]] = {}
     for table, column in db.execute(
         "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = $db "
@@ -195,28 +197,16 @@ def _model_change(
     db: Any, name: str, mode: str, before: dict[str, list[str]], after: dict[str, list[str]]
 ) -> ModelChange:
     table = quote(name)
-    [(rows_after,)] = db.execute(f"SELECT count(*) FROM after.{table}").fetchall()
+    rows_after = count_rows(db, f"after.{table}")
     if name not in before:
         return ModelChange(name, mode, 0, rows_after, rows_after, 0, 0)
-    [(rows_before,)] = db.execute(f"SELECT count(*) FROM before.{table}").fetchall()
+    rows_before = count_rows(db, f"before.{table}")
     if mode == "unchanged":  # the run leaves the table as it is
         return ModelChange(name, mode, rows_before, rows_after, 0, 0, 0)
-    if sorted(before[name]) != sorted(after[name]):  # another shape: every row is new
-        return ModelChange(name, mode, rows_before, rows_after, rows_after, rows_before, 0)
-    columns = ", ".join(map(quote, after[name]))
-    identity = quote(after[name][0])
-    [(added, removed, changed)] = db.execute(
-        f"""
-        WITH gone AS (SELECT {columns} FROM before.{table} EXCEPT ALL
-                      SELECT {columns} FROM after.{table}),
-             came AS (SELECT {columns} FROM after.{table} EXCEPT ALL
-                      SELECT {columns} FROM before.{table})
-        SELECT (SELECT count(*) FROM came), (SELECT count(*) FROM gone),
-               (SELECT count(*) FROM (SELECT DISTINCT {identity} FROM came
-                                      INTERSECT SELECT DISTINCT {identity} FROM gone))
-        """  # noqa: S608 - identifiers quoted by ``quote``, no values
-    ).fetchall()
-    return ModelChange(name, mode, rows_before, rows_after, added, removed, changed)
+    found = count_changes(db, f"before.{table}", f"after.{table}", identity=quote(after[name][0]))
+    return ModelChange(
+        name, mode, rows_before, rows_after, found.added, found.removed, found.changed
+    )
 
 
 def _counts(db: Any, query: str, existed: bool) -> list[Count]:

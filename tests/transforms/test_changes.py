@@ -153,3 +153,16 @@ def test_other_columns_replace_every_row() -> None:
     db.execute("CREATE TABLE old AS SELECT 1 AS n, 'a' AS s")
     db.execute("CREATE TABLE new AS SELECT 1 AS n, 'a' AS s, 2 AS extra UNION ALL SELECT 2, 'b', 3")
     assert count_changes(db, "old", "new") == Changes(added=2, removed=1)
+
+
+def test_an_identity_column_tells_changed_rows_from_rows_that_came_or_went() -> None:
+    with duckdb.connect() as db:
+        db.execute(
+            "CREATE TABLE old AS FROM (VALUES ('a', 1), ('b', 2), ('c', 3), ('c', 3)) t(id, v)"
+        )
+        db.execute(
+            "CREATE TABLE new AS FROM (VALUES ('a', 1), ('b', 5), ('d', 4), ('c', 3)) t(id, v)"
+        )
+        # b changed its value, d came, one of the two c rows went.
+        assert count_changes(db, "old", "new", identity='"id"') == Changes(2, 2, changed=1)
+        assert count_changes(db, "old", "new") == Changes(2, 2)

@@ -86,12 +86,14 @@ def test_the_plan_is_what_the_run_then_does(data_dir: Path, tmp_path: Path) -> N
         run.events_loaded,
     )
     modes = {step.name: step.mode for step in run.steps}
+    recorded = {step.name: (step.added, step.removed) for step in run.steps}
     assert [m.name for m in plan.models] == [s.name for s in run.steps if s.name in modes][1:]
     for model in plan.models:
         assert model.mode == modes[model.name] == "full"  # another policy: every model rebuilt
         [(rows,)] = query(data_dir, f"SELECT count(*) FROM {quote(model.name)}")
         assert model.rows_after == rows, model
         assert (model.added, model.removed) == differences(kept, warehouse, model.name), model
+        assert (model.added, model.removed) == recorded[model.name]  # what the run recorded
         assert model.rows_before - model.removed + model.added == model.rows_after
     changed = {m.name: m for m in plan.models if m.added or m.removed}
     assert {"labels", "preference_pairs", "rewards"} <= set(changed)
