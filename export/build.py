@@ -351,11 +351,13 @@ def select_rows(
     lake_root: Path,
     *,
     unreadable: list[str] | None = None,
+    with_texts: bool = True,
 ) -> pl.DataFrame:
     """The warehouse rows a config of this dataset takes, with their texts from the lake under
     ``lake_root`` (the prompt as a list of ``{role, content}``) and a ``split`` column. dpo and
     reward take the same rows (``SOURCE_OF_KIND``). Rows naming a response in ``unreadable``
-    (``UNREADABLE_RESPONSES``) are left out.
+    (``UNREADABLE_RESPONSES``) are left out. Without ``with_texts``, the same rows without their
+    texts and prompts (which rows are kept still reads the candidates' prompts).
 
     The rows are chosen and ordered in DuckDB without their texts; the texts of the rows kept
     are fetched once each and attached in polars (joins that keep the rows' order)."""
@@ -387,6 +389,9 @@ def select_rows(
 
     _release_memory(db, drop=("export_candidates",))
     rows = fetch(_KEPT_ROWS)
+    if not with_texts:
+        _release_memory(db, drop=("export_kept", "lake_texts"))
+        return rows.with_columns(split=_split_column(policy.splits)).drop("split_draw")
     prompts = fetch(_KEPT_PROMPTS, prompt_type=_PROMPT_TYPE, structure_type=_STRUCTURE_TYPE)
     texts = fetch(_KEPT_TEXTS)
     _release_memory(db, drop=("export_kept", "lake_texts"))

@@ -1,7 +1,8 @@
 """The rows a dataset's next version would gain and lose against its latest published one, read
 from a warehouse (``flywheel transform plan`` gives it the planned copy): the export's own row
-selection and re-keying (``export.publish.read_warehouse``), so a row has the id it would be
-published under, compared by id with the latest version's Parquet files, per config and split.
+selection and re-keying (``export.publish.row_ids``, without the texts), so a row has the id it
+would be published under, compared by id with the latest version's Parquet files, per config
+and split.
 
 Nothing is written and the quality gate is not run. Where the latest version's files cannot be
 read by id (the target is on object storage, an erasure deleted them, or they were written under
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from export.catalog import Catalog
 from export.policy import DatasetPolicy
-from export.publish import read_warehouse
+from export.publish import row_ids
 
 if TYPE_CHECKING:
     from privacy.keys import Keyring
@@ -58,15 +59,8 @@ def preview(
     """The next version of dataset ``name`` from the warehouse of ``data_dir`` against the
     latest one ``catalog`` holds."""
     import duckdb
-    import polars as pl
 
-    frames, _, _ = read_warehouse(data_dir, lake, name, policy, keyring)
-    following = pl.concat(
-        [
-            frame.select(pl.lit(kind).alias("config"), "split", "id")
-            for kind, frame in frames.items()
-        ]
-    )
+    following = row_ids(data_dir, lake, name, policy, keyring)
     versions = catalog.versions(name)
     latest = catalog.read_manifest(name, versions[-1]) if versions else None
     result = DatasetPreview(name, latest.version if latest else None)

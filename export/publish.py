@@ -47,6 +47,7 @@ from export.build import (
     UNREADABLE_RESPONSES,
     Rekeyer,
     has_tool_calls,
+    rekeyed,
     select_rows,
     shape,
     unreadable_rows,
@@ -351,11 +352,7 @@ def read_warehouse(
         else spark_models_connection(models, extra=[e.model for e in policy.extra_columns])
     )
     with connection as db:
-        # The texts are read back from the files the warehouse loaded (on object storage,
-        # from this host's copies of them).
-        loaded = [path for (path,) in db.execute("SELECT path FROM lake_files").fetchall()]
-        lake_root = lake.readable_root(loaded)
-        unreadable = [row[0] for row in db.execute(UNREADABLE_RESPONSES).fetchall()]
+        lake_root, unreadable = _readable(db, lake)
         excluded = {
             kind: unreadable_rows(db, policy, kind, unreadable, lake_root) for kind in policy.kinds
         }
@@ -390,6 +387,47 @@ def read_warehouse(
             split=rows["split"], chosen_shown_first=rows["chosen_shown_first"]
         )
     return frames, lineage, left_out
+
+
+def _readable(db: Any, lake: Lake) -> tuple[Path, list[str]]:
+    """Where the texts are read back from: the files the warehouse loaded (on object storage,
+    this host's copies of them); and the responses whose time no reader can take."""
+    loaded = [path for (path,) in db.execute("SELECT path FROM lake_files").fetchall()]
+    unreadable = [row[0] for row in db.execute(UNREADABLE_RESPONSES).fetchall()]
+    return lake.readable_root(loaded), unreadable
+
+
+def row_ids(
+    data_dir: Path, lake: Lake, name: str, policy: DatasetPolicy, keyring: Keyring
+) -> pl.DataFrame:
+    """``config``, ``split`` and ``id`` of every row a version of ``name`` would hold if it
+    were exported from this warehouse now, ids re-keyed as it would publish them: the rows
+    ``read_warehouse`` selects, without their texts, lineage and shapes (``export.preview``)."""
+    import polars as pl
+
+    selected: dict[str, pl.DataFrame] = {}
+    with models_connection(data_dir, action="preview from") as db:
+        lake_root, unreadable = _readable(db, lake)
+        for kind in policy.kinds:
+            table = SOURCE_OF_KIND[kind]
+            if table not in selected:
+                selected[table] = select_rows(
+                    db, policy, kind, lake_root, unreadable=unreadable, with_texts=False
+                )
+    rekey = Rekeyer(keyring.keys[keyring.current], name)
+    ids = {table: rekeyed(rows["id"], rekey.lineage) for table, rows in selected.items()}
+    return pl.concat(
+        [
+            pl.DataFrame(
+                {
+                    "config": kind,
+                    "split": selected[SOURCE_OF_KIND[kind]]["split"],
+                    "id": ids[SOURCE_OF_KIND[kind]],
+                }  # fmt: skip
+            )
+            for kind in policy.kinds
+        ]
+    )
 
 
 @contextmanager

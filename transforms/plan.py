@@ -10,9 +10,10 @@ run would load) by running its code, and cannot drift from it. The warehouse fil
 table are only read; the copy is deleted at the end.
 
 Per model the plan counts rows ``added`` and ``removed`` as the run records them
-(``transforms.changes``: rows compared whole, as multisets; a row rebuilt identical is neither) and, of those, the ids (the model's
-first column) that are on both sides: ``changed``, a row whose values moved. Per signal it counts
-the preference pairs before and after, and the labels by value. The datasets' side (the rows each
+(``transforms.changes``: rows compared whole, as multisets; a row rebuilt identical is neither)
+and, of those, the ids (the model's first column) that are on both sides: ``changed``, a row
+whose values moved. Per signal it counts the preference pairs before and after, and the labels
+by value. The datasets' side (the rows each
 dataset's next version would gain or lose) is ``export.preview``'s, on the same copy.
 """
 
