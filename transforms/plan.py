@@ -1,9 +1,9 @@
 """``flywheel transform plan``: what the next ``flywheel transform run`` would change, without
 changing anything (SQLMesh's ``plan``, dbt's ``state:modified``).
 
-The plan is the run itself, on a copy: the warehouse is copied (``COPY FROM DATABASE`` from a
-read-only attachment, into a temporary folder), the run builds the models there with the given
-policy, reading the lake's committed files and the landed files the run would commit (the
+The plan is the run itself, on a copy: the warehouse file is copied (while a read-only
+attachment keeps writers out, into a temporary folder), the run builds the models there with the
+given policy, reading the lake's committed files and the landed files the run would commit (the
 lake's table is not committed to), and the copy is then compared with the warehouse, model by
 model. So the plan follows every rule of the run (fingerprints, incremental scopes, the files a
 run would load) by running its code, and cannot drift from it. The warehouse file and the lake's
@@ -141,14 +141,18 @@ def _attached(paths: dict[str, Path], busy_wait_s: float) -> Any:
 
 
 def _copy(source: Path, target: Path, busy_wait_s: float) -> None:
-    """The warehouse ``source`` copied to ``target``: tables, sequences and the schema's
-    revision, from a read-only attachment (so a run cannot be writing it meanwhile)."""
+    """The warehouse file ``source`` (and its write-ahead log, if a run left one) copied byte
+    for byte to ``target``, while a read-only attachment holds it: DuckDB lets no process
+    write a file another has open, so the bytes cannot change under the copy. (``COPY FROM
+    DATABASE`` into a new file, which re-encodes every table, took 3.6 s at 0.5M events where
+    the bytes take a fraction of that.)"""
     target.parent.mkdir(parents=True)
     db = _attached({"plan_source": source}, busy_wait_s)
     try:
-        db.execute(f"ATTACH '{_quoted(target)}' AS plan_copy")
-        db.execute("COPY FROM DATABASE plan_source TO plan_copy")
-        db.execute("DETACH plan_copy")
+        for suffix in ("", ".wal"):
+            found = source.with_name(source.name + suffix)
+            if found.is_file():
+                shutil.copyfile(found, target.with_name(target.name + suffix))
     finally:
         db.close()
 

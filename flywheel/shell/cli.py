@@ -810,22 +810,26 @@ def _transform_on_spark(
     out.print(f"{run.events:,} events read from the lake's table; tables in flywheel.models.*")
 
 
+PolicyOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Policy file (TOML). Default: FLYWHEEL_TRANSFORMS__POLICY_FILE, else the shipped "
+        "policy."
+    ),
+]
+SelectOption = Annotated[
+    list[str] | None,
+    typer.Option(help="Only this model (and what it needs); repeatable."),
+]
+
+
 @transform_app.command("run")
 def transform_run(
     full_refresh: Annotated[
         bool, typer.Option(help="Rebuild everything from the lake instead of loading what is new.")
     ] = False,
-    select: Annotated[
-        list[str] | None,
-        typer.Option(help="Build only this model (and what it needs); repeatable."),
-    ] = None,
-    policy: Annotated[
-        Path | None,
-        typer.Option(
-            help="Policy file (TOML). Default: FLYWHEEL_TRANSFORMS__POLICY_FILE, else the "
-            "shipped policy."
-        ),
-    ] = None,
+    select: SelectOption = None,
+    policy: PolicyOption = None,
     through: Annotated[
         str | None,
         typer.Option(
@@ -923,20 +927,11 @@ def transform_run(
 
 @transform_app.command("plan")
 def transform_plan(
-    policy: Annotated[
-        Path | None,
-        typer.Option(
-            help="Policy file (TOML). Default: FLYWHEEL_TRANSFORMS__POLICY_FILE, else the "
-            "shipped policy."
-        ),
-    ] = None,
+    policy: PolicyOption = None,
     full_refresh: Annotated[
         bool, typer.Option(help="Plan a run that rebuilds everything from the lake.")
     ] = False,
-    select: Annotated[
-        list[str] | None,
-        typer.Option(help="Plan only this model (and what it needs); repeatable."),
-    ] = None,
+    select: SelectOption = None,
     dataset: Annotated[
         list[str] | None,
         typer.Option(
