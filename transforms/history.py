@@ -14,8 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from flywheel.errors import WarehouseError
-from warehouse.db import translate, warehouse_path
+from warehouse.db import BUSY_WAIT_S, translate, warehouse_path
 
 
 @dataclass(frozen=True)
@@ -40,12 +39,20 @@ class RunRecord:
     status: str
     full_refresh: bool
     policy_hash: str | None
+    previous_policy_hash: str | None
+    """The policy hash of the last run that succeeded before this one (migration 0010; None
+    for the first run and for runs recorded before)."""
     principles_hash: str | None
     files_loaded: int
     events_loaded: int
     models: list[ModelChange] | None
     """None: the run was recorded before the changes were (or the warehouse has no table of
     them yet)."""
+
+    @property
+    def policy_changed(self) -> bool:
+        """Whether this run's policy differs from the last successful run's before it."""
+        return self.previous_policy_hash not in (None, self.policy_hash)
 
     @property
     def seconds(self) -> float | None:
@@ -64,6 +71,7 @@ class RunRecord:
             "status": self.status,
             "full_refresh": self.full_refresh,
             "policy_hash": self.policy_hash,
+            "previous_policy_hash": self.previous_policy_hash,
             "principles_hash": self.principles_hash,
             "files_loaded": self.files_loaded,
             "events_loaded": self.events_loaded,
@@ -77,18 +85,21 @@ class RunRecord:
         }  # fmt: skip
 
 
-def recent_runs(data_dir: Path, *, limit: int = 20) -> list[RunRecord]:
-    """The ``limit`` most recent runs, newest first. No warehouse: ``WarehouseError``."""
+def recent_runs(
+    data_dir: Path, *, limit: int = 20, busy_wait_s: float = BUSY_WAIT_S
+) -> list[RunRecord]:
+    """The ``limit`` most recent runs, newest first, read as ``flywheel sql`` reads
+    (``warehouse.query.read_only``). No warehouse: ``NotFoundError``; one a run writes:
+    ``WarehouseBusyError`` once ``busy_wait_s`` is over."""
     import duckdb
 
-    path = warehouse_path(data_dir)
-    if not path.is_file():
-        raise WarehouseError(f"there is no warehouse at {path}: run `flywheel transform run` first")
-    try:
-        with duckdb.connect(str(path), read_only=True) as db:
+    from warehouse.query import read_only
+
+    with read_only(data_dir, busy_wait_s=busy_wait_s) as db:
+        try:
             return _read(db, limit)
-    except duckdb.Error as exc:
-        raise translate(exc, path=path, action="read") from None
+        except duckdb.Error as exc:
+            raise translate(exc, path=warehouse_path(data_dir), action="read") from None
 
 
 def _read(db: Any, limit: int) -> list[RunRecord]:
@@ -103,9 +114,11 @@ def _read(db: Any, limit: int) -> list[RunRecord]:
     }
     # principles_hash came in 0009; a warehouse migrated before it reads as NULL.
     principles = "principles_hash" if "principles_hash" in columns else "NULL"
+    # previous_policy_hash came in 0010.
+    previous = "previous_policy_hash" if "previous_policy_hash" in columns else "NULL"
     runs = db.execute(
         "SELECT run_id, started_at, finished_at, status, full_refresh, policy_hash, "
-        f"{principles}, files_loaded, events_loaded FROM transform_runs "
+        f"{previous}, {principles}, files_loaded, events_loaded FROM transform_runs "
         "ORDER BY started_at DESC, run_id LIMIT $limit",
         {"limit": limit},
     ).fetchall()
@@ -120,8 +133,10 @@ def _read(db: Any, limit: int) -> list[RunRecord]:
     return [
         RunRecord(
             run_id=run_id, started_at=started, finished_at=finished, status=status,
-            full_refresh=bool(full), policy_hash=policy, principles_hash=principles_hash,
-            files_loaded=int(files), events_loaded=int(events), models=models.get(run_id),
+            full_refresh=bool(full), policy_hash=policy, previous_policy_hash=previous_hash,
+            principles_hash=principles_hash, files_loaded=int(files), events_loaded=int(events),
+            models=models.get(run_id),
         )
-        for run_id, started, finished, status, full, policy, principles_hash, files, events in runs
+        for (run_id, started, finished, status, full, policy, previous_hash, principles_hash,
+             files, events) in runs
     ]  # fmt: skip

@@ -1019,7 +1019,8 @@ def transform_history(
     """The recent transform runs and the rows each added and removed per model.
 
     Reads the warehouse without writing it. Runs recorded before the changes were counted show
-    "-". No warehouse in the data dir: one line and exit code 1.
+    "-"; a policy marked (changed) differs from the one the run before built with. No warehouse
+    in the data dir: one line and exit code 6; a run writing it: 4.
 
     Example: flywheel transform history --limit 5; flywheel transform history --json
     """
@@ -1061,7 +1062,7 @@ def transform_history(
             run.status,
             "-" if run.seconds is None else f"{run.seconds:.1f}",
             "yes" if run.full_refresh else "no",
-            (run.policy_hash or "-")[:8],
+            (run.policy_hash or "-")[:8] + (" (changed)" if run.policy_changed else ""),
             f"{run.events_loaded:,}",
             changed,
         )

@@ -60,6 +60,7 @@ def test_history_lists_the_runs_newest_first_with_what_each_changed(tmp_path: Pa
     assert started == sorted(started, reverse=True) and started[0].tzinfo is not None
     assert {run["status"] for run in runs} == {"succeeded"}
     assert {run["policy_hash"] for run in runs} == {load_policy().digest}
+    assert [run["previous_policy_hash"] for run in runs] == [load_policy().digest] * 2 + [None]
     assert [run["events_loaded"] for run in runs] == [1, 2, 2]
     assert runs[2]["models"] is None
     newest = {m["model"]: m for m in runs[0]["models"]}
@@ -84,7 +85,7 @@ def test_history_lists_the_runs_newest_first_with_what_each_changed(tmp_path: Pa
 def test_history_without_a_warehouse_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     result = flywheel("transform", "history", env={"FLYWHEEL_DATA_DIR": str(tmp_path / "data")})
-    assert_one_line_error(result, "there is no warehouse", code=1)
+    assert_one_line_error(result, "there is no warehouse", code=6)
     assert not (tmp_path / "data" / "warehouse.duckdb").exists()
 
 

@@ -80,6 +80,11 @@ def test_a_configured_policy_sticks_across_plain_runs(data_dir: Path, tmp_path: 
     assert f"{CHANGED} ({mine[:8]} -> {shipped[:8]})" in override.stderr
     assert built(data_dir) == with_shipped
     assert runs(data_dir)[-1] == (shipped, mine)
+    history = flywheel("transform", "history", "--limit", "2", env=configured)
+    assert history.returncode == 0, history.stderr
+    rows = [line for line in history.stdout.splitlines() if "succeeded" in line]
+    assert f"{shipped[:8]} (changed)" in rows[0]  # the run that went back to the shipped one
+    assert "(changed)" not in rows[1]  # the plain run kept the configured policy
 
 
 def test_the_scheduler_rebuilds_when_the_configured_policy_changes(
