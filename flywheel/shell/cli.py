@@ -967,6 +967,11 @@ def transform_plan(
     from warehouse.table import LakeTable
 
     settings = settings_and_logging()
+    if settings.transforms.engine == Engine.spark:
+        raise ConfigError(
+            "flywheel transform plan previews a run on the DuckDB warehouse; with "
+            "FLYWHEEL_TRANSFORMS__ENGINE=spark it is not supported yet"
+        )
     policy = policy or settings.transforms.policy_file
     load_policy(policy)  # a bad policy file is named before anything else
     require_data_dir(settings)

@@ -58,6 +58,8 @@ def test_bad_input_is_one_line(data_dir: Path, tmp_path: Path) -> None:
     )
     unknown = flywheel("transform", "plan", "--dataset", "nope", env=env(data_dir))
     assert_one_line_error(unknown, "nope", code=3)
+    on_spark = flywheel("transform", "plan", env=env(data_dir, FLYWHEEL_TRANSFORMS__ENGINE="spark"))
+    assert_one_line_error(on_spark, "not supported", code=3)
     (tmp_path / "empty").mkdir()
     missing = flywheel("transform", "plan", env=env(tmp_path / "empty"))
     assert_one_line_error(missing, "flywheel transform run", code=6)
