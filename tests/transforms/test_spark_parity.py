@@ -268,7 +268,7 @@ def assert_a_failed_run_changes_no_table(
         every["responses"], sql=f"SELECT * FROM ({every['responses'].sql}\n) WHERE 1 / 0 = 1"
     )
     with monkeypatch.context() as patched:
-        patched.setattr("transforms.spark.discover", lambda: {**every, "responses": broken})
+        patched.setattr("transforms.spark.discover", lambda **_: {**every, "responses": broken})
         with pytest.raises(SparkModelError, match=r"model responses failed on Spark "
                            r"\(\[DIVIDE_BY_ZERO\].*\); no table"):  # fmt: skip
             run_transforms_on_spark(spark_settings, table)
