@@ -135,7 +135,8 @@ class ConfigShift:
     confidence_b: float | None
 
 
-def _counts(manifest: Manifest) -> dict[tuple[str, str], int]:
+def split_rows(manifest: Manifest) -> dict[tuple[str, str], int]:
+    """A version's rows per (config, split), from its manifest's counts."""
     return {
         (config, split): counts.rows
         for config, config_counts in manifest.counts.items()
@@ -162,7 +163,7 @@ def diff(
     cached: it reads ``signals`` and ``confidence`` once more)."""
     a, b = catalog.resolve(name, a), catalog.resolve(name, b)
     manifest_a, manifest_b = catalog.read_manifest(name, a), catalog.read_manifest(name, b)
-    counts_a, counts_b = _counts(manifest_a), _counts(manifest_b)
+    counts_a, counts_b = split_rows(manifest_a), split_rows(manifest_b)
     keys = sorted(set(counts_a) | set(counts_b))
     splits = [SplitDiff(c, s, counts_a.get((c, s), 0), counts_b.get((c, s), 0)) for c, s in keys]
     result = VersionDiff(a=a, b=b, splits=splits, by_rows=False)
@@ -375,7 +376,7 @@ def _keep(cache: Path, key: str, found: Counts) -> None:
             partial.unlink(missing_ok=True)
 
 
-def _side(
+def version_rows(
     db: Any,
     name: str,
     files: dict[str, dict[str, list[str]]],
@@ -430,8 +431,8 @@ def _compare(
 
     wanted = [(item.config, item.split) for item in splits]
     with duckdb.connect(":memory:") as db:
-        side_a, params_a = _side(db, "a", files_a, wanted, changes)
-        side_b, params_b = _side(db, "b", files_b, wanted, changes)
+        side_a, params_a = version_rows(db, "a", files_a, wanted, changes)
+        side_b, params_b = version_rows(db, "b", files_b, wanted, changes)
         rows = db.execute(
             f"""
             WITH a AS ({side_a}), b AS ({side_b})

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from export.catalog import Catalog
+from export.differences import split_rows, version_rows
+from export.manifest import Manifest
 from export.policy import DatasetPolicy
 from export.publish import row_ids
 
@@ -64,13 +66,7 @@ def preview(
     versions = catalog.versions(name)
     latest = catalog.read_manifest(name, versions[-1]) if versions else None
     result = DatasetPreview(name, latest.version if latest else None)
-    now: dict[tuple[str, str], int] = {}
-    if latest is not None:
-        now = {
-            (config, split): counts.rows
-            for config, config_counts in latest.counts.items()
-            for split, counts in config_counts.splits.items()
-        }
+    now = split_rows(latest) if latest is not None else {}
     counted = following.group_by("config", "split").len()
     following_counts = {(c, s): n for c, s, n in counted.iter_rows()}
     keys = sorted({*now, *following_counts})
@@ -80,25 +76,14 @@ def preview(
         for item in result.splits:
             item.gained, item.lost = item.rows_next, 0
         return result
-    why = _not_by_id(catalog, name, latest.version, latest.pseudonym_key_version, keyring)
+    why = _not_by_id(catalog, latest, keyring)
     if why:
         result.notes.append(why)
         return result
     files = catalog.data_files(name, latest.version)
     with duckdb.connect(":memory:") as db:
         db.register("following", following.to_arrow())
-        parts: list[str] = []
-        params: dict[str, object] = {}
-        for number, (config, split) in enumerate(keys):
-            paths = files.get(config, {}).get(split, [])
-            if paths:
-                params |= {f"f{number}": paths, f"c{number}": config, f"s{number}": split}
-                parts.append(f"SELECT $c{number} AS config, $s{number} AS split, id "
-                             f"FROM read_parquet($f{number})")  # fmt: skip
-        latest_rows = "\nUNION ALL\n".join(parts) or (
-            "SELECT NULL::VARCHAR AS config, NULL::VARCHAR AS split, NULL::VARCHAR AS id "
-            "WHERE false"
-        )
+        latest_rows, params = version_rows(db, "latest", files, keys, False)
         found = db.execute(
             f"""
             WITH latest AS ({latest_rows})
@@ -115,14 +100,12 @@ def preview(
     return result
 
 
-def _not_by_id(
-    catalog: Catalog, name: str, version: str, key_version: int, keyring: Keyring
-) -> str | None:
+def _not_by_id(catalog: Catalog, latest: Manifest, keyring: Keyring) -> str | None:
     """Why the latest version's rows cannot be compared by id (None: they can)."""
+    version, key_version = latest.version, latest.pseudonym_key_version
     if not catalog.is_local:
         return "the datasets are on object storage: only the row counts are compared"
-    manifest = catalog.read_manifest(name, version)
-    if any(entry.deleted for entry in manifest.files):
+    if any(entry.deleted for entry in latest.files):
         return f"an erasure deleted files of {version}: only the row counts are compared"
     if key_version != keyring.current:
         return (
