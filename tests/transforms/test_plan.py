@@ -12,9 +12,9 @@ import pytest
 from flywheel.dev.simulator import SimulationConfig, simulate
 from tests.helpers.datasets import land
 from tests.helpers.lake import query
+from tests.helpers.policies import custom_policy
 from transforms.models import quote
 from transforms.plan import planned
-from transforms.policy import DEFAULT_POLICY
 from transforms.runner import run_transforms
 from warehouse.db import warehouse_path
 from warehouse.lake import Lake
@@ -34,16 +34,6 @@ def lake_table(data_dir: Path) -> LakeTable:
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def custom_policy(folder: Path) -> Path:
-    path = folder / "custom.toml"
-    path.write_text(
-        DEFAULT_POLICY.read_text()
-        .replace("min_change = 0.02", "min_change = 0.3")
-        .replace("copy = 0.5", "copy = 0.1")
-    )
-    return path
 
 
 def differences(before: Path, after: Path, model: str) -> tuple[int, int]:

@@ -16,21 +16,12 @@ from review.service import suggest_policy
 from tests.helpers.cli import assert_one_line_error, env, flywheel
 from tests.helpers.datasets import KEYRING
 from tests.helpers.lake import query
+from tests.helpers.policies import custom_policy
 from transforms.policy import DEFAULT_POLICY, load_policy
 
 pytestmark = pytest.mark.slow
 
 CHANGED = "the policy changed since the last run"
-
-
-def custom_policy(folder: Path) -> Path:
-    """The shipped policy with edits counted only from 30% of the text changed and copies
-    weighing little: fewer labels, other confidences."""
-    text = DEFAULT_POLICY.read_text()
-    text = text.replace("min_change = 0.02", "min_change = 0.3").replace("copy = 0.5", "copy = 0.1")
-    path = folder / "custom.toml"
-    path.write_text(text)
-    return path
 
 
 def built(data_dir: Path) -> dict[str, list[tuple[Any, ...]]]:
