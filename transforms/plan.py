@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class ModelChange:
+class PlannedModel:
     """What the run would do to one model's table."""
 
     name: str
@@ -73,7 +73,7 @@ class Plan:
 
     summary: RunSummary
     """The run on the copy: the policy hashes, the files and events it would load."""
-    models: list[ModelChange] = field(default_factory=list)
+    models: list[PlannedModel] = field(default_factory=list)
     pairs: list[Count] = field(default_factory=list)
     """Preference pairs per signal (a pair counts once for each of its signals)."""
     labels: list[Count] = field(default_factory=list)
@@ -200,16 +200,16 @@ def _compare(plan: Plan, source: Path, copy: Path, busy_wait_s: float) -> None:
 
 def _model_change(
     db: Any, name: str, mode: str, before: dict[str, list[str]], after: dict[str, list[str]]
-) -> ModelChange:
+) -> PlannedModel:
     table = quote(name)
     rows_after = count_rows(db, f"after.{table}")
     if name not in before:
-        return ModelChange(name, mode, 0, rows_after, rows_after, 0, 0)
+        return PlannedModel(name, mode, 0, rows_after, rows_after, 0, 0)
     rows_before = count_rows(db, f"before.{table}")
     if mode == "unchanged":  # the run leaves the table as it is
-        return ModelChange(name, mode, rows_before, rows_after, 0, 0, 0)
+        return PlannedModel(name, mode, rows_before, rows_after, 0, 0, 0)
     found = count_changes(db, f"before.{table}", f"after.{table}", identity=quote(after[name][0]))
-    return ModelChange(
+    return PlannedModel(
         name, mode, rows_before, rows_after, found.added, found.removed, found.changed
     )
 
