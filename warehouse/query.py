@@ -13,15 +13,16 @@ a transform run holds it, opening waits a little (``warehouse.db.BUSY_WAIT_S``),
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from flywheel.errors import NotFoundError, QueryError
 from warehouse.db import BUSY_WAIT_S, retry_while_busy, warehouse_path
 
+T = TypeVar("T")
 FETCH = 1000
 """Rows fetched at a time from a result (a large one is streamed, never held whole)."""
 
@@ -56,10 +57,11 @@ class Result:
     cursor: Any
 
     def batches(self) -> Iterator[list[tuple[Any, ...]]]:
-        """The rows, ``FETCH`` at a time."""
+        """The rows, ``FETCH`` at a time; an error met while they are computed (DuckDB streams
+        them) is a ``QueryError`` too."""
         if not self.columns:
             return
-        while batch := self.cursor.fetchmany(FETCH):
+        while batch := _refused(lambda: self.cursor.fetchmany(FETCH)):
             yield batch
 
 
@@ -72,20 +74,14 @@ def statements(sql: str) -> list[str]:
         return [statement.query for statement in duckdb.extract_statements(sql)]
     except duckdb.Error as exc:
         raise QueryError(_first_line(exc)) from None
+    except (TypeError, UnicodeError):  # bytes that are not UTF-8, read as surrogates
+        raise QueryError("the SQL is not valid UTF-8") from None
 
 
 def execute(db: Any, statement: str) -> Result:
     """Run one statement on a connection from ``read_only``; DuckDB's refusal is a
     ``QueryError`` (a write says the warehouse is read-only here)."""
-    import duckdb
-
-    try:
-        cursor = db.execute(statement)
-    except duckdb.Error as exc:
-        message = _first_line(exc)
-        if "read-only mode" in message:
-            message = f"flywheel sql only reads the warehouse ({message})"
-        raise QueryError(message) from None
+    cursor = _refused(lambda: db.execute(statement))
     columns = [column[0] for column in cursor.description or []]
     return Result(columns, cursor)
 
@@ -97,6 +93,25 @@ def tables(db: Any) -> list[tuple[str, int, int]]:
         "WHERE database_name = current_database() AND schema_name = 'main' ORDER BY table_name"
     ).fetchall()
     return [(name, int(columns), int(rows)) for name, columns, rows in found]
+
+
+def _refused(call: Callable[[], T]) -> T:
+    """``call()`` (a statement run, or its rows fetched) with DuckDB's refusal as a
+    ``QueryError`` (a write says the warehouse is read-only here), and Ctrl-C, which DuckDB
+    turns into a ``RuntimeError``, as the ``KeyboardInterrupt`` it was."""
+    import duckdb
+
+    try:
+        return call()
+    except duckdb.Error as exc:
+        message = _first_line(exc)
+        if "read-only mode" in message:
+            message = f"flywheel sql only reads the warehouse ({message})"
+        raise QueryError(message) from None
+    except RuntimeError as exc:
+        if "interrupted" in str(exc).lower():
+            raise KeyboardInterrupt from None
+        raise
 
 
 def _first_line(exc: Exception) -> str:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Callable
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, TextIO
+from uuid import UUID
 
 from rich.console import Console
 from rich.markup import escape
@@ -41,11 +43,16 @@ class Format(StrEnum):
 
 
 def _plain(value: Any) -> Any:
-    """A value as JSON has it: times as ISO 8601, decimals as numbers, lists and structs kept."""
+    """A value as JSON has it: times as ISO 8601, decimals as numbers, NaN and infinities as
+    null (JSON has neither), UUIDs and intervals as text, lists and structs kept."""
     if isinstance(value, datetime | date | time):
         return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, Decimal):
         return float(value)
+    if isinstance(value, UUID | timedelta):
+        return str(value)
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, list | tuple):
@@ -76,7 +83,7 @@ def write_result(
         for batch in batches:
             for row in batch:
                 record = dict(zip(result.columns, map(_plain, row), strict=True))
-                stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+                stream.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
             count += len(batch)
         return count
     table = Table(show_edge=False)
@@ -173,3 +180,5 @@ def prompt(
             run_script(db, text, form, out=out, stream=stream, max_rows=max_rows)
         except QueryError as exc:
             on_error(exc)
+        except KeyboardInterrupt:  # Ctrl-C while a statement runs: it stops, the prompt stays
+            on_error(QueryError("interrupted"))

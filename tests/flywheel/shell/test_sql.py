@@ -144,3 +144,57 @@ def test_the_prompt_on_a_terminal(data_dir: Path) -> None:
     assert "42" in stdout
     assert "only reads the warehouse" in stderr  # the mistake, and the prompt went on
     assert query(data_dir, "SELECT count(*) FROM labels")[0][0] > 0
+
+
+def test_json_lines_hold_every_value_as_json_can(data_dir: Path) -> None:
+    sql = (
+        "SELECT 'nan'::DOUBLE AS nan, 'inf'::DOUBLE AS inf, [1.5, 'nan'::DOUBLE] AS list, "
+        "'6ba7b810-9dad-11d1-80b4-00c04fd430c8'::UUID AS uuid, INTERVAL 1 DAY AS span"
+    )
+    shown = flywheel("sql", "-q", sql, "--format", "json", env=env(data_dir))
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout, parse_constant=pytest.fail) == {
+        "nan": None, "inf": None, "list": [1.5, None],
+        "uuid": "6ba7b810-9dad-11d1-80b4-00c04fd430c8", "span": "1 day, 0:00:00",
+    }  # fmt: skip
+
+
+def test_an_error_met_while_the_rows_stream_is_one_line(data_dir: Path) -> None:
+    late = "SELECT CASE WHEN range > 100000 THEN error('boom') ELSE range END FROM range(200000)"
+    for form in ("table", "csv", "json"):
+        result = flywheel("sql", "-q", late, "--format", form, env=env(data_dir))
+        assert_one_line_error(result, "boom", code=2)
+
+
+def test_sql_that_is_not_utf8_is_one_line(data_dir: Path) -> None:
+    piped = subprocess.run(
+        [sys.executable, "-m", "flywheel", "sql"], input=b"\xff\xfe SELECT 1;",
+        capture_output=True, timeout=300, check=False, env={**os.environ, **env(data_dir)},
+    )  # fmt: skip
+    assert piped.returncode == 2, piped.stderr
+    assert b"Traceback" not in piped.stderr
+    assert b"not valid UTF-8" in piped.stderr
+
+
+def test_ctrl_c_stops_the_statement_and_the_prompt_stays(data_dir: Path) -> None:
+    typed = iter(["SELECT 1 AS a;", "SELECT 2 AS b;"])
+    calls: list[str] = []
+
+    def read(_: str) -> str:
+        line = next(typed, None)
+        if line is None:
+            raise EOFError
+        return line
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        calls.append("run")
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    errors: list[QueryError] = []
+    with read_only(data_dir) as db, pytest.MonkeyPatch.context() as patched:
+        patched.setattr("flywheel.shell.sql.run_script", interrupted)
+        prompt(db, read, Format.json, out=Console(file=io.StringIO()), stream=io.StringIO(),
+               max_rows=10, on_error=errors.append)  # fmt: skip
+    assert calls == ["run", "run"]  # the second statement still ran
+    assert [str(e) for e in errors] == ["interrupted"]
