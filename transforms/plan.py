@@ -19,6 +19,7 @@ dataset's next version would gain or lose) is ``export.preview``'s, on the same 
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -101,7 +102,8 @@ def planned(
     source = warehouse_path(data_dir)
     if not source.is_file():
         raise NotFoundError(f"there is no warehouse at {source} yet: run `flywheel transform run`")
-    folder = Path(tempfile.mkdtemp(prefix="flywheel-plan-"))
+    _remove_stale_copies()
+    folder = Path(tempfile.mkdtemp(prefix=f"{COPY_PREFIX}{os.getpid()}-"))
     try:
         started = time.perf_counter()
         copy = folder / "data"
@@ -126,6 +128,25 @@ def planned(
         yield plan, copy
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+COPY_PREFIX = "flywheel-plan-"
+"""The temporary folders of the plans' copies: ``flywheel-plan-<pid>-<random>``."""
+
+
+def _remove_stale_copies() -> None:
+    """Delete the copies that plans killed before they could (SIGKILL, SIGTERM: a process
+    stopped by a signal runs no ``finally``), found by their process no longer running."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{COPY_PREFIX}*-*"):
+        pid = folder.name.removeprefix(COPY_PREFIX).split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except PermissionError:  # another user's process, alive
+            continue
 
 
 def _attached(paths: dict[str, Path], busy_wait_s: float) -> Any:

@@ -1016,7 +1016,9 @@ def _count(value: int | None) -> str:
 
 @transform_app.command("history")
 def transform_history(
-    limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 20,
+    limit: Annotated[
+        int, typer.Option(min=1, max=100_000, help="How many runs, newest first.")
+    ] = 20,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per run and line, every value in full.")
     ] = False,

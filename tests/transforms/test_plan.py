@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -105,3 +109,24 @@ def test_a_plan_with_nothing_new_changes_nothing(data_dir: Path) -> None:
     assert all(m.mode == "unchanged" or (m.added, m.removed) == (0, 0) for m in plan.models)
     assert all(count.before == count.after for count in [*plan.pairs, *plan.labels])
     assert plan.summary.previous_policy_hash == plan.summary.policy_hash
+
+
+def test_a_copy_left_by_a_killed_plan_is_removed_by_the_next(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    tempfile.tempdir = None  # read TMPDIR again
+    try:
+        gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        stale = tmp_path / f"flywheel-plan-{gone.stdout.strip()}-abc123"
+        (stale / "data").mkdir(parents=True)
+        alive = tmp_path / f"flywheel-plan-{os.getppid()}-def456"  # a plan still running
+        alive.mkdir()
+        table = lake_table(data_dir)
+        with planned(data_dir, lake=table.lake, table=table, select=["responses"]) as (_, copy):
+            assert copy.is_relative_to(tmp_path)
+        assert not stale.exists()
+        assert alive.exists()
+    finally:
+        tempfile.tempdir = None
